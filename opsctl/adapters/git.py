@@ -1,0 +1,117 @@
+"""Git through GitPython."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from opsctl.errors import GitError, ToolUnavailableError
+
+INSTALL_HINT = "install Git (e.g. `apt-get install git` or https://git-scm.com) and make sure `git` is on PATH"
+
+
+def git_version() -> str:
+    """The installed Git's version string, or :class:`ToolUnavailableError`."""
+    try:
+        out = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise ToolUnavailableError("git is not installed or not on PATH", hint=INSTALL_HINT) from None
+    return out.strip().removeprefix("git version ")
+
+
+def identity_configured(path: Path) -> bool:
+    """Whether Git can name an author here without guessing (``user.name`` + ``user.email``)."""
+    result = subprocess.run(
+        ["git", "var", "GIT_AUTHOR_IDENT"], cwd=path, capture_output=True, text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    return result.returncode == 0
+
+
+def _fallback_identity() -> dict[str, str]:
+    user = getpass.getuser() or "opsctl"
+    email = f"{user}@{socket.gethostname() or 'localhost'}"
+    return {
+        "GIT_AUTHOR_NAME": user, "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": user, "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+class GitRepo:
+    """A thin wrapper over ``git.Repo`` with the few operations opsctl needs."""
+
+    def __init__(self, repo) -> None:
+        self._repo = repo
+
+    @classmethod
+    def open(cls, path: Path) -> GitRepo:
+        import git
+
+        try:
+            return cls(git.Repo(path, search_parent_directories=True))
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise GitError(f"{path} is not in a Git repository") from None
+
+    @classmethod
+    def init(cls, path: Path) -> GitRepo:
+        import git
+
+        args = []
+        if not _default_branch_configured():
+            # Keep git from printing its "default branch name" hint into our output.
+            args.append("--initial-branch=main")
+        try:
+            git.Git(str(path)).init("-q", *args)
+            return cls(git.Repo(path))
+        except git.GitCommandError as exc:
+            raise GitError(f"git init failed in {path}: {_stderr(exc)}") from None
+
+    @property
+    def root(self) -> Path:
+        return Path(self._repo.working_tree_dir)
+
+    def add(self, paths: list[str]) -> None:
+        import git
+
+        if not paths:
+            return
+        try:
+            self._repo.git.add("--", *paths)
+        except git.GitCommandError as exc:
+            raise GitError(f"git add failed: {_stderr(exc)}") from None
+
+    def commit(self, message: str) -> tuple[str, bool]:
+        """Commit what is staged. Returns (sha, used_fallback_identity).
+
+        A machine without ``user.name``/``user.email`` (fresh CI images, containers)
+        still gets a commit, authored as ``login@hostname`` like Git's own
+        guess; the caller tells the user.
+        """
+        import git
+
+        fallback = not identity_configured(self.root)
+        env = _fallback_identity() if fallback else {}
+        try:
+            with self._repo.git.custom_environment(**env):
+                self._repo.git.commit("-q", "--no-verify", "-m", message)
+        except git.GitCommandError as exc:
+            raise GitError(f"git commit failed: {_stderr(exc)}") from None
+        return self._repo.head.commit.hexsha, fallback
+
+    def is_tracked(self, path: str) -> bool:
+        return bool(self._repo.git.ls_files("--", path).strip())
+
+
+def _default_branch_configured() -> bool:
+    result = subprocess.run(["git", "config", "--get", "init.defaultBranch"], capture_output=True, text=True)
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def _stderr(exc) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # GitPython wraps stderr as "stderr: '...'"; keep the last meaningful line.
+    return (lines[-1] if lines else str(exc)).strip("'").removeprefix("stderr: ").strip("'")

@@ -1,0 +1,40 @@
+"""``opsctl doctor``."""
+
+from __future__ import annotations
+
+import typer
+
+from opsctl.cli.output import out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
+
+
+_MARKS = {"ok": "[green]✓ ok[/]", "warn": "[yellow]! warn[/]", "fail": "[red]✗ fail[/]"}
+
+
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
+    """Check Python, Git, DVC, the project, the Docker engine and disk; say how to fix what doesn't work."""
+    from opsctl.core.doctor import run_checks
+    from opsctl.errors import DoctorFailedError
+
+    with out.status("Checking…"):
+        report = run_checks()
+    if as_json:
+        out.json({
+            "ok": report.ok,
+            "checks": [
+                {"name": c.name, "status": c.status, "required": c.required, "detail": c.detail, "fix": c.fix}
+                for c in report.checks
+            ],
+        })
+    else:
+        out.table(
+            ["check", "status", "detail"],
+            [(c.name, _MARKS[c.status], c.detail + (f"\n[dim]fix: {c.fix}[/]" if c.fix else "")) for c in report.checks],
+        )
+    if not report.ok:
+        names = ", ".join(c.name for c in report.failed)
+        first_fix = next((c.fix for c in report.failed if c.fix), None)
+        raise DoctorFailedError(f"{len(report.failed)} required check(s) failed: {names}", hint=first_fix)

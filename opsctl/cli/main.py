@@ -1,0 +1,112 @@
+"""The ``opsctl`` command: the app, its groups, and the one error handler."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from opsctl import __version__
+from opsctl.cli import doctor as doctor_cmd
+from opsctl.cli import init as init_cmd
+from opsctl.cli import pipeline as pipeline_cmd
+from opsctl.cli import templates as templates_cmd
+from opsctl.cli.output import out
+
+app = typer.Typer(
+    name="opsctl",
+    help="One command for the DataOps/MLOps loop: scaffold, version data, run pipelines in containers, "
+    "track lineage, promote models. Built on Git, DVC and Docker.",
+    no_args_is_help=True,
+    add_completion=False,  # static scripts in completions/ instead: no Python start-up per <TAB>
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: typer's rich help costs ~0.15 s of imports on every --help
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_show_traceback = os.environ.get("OPSCTL_DEBUG") == "1"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"opsctl {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+    traceback: bool = typer.Option(False, "--traceback", help="Show the full traceback when a command fails."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors."),
+) -> None:
+    global _show_traceback
+    _show_traceback = _show_traceback or traceback
+    out.quiet = quiet
+
+
+init_cmd.register(app)
+app.add_typer(templates_cmd.app, name="template")
+doctor_cmd.register(app)
+pipeline_cmd.register(app)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and map every failure to one line and an exit code."""
+    sys.exit(main_with_exit_code(argv))
+
+
+def main_with_exit_code(argv: list[str] | None = None) -> int:
+    # typer vendors click (typer._click) since 0.2x; its exceptions are the ones raised.
+    from typer._click import exceptions as click
+
+    from opsctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, OpsctlError
+
+    global _show_traceback
+    args = list(sys.argv[1:] if argv is None else argv)
+    _show_traceback = _show_traceback or "--traceback" in args
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="opsctl", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except OpsctlError as exc:
+        _maybe_traceback()
+        out.error(exc.message, exc.hint)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _maybe_traceback()
+        out.error("interrupted")
+        return EXIT_INTERRUPTED
+    except click.NoArgsIsHelpError as exc:
+        # `opsctl data` with no subcommand: show that group's help, as --help would.
+        sys.stdout.write(exc.ctx.get_help() + "\n")
+        return 0
+    except click.UsageError as exc:
+        hint = None
+        if exc.ctx is not None:
+            hint = f"see `{exc.ctx.command_path} --help`"
+        out.error(exc.format_message(), hint)
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        out.error(exc.format_message())
+        return exc.exit_code
+    except Exception as exc:  # the last line of defence: one line, not a raw traceback
+        _maybe_traceback()
+        out.error(
+            f"internal error: {type(exc).__name__}: {exc}",
+            hint="re-run with --traceback (or OPSCTL_DEBUG=1) to see where, and please report it",
+        )
+        return EXIT_ERROR
+
+
+def _maybe_traceback() -> None:
+    if _show_traceback:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,131 @@
+"""The one output object (after hatch's ``cli/terminal.py``).
+
+Messages go to stderr, data to stdout. Tables, colour and spinners appear only
+on a terminal and never with ``NO_COLOR``; ``--json`` output is plain JSON on
+stdout and nothing else goes there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+class Output:
+    def __init__(self) -> None:
+        self.quiet = False
+        self._stdout_console = None
+        self._stderr_console = None
+
+    # -- capabilities ------------------------------------------------------
+    @staticmethod
+    def _is_tty(stream) -> bool:
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    @property
+    def color(self) -> bool:
+        return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+    @property
+    def interactive(self) -> bool:
+        """Spinners and prompts only make sense when a person is watching stderr."""
+        return self._is_tty(sys.stderr) and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
+
+    def _console(self, stderr: bool):
+        from rich.console import Console
+
+        attr = "_stderr_console" if stderr else "_stdout_console"
+        stream = sys.stderr if stderr else sys.stdout
+        console = getattr(self, attr)
+        if console is None or console.file is not stream:
+            tty = self._is_tty(stream)
+            console = Console(
+                file=stream,
+                stderr=stderr,
+                no_color=not (self.color and tty),
+                force_terminal=tty,
+                highlight=False,
+                soft_wrap=not tty,
+                emoji=False,
+            )
+            setattr(self, attr, console)
+        return console
+
+    # -- messages (stderr) -------------------------------------------------
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._console(stderr=True).print(message)
+
+    def success(self, message: str) -> None:
+        if not self.quiet:
+            self._console(stderr=True).print(f"[green]✓[/] {message}")
+
+    def warn(self, message: str) -> None:
+        self._console(stderr=True).print(f"[yellow]warning:[/] {_escape(message)}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        console = self._console(stderr=True)
+        console.print(f"[bold red]error:[/] {_escape(message)}")
+        if hint:
+            console.print(f"[dim]hint: {_escape(hint)}[/]")
+
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[Any]:
+        """A spinner on a terminal; nothing otherwise (scripts and CI get the result lines)."""
+        if self.quiet or not self.interactive:
+            yield None
+            return
+        with self._console(stderr=True).status(message) as status:
+            yield status
+
+    # -- data (stdout) -----------------------------------------------------
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+        """A table on a terminal; tab-separated lines with a header when piped."""
+        console = self._console(stderr=False)
+        if not self._is_tty(sys.stdout):
+            sys.stdout.write("\t".join(columns) + "\n")
+            for row in rows:
+                sys.stdout.write("\t".join(_plain(c) for c in row) + "\n")
+            return
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(str(c) if c is not None else "" for c in row))
+        console.print(table)
+
+    def print(self, message: str = "") -> None:
+        """Human-readable result text on stdout (markup allowed)."""
+        self._console(stderr=False).print(message)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    from rich.text import Text
+
+    text = str(value)
+    # Strip rich markup for piped output so scripts see plain values.
+    return Text.from_markup(text).plain if "[" in text else text
+
+
+out = Output()

@@ -1,0 +1,234 @@
+"""``opsctl.yaml``: load, validate and describe a project's opsctl settings.
+
+The file is optional. Without it a project runs on defaults (host executor,
+no images), which is how opsctl adopts DVC projects it did not create.
+Validation errors name the file, the key path and what was expected, because
+"invalid config" alone sends users hunting.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsctl.errors import ConfigError
+
+CONFIG_FILE = "opsctl.yaml"
+EXECUTORS = ("docker", "local")
+DEFAULT_STAGE_KEY = "default"
+
+_MEMORY_RE = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """An image a stage runs in: built from a Dockerfile, or an existing ``ref``."""
+
+    name: str
+    dockerfile: str | None = None
+    context: str = "."
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    ref: str | None = None
+
+    @property
+    def is_built(self) -> bool:
+        return self.ref is None
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    image: str | None = None
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: int | str | None = None
+    network: str | None = None
+    env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    name: str
+    url: str
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    project: str
+    executor: str = "local"
+    images: dict[str, ImageSpec] = field(default_factory=dict)
+    stages: dict[str, StageSettings] = field(default_factory=dict)
+    remotes: dict[str, RemoteSpec] = field(default_factory=dict)
+
+    def settings_for(self, stage: str) -> StageSettings:
+        """The stage's own settings laid over the ``default`` entry."""
+        base = self.stages.get(DEFAULT_STAGE_KEY, StageSettings())
+        own = self.stages.get(stage)
+        if own is None:
+            return base
+        merged = {
+            key: getattr(own, key) if getattr(own, key) not in (None, ()) else getattr(base, key)
+            for key in StageSettings.__dataclass_fields__
+        }
+        return StageSettings(**merged)
+
+
+def default_config(root: Path) -> ProjectConfig:
+    """What applies when a project has no ``opsctl.yaml``."""
+    return ProjectConfig(project=root.name, executor="local")
+
+
+def load_config(root: Path) -> ProjectConfig | None:
+    """Read ``ROOT/opsctl.yaml``; ``None`` when the file does not exist."""
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_config(raw if raw is not None else {}, source=str(path), root=root)
+
+
+def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = None) -> ProjectConfig:
+    """Validate a parsed ``opsctl.yaml`` document into a :class:`ProjectConfig`."""
+    v = _Validator(source)
+    doc = v.mapping(raw, "")
+    v.known_keys(doc, "", {"project", "executor", "images", "stages", "remotes"})
+
+    project = doc.get("project", root.name if root else None)
+    if project is None:
+        raise v.error("project", "a project name (string)", None)
+    project = v.string(project, "project")
+    executor = v.choice(doc.get("executor", "local"), "executor", EXECUTORS)
+
+    images = {}
+    for name, spec in v.mapping(doc.get("images", {}), "images").items():
+        images[name] = _parse_image(v, str(name), spec)
+
+    stages = {}
+    for name, spec in v.mapping(doc.get("stages", {}), "stages").items():
+        settings = _parse_stage(v, str(name), spec)
+        if settings.image is not None and settings.image not in images:
+            known = ", ".join(sorted(images)) or "none declared"
+            raise ConfigError(
+                f"{source}: stages.{name}.image: unknown image '{settings.image}' "
+                f"(images declared under 'images:': {known})"
+            )
+        stages[str(name)] = settings
+
+    remotes = {}
+    for name, spec in v.mapping(doc.get("remotes", {}), "remotes").items():
+        path = f"remotes.{name}"
+        if isinstance(spec, str):
+            remotes[str(name)] = RemoteSpec(str(name), spec)
+            continue
+        spec = v.mapping(spec, path)
+        v.known_keys(spec, path, {"url", "default"})
+        remotes[str(name)] = RemoteSpec(
+            str(name), v.string(spec.get("url"), f"{path}.url"), v.boolean(spec.get("default", False), f"{path}.default")
+        )
+
+    return ProjectConfig(project=project, executor=executor, images=images, stages=stages, remotes=remotes)
+
+
+def _parse_image(v: _Validator, name: str, spec: Any) -> ImageSpec:
+    path = f"images.{name}"
+    if not _NAME_RE.match(name):
+        raise v.error(path, "an image name made of letters, digits, '.', '_' or '-'", name)
+    spec = v.mapping(spec, path)
+    v.known_keys(spec, path, {"dockerfile", "context", "build_args", "target", "ref"})
+    if "ref" in spec:
+        extra = sorted(set(spec) & {"dockerfile", "context", "build_args", "target"})
+        if extra:
+            raise ConfigError(
+                f"{v.source}: {path}: 'ref' (an existing image) cannot be combined with {', '.join(extra)} "
+                "(those describe an image to build)"
+            )
+        return ImageSpec(name=name, ref=v.string(spec["ref"], f"{path}.ref"))
+    build_args = v.mapping(spec.get("build_args", {}), f"{path}.build_args")
+    args = {}
+    for key, value in build_args.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise v.error(f"{path}.build_args.{key}", "a string or number", value)
+        args[str(key)] = str(value)
+    return ImageSpec(
+        name=name,
+        dockerfile=v.string(spec.get("dockerfile", "Dockerfile"), f"{path}.dockerfile"),
+        context=v.string(spec.get("context", "."), f"{path}.context"),
+        build_args=args,
+        target=v.string(spec["target"], f"{path}.target") if "target" in spec else None,
+    )
+
+
+def _parse_stage(v: _Validator, name: str, spec: Any) -> StageSettings:
+    path = f"stages.{name}"
+    spec = v.mapping(spec, path)
+    v.known_keys(spec, path, {"image", "cpus", "memory", "gpus", "network", "env"})
+    cpus = spec.get("cpus")
+    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
+        raise v.error(f"{path}.cpus", "a positive number of CPUs, e.g. 2 or 0.5", cpus)
+    memory = spec.get("memory")
+    if memory is not None:
+        memory = str(memory)
+        if not _MEMORY_RE.match(memory):
+            raise v.error(f"{path}.memory", "a size such as 512m or 4g", memory)
+    gpus = spec.get("gpus")
+    if gpus is not None and gpus != "all" and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
+        raise v.error(f"{path}.gpus", "a number of GPUs (0, 1, ...) or 'all'", gpus)
+    env = spec.get("env", [])
+    if not isinstance(env, list) or not all(isinstance(e, str) and e for e in env):
+        raise v.error(f"{path}.env", "a list of environment variable names to pass through", env)
+    return StageSettings(
+        image=v.string(spec["image"], f"{path}.image") if "image" in spec else None,
+        cpus=float(cpus) if cpus is not None else None,
+        memory=memory,
+        gpus=gpus,
+        network=v.string(spec["network"], f"{path}.network") if "network" in spec else None,
+        env=tuple(env),
+    )
+
+
+class _Validator:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, path: str, expected: str, got: Any) -> ConfigError:
+        shown = "nothing" if got is None else f"{type(got).__name__} {got!r}"
+        return ConfigError(f"{self.source}: {path or '(top level)'}: expected {expected}, got {shown}")
+
+    def mapping(self, value: Any, path: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(path, "a mapping", value)
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.error(path, "a non-empty string", value)
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(path, "true or false", value)
+        return value
+
+    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            raise self.error(path, "one of " + ", ".join(choices), value)
+        return value
+
+    def known_keys(self, doc: dict, path: str, known: set[str]) -> None:
+        unknown = sorted(str(k) for k in doc if k not in known)
+        if unknown:
+            where = f"{path}." if path else ""
+            raise ConfigError(
+                f"{self.source}: unknown key '{where}{unknown[0]}' (expected one of: {', '.join(sorted(known))})"
+            )

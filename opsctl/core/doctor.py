@@ -1,0 +1,126 @@
+"""``opsctl doctor``: can this machine run this project, and if not, how to fix it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsctl.errors import OpsctlError
+
+MIN_PYTHON = (3, 10)
+MIN_FREE_BYTES = 1 << 30  # below this DVC's cache and image builds fail in confusing ways
+LOW_FREE_BYTES = 5 << 30
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    required: bool
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: list[Check]
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL and c.required]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def run_checks(cwd: Path | None = None, *, require_docker: bool | None = None) -> DoctorReport:
+    """Run every check. Docker is required when the project's default executor is
+    ``docker`` (or ``require_docker`` says so); otherwise a missing engine is a warning."""
+    cwd = Path(cwd or os.getcwd())
+    checks = [_python()]
+    checks.append(_guard("git", True, _git))
+    checks.append(_guard("dvc", True, _dvc))
+    project_check, executor = _project(cwd)
+    checks.append(project_check)
+    if require_docker is None:
+        require_docker = executor == "docker" or os.environ.get("OPSCTL_REQUIRE_DOCKER") == "1"
+    checks.append(_guard("docker engine", require_docker, _docker))
+    checks.append(_disk(cwd))
+    return DoctorReport(checks)
+
+
+def _guard(name: str, required: bool, probe: Callable[[], tuple[str, str, str | None]]) -> Check:
+    try:
+        status, detail, fix = probe()
+    except OpsctlError as exc:
+        return Check(name, FAIL if required else WARN, exc.message, required, exc.hint)
+    if status == FAIL and not required:
+        status = WARN
+    return Check(name, status, detail, required, fix)
+
+
+def _python() -> Check:
+    version = platform.python_version()
+    if sys.version_info[:2] < MIN_PYTHON:
+        return Check("python", FAIL, version, True, f"use Python {'.'.join(map(str, MIN_PYTHON))} or newer")
+    return Check("python", OK, f"{version} ({sys.executable})", True)
+
+
+def _git() -> tuple[str, str, str | None]:
+    from opsctl.adapters.git import git_version, identity_configured
+
+    version = git_version()
+    if not identity_configured(Path.home()):
+        return WARN, f"{version}; no user.name/user.email configured", (
+            'git config --global user.name "Your Name" && git config --global user.email you@example.com'
+        )
+    return OK, version, None
+
+
+def _dvc() -> tuple[str, str, str | None]:
+    from opsctl.adapters.dvc import dvc_version
+
+    return OK, dvc_version(), None
+
+
+def _project(cwd: Path) -> tuple[Check, str | None]:
+    from opsctl.core.project import CREATE_HINT, open_project
+
+    try:
+        project = open_project(cwd)
+    except OpsctlError as exc:
+        # Not being in a project is information, not a failure: doctor also runs before `init`.
+        return Check("project", WARN, exc.message, False, exc.hint or CREATE_HINT), None
+    source = "opsctl.yaml" if project.has_config_file else "defaults, no opsctl.yaml"
+    detail = f"{project.config.project} at {project.root} (executor {project.config.executor}, {source})"
+    return Check("project", OK, detail, False), project.config.executor
+
+
+def _docker() -> tuple[str, str, str | None]:
+    from opsctl.adapters.docker import engine_info
+
+    info = engine_info(timeout=3)
+    return OK, f"engine {info.version} (API {info.api_version}, {info.os}/{info.arch})", None
+
+
+def _disk(cwd: Path) -> Check:
+    probe = cwd if cwd.exists() else Path.home()
+    free = shutil.disk_usage(probe).free
+    detail = f"{_gib(free)} free at {probe}"
+    if free < MIN_FREE_BYTES:
+        return Check("disk", FAIL, detail, True, "free some disk space: DVC's cache and image builds need room")
+    if free < LOW_FREE_BYTES:
+        return Check("disk", WARN, detail, True, "disk is nearly full; `dvc gc` frees unused cache")
+    return Check("disk", OK, detail, True)
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"

@@ -1,0 +1,103 @@
+"""Undo for multi-step file changes: what a step created is removed, what it
+overwrote is restored, when anything (including Ctrl-C) interrupts the steps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+
+class FileTransaction:
+    """Record file-system changes as they happen; ``rollback()`` reverses them.
+
+    Use as a context manager: an exception of any kind (``KeyboardInterrupt``
+    included) rolls back, then propagates.
+    """
+
+    def __init__(self, scratch_parent: Path | None = None) -> None:
+        self._created: list[Path] = []
+        self._backups: list[tuple[Path, Path]] = []
+        self._scratch_parent = scratch_parent
+        self._backup_dir: Path | None = None
+
+    def created(self, path: Path) -> None:
+        """``path`` did not exist before this transaction and is now ours to remove on rollback."""
+        self._created.append(Path(path))
+
+    def mkdirs(self, directory: Path) -> None:
+        """Create ``directory`` and any missing parents, recording each one made."""
+        missing = []
+        for parent in (directory, *directory.parents):
+            if parent.exists():
+                break
+            missing.append(parent)
+        for path in reversed(missing):
+            path.mkdir()
+            self.created(path)
+
+    def preserve(self, path: Path) -> None:
+        """Copy an existing file aside before it is modified or replaced."""
+        path = Path(path)
+        if not path.exists() or any(path == p for p, _ in self._backups):
+            return
+        if self._backup_dir is None:
+            self._backup_dir = Path(tempfile.mkdtemp(prefix=".opsctl-backup-", dir=self._scratch_parent))
+        copy = self._backup_dir / str(len(self._backups))
+        if path.is_dir() and not path.is_symlink():
+            shutil.copytree(path, copy, symlinks=True)
+        else:
+            shutil.copy2(path, copy, follow_symlinks=False)
+        self._backups.append((path, copy))
+
+    def rollback(self) -> None:
+        with _sigint_ignored():
+            for path in reversed(self._created):
+                _remove(path)
+            for path, copy in reversed(self._backups):
+                _remove(path)
+                os.replace(copy, path)
+            self._drop_backups()
+
+    def commit(self) -> None:
+        self._created.clear()
+        self._backups.clear()
+        self._drop_backups()
+
+    def _drop_backups(self) -> None:
+        if self._backup_dir is not None:
+            shutil.rmtree(self._backup_dir, ignore_errors=True)
+            self._backup_dir = None
+
+    def __enter__(self) -> FileTransaction:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _sigint_ignored:
+    """A second Ctrl-C must not stop a rollback halfway."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

@@ -1,0 +1,95 @@
+"""The one exception hierarchy of opsctl.
+
+Services raise these; the CLI's single handler (``opsctl.cli.main``) prints
+``str(error)`` as one line on stderr, the hint (if any) on the next, and exits
+with the class's ``exit_code``. Exit codes are part of the public contract
+(DESIGN.md): 0 ok, 1 error, 2 usage, 3 not an opsctl project, 4 an external
+tool or engine is unavailable, 5 a stage failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_A_PROJECT = 3
+EXIT_UNAVAILABLE = 4
+EXIT_STAGE_FAILED = 5
+EXIT_INTERRUPTED = 130
+
+
+class OpsctlError(Exception):
+    """Base class. ``message`` is one line; ``hint`` says what to do about it."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(OpsctlError):
+    """The user asked for something that cannot mean anything (bad option value, unknown name)."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotAProjectError(OpsctlError):
+    exit_code = EXIT_NOT_A_PROJECT
+
+
+class ToolUnavailableError(OpsctlError):
+    """Git, DVC, the Docker engine, a remote or a template URL cannot be reached."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class StageFailedError(OpsctlError):
+    exit_code = EXIT_STAGE_FAILED
+
+
+class InterruptedByUser(OpsctlError):
+    exit_code = EXIT_INTERRUPTED
+
+
+# -- more specific errors; each keeps its parent's exit code -----------------
+
+
+class ConfigError(OpsctlError):
+    """``opsctl.yaml`` (or another project file) is malformed."""
+
+
+class TemplateNotFoundError(UsageError):
+    pass
+
+
+class TemplateUnreachableError(ToolUnavailableError):
+    pass
+
+
+class TemplateError(OpsctlError):
+    """Copier could not render a template (bad answers, broken template)."""
+
+
+class ProjectExistsError(OpsctlError):
+    pass
+
+
+class GitError(OpsctlError):
+    pass
+
+
+class DvcError(OpsctlError):
+    pass
+
+
+class EngineUnavailableError(ToolUnavailableError):
+    pass
+
+
+class DoctorFailedError(ToolUnavailableError):
+    pass
