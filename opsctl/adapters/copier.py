@@ -19,6 +19,7 @@ def render(
     dst: Path,
     *,
     data: dict[str, Any],
+    user_defaults: dict[str, Any] | None = None,
     defaults: bool,
     trust: bool,
     is_remote: bool,
@@ -26,7 +27,8 @@ def render(
 ) -> None:
     """Render template ``src`` into ``dst`` (which should be empty or missing).
 
-    Template tasks and migrations run only when ``trust`` is set: Copier refuses
+    ``data`` answers questions outright; ``user_defaults`` only changes the
+    default offered (and taken with ``defaults``). Template tasks and migrations run only when ``trust`` is set: Copier refuses
     an unsafe template otherwise, and we turn that into a clear usage error.
     """
     import copier
@@ -44,6 +46,7 @@ def render(
                 src,
                 dst,
                 data=data,
+                user_defaults=user_defaults or {},
                 vcs_ref=vcs_ref,
                 defaults=defaults,
                 overwrite=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -46,7 +47,9 @@ def init(
     answers = scaffold.parse_data_pairs(data)
     # Prompt only when a person can answer; scripts and CI get the defaults.
     use_defaults = defaults or not (out.interactive and _stdin_is_tty())
-    with out.status(f"Creating project from {template or scaffold.DEFAULT_TEMPLATE}…"):
+    # A spinner would draw over the template's questions: only spin when nothing is asked.
+    spinner = out.status(f"Creating project from {template or scaffold.DEFAULT_TEMPLATE}…") if use_defaults else nullcontext()
+    with spinner:
         result = scaffold.init_project(
             directory, template=template, name=name, data=answers, defaults=use_defaults,
             force=force, trust=trust, vcs_ref=vcs_ref,

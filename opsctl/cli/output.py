@@ -36,7 +36,7 @@ class Output:
     @property
     def interactive(self) -> bool:
         """Spinners and prompts only make sense when a person is watching stderr."""
-        return self._is_tty(sys.stderr) and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
+        return self._is_tty(sys.stderr) and os.environ.get("TERM") != "dumb"
 
     def _console(self, stderr: bool):
         from rich.console import Console

@@ -4,7 +4,6 @@ overwrote is restored, when anything (including Ctrl-C) interrupts the steps.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import tempfile
@@ -43,7 +42,7 @@ class FileTransaction:
     def preserve(self, path: Path) -> None:
         """Copy an existing file aside before it is modified or replaced."""
         path = Path(path)
-        if not path.exists() or any(path == p for p, _ in self._backups):
+        if not (path.exists() or path.is_symlink()) or any(path == p for p, _ in self._backups):
             return
         if self._backup_dir is None:
             self._backup_dir = Path(tempfile.mkdtemp(prefix=".opsctl-backup-", dir=self._scratch_parent))
@@ -60,7 +59,8 @@ class FileTransaction:
                 _remove(path)
             for path, copy in reversed(self._backups):
                 _remove(path)
-                os.replace(copy, path)
+                # shutil.move, not os.replace: backups may sit on another filesystem (/tmp on tmpfs).
+                shutil.move(str(copy), str(path))
             self._drop_backups()
 
     def commit(self) -> None:

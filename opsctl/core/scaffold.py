@@ -174,17 +174,20 @@ def init_project(
 
     source = resolve_template(template)
     answers = dict(data or {})
-    project_name = name or answers.get("project_name") or slugify(dest.name)
-    answers["project_name"] = project_name
+    if name:
+        answers["project_name"] = name
+    # The directory's name is the offered default; the question is still asked on a terminal.
+    offered = {"project_name": slugify(dest.name)}
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".opsctl-init-", dir=dest.parent))
     try:
         rendered = staging / "project"
         copier_adapter.render(
-            source.spec, rendered, data=answers, defaults=defaults, trust=trust,
+            source.spec, rendered, data=answers, user_defaults=offered, defaults=defaults, trust=trust,
             is_remote=source.is_remote, vcs_ref=vcs_ref,
         )
+        project_name = _answered_name(rendered) or answers.get("project_name") or offered["project_name"]
         files = sum(1 for p in rendered.rglob("*") if p.is_file())
         _check_rendered_config(rendered)
 
@@ -236,6 +239,22 @@ def init_project(
         remote_name=EMBEDDED_REMOTE_NAME, remote_url=EMBEDDED_REMOTE_URL, commit=commit,
         git_identity_guessed=guessed,
     )
+
+
+def _answered_name(rendered: Path) -> str | None:
+    """The project name as finally answered, from Copier's answers file or opsctl.yaml."""
+    import yaml
+
+    for filename, key in ((".copier-answers.yml", "project_name"), (CONFIG_FILE, "project")):
+        path = rendered / filename
+        if path.is_file():
+            try:
+                value = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(key)
+            except yaml.YAMLError:
+                continue
+            if isinstance(value, str) and value:
+                return value
+    return None
 
 
 def _check_rendered_config(rendered: Path) -> None:

@@ -1,0 +1,95 @@
+"""Shared fixtures: run the real CLI in a subprocess, with a private Git identity
+and DVC analytics off, in temporary directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent  # the venv's bin: dvc, copier, lint-imports live here
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory):
+    """No test reads the developer's ~/.gitconfig; every subprocess sees the venv first on PATH."""
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[user]\n\tname = opsctl tests\n\temail = tests@opsctl.invalid\n[init]\n\tdefaultBranch = main\n")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    mp.setenv("DVC_NO_ANALYTICS", "1")
+    mp.setenv("COPIER_SETTINGS_PATH", str(home / "copier-settings.yml"))
+    mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    mp.delenv("NO_COLOR", raising=False)
+    mp.delenv("OPSCTL_DEBUG", raising=False)
+    yield
+    mp.undo()
+
+
+def run_opsctl(*args: str, cwd: Path | str | None = None, env: dict | None = None, check: bool = False,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """``opsctl ARGS`` as a user runs it: a fresh process, stdout and stderr captured."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        [PYTHON, "-m", "opsctl", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"opsctl {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run(cmd: list[str], cwd: Path | str | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kw)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its content: a snapshot to prove nothing changed."""
+    return {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*")) if p.is_file() and ".git" not in p.relative_to(path).parts
+    }
+
+
+@pytest.fixture(scope="session")
+def ml_project_template(tmp_path_factory) -> Path:
+    """One rendered ml-pipeline project, made once; tests copy it instead of re-running init."""
+    parent = tmp_path_factory.mktemp("template-project")
+    run_opsctl("init", "ml", "--defaults", cwd=parent, check=True)
+    return parent / "ml"
+
+
+@pytest.fixture
+def ml_project(ml_project_template, tmp_path) -> Path:
+    dest = tmp_path / "ml"
+    shutil.copytree(ml_project_template, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A reachable Docker engine. Without one the test is skipped, unless
+    OPSCTL_REQUIRE_DOCKER=1 (CI), where a missing engine is a failure."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=5)
+        client.ping()
+    except Exception as exc:  # any failure to reach the engine means "no engine" here
+        message = f"no Docker engine reachable: {exc}"
+        if os.environ.get("OPSCTL_REQUIRE_DOCKER") == "1":
+            pytest.fail(message + " (OPSCTL_REQUIRE_DOCKER=1)")
+        pytest.skip(message)
+    yield client
+    client.close()
