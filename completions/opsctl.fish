@@ -28,7 +28,8 @@ function __opsctl_path
 end
 
 function __opsctl_at
-    test (__opsctl_path) = "$argv"
+    set -l here (__opsctl_path)
+    test "$here" = "$argv"
 end
 
 complete -c opsctl -f

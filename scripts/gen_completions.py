@@ -159,43 +159,50 @@ def render_zsh(nodes: list[Node]) -> str:
         "#   fpath+=~/.zfunc in ~/.zshrc before compinit).",
         "",
     ]
-    lines.append("typeset -gA _opsctl_subcommands _opsctl_value_options _opsctl_takes_args _opsctl_choices _opsctl_descriptions")
-    lines.append("typeset -gA _opsctl_option_specs")
-    for n in nodes:
-        key = _key(n.path)
-        lines.append(f"_opsctl_subcommands[{key}]={_sh_quote(' '.join(n.subcommands))}")
-        lines.append(f"_opsctl_value_options[{key}]={_sh_quote(' '.join(o for opts, tv, *_ in n.options if tv for o in opts))}")
-        lines.append(f"_opsctl_takes_args[{key}]={_sh_quote('1' if n.takes_args else '')}")
-        specs = []
-        for opts, _tv, help_, _choices in n.options:
-            for o in opts:
-                specs.append(f"{o}:{help_.replace(':', chr(92) + ':')}")
-        lines.append(f"_opsctl_option_specs[{key}]={_sh_quote(chr(10).join(specs))}")
-        for opts, _tv, _help, choices in n.options:
-            if choices:
-                for o in opts:
-                    lines.append(f"_opsctl_choices[{_sh_quote(f'opsctl {n.path}'.strip() + '|' + o)}]={_sh_quote(' '.join(choices))}")
+    tables: dict[str, list[tuple[str, str]]] = {
+        name: [] for name in (
+            "_opsctl_subcommands", "_opsctl_value_options", "_opsctl_takes_args",
+            "_opsctl_option_specs", "_opsctl_choices", "_opsctl_descriptions",
+        )
+    }
     helps = _helps(nodes)
     for n in nodes:
+        key = f"opsctl {n.path}".strip()
+        tables["_opsctl_subcommands"].append((key, " ".join(n.subcommands)))
+        tables["_opsctl_value_options"].append((key, " ".join(o for opts, tv, *_ in n.options if tv for o in opts)))
+        tables["_opsctl_takes_args"].append((key, "1" if n.takes_args else ""))
+        specs = [f"{o}:{help_.replace(':', chr(92) + ':')}" for opts, _tv, help_, _c in n.options for o in opts]
+        tables["_opsctl_option_specs"].append((key, "\n".join(specs)))
+        for opts, _tv, _help, choices in n.options:
+            for o in opts if choices else ():
+                tables["_opsctl_choices"].append((f"{key}|{o}", " ".join(choices)))
         if n.path:
-            lines.append(f"_opsctl_descriptions[{_key(n.path)}]={_sh_quote(helps[n.path].replace(':', chr(92) + ':'))}")
+            tables["_opsctl_descriptions"].append((key, helps[n.path].replace(":", chr(92) + ":")))
+    # zsh keeps quotes inside `assoc['key']=` subscripts literally, so fill each
+    # table with key/value pairs in one array assignment instead.
+    for name, pairs in tables.items():
+        lines.append(f"typeset -gA {name}")
+        lines.append(f"{name}=(")
+        for key, value in pairs:
+            lines.append(f"  {_sh_quote(key)} {_sh_quote(value)}")
+        lines.append(")")
     lines.append(r'''
 _opsctl() {
-    local path="opsctl" w skip=0 i
+    local cmdpath="opsctl" w skip=0 i
     for ((i = 2; i < CURRENT; i++)); do
         w="${words[i]}"
         if ((skip)); then skip=0; continue; fi
         if [[ "$w" == -* ]]; then
-            [[ " ${_opsctl_value_options[$path]} " == *" $w "* ]] && skip=1
+            [[ " ${_opsctl_value_options[$cmdpath]} " == *" $w "* ]] && skip=1
             continue
         fi
-        if [[ " ${_opsctl_subcommands[$path]} " == *" $w "* ]]; then
-            path="$path $w"
+        if [[ " ${_opsctl_subcommands[$cmdpath]} " == *" $w "* ]]; then
+            cmdpath="$cmdpath $w"
         fi
     done
     local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}"
-    if [[ "$prev" == -* && " ${_opsctl_value_options[$path]} " == *" $prev "* ]]; then
-        local choices="${_opsctl_choices[$path|$prev]}"
+    if [[ "$prev" == -* && " ${_opsctl_value_options[$cmdpath]} " == *" $prev "* ]]; then
+        local choices="${_opsctl_choices[$cmdpath|$prev]}"
         if [[ -n "$choices" ]]; then
             compadd -- ${=choices}
         else
@@ -205,16 +212,16 @@ _opsctl() {
     fi
     if [[ "$cur" == -* ]]; then
         local -a specs
-        specs=("${(@f)_opsctl_option_specs[$path]}")
+        specs=("${(@f)${(g::)_opsctl_option_specs[$cmdpath]}}")
         _describe -t options 'option' specs
-    elif [[ -n "${_opsctl_subcommands[$path]}" ]]; then
+    elif [[ -n "${_opsctl_subcommands[$cmdpath]}" ]]; then
         local -a subs
         local s
-        for s in ${=_opsctl_subcommands[$path]}; do
-            subs+=("$s:${_opsctl_descriptions[$path $s]}")
+        for s in ${=_opsctl_subcommands[$cmdpath]}; do
+            subs+=("$s:${_opsctl_descriptions[$cmdpath $s]}")
         done
         _describe -t commands 'command' subs
-    elif [[ -n "${_opsctl_takes_args[$path]}" ]]; then
+    elif [[ -n "${_opsctl_takes_args[$cmdpath]}" ]]; then
         _files
     fi
 }
@@ -262,7 +269,8 @@ function __opsctl_path
 end
 
 function __opsctl_at
-    test (__opsctl_path) = "$argv"
+    set -l here (__opsctl_path)
+    test "$here" = "$argv"
 end
 
 complete -c opsctl -f''',

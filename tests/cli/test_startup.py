@@ -1,0 +1,27 @@
+"""`opsctl --help` stays fast: it must not import the heavy libraries (harlequin's import-hygiene test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ["dvc", "docker", "git", "textual", "copier", "sqlite3"]
+
+PROBE = """
+import json, sys
+from opsctl.cli.main import main_with_exit_code
+code = main_with_exit_code({args!r})
+print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["init", "--help"], ["template", "--help"]])
+def test_help_and_version_import_no_heavy_library(args):
+    result = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True)
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0
+    loaded = {m.split(".")[0] for m in report["modules"]}
+    assert not loaded & set(HEAVY), f"{args} imported {sorted(loaded & set(HEAVY))}"
