@@ -31,6 +31,7 @@ def init(
 ) -> None:
     """Create a project: render a template, then Git + DVC, sample data tracked, first commit."""
     from opsctl.core import scaffold
+    from opsctl.errors import InterruptedByUser
 
     if existing:
         result = scaffold.adopt_project(directory, force=force)
@@ -49,11 +50,14 @@ def init(
     use_defaults = defaults or not (out.interactive and _stdin_is_tty())
     # A spinner would draw over the template's questions: only spin when nothing is asked.
     spinner = out.status(f"Creating project from {template or scaffold.DEFAULT_TEMPLATE}…") if use_defaults else nullcontext()
-    with spinner:
-        result = scaffold.init_project(
-            directory, template=template, name=name, data=answers, defaults=use_defaults,
-            force=force, trust=trust, vcs_ref=vcs_ref,
-        )
+    try:
+        with spinner:
+            result = scaffold.init_project(
+                directory, template=template, name=name, data=answers, defaults=use_defaults,
+                force=force, trust=trust, vcs_ref=vcs_ref,
+            )
+    except KeyboardInterrupt:
+        raise InterruptedByUser("init interrupted; everything it had created was removed") from None
     if as_json:
         out.json({
             "root": str(result.root), "project": result.project_name, "template": result.template,

@@ -53,12 +53,8 @@ doctor_cmd.register(app)
 pipeline_cmd.register(app)
 
 
-def run(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the CLI and map every failure to one line and an exit code."""
-    sys.exit(main_with_exit_code(argv))
-
-
 def main_with_exit_code(argv: list[str] | None = None) -> int:
+    """Run the CLI; map every failure to one line on stderr and an exit code."""
     # typer vendors click (typer._click) since 0.2x; its exceptions are the ones raised.
     from typer._click import exceptions as click
 
@@ -68,8 +64,12 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _show_traceback = _show_traceback or "--traceback" in args
     command = typer.main.get_command(app)
+    _install_sigint_handler()
     try:
         result = command.main(args=args, prog_name="opsctl", standalone_mode=False)
+        if result == EXIT_INTERRUPTED:
+            # typer turns a KeyboardInterrupt raised in a command into a silent Exit(130).
+            out.error("interrupted")
         return result if isinstance(result, int) else 0
     except OpsctlError as exc:
         _maybe_traceback()
@@ -108,5 +108,25 @@ def _maybe_traceback() -> None:
         traceback.print_exc(file=sys.stderr)
 
 
-if __name__ == "__main__":
-    run()
+def _install_sigint_handler() -> None:
+    """Ctrl-C raises KeyboardInterrupt, as by default, except inside a ``__del__``:
+    Python swallows exceptions there ("Exception ignored in ..."), so the interrupt
+    would be lost (seen with dulwich's object store, which DVC uses). Then it is
+    re-sent a moment later, when the finaliser has returned."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigint(signum, frame):
+        probe = frame
+        while probe is not None:
+            if probe.f_code.co_name == "__del__":
+                threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+                return
+            probe = probe.f_back
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 
@@ -36,8 +37,8 @@ class FileTransaction:
                 break
             missing.append(parent)
         for path in reversed(missing):
+            self.created(path)  # recorded first: an interrupt between the two is still undone
             path.mkdir()
-            self.created(path)
 
     def preserve(self, path: Path) -> None:
         """Copy an existing file aside before it is modified or replaced."""
@@ -45,7 +46,10 @@ class FileTransaction:
         if not (path.exists() or path.is_symlink()) or any(path == p for p, _ in self._backups):
             return
         if self._backup_dir is None:
-            self._backup_dir = Path(tempfile.mkdtemp(prefix=".opsctl-backup-", dir=self._scratch_parent))
+            # Name first, then create: an interrupt can then never leave an unnamed directory behind.
+            parent = Path(self._scratch_parent or tempfile.gettempdir())
+            self._backup_dir = parent / f".opsctl-backup-{uuid.uuid4().hex[:12]}"
+            self._backup_dir.mkdir()
         copy = self._backup_dir / str(len(self._backups))
         if path.is_dir() and not path.is_symlink():
             shutil.copytree(path, copy, symlinks=True)
@@ -54,7 +58,7 @@ class FileTransaction:
         self._backups.append((path, copy))
 
     def rollback(self) -> None:
-        with _sigint_ignored():
+        with ignoring_sigint():
             for path in reversed(self._created):
                 _remove(path)
             for path, copy in reversed(self._backups):
@@ -90,7 +94,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class _sigint_ignored:
+class ignoring_sigint:
     """A second Ctrl-C must not stop a rollback halfway."""
 
     def __enter__(self) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsctl.core.config import CONFIG_FILE, parse_config
 from opsctl.core.project import STATE_DIR, find_git_root, find_root
-from opsctl.core.rollback import FileTransaction
+from opsctl.core.rollback import FileTransaction, ignoring_sigint
 from opsctl.errors import NotAProjectError, ProjectExistsError, TemplateNotFoundError, UsageError
 
 DEFAULT_TEMPLATE = "ml-pipeline"
@@ -180,8 +180,10 @@ def init_project(
     offered = {"project_name": slugify(dest.name)}
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".opsctl-init-", dir=dest.parent))
+    # Named before it exists, so that a Ctrl-C at any instant is cleaned up by `finally`.
+    staging = dest.parent / f".opsctl-init-{uuid.uuid4().hex[:12]}"
     try:
+        staging.mkdir()
         rendered = staging / "project"
         copier_adapter.render(
             source.spec, rendered, data=answers, user_defaults=offered, defaults=defaults, trust=trust,
@@ -193,9 +195,10 @@ def init_project(
 
         with FileTransaction(scratch_parent=dest.parent) as tx:
             fresh_dir = not dest.exists()
+            # Each change is recorded before it is made, so an interrupt in between is still undone.
             if fresh_dir:
-                rendered.rename(dest)
                 tx.created(dest)
+                rendered.rename(dest)
                 added_paths = ["."]
             else:
                 added_paths = _move_tree(rendered, dest, tx)
@@ -232,7 +235,8 @@ def init_project(
             git_repo.add(sorted(set(added_paths + [".dvc", ".dvcignore", *to_git])))
             commit, guessed = git_repo.commit(f"Scaffold {project_name} from opsctl template {source.display}")
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with ignoring_sigint():
+            shutil.rmtree(staging, ignore_errors=True)
 
     return InitResult(
         root=dest, template=source.display, project_name=project_name, files=files, tracked=track,

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv/ and install opsctl into it (editable, with the dev and s3 extras).
+# Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "bootstrap: opsctl needs Python 3.10 or newer ($python is $("$python" --version 2>&1))" >&2
+    exit 1
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+
+stamp=.venv/.opsctl-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "bootstrap: installing opsctl and its dependencies into .venv (a minute or two the first time)" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,s3]'
+    echo "$want" > "$stamp"
+fi
