@@ -65,6 +65,11 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
     _show_traceback = _show_traceback or "--traceback" in args
     command = typer.main.get_command(app)
     _install_sigint_handler()
+    if not _show_traceback:
+        # Finalisers of half-built library objects (tqdm bars cut short by Ctrl-C)
+        # raise in __del__; Python prints those as "Exception ignored in ...". They
+        # change nothing and would bury our one-line message.
+        sys.unraisablehook = lambda _unraisable: None
     try:
         result = command.main(args=args, prog_name="opsctl", standalone_mode=False)
         if result == EXIT_INTERRUPTED:

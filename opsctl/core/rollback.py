@@ -8,6 +8,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -90,8 +91,15 @@ class FileTransaction:
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink(missing_ok=True)
-    elif path.is_dir():
+        return
+    # A child the interrupted step started (git, a DVC worker thread) may still be
+    # writing into the tree for a moment; keep removing until it is really gone.
+    for attempt in range(40):
+        if not path.is_dir():
+            return
         shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            time.sleep(0.05 * (1 + attempt // 10))
 
 
 class ignoring_sigint:
