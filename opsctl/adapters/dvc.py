@@ -43,6 +43,10 @@ def _tame_dvc_logging() -> None:
     level = logging.DEBUG if os.environ.get("OPSCTL_DEBUG") == "1" else logging.WARNING
     for name in ("dvc", "dvc_objects", "dvc_data"):
         logging.getLogger(name).setLevel(level)
+    # DVC's tqdm bars switch themselves off only above ERROR on these loggers;
+    # they would draw over our own output, so opsctl shows progress itself.
+    for name in ("dvc.progress", "dvc_data.callbacks"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     _logging_tamed = True
 
 

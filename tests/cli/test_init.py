@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import yaml
@@ -236,4 +237,23 @@ def test_prompts_on_a_terminal_without_defaults(tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert "Created asked-name" in screen
+    assert "Adding..." not in screen and "files/s" not in screen  # no DVC progress bars leak through
     assert yaml.safe_load((tmp_path / "proj" / "opsctl.yaml").read_text())["project"] == "asked-name"
+
+
+def test_terminal_output_is_clean(tmp_path):
+    """On a terminal: a spinner, then the summary; DVC's own progress bars never leak through."""
+    import pexpect
+
+    child = pexpect.spawn(
+        str(BIN / "python"), ["-m", "opsctl", "init", "proj", "--defaults"], cwd=str(tmp_path),
+        encoding="utf-8", timeout=60, dimensions=(40, 120),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert child.exitstatus == 0, screen
+    assert "Created proj" in screen
+    assert "Adding..." not in screen and "files/s" not in screen and "Checking out" not in screen
