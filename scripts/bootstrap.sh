@@ -15,7 +15,8 @@ stamp=.venv/.opsctl-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "bootstrap: installing opsctl and its dependencies into .venv (a minute or two the first time)" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,s3]'
+    # (grep drops pip's notes about unreadable find-links folders in some machines' pip config)
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,s3]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
     echo "$want" > "$stamp"
 fi
