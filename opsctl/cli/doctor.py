@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from opsctl.cli.output import out
+from opsctl.cli.output import Styled, out
 
 
 def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
 
 
-_MARKS = {"ok": "[green]✓ ok[/]", "warn": "[yellow]! warn[/]", "fail": "[red]✗ fail[/]"}
+_MARKS = {"ok": Styled("✓ ok", "green"), "warn": Styled("! warn", "yellow"), "fail": Styled("✗ fail", "red")}
 
 
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
@@ -32,7 +32,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     else:
         out.table(
             ["check", "status", "detail"],
-            [(c.name, _MARKS[c.status], c.detail + (f"\n[dim]fix: {c.fix}[/]" if c.fix else "")) for c in report.checks],
+            [(c.name, _MARKS[c.status], c.detail + (f" — fix: {c.fix}" if c.fix else "")) for c in report.checks],
         )
     if not report.ok:
         names = ", ".join(c.name for c in report.failed)

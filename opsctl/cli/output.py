@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -91,21 +92,25 @@ class Output:
         sys.stdout.flush()
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
-        """A table on a terminal; tab-separated lines with a header when piped."""
-        console = self._console(stderr=False)
+        """A table on a terminal; tab-separated lines with a header when piped.
+
+        Cells are plain values (never parsed as markup: paths and messages may hold
+        brackets); wrap a cell in :class:`Styled` to colour it on a terminal.
+        """
         if not self._is_tty(sys.stdout):
             sys.stdout.write("\t".join(columns) + "\n")
             for row in rows:
                 sys.stdout.write("\t".join(_plain(c) for c in row) + "\n")
             return
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(str(c) if c is not None else "" for c in row))
-        console.print(table)
+            table.add_row(*(Text(c.text, style=c.style) if isinstance(c, Styled) else Text(_plain(c)) for c in row))
+        self._console(stderr=False).print(table)
 
     def print(self, message: str = "") -> None:
         """Human-readable result text on stdout (markup allowed)."""
@@ -118,14 +123,18 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+@dataclass(frozen=True)
+class Styled:
+    """A table cell with a rich style (e.g. "green"), used only on a terminal."""
+
+    text: str
+    style: str
+
+
 def _plain(value: Any) -> str:
     if value is None:
         return ""
-    from rich.text import Text
-
-    text = str(value)
-    # Strip rich markup for piped output so scripts see plain values.
-    return Text.from_markup(text).plain if "[" in text else text
+    return value.text if isinstance(value, Styled) else str(value)
 
 
 out = Output()

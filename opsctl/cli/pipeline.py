@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from opsctl.cli.output import out
+from opsctl.cli.output import Styled, out
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +30,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     out.table(
         ["stage", "status", "why"],
         [
-            (s.name, "[yellow]stale[/]" if s.stale else "[green]up to date[/]", "; ".join(s.reasons))
+            (s.name, Styled("stale", "yellow") if s.stale else Styled("up to date", "green"), "; ".join(s.reasons))
             for s in stages
         ],
     )
