@@ -31,9 +31,15 @@ def init(
 ) -> None:
     """Create a project: render a template, then Git + DVC, sample data tracked, first commit."""
     from opsctl.core import scaffold
-    from opsctl.errors import InterruptedByUser
+    from opsctl.errors import InterruptedByUser, UsageError
 
     if existing:
+        template_options = [flag for flag, given in (
+            ("--template", template), ("--name", name), ("--data", data), ("--defaults", defaults),
+            ("--trust", trust), ("--vcs-ref", vcs_ref),
+        ) if given]
+        if template_options:
+            raise UsageError(f"--existing adopts a repository as it is; it takes no {', '.join(template_options)}")
         result = scaffold.adopt_project(directory, force=force)
         if as_json:
             out.json({"root": str(result.root), "written": result.written})

@@ -200,6 +200,21 @@ def test_adopt_existing_dvc_project(tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_adopt_refuses_template_options(tmp_path):
+    run(["git", "init", "-q"], cwd=tmp_path)
+    run([BIN / "dvc", "init", "-q"], cwd=tmp_path)
+    result = run_opsctl("init", "--existing", "--template", "minimal", cwd=tmp_path)
+    assert result.returncode == 2 and "--template" in result.stderr
+    assert not (tmp_path / "opsctl.yaml").exists()
+
+
+def test_status_of_a_project_without_stages(tmp_path):
+    run(["git", "init", "-q"], cwd=tmp_path)
+    run([BIN / "dvc", "init", "-q"], cwd=tmp_path)
+    assert json.loads(run_opsctl("status", "--json", cwd=tmp_path, check=True).stdout) == []
+    assert "No pipeline stages yet" in run_opsctl("status", cwd=tmp_path, check=True).stderr
+
+
 def test_adopt_requires_dvc(tmp_path):
     run(["git", "init", "-q"], cwd=tmp_path)
     result = run_opsctl("init", "--existing", cwd=tmp_path)
