@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import BIN, run, run_opsctl
 
-NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+# OPSCTL_REQUIRE_DOCKER (set in CI) would make the engine required everywhere; these tests set it themselves.
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "OPSCTL_REQUIRE_DOCKER": ""}
 
 
 def test_status_reports_never_run_then_up_to_date_then_changed_param(ml_project):
@@ -73,3 +74,9 @@ def test_doctor_sees_a_running_engine(ml_project, docker_engine):
     engine = _checks(result)["docker engine"]
     assert engine["status"] == "ok"
     assert docker_engine.version()["Version"] in engine["detail"]
+
+
+def test_doctor_requires_the_engine_when_asked_to(tmp_path):
+    result = run_opsctl("doctor", "--json", cwd=tmp_path, env={**NO_ENGINE, "OPSCTL_REQUIRE_DOCKER": "1"})
+    assert result.returncode == 4
+    assert _checks(result)["docker engine"]["required"] is True
