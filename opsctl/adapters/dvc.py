@@ -199,3 +199,419 @@ def _parse_changes(entries) -> Iterator[StageChange]:
                         yield StageChange("param", f"{path}:{param}", str(pchange))
                 else:
                     yield StageChange(kind, path, str(change))
+
+
+# -- data versioning ---------------------------------------------------------------
+
+LOCK_TIMEOUT_ENV = "OPSCTL_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+
+class RepoLockedError(DvcError):
+    """Another DVC or opsctl process holds the project's lock (``.dvc/tmp/lock``)."""
+
+
+class RemoteUnavailableError(ToolUnavailableError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One update of a DVC progress bar: ``completed`` of ``total`` ``unit`` in phase ``desc``."""
+
+    desc: str
+    completed: float
+    total: float | None
+    unit: str
+
+
+@contextlib.contextmanager
+def reporting_progress(sink) -> Iterator[None]:
+    """Route DVC's progress bars (``dvc.ui.ui.progress`` and the fs callbacks, the
+    two places DVC creates them) to ``sink(ProgressEvent)`` instead of tqdm."""
+    if sink is None:
+        yield
+        return
+    _tame_dvc_logging()
+    import dvc.fs.callbacks as fs_callbacks
+    from dvc.progress import Tqdm
+    from dvc.ui import ui
+
+    class SinkTqdm(Tqdm):
+        def __init__(self, iterable=None, *args, desc=None, total=None, unit="it", bytes=False, **kwargs):  # noqa: A002
+            self._label = str(desc or "")
+            self._unit = "B" if bytes else unit
+            kwargs["disable"] = True  # tqdm itself draws nothing; we count
+            super().__init__(iterable, *args, desc=desc, total=total, bytes=bytes, **kwargs)
+            self._emit()
+
+        def update(self, n=1):
+            self.n += n or 0
+            self._emit()
+
+        def _emit(self):
+            try:
+                sink(ProgressEvent(self._label, self.n, self.total, self._unit))
+            except Exception:  # a display problem must never break a data operation
+                pass
+
+    original_progress = ui.__dict__.get("progress")
+    original_cls = fs_callbacks.Tqdm
+    ui.progress = lambda *a, **k: SinkTqdm(*a, **k)
+    fs_callbacks.Tqdm = SinkTqdm
+    try:
+        yield
+    finally:
+        fs_callbacks.Tqdm = original_cls
+        if original_progress is None:
+            del ui.progress
+        else:
+            ui.progress = original_progress
+
+
+def lock_timeout() -> float:
+    import os
+
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+
+
+@contextlib.contextmanager
+def locked_repo(root: Path, timeout: float | None = None) -> Iterator[object]:
+    """An open repo holding DVC's own lock, waiting up to ``timeout`` seconds for
+    another process to release it (DVC alone gives up after 3 s)."""
+    import time
+
+    from dvc.lock import LockError
+    from dvc.repo import lock_repo
+
+    timeout = lock_timeout() if timeout is None else timeout
+    with open_repo(root) as repo, contextlib.ExitStack() as stack:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                # DVC's @locked methods called inside see the lock held and don't retake it.
+                stack.enter_context(lock_repo(repo))
+                break
+            except LockError:
+                if time.monotonic() >= deadline:
+                    raise RepoLockedError(
+                        f"another DVC or opsctl command holds this project's lock (waited {timeout:g} s)",
+                        hint=f"let it finish, or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
+                    ) from None
+                time.sleep(0.2)
+        yield repo
+
+
+@dataclass(frozen=True)
+class TrackedOutput:
+    path: str  # relative to the project root
+    dvcfile: str
+    hash: str | None
+    size: int | None
+    nfiles: int | None
+    isdir: bool
+    stage: str | None  # the pipeline stage producing it; None for `dvc add`ed data
+    cached: bool  # does DVC cache it (`cache: false` metrics do not)
+
+
+def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[TrackedOutput], list[str]]:
+    """``dvc add`` each path. Returns what is tracked now and the files Git should stage."""
+    from dvc.exceptions import DvcException
+
+    with reporting_progress(progress), locked_repo(root) as repo:
+        try:
+            stages = repo.add([str(root / p) for p in paths])
+        except DvcException as exc:
+            raise DvcError(_one_line(exc)) from exc
+        tracked, to_git = [], []
+        for stage in stages:
+            to_git.append(_rel(root, stage.path))
+            for out in stage.outs:
+                tracked.append(_output(root, out))
+                gitignore = Path(out.fs_path).parent / ".gitignore"
+                if gitignore.exists():
+                    to_git.append(_rel(root, gitignore))
+    return tracked, sorted(set(to_git))
+
+
+def _rel(root: Path, path) -> str:
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def _output(root: Path, out) -> TrackedOutput:
+    from dvc.stage import PipelineStage
+
+    meta = out.meta
+    return TrackedOutput(
+        path=_rel(root, out.fs_path),
+        dvcfile=out.stage.relpath,
+        hash=out.hash_info.value if out.hash_info else None,
+        size=meta.size if meta else None,
+        nfiles=meta.nfiles if meta else None,
+        isdir=bool(meta and meta.isdir) or bool(out.hash_info and out.hash_info.isdir),
+        stage=out.stage.addressing if isinstance(out.stage, PipelineStage) else None,
+        cached=bool(out.use_cache),
+    )
+
+
+def tracked_outputs(root: Path) -> list[TrackedOutput]:
+    with open_repo(root) as repo:
+        return sorted((_output(root, out) for out in repo.index.outs), key=lambda o: o.path)
+
+
+def data_status(root: Path, *, remote: str | None = None, check_remote: bool = True) -> dict:
+    """DVC's own ``data status`` (granular), the same dict ``dvc data status --json`` prints.
+
+    With ``check_remote``, objects missing from the (default) remote are listed under
+    ``not_in_remote``, asking the remote itself rather than a cached index.
+    """
+    with open_repo(root) as repo:
+        if check_remote:
+            _require_remote(repo, remote)
+        try:
+            return repo.data_status(
+                granular=True, not_in_remote=check_remote, remote_refresh=check_remote, remote=remote,
+            )
+        except Exception as exc:
+            _raise_remote_error(repo, remote, exc)
+            raise
+
+
+def default_remote(root: Path) -> str | None:
+    with open_repo(root) as repo:
+        return repo.config["core"].get("remote")
+
+
+def _require_remote(repo, remote: str | None):
+    from dvc.config import NoRemoteError, RemoteNotFoundError
+
+    try:
+        return repo.cloud.get_remote(name=remote)
+    except RemoteNotFoundError:
+        raise DvcError(f"no remote named '{remote}'", hint="see `opsctl data remote list`") from None
+    except NoRemoteError:
+        raise DvcError(
+            "no default remote configured", hint="add one with `opsctl data remote add NAME URL --default`"
+        ) from None
+
+
+def _raise_remote_error(repo, remote: str | None, exc: BaseException) -> None:
+    """Turn network and storage failures into one line that names the remote."""
+    from dvc.exceptions import DownloadError, UploadError
+
+    name = remote or repo.config["core"].get("remote") or "?"
+    url = repo.config["remote"].get(name, {}).get("url", "?")
+    if isinstance(exc, (UploadError, DownloadError)) or _looks_like_network(exc):
+        raise RemoteUnavailableError(
+            f"remote '{name}' ({url}) is unreachable or refused the transfer: {_one_line(exc)}",
+            hint="check the URL, credentials and network; nothing local was changed",
+        ) from exc
+
+
+def _looks_like_network(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in _chain(exc)}
+    return bool(names & {
+        "ConnectionError", "ConnectionRefusedError", "EndpointConnectionError", "ConnectTimeoutError",
+        "ClientConnectorError", "ServerDisconnectedError", "NoCredentialsError", "ClientError", "PermissionError",
+        "TimeoutError", "gaierror", "NewConnectionError", "MaxRetryError",
+    })
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    remote: str
+    url: str
+    files: int
+    bytes: int | None
+    changed: list[str]
+
+
+def push(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None) -> TransferResult:
+    """``dvc push``: upload cached data that the remote lacks."""
+    with reporting_progress(progress), locked_repo(root) as repo:
+        dvc_remote = _require_remote(repo, remote)
+        name, url = _remote_identity(repo, remote)
+        pending = _pending_bytes(root, repo, targets, remote)
+        try:
+            files = repo.push(targets=targets or None, jobs=jobs, remote=remote)
+        except Exception as exc:
+            _raise_remote_error(repo, remote, exc)
+            raise
+        del dvc_remote
+        return TransferResult(name, url, files, pending if files else 0, [])
+
+
+def pull(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None) -> TransferResult:
+    """``dvc pull``: download what the workspace lacks and check it out."""
+    from dvc.exceptions import CheckoutError
+
+    with reporting_progress(progress), locked_repo(root) as repo:
+        _require_remote(repo, remote)
+        name, url = _remote_identity(repo, remote)
+        try:
+            result = repo.pull(targets=targets or None, jobs=jobs, remote=remote)
+        except CheckoutError as exc:
+            raise DvcError(
+                f"pulled what remote '{name}' has, but {len(exc.target_infos)} output(s) are missing there: "
+                + ", ".join(exc.target_infos[:5]),
+                hint="push them from a clone that has them, or produce them with the pipeline",
+            ) from exc
+        except Exception as exc:
+            _raise_remote_error(repo, remote, exc)
+            raise
+        stats = result.get("stats", {}) if isinstance(result, dict) else {}
+        changed = sorted({*stats.get("added", []), *stats.get("modified", [])})
+        nbytes = sum((root / p).stat().st_size for p in changed if (root / p).is_file())
+        return TransferResult(name, url, int(result.get("fetched", 0)) if isinstance(result, dict) else 0, nbytes, changed)
+
+
+def _remote_identity(repo, remote: str | None) -> tuple[str, str]:
+    name = remote or repo.config["core"].get("remote") or "?"
+    return name, str(repo.config["remote"].get(name, {}).get("url", "?"))
+
+
+def _pending_bytes(root: Path, repo, targets, remote) -> int | None:
+    """Bytes of the cached objects that the remote lacks, for the push summary (best effort)."""
+    try:
+        status = repo.data_status(granular=True, not_in_remote=True, remote_refresh=True, remote=remote)
+    except Exception:
+        return None
+    total = 0
+    for path in status.get("not_in_remote", []):
+        if path.endswith("/"):
+            continue
+        if targets and not any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets):
+            continue
+        file = root / path
+        if file.is_file():
+            total += file.stat().st_size
+    return total
+
+
+@dataclass(frozen=True)
+class DiffEntry:
+    path: str
+    change: str  # added | deleted | modified | renamed | not in cache
+    old_hash: str | None
+    new_hash: str | None
+    old_size: int | None
+    new_size: int | None
+
+
+def diff(root: Path, a_rev: str | None, b_rev: str | None) -> list[DiffEntry]:
+    """DVC's ``diff`` between two Git revisions (``b_rev`` None: the workspace), with sizes."""
+    with open_repo(root) as repo:
+        raw = repo.diff(a_rev or "HEAD", b_rev)
+        old_sizes = _sizes_at(repo, a_rev or "HEAD")
+        new_sizes = _sizes_at(repo, b_rev) if b_rev else _sizes_at(repo, None)
+    entries = []
+    for change in ("added", "deleted", "modified", "renamed", "not in cache"):
+        for item in raw.get(change, []):
+            path = item["path"]["new"] if isinstance(item.get("path"), dict) else item["path"]
+            hashes = item.get("hash")
+            old_hash, new_hash = (hashes.get("old"), hashes.get("new")) if isinstance(hashes, dict) else (
+                (hashes, None) if change == "deleted" else (None, hashes)
+            )
+            key = path.rstrip("/")
+            entries.append(DiffEntry(
+                path=path, change=change, old_hash=old_hash, new_hash=new_hash,
+                old_size=old_sizes(key, old_hash) if old_hash else None,
+                new_size=new_sizes(key, new_hash) if new_hash else None,
+            ))
+    return sorted(entries, key=lambda e: e.path)
+
+
+def _sizes_at(repo, rev: str | None):
+    """A size lookup ``(path, hash) -> bytes | None`` for the data index at ``rev`` (None: workspace)."""
+    sizes: dict[str, int] = {}
+
+    def collect():
+        index = repo.index.data["repo"]
+        for out in repo.index.outs:
+            key = tuple(Path(_rel(Path(repo.root_dir), out.fs_path)).parts)
+            try:
+                info = index.info(key)
+            except Exception:
+                continue
+            if info.get("size") is not None:
+                sizes["/".join(key)] = info["size"]
+
+    if rev is None:
+        collect()
+    else:
+        for _ in repo.brancher(revs=[rev], workspace=False):
+            collect()
+
+    def lookup(path: str, hash_value: str) -> int | None:
+        if path in sizes:
+            return sizes[path]
+        if rev is None and (Path(repo.root_dir) / path).is_file():
+            return (Path(repo.root_dir) / path).stat().st_size
+        try:  # a file inside a tracked directory: its object in the cache knows its size
+            cached = Path(repo.cache.local.oid_to_path(hash_value))
+            return cached.stat().st_size if cached.is_file() else None
+        except Exception:
+            return None
+
+    return lookup
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    name: str
+    url: str
+    default: bool
+    options: dict
+
+
+def list_remotes(root: Path) -> list[RemoteInfo]:
+    from dvc.config import Config
+
+    _tame_dvc_logging()
+    with _translate():
+        config = Config(dvc_dir=str(root / ".dvc"))
+        default = config["core"].get("remote")
+        # Options as written in the config files (read() merges levels without
+        # the schema's defaults), secrets left out.
+        written = config.read()
+        return [
+            RemoteInfo(name, str(conf.get("url", "")), name == default,
+                       {k: v for k, v in written.get("remote", {}).get(name, {}).items()
+                        if k != "url" and not _secret_key(k)})
+            for name, conf in sorted(config["remote"].items())
+        ]
+
+
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in ("secret", "password", "token", "key_id", "credential"))
+
+
+def configure_remote(root: Path, name: str, *, url: str | None = None, options: dict | None = None,
+                     default: bool = False, create: bool = False) -> None:
+    """Write a remote the way ``dvc remote add``/``modify``/``default`` do (``.dvc/config``)."""
+    from dvc.config import Config
+
+    _tame_dvc_logging()
+    with _translate():
+        config = Config(dvc_dir=str(root / ".dvc"))
+        with config.edit("repo") as conf:
+            if create:
+                if name in conf["remote"]:
+                    raise DvcError(f"remote '{name}' already exists", hint="pick another name, or `opsctl data remote list`")
+                conf["remote"][name] = {"url": url}
+            elif name not in conf["remote"]:
+                raise DvcError(f"no remote named '{name}'", hint="see `opsctl data remote list`")
+            conf["remote"][name].update(options or {})
+            if default:
+                conf["core"]["remote"] = name

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from opsctl import __version__
+from opsctl.cli import data as data_cmd
 from opsctl.cli import doctor as doctor_cmd
 from opsctl.cli import init as init_cmd
 from opsctl.cli import pipeline as pipeline_cmd
@@ -49,6 +50,7 @@ def main(
 
 init_cmd.register(app)
 app.add_typer(templates_cmd.app, name="template")
+app.add_typer(data_cmd.app, name="data")
 doctor_cmd.register(app)
 pipeline_cmd.register(app)
 
