@@ -56,9 +56,12 @@ def run(cmd: list[str], cwd: Path | str | None = None, check: bool = True, **kw)
 
 def tree(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its content: a snapshot to prove nothing changed."""
+    def scratch(rel: Path) -> bool:  # Git's internals and DVC's own scratch space (lock, caches of its indexes)
+        return ".git" in rel.parts or rel.parts[:2] == (".dvc", "tmp")
+
     return {
         str(p.relative_to(path)): p.read_bytes()
-        for p in sorted(path.rglob("*")) if p.is_file() and ".git" not in p.relative_to(path).parts
+        for p in sorted(path.rglob("*")) if p.is_file() and not scratch(p.relative_to(path))
     }
 
 

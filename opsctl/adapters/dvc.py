@@ -404,7 +404,8 @@ def _raise_remote_error(repo, remote: str | None, exc: BaseException) -> None:
 
     name = remote or repo.config["core"].get("remote") or "?"
     url = repo.config["remote"].get(name, {}).get("url", "?")
-    if isinstance(exc, (UploadError, DownloadError)) or _looks_like_network(exc):
+    # OSError covers a local remote that cannot be written (missing mount, a file in the way).
+    if isinstance(exc, (UploadError, DownloadError, OSError)) or _looks_like_network(exc):
         raise RemoteUnavailableError(
             f"remote '{name}' ({url}) is unreachable or refused the transfer: {_one_line(exc)}",
             hint="check the URL, credentials and network; nothing local was changed",
@@ -470,10 +471,17 @@ def pull(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int
         except Exception as exc:
             _raise_remote_error(repo, remote, exc)
             raise
-        stats = result.get("stats", {}) if isinstance(result, dict) else {}
-        changed = sorted({*stats.get("added", []), *stats.get("modified", [])})
-        nbytes = sum((root / p).stat().st_size for p in changed if (root / p).is_file())
-        return TransferResult(name, url, int(result.get("fetched", 0)) if isinstance(result, dict) else 0, nbytes, changed)
+        # checkout's result: {"added": [abs paths, dirs end with /], "modified": [...], "stats": {"fetched": n, ...}}
+        changed = sorted({_rel(root, p) + ("/" if str(p).endswith(("/", "\\")) else "")
+                          for p in [*result.get("added", []), *result.get("modified", [])]})
+        nbytes = sum(_tree_size(root / p) for p in changed)
+        return TransferResult(name, url, int(result.get("stats", {}).get("fetched", 0)), nbytes, changed)
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
 def _remote_identity(repo, remote: str | None) -> tuple[str, str]:
