@@ -35,7 +35,7 @@ def human_bytes(n: int | None) -> str:
 
 @app.command("add")
 def add(
-    paths: list[str] = typer.Argument(..., help="Files or directories inside the project."),
+    paths: list[str] = typer.Argument(..., metavar="PATH", help="Files or directories inside the project."),
     as_json: bool = JSON,
 ) -> None:
     """Track files or directories with DVC; stage their .dvc files in Git."""
@@ -107,7 +107,7 @@ def _transfer(direction: str, targets: list[str], remote: Optional[str], jobs: O
                  + (f" and {len(result.changed) - 10} more" if len(result.changed) > 10 else ""))
 
 
-TARGETS = typer.Argument(None, help="Tracked paths or .dvc files (default: everything tracked).")
+TARGETS = typer.Argument(None, metavar="TARGET", help="Tracked paths or .dvc files (default: everything tracked).")
 REMOTE = typer.Option(None, "--remote", "-r", help="Remote name (default: the default remote).")
 JOBS = typer.Option(None, "--jobs", "-j", help="Parallel transfers (default: DVC's choice).")
 
@@ -128,8 +128,8 @@ def pull(targets: Optional[list[str]] = TARGETS, remote: Optional[str] = REMOTE,
 
 @app.command("diff")
 def diff(
-    a_rev: Optional[str] = typer.Argument(None, help="Git revision (default: HEAD)."),
-    b_rev: Optional[str] = typer.Argument(None, help="Git revision (default: the workspace)."),
+    a_rev: Optional[str] = typer.Argument(None, metavar="A_REV", help="Git revision (default: HEAD)."),
+    b_rev: Optional[str] = typer.Argument(None, metavar="B_REV", help="Git revision (default: the workspace)."),
     as_json: bool = JSON,
 ) -> None:
     """Tracked data that changed between two Git revisions, with sizes."""
@@ -151,7 +151,7 @@ def diff(
 
 @app.command("ls")
 def ls(
-    path: Optional[str] = typer.Argument(None, help="Only data at or under this path."),
+    path: Optional[str] = typer.Argument(None, metavar="PATH", help="Only data at or under this path."),
     no_remote: bool = typer.Option(False, "--no-remote", help="Don't contact the remote."),
     as_json: bool = JSON,
 ) -> None:
@@ -178,8 +178,8 @@ def ls(
 
 @remote_app.command("add")
 def remote_add(
-    name: str = typer.Argument(..., help="Remote name."),
-    url: str = typer.Argument(..., help="A local directory or s3://bucket/prefix."),
+    name: str = typer.Argument(..., metavar="NAME", help="Remote name."),
+    url: str = typer.Argument(..., metavar="URL", help="A local directory or s3://bucket/prefix."),
     default: bool = typer.Option(False, "--default", "-d", help="Make it the default remote."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3-compatible server (MinIO, Ceph, moto)."),
     region: Optional[str] = typer.Option(None, "--region", help="S3 region."),
@@ -210,7 +210,7 @@ def remote_list(as_json: bool = JSON) -> None:
 
 
 @remote_app.command("default")
-def remote_default(name: str = typer.Argument(..., help="Remote name.")) -> None:
+def remote_default(name: str = typer.Argument(..., metavar="NAME", help="Remote name.")) -> None:
     """Make NAME the default remote."""
     from opsctl.core.data import set_default_remote
 

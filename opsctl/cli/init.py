@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def init(
-    directory: Path = typer.Argument(Path("."), help="Where to create the project (default: the current directory)."),
+    directory: Path = typer.Argument(Path("."), metavar="DIRECTORY", help="Where to create the project (default: the current directory)."),
     template: Optional[str] = typer.Option(
         None, "--template", "-t", help="Built-in template name (see `opsctl template list`), or a Copier template path or Git URL. Default: ml-pipeline."
     ),
