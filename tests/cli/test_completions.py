@@ -35,6 +35,8 @@ t opsctl template ""
 t opsctl init --template ""
 t opsctl -q init --def
 t opsctl status --
+t opsctl data remote ""
+t opsctl data remote add --
 """
 
 
@@ -42,11 +44,13 @@ def test_bash_completes_commands_options_and_template_names():
     out = subprocess.run([_shell("bash"), "-c", BASH_PROBE], cwd=REPO, capture_output=True, text=True)
     assert out.stderr == ""
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["doctor", "init", "status", "template"]
+    assert lines[0].split() == ["data", "doctor", "init", "status", "template"]
     assert lines[1] == "list"
     assert lines[2].split() == ["ml-pipeline", "data-pipeline", "minimal"]
     assert lines[3] == "--defaults"
     assert lines[4].split() == ["--json", "--help"]
+    assert lines[5].split() == ["add", "default", "list"]
+    assert "--endpoint-url" in lines[6].split() and "--json" not in lines[6].split()
 
 
 ZSH_PROBE = r"""
@@ -80,6 +84,6 @@ def test_fish_completes():
     out = subprocess.run([_shell("fish"), "--no-config", "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert out.stderr == ""
     top, templates, group = out.stdout.split("---\n")
-    assert [line.split("\t")[0] for line in top.splitlines()] == ["doctor", "init", "status", "template"]
+    assert [line.split("\t")[0] for line in top.splitlines()] == ["data", "doctor", "init", "status", "template"]
     assert sorted(line.split("\t")[0] for line in templates.splitlines()) == ["data-pipeline", "minimal", "ml-pipeline"]
     assert group.split("\t")[0] == "list"
