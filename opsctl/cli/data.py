@@ -9,8 +9,8 @@ import typer
 
 from opsctl.cli.output import Styled, out
 
-app = typer.Typer(help="Version data with DVC: add, status, push/pull, diff, ls, remotes.", no_args_is_help=True)
-remote_app = typer.Typer(help="DVC remotes: where pushed data is stored (local paths, s3://).", no_args_is_help=True)
+app = typer.Typer(help="Version data with DVC.\n\nAdd, status, push/pull, diff, ls, remotes.", no_args_is_help=True)
+remote_app = typer.Typer(help="Where pushed data is stored.\n\nLocal directories and s3:// (also S3-compatible servers).", no_args_is_help=True)
 app.add_typer(remote_app, name="remote")
 
 JSON = typer.Option(False, "--json", help="Print as JSON.")
@@ -38,7 +38,10 @@ def add(
     paths: list[str] = typer.Argument(..., metavar="PATH", help="Files or directories inside the project."),
     as_json: bool = JSON,
 ) -> None:
-    """Track files or directories with DVC; stage their .dvc files in Git."""
+    """Track files or directories with DVC.
+
+    Writes PATH.dvc, adds PATH to .gitignore and stages both in Git.
+    """
     from opsctl.cli.progress import data_progress
     from opsctl.core.data import add_data
 
@@ -61,7 +64,10 @@ def status(
     no_remote: bool = typer.Option(False, "--no-remote", help="Don't contact the remote."),
     as_json: bool = JSON,
 ) -> None:
-    """What changed: workspace vs cache, uncommitted .dvc changes, and what the remote lacks."""
+    """What changed, locally and on the remote.
+
+    Workspace vs cache, .dvc changes Git has not committed, and what the remote lacks.
+    """
     from opsctl.core.data import STATE_HINTS, data_status
 
     result = data_status(_project(), remote=remote, check_remote=not no_remote)
@@ -132,7 +138,10 @@ def diff(
     b_rev: Optional[str] = typer.Argument(None, metavar="B_REV", help="Git revision (default: the workspace)."),
     as_json: bool = JSON,
 ) -> None:
-    """Tracked data that changed between two Git revisions, with sizes."""
+    """What tracked data changed between revisions.
+
+    Default: HEAD against the workspace; with sizes and hashes.
+    """
     from opsctl.core.data import diff_data
 
     changes = diff_data(_project(), a_rev, b_rev)
@@ -155,7 +164,10 @@ def ls(
     no_remote: bool = typer.Option(False, "--no-remote", help="Don't contact the remote."),
     as_json: bool = JSON,
 ) -> None:
-    """Tracked data with size, hash, and whether it is in the workspace, the cache and the remote."""
+    """Tracked data and where each copy is.
+
+    Size, hash, and whether it is in the workspace, the cache and the remote.
+    """
     from opsctl.core.data import list_data
 
     items = list_data(_project(), path, check_remote=not no_remote)

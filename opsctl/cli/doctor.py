@@ -15,7 +15,11 @@ _MARKS = {"ok": Styled("✓ ok", "green"), "warn": Styled("! warn", "yellow"), "
 
 
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
-    """Check Python, Git, DVC, the project, the Docker engine and disk; say how to fix what doesn't work."""
+    """Check that this machine can run projects.
+
+    Python, Git, DVC, the project, the Docker engine and disk, and how to fix
+    what doesn't work.
+    """
     from opsctl.core.doctor import run_checks
     from opsctl.errors import DoctorFailedError
 

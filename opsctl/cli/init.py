@@ -29,7 +29,11 @@ def init(
     vcs_ref: Optional[str] = typer.Option(None, "--vcs-ref", help="Git tag, branch or commit of a template from Git."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Create a project: render a template, then Git + DVC, sample data tracked, first commit."""
+    """Create a project from a template.
+
+    Renders the template, then makes it a Git + DVC project with its sample data
+    tracked and a first commit.
+    """
     from opsctl.core import scaffold
     from opsctl.errors import InterruptedByUser, UsageError
 

@@ -12,7 +12,10 @@ def register(app: typer.Typer) -> None:
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """Which pipeline stages are stale, and why (DVC's change detection)."""
+    """Which pipeline stages are stale, and why.
+
+    From DVC's own change detection.
+    """
     from opsctl.core.pipeline import pipeline_status
     from opsctl.core.project import open_project
 

@@ -122,6 +122,7 @@ def test_s3_full_cycle(ml_project, tmp_path, moto_s3, s3_bucket):
     assert pulled["direction"] == "pull" and pulled["remote"] == "s3"
     assert pulled["files"] >= N_SMALL + 2, pulled
     assert _digests(ml_project) == before
+    assert pulled["bytes"] == data_bytes, (pulled["bytes"], data_bytes)
 
     status = _json(run_opsctl("data", "status", "--json", cwd=ml_project, env=env))
     assert status["up_to_date"], status
@@ -139,7 +140,7 @@ def test_s3_pull_into_fresh_clone(ml_project, tmp_path, moto_s3, s3_bucket):
     assert not (clone / "data" / "big.bin").exists() and not (clone / ".dvc" / "cache").exists()
     pulled = _json(run_opsctl("data", "pull", *TRACKED, "--json", cwd=clone, env=env))
     assert pulled["remote"] == "s3" and pulled["files"] >= N_SMALL + 2, pulled
-    print("CHANGED", pulled)
+    assert pulled["changed"] == ["data/big.bin", "data/bulk/", "data/raw/churn.csv"], pulled
     assert _digests(clone) == before
 
 
