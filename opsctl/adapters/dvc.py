@@ -227,8 +227,9 @@ class ProgressEvent:
 
 @contextlib.contextmanager
 def reporting_progress(sink) -> Iterator[None]:
-    """Route DVC's progress bars (``dvc.ui.ui.progress`` and the fs callbacks, the
-    two places DVC creates them) to ``sink(ProgressEvent)`` instead of tqdm."""
+    """Route DVC's progress bars to ``sink(ProgressEvent)`` instead of tqdm: the
+    places DVC and dvc-data create them are ``dvc.ui.ui.progress`` and the ``Tqdm``
+    classes that their fsspec callbacks instantiate."""
     if sink is None:
         yield
         return
@@ -255,14 +256,17 @@ def reporting_progress(sink) -> Iterator[None]:
             except Exception:  # a display problem must never break a data operation
                 pass
 
+    import dvc_data.callbacks as data_callbacks
+
     original_progress = ui.__dict__.get("progress")
-    original_cls = fs_callbacks.Tqdm
+    original_classes = (fs_callbacks.Tqdm, data_callbacks.Tqdm)
     ui.progress = lambda *a, **k: SinkTqdm(*a, **k)
-    fs_callbacks.Tqdm = SinkTqdm
+    # dvc_data makes its own bars (hashing, push, fetch, checkout) from its own Tqdm.
+    fs_callbacks.Tqdm = data_callbacks.Tqdm = SinkTqdm
     try:
         yield
     finally:
-        fs_callbacks.Tqdm = original_cls
+        fs_callbacks.Tqdm, data_callbacks.Tqdm = original_classes
         if original_progress is None:
             del ui.progress
         else:
