@@ -94,6 +94,10 @@ def test_s3_full_cycle(ml_project, tmp_path, moto_s3, s3_bucket):
     before = _digests(ml_project)
     assert len(before) == N_SMALL + 2
 
+    dvc_status = [str(BIN / "dvc"), "data", "status", "--json", "--not-in-remote"]
+    not_in_remote = json.loads(run(dvc_status, cwd=ml_project, env={**os.environ, **env}).stdout)["not_in_remote"]
+    assert {"data/big.bin", "data/bulk/"} <= set(not_in_remote)  # DVC sees the bucket, and it is empty
+
     pushed = _json(run_opsctl("data", "push", "--json", cwd=ml_project, env=env))
     assert pushed["direction"] == "push" and pushed["remote"] == "s3"
     assert pushed["url"] == f"s3://{s3_bucket}/store"
@@ -109,9 +113,8 @@ def test_s3_full_cycle(ml_project, tmp_path, moto_s3, s3_bucket):
 
     status = _json(run_opsctl("data", "status", "--json", cwd=ml_project, env=env))
     assert status == {"up_to_date": True, "remote": "s3", "remote_checked": True, "entries": []}
-    dvc_status = run([str(BIN / "dvc"), "data", "status", "--json", "--not-in-remote"], cwd=ml_project,
-                     env={**os.environ, **env})
-    assert not json.loads(dvc_status.stdout).get("not_in_remote"), dvc_status.stdout
+    after_push = run(dvc_status, cwd=ml_project, env={**os.environ, **env})
+    assert not json.loads(after_push.stdout).get("not_in_remote"), after_push.stdout
 
     # Nothing left locally: no cache, no data. Pull brings back the same bytes from S3.
     shutil.rmtree(ml_project / ".dvc" / "cache")
