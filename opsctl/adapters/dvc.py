@@ -51,14 +51,15 @@ def _tame_dvc_logging() -> None:
 
 
 @contextlib.contextmanager
-def open_repo(root: Path) -> Iterator[object]:
-    """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`."""
+def open_repo(root: Path, *, config: dict | None = None) -> Iterator[object]:
+    """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`.
+    ``config`` overrides DVC config for this use only (as ``dvc -c`` would)."""
     _tame_dvc_logging()
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
     try:
-        repo = Repo(str(root))
+        repo = Repo(str(root), config=config)
     except NotDvcRepoError:
         raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
     try:
@@ -283,7 +284,7 @@ def lock_timeout() -> float:
 
 
 @contextlib.contextmanager
-def locked_repo(root: Path, timeout: float | None = None) -> Iterator[object]:
+def locked_repo(root: Path, timeout: float | None = None, *, config: dict | None = None) -> Iterator[object]:
     """An open repo holding DVC's own lock, waiting up to ``timeout`` seconds for
     another process to release it (DVC alone gives up after 3 s)."""
     import time
@@ -292,7 +293,7 @@ def locked_repo(root: Path, timeout: float | None = None) -> Iterator[object]:
     from dvc.repo import lock_repo
 
     timeout = lock_timeout() if timeout is None else timeout
-    with open_repo(root) as repo, contextlib.ExitStack() as stack:
+    with open_repo(root, config=config) as repo, contextlib.ExitStack() as stack:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -321,24 +322,37 @@ class TrackedOutput:
     cached: bool  # does DVC cache it (`cache: false` metrics do not)
 
 
-def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[TrackedOutput], list[str]]:
-    """``dvc add`` each path. Returns what is tracked now and the files Git should stage."""
-    from dvc.exceptions import DvcException
+class AlreadyInGitError(DvcError):
+    pass
 
-    with reporting_progress(progress), locked_repo(root) as repo:
+
+def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[TrackedOutput], list[str]]:
+    """``dvc add`` each path, with DVC staging the ``.dvc`` and ``.gitignore`` files in
+    Git itself (``core.autostage``, through its own Git bindings: no extra process).
+    Returns what is tracked now and the files staged."""
+    from dvc.exceptions import DvcException
+    from dvc.output import OutputAlreadyTrackedError
+
+    with reporting_progress(progress), locked_repo(root, config={"core": {"autostage": True}}) as repo:
         try:
             stages = repo.add([str(root / p) for p in paths])
+        except OutputAlreadyTrackedError as exc:
+            path = str(exc).split("'")[1] if "'" in str(exc) else "it"
+            raise AlreadyInGitError(
+                f"{path} is tracked by Git; DVC cannot track it as well",
+                hint=f"untrack it first: git rm -r --cached {path} && git commit -m 'Move {path} to DVC'",
+            ) from None
         except DvcException as exc:
             raise DvcError(_one_line(exc)) from exc
-        tracked, to_git = [], []
+        tracked, staged = [], []
         for stage in stages:
-            to_git.append(_rel(root, stage.path))
+            staged.append(_rel(root, stage.path))
             for out in stage.outs:
                 tracked.append(_output(root, out))
                 gitignore = Path(out.fs_path).parent / ".gitignore"
                 if gitignore.exists():
-                    to_git.append(_rel(root, gitignore))
-    return tracked, sorted(set(to_git))
+                    staged.append(_rel(root, gitignore))
+    return tracked, sorted(set(staged))
 
 
 def _rel(root: Path, path) -> str:
@@ -366,22 +380,24 @@ def tracked_outputs(root: Path) -> list[TrackedOutput]:
         return sorted((_output(root, out) for out in repo.index.outs), key=lambda o: o.path)
 
 
-def data_status(root: Path, *, remote: str | None = None, check_remote: bool = True) -> dict:
-    """DVC's own ``data status`` (granular), the same dict ``dvc data status --json`` prints.
+def data_status(root: Path, *, remote: str | None = None, check_remote: bool = True) -> tuple[dict, str | None]:
+    """DVC's own ``data status`` — the dict ``dvc data status --json [--not-in-remote]``
+    prints — and the name of the remote it was compared with (None: not compared).
 
-    With ``check_remote``, objects missing from the (default) remote are listed under
-    ``not_in_remote``, asking the remote itself rather than a cached index.
+    Directories are reported as a whole (``dir/``), as ``dvc data status`` does
+    without ``--granular``: listing every file of a large dataset is slow and unreadable.
     """
     with open_repo(root) as repo:
-        if check_remote:
+        name = remote or repo.config["core"].get("remote")
+        check = check_remote and name is not None
+        if check:
             _require_remote(repo, remote)
         try:
-            return repo.data_status(
-                granular=True, not_in_remote=check_remote, remote_refresh=check_remote, remote=remote,
-            )
+            raw = repo.data_status(granular=False, not_in_remote=check, remote_refresh=check, remote=remote)
         except Exception as exc:
             _raise_remote_error(repo, remote, exc)
             raise
+        return raw, (name if check else None)
 
 
 def default_remote(root: Path) -> str | None:

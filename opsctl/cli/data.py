@@ -74,7 +74,7 @@ def status(
     if as_json:
         out.json({
             "up_to_date": result.up_to_date, "remote": result.remote, "remote_checked": result.remote_checked,
-            "entries": [{"path": e.path, "state": e.state, "files": e.files} for e in result.entries],
+            "entries": [{"path": e.path, "state": e.state} for e in result.entries],
         })
         return
     if result.up_to_date:
@@ -83,9 +83,7 @@ def status(
         return
     colours = {"new": "green", "modified": "yellow", "deleted": "red", "not in cache": "red",
                "not committed": "cyan", "not pushed": "magenta"}
-    out.table(["path", "state", "files"], [
-        (e.path, Styled(e.state, colours.get(e.state, "")), e.files) for e in result.entries
-    ])
+    out.table(["path", "state"], [(e.path, Styled(e.state, colours.get(e.state, ""))) for e in result.entries])
     for state in dict.fromkeys(e.state for e in result.entries):
         out.info(f"[dim]{state}: {STATE_HINTS[state]}[/]")
 

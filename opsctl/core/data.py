@@ -13,13 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from opsctl.core.project import Project
-from opsctl.errors import OpsctlError, ToolUnavailableError, UsageError
+from opsctl.errors import ToolUnavailableError, UsageError
 
 ProgressSink = Callable[[object], None]  # receives adapters.dvc.ProgressEvent
-
-
-class DataError(OpsctlError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -45,23 +41,13 @@ def add_data(project: Project, paths: list[str], *, cwd: Path | None = None,
     so bad input changes nothing.
     """
     from opsctl.adapters import dvc as dvc_adapter
-    from opsctl.adapters.git import GitRepo
 
     if not paths:
         raise UsageError("give at least one file or directory to add")
     cwd = Path(cwd or os.getcwd())
-    git = GitRepo.open(project.root)
-    relative = []
-    for raw in paths:
-        rel = _inside_project(project, cwd, raw)
-        if git.is_tracked(rel):
-            raise DataError(
-                f"{raw} is tracked by Git; DVC cannot track it as well",
-                hint=f"untrack it first: git rm -r --cached {rel} && git commit -m 'Move {rel} to DVC'",
-            )
-        relative.append(rel)
+    # A path Git already tracks is refused by DVC itself before anything changes.
+    relative = [_inside_project(project, cwd, raw) for raw in paths]
     tracked, to_git = dvc_adapter.add_paths(project.root, relative, progress=progress)
-    git.add(to_git)
     return AddResult(
         added=[AddedData(t.path, t.dvcfile, t.nfiles or 1, t.size, t.hash) for t in tracked],
         staged=to_git,
@@ -100,9 +86,8 @@ STATE_HINTS = {
 
 @dataclass(frozen=True)
 class DataStatusEntry:
-    path: str
+    path: str  # a tracked directory as a whole ends with "/"
     state: str
-    files: int = 1  # >1 when a directory stands for the files inside it
 
 
 @dataclass(frozen=True)
@@ -122,37 +107,20 @@ def data_status(project: Project, *, remote: str | None = None, check_remote: bo
     committed, and cache versus the remote (not pushed) — from ``dvc data status``."""
     from opsctl.adapters import dvc as dvc_adapter
 
-    remote_name = remote or dvc_adapter.default_remote(project.root)
-    check = check_remote and remote_name is not None
-    raw = dvc_adapter.data_status(project.root, remote=remote, check_remote=check)
-    states: list[tuple[str, str]] = []
+    raw, compared_with = dvc_adapter.data_status(project.root, remote=remote, check_remote=check_remote)
+    entries: list[DataStatusEntry] = []
     uncommitted = raw.get("uncommitted", {})
     for key, state in (("added", "new"), ("modified", "modified"), ("deleted", "deleted")):
-        states += [(p, state) for p in uncommitted.get(key, [])]
-    states += [(p, "not in cache") for p in raw.get("not_in_cache", [])]
+        entries += [DataStatusEntry(p, state) for p in uncommitted.get(key, [])]
+    entries += [DataStatusEntry(p, "not in cache") for p in raw.get("not_in_cache", [])]
     committed = raw.get("committed", {})
     for key in ("added", "modified", "deleted", "renamed"):
         for item in committed.get(key, []):
-            states.append((item["new"] if isinstance(item, dict) else item, "not committed"))
-    states += [(p, "not pushed") for p in raw.get("not_in_remote", [])]
-    return DataStatus(_collapse(states), remote_name, check, raw)
-
-
-def _collapse(states: list[tuple[str, str]]) -> list[DataStatusEntry]:
-    """A directory entry stands for the files inside it that share its state."""
-    dirs = {(p, s) for p, s in states if p.endswith("/")}
-    counts: dict[tuple[str, str], int] = {d: 0 for d in dirs}
-    entries = []
-    for path, state in states:
-        parent = next((d for d in dirs if d[1] == state and path != d[0] and path.startswith(d[0])), None)
-        if parent is not None:
-            counts[parent] += 1
-            continue
-        if (path, state) not in dirs:
-            entries.append(DataStatusEntry(path, state))
-    entries += [DataStatusEntry(d[0], d[1], max(counts[d], 1)) for d in dirs]
+            entries.append(DataStatusEntry(item["new"] if isinstance(item, dict) else item, "not committed"))
+    entries += [DataStatusEntry(p, "not pushed") for p in raw.get("not_in_remote", [])]
     order = list(STATE_HINTS)
-    return sorted(entries, key=lambda e: (order.index(e.state), e.path))
+    entries.sort(key=lambda e: (order.index(e.state), e.path))
+    return DataStatus(entries, compared_with or remote, compared_with is not None, raw)
 
 
 # -- push / pull ------------------------------------------------------------------

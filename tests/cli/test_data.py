@@ -38,8 +38,8 @@ def opsctl_json(cwd, *args):
 
 
 def dvc_status_pairs(cwd) -> set[tuple[str, str]]:
-    """What the real `dvc data status` reports, in opsctl's state names."""
-    raw = json.loads(dvc(cwd, "data", "status", "--json", "--granular", "--not-in-remote").stdout)
+    """What the real `dvc data status --not-in-remote` reports, in opsctl's state names."""
+    raw = json.loads(dvc(cwd, "data", "status", "--json", "--not-in-remote").stdout)
     pairs = set()
     for key, state in (("added", "new"), ("modified", "modified"), ("deleted", "deleted")):
         pairs |= {(p, state) for p in raw.get("uncommitted", {}).get(key, [])}
@@ -51,17 +51,7 @@ def dvc_status_pairs(cwd) -> set[tuple[str, str]]:
 
 
 def opsctl_status_pairs(cwd) -> set[tuple[str, str]]:
-    """opsctl's entries, with collapsed directories expanded back to DVC's granular form."""
-    raw = json.loads(dvc(cwd, "data", "status", "--json", "--granular", "--not-in-remote").stdout)
-    every = {p for v in raw.values() if isinstance(v, list) for p in v}
-    every |= {p if isinstance(p, str) else p["new"] for v in raw.values() if isinstance(v, dict)
-              for items in v.values() if isinstance(items, list) for p in items}
-    pairs = set()
-    for entry in opsctl_json(cwd, "data", "status")["entries"]:
-        pairs.add((entry["path"], entry["state"]))
-        if entry["path"].endswith("/"):
-            pairs |= {(p, entry["state"]) for p in every if p.startswith(entry["path"]) and p != entry["path"]}
-    return pairs & dvc_status_pairs(cwd) | pairs
+    return {(e["path"], e["state"]) for e in opsctl_json(cwd, "data", "status")["entries"]}
 
 
 def test_add_status_push_pull_roundtrip(ml_project, tmp_path):
@@ -256,7 +246,9 @@ def test_interrupted_add_keeps_the_users_files(ml_project):
         assert "Traceback" not in err
         if proc.returncode == 130:
             interrupted += 1
-            assert not (ml_project / "data" / "big.dvc").exists()
+            if (ml_project / "data" / "big.dvc").exists():
+                # Interrupted after DVC wrote the .dvc file (while staging it): then the add is complete.
+                assert "up to date" in dvc(ml_project, "status", "data/big.dvc").stdout
         else:
             assert proc.returncode == 0 and (ml_project / "data" / "big.dvc").exists()
             break
