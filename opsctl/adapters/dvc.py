@@ -327,13 +327,12 @@ class AlreadyInGitError(DvcError):
 
 
 def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[TrackedOutput], list[str]]:
-    """``dvc add`` each path, with DVC staging the ``.dvc`` and ``.gitignore`` files in
-    Git itself (``core.autostage``, through its own Git bindings: no extra process).
-    Returns what is tracked now and the files staged."""
+    """``dvc add`` each path. Returns what is tracked now and the files Git should stage
+    (the ``.dvc`` files and the ``.gitignore`` files DVC wrote)."""
     from dvc.exceptions import DvcException
     from dvc.output import OutputAlreadyTrackedError
 
-    with reporting_progress(progress), locked_repo(root, config={"core": {"autostage": True}}) as repo:
+    with reporting_progress(progress), locked_repo(root) as repo:
         try:
             stages = repo.add([str(root / p) for p in paths])
         except OutputAlreadyTrackedError as exc:

@@ -40,6 +40,21 @@ def _fallback_identity() -> dict[str, str]:
     }
 
 
+def stage_files(root: Path, paths: list[str]) -> None:
+    """``git add`` PATHS in the work tree at ROOT.
+
+    A plain ``git`` process rather than GitPython: this runs after every
+    ``opsctl data add``, where importing GitPython (or DVC's pygit2 autostage)
+    would cost more than the whole ``git add``.
+    """
+    if not paths:
+        return
+    result = subprocess.run(["git", "add", "--", *paths], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        raise GitError(f"git add failed: {lines[-1] if lines else result.returncode}")
+
+
 class GitRepo:
     """A thin wrapper over ``git.Repo`` with the few operations opsctl needs."""
 

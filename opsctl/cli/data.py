@@ -85,7 +85,7 @@ def status(
                "not committed": "cyan", "not pushed": "magenta"}
     out.table(["path", "state"], [(e.path, Styled(e.state, colours.get(e.state, ""))) for e in result.entries])
     for state in dict.fromkeys(e.state for e in result.entries):
-        out.info(f"[dim]{state}: {STATE_HINTS[state]}[/]")
+        out.info(f"{state}: {STATE_HINTS[state]}", style="dim")
 
 
 def _transfer(direction: str, targets: list[str], remote: Optional[str], jobs: Optional[int], as_json: bool) -> None:

@@ -76,7 +76,7 @@ def init(
         })
         return
     shown = _display_path(result.root)
-    out.success(f"Created [bold]{result.project_name}[/] in {shown} from {result.template}")
+    out.success(f"Created {result.project_name} in {shown} from {result.template}")
     details = [f"{result.files} files", f"first commit {result.commit[:8]}"]
     if result.tracked:
         details.append("DVC-tracked: " + ", ".join(result.tracked))

@@ -60,22 +60,37 @@ class Output:
         return console
 
     # -- messages (stderr) -------------------------------------------------
-    def info(self, message: str) -> None:
+    # Messages are plain text, never markup (paths and DVC messages hold brackets).
+    # Off a terminal they are written directly: scripts and CI never pay for rich.
+    def _say(self, text: str, style: str | None = None, prefix: tuple[str, str] | None = None) -> None:
+        if not self._is_tty(sys.stderr):
+            sys.stderr.write((f"{prefix[0]} " if prefix else "") + text + "\n")
+            sys.stderr.flush()
+            return
+        from rich.text import Text
+
+        line = Text()
+        if prefix:
+            line.append(prefix[0], style=prefix[1])
+            line.append(" ")
+        line.append(text, style=style or "")
+        self._console(stderr=True).print(line)
+
+    def info(self, message: str, *, style: str | None = None) -> None:
         if not self.quiet:
-            self._console(stderr=True).print(message)
+            self._say(message, style)
 
     def success(self, message: str) -> None:
         if not self.quiet:
-            self._console(stderr=True).print(f"[green]✓[/] {message}")
+            self._say(message, prefix=("✓", "green"))
 
     def warn(self, message: str) -> None:
-        self._console(stderr=True).print(f"[yellow]warning:[/] {_escape(message)}")
+        self._say(message, prefix=("warning:", "yellow"))
 
     def error(self, message: str, hint: str | None = None) -> None:
-        console = self._console(stderr=True)
-        console.print(f"[bold red]error:[/] {_escape(message)}")
+        self._say(message, prefix=("error:", "bold red"))
         if hint:
-            console.print(f"[dim]hint: {_escape(hint)}[/]")
+            self._say(f"hint: {hint}", style="dim")
 
     @contextlib.contextmanager
     def status(self, message: str) -> Iterator[Any]:
@@ -111,17 +126,6 @@ class Output:
         for row in rows:
             table.add_row(*(Text(c.text, style=c.style) if isinstance(c, Styled) else Text(_plain(c)) for c in row))
         self._console(stderr=False).print(table)
-
-    def print(self, message: str = "") -> None:
-        """Human-readable result text on stdout (markup allowed)."""
-        self._console(stderr=False).print(message)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
 
 @dataclass(frozen=True)
 class Styled:

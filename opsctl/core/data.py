@@ -41,6 +41,7 @@ def add_data(project: Project, paths: list[str], *, cwd: Path | None = None,
     so bad input changes nothing.
     """
     from opsctl.adapters import dvc as dvc_adapter
+    from opsctl.adapters.git import stage_files
 
     if not paths:
         raise UsageError("give at least one file or directory to add")
@@ -48,6 +49,7 @@ def add_data(project: Project, paths: list[str], *, cwd: Path | None = None,
     # A path Git already tracks is refused by DVC itself before anything changes.
     relative = [_inside_project(project, cwd, raw) for raw in paths]
     tracked, to_git = dvc_adapter.add_paths(project.root, relative, progress=progress)
+    stage_files(project.root, to_git)
     return AddResult(
         added=[AddedData(t.path, t.dvcfile, t.nfiles or 1, t.size, t.hash) for t in tracked],
         staged=to_git,

@@ -25,3 +25,13 @@ def test_help_and_version_import_no_heavy_library(args):
     assert report["code"] == 0
     loaded = {m.split(".")[0] for m in report["modules"]}
     assert not loaded & set(HEAVY), f"{args} imported {sorted(loaded & set(HEAVY))}"
+
+
+def test_messages_off_a_terminal_do_not_import_rich(tmp_path):
+    """Scripts and CI get plain lines: an error off a terminal loads no rich at all."""
+    result = subprocess.run([sys.executable, "-c", PROBE.format(args=["status"])], capture_output=True, text=True,
+                            cwd=tmp_path)
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    assert report["code"] == 3
+    assert "error: not an opsctl project" in result.stderr
+    assert not any(m == "rich" or m.startswith("rich.") for m in report["modules"])
