@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # opsctl's main job, end to end, on a demo project:
 #   check the machine, scaffold a project (Git + DVC, sample data versioned),
-#   see what is stale, run the pipeline, see metrics, push the data.
+#   see what is stale, run the pipeline, see metrics, push the data to the
+#   project's remote and list where every piece of data is.
 # The demo project goes to $OPSCTL_DEMO_DIR (default: /tmp/opsctl-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,7 @@ step opsctl status
 step dvc repro
 step opsctl status
 step dvc metrics show
-step dvc push
+step opsctl data status
+step opsctl data push
+step opsctl data ls
 printf '\nDemo project: %s\n' "$demo"

@@ -18,7 +18,9 @@ def test_demo_script_scaffolds_runs_and_pushes(tmp_path):
     assert "metrics.json" in result.stdout
     metrics = json.loads((demo / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.5
-    assert any((demo / ".opsctl" / "remote").rglob("*")), "dvc push put nothing in the embedded remote"
+    assert any((demo / ".opsctl" / "remote").rglob("*")), "the push put nothing in the embedded remote"
+    assert "Pushed" in result.stderr
+    assert "models/model.pkl\t" in result.stdout  # `opsctl data ls` lists the pipeline's outputs
 
     # Running it again replaces its own demo project instead of refusing.
     again = subprocess.run(["bash", "scripts/demo.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
