@@ -90,12 +90,11 @@ def status(
 
 def _transfer(direction: str, targets: list[str], remote: Optional[str], jobs: Optional[int], as_json: bool) -> None:
     from opsctl.cli.progress import data_progress
-    from opsctl.core.data import pull_data, push_data
+    from opsctl.core.data import transfer_data
 
-    action = push_data if direction == "push" else pull_data
     project = _project()
     with data_progress() as progress:
-        result = action(project, targets, remote=remote, jobs=jobs, progress=progress)
+        result = transfer_data(project, direction, targets, remote=remote, jobs=jobs, progress=progress)
     if as_json:
         out.json(vars(result))
         return

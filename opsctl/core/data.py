@@ -137,29 +137,19 @@ class Transfer:
     changed: list[str]
 
 
-def push_data(project: Project, targets: list[str], *, remote: str | None = None, jobs: int | None = None,
-              progress: ProgressSink | None = None) -> Transfer:
+def transfer_data(project: Project, direction: str, targets: list[str], *, remote: str | None = None,
+                  jobs: int | None = None, progress: ProgressSink | None = None) -> Transfer:
+    """``push`` cached data to a remote, or ``pull`` it into the cache and the workspace."""
     from opsctl.adapters import dvc as dvc_adapter
 
-    _check_jobs(jobs)
-    _require_backend(project, remote)
-    result = dvc_adapter.push(project.root, targets, remote=remote, jobs=jobs, progress=progress)
-    return Transfer("push", result.remote, result.url, result.files, result.bytes, result.changed)
-
-
-def pull_data(project: Project, targets: list[str], *, remote: str | None = None, jobs: int | None = None,
-              progress: ProgressSink | None = None) -> Transfer:
-    from opsctl.adapters import dvc as dvc_adapter
-
-    _check_jobs(jobs)
-    _require_backend(project, remote)
-    result = dvc_adapter.pull(project.root, targets, remote=remote, jobs=jobs, progress=progress)
-    return Transfer("pull", result.remote, result.url, result.files, result.bytes, result.changed)
-
-
-def _check_jobs(jobs: int | None) -> None:
+    if direction not in ("push", "pull"):
+        raise UsageError(f"direction must be push or pull, got {direction!r}")
     if jobs is not None and jobs < 1:
         raise UsageError(f"-j/--jobs must be at least 1, got {jobs}")
+    _require_backend(project, remote)
+    move = dvc_adapter.push if direction == "push" else dvc_adapter.pull
+    result = move(project.root, targets, remote=remote, jobs=jobs, progress=progress)
+    return Transfer(direction, result.remote, result.url, result.files, result.bytes, result.changed)
 
 
 # -- diff and ls --------------------------------------------------------------------

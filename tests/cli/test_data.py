@@ -258,3 +258,9 @@ def test_interrupted_add_keeps_the_users_files(ml_project):
     assert result.returncode == 0, result.stderr
     assert sums(big) == before
     assert "up to date" in dvc(ml_project, "status", "data/big.dvc").stdout
+
+
+def test_bad_jobs_and_unknown_remote(ml_project):
+    assert run_opsctl("data", "push", "-j", "0", cwd=ml_project).returncode == 2
+    unknown = run_opsctl("data", "push", "--remote", "nowhere", cwd=ml_project)
+    assert unknown.returncode == 1 and "no remote named 'nowhere'" in unknown.stderr
