@@ -3,7 +3,8 @@
 #   ~/.local/share/bash-completion/completions/opsctl
 
 declare -gA _opsctl_subcommands=(
-  ['opsctl']='data doctor init status template'
+  ['opsctl']='dag data doctor init status template'
+  ['opsctl dag']=''
   ['opsctl data']='add diff ls pull push remote status'
   ['opsctl data add']=''
   ['opsctl data diff']=''
@@ -23,6 +24,7 @@ declare -gA _opsctl_subcommands=(
 )
 declare -gA _opsctl_options=(
   ['opsctl']='--version --traceback --quiet -q --help -h'
+  ['opsctl dag']='--json --mermaid --dot --help -h'
   ['opsctl data']='--help -h'
   ['opsctl data add']='--json --help -h'
   ['opsctl data diff']='--json --help -h'
@@ -42,6 +44,7 @@ declare -gA _opsctl_options=(
 )
 declare -gA _opsctl_value_options=(
   ['opsctl']=''
+  ['opsctl dag']=''
   ['opsctl data']=''
   ['opsctl data add']=''
   ['opsctl data diff']=''
@@ -61,6 +64,7 @@ declare -gA _opsctl_value_options=(
 )
 declare -gA _opsctl_takes_args=(
   ['opsctl']=''
+  ['opsctl dag']=''
   ['opsctl data']=''
   ['opsctl data add']='1'
   ['opsctl data diff']='1'

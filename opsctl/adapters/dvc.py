@@ -146,33 +146,43 @@ class PipelineStage:
 
 def pipeline_status(root: Path) -> list[PipelineStage]:
     """Every pipeline stage (topological order) with DVC's reasons for it being stale."""
+    with open_repo(root) as repo:
+        raw = repo.status(targets=None)
+        result = []
+        for stage, node in _pipeline_stages(repo):
+            changes = list(_parse_changes(raw.get(node.name, [])))
+            if not _has_lock_entry(stage):
+                changes.insert(0, StageChange("never-run", None, "no entry in dvc.lock"))
+            result.append(PipelineStage(**{**vars(node), "changes": tuple(changes)}))
+        return result
+
+
+def pipeline_graph(root: Path) -> list[PipelineStage]:
+    """Every pipeline stage in topological order with its upstream stages (no change detection)."""
+    with open_repo(root) as repo:
+        return [node for _stage, node in _pipeline_stages(repo)]
+
+
+def _pipeline_stages(repo) -> list[tuple[object, PipelineStage]]:
+    """DVC's stage graph: pipeline stages (not .dvc files) upstream first."""
     import networkx as nx
     from dvc.stage import PipelineStage as DvcPipelineStage
 
-    with open_repo(root) as repo:
-        graph = repo.index.graph
-        stages = [s for s in nx.topological_sort(graph.reverse(copy=False)) if isinstance(s, DvcPipelineStage)]
-        raw = repo.status(targets=None)
-        result = []
-        for stage in stages:
-            upstream = tuple(
-                sorted(dep.addressing for dep in graph.successors(stage) if isinstance(dep, DvcPipelineStage))
-            )
-            changes = list(_parse_changes(raw.get(stage.addressing, [])))
-            if not _has_lock_entry(stage):
-                changes.insert(0, StageChange("never-run", None, "no entry in dvc.lock"))
-            result.append(
-                PipelineStage(
-                    name=stage.addressing,
-                    dvcfile=stage.relpath,
-                    cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
-                    deps=tuple(str(d.def_path) for d in stage.deps),
-                    outs=tuple(str(o.def_path) for o in stage.outs),
-                    upstream=upstream,
-                    changes=tuple(changes),
-                )
-            )
-        return result
+    graph = repo.index.graph  # edges point from a stage to the stages it depends on
+    ordered = [s for s in nx.topological_sort(graph.reverse(copy=False)) if isinstance(s, DvcPipelineStage)]
+    result = []
+    for stage in ordered:
+        upstream = tuple(sorted(dep.addressing for dep in graph.successors(stage) if isinstance(dep, DvcPipelineStage)))
+        result.append((stage, PipelineStage(
+            name=stage.addressing,
+            dvcfile=stage.relpath,
+            cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
+            deps=tuple(str(d.def_path) for d in stage.deps),
+            outs=tuple(str(o.def_path) for o in stage.outs),
+            upstream=upstream,
+            changes=(),
+        )))
+    return result
 
 
 def _has_lock_entry(stage) -> bool:

@@ -46,3 +46,26 @@ def _describe(change) -> str:
     if change.kind in ("dep", "out") and change.path:
         return f"{change.kind} {change.path} {change.change}"
     return change.change
+
+
+@dataclass(frozen=True)
+class StageNode:
+    name: str
+    cmd: str
+    deps: list[str]
+    outs: list[str]
+    upstream: list[str]
+    layer: int  # 1 for stages with no upstream stage; otherwise 1 + the deepest upstream's layer
+
+
+def pipeline_graph(project: Project) -> list[StageNode]:
+    """The stage DAG from DVC's own index, upstream first, each stage with its layer."""
+    from opsctl.adapters import dvc as dvc_adapter
+
+    layers: dict[str, int] = {}
+    nodes = []
+    for stage in dvc_adapter.pipeline_graph(project.root):
+        layer = 1 + max((layers[u] for u in stage.upstream if u in layers), default=0)
+        layers[stage.name] = layer
+        nodes.append(StageNode(stage.name, stage.cmd, list(stage.deps), list(stage.outs), list(stage.upstream), layer))
+    return nodes
