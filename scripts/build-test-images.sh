@@ -7,8 +7,18 @@
 # Built once per machine and reused: an image that exists is kept (--rebuild to redo).
 set -euo pipefail
 
+# Usage: build-test-images.sh [--rebuild] [--only busybox|python]
 rebuild=0
-[ "${1:-}" = "--rebuild" ] && rebuild=1
+only=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rebuild) rebuild=1 ;;
+        --only) only=$2; shift ;;
+        *) echo "build-test-images: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=${DEBIAN_SUITE:-bookworm}
 
@@ -22,7 +32,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-if have opsctl-test/busybox:latest; then
+if ! want busybox; then
+    :
+elif have opsctl-test/busybox:latest; then
     echo "build-test-images: opsctl-test/busybox:latest exists" >&2
 else
     # Debian's busybox-static: one statically linked binary that runs in an empty image.
@@ -37,11 +49,14 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 ENV PATH=/bin
 CMD ["/bin/sh"]
 DOCKERFILE
-    docker build -q -t opsctl-test/busybox:latest "$work/busybox" >/dev/null
+    # (the client warns that the legacy builder is deprecated; buildx is not packaged here)
+    docker build -q -t opsctl-test/busybox:latest "$work/busybox" >/dev/null 2>"$work/build.log" || { cat "$work/build.log" >&2; exit 1; }
     echo "build-test-images: built opsctl-test/busybox:latest" >&2
 fi
 
-if have opsctl-test/python:3; then
+if ! want python; then
+    :
+elif have opsctl-test/python:3; then
     echo "build-test-images: opsctl-test/python:3 exists" >&2
 else
     command -v debootstrap >/dev/null || { echo "build-test-images: install debootstrap first" >&2; exit 1; }

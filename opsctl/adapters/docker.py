@@ -62,3 +62,114 @@ def engine_info(timeout: float = 5.0) -> EngineInfo:
         os=str(info.get("Os", "?")),
         arch=str(info.get("Arch", "?")),
     )
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One stage container: what runs, where the workspace is, and its limits."""
+
+    image: str
+    command: str
+    workspace: str  # host path bind-mounted at /workspace
+    user: str  # "uid:gid"
+    env: dict
+    network: str
+    labels: dict
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: int | str | None = None
+
+
+def run_container(spec: ContainerSpec, on_line) -> int:
+    """Run ``spec`` to completion, streaming its output lines to ``on_line``; return its exit code.
+
+    The container is always removed afterwards — on success, failure or Ctrl-C
+    (KeyboardInterrupt stops and removes it, then propagates). Defaults are the
+    safe ones: no capabilities, ``no-new-privileges``, never privileged, never
+    the Docker socket.
+    """
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+    from docker.types import DeviceRequest
+
+    try:
+        client = docker.from_env()
+    except DockerException as exc:
+        raise EngineUnavailableError(f"Docker engine not reachable ({_short_reason(str(exc))})", hint=START_HINT) from None
+    kwargs = {}
+    if spec.cpus:
+        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+    if spec.memory:
+        kwargs["mem_limit"] = spec.memory
+    if spec.gpus:
+        count = -1 if spec.gpus == "all" else int(spec.gpus)
+        kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+    try:
+        container = client.containers.create(
+            image=spec.image,
+            command=["/bin/sh", "-c", spec.command],
+            working_dir="/workspace",
+            volumes={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
+            user=spec.user,
+            environment={"HOME": "/tmp", **spec.env},
+            network_mode=spec.network,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            privileged=False,
+            labels=spec.labels,
+            detach=True,
+            **kwargs,
+        )
+    except ImageNotFound:
+        client.close()
+        raise EngineUnavailableError(
+            f"image {spec.image} is not available locally (opsctl never pulls implicitly)",
+            hint="build it with `opsctl build`, or `docker pull`/`docker load` it yourself",
+        ) from None
+    except DockerException as exc:
+        client.close()
+        raise EngineUnavailableError(f"cannot create a container from {spec.image}: {_short_reason(str(exc))}") from None
+    try:
+        container.start()
+        pending = b""
+        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                on_line(line.decode("utf-8", "replace"))
+        if pending:
+            on_line(pending.decode("utf-8", "replace"))
+        return int(container.wait().get("StatusCode", 1))
+    finally:
+        _remove_quietly(container)
+        client.close()
+
+
+def _remove_quietly(container) -> None:
+    """Stop and remove, even while a second Ctrl-C arrives: no orphan containers."""
+    import signal
+    import threading
+
+    from docker.errors import DockerException
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        container.remove(force=True)
+    except DockerException:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def containers_labelled(label: str, value: str) -> list[str]:
+    """Ids of containers (running or not) carrying ``label=value``."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        return [c.id for c in client.containers.list(all=True, filters={"label": f"{label}={value}"})]
+    finally:
+        client.close()

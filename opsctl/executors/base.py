@@ -8,6 +8,18 @@ from typing import Callable, Protocol
 
 
 @dataclass(frozen=True)
+class ContainerSettings:
+    """How a stage's container is shaped (from ``opsctl.yaml``'s per-stage settings)."""
+
+    image: str
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: int | str | None = None
+    network: str = "none"
+    user: str | None = None  # "uid:gid"; default: the invoking user's, so outputs are never root-owned
+
+
+@dataclass(frozen=True)
 class StageInvocation:
     """Everything an executor needs to run one stage; nothing about DVC."""
 
@@ -15,8 +27,31 @@ class StageInvocation:
     cmd: str
     workdir: Path
     log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # passed through by name from the caller's environment
     run_id: str | None = None
+    container: ContainerSettings | None = None  # required by the docker executor
+
+
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
+
+
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def masker(env: dict[str, str]) -> Callable[[str], str]:
+    """A function that replaces the values of secret-looking variables in a log line with ***."""
+    secrets = sorted((v for k, v in env.items() if looks_secret(k) and len(v) >= 4), key=len, reverse=True)
+    if not secrets:
+        return lambda line: line
+
+    def mask(line: str) -> str:
+        for value in secrets:
+            line = line.replace(value, "***")
+        return line
+
+    return mask
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,19 @@ def test_log_is_rewritten_on_each_run(tmp_path):
     log_path.write_text("old run\n")
     LocalExecutor().run(StageInvocation(stage="s", cmd="echo new", workdir=tmp_path, log_path=log_path))
     assert log_path.read_text() == "new\n"
+
+
+def test_secret_values_are_masked_in_log_and_callback(tmp_path):
+    from opsctl.executors.base import StageInvocation
+    from opsctl.executors.local import LocalExecutor
+
+    seen = []
+    outcome = LocalExecutor().run(
+        StageInvocation(stage="s", cmd='echo "token is $MY_API_TOKEN"; echo "user is $USER_NAME"',
+                        workdir=tmp_path, log_path=tmp_path / "s.log",
+                        env={"MY_API_TOKEN": "abcd1234", "USER_NAME": "alice"}),
+        on_line=lambda stage, line: seen.append(line),
+    )
+    assert outcome.exit_code == 0
+    assert seen == ["token is ***", "user is alice"]
+    assert "abcd1234" not in (tmp_path / "s.log").read_text()
