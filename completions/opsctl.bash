@@ -3,7 +3,8 @@
 #   ~/.local/share/bash-completion/completions/opsctl
 
 declare -gA _opsctl_subcommands=(
-  ['opsctl']='dag data doctor init status template'
+  ['opsctl']='build dag data doctor init status template'
+  ['opsctl build']=''
   ['opsctl dag']=''
   ['opsctl data']='add diff ls pull push remote status'
   ['opsctl data add']=''
@@ -24,6 +25,7 @@ declare -gA _opsctl_subcommands=(
 )
 declare -gA _opsctl_options=(
   ['opsctl']='--version --traceback --quiet -q --help -h'
+  ['opsctl build']='--no-cache --json --help -h'
   ['opsctl dag']='--json --mermaid --dot --help -h'
   ['opsctl data']='--help -h'
   ['opsctl data add']='--json --help -h'
@@ -44,6 +46,7 @@ declare -gA _opsctl_options=(
 )
 declare -gA _opsctl_value_options=(
   ['opsctl']=''
+  ['opsctl build']=''
   ['opsctl dag']=''
   ['opsctl data']=''
   ['opsctl data add']=''
@@ -64,6 +67,7 @@ declare -gA _opsctl_value_options=(
 )
 declare -gA _opsctl_takes_args=(
   ['opsctl']=''
+  ['opsctl build']='1'
   ['opsctl dag']=''
   ['opsctl data']=''
   ['opsctl data add']='1'

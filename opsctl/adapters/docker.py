@@ -173,3 +173,94 @@ def containers_labelled(label: str, value: str) -> list[str]:
         return [c.id for c in client.containers.list(all=True, filters={"label": f"{label}={value}"})]
     finally:
         client.close()
+
+
+# -- images ---------------------------------------------------------------------------
+
+class ImageBuildError(Exception):
+    """A Docker build failed; ``log_tail`` holds its last lines."""
+
+    def __init__(self, message: str, log_tail: list[str]) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+def context_files(context: str, dockerfile: str) -> list[str]:
+    """The files of a build context that ``.dockerignore`` lets through (Docker's own rules), sorted."""
+    from pathlib import Path
+
+    from docker.utils.build import exclude_paths
+
+    root = Path(context)
+    patterns = []
+    ignore = root / ".dockerignore"
+    if ignore.is_file():
+        patterns = [ln.strip() for ln in ignore.read_text(encoding="utf-8").splitlines()
+                    if ln.strip() and not ln.strip().startswith("#")]
+    return sorted(p for p in exclude_paths(str(root), patterns, dockerfile=dockerfile)
+                  if (root / p).is_file() or (root / p).is_symlink())
+
+
+def image_id(ref: str) -> str | None:
+    """The local image id (``sha256:...``) of ``ref``, or None when it is not here. Never pulls."""
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client = docker.from_env()
+    except DockerException as exc:
+        raise EngineUnavailableError(f"Docker engine not reachable ({_short_reason(str(exc))})", hint=START_HINT) from None
+    try:
+        return client.images.get(ref).id
+    except ImageNotFound:
+        return None
+    except DockerException as exc:
+        raise EngineUnavailableError(f"Docker engine error: {_short_reason(str(exc))}", hint=START_HINT) from None
+    finally:
+        client.close()
+
+
+def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: dict, target: str | None,
+                no_cache: bool, on_line) -> str:
+    """Build through the engine's API, streaming the log to ``on_line``; returns the image id."""
+    import docker
+    from docker.errors import APIError, DockerException
+
+    try:
+        client = docker.from_env()
+    except DockerException as exc:
+        raise EngineUnavailableError(f"Docker engine not reachable ({_short_reason(str(exc))})", hint=START_HINT) from None
+    tail: list[str] = []
+
+    def log(line: str) -> None:
+        tail.append(line)
+        del tail[:-40]
+        on_line(line)
+
+    try:
+        built_id = None
+        stream = client.api.build(
+            path=context, dockerfile=dockerfile, tag=tags[0], buildargs=build_args or None, target=target,
+            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True,
+        )
+        for event in stream:
+            if "stream" in event:
+                for line in event["stream"].splitlines():
+                    if line.strip():
+                        log(line.rstrip())
+            if "aux" in event and isinstance(event["aux"], dict) and "ID" in event["aux"]:
+                built_id = event["aux"]["ID"]
+            if "error" in event:
+                log(event["error"].strip())
+                raise ImageBuildError(event["error"].strip().splitlines()[-1], list(tail))
+        if built_id is None:
+            built_id = client.images.get(tags[0]).id
+        image = client.images.get(built_id)
+        for tag in tags[1:]:
+            repository, _, version = tag.rpartition(":")
+            image.tag(repository, version)
+        return built_id
+    except APIError as exc:
+        raise ImageBuildError(_short_reason(str(exc.explanation or exc)), list(tail)) from None
+    finally:
+        client.close()

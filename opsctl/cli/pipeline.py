@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import typer
 
@@ -12,6 +13,7 @@ from opsctl.cli.output import Styled, out
 def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("dag")(dag)
+    app.command("build")(build)
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
@@ -99,3 +101,43 @@ def _mermaid_label(name: str) -> str:
 
 def _dot_id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build(
+    images: Optional[list[str]] = typer.Argument(None, metavar="IMAGE", help="Images from opsctl.yaml (default: all)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild from scratch, ignoring Docker's layer cache."),
+    as_json: bool = typer.Option(False, "--json", help="Print the images as JSON."),
+) -> None:
+    """Build the project's images.
+
+    Each is tagged by a hash of its build inputs (Dockerfile, build args, the
+    context files .dockerignore lets through); an unchanged image is not rebuilt.
+    """
+    from opsctl.core.images import BuildFailedError, build_images
+    from opsctl.core.project import open_project
+
+    project = open_project()
+    tail: list[str] = []
+    with out.status("Building…") as spinner:
+        def on_line(name: str, line: str) -> None:
+            tail.append(line)
+            del tail[:-20]
+            if spinner is not None:
+                spinner.update(f"Building {name}: {line[:100]}")
+
+        try:
+            records = build_images(project, images or [], no_cache=no_cache, on_line=on_line)
+        except BuildFailedError as exc:
+            for line in exc.log_tail[-20:]:
+                out.info(f"  │ {line}", style="dim")
+            raise
+    if as_json:
+        out.json([vars(r) for r in records])
+        return
+    for r in records:
+        if r.inputs_hash is None:
+            out.success(f"{r.name}: {r.ref} (existing image {r.image_id[:19]})")
+        elif r.built:
+            out.success(f"{r.name}: built {r.ref} in {r.seconds:.1f} s ({r.image_id[:19]})")
+        else:
+            out.success(f"{r.name}: {r.ref} is up to date")

@@ -1,0 +1,169 @@
+"""Images for pipeline stages: ``opsctl build``.
+
+A built image is tagged by a hash of its build inputs — the Dockerfile, the
+build args and target, and every context file that ``.dockerignore`` lets
+through — so an unchanged image is never rebuilt, and a changed input always
+gives a new tag (and makes its stages stale). A ``ref:`` image is used as it is
+and identified by its local image id; it is never pulled.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from opsctl.core.config import ImageSpec
+from opsctl.core.project import Project
+from opsctl.errors import ConfigError, OpsctlError, ToolUnavailableError, UsageError
+
+IMAGES_FILE = "images.json"  # under .opsctl/: what each image was last built or resolved as
+
+
+class BuildFailedError(OpsctlError):
+    def __init__(self, message: str, log_tail: list[str]) -> None:
+        super().__init__(message, hint="the last lines of the build log are above")
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    name: str
+    ref: str  # the tag stages run (built) or the ref as written (ref:)
+    image_id: str
+    inputs_hash: str | None  # None for ref: images
+    built: bool  # False: already up to date, or a ref: image
+    seconds: float
+
+
+def image_tag(project: Project, spec: ImageSpec, inputs_hash: str) -> str:
+    return f"opsctl/{_slug(project.config.project)}-{_slug(spec.name)}:{inputs_hash[:12]}"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text.lower()).strip("-._") or "x"
+
+
+def inputs_hash(project: Project, spec: ImageSpec) -> str:
+    """sha256 of everything a build depends on (not timestamps: a fresh clone agrees)."""
+    from opsctl.adapters.docker import context_files
+
+    context, dockerfile = _paths(project, spec)
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"dockerfile": spec.dockerfile, "args": spec.build_args, "target": spec.target},
+                             sort_keys=True).encode())
+    digest.update(dockerfile.read_bytes())
+    for rel in context_files(str(context), os.path.relpath(dockerfile, context)):
+        path = context / rel
+        if _is_state(project, path):
+            continue
+        digest.update(rel.encode() + b"\0")
+        digest.update(b"link:" + os.readlink(path).encode() if path.is_symlink() else _file_digest(path))
+        digest.update(b"x" if os.access(path, os.X_OK) else b"-")
+    return digest.hexdigest()
+
+
+def _paths(project: Project, spec: ImageSpec) -> tuple[Path, Path]:
+    """The build context, and the Dockerfile (relative to the context, as in Docker Compose)."""
+    context = (project.root / spec.context).resolve()
+    if not context.is_dir():
+        raise ConfigError(f"opsctl.yaml: images.{spec.name}.context: {spec.context} is not a directory")
+    dockerfile = context / spec.dockerfile
+    if not dockerfile.is_file():
+        raise ConfigError(
+            f"opsctl.yaml: images.{spec.name}.dockerfile: no such file {os.path.relpath(dockerfile, project.root)}",
+            hint="create it, or point images.<name>.dockerfile at the right file (relative to the context)",
+        )
+    return context, dockerfile
+
+
+def _is_state(project: Project, path: Path) -> bool:
+    """opsctl's and Git's own state never counts as a build input (it changes with every
+    build and commit); projects keep both out of the context with .dockerignore."""
+    try:
+        top = path.relative_to(project.root).parts[0]
+    except (ValueError, IndexError):
+        return False
+    return top in (".opsctl", ".git")
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
+
+
+def select_images(project: Project, names: list[str]) -> list[ImageSpec]:
+    images = project.config.images
+    if not images:
+        raise UsageError("no images declared in opsctl.yaml", hint="add an `images:` section (see the README)")
+    unknown = [n for n in names if n not in images]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(images), n=3)
+        suggestion = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"unknown image '{unknown[0]}' (declared: {', '.join(images)}){suggestion}")
+    return [images[n] for n in (names or images)]
+
+
+def build_images(project: Project, names: list[str] | None = None, *, no_cache: bool = False,
+                 on_line: Callable[[str, str], None] | None = None,
+                 on_start: Callable[[str], None] | None = None) -> list[ImageRecord]:
+    """Build (or confirm) the named images, all when none are named; record them in .opsctl/images.json."""
+    from opsctl.adapters import docker as docker_adapter
+
+    records = []
+    for spec in select_images(project, names or []):
+        started = time.monotonic()
+        if not spec.is_built:
+            found = docker_adapter.image_id(spec.ref)
+            if found is None:
+                raise ToolUnavailableError(
+                    f"image '{spec.name}' ({spec.ref}) is not available locally; opsctl never pulls implicitly",
+                    hint=f"docker pull {spec.ref} (or docker load it), then run again",
+                )
+            records.append(ImageRecord(spec.name, spec.ref, found, None, False, time.monotonic() - started))
+            continue
+        digest = inputs_hash(project, spec)
+        tag = image_tag(project, spec, digest)
+        existing = None if no_cache else docker_adapter.image_id(tag)
+        if existing is not None:
+            records.append(ImageRecord(spec.name, tag, existing, digest, False, time.monotonic() - started))
+            continue
+        if on_start:
+            on_start(spec.name)
+        context, dockerfile = _paths(project, spec)
+        latest = tag.rsplit(":", 1)[0] + ":latest"
+        try:
+            built_id = docker_adapter.build_image(
+                context=str(context), dockerfile=os.path.relpath(dockerfile, context),
+                tags=[tag, latest], build_args=spec.build_args, target=spec.target, no_cache=no_cache,
+                on_line=(lambda line, name=spec.name: on_line(name, line)) if on_line else (lambda line: None),
+            )
+        except docker_adapter.ImageBuildError as exc:
+            raise BuildFailedError(f"image '{spec.name}' failed to build: {exc}", exc.log_tail) from None
+        records.append(ImageRecord(spec.name, tag, built_id, digest, True, time.monotonic() - started))
+    _remember(project, records)
+    return records
+
+
+def _remember(project: Project, records: list[ImageRecord]) -> None:
+    path = project.state_dir / IMAGES_FILE
+    known = {}
+    if path.is_file():
+        try:
+            known = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            known = {}
+    for record in records:
+        known[record.name] = {k: v for k, v in asdict(record).items() if k not in ("built", "seconds")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)  # never a half-written file
