@@ -221,7 +221,7 @@ def image_id(ref: str) -> str | None:
 
 
 def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: dict, target: str | None,
-                no_cache: bool, on_line) -> str:
+                no_cache: bool, on_line, labels: dict | None = None) -> str:
     """Build through the engine's API, streaming the log to ``on_line``; returns the image id."""
     import docker
     from docker.errors import APIError, DockerException
@@ -241,7 +241,7 @@ def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: d
         built_id = None
         stream = client.api.build(
             path=context, dockerfile=dockerfile, tag=tags[0], buildargs=build_args or None, target=target,
-            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True,
+            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True, labels=labels or None,
         )
         for event in stream:
             if "stream" in event:

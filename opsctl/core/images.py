@@ -23,6 +23,10 @@ from opsctl.core.project import Project
 from opsctl.errors import ConfigError, OpsctlError, ToolUnavailableError, UsageError
 
 IMAGES_FILE = "images.json"  # under .opsctl/: what each image was last built or resolved as
+# Labels on every image opsctl builds, so they can be found (and cleaned up) by project.
+PROJECT_LABEL = "org.opsctl.project"
+IMAGE_LABEL = "org.opsctl.image"
+INPUTS_LABEL = "org.opsctl.inputs"
 
 
 class BuildFailedError(OpsctlError):
@@ -144,6 +148,7 @@ def build_images(project: Project, names: list[str] | None = None, *, no_cache: 
             built_id = docker_adapter.build_image(
                 context=str(context), dockerfile=os.path.relpath(dockerfile, context),
                 tags=[tag, latest], build_args=spec.build_args, target=spec.target, no_cache=no_cache,
+                labels={PROJECT_LABEL: project.config.project, IMAGE_LABEL: spec.name, INPUTS_LABEL: digest},
                 on_line=(lambda line, name=spec.name: on_line(name, line)) if on_line else (lambda line: None),
             )
         except docker_adapter.ImageBuildError as exc:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, run_opsctl
 
@@ -24,6 +26,7 @@ def project(tmp_path, docker_engine):
     built = subprocess.run(["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", "busybox"],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
+    name = f"p{uuid.uuid4().hex[:8]}"  # its own image names: parallel tests never share a tag
     run_opsctl("init", "p", "--template", "minimal", "--defaults", cwd=tmp_path, check=True)
     root = tmp_path / "p"
     (root / "Dockerfile").write_text(DOCKERFILE)
@@ -32,12 +35,18 @@ def project(tmp_path, docker_engine):
     (root / "notes").mkdir()
     (root / "notes" / "todo.txt").write_text("ignored by the build\n")
     (root / "opsctl.yaml").write_text(
-        "project: p\nexecutor: docker\n"
+        f"project: {name}\nexecutor: docker\n"
         "images:\n  app: {dockerfile: Dockerfile, context: ., build_args: {BASE_IMAGE: 'opsctl-test/busybox:latest'}}\n"
         "  tools: {ref: 'opsctl-test/busybox:latest'}\n"
         "stages:\n  default: {image: app}\n"
     )
-    return root
+    yield root
+    # Leave no images behind: everything this project built carries its label.
+    for image in docker_engine.images.list(all=True, filters={"label": f"org.opsctl.project={name}"}):
+        try:
+            docker_engine.images.remove(image.id, force=True)
+        except Exception:  # already gone with a parent
+            pass
 
 
 def build(root, *args):
@@ -49,9 +58,11 @@ def build(root, *args):
 def test_tags_by_inputs_and_skips_unchanged(project, docker_engine):
     first = build(project)
     app = first["app"]
-    assert app["built"] is True and app["ref"] == f"opsctl/p-app:{app['inputs_hash'][:12]}"
+    name = yaml.safe_load((project / "opsctl.yaml").read_text())["project"]
+    assert app["built"] is True and app["ref"] == f"opsctl/{name}-app:{app['inputs_hash'][:12]}"
     assert docker_engine.images.get(app["ref"]).id == app["image_id"]
-    assert docker_engine.images.get("opsctl/p-app:latest").id == app["image_id"]
+    assert docker_engine.images.get(f"opsctl/{name}-app:latest").id == app["image_id"]
+    assert docker_engine.images.get(app["ref"]).labels["org.opsctl.inputs"] == app["inputs_hash"]
     assert first["tools"]["inputs_hash"] is None and first["tools"]["image_id"].startswith("sha256:")
     recorded = json.loads((project / ".opsctl" / "images.json").read_text())
     assert recorded["app"]["image_id"] == app["image_id"]
