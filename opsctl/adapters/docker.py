@@ -14,6 +14,24 @@ START_HINT = (
 )
 
 
+def _client(timeout: float | None = None):
+    """A docker SDK client for DOCKER_HOST (or the default socket); EngineUnavailableError if there is none."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        return docker.from_env(timeout=timeout) if timeout else docker.from_env()
+    except DockerException as exc:
+        raise _unreachable(exc) from None
+
+
+def _unreachable(exc: Exception) -> EngineUnavailableError:
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return EngineUnavailableError(
+        f"Docker engine not reachable at {host} ({_short_reason(str(exc))})", hint=_hint_for(str(exc))
+    )
+
+
 def _short_reason(text: str) -> str:
     for needle, reason in (
         ("No such file or directory", "no engine socket there"),
@@ -42,20 +60,15 @@ class EngineInfo:
 
 def engine_info(timeout: float = 5.0) -> EngineInfo:
     """Ask the engine (``DOCKER_HOST`` or the default socket) for its version."""
-    import docker
     from docker.errors import DockerException
 
+    client = _client(timeout)
     try:
-        client = docker.from_env(timeout=timeout)
-        try:
-            info = client.version()
-        finally:
-            client.close()
+        info = client.version()
     except DockerException as exc:
-        host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        raise EngineUnavailableError(
-            f"Docker engine not reachable at {host} ({_short_reason(str(exc))})", hint=_hint_for(str(exc))
-        ) from None
+        raise _unreachable(exc) from None
+    finally:
+        client.close()
     return EngineInfo(
         version=str(info.get("Version", "?")),
         api_version=str(info.get("ApiVersion", "?")),
@@ -88,14 +101,10 @@ def run_container(spec: ContainerSpec, on_line) -> int:
     safe ones: no capabilities, ``no-new-privileges``, never privileged, never
     the Docker socket.
     """
-    import docker
     from docker.errors import DockerException, ImageNotFound
     from docker.types import DeviceRequest
 
-    try:
-        client = docker.from_env()
-    except DockerException as exc:
-        raise EngineUnavailableError(f"Docker engine not reachable ({_short_reason(str(exc))})", hint=START_HINT) from None
+    client = _client()
     kwargs = {}
     if spec.cpus:
         kwargs["nano_cpus"] = int(spec.cpus * 1e9)
@@ -166,9 +175,7 @@ def _remove_quietly(container) -> None:
 
 def containers_labelled(label: str, value: str) -> list[str]:
     """Ids of containers (running or not) carrying ``label=value``."""
-    import docker
-
-    client = docker.from_env()
+    client = _client()
     try:
         return [c.id for c in client.containers.list(all=True, filters={"label": f"{label}={value}"})]
     finally:
@@ -203,13 +210,9 @@ def context_files(context: str, dockerfile: str) -> list[str]:
 
 def image_id(ref: str) -> str | None:
     """The local image id (``sha256:...``) of ``ref``, or None when it is not here. Never pulls."""
-    import docker
     from docker.errors import DockerException, ImageNotFound
 
-    try:
-        client = docker.from_env()
-    except DockerException as exc:
-        raise EngineUnavailableError(f"Docker engine not reachable ({_short_reason(str(exc))})", hint=START_HINT) from None
+    client = _client()
     try:
         return client.images.get(ref).id
     except ImageNotFound:
@@ -223,13 +226,9 @@ def image_id(ref: str) -> str | None:
 def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: dict, target: str | None,
                 no_cache: bool, on_line, labels: dict | None = None) -> str:
     """Build through the engine's API, streaming the log to ``on_line``; returns the image id."""
-    import docker
-    from docker.errors import APIError, DockerException
+    from docker.errors import APIError
 
-    try:
-        client = docker.from_env()
-    except DockerException as exc:
-        raise EngineUnavailableError(f"Docker engine not reachable ({_short_reason(str(exc))})", hint=START_HINT) from None
+    client = _client()
     tail: list[str] = []
 
     def log(line: str) -> None:
