@@ -2,7 +2,8 @@
 # Install and start the system tools that opsctl's demo and tests use:
 #   git, a Docker engine (Debian's docker.io, started in the background),
 #   busybox-static (offline test images: no registry is needed),
-#   zsh and fish (completion tests), tmux (terminal tests).
+#   zsh and fish (completion tests), tmux (terminal tests), debootstrap
+#   (the Python test image of scripts/build-test-images.sh).
 # Idempotent and quick when everything is there. Installs only as root with apt;
 # otherwise it says what is missing.
 set -euo pipefail
@@ -14,6 +15,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v fish >/dev/null 2>&1 || missing+=(fish)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
