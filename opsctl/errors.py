@@ -93,3 +93,27 @@ class EngineUnavailableError(ToolUnavailableError):
 
 class DoctorFailedError(ToolUnavailableError):
     pass
+
+
+class TrustRequiredError(UsageError):
+    """A third-party template wants to run its own code and --trust was not given."""
+
+
+class RepoLockedError(DvcError):
+    """Another DVC or opsctl process holds the project's lock (``.dvc/tmp/lock``)."""
+
+
+class RemoteUnavailableError(ToolUnavailableError):
+    pass
+
+
+class AlreadyInGitError(DvcError):
+    pass
+
+
+class BuildFailedError(OpsctlError):
+    """A Docker build failed; ``log_tail`` holds the last lines of its log."""
+
+    def __init__(self, message: str, log_tail: list[str]) -> None:
+        super().__init__(message, hint="the last lines of the build log are above")
+        self.log_tail = log_tail

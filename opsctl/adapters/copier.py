@@ -7,11 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from opsctl.errors import TemplateError, TemplateUnreachableError, UsageError
-
-
-class TrustRequiredError(UsageError):
-    pass
+from opsctl.errors import TemplateError, TemplateUnreachableError, TrustRequiredError
 
 
 def render(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from opsctl.errors import EngineUnavailableError
+from opsctl.errors import BuildFailedError, EngineUnavailableError
 
 START_HINT = (
     "start the engine: `sudo systemctl start docker` (or `sudo dockerd &`); "
@@ -184,14 +184,6 @@ def containers_labelled(label: str, value: str) -> list[str]:
 
 # -- images ---------------------------------------------------------------------------
 
-class ImageBuildError(Exception):
-    """A Docker build failed; ``log_tail`` holds its last lines."""
-
-    def __init__(self, message: str, log_tail: list[str]) -> None:
-        super().__init__(message)
-        self.log_tail = log_tail
-
-
 def context_files(context: str, dockerfile: str) -> list[str]:
     """The files of a build context that ``.dockerignore`` lets through (Docker's own rules), sorted."""
     from pathlib import Path
@@ -251,7 +243,7 @@ def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: d
                 built_id = event["aux"]["ID"]
             if "error" in event:
                 log(event["error"].strip())
-                raise ImageBuildError(event["error"].strip().splitlines()[-1], list(tail))
+                raise BuildFailedError(event["error"].strip().splitlines()[-1], list(tail))
         if built_id is None:
             built_id = client.images.get(tags[0]).id
         image = client.images.get(built_id)
@@ -260,6 +252,6 @@ def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: d
             image.tag(repository, version)
         return built_id
     except APIError as exc:
-        raise ImageBuildError(_short_reason(str(exc.explanation or exc)), list(tail)) from None
+        raise BuildFailedError(_short_reason(str(exc.explanation or exc)), list(tail)) from None
     finally:
         client.close()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsctl.errors import DvcError, ToolUnavailableError
+from opsctl.errors import AlreadyInGitError, DvcError, RemoteUnavailableError, RepoLockedError, ToolUnavailableError
 
 
 def dvc_version() -> str:
@@ -51,15 +51,14 @@ def _tame_dvc_logging() -> None:
 
 
 @contextlib.contextmanager
-def open_repo(root: Path, *, config: dict | None = None) -> Iterator[object]:
-    """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`.
-    ``config`` overrides DVC config for this use only (as ``dvc -c`` would)."""
+def open_repo(root: Path) -> Iterator[object]:
+    """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`."""
     _tame_dvc_logging()
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
     try:
-        repo = Repo(str(root), config=config)
+        repo = Repo(str(root))
     except NotDvcRepoError:
         raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
     try:
@@ -106,22 +105,6 @@ def add_remote(root: Path, name: str, url: str, *, default: bool = False) -> Non
             conf["remote"][name] = {"url": url}
             if default:
                 conf["core"]["remote"] = name
-
-
-def track(root: Path, paths: list[str]) -> list[str]:
-    """``dvc add`` each path; returns the ``.dvc`` files and ``.gitignore`` files that Git should track."""
-    if not paths:
-        return []
-    to_git: list[str] = []
-    with open_repo(root) as repo:
-        stages = repo.add([str(root / p) for p in paths])
-        for stage in stages:
-            to_git.append(str(Path(stage.path).relative_to(root)))
-            for out in stage.outs:
-                gitignore = Path(out.fs_path).parent / ".gitignore"
-                if gitignore.exists():
-                    to_git.append(str(gitignore.relative_to(root)))
-    return sorted(set(to_git))
 
 
 @dataclass(frozen=True)
@@ -218,14 +201,6 @@ LOCK_TIMEOUT_ENV = "OPSCTL_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 
-class RepoLockedError(DvcError):
-    """Another DVC or opsctl process holds the project's lock (``.dvc/tmp/lock``)."""
-
-
-class RemoteUnavailableError(ToolUnavailableError):
-    pass
-
-
 @dataclass(frozen=True)
 class ProgressEvent:
     """One update of a DVC progress bar: ``completed`` of ``total`` ``unit`` in phase ``desc``."""
@@ -294,7 +269,7 @@ def lock_timeout() -> float:
 
 
 @contextlib.contextmanager
-def locked_repo(root: Path, timeout: float | None = None, *, config: dict | None = None) -> Iterator[object]:
+def locked_repo(root: Path, timeout: float | None = None) -> Iterator[object]:
     """An open repo holding DVC's own lock, waiting up to ``timeout`` seconds for
     another process to release it (DVC alone gives up after 3 s)."""
     import time
@@ -303,7 +278,7 @@ def locked_repo(root: Path, timeout: float | None = None, *, config: dict | None
     from dvc.repo import lock_repo
 
     timeout = lock_timeout() if timeout is None else timeout
-    with open_repo(root, config=config) as repo, contextlib.ExitStack() as stack:
+    with open_repo(root) as repo, contextlib.ExitStack() as stack:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -332,16 +307,14 @@ class TrackedOutput:
     cached: bool  # does DVC cache it (`cache: false` metrics do not)
 
 
-class AlreadyInGitError(DvcError):
-    pass
-
-
 def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[TrackedOutput], list[str]]:
     """``dvc add`` each path. Returns what is tracked now and the files Git should stage
     (the ``.dvc`` files and the ``.gitignore`` files DVC wrote)."""
     from dvc.exceptions import DvcException
     from dvc.output import OutputAlreadyTrackedError
 
+    if not paths:
+        return [], []
     with reporting_progress(progress), locked_repo(root) as repo:
         try:
             stages = repo.add([str(root / p) for p in paths])
@@ -384,9 +357,12 @@ def _output(root: Path, out) -> TrackedOutput:
     )
 
 
-def tracked_outputs(root: Path) -> list[TrackedOutput]:
+def tracked_outputs(root: Path, *, check_remote: bool = True) -> tuple[list[TrackedOutput], dict, str | None]:
+    """Every DVC-tracked output, with ``data_status``'s dict and compared remote, from one repo open."""
     with open_repo(root) as repo:
-        return sorted((_output(root, out) for out in repo.index.outs), key=lambda o: o.path)
+        outputs = sorted((_output(root, out) for out in repo.index.outs), key=lambda o: o.path)
+        raw, compared = _status(repo, None, check_remote)
+        return outputs, raw, compared
 
 
 def data_status(root: Path, *, remote: str | None = None, check_remote: bool = True) -> tuple[dict, str | None]:
@@ -397,16 +373,20 @@ def data_status(root: Path, *, remote: str | None = None, check_remote: bool = T
     without ``--granular``: listing every file of a large dataset is slow and unreadable.
     """
     with open_repo(root) as repo:
-        name = remote or repo.config["core"].get("remote")
-        check = check_remote and name is not None
-        if check:
-            _require_remote(repo, remote)
-        try:
-            raw = repo.data_status(granular=False, not_in_remote=check, remote_refresh=check, remote=remote)
-        except Exception as exc:
-            _raise_remote_error(repo, remote, exc)
-            raise
-        return raw, (name if check else None)
+        return _status(repo, remote, check_remote)
+
+
+def _status(repo, remote: str | None, check_remote: bool) -> tuple[dict, str | None]:
+    name = remote or repo.config["core"].get("remote")
+    check = check_remote and name is not None
+    if check:
+        _require_remote(repo, remote)
+    try:
+        raw = repo.data_status(granular=False, not_in_remote=check, remote_refresh=check, remote=remote)
+    except Exception as exc:
+        _raise_remote_error(repo, remote, exc)
+        raise
+    return raw, (name if check else None)
 
 
 def default_remote(root: Path) -> str | None:
@@ -470,7 +450,7 @@ class TransferResult:
 def push(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None) -> TransferResult:
     """``dvc push``: upload cached data that the remote lacks."""
     with reporting_progress(progress), locked_repo(root) as repo:
-        dvc_remote = _require_remote(repo, remote)
+        _require_remote(repo, remote)
         name, url = _remote_identity(repo, remote)
         pending = _pending_bytes(root, repo, targets, remote)
         try:
@@ -478,7 +458,6 @@ def push(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int
         except Exception as exc:
             _raise_remote_error(repo, remote, exc)
             raise
-        del dvc_remote
         return TransferResult(name, url, files, pending if files else 0, [])
 
 

@@ -116,8 +116,6 @@ class GitRepo:
             raise GitError(f"git commit failed: {_stderr(exc)}") from None
         return self._repo.head.commit.hexsha, fallback
 
-    def is_tracked(self, path: str) -> bool:
-        return bool(self._repo.git.ls_files("--", path).strip())
 
 
 def _default_branch_configured() -> bool:

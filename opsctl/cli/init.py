@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
@@ -57,7 +58,7 @@ def init(
 
     answers = scaffold.parse_data_pairs(data)
     # Prompt only when a person can answer; scripts and CI get the defaults.
-    use_defaults = defaults or not (out.interactive and _stdin_is_tty())
+    use_defaults = defaults or not (out.interactive and out.is_tty(sys.stdin))
     # A spinner would draw over the template's questions: only spin when nothing is asked.
     spinner = out.status(f"Creating project from {template or scaffold.DEFAULT_TEMPLATE}…") if use_defaults else nullcontext()
     try:
@@ -91,15 +92,6 @@ def init(
     out.info("  opsctl doctor      # can this machine run it?")
     out.info("  opsctl status      # which stages will run, and why")
     out.info("  dvc repro          # run the pipeline on the host")
-
-
-def _stdin_is_tty() -> bool:
-    import sys
-
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _display_path(path: Path) -> str:

@@ -24,7 +24,7 @@ class Output:
 
     # -- capabilities ------------------------------------------------------
     @staticmethod
-    def _is_tty(stream) -> bool:
+    def is_tty(stream) -> bool:
         try:
             return stream.isatty()
         except (AttributeError, ValueError):
@@ -37,7 +37,7 @@ class Output:
     @property
     def interactive(self) -> bool:
         """Spinners and prompts only make sense when a person is watching stderr."""
-        return self._is_tty(sys.stderr) and os.environ.get("TERM") != "dumb"
+        return self.is_tty(sys.stderr) and os.environ.get("TERM") != "dumb"
 
     def _console(self, stderr: bool):
         from rich.console import Console
@@ -46,7 +46,7 @@ class Output:
         stream = sys.stderr if stderr else sys.stdout
         console = getattr(self, attr)
         if console is None or console.file is not stream:
-            tty = self._is_tty(stream)
+            tty = self.is_tty(stream)
             console = Console(
                 file=stream,
                 stderr=stderr,
@@ -63,7 +63,7 @@ class Output:
     # Messages are plain text, never markup (paths and DVC messages hold brackets).
     # Off a terminal they are written directly: scripts and CI never pay for rich.
     def _say(self, text: str, style: str | None = None, prefix: tuple[str, str] | None = None) -> None:
-        if not self._is_tty(sys.stderr):
+        if not self.is_tty(sys.stderr):
             sys.stderr.write((f"{prefix[0]} " if prefix else "") + text + "\n")
             sys.stderr.flush()
             return
@@ -112,7 +112,7 @@ class Output:
         Cells are plain values (never parsed as markup: paths and messages may hold
         brackets); wrap a cell in :class:`Styled` to colour it on a terminal.
         """
-        if not self._is_tty(sys.stdout):
+        if not self.is_tty(sys.stdout):
             sys.stdout.write("\t".join(columns) + "\n")
             for row in rows:
                 sys.stdout.write("\t".join(_plain(c) for c in row) + "\n")

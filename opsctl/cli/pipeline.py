@@ -113,8 +113,9 @@ def build(
     Each is tagged by a hash of its build inputs (Dockerfile, build args, the
     context files .dockerignore lets through); an unchanged image is not rebuilt.
     """
-    from opsctl.core.images import BuildFailedError, build_images
+    from opsctl.core.images import build_images
     from opsctl.core.project import open_project
+    from opsctl.errors import BuildFailedError
 
     project = open_project()
     tail: list[str] = []

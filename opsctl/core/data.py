@@ -196,14 +196,11 @@ def list_data(project: Project, path: str | None = None, *, cwd: Path | None = N
         except ValueError:
             raise UsageError(f"{path} is outside the project ({project.root})") from None
         prefix = "" if prefix == "." else prefix
-    outputs = [o for o in dvc_adapter.tracked_outputs(project.root) if o.cached]
+    outputs, raw, compared = dvc_adapter.tracked_outputs(project.root, check_remote=check_remote)
+    outputs = [o for o in outputs if o.cached]
     if prefix:
         outputs = [o for o in outputs if o.path == prefix or o.path.startswith(prefix + "/")
                    or prefix.startswith(o.path + "/")]
-    if not outputs:
-        return []
-    status = data_status(project, check_remote=check_remote)
-    raw = status.raw
     missing = set(raw.get("uncommitted", {}).get("deleted", []))
     not_in_cache = set(raw.get("not_in_cache", []))
     not_on_remote = set(raw.get("not_in_remote", []))
@@ -218,7 +215,7 @@ def list_data(project: Project, path: str | None = None, *, cwd: Path | None = N
             stage=out.stage,
             in_workspace=(project.root / out.path).exists() and not keys & missing,
             in_cache=out.hash is not None and not keys & not_in_cache,
-            on_remote=(not keys & not_on_remote and out.hash is not None) if status.remote_checked else None,
+            on_remote=(not keys & not_on_remote and out.hash is not None) if compared else None,
         ))
     return items
 

@@ -20,19 +20,13 @@ from typing import Callable
 
 from opsctl.core.config import ImageSpec
 from opsctl.core.project import Project
-from opsctl.errors import ConfigError, OpsctlError, ToolUnavailableError, UsageError
+from opsctl.errors import BuildFailedError, ConfigError, ToolUnavailableError, UsageError
 
 IMAGES_FILE = "images.json"  # under .opsctl/: what each image was last built or resolved as
 # Labels on every image opsctl builds, so they can be found (and cleaned up) by project.
 PROJECT_LABEL = "org.opsctl.project"
 IMAGE_LABEL = "org.opsctl.image"
 INPUTS_LABEL = "org.opsctl.inputs"
-
-
-class BuildFailedError(OpsctlError):
-    def __init__(self, message: str, log_tail: list[str]) -> None:
-        super().__init__(message, hint="the last lines of the build log are above")
-        self.log_tail = log_tail
 
 
 @dataclass(frozen=True)
@@ -151,7 +145,7 @@ def build_images(project: Project, names: list[str] | None = None, *, no_cache: 
                 labels={PROJECT_LABEL: project.config.project, IMAGE_LABEL: spec.name, INPUTS_LABEL: digest},
                 on_line=(lambda line, name=spec.name: on_line(name, line)) if on_line else (lambda line: None),
             )
-        except docker_adapter.ImageBuildError as exc:
+        except BuildFailedError as exc:
             raise BuildFailedError(f"image '{spec.name}' failed to build: {exc}", exc.log_tail) from None
         records.append(ImageRecord(spec.name, tag, built_id, digest, True, time.monotonic() - started))
     _remember(project, records)

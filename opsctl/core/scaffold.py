@@ -230,7 +230,7 @@ def init_project(
                             tx.created(extra)
                         else:
                             tx.preserve(extra)
-            to_git = dvc_adapter.track(dest, track)
+            _tracked, to_git = dvc_adapter.add_paths(dest, track)
 
             git_repo.add(sorted(set(added_paths + [".dvc", ".dvcignore", *to_git])))
             commit, guessed = git_repo.commit(f"Scaffold {project_name} from opsctl template {source.display}")

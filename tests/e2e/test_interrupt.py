@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -49,7 +48,7 @@ def test_interrupted_init_leaves_nothing(tmp_path, phase, ready):
     for _attempt in range(5):
         parent = tmp_path / f"try{_attempt}"
         parent.mkdir()
-        result = _interrupt_when(INIT, parent, lambda: ready(parent))
+        result = _interrupt_when(INIT, parent, lambda parent=parent: ready(parent))
         if result is None or result.returncode == 0:
             continue  # init won the race; try again
         assert result.returncode == 130, result.stderr

@@ -15,7 +15,7 @@ import pytest
 from configobj import ConfigObj
 
 from tests.conftest import BIN, run, run_opsctl
-from tests.e2e.moto_server import free_port, moto_s3, s3_bucket  # noqa: F401  (fixtures)
+from tests.e2e.moto_server import free_port
 
 pytestmark = pytest.mark.slow
 
