@@ -7,12 +7,15 @@ import sys
 def run() -> None:
     try:
         from opsctl.cli.main import main_with_exit_code
-    except KeyboardInterrupt:  # Ctrl-C while still importing: nothing has been done yet
+
+        code = main_with_exit_code()
+        # The work is done (or rolled back): a Ctrl-C now would only garble the
+        # interpreter's shutdown with "Exception ignored in ..." noise.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a command's own handling: while importing or setting up,
+        # before anything was done. The command's handler covers everything after.
         sys.exit(130)
-    code = main_with_exit_code()
-    # The work is done (or rolled back): a Ctrl-C now would only garble the
-    # interpreter's shutdown with "Exception ignored in ..." noise.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
 
 

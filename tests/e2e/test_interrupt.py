@@ -86,7 +86,11 @@ def test_ctrl_c_at_any_moment_leaves_all_or_nothing(tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
-        assert "Traceback" not in err
+        # A signal during the interpreter's own start-up (runpy finding the package)
+        # comes before any opsctl code can handle it; that trace is Python's, not ours.
+        if "Traceback" in err:
+            assert "/opsctl/cli/" not in err and "/opsctl/core/" not in err, err
+            assert list(parent.iterdir()) == [], err
         project = parent / "proj"
         if project.exists():
             # A signal that lands after the commit (even during interpreter exit) finds a finished project.
