@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,3 +32,63 @@ def report(name: str, value: float, baseline_name: str, baseline: float, target:
     print(f"{name:<28} {value:7.3f} s   {baseline_name:<24} {baseline:7.3f} s   ratio {ratio:5.2f}x   "
           f"target <= {target:.2f}x   {'OK' if ok else 'MISSED'}")
     return ok
+
+
+# --- helpers for the pipeline benches (parallel.py, noop.py, overhead.py) ---
+
+GIT_ID = ["-c", "user.name=opsctl bench", "-c", "user.email=bench@opsctl.invalid"]
+
+
+def timed(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
+    """Like ``wall``, but a failing command stops the bench with the command, its exit
+    code and its output (instead of a bare CalledProcessError)."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"failed (exit {proc.returncode}) in {cwd}:\n  $ {' '.join(map(str, cmd))}\n"
+                         f"{proc.stdout.rstrip()}")
+    return elapsed
+
+
+def pipeline_project(path: Path, dvc_yaml: str, *, opsctl_yaml: str | None = None,
+                     env: dict | None = None) -> Path:
+    """A committed Git + DVC project at ``path`` (made by the real CLIs) with this
+    ``dvc.yaml``, an optional ``opsctl.yaml``, an ``out/`` directory for the stages'
+    outputs and ``.opsctl/`` ignored by Git and DVC."""
+    path.mkdir(parents=True)
+    timed(["git", "init", "-q"], cwd=path)
+    timed([str(BIN / "dvc"), "init", "-q"], cwd=path, env=env)
+    (path / "dvc.yaml").write_text(dvc_yaml)
+    if opsctl_yaml is not None:
+        (path / "opsctl.yaml").write_text(opsctl_yaml)
+    (path / "out").mkdir()
+    (path / "out" / ".gitkeep").write_text("")
+    for ignore in (".gitignore", ".dvcignore"):
+        with (path / ignore).open("a") as f:
+            f.write(".opsctl/\n")
+    timed(["git", "add", "-A"], cwd=path)
+    timed(["git", *GIT_ID, "commit", "-qm", "bench pipeline"], cwd=path)
+    return path
+
+
+def fresh_copy(template: Path, dest: Path) -> Path:
+    """A copy of a pristine project (its own empty DVC cache, so no run cache), with
+    Git's index refreshed so that neither timed tool pays for the copy's new stat data."""
+    shutil.copytree(template, dest, symlinks=True)
+    subprocess.run(["git", "update-index", "-q", "--refresh"], cwd=dest,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return dest
+
+
+def report_limit(name: str, value: float, target: float) -> bool:
+    """An absolute figure against an absolute target, in ``report``'s columns."""
+    ok = value <= target
+    print(f"{name:<28} {value:7.3f} s   target <= {target:.3f} s   {'OK' if ok else 'MISSED'}")
+    return ok
+
+
+def compare(name: str, value: float, baseline_name: str, baseline: float) -> None:
+    """A figure next to a baseline, as a ratio with no target of its own."""
+    print(f"{name:<28} {value:7.3f} s   {baseline_name:<24} {baseline:7.3f} s   ratio {value / baseline:5.2f}x")

@@ -91,6 +91,7 @@ class ContainerSpec:
     cpus: float | None = None
     memory: str | None = None
     gpus: int | str | None = None
+    working_dir: str = "/workspace"
 
 
 def run_container(spec: ContainerSpec, on_line) -> int:
@@ -101,7 +102,7 @@ def run_container(spec: ContainerSpec, on_line) -> int:
     safe ones: no capabilities, ``no-new-privileges``, never privileged, never
     the Docker socket.
     """
-    from docker.errors import DockerException, ImageNotFound
+    from docker.errors import DockerException, ImageNotFound, NotFound
     from docker.types import DeviceRequest
 
     client = _client()
@@ -117,7 +118,7 @@ def run_container(spec: ContainerSpec, on_line) -> int:
         container = client.containers.create(
             image=spec.image,
             command=["/bin/sh", "-c", spec.command],
-            working_dir="/workspace",
+            working_dir=spec.working_dir,
             volumes={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
             user=spec.user,
             environment={"HOME": "/tmp", **spec.env},
@@ -148,7 +149,10 @@ def run_container(spec: ContainerSpec, on_line) -> int:
                 on_line(line.decode("utf-8", "replace"))
         if pending:
             on_line(pending.decode("utf-8", "replace"))
-        return int(container.wait().get("StatusCode", 1))
+        try:
+            return int(container.wait().get("StatusCode", 1))
+        except NotFound:  # removed under us: the run was cancelled
+            return 137
     finally:
         _remove_quietly(container)
         client.close()
@@ -171,6 +175,24 @@ def _remove_quietly(container) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def remove_containers(label: str, value: str) -> int:
+    """Force-remove every container carrying ``label=value`` (stops them first); how many."""
+    from docker.errors import DockerException
+
+    client = _client()
+    removed = 0
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"{label}={value}"}):
+            try:
+                container.remove(force=True)
+                removed += 1
+            except DockerException:
+                pass  # already gone: its own stage thread removed it
+        return removed
+    finally:
+        client.close()
 
 
 def containers_labelled(label: str, value: str) -> list[str]:

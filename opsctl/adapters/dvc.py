@@ -124,47 +124,44 @@ class PipelineStage:
     deps: tuple[str, ...]
     outs: tuple[str, ...]
     upstream: tuple[str, ...]
-    changes: tuple[StageChange, ...]
-
-
-def pipeline_status(root: Path) -> list[PipelineStage]:
-    """Every pipeline stage (topological order) with DVC's reasons for it being stale."""
-    with open_repo(root) as repo:
-        raw = repo.status(targets=None)
-        result = []
-        for stage, node in _pipeline_stages(repo):
-            changes = list(_parse_changes(raw.get(node.name, [])))
-            if not _has_lock_entry(stage):
-                changes.insert(0, StageChange("never-run", None, "no entry in dvc.lock"))
-            result.append(PipelineStage(**{**vars(node), "changes": tuple(changes)}))
-        return result
+    changes: tuple[StageChange, ...]  # DVC's reasons for it being stale; empty when up to date (or not asked)
+    wdir: str = "."  # where its command runs, relative to the project root
+    frozen: bool = False
 
 
 def pipeline_graph(root: Path) -> list[PipelineStage]:
     """Every pipeline stage in topological order with its upstream stages (no change detection)."""
     with open_repo(root) as repo:
-        return [node for _stage, node in _pipeline_stages(repo)]
+        return _pipeline_stages(repo, repo.index.graph)
 
 
-def _pipeline_stages(repo) -> list[tuple[object, PipelineStage]]:
-    """DVC's stage graph: pipeline stages (not .dvc files) upstream first."""
+def _pipeline_stages(repo, graph, status: dict | None = None) -> list[PipelineStage]:
+    """The pipeline stages (not .dvc files) of ``graph``, upstream first; with DVC's
+    change reasons from ``status`` (a ``repo.status()`` result) when given."""
     import networkx as nx
     from dvc.stage import PipelineStage as DvcPipelineStage
 
-    graph = repo.index.graph  # edges point from a stage to the stages it depends on
+    # Edges point from a stage to the stages it depends on.
     ordered = [s for s in nx.topological_sort(graph.reverse(copy=False)) if isinstance(s, DvcPipelineStage)]
+    root = Path(repo.root_dir)
     result = []
     for stage in ordered:
-        upstream = tuple(sorted(dep.addressing for dep in graph.successors(stage) if isinstance(dep, DvcPipelineStage)))
-        result.append((stage, PipelineStage(
+        changes: list[StageChange] = []
+        if status is not None:
+            changes = list(_parse_changes(status.get(stage.addressing, [])))
+            if not _has_lock_entry(stage):
+                changes.insert(0, StageChange("never-run", None, "no entry in dvc.lock"))
+        result.append(PipelineStage(
             name=stage.addressing,
             dvcfile=stage.relpath,
             cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
             deps=tuple(str(d.def_path) for d in stage.deps),
             outs=tuple(str(o.def_path) for o in stage.outs),
-            upstream=upstream,
-            changes=(),
-        )))
+            upstream=tuple(sorted(d.addressing for d in graph.successors(stage) if isinstance(d, DvcPipelineStage))),
+            changes=tuple(changes),
+            wdir=_rel(root, stage.wdir) if Path(stage.wdir) != root else ".",
+            frozen=bool(stage.frozen),
+        ))
     return result
 
 

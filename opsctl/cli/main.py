@@ -12,6 +12,7 @@ from opsctl.cli import data as data_cmd
 from opsctl.cli import doctor as doctor_cmd
 from opsctl.cli import init as init_cmd
 from opsctl.cli import pipeline as pipeline_cmd
+from opsctl.cli import run as run_cmd
 from opsctl.cli import templates as templates_cmd
 from opsctl.cli.output import out
 
@@ -53,6 +54,7 @@ app.add_typer(templates_cmd.app, name="template")
 app.add_typer(data_cmd.app, name="data")
 doctor_cmd.register(app)
 pipeline_cmd.register(app)
+run_cmd.register(app)
 
 
 def main_with_exit_code(argv: list[str] | None = None) -> int:

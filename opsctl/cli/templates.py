@@ -12,7 +12,8 @@ app = typer.Typer(help="Project templates for `opsctl init`.", no_args_is_help=T
 @app.command("list")
 def list_templates(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """The built-in templates. Any Copier template (path or Git URL) works with `opsctl init --template` too."""
-    from opsctl.core.scaffold import DEFAULT_TEMPLATE, list_templates as list_builtin
+    from opsctl.core.scaffold import DEFAULT_TEMPLATE
+    from opsctl.core.scaffold import list_templates as list_builtin
 
     templates = list_builtin()
     if as_json:

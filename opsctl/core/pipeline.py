@@ -1,10 +1,58 @@
-"""The pipeline as DVC sees it: stages, their order and why each is stale."""
+"""The pipeline as DVC sees it — stages, their order and why each is stale —
+plus what DVC cannot see: the image each stage runs in.
+
+One planner serves ``opsctl status``, ``opsctl run --dry-run`` and ``opsctl
+run``: a stage is stale when DVC's change detection says so (deps, params,
+outs, command, never run), when its image changed since it last ran (from
+``opsctl.lock``), or when a stage upstream of it will run.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opsctl.core.project import Project
+from opsctl.core.stagelock import StageImage
+
+DOCKER, LOCAL = "docker", "local"
+EXECUTORS = (DOCKER, LOCAL)
+
+
+@dataclass(frozen=True)
+class StageImageUse:
+    """The image a stage runs in under the docker executor, as it is now."""
+
+    image: str  # name under images: in opsctl.yaml
+    ref: str  # the tag (built) or reference (ref:) a container runs
+    identity: str | None  # see stagelock.StageImage.identity; None when unknown (engine down)
+    built: bool
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    name: str
+    cmd: str
+    wdir: str
+    upstream: list[str]
+    reasons: list[str]  # empty: up to date
+    own_change: bool  # stale for its own reasons (not only because an upstream stage runs)
+    image_changed: bool  # its image differs from the one it last ran in (the run cache can't know)
+    image: StageImageUse | None = None
+    restorable: bool | None = None  # dry-run only: the run cache holds this exact stage
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+
+@dataclass
+class Plan:
+    executor: str
+    steps: list[PlanStep] = field(default_factory=list)
+
+    @property
+    def to_run(self) -> list[PlanStep]:
+        return [s for s in self.steps if s.stale]
 
 
 @dataclass(frozen=True)
@@ -17,25 +65,83 @@ class StageStatus:
 
 
 def pipeline_status(project: Project) -> list[StageStatus]:
-    """Each pipeline stage in topological order: up to date, or stale and why.
+    """Each pipeline stage in topological order: up to date, or stale and why."""
+    plan = make_plan(project, [], executor=None, force=False)
+    return [StageStatus(s.name, s.stale, s.reasons, s.upstream, s.cmd) for s in plan.steps]
 
-    Staleness is DVC's own change detection (deps, params, outs, command).
-    """
-    from opsctl.adapters import dvc as dvc_adapter
 
-    result = []
+def make_plan(project: Project, targets: list[str], *, executor: str | None, force: bool,
+              session=None, check_run_cache: bool = False) -> Plan:
+    """What ``opsctl run TARGET...`` would do. ``session``: an open RunSession to reuse."""
+    from opsctl.adapters.dvc_run import RunSession
+    from opsctl.core.stagelock import read_lock
+
+    executor = executor or project.config.executor
+    if session is None:
+        with RunSession(project.root) as own:
+            return make_plan(project, targets, executor=executor, force=force, session=own,
+                             check_run_cache=check_run_cache)
+    stages = session.plan(targets)
+    lock = read_lock(project.root)
+    # Only a stage that last ran in an image can have had that image change; asking for
+    # identities costs file hashing (built images) or an engine call (ref: images).
+    compared = [s.name for s in stages if s.name in lock and lock[s.name].executor == DOCKER]
+    images = stage_images(project, compared) if executor == DOCKER and compared else {}
+    plan = Plan(executor, plan_steps(stages, images, lock, force=force))
+    if check_run_cache:
+        plan.steps = [_with_restorable(session, s) for s in plan.steps]
+    return plan
+
+
+def _with_restorable(session, step: PlanStep) -> PlanStep:
+    from dataclasses import replace
+
+    # Only a stage whose inputs are known now can be looked up: one below a running stage
+    # gets new inputs first, and a changed image is something the run cache doesn't record.
+    if not step.stale or not step.own_change or step.image_changed or any(
+        r.startswith("upstream ") or r.startswith("forced") for r in step.reasons
+    ):
+        return step
+    return replace(step, restorable=session.in_run_cache(step.name))
+
+
+def plan_steps(stages, images: dict[str, StageImageUse | None], lock: dict[str, StageImage], *,
+               force: bool) -> list[PlanStep]:
+    """Pure: DVC's stages and change reasons + image identities + opsctl.lock -> plan steps."""
+    steps = []
     stale: set[str] = set()
-    for stage in dvc_adapter.pipeline_status(project.root):
+    for stage in stages:
         never_run = [c for c in stage.changes if c.kind == "never-run"]
         # For a stage that never ran, DVC lists every dep and out as changed: noise.
         reasons = [_describe(change) for change in (never_run or stage.changes)]
-        # DVC reports a stage's own changes only; a stage below a stale one
-        # will run too, so say so.
-        reasons += [f"upstream {name} is stale" for name in stage.upstream if name in stale]
+        use = images.get(stage.name)
+        image_reason = _image_change(lock.get(stage.name), use)
+        if image_reason:
+            reasons.append(image_reason)
+        own = bool(reasons)
+        if force and not reasons:
+            reasons.append("forced (--force)")
+        # DVC reports a stage's own changes only; a stage below a stale one runs too.
+        reasons += [f"upstream {name} runs first" for name in stage.upstream if name in stale]
         if reasons:
             stale.add(stage.name)
-        result.append(StageStatus(stage.name, bool(reasons), reasons, list(stage.upstream), stage.cmd))
-    return result
+        steps.append(PlanStep(
+            name=stage.name, cmd=stage.cmd, wdir=stage.wdir, upstream=list(stage.upstream), reasons=reasons,
+            own_change=own, image_changed=bool(image_reason), image=use,
+        ))
+    return steps
+
+
+def _image_change(last: StageImage | None, now: StageImageUse | None) -> str | None:
+    """Why a stage's image counts as changed, or None. A stage with no record (it never ran
+    under opsctl, or ran on the host) is not stale for its image: nothing says it differs."""
+    if last is None or now is None or last.executor != DOCKER or not last.identity or not now.identity:
+        return None
+    if last.image != now.image:
+        return f"image changed from {last.image} to {now.image}"
+    if last.identity != now.identity:
+        return f"image {now.image} changed" + (" (build inputs)" if now.built else " (image id)")
+    return None
 
 
 def _describe(change) -> str:
@@ -46,6 +152,41 @@ def _describe(change) -> str:
     if change.kind in ("dep", "out") and change.path:
         return f"{change.kind} {change.path} {change.change}"
     return change.change
+
+
+def stage_images(project: Project, stage_names: list[str]) -> dict[str, StageImageUse | None]:
+    """The image each stage runs in under the docker executor, as it is now.
+
+    A built image is identified by the hash of its build inputs (no engine
+    needed); a ``ref:`` image by its local image id (asked of the engine; None
+    when the engine is unreachable, so status still works without one).
+    """
+    from opsctl.core.images import image_tag, inputs_hash
+    from opsctl.errors import ToolUnavailableError
+
+    by_image: dict[str, StageImageUse] = {}
+    result: dict[str, StageImageUse | None] = {}
+    for name in stage_names:
+        image_name = project.config.settings_for(name).image
+        if image_name is None:
+            result[name] = None
+            continue
+        if image_name not in by_image:
+            spec = project.config.images[image_name]
+            if spec.is_built:
+                digest = inputs_hash(project, spec)
+                by_image[image_name] = StageImageUse(image_name, image_tag(project, spec, digest),
+                                                     f"inputs:{digest}", True)
+            else:
+                from opsctl.adapters.docker import image_id
+
+                try:
+                    identity = image_id(spec.ref)
+                except ToolUnavailableError:
+                    identity = None
+                by_image[image_name] = StageImageUse(image_name, spec.ref, identity, False)
+        result[name] = by_image[image_name]
+    return result
 
 
 @dataclass(frozen=True)

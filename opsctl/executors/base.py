@@ -25,11 +25,16 @@ class StageInvocation:
 
     stage: str
     cmd: str
-    workdir: Path
+    workdir: Path  # where the command runs (the stage's wdir)
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)  # passed through by name from the caller's environment
     run_id: str | None = None
     container: ContainerSettings | None = None  # required by the docker executor
+    root: Path | None = None  # the project root (mounted at /workspace by the docker executor); default: workdir
+
+    @property
+    def project_root(self) -> Path:
+        return self.root or self.workdir
 
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
@@ -73,3 +78,7 @@ class Executor(Protocol):
     name: str
 
     def run(self, invocation: StageInvocation, on_line: LogSink | None = None) -> StageOutcome: ...
+
+    def cancel(self, run_id: str) -> None:
+        """Stop every stage of ``run_id`` still running (called from another thread on Ctrl-C)."""
+        ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from opsctl.adapters.docker import ContainerSpec, run_container
+from opsctl.adapters.docker import ContainerSpec, remove_containers, run_container
 from opsctl.executors.base import LogSink, StageInvocation, StageOutcome, masker
 
 RUN_LABEL = "org.opsctl.run"
@@ -23,12 +23,15 @@ class DockerExecutor:
             raise ValueError(f"stage {invocation.stage}: the docker executor needs container settings (an image)")
         invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
         mask = masker(invocation.env)
+        root = invocation.project_root.resolve()
+        relative = invocation.workdir.resolve().relative_to(root).as_posix()
         spec = ContainerSpec(
             image=settings.image,
             command=invocation.cmd,
-            workspace=str(invocation.workdir.resolve()),
+            workspace=str(root),
+            working_dir="/workspace" if relative == "." else f"/workspace/{relative}",
             user=settings.user or f"{os.getuid()}:{os.getgid()}",
-            env=dict(invocation.env),
+            env={**invocation.env, "DVC_ROOT": "/workspace", "DVC_STAGE": invocation.stage},
             network=settings.network or "none",
             labels={RUN_LABEL: invocation.run_id or "", STAGE_LABEL: invocation.stage},
             cpus=settings.cpus,
@@ -46,3 +49,6 @@ class DockerExecutor:
 
             exit_code = run_container(spec, emit)
         return StageOutcome(invocation.stage, exit_code, time.monotonic() - started, invocation.log_path)
+
+    def cancel(self, run_id: str) -> None:
+        remove_containers(RUN_LABEL, run_id)

@@ -1,0 +1,280 @@
+"""Running a DVC pipeline stage by stage, the way ``dvc repro`` does, with the
+command itself left to the caller (an opsctl executor).
+
+``dvc repro`` does, for each changed stage: remove its outputs, restore them
+from the run cache if the same command, deps and params ran before, otherwise
+run the command; then hash deps and outs, commit the outs to the cache, save
+the run-cache entry and write the stage's ``dvc.lock`` entry. :class:`RunSession`
+does the same steps through the same DVC objects, split in two (``prepare``
+before the command, ``record`` after) so that commands of independent stages
+can run at the same time. Every DVC step holds DVC's repository lock only for
+its own duration, and one in-process lock serialises them, so ``dvc.lock`` is
+always written whole, by one writer at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsctl.adapters.dvc import (
+    LOCK_TIMEOUT_ENV,
+    PipelineStage,
+    _pipeline_stages,
+    _tame_dvc_logging,
+    _translate,
+    lock_timeout,
+)
+from opsctl.errors import DvcError, RepoLockedError, UsageError
+
+# What ``prepare`` decided for a stage.
+UP_TO_DATE, RESTORED, EXECUTE = "up-to-date", "restored", "execute"
+
+
+@dataclass(frozen=True)
+class PathHash:
+    path: str
+    hash: str | None  # DVC's md5 (".dir" suffix for directories); None when missing
+    kind: str  # dep | out | param
+
+
+@dataclass(frozen=True)
+class RecordedStage:
+    name: str
+    hashes: tuple[PathHash, ...]
+
+
+class StageOutputMissing(Exception):
+    """The command exited 0 but did not write a declared output."""
+
+
+class RunSession:
+    """One open DVC repository for the length of a run; thread-safe."""
+
+    def __init__(self, root: Path) -> None:
+        _tame_dvc_logging()
+        from dvc.exceptions import NotDvcRepoError
+        from dvc.repo import Repo
+
+        self.root = root
+        try:
+            self._repo = Repo(str(root))
+        except NotDvcRepoError:
+            raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
+        self._mutex = threading.Lock()
+        self._stages: dict[str, object] = {}  # name -> the DVC stage object between prepare and record
+
+    def close(self) -> None:
+        self._repo.close()
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[object]:
+        """DVC's repository lock (bounded wait) inside the in-process mutex."""
+        from dvc.lock import LockError
+        from dvc.repo import lock_repo
+
+        with self._mutex, _translate():
+            deadline = time.monotonic() + lock_timeout()
+            with contextlib.ExitStack() as stack:
+                while True:
+                    try:
+                        stack.enter_context(lock_repo(self._repo))
+                        break
+                    except LockError:
+                        if time.monotonic() >= deadline:
+                            raise RepoLockedError(
+                                "another DVC or opsctl command holds this project's lock",
+                                hint=f"let it finish, or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
+                            ) from None
+                        time.sleep(0.1)
+                yield self._repo
+
+    # -- planning ---------------------------------------------------------------------
+
+    def plan(self, targets: list[str]) -> list[PipelineStage]:
+        """The pipeline stages ``targets`` need (all when none), upstream first, each with
+        DVC's reasons for being stale. Unknown targets: UsageError naming close ones."""
+        import networkx as nx
+        from dvc.stage import PipelineStage as DvcPipelineStage
+
+        with self._locked() as repo:
+            graph = repo.index.graph  # edges: stage -> the stages it depends on
+            if targets:
+                by_name = {s.addressing: s for s in graph if isinstance(s, DvcPipelineStage)}
+                _check_targets(targets, by_name)
+                wanted: set = set()
+                for target in targets:
+                    wanted |= {by_name[target]} | nx.descendants(graph, by_name[target])
+                graph = graph.subgraph(wanted)
+            # DVC's own change detection: the same call as `dvc status [TARGET...]`.
+            status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
+            return _pipeline_stages(repo, graph, status)
+
+    def changed_data_sources(self) -> list[str]:
+        """``.dvc`` files whose data changed in the workspace (``dvc repro`` commits these)."""
+        with self._locked() as repo:
+            return [s.relpath for s in repo.index.stages
+                    if s.is_data_source and not s.is_import and s.changed()]
+
+    def commit_data_sources(self, paths: list[str]) -> None:
+        """Commit changed data-source ``.dvc`` files, exactly as ``dvc repro`` does."""
+        with self._locked() as repo:
+            for stage in repo.index.stages:
+                if stage.relpath in paths:
+                    stage.save()
+                    stage.commit()
+                    stage.dump()
+
+    def in_run_cache(self, name: str) -> bool:
+        """Whether the run cache holds this stage with its current deps and params (no writes)."""
+        from dvc.stage.cache import RunCacheNotFoundError, _can_hash
+
+        with self._locked() as repo:
+            stage = _find(repo, name)
+            if not _can_hash(stage):
+                return False
+            try:
+                stage.save_deps()  # in memory: the deps' current hashes
+            except Exception:
+                return False
+            try:
+                cache = repo.stage_cache._load(stage)
+            except RunCacheNotFoundError:
+                return False
+            if not cache:
+                return False
+            return repo.stage_cache._create_stage(cache, wdir=stage.wdir).outs_cached()
+
+    # -- running ------------------------------------------------------------------------
+
+    def prepare(self, name: str, *, recheck: bool, use_run_cache: bool) -> str:
+        """Before a stage's command: UP_TO_DATE (``recheck`` and DVC now sees no change,
+        e.g. an upstream stage re-ran but produced the same outputs), RESTORED (the run
+        cache had it: outputs checked out, lock entry written), or EXECUTE (outputs
+        removed, as ``dvc repro`` does; run the command, then call :meth:`record`)."""
+        from dvc.stage.cache import RunCacheNotFoundError
+
+        with self._locked() as repo:
+            stage = _find(repo, name)
+            if recheck and not stage.changed():
+                return UP_TO_DATE
+            stage.remove_outs(ignore_remove=False, force=False)
+            if use_run_cache:
+                try:
+                    repo.stage_cache.restore(stage)
+                except RunCacheNotFoundError:
+                    pass
+                else:
+                    self._save(stage)
+                    return RESTORED
+            stage.save_deps()
+            self._stages[name] = stage
+            return EXECUTE
+
+    def record(self, name: str) -> RecordedStage:
+        """After a command exited 0: hash deps and outs, commit outs, save the run-cache
+        entry, write the ``dvc.lock`` entry. StageOutputMissing when an output is absent
+        (nothing written for the stage then)."""
+        from dvc.output import OutputDoesNotExistError
+
+        with self._locked():
+            stage = self._stages.pop(name)
+            missing = [str(o.def_path) for o in stage.outs if not o.exists]
+            if missing:
+                raise StageOutputMissing(", ".join(missing))
+            try:
+                self._save(stage)
+            except OutputDoesNotExistError as exc:
+                raise StageOutputMissing(str(exc)) from None
+            return RecordedStage(name, _hashes(stage))
+
+    def forget(self, name: str) -> None:
+        """A stage's command failed or was stopped: nothing to record."""
+        with self._mutex:
+            self._stages.pop(name, None)
+
+    def hashes(self, name: str) -> RecordedStage:
+        """Deps and outs of a stage as its ``dvc.lock`` entry records them."""
+        with self._locked() as repo:
+            return RecordedStage(name, _hashes(_find(repo, name)))
+
+    @staticmethod
+    def _save(stage) -> None:
+        # Stage.run's tail: outs without cache (metrics, plots) keep the stage out of the run cache.
+        no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
+        stage.save(run_cache=not no_cache_outs)
+        stage.commit()
+        stage.dump(update_pipeline=False)
+
+
+def _find(repo, name: str):
+    from dvc.stage import PipelineStage as DvcPipelineStage
+
+    # A fresh stage object from dvc.yaml and dvc.lock as they are now on disk.
+    for stage in repo.index.stages:
+        if isinstance(stage, DvcPipelineStage) and stage.addressing == name:
+            return stage
+    raise DvcError(f"stage '{name}' is no longer in the pipeline (dvc.yaml changed during the run?)")
+
+
+def _check_targets(targets: list[str], by_name: dict) -> None:
+    import difflib
+
+    for target in targets:
+        if target not in by_name:
+            close = difflib.get_close_matches(target, list(by_name), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"stages: {', '.join(sorted(by_name)) or 'none'}"
+            raise UsageError(f"no stage named '{target}' in the pipeline", hint=hint)
+
+
+def _hashes(stage) -> tuple[PathHash, ...]:
+    import json
+
+    from dvc.dependency.param import ParamsDependency
+
+    result = []
+    for dep in stage.deps:
+        value = dep.hash_info.value if dep.hash_info else None
+        if isinstance(dep, ParamsDependency):
+            result.append(PathHash(str(dep.def_path), json.dumps(value, sort_keys=True, default=str), "param"))
+        else:
+            result.append(PathHash(str(dep.def_path), value, "dep"))
+    result += [PathHash(str(o.def_path), o.hash_info.value if o.hash_info else None, "out") for o in stage.outs]
+    return tuple(result)
+
+
+def apply_param_overrides(root: Path, overrides: list[tuple[str, str, object]]) -> list[str]:
+    """Write ``(file, dotted.key, value)`` overrides into params files (as ``dvc exp run -S``
+    does), keeping comments and order; returns the files changed."""
+    from dvc.utils.serialize import modify_yaml
+
+    _tame_dvc_logging()
+    changed = []
+    by_file: dict[str, list[tuple[str, object]]] = {}
+    for file, key, value in overrides:
+        by_file.setdefault(file, []).append((key, value))
+    for file, items in by_file.items():
+        path = root / file
+        if not path.is_file():
+            raise UsageError(f"-S: no params file {file}", hint="create it, or name the file: -S FILE:KEY=VALUE")
+        with _translate(), modify_yaml(str(path)) as data:
+            for key, value in items:
+                node = data
+                parts = key.split(".")
+                for part in parts[:-1]:
+                    if not isinstance(node.get(part), dict):
+                        node[part] = {}
+                    node = node[part]
+                node[parts[-1]] = value
+        changed.append(file)
+    return changed

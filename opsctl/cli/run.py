@@ -1,0 +1,266 @@
+"""``opsctl run``: plan, then run the stale stages — with a live display on a
+terminal, stage-prefixed log lines off one."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Optional
+
+import typer
+
+from opsctl.cli.output import Styled, out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    stages: Optional[list[str]] = typer.Argument(None, metavar="STAGE", help="Stages to run, with their stale upstream (default: the whole pipeline)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Stages at once (default: the number of cores)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="docker or local (default: opsctl.yaml's executor)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Run the stages even if nothing changed (no run-cache restore)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (what runs, what is restored, why); run nothing."),
+    keep_going: bool = typer.Option(False, "--keep-going", "-k", help="After a failure, let independent stages carry on."),
+    set_params: Optional[list[str]] = typer.Option(None, "--set-param", "-S", metavar="[FILE:]KEY=VALUE", help="Override a param for this run (written to params.yaml, as `dvc exp run -S`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan or the run's result as JSON."),
+) -> None:
+    """Run the pipeline's stale stages, in parallel, each in its image.
+
+    Stale means what `opsctl status` says: DVC's change detection, plus a changed
+    image. A stage that ran before with the same command, deps and params is
+    restored from DVC's run cache. After it, `dvc status` is clean and `dvc repro`
+    re-runs nothing.
+    """
+    from opsctl.core.project import open_project
+    from opsctl.core.run import RunOptions, run_pipeline
+    from opsctl.core.scheduler import SchedulerInterrupted
+    from opsctl.errors import InterruptedByUser, StageFailedError
+
+    project = open_project()
+    options = RunOptions(targets=list(stages or []), jobs=jobs, executor=executor, force=force, dry_run=dry_run,
+                         keep_going=keep_going, overrides=list(set_params or []))
+    display = _LiveDisplay(logs_to_stderr=as_json) if out.interactive and not out.quiet else _PlainDisplay(as_json)
+    try:
+        with display:
+            report = run_pipeline(project, options, display)
+    except SchedulerInterrupted as exc:
+        report = getattr(exc, "report", None)
+        if report is not None:
+            stopped = [s.name for s in report.stages if s.status in ("interrupted", "failed")]
+            if as_json:
+                out.json(_report_json(report, "interrupted"))
+            out.warn(f"run {report.run_id} interrupted; stopped: {', '.join(stopped) or 'nothing was running'}; "
+                     "their containers are removed and dvc.lock keeps only finished stages")
+        raise InterruptedByUser("interrupted") from None
+
+    for file in report.params_changed:
+        out.info(f"Params set in {file}: {', '.join(options.overrides)}" if not dry_run else
+                 f"Plan with {', '.join(options.overrides)} ({file} left as it was)")
+    for path in report.committed_data:
+        out.info(f"Committed changed data {path} (as dvc repro does)")
+    if dry_run:
+        _print_plan(report, as_json)
+        return
+    if not report.plan.to_run:
+        if as_json:
+            out.json(_report_json(report, "up to date"))
+        else:
+            out.success("Everything is up to date; nothing to run.")
+        return
+    failed = report.failed
+    if as_json:
+        out.json(_report_json(report, "failed" if failed else "succeeded"))
+    elapsed = (report.finished or time.time()) - report.started
+    summary = (f"run {report.run_id}: {report.count('ran')} ran, {report.count('cached')} cached"
+               + (f", {len(failed)} failed" if failed else "")
+               + (f", {report.count('skipped')} not started" if report.count("skipped") else "")
+               + f" in {elapsed:.1f} s ({report.executor}, -j {report.jobs})")
+    if not failed:
+        out.success(summary)
+        out.info(f"Logs: {_rel(project.root, report.logs_dir)}/ — commit dvc.lock and opsctl.lock to keep this state.",
+                 style="dim")
+        return
+    for stage in failed:
+        tail = stage.log_tail()
+        out.info(f"── {stage.name}: {stage.detail} — last {len(tail)} log lines ({_rel(project.root, stage.log_path)}):")
+        for line in tail:
+            out.info(f"  │ {line}", style="dim")
+    out.info(summary)
+    names = ", ".join(s.name for s in failed)
+    raise StageFailedError(
+        f"stage{'s' if len(failed) > 1 else ''} {names} failed ({failed[0].detail})",
+        hint="fix it and run again: finished stages are kept, only what is stale runs",
+    )
+
+
+def _print_plan(report, as_json: bool) -> None:
+    plan = report.plan
+    if as_json:
+        out.json({"executor": plan.executor, "stages": [
+            {"stage": s.name, "action": _action(s), "reasons": s.reasons, "upstream": s.upstream, "cmd": s.cmd,
+             "image": s.image.ref if s.image else None}
+            for s in plan.steps
+        ]})
+        return
+    if not plan.steps:
+        out.info("No pipeline stages yet: add stages to dvc.yaml (or `dvc stage add`).")
+        return
+    styles = {"run": "yellow", "restore": "cyan", "up to date": "green"}
+    out.table(["stage", "action", "why"], [
+        (s.name, Styled(_action(s), styles[_action(s)]), "; ".join(s.reasons)) for s in plan.steps
+    ])
+    runs = sum(_action(s) == "run" for s in plan.steps)
+    restores = sum(_action(s) == "restore" for s in plan.steps)
+    out.info(f"Dry run ({plan.executor} executor): {runs} would run, {restores} would be restored from the run cache, "
+             f"{len(plan.steps) - runs - restores} up to date. Nothing was changed.")
+
+
+def _action(step) -> str:
+    if not step.stale:
+        return "up to date"
+    return "restore" if step.restorable else "run"
+
+
+def _report_json(report, status: str) -> dict:
+    return {
+        "run_id": report.run_id,
+        "status": status,
+        "executor": report.executor,
+        "jobs": report.jobs,
+        "started": report.started,
+        "finished": report.finished,
+        "logs": str(report.logs_dir) if report.logs_dir else None,
+        "stages": [
+            {"stage": s.name, "status": s.status, "detail": s.detail, "duration": s.duration,
+             "exit_code": s.exit_code, "log": str(s.log_path) if s.log_path else None,
+             "image": s.image_ref, "image_id": s.image_id}
+            for s in report.stages
+        ],
+        "up_to_date": [s.name for s in report.plan.steps if not s.stale],
+    }
+
+
+def _rel(root, path) -> str:
+    if path is None:
+        return "-"
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _finish_line(stage) -> tuple[str, str]:
+    took = f" in {stage.duration:.1f} s" if stage.duration is not None else ""
+    if stage.status == "ran":
+        return f"✓ {stage.name} ran{took}", "green"
+    if stage.status == "cached":
+        return f"✓ {stage.name} {stage.detail or 'cached'}", "cyan"
+    if stage.status == "failed":
+        return f"✗ {stage.name} failed{took}: {stage.detail}", "red"
+    return f"- {stage.name} {stage.status}: {stage.detail}", "yellow"
+
+
+class _PlainDisplay:
+    """Off a terminal: every log line with its stage as a prefix, one line per finished stage."""
+
+    def __init__(self, logs_to_stderr: bool) -> None:
+        self._stream = sys.stderr if logs_to_stderr else sys.stdout
+        self._lock = threading.Lock()
+        self._width = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def planned(self, plan) -> None:
+        self._width = max((len(s.name) for s in plan.to_run), default=0)
+        if plan.to_run:
+            out.info(f"{len(plan.to_run)} of {len(plan.steps)} stages stale ({plan.executor} executor)")
+
+    def building(self, image: str, line: str) -> None:
+        pass  # the build's outcome is what matters off a terminal; a failure shows its tail
+
+    def stage_started(self, name: str) -> None:
+        out.info(f"▶ {name}")
+
+    def stage_line(self, name: str, line: str) -> None:
+        with self._lock:
+            self._stream.write(f"{name.ljust(self._width)} | {line}\n")
+            self._stream.flush()
+
+    def stage_finished(self, stage) -> None:
+        text, _style = _finish_line(stage)
+        out.info(text)
+
+
+class _LiveDisplay:
+    """On a terminal: one line per running stage (elapsed, last log line), finished stages above."""
+
+    def __init__(self, logs_to_stderr: bool) -> None:
+        self._running: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self._building: str | None = None
+        self._live = None
+        self._total = 0
+        self._done = 0
+
+    def __enter__(self):
+        from rich.live import Live
+
+        self._live = Live(self, console=out._console(stderr=True), refresh_per_second=8, transient=True)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._live.__exit__(*exc)
+
+    def __rich__(self):
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        now = time.monotonic()
+        with self._lock:
+            if self._building:
+                grid.add_row(Spinner("dots"), Text("build", style="bold"), "", Text(self._building, style="dim"))
+            for name, (started, last) in self._running.items():
+                grid.add_row(Spinner("dots"), Text(name, style="bold"), f"{now - started:5.1f}s", Text(last, style="dim"))
+            if self._total:
+                grid.add_row("", Text(f"{self._done}/{self._total} stages done", style="dim"), "", "")
+        return grid
+
+    def planned(self, plan) -> None:
+        self._total = len(plan.to_run)
+
+    def building(self, image: str, line: str) -> None:
+        with self._lock:
+            self._building = f"{image}: {line[:200]}"
+
+    def stage_started(self, name: str) -> None:
+        with self._lock:
+            self._building = None
+            self._running[name] = (time.monotonic(), "")
+
+    def stage_line(self, name: str, line: str) -> None:
+        with self._lock:
+            if name in self._running:
+                self._running[name] = (self._running[name][0], line)
+
+    def stage_finished(self, stage) -> None:
+        from rich.text import Text
+
+        with self._lock:
+            self._running.pop(stage.name, None)
+            self._done += 1
+        text, style = _finish_line(stage)
+        self._live.console.print(Text(text, style=style))

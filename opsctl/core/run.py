@@ -1,0 +1,301 @@
+"""``opsctl run``: the stale stages of the pipeline, in parallel, each in its image.
+
+The plan is :func:`opsctl.core.pipeline.make_plan`. Each stale stage then goes
+through DVC's own steps (:class:`opsctl.adapters.dvc_run.RunSession`): outputs
+removed, restored from the run cache when the same command, deps and params
+ran before, otherwise executed by the executor (a container of its image, or a
+host process); on success its outputs are committed and its ``dvc.lock`` entry
+written, with the image it ran in recorded in ``opsctl.lock``. The scheduler
+runs independent stages at the same time, up to ``jobs``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
+from opsctl.core.project import Project
+from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
+from opsctl.errors import ConfigError, UsageError
+
+RUNS_DIR = "runs"  # under .opsctl/: one directory of stage logs per run
+LOG_TAIL = 20
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    targets: list[str] = field(default_factory=list)
+    jobs: int | None = None  # default: the number of cores
+    executor: str | None = None  # default: opsctl.yaml's executor
+    force: bool = False
+    dry_run: bool = False
+    keep_going: bool = False
+    overrides: list[str] = field(default_factory=list)  # -S [FILE:]KEY=VALUE
+
+
+@dataclass
+class StageRun:
+    """How one stage of a run went."""
+
+    name: str
+    status: str  # ran | cached | failed | skipped | interrupted
+    detail: str
+    cmd: str
+    duration: float | None = None
+    exit_code: int | None = None
+    log_path: Path | None = None
+    image: str | None = None  # name in opsctl.yaml
+    image_ref: str | None = None
+    image_id: str | None = None
+
+    def log_tail(self, lines: int = LOG_TAIL) -> list[str]:
+        if self.log_path is None or not self.log_path.is_file():
+            return []
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read().splitlines()[-lines:]
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    plan: Plan
+    executor: str
+    jobs: int
+    started: float
+    finished: float | None = None
+    stages: list[StageRun] = field(default_factory=list)
+    interrupted: bool = False
+    committed_data: list[str] = field(default_factory=list)  # .dvc files committed first, as dvc repro does
+    params_changed: list[str] = field(default_factory=list)  # files -S wrote to
+    logs_dir: Path | None = None
+
+    @property
+    def failed(self) -> list[StageRun]:
+        return [s for s in self.stages if s.status == FAILED]
+
+    def count(self, status: str) -> int:
+        return sum(s.status == status for s in self.stages)
+
+
+class RunEvents:
+    """What a front end hears during a run (called from worker threads; keep it quick)."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def building(self, image: str, line: str) -> None: ...
+
+    def stage_started(self, name: str) -> None: ...
+
+    def stage_line(self, name: str, line: str) -> None: ...
+
+    def stage_finished(self, stage: StageRun) -> None: ...
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, str, object]]:
+    """``[FILE:]KEY=VALUE`` -> (file, dotted key, YAML-parsed value); UsageError when malformed."""
+    import yaml
+
+    parsed = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        file, colon, name = key.rpartition(":")
+        if not colon:
+            file, name = "params.yaml", key
+        if not sep or not name or any(not part for part in name.split(".")):
+            raise UsageError(f"-S {item}: expected KEY=VALUE or FILE:KEY=VALUE (e.g. -S train.n_est=50)")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((file or "params.yaml", name, value))
+    return parsed
+
+
+def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None = None) -> RunReport:
+    """Plan, then run the stale stages. Raises SchedulerInterrupted (with the report as
+    ``.report``) on Ctrl-C; a failed stage is in the report, not an exception."""
+    from opsctl.adapters.dvc_run import RunSession, apply_param_overrides
+
+    events = events or RunEvents()
+    executor_name = options.executor or project.config.executor
+    if executor_name not in EXECUTORS:
+        raise UsageError(f"unknown executor '{executor_name}' (choose from {', '.join(EXECUTORS)})")
+    jobs = options.jobs or os.cpu_count() or 1
+    if jobs < 1:
+        raise UsageError("-j must be at least 1")
+    overrides = parse_overrides(options.overrides)
+    run_id = secrets.token_hex(6)
+    report = RunReport(run_id, Plan(executor_name), executor_name, jobs, time.time())
+
+    if options.dry_run and overrides:
+        return _dry_run_with_overrides(project, options, overrides, report, events)
+    if overrides:
+        report.params_changed = apply_param_overrides(project.root, overrides)
+
+    with RunSession(project.root) as session:
+        if not options.dry_run:
+            changed = session.changed_data_sources()
+            if changed:
+                session.commit_data_sources(changed)
+                report.committed_data = changed
+        plan = make_plan(project, options.targets, executor=executor_name, force=options.force,
+                         session=session, check_run_cache=options.dry_run)
+        report.plan = plan
+        events.planned(plan)
+        if options.dry_run or not plan.to_run:
+            report.finished = time.time()
+            return report
+        _execute(project, session, plan, options, jobs, report, events)
+    report.finished = time.time()
+    return report
+
+
+def _dry_run_with_overrides(project, options, overrides, report, events) -> RunReport:
+    """The plan as it would be with the -S values, then params files put back as they were."""
+    from opsctl.adapters.dvc_run import apply_param_overrides
+    from opsctl.core.rollback import FileTransaction
+
+    project.state_dir.mkdir(exist_ok=True)
+    with FileTransaction(project.state_dir) as tx:
+        for file in {f for f, _k, _v in overrides}:
+            tx.preserve(project.root / file)
+        report.params_changed = apply_param_overrides(project.root, overrides)
+        report.plan = make_plan(project, options.targets, executor=report.executor, force=options.force,
+                                check_run_cache=True)
+        events.planned(report.plan)
+        tx.rollback()
+    report.finished = time.time()
+    return report
+
+
+def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: int, report: RunReport,
+             events: RunEvents) -> None:
+    from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
+    from opsctl.core.stagelock import StageImage, record_stage
+    from opsctl.executors.base import ContainerSettings, StageInvocation
+
+    steps = {s.name: s for s in plan.to_run}
+    images = _images_for(project, plan, events) if plan.executor == DOCKER else {}
+    executor = _executor(plan.executor)
+    logs_dir = project.state_dir / RUNS_DIR / report.run_id
+    report.logs_dir = logs_dir
+    cancelled = threading.Event()
+    by_name: dict[str, StageRun] = {}
+
+    def run_stage(name: str) -> StageReport:
+        step = steps[name]
+        image_name, ref, image_id, identity = images.get(name, (None, None, None, None))
+        stage = StageRun(name, RAN, "", step.cmd, image=image_name, image_ref=ref, image_id=image_id)
+        by_name[name] = stage
+        started = time.monotonic()
+        # A stage stale only because something upstream ran: DVC decides again now that
+        # the upstream outputs exist (unchanged outputs mean nothing to do, as in dvc repro).
+        recheck = not step.own_change and not options.force
+        decision = session.prepare(name, recheck=recheck,
+                                   use_run_cache=not options.force and not step.image_changed)
+        lock_entry = StageImage(plan.executor, image_name, ref, identity)
+        if decision == UP_TO_DATE:
+            stage.duration = time.monotonic() - started
+            return StageReport(CACHED, "up to date once upstream finished")
+        if decision == RESTORED:
+            record_stage(project.root, name, lock_entry)
+            stage.duration = time.monotonic() - started
+            return StageReport(CACHED, "restored from the run cache")
+        assert decision == EXECUTE
+        settings = project.config.settings_for(name)
+        container = None
+        if plan.executor == DOCKER:
+            container = ContainerSettings(image=ref, cpus=settings.cpus, memory=settings.memory,
+                                          gpus=settings.gpus, network=settings.network or "none")
+        invocation = StageInvocation(
+            stage=name, cmd=step.cmd, workdir=project.root / step.wdir, root=project.root,
+            log_path=logs_dir / f"{_safe(name)}.log",
+            env={k: os.environ[k] for k in settings.env if k in os.environ},
+            run_id=report.run_id, container=container,
+        )
+        stage.log_path = invocation.log_path
+        try:
+            outcome = executor.run(invocation, on_line=events.stage_line)
+        except BaseException:
+            session.forget(name)
+            raise
+        stage.exit_code = outcome.exit_code
+        stage.duration = outcome.duration
+        if cancelled.is_set():
+            session.forget(name)
+            return StageReport(FAILED, "stopped by Ctrl-C")
+        if not outcome.succeeded:
+            session.forget(name)
+            return StageReport(FAILED, f"exit code {outcome.exit_code}")
+        try:
+            session.record(name)
+        except StageOutputMissing as exc:
+            return StageReport(FAILED, f"exited 0 but did not write its declared output: {exc}")
+        record_stage(project.root, name, lock_entry)
+        return StageReport(RAN, "")
+
+    def on_finish(result) -> None:
+        stage = by_name.get(result.name) or StageRun(result.name, result.status, result.detail, steps[result.name].cmd)
+        stage.status, stage.detail = result.status, result.detail
+        by_name[result.name] = stage
+        events.stage_finished(stage)
+
+    def cancel() -> None:
+        cancelled.set()
+        executor.cancel(report.run_id)
+
+    tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
+    try:
+        run_stages(tasks, run_stage, jobs=jobs, keep_going=options.keep_going,
+                   on_start=events.stage_started, on_finish=on_finish, cancel=cancel)
+    except SchedulerInterrupted as exc:
+        report.interrupted = True
+        report.stages = [by_name[t.name] for t in tasks if t.name in by_name]
+        report.finished = time.time()
+        exc.report = report  # type: ignore[attr-defined]
+        raise
+    report.stages = [by_name[t.name] for t in tasks]
+
+
+def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, tuple[str, str, str, str]]:
+    """Build (or confirm) the images the stages to run need: stage -> (image, ref, id, identity)."""
+    from opsctl.adapters.docker import engine_info
+    from opsctl.core.images import build_images
+
+    engine_info()  # EngineUnavailableError (exit 4, says how to start it) before anything runs
+    needed: dict[str, list[str]] = {}
+    for step in plan.to_run:
+        image = project.config.settings_for(step.name).image
+        if image is None:
+            raise ConfigError(
+                f"stage '{step.name}' has no image for the docker executor",
+                hint="set stages.default.image (or stages.<stage>.image) in opsctl.yaml, or run with --executor local",
+            )
+        needed.setdefault(image, []).append(step.name)
+    records = build_images(project, sorted(needed), on_line=events.building)
+    result = {}
+    for record in records:
+        identity = f"inputs:{record.inputs_hash}" if record.inputs_hash else record.image_id
+        for stage in needed[record.name]:
+            result[stage] = (record.name, record.ref, record.image_id, identity)
+    return result
+
+
+def _executor(name: str):
+    if name == LOCAL:
+        from opsctl.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    from opsctl.executors.docker import DockerExecutor
+
+    return DockerExecutor()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+

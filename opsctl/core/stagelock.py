@@ -1,0 +1,68 @@
+"""``opsctl.lock``: which image each stage last ran in, beside ``dvc.lock`` and
+tracked in Git like it, so that every clone agrees on which stages a changed
+image makes stale.
+
+DVC's lock records a stage's command, deps, params and outs but not the
+environment the command ran in. This file adds that: for a stage run by the
+docker executor, the image's name in ``opsctl.yaml`` and its identity — the
+hash of its build inputs for a built image (identical in every clone), the
+image id for a ``ref:`` image. A stage run on the host records no image.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LOCK_FILE = "opsctl.lock"
+SCHEMA = 1
+HEADER = ("# Written by `opsctl run`: the image each stage last ran in. Commit it with dvc.lock;\n"
+          "# a stage whose image changed since is stale.\n")
+
+_write_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class StageImage:
+    executor: str  # docker | local
+    image: str | None = None  # the name under images: in opsctl.yaml
+    ref: str | None = None  # the tag or reference the container ran
+    identity: str | None = None  # "inputs:<sha256>" (built) or the image id "sha256:..." (ref:)
+
+
+def read_lock(root: Path) -> dict[str, StageImage]:
+    import yaml
+
+    path = root / LOCK_FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {}  # unreadable: every image counts as unknown, never as changed
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    result = {}
+    for name, entry in (stages or {}).items():
+        if isinstance(entry, dict):
+            fields = {k: entry.get(k) for k in StageImage.__dataclass_fields__}
+            result[str(name)] = StageImage(**{**fields, "executor": str(fields["executor"] or "local")})
+    return result
+
+
+def record_stage(root: Path, stage: str, image: StageImage) -> None:
+    """Set one stage's entry; the file is replaced whole (never half-written)."""
+    import yaml
+
+    with _write_lock:
+        current = read_lock(root)
+        current[stage] = image
+        doc = {"schema": SCHEMA, "stages": {
+            name: {k: v for k, v in asdict(entry).items() if v is not None}
+            for name, entry in sorted(current.items())
+        }}
+        path = root / LOCK_FILE
+        tmp = path.with_name(f".{LOCK_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(HEADER + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        os.replace(tmp, path)
