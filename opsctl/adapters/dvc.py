@@ -80,7 +80,37 @@ def _translate() -> Iterator[None]:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    text += _yaml_detail(exc)
     return " ".join(text.split())
+
+
+def _yaml_detail(exc: BaseException) -> str:
+    """Where in the file DVC's YAML errors are: DVC prints that with rich panels
+    (``__pretty_exc__``); opsctl's one line says it in words."""
+    problem = exc.__cause__
+    mark = getattr(problem, "problem_mark", None)
+    if mark is not None:  # ruamel's parse error under YAMLFileCorruptedError
+        return f": {getattr(problem, 'problem', '') or 'syntax error'} (line {mark.line + 1}, column {mark.column + 1})"
+    errors = getattr(getattr(exc, "exc", None), "errors", None)
+    if errors:  # YAMLValidationError: voluptuous errors with their key paths
+        text = getattr(exc, "text", "") or ""
+        parts = []
+        for error in errors[:3]:
+            where = " -> ".join(str(p) for p in error.path)
+            line = _line_of(text, error.path)
+            parts.append(f"{error.error_message}" + (f" in {where}" if where else "") + (f" (line {line})" if line else ""))
+        return ": " + "; ".join(parts)
+    return ""
+
+
+def _line_of(text: str, path) -> int | None:
+    try:
+        from dvc.utils.strictyaml import determine_linecol, parse_yaml_for_update
+
+        line, _col, _step = determine_linecol(parse_yaml_for_update(text, ""), path)
+        return line or None
+    except Exception:
+        return None
 
 
 def init_repo(root: Path) -> None:

@@ -3,6 +3,7 @@ terminal, stage-prefixed log lines off one."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -44,7 +45,7 @@ def run(
                          keep_going=keep_going, overrides=list(set_params or []))
     display = _LiveDisplay(logs_to_stderr=as_json) if out.interactive and not out.quiet else _PlainDisplay(as_json)
     try:
-        with display:
+        with _terminate_as_interrupt(), display:
             report = run_pipeline(project, options, display)
     except SchedulerInterrupted as exc:
         report = getattr(exc, "report", None)
@@ -94,6 +95,22 @@ def run(
         f"stage{'s' if len(failed) > 1 else ''} {names} failed ({failed[0].detail})",
         hint="fix it and run again: finished stages are kept, only what is stale runs",
     )
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a CI job cancelled, `kill`) stops a run the way Ctrl-C does: containers
+    removed, finished stages kept. Without this the process would just die."""
+    import signal
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_plan(report, as_json: bool) -> None:
