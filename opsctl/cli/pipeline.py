@@ -1,7 +1,8 @@
-"""Pipeline commands: ``opsctl status``."""
+"""Pipeline commands: ``opsctl status``, ``opsctl dag``, ``opsctl build``."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Optional
 
@@ -103,6 +104,19 @@ def _dot_id(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@contextlib.contextmanager
+def showing_build_log_tail():
+    """A failed image build shows the last lines of its log above the error."""
+    from opsctl.errors import BuildFailedError
+
+    try:
+        yield
+    except BuildFailedError as exc:
+        for line in exc.log_tail[-20:]:
+            out.info(f"  │ {line}", style="dim")
+        raise
+
+
 def build(
     images: Optional[list[str]] = typer.Argument(None, metavar="IMAGE", help="Images from opsctl.yaml (default: all)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild from scratch, ignoring Docker's layer cache."),
@@ -115,7 +129,6 @@ def build(
     """
     from opsctl.core.images import build_images
     from opsctl.core.project import open_project
-    from opsctl.errors import BuildFailedError
 
     project = open_project()
     tail: list[str] = []
@@ -126,12 +139,8 @@ def build(
             if spinner is not None:
                 spinner.update(f"Building {name}: {line[:100]}")
 
-        try:
+        with showing_build_log_tail():
             records = build_images(project, images or [], no_cache=no_cache, on_line=on_line)
-        except BuildFailedError as exc:
-            for line in exc.log_tail[-20:]:
-                out.info(f"  │ {line}", style="dim")
-            raise
     if as_json:
         out.json([vars(r) for r in records])
         return

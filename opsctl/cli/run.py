@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from opsctl.cli.output import Styled, out
+from opsctl.cli.pipeline import showing_build_log_tail
 
 
 def register(app: typer.Typer) -> None:
@@ -43,9 +44,11 @@ def run(
     project = open_project()
     options = RunOptions(targets=list(stages or []), jobs=jobs, executor=executor, force=force, dry_run=dry_run,
                          keep_going=keep_going, overrides=list(set_params or []))
-    display = _LiveDisplay(logs_to_stderr=as_json) if out.interactive and not out.quiet else _PlainDisplay(as_json)
+    display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
+    if options.overrides and not dry_run:
+        out.info(f"Setting {', '.join(options.overrides)} (written to the params file, as `dvc exp run -S` does)")
     try:
-        with _terminate_as_interrupt(), display:
+        with _terminate_as_interrupt(), showing_build_log_tail(), display:
             report = run_pipeline(project, options, display)
     except SchedulerInterrupted as exc:
         report = getattr(exc, "report", None)
@@ -57,9 +60,9 @@ def run(
                      "their containers are removed and dvc.lock keeps only finished stages")
         raise InterruptedByUser("interrupted") from None
 
-    for file in report.params_changed:
-        out.info(f"Params set in {file}: {', '.join(options.overrides)}" if not dry_run else
-                 f"Plan with {', '.join(options.overrides)} ({file} left as it was)")
+    if dry_run:
+        for file in report.params_changed:
+            out.info(f"Plan with {', '.join(options.overrides)} ({file} left as it was)")
     for path in report.committed_data:
         out.info(f"Committed changed data {path} (as dvc repro does)")
     if dry_run:
@@ -81,7 +84,8 @@ def run(
                + f" in {elapsed:.1f} s ({report.executor}, -j {report.jobs})")
     if not failed:
         out.success(summary)
-        out.info(f"Logs: {_rel(project.root, report.logs_dir)}/ — commit dvc.lock and opsctl.lock to keep this state.",
+        if report.count("ran"):
+            out.info(f"Logs: {_rel(project.root, report.logs_dir)}/ — commit dvc.lock and opsctl.lock to keep this state.",
                  style="dim")
         return
     for stage in failed:
@@ -180,11 +184,16 @@ def _finish_line(stage) -> tuple[str, str]:
     return f"- {stage.name} {stage.status}: {stage.detail}", "yellow"
 
 
+def _built_line(record) -> str:
+    return f"built image {record.name} ({record.ref}) in {record.seconds:.1f} s"
+
+
 class _PlainDisplay:
     """Off a terminal: every log line with its stage as a prefix, one line per finished stage."""
 
-    def __init__(self, logs_to_stderr: bool) -> None:
+    def __init__(self, logs_to_stderr: bool, dry_run: bool = False) -> None:
         self._stream = sys.stderr if logs_to_stderr else sys.stdout
+        self._dry_run = dry_run
         self._lock = threading.Lock()
         self._width = 0
 
@@ -196,11 +205,15 @@ class _PlainDisplay:
 
     def planned(self, plan) -> None:
         self._width = max((len(s.name) for s in plan.to_run), default=0)
-        if plan.to_run:
+        if plan.to_run and not self._dry_run:
             out.info(f"{len(plan.to_run)} of {len(plan.steps)} stages stale ({plan.executor} executor)")
 
     def building(self, image: str, line: str) -> None:
         pass  # the build's outcome is what matters off a terminal; a failure shows its tail
+
+    def image_ready(self, record) -> None:
+        if record.built:
+            out.success(_built_line(record))
 
     def stage_started(self, name: str) -> None:
         out.info(f"▶ {name}")
@@ -218,7 +231,7 @@ class _PlainDisplay:
 class _LiveDisplay:
     """On a terminal: one line per running stage (elapsed, last log line), finished stages above."""
 
-    def __init__(self, logs_to_stderr: bool) -> None:
+    def __init__(self) -> None:
         self._running: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._building: str | None = None
@@ -262,6 +275,14 @@ class _LiveDisplay:
     def building(self, image: str, line: str) -> None:
         with self._lock:
             self._building = f"{image}: {line[:200]}"
+
+    def image_ready(self, record) -> None:
+        from rich.text import Text
+
+        with self._lock:
+            self._building = None
+        if record.built:
+            self._live.console.print(Text(f"✓ {_built_line(record)}", style="green"))
 
     def stage_started(self, name: str) -> None:
         with self._lock:

@@ -122,7 +122,7 @@ def plan_steps(stages, images: dict[str, StageImageUse | None], lock: dict[str, 
         if force and not reasons:
             reasons.append("forced (--force)")
         # DVC reports a stage's own changes only; a stage below a stale one runs too.
-        reasons += [f"upstream {name} runs first" for name in stage.upstream if name in stale]
+        reasons += [f"upstream {name} is stale" for name in stage.upstream if name in stale]
         if reasons:
             stale.add(stage.name)
         steps.append(PlanStep(

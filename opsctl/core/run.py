@@ -89,6 +89,9 @@ class RunEvents:
 
     def building(self, image: str, line: str) -> None: ...
 
+    def image_ready(self, record) -> None:
+        """An image the stages need is there: ``record.built`` when this run built it."""
+
     def stage_started(self, name: str) -> None: ...
 
     def stage_line(self, name: str, line: str) -> None: ...
@@ -125,7 +128,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     executor_name = options.executor or project.config.executor
     if executor_name not in EXECUTORS:
         raise UsageError(f"unknown executor '{executor_name}' (choose from {', '.join(EXECUTORS)})")
-    jobs = options.jobs or os.cpu_count() or 1
+    jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError("-j must be at least 1")
     overrides = parse_overrides(options.overrides)
@@ -280,6 +283,7 @@ def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, tu
     records = build_images(project, sorted(needed), on_line=events.building)
     result = {}
     for record in records:
+        events.image_ready(record)
         identity = f"inputs:{record.inputs_hash}" if record.inputs_hash else record.image_id
         for stage in needed[record.name]:
             result[stage] = (record.name, record.ref, record.image_id, identity)

@@ -33,7 +33,7 @@ def test_ml_pipeline_project_is_ready(tmp_path):
 
     config = yaml.safe_load((root / "opsctl.yaml").read_text())
     assert config["project"] == "demo" and config["executor"] == "docker"
-    assert config["images"]["app"]["build_args"] == {"BASE_IMAGE": "python:3.11-slim"}
+    assert config["images"]["app"]["build_args"] == {"BASE_IMAGE": "python:3.11-slim", "INSTALL_REQUIREMENTS": "1"}
 
     # The embedded default remote: DVC itself can push to it and pull back the same bytes.
     dvc_config = (root / ".dvc" / "config").read_text()
@@ -246,7 +246,7 @@ def test_prompts_on_a_terminal_without_defaults(tmp_path):
     # give it a moment, then Ctrl-U clears the offered default.
     time.sleep(1.0)
     child.sendline("\x15asked-name")
-    for _ in range(3):  # description, base image, executor: accept the defaults
+    for _ in range(4):  # description, base image, install requirements, executor: accept the defaults
         child.expect(r"\?")
         child.sendline("")
     child.expect(pexpect.EOF)

@@ -14,7 +14,14 @@ def test_demo_script_scaffolds_runs_and_pushes(tmp_path):
     env = {**os.environ, "OPSCTL_DEMO_DIR": str(demo), "OPSCTL_SKIP_SETUP": "1"}
     result = subprocess.run(["bash", "scripts/demo.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Everything is up to date." in result.stderr
+    assert "Everything is up to date." in result.stderr  # opsctl status after opsctl run
+    assert "Data and pipelines are up to date." in result.stdout  # and DVC agrees
+    assert "✓ run " in result.stderr and "4 ran" in result.stderr
+    assert "2 ran" in result.stderr  # the second run, with -S: train and evaluate only
+    # With an engine reachable (always in CI), the stages ran in containers.
+    if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        assert "(docker, -j" in result.stderr
+        assert "stages run in containers" in result.stderr
     assert "metrics.json" in result.stdout
     metrics = json.loads((demo / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.5
