@@ -29,6 +29,10 @@ if ! docker info >/dev/null 2>&1; then
     exit 4
 fi
 
+# One build at a time on a machine: parallel test workers and the demo may all ask at once.
+exec 9>"${TMPDIR:-/tmp}/opsctl-build-test-images.lock"
+flock 9
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-machine.sh
 bash scripts/bootstrap.sh
+# The Docker tests' images (busybox; Debian with python3, pandas, scikit-learn), built once per machine.
+if docker info >/dev/null 2>&1; then bash scripts/build-test-images.sh; fi
 exec .venv/bin/python -m pytest -n "${OPSCTL_TEST_WORKERS:-auto}" "$@"
