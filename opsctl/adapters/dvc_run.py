@@ -67,6 +67,7 @@ class RunSession:
             raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
         self._mutex = threading.Lock()
         self._stages: dict[str, object] = {}  # name -> the DVC stage object between prepare and record
+        self.changed_data_sources: list[str] = []  # set by plan()
 
     def close(self) -> None:
         self._repo.close()
@@ -118,13 +119,13 @@ class RunSession:
                 graph = graph.subgraph(wanted)
             # DVC's own change detection: the same call as `dvc status [TARGET...]`.
             status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
+            # Data tracked by .dvc files that changed in the workspace: `dvc repro` commits it.
+            self.changed_data_sources = sorted(
+                s.relpath for s in graph
+                if not isinstance(s, DvcPipelineStage) and s.is_data_source and not s.is_import
+                and s.addressing in status
+            )
             return _pipeline_stages(repo, graph, status)
-
-    def changed_data_sources(self) -> list[str]:
-        """``.dvc`` files whose data changed in the workspace (``dvc repro`` commits these)."""
-        with self._locked() as repo:
-            return [s.relpath for s in repo.index.stages
-                    if s.is_data_source and not s.is_import and s.changed()]
 
     def commit_data_sources(self, paths: list[str]) -> None:
         """Commit changed data-source ``.dvc`` files, exactly as ``dvc repro`` does."""

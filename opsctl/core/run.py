@@ -141,14 +141,13 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
         report.params_changed = apply_param_overrides(project.root, overrides)
 
     with RunSession(project.root) as session:
-        if not options.dry_run:
-            changed = session.changed_data_sources()
-            if changed:
-                session.commit_data_sources(changed)
-                report.committed_data = changed
         plan = make_plan(project, options.targets, executor=executor_name, force=options.force,
                          session=session, check_run_cache=options.dry_run)
         report.plan = plan
+        if session.changed_data_sources and not options.dry_run:
+            # The plan already counts their stages as stale (their deps changed).
+            session.commit_data_sources(session.changed_data_sources)
+            report.committed_data = list(session.changed_data_sources)
         events.planned(plan)
         if options.dry_run or not plan.to_run:
             report.finished = time.time()
