@@ -10,7 +10,7 @@ DESIGN.md:
   unless ``keep_going``, which lets independent branches carry on;
 - Ctrl-C (KeyboardInterrupt in the calling thread) calls ``cancel`` (e.g. stop
   the run's containers), waits for the running stages to return, marks them
-  interrupted, and re-raises.
+  interrupted (unless one finished before the cancel reached it), and re-raises.
 """
 
 from __future__ import annotations
@@ -154,10 +154,15 @@ def run_stages(
                 cancel()
             for future, name in list(running.items()):
                 try:
-                    future.result()
-                except BaseException:  # whatever the cancelled stage says, it was interrupted
-                    pass
-                finish(name, INTERRUPTED, "stopped by Ctrl-C")
+                    report = future.result()
+                except BaseException:  # a stage that broke off under the cancel was interrupted
+                    report = None
+                if report is not None and report.status in (RAN, CACHED):
+                    # It finished (and recorded itself) before the cancel reached it: say so,
+                    # or the report would disagree with dvc.lock.
+                    finish(name, report.status, report.detail)
+                else:
+                    finish(name, INTERRUPTED, "stopped by Ctrl-C")
             for name in order:
                 if name not in result.results:
                     finish(name, SKIPPED, "not started: interrupted")

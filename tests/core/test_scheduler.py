@@ -132,6 +132,7 @@ def test_ctrl_c_cancels_waits_and_reports():
         if name == "prepare":
             threading.Timer(0.2, _thread.interrupt_main).start()  # Ctrl-C while prepare runs
             release.wait(10)
+            return StageReport(FAILED, "stopped")  # what a stage whose container was removed reports
         return StageReport(RAN)
 
     def cancel():
@@ -144,6 +145,22 @@ def test_ctrl_c_cancels_waits_and_reports():
     assert cancelled and result.interrupted
     assert result.results["prepare"].status == INTERRUPTED
     assert {result.results[n].status for n in ("featurize", "train", "evaluate")} == {SKIPPED}
+
+
+def test_stage_that_finished_as_ctrl_c_came_keeps_its_result():
+    """Its dvc.lock entry is written: reporting it interrupted would contradict dvc.lock."""
+    def run(name):
+        if name == "prepare":
+            threading.Timer(0.1, _thread.interrupt_main).start()
+            time.sleep(0.5)  # still recording when the interrupt arrives
+        return StageReport(RAN, "recorded")
+
+    with pytest.raises(SchedulerInterrupted) as caught:
+        run_stages(ML, run, jobs=2, cancel=lambda: None)
+    result = caught.value.result
+    assert result.interrupted
+    assert (result.results["prepare"].status, result.results["prepare"].detail) == (RAN, "recorded")
+    assert result.results["featurize"].status == SKIPPED
 
 
 def test_cycles_and_bad_jobs_are_refused():

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -104,8 +105,11 @@ def busybox_project(tmp_path, busybox_image, docker_engine):
     for root in roots:
         runs = root / ".opsctl" / "runs"
         for run_dir in runs.iterdir() if runs.is_dir() else []:
-            for container in docker_engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_dir.name}"}):
-                container.remove(force=True)
+            for container in docker_engine.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_dir.name}"}):
+                try:
+                    docker_engine.api.remove_container(container["Id"], force=True)
+                except Exception:  # removed meanwhile
+                    pass
     _remove_project_images(docker_engine, name)
 
 
@@ -285,49 +289,128 @@ def test_stage_that_exits_0_without_its_output_fails(busybox_project):
 # -- 6. Ctrl-C -------------------------------------------------------------------------------
 
 
-def test_ctrl_c_removes_containers_and_keeps_finished_stages(busybox_project, docker_engine):
+class _LiveRun:
+    """`opsctl run ARGS` started as a user starts it (its own process, no shell), its stderr
+    read as it comes, so a test can act on what it has printed so far."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        import docker
+
+        self.root = root
+        self._engine = docker.from_env()
+        self.proc = subprocess.Popen([PYTHON, "-m", "opsctl", "run", *args], cwd=root, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._pumps = [threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+                       for stream, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err))]
+        for pump in self._pumps:
+            pump.start()
+
+    @staticmethod
+    def _pump(stream, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._err)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
+
+    def run_id(self) -> str | None:
+        runs = self.root / ".opsctl" / "runs"
+        found = sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+        return found[0] if len(found) == 1 else None
+
+    def containers(self, stage: str, *, running: bool = False) -> list[dict]:
+        """This run's containers of ``stage`` (one engine call: no list-then-inspect race)."""
+        run_id = self.run_id()
+        if run_id is None:
+            return []
+        filters = {"label": [f"{RUN_LABEL}={run_id}", f"{STAGE_LABEL}={stage}"]}
+        if running:
+            filters["status"] = "running"
+        return self._engine.api.containers(all=not running, filters=filters)
+
+    def interrupt_when(self, ready, *, poll: float = 0.1) -> None:
+        """SIGINT (Ctrl-C) as soon as ``ready()``; then wait for the process to end."""
+        deadline = time.monotonic() + 120
+        while self.proc.poll() is None and time.monotonic() < deadline and not ready():
+            time.sleep(poll)
+        assert self.proc.poll() is None, f"opsctl run ended before the moment to interrupt it\n{self.stderr}"
+        assert ready(), f"the moment to interrupt never came\n{self.stderr}"
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=120)  # the slow stage sleeps 300 s: waiting it out would time out here
+        for pump in self._pumps:
+            pump.join(timeout=30)
+
+    def kill(self) -> None:
+        """The test's own clean-up (its assertions come after): never leave the process behind."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._engine.close()
+
+
+def test_ctrl_c_removes_containers_and_keeps_finished_stages(busybox_project):
     root = busybox_project({
         "quick": {"cmd": "echo quick > q.txt", "outs": ["q.txt"]},
         "slow": {"cmd": "sleep 300 && echo > o.txt", "outs": ["o.txt"]},
     })
-    proc = subprocess.Popen([PYTHON, "-m", "opsctl", "run", "-j", "2", "--json"], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    run_id = None
+    live = _LiveRun(root, "-j", "2", "--json")
     try:
-        # Wait for the slow stage's container to run and the quick stage to be recorded.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            running = docker_engine.containers.list(
-                filters={"label": f"{STAGE_LABEL}=slow", "status": "running"})
-            ours = [c for c in running if (root / ".opsctl" / "runs" / c.labels.get(RUN_LABEL, "-")).is_dir()]
-            if ours and "quick" in _lock_stages_quietly(root):
-                run_id = ours[0].labels[RUN_LABEL]
-                break
-            time.sleep(0.1)
-        assert run_id is not None, f"the slow stage never started (opsctl exited {proc.poll()})"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)  # the sleep is 300 s: waiting it out would time out here
+        # Ctrl-C once the quick stage has finished and the slow one's container is running.
+        live.interrupt_when(lambda: "✓ quick ran" in live.stderr and live.containers("slow", running=True))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
-    report = json.loads(out)
-    assert report["status"] == "interrupted" and report["run_id"] == run_id
+        live.kill()
+    err = live.stderr
+    assert live.proc.returncode == 130, err
+    report = json.loads(live.stdout)
+    run_id = report["run_id"]
+    assert report["status"] == "interrupted" and run_id == live.run_id()
     assert {s["stage"]: s["status"] for s in report["stages"]} == {"quick": "ran", "slow": "interrupted"}
-    assert "interrupted" in err
+    assert f"run {run_id} interrupted; stopped: slow;" in err
     assert _containers_of_run(run_id) == []
     assert sorted(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == ["quick"]
+    assert sorted(_lock_stages(root, "opsctl.lock")) == ["quick"]
     assert not (root / "o.txt").exists()
     status = {s["stage"]: s["stale"] for s in json.loads(run_opsctl("status", "--json", cwd=root, check=True).stdout)}
     assert status == {"quick": False, "slow": True}
 
 
-def _lock_stages_quietly(root: Path) -> dict:
+def test_ctrl_c_while_a_finished_stage_is_recorded_reports_what_dvc_lock_says(busybox_project):
+    """Ctrl-C in the moment after a stage's container exited 0, while its output is hashed and
+    committed (64 MB make that moment last): whatever opsctl decides, its report and dvc.lock
+    must agree — a stage reported "interrupted" has no dvc.lock entry, one with an entry "ran"."""
+    root = busybox_project({
+        "quick": {"cmd": "dd if=/dev/zero of=big.bin bs=1M count=64 2>/dev/null", "outs": ["big.bin"]},
+        "slow": {"cmd": "sleep 300 && echo > o.txt", "outs": ["o.txt"]},
+    })
+    live = _LiveRun(root, "-j", "2", "--json")
+    seen = []
+
+    def quick_container_gone() -> bool:
+        if live.containers("quick"):
+            seen.append(True)
+            return False
+        return bool(seen) and (root / "big.bin").is_file()
+
     try:
-        return _lock_stages(root)
-    except yaml.YAMLError:  # caught mid-write: not yet
-        return {}
+        live.interrupt_when(quick_container_gone, poll=0.01)
+    finally:
+        live.kill()
+    err = live.stderr
+    assert live.proc.returncode == 130, err
+    report = json.loads(live.stdout)
+    statuses = {s["stage"]: s["status"] for s in report["stages"]}
+    assert statuses["slow"] == "interrupted"
+    assert _containers_of_run(report["run_id"]) == []
+    recorded = sorted(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) if (root / "dvc.lock").exists() else []
+    assert ("quick" in recorded) == (statuses["quick"] == "ran"), (
+        f"opsctl reports quick {statuses['quick']!r} but dvc.lock records {recorded}\n{err}")
 
 
 # -- 7. what a container may do ---------------------------------------------------------------
