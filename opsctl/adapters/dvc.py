@@ -174,12 +174,15 @@ def _pipeline_stages(repo, graph, status: dict | None = None) -> list[PipelineSt
     # Edges point from a stage to the stages it depends on.
     ordered = [s for s in nx.topological_sort(graph.reverse(copy=False)) if isinstance(s, DvcPipelineStage)]
     root = Path(repo.root_dir)
+    locked: dict[str, set[str]] = {}  # dvc.yaml path -> stage names in its dvc.lock: each lock parsed once
     result = []
     for stage in ordered:
         changes: list[StageChange] = []
         if status is not None:
             changes = list(_parse_changes(status.get(stage.addressing, [])))
-            if not _has_lock_entry(stage):
+            if stage.path not in locked:
+                locked[stage.path] = _lock_entries(stage)
+            if stage.name not in locked[stage.path]:
                 changes.insert(0, StageChange("never-run", None, "no entry in dvc.lock"))
         result.append(PipelineStage(
             name=stage.addressing,
@@ -195,12 +198,14 @@ def _pipeline_stages(repo, graph, status: dict | None = None) -> list[PipelineSt
     return result
 
 
-def _has_lock_entry(stage) -> bool:
+def _lock_entries(stage) -> set[str]:
+    """Names of the stages recorded in the dvc.lock beside ``stage``'s dvc.yaml."""
     try:
-        lock = stage.dvcfile._lockfile.load()
+        # The dvc.yaml's own cached copy of its lock (DVC parsed it to build the index).
+        lock = stage.dvcfile.lockfile_contents
     except Exception:  # a missing or unreadable lock means "never ran" for our purpose
-        return False
-    return stage.name in (lock or {}).get("stages", lock or {})
+        return set()
+    return set((lock or {}).get("stages", {}))
 
 
 def _parse_changes(entries) -> Iterator[StageChange]:

@@ -68,6 +68,7 @@ class RunSession:
         self._mutex = threading.Lock()
         self._stages: dict[str, object] = {}  # name -> the DVC stage object between prepare and record
         self.changed_data_sources: list[str] = []  # set by plan()
+        self._planned: dict[str, object] = {}  # name -> DVC stage object, set by plan()
 
     def close(self) -> None:
         self._repo.close()
@@ -119,6 +120,9 @@ class RunSession:
                 graph = graph.subgraph(wanted)
             # DVC's own change detection: the same call as `dvc status [TARGET...]`.
             status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
+            # Keep the stage objects: a stage's own dvc.lock entry (what its deps and outs were)
+            # changes only when it runs itself, so later steps need not re-read the index.
+            self._planned = {s.addressing: s for s in graph if isinstance(s, DvcPipelineStage)}
             # Data tracked by .dvc files that changed in the workspace: `dvc repro` commits it.
             self.changed_data_sources = sorted(
                 s.relpath for s in graph
@@ -141,7 +145,7 @@ class RunSession:
         from dvc.stage.cache import RunCacheNotFoundError, _can_hash
 
         with self._locked() as repo:
-            stage = _find(repo, name)
+            stage = self._stage(repo, name)
             if not _can_hash(stage):
                 return False
             try:
@@ -166,7 +170,7 @@ class RunSession:
         from dvc.stage.cache import RunCacheNotFoundError
 
         with self._locked() as repo:
-            stage = _find(repo, name)
+            stage = self._stage(repo, name)
             if recheck and not stage.changed():
                 return UP_TO_DATE
             stage.remove_outs(ignore_remove=False, force=False)
@@ -207,7 +211,10 @@ class RunSession:
     def hashes(self, name: str) -> RecordedStage:
         """Deps and outs of a stage as its ``dvc.lock`` entry records them."""
         with self._locked() as repo:
-            return RecordedStage(name, _hashes(_find(repo, name)))
+            return RecordedStage(name, _hashes(self._stage(repo, name)))
+
+    def _stage(self, repo, name: str):
+        return self._planned.get(name) or _find(repo, name)
 
     @staticmethod
     def _save(stage) -> None:
