@@ -253,8 +253,11 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
 
     tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
     try:
-        run_stages(tasks, run_stage, jobs=jobs, keep_going=options.keep_going,
-                   on_start=events.stage_started, on_finish=on_finish, cancel=cancel)
+        try:
+            run_stages(tasks, run_stage, jobs=jobs, keep_going=options.keep_going,
+                       on_start=events.stage_started, on_finish=on_finish, cancel=cancel)
+        finally:
+            executor.close(report.run_id)
     except SchedulerInterrupted as exc:
         report.interrupted = True
         report.stages = [by_name[t.name] for t in tasks if t.name in by_name]
@@ -266,10 +269,8 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
 
 def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, tuple[str, str, str, str]]:
     """Build (or confirm) the images the stages to run need: stage -> (image, ref, id, identity)."""
-    from opsctl.adapters.docker import engine_info
     from opsctl.core.images import build_images
 
-    engine_info()  # EngineUnavailableError (exit 4, says how to start it) before anything runs
     needed: dict[str, list[str]] = {}
     for step in plan.to_run:
         image = project.config.settings_for(step.name).image
@@ -279,6 +280,7 @@ def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, tu
                 hint="set stages.default.image (or stages.<stage>.image) in opsctl.yaml, or run with --executor local",
             )
         needed.setdefault(image, []).append(step.name)
+    # Asks the engine first: EngineUnavailableError (exit 4, says how to start it) before anything runs.
     records = build_images(project, sorted(needed), on_line=events.building)
     result = {}
     for record in records:

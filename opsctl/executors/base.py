@@ -82,3 +82,7 @@ class Executor(Protocol):
     def cancel(self, run_id: str) -> None:
         """Stop every stage of ``run_id`` still running (called from another thread on Ctrl-C)."""
         ...
+
+    def close(self, run_id: str) -> None:
+        """The run is over: release what the executor holds for it."""
+        ...

@@ -51,6 +51,9 @@ class LocalExecutor:
                     _stop(proc)
         return StageOutcome(invocation.stage, exit_code, time.monotonic() - started, invocation.log_path)
 
+    def close(self, run_id: str) -> None:
+        pass  # nothing outlives a host process
+
     def cancel(self, run_id: str) -> None:
         with self._lock:
             procs = [p for rid, p in self._running.values() if rid == run_id]
