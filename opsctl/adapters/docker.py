@@ -103,38 +103,42 @@ def run_container(spec: ContainerSpec, on_line) -> int:
     The container is always removed afterwards — on success, failure or Ctrl-C
     (KeyboardInterrupt stops and removes it, then propagates). Defaults are the
     safe ones: no capabilities, ``no-new-privileges``, never privileged, never
-    the Docker socket.
+    the Docker socket. Low-level API calls: the high-level ``containers.create``
+    inspects each container once more, which parallel stages pay for.
     """
     from docker.errors import DockerException, ImageNotFound, NotFound
     from docker.types import DeviceRequest
 
-    client = _stage_client()
-    kwargs = {}
+    api = _stage_client().api
+    limits = {}
     if spec.cpus:
-        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        limits["nano_cpus"] = int(spec.cpus * 1e9)
     if spec.memory:
-        kwargs["mem_limit"] = spec.memory
+        limits["mem_limit"] = spec.memory
     if spec.gpus:
         count = -1 if spec.gpus == "all" else int(spec.gpus)
-        kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+        limits["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
     try:
-        container = client.containers.create(
+        host_config = api.create_host_config(
+            binds={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
+            network_mode=spec.network,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            privileged=False,
+            **limits,
+        )
+        container_id = api.create_container(
             image=spec.image,
             # The stage's command line through the image's shell, whatever its ENTRYPOINT.
             entrypoint=["/bin/sh", "-c"],
             command=[spec.command],
             working_dir=spec.working_dir,
-            volumes={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
             user=spec.user,
             environment={"HOME": "/tmp", **spec.env},
-            network_mode=spec.network,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            privileged=False,
             labels=spec.labels,
+            host_config=host_config,
             detach=True,
-            **kwargs,
-        )
+        )["Id"]
     except ImageNotFound:
         raise EngineUnavailableError(
             f"image {spec.image} is not available locally (opsctl never pulls implicitly)",
@@ -143,9 +147,9 @@ def run_container(spec: ContainerSpec, on_line) -> int:
     except DockerException as exc:
         raise EngineUnavailableError(f"cannot create a container from {spec.image}: {_short_reason(str(exc))}") from None
     try:
-        container.start()
+        api.start(container_id)
         pending = b""
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+        for chunk in api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
@@ -153,11 +157,11 @@ def run_container(spec: ContainerSpec, on_line) -> int:
         if pending:
             on_line(pending.decode("utf-8", "replace"))
         try:
-            return int(container.wait().get("StatusCode", 1))
+            return int(api.wait(container_id).get("StatusCode", 1))
         except NotFound:  # removed under us: the run was cancelled
             return 137
     finally:
-        _remove_quietly(container)
+        _remove_quietly(api, container_id)
 
 
 _stage_client_instance = None
@@ -174,7 +178,7 @@ def _stage_client():
         return _stage_client_instance
 
 
-def _remove_quietly(container) -> None:
+def _remove_quietly(api, container_id: str) -> None:
     """Stop and remove, even while a second Ctrl-C arrives: no orphan containers."""
     import signal
     import threading
@@ -185,7 +189,7 @@ def _remove_quietly(container) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        container.remove(force=True)
+        api.remove_container(container_id, force=True)
     except DockerException:
         pass
     finally:
@@ -219,7 +223,7 @@ def start_network_sandbox(image: str, labels: dict) -> str | None:
     ``image`` as nobody, with nothing else; None when it cannot start."""
     from docker.errors import DockerException
 
-    client = _client()
+    client = _stage_client()
     container = None
     try:
         container = client.containers.run(
@@ -233,21 +237,25 @@ def start_network_sandbox(image: str, labels: dict) -> str | None:
             return container.id
     except DockerException:
         pass
-    finally:
-        client.close()
     if container is not None:
-        _remove_quietly(container)
+        _remove_quietly(client.api, container.id)
     return None
 
 
 def stop_network_sandbox(container_id: str) -> None:
-    """Kill the sandbox (it removes itself); a no-op when it is already gone."""
+    """Kill the sandbox and wait until the engine has removed it (auto-remove); a no-op
+    when it is already gone."""
     from docker.errors import DockerException
 
+    api = _stage_client().api
     try:
-        _stage_client().api.kill(container_id)
+        api.kill(container_id)
+        # Gone before we return: nothing of the run outlives opsctl.
+        api.wait(container_id, timeout=10, condition="removed")
     except DockerException:
         pass
+    except Exception:  # a wait that timed out (requests' ReadTimeout): force it
+        _remove_quietly(api, container_id)
 
 
 def remove_orphans(owner_label: str, alive) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from opsctl.adapters.docker import containers_labelled
 from opsctl.executors.base import ContainerSettings, StageInvocation
-from opsctl.executors.docker import RUN_LABEL, DockerExecutor
+from opsctl.executors.docker import RUN_LABEL, STAGE_LABEL, DockerExecutor
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.docker
@@ -33,7 +33,11 @@ def invoke(tmp_path, cmd, *, run_id="run-test", env=None, **settings) -> tuple:
         stage="s", cmd=cmd, workdir=tmp_path, log_path=tmp_path / ".opsctl" / "s.log", env=env or {},
         run_id=run_id, container=ContainerSettings(image=IMAGE, **settings),
     )
-    outcome = DockerExecutor().run(invocation, on_line=lambda stage, line: lines.append((stage, line)))
+    executor = DockerExecutor()
+    try:
+        outcome = executor.run(invocation, on_line=lambda stage, line: lines.append((stage, line)))
+    finally:
+        executor.close(run_id)  # what the run does when its stages are done: the network sandbox goes
     return outcome, lines
 
 
@@ -94,9 +98,11 @@ from opsctl.executors.docker import DockerExecutor
 ws = Path(sys.argv[1])
 inv = StageInvocation(stage="sleeper", cmd="echo started; sleep 60", workdir=ws, log_path=ws / "sleeper.log",
                       run_id="run-ctrl-c", container=ContainerSettings(image="opsctl-test/busybox:latest"))
+executor = DockerExecutor()
 try:
-    DockerExecutor().run(inv, on_line=lambda s, l: print(l, flush=True))
+    executor.run(inv, on_line=lambda s, l: print(l, flush=True))
 except KeyboardInterrupt:
+    executor.close("run-ctrl-c")
     print("interrupted", flush=True)
     sys.exit(130)
 """
@@ -105,12 +111,13 @@ except KeyboardInterrupt:
 def test_ctrl_c_stops_and_removes_the_container(tmp_path, busybox_image):
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout.readline().strip() == "started"
-    assert len(containers_labelled(RUN_LABEL, "run-ctrl-c")) == 1
+    assert len(containers_labelled(STAGE_LABEL, "sleeper")) == 1
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in out
     assert time.monotonic() - started < 30  # stopped, not waited out
+    assert containers_labelled(STAGE_LABEL, "sleeper") == []
     assert containers_labelled(RUN_LABEL, "run-ctrl-c") == []
 
 
