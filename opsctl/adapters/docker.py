@@ -97,7 +97,7 @@ class ContainerSpec:
     working_dir: str = "/workspace"
 
 
-def run_container(spec: ContainerSpec, on_line) -> int:
+def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     """Run ``spec`` to completion, streaming its output lines to ``on_line``; return its exit code.
 
     The container is always removed afterwards — on success, failure or Ctrl-C
@@ -105,6 +105,10 @@ def run_container(spec: ContainerSpec, on_line) -> int:
     safe ones: no capabilities, ``no-new-privileges``, never privileged, never
     the Docker socket. Low-level API calls: the high-level ``containers.create``
     inspects each container once more, which parallel stages pay for.
+
+    ``network_ready``: for ``spec.network`` ``container:<id>`` of a sandbox still
+    starting, called between create and start; it waits and says whether the
+    sandbox runs — if not, the container is made again with network ``none``.
     """
     from docker.errors import DockerException, ImageNotFound, NotFound
     from docker.types import DeviceRequest
@@ -118,34 +122,41 @@ def run_container(spec: ContainerSpec, on_line) -> int:
     if spec.gpus:
         count = -1 if spec.gpus == "all" else int(spec.gpus)
         limits["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
-    try:
-        host_config = api.create_host_config(
-            binds={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
-            network_mode=spec.network,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            privileged=False,
-            **limits,
-        )
-        container_id = api.create_container(
-            image=spec.image,
-            # The stage's command line through the image's shell, whatever its ENTRYPOINT.
-            entrypoint=["/bin/sh", "-c"],
-            command=[spec.command],
-            working_dir=spec.working_dir,
-            user=spec.user,
-            environment={"HOME": "/tmp", **spec.env},
-            labels=spec.labels,
-            host_config=host_config,
-            detach=True,
-        )["Id"]
-    except ImageNotFound:
-        raise EngineUnavailableError(
-            f"image {spec.image} is not available locally (opsctl never pulls implicitly)",
-            hint="build it with `opsctl build`, or `docker pull`/`docker load` it yourself",
-        ) from None
-    except DockerException as exc:
-        raise EngineUnavailableError(f"cannot create a container from {spec.image}: {_short_reason(str(exc))}") from None
+    def create(network: str) -> str:
+        try:
+            host_config = api.create_host_config(
+                binds={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
+                network_mode=network,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                privileged=False,
+                **limits,
+            )
+            return api.create_container(
+                image=spec.image,
+                # The stage's command line through the image's shell, whatever its ENTRYPOINT.
+                entrypoint=["/bin/sh", "-c"],
+                command=[spec.command],
+                working_dir=spec.working_dir,
+                user=spec.user,
+                environment={"HOME": "/tmp", **spec.env},
+                labels=spec.labels,
+                host_config=host_config,
+                detach=True,
+            )["Id"]
+        except ImageNotFound:
+            raise EngineUnavailableError(
+                f"image {spec.image} is not available locally (opsctl never pulls implicitly)",
+                hint="build it with `opsctl build`, or `docker pull`/`docker load` it yourself",
+            ) from None
+        except DockerException as exc:
+            raise EngineUnavailableError(
+                f"cannot create a container from {spec.image}: {_short_reason(str(exc))}") from None
+
+    container_id = create(spec.network)
+    if network_ready is not None and not network_ready():
+        _remove_quietly(api, container_id)
+        container_id = create("none")
     try:
         api.start(container_id)
         pending = b""
@@ -215,31 +226,43 @@ def remove_containers(label: str, value: str) -> int:
         client.close()
 
 
-def start_network_sandbox(image: str, labels: dict) -> str | None:
-    """A container that holds one empty network namespace (loopback only) for other
+def create_network_sandbox(image: str, labels: dict) -> str | None:
+    """A container that will hold one empty network namespace (loopback only) for other
     containers to join with ``network_mode=container:<id>`` — as a Kubernetes pod's
     pause container does. Creating a namespace per container costs the engine ~0.2 s
     of CPU each; parallel stages pay it once this way. It runs ``sleep`` from
-    ``image`` as nobody, with nothing else; None when it cannot start."""
+    ``image`` as nobody, with nothing else. Created, not started (see
+    :func:`start_network_sandbox`): stage containers can be created meanwhile."""
     from docker.errors import DockerException
 
-    client = _stage_client()
-    container = None
+    api = _stage_client().api
     try:
-        container = client.containers.run(
-            image, ["exec sleep 2147483647"], entrypoint=["/bin/sh", "-c"], network_mode="none",
-            user="65534:65534", cap_drop=["ALL"], security_opt=["no-new-privileges"], privileged=False,
-            labels=labels, detach=True, mem_limit="16m",
-            auto_remove=True,  # ending it is then one quick kill; the engine removes it
-        )
-        container.reload()
-        if container.status == "running":
-            return container.id
+        return api.create_container(
+            image, command=["exec sleep 2147483647"], entrypoint=["/bin/sh", "-c"], user="65534:65534",
+            labels=labels, detach=True,
+            host_config=api.create_host_config(
+                network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], privileged=False,
+                mem_limit="16m",
+                auto_remove=True,  # ending it is then one quick kill; the engine removes it
+            ),
+        )["Id"]
+    except DockerException:
+        return None
+
+
+def start_network_sandbox(container_id: str) -> bool:
+    """Start a created sandbox; False (and it is removed) when it does not keep running."""
+    from docker.errors import DockerException
+
+    api = _stage_client().api
+    try:
+        api.start(container_id)
+        if api.inspect_container(container_id)["State"]["Running"]:
+            return True
     except DockerException:
         pass
-    if container is not None:
-        _remove_quietly(client.api, container.id)
-    return None
+    _remove_quietly(api, container_id)
+    return False
 
 
 def stop_network_sandbox(container_id: str) -> None:

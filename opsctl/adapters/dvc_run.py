@@ -15,6 +15,7 @@ always written whole, by one writer at a time.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ class RunSession:
         self._stages: dict[str, object] = {}  # name -> the DVC stage object between prepare and record
         self.changed_data_sources: list[str] = []  # set by plan()
         self._planned: dict[str, object] = {}  # name -> DVC stage object, set by plan()
+        self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
 
     def close(self) -> None:
         self._repo.close()
@@ -225,13 +227,51 @@ class RunSession:
     def _stage(self, repo, name: str):
         return self._planned.get(name) or _find(repo, name)
 
-    @staticmethod
-    def _save(stage) -> None:
+    def _save(self, stage) -> None:
         # Stage.run's tail: outs without cache (metrics, plots) keep the stage out of the run cache.
         no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
         stage.save(run_cache=not no_cache_outs)
         stage.commit()
-        stage.dump(update_pipeline=False)
+        self._write_lock_entry(stage)
+
+    def _write_lock_entry(self, stage) -> None:
+        """``stage.dump(update_pipeline=False)`` — DVC's Lockfile.dump_stages — with two
+        differences: the parsed dvc.lock is kept between stages (DVC re-parses it for
+        every stage, which grows with the pipeline) unless the file changed on disk,
+        and the file is replaced whole (DVC rewrites it in place, so a kill mid-write
+        leaves half a dvc.lock). The bytes written are DVC's: same serializer, same dumper."""
+        from dvc.stage import serialize
+        from dvc.utils.serialize._yaml import _dump, parse_yaml_for_update
+
+        path = Path(stage.dvcfile._lockfile.path)
+        signature = _signature(path)
+        cached = self._lock_cache.get(str(path))
+        if cached is not None and cached[0] == signature:
+            data = cached[1]
+        elif signature is None:
+            data = {}
+        else:
+            data = parse_yaml_for_update(path.read_text(encoding="utf-8"), str(path))
+        if not data:
+            data.update({"schema": "2.0"})
+        data["stages"] = data.get("stages", {})
+        data["stages"].update(serialize.to_lockfile(stage))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fd:
+            _dump(data, fd)
+        if signature is not None:
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+        self._lock_cache[str(path)] = (_signature(path), data)
+        self._repo.scm_context.track_file(os.path.relpath(path, self.root))
+
+
+def _signature(path: Path):
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _find(repo, name: str):

@@ -252,6 +252,8 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
         executor.cancel(report.run_id)
 
     tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
+    if images:
+        executor.open(report.run_id, images[tasks[0].name][1])
     try:
         try:
             run_stages(tasks, run_stage, jobs=jobs, keep_going=options.keep_going,

@@ -79,6 +79,10 @@ class Executor(Protocol):
 
     def run(self, invocation: StageInvocation, on_line: LogSink | None = None) -> StageOutcome: ...
 
+    def open(self, run_id: str, image: str) -> None:
+        """A run with stages in ``image`` is about to start: get ready (optional)."""
+        ...
+
     def cancel(self, run_id: str) -> None:
         """Stop every stage of ``run_id`` still running (called from another thread on Ctrl-C)."""
         ...

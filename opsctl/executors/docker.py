@@ -14,6 +14,7 @@ from opsctl.adapters.docker import (
     remove_containers,
     remove_orphans,
     run_container,
+    create_network_sandbox,
     start_network_sandbox,
     stop_network_sandbox,
 )
@@ -31,7 +32,7 @@ class DockerExecutor:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sandboxes: dict[str, str | None] = {}  # run id -> network sandbox container (None: per-container)
+        self._sandboxes: dict[str, _Sandbox] = {}  # run id -> its network sandbox
         self._reaped = False
 
     def run(self, invocation: StageInvocation, on_line: LogSink | None = None) -> StageOutcome:
@@ -41,12 +42,15 @@ class DockerExecutor:
         invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
         mask = masker(invocation.env)
         network = settings.network or "none"
+        network_ready = None
         if network == "none" and invocation.run_id:
             # Still no network at all, only loopback: the namespace is shared with the
             # run's other stages instead of created (and paid for) per container.
-            sandbox = self._sandbox(invocation.run_id, settings.image)
-            if sandbox is not None:
-                network = f"container:{sandbox}"
+            sandbox = self._sandbox_for(invocation.run_id, settings.image)
+            sandbox.created.wait()
+            if sandbox.container_id is not None:
+                network = f"container:{sandbox.container_id}"
+                network_ready = sandbox.wait_running
         root = invocation.project_root.resolve()
         relative = invocation.workdir.resolve().relative_to(root).as_posix()
         spec = ContainerSpec(
@@ -71,7 +75,7 @@ class DockerExecutor:
                 if on_line is not None:
                     on_line(invocation.stage, line)
 
-            exit_code = run_container(spec, emit)
+            exit_code = run_container(spec, emit, network_ready=network_ready)
         return StageOutcome(invocation.stage, exit_code, time.monotonic() - started, invocation.log_path)
 
     def cancel(self, run_id: str) -> None:
@@ -82,7 +86,9 @@ class DockerExecutor:
         with self._lock:
             sandbox = self._sandboxes.pop(run_id, None)
         if sandbox is not None:
-            stop_network_sandbox(sandbox)
+            sandbox.running.wait()
+            if sandbox.ok:
+                stop_network_sandbox(sandbox.container_id)
 
     def _labels(self, run_id: str | None, stage: str | None) -> dict:
         labels = {RUN_LABEL: run_id or "", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
@@ -90,14 +96,52 @@ class DockerExecutor:
             labels[STAGE_LABEL] = stage
         return labels
 
-    def _sandbox(self, run_id: str, image: str) -> str | None:
+    def open(self, run_id: str, image: str) -> None:
+        """Start the run's network sandbox in the background, so that it is ready by the time
+        the first stage has been prepared (and not started in front of every stage)."""
+        self._sandbox_for(run_id, image)
+
+    def _sandbox_for(self, run_id: str, image: str) -> _Sandbox:
         with self._lock:
-            if run_id not in self._sandboxes:
-                if not self._reaped:
-                    remove_orphans(OWNER_LABEL, _alive)
-                    self._reaped = True
-                self._sandboxes[run_id] = start_network_sandbox(image, self._labels(run_id, None))
-            return self._sandboxes[run_id]
+            sandbox = self._sandboxes.get(run_id)
+            if sandbox is None:
+                sandbox = self._sandboxes[run_id] = _Sandbox()
+                reap = not self._reaped
+                self._reaped = True
+                threading.Thread(target=sandbox.start, args=(image, self._labels(run_id, None), reap),
+                                 name="opsctl-sandbox", daemon=True).start()
+            return sandbox
+
+
+class _Sandbox:
+    """The run's network sandbox, made in the background: ``created`` once its id is known
+    (stage containers can be created to join it), ``running`` once it started (or failed)."""
+
+    def __init__(self) -> None:
+        self.created = threading.Event()
+        self.running = threading.Event()
+        self.container_id: str | None = None
+        self.ok = False
+
+    def start(self, image: str, labels: dict, reap_orphans: bool) -> None:
+        try:
+            if reap_orphans:
+                remove_orphans(OWNER_LABEL, _alive)
+            self.container_id = create_network_sandbox(image, labels)
+        except Exception:  # no sandbox: each container gets its own empty namespace instead
+            self.container_id = None
+        finally:
+            self.created.set()
+        try:
+            self.ok = self.container_id is not None and start_network_sandbox(self.container_id)
+        except Exception:
+            self.ok = False
+        finally:
+            self.running.set()
+
+    def wait_running(self) -> bool:
+        self.running.wait()
+        return self.ok
 
 
 def _alive(pid: int) -> bool:

@@ -51,6 +51,9 @@ class LocalExecutor:
                     _stop(proc)
         return StageOutcome(invocation.stage, exit_code, time.monotonic() - started, invocation.log_path)
 
+    def open(self, run_id: str, image: str) -> None:
+        pass  # nothing to prepare for a host process
+
     def close(self, run_id: str) -> None:
         pass  # nothing outlives a host process
 

@@ -128,3 +128,47 @@ def test_missing_image_is_a_clear_error(tmp_path, busybox_image):
                                  container=ContainerSettings(image="opsctl-test/does-not-exist:1"))
     with pytest.raises(EngineUnavailableError, match="never pulls"):
         DockerExecutor().run(invocation)
+
+
+def test_a_runs_stages_share_one_empty_network_namespace(tmp_path, busybox_image):
+    """Network none, paid for once per run: stage containers join the run's sandbox."""
+    executor = DockerExecutor()
+    seen = []
+    try:
+        for stage in ("a", "b"):
+            invocation = StageInvocation(
+                stage=stage, cmd="readlink /proc/self/ns/net; ip -o link | cut -d: -f2", workdir=tmp_path,
+                log_path=tmp_path / f"{stage}.log", run_id="run-shared-ns",
+                container=ContainerSettings(image=IMAGE))
+            outcome = executor.run(invocation, on_line=lambda s, line: seen.append((s, line.strip())))
+            assert outcome.succeeded
+        assert len(containers_labelled(RUN_LABEL, "run-shared-ns")) == 1  # the sandbox, until close
+    finally:
+        executor.close("run-shared-ns")
+    namespaces = {line for stage, line in seen if line.startswith("net:")}
+    assert len(namespaces) == 1
+    assert {line for stage, line in seen if not line.startswith("net:")} == {"lo"}  # loopback only
+    assert containers_labelled(RUN_LABEL, "run-shared-ns") == []
+
+
+def test_containers_of_a_killed_opsctl_are_reaped(tmp_path, busybox_image, docker_engine):
+    import socket
+
+    from opsctl.executors.docker import OWNER_LABEL
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = docker_engine.containers.create(
+        IMAGE, ["sleep", "600"], labels={RUN_LABEL: "run-orphan", OWNER_LABEL: f"{socket.gethostname()}:{dead.stdout.strip()}"})
+    mine = docker_engine.containers.create(
+        IMAGE, ["sleep", "600"], labels={RUN_LABEL: "run-alive", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"})
+    try:
+        outcome, _ = invoke(tmp_path, "true", run_id="run-reaper")
+        assert outcome.succeeded
+        assert containers_labelled(RUN_LABEL, "run-orphan") == []  # its opsctl is gone
+        assert containers_labelled(RUN_LABEL, "run-alive") == [mine.id]  # a live owner's container stays
+    finally:
+        for container in (orphan, mine):
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
