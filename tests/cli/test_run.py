@@ -255,3 +255,19 @@ def test_outside_a_project_and_bad_options(tmp_path):
     root = make_project(tmp_path / "p", CHAIN)
     assert run_opsctl("run", "--executor", "podman", cwd=root).returncode == 2
     assert run_opsctl("run", "-j", "0", cwd=root).returncode == 2
+
+
+def test_foreach_stages_and_a_nested_dvc_yaml(tmp_path):
+    """Stage names as DVC addresses them (gen@a, sub/dvc.yaml:inner); a nested stage runs in its own wdir."""
+    root = make_project(tmp_path / "p", {"gen": {"foreach": ["a", "b"], "do": {
+        "cmd": "echo ${item} > out-${item}.txt", "outs": ["out-${item}.txt"]}}})
+    (root / "sub").mkdir()
+    (root / "sub" / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"inner": {
+        "cmd": "pwd > where.txt", "deps": ["../out-a.txt"], "outs": ["where.txt"]}}}))
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "nested"], cwd=root)
+    report = opsctl_run(root, "sub/dvc.yaml:inner", "--executor", "local")
+    assert statuses(report) == {"gen@a": "ran", "sub/dvc.yaml:inner": "ran"}
+    assert (root / "sub" / "where.txt").read_text().strip() == str(root / "sub")
+    assert statuses(opsctl_run(root, "--executor", "local")) == {"gen@b": "ran"}
+    dvc_is_clean(root)
