@@ -194,6 +194,7 @@ class _PlainDisplay:
     def __init__(self, logs_to_stderr: bool, dry_run: bool = False) -> None:
         self._stream = sys.stderr if logs_to_stderr else sys.stdout
         self._dry_run = dry_run
+        self._closed = False
         self._lock = threading.Lock()
         self._width = 0
 
@@ -220,8 +221,15 @@ class _PlainDisplay:
 
     def stage_line(self, name: str, line: str) -> None:
         with self._lock:
-            self._stream.write(f"{name.ljust(self._width)} | {line}\n")
-            self._stream.flush()
+            if self._closed:
+                return
+            try:
+                self._stream.write(f"{name.ljust(self._width)} | {line}\n")
+                self._stream.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                # The reader went away (`opsctl run | head`): the stages carry on, their logs
+                # are still saved; only the echo stops.
+                self._closed = True
 
     def stage_finished(self, stage) -> None:
         text, _style = _finish_line(stage)
