@@ -117,3 +117,27 @@ class BuildFailedError(OpsctlError):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message, hint="the last lines of the build log are above")
         self.log_tail = log_tail
+
+
+# -- the run store (opsctl.store) ----------------------------------------------------
+
+
+class StoreError(OpsctlError):
+    """The run store (``.opsctl/opsctl.db``) cannot be read or written: not a database,
+    damaged, or locked by another process for longer than the busy timeout."""
+
+
+class StoreVersionError(StoreError):
+    """The run store was written by a newer opsctl (a schema version this one does not know)."""
+
+
+class RunNotFoundError(UsageError):
+    """No run has this id or id prefix."""
+
+
+class AmbiguousRunError(UsageError):
+    """A run id prefix matches more than one run; ``candidates`` holds some of them."""
+
+    def __init__(self, message: str, candidates: list[str], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.candidates = candidates

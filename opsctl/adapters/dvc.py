@@ -663,3 +663,9 @@ def configure_remote(root: Path, name: str, *, url: str | None = None, options: 
             conf["remote"][name].update(options or {})
             if default:
                 conf["core"]["remote"] = name
+
+
+def outputs(root: Path) -> list[TrackedOutput]:
+    """Every DVC-tracked output with the hash dvc.lock / its .dvc file records (no status)."""
+    with open_repo(root) as repo:
+        return sorted((_output(root, out) for out in repo.index.outs), key=lambda o: o.path)

@@ -219,6 +219,14 @@ class RunSession:
         with self._mutex:
             self._stages.pop(name, None)
 
+    def params_and_metrics(self) -> tuple[dict, dict]:
+        """The workspace's params and metrics through DVC's own APIs (so dvclive's output
+        and every params file DVC knows are included), flattened to ``a.b.c`` keys."""
+        with self._locked() as repo:
+            params = _flatten_show(repo.params.show(), plain_file="params.yaml")
+            metrics = _flatten_show(repo.metrics.show(), plain_file=None)
+        return params, metrics
+
     def hashes(self, name: str) -> RecordedStage:
         """Deps and outs of a stage as its ``dvc.lock`` entry records them."""
         with self._locked() as repo:
@@ -264,6 +272,30 @@ class RunSession:
         os.replace(tmp, path)
         self._lock_cache[str(path)] = (_signature(path), data)
         self._repo.scm_context.track_file(os.path.relpath(path, self.root))
+
+
+def _flatten_show(result: dict, plain_file: str | None) -> dict:
+    """``{rev: {"data": {file: {"data": {...}}}}}`` (DVC's params/metrics show) -> flat dict.
+
+    Keys of ``plain_file`` (or of the only file, when ``plain_file`` is None) stay plain,
+    ``train.n_estimators``; others are ``FILE:key`` as DVC prints them."""
+    workspace = next(iter(result.values()), {}) if result else {}
+    files = {name: entry.get("data") for name, entry in (workspace.get("data") or {}).items()
+             if isinstance(entry, dict) and isinstance(entry.get("data"), dict)}
+    flat: dict = {}
+    for name, data in files.items():
+        plain = name == plain_file or (plain_file is None and len(files) == 1)
+        _flatten_into(flat, data, "" if plain else f"{name}:")
+    return flat
+
+
+def _flatten_into(flat: dict, data, prefix: str) -> None:
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            joiner = "" if prefix.endswith(":") or not prefix else "."
+            _flatten_into(flat, value, f"{prefix}{joiner}{key}")
+    else:
+        flat[prefix] = data
 
 
 def _signature(path: Path):

@@ -6,6 +6,7 @@ import getpass
 import os
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from opsctl.errors import GitError, ToolUnavailableError
@@ -128,3 +129,38 @@ def _stderr(exc) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # GitPython wraps stderr as "stderr: '...'"; keep the last meaningful line.
     return (lines[-1] if lines else str(exc)).strip("'").removeprefix("stderr: ").strip("'")
+
+
+@dataclass(frozen=True)
+class WorkTreeState:
+    """Which code a run ran: the commit, the branch, and whether (and how) the work tree differed."""
+
+    commit: str | None  # None in a repository without commits
+    branch: str | None  # None when HEAD is detached
+    dirty: bool
+    diff_hash: str | None  # sha256 of the uncommitted changes (tracked diff + untracked files); None when clean
+
+
+def work_tree_state(root: Path) -> WorkTreeState:
+    """Plain ``git`` calls (a few ms each; GitPython's import alone costs more)."""
+    import hashlib
+
+    def git(*args: str, binary: bool = False):
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=not binary)
+        return result.stdout if result.returncode == 0 else None
+
+    commit = (git("rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
+    branch = (git("symbolic-ref", "-q", "--short", "HEAD") or "").strip() or None
+    status = git("status", "--porcelain=v1", "-z", "--untracked-files=all", binary=True) or b""
+    if not status:
+        return WorkTreeState(commit, branch, False, None)
+    digest = hashlib.sha256()
+    if commit:
+        digest.update(git("diff", "HEAD", "--binary", binary=True) or b"")
+    for entry in status.split(b"\0"):
+        if entry.startswith(b"?? "):  # untracked: its name and content are part of what ran
+            path = root / os.fsdecode(entry[3:])
+            digest.update(entry[3:] + b"\0")
+            if path.is_file():
+                digest.update(path.read_bytes())
+    return WorkTreeState(commit, branch, True, digest.hexdigest())

@@ -11,8 +11,11 @@ from opsctl import __version__
 from opsctl.cli import data as data_cmd
 from opsctl.cli import doctor as doctor_cmd
 from opsctl.cli import init as init_cmd
+from opsctl.cli import lineage as lineage_cmd
+from opsctl.cli import model as model_cmd
 from opsctl.cli import pipeline as pipeline_cmd
 from opsctl.cli import run as run_cmd
+from opsctl.cli import runs as runs_cmd
 from opsctl.cli import templates as templates_cmd
 from opsctl.cli.output import out
 
@@ -52,9 +55,12 @@ def main(
 init_cmd.register(app)
 app.add_typer(templates_cmd.app, name="template")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(model_cmd.app, name="model")
 doctor_cmd.register(app)
 pipeline_cmd.register(app)
 run_cmd.register(app)
+lineage_cmd.register(app)
 
 
 def main_with_exit_code(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
+from opsctl.core.runs import RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, UsageError
 
@@ -52,6 +53,8 @@ class StageRun:
     image: str | None = None  # name in opsctl.yaml
     image_ref: str | None = None
     image_id: str | None = None
+    started: float | None = None  # unix time
+    hashes: tuple = ()  # PathHash of every dep, param and out, as dvc.lock records them
 
     def log_tail(self, lines: int = LOG_TAIL) -> list[str]:
         if self.log_path is None or not self.log_path.is_file():
@@ -73,6 +76,10 @@ class RunReport:
     committed_data: list[str] = field(default_factory=list)  # .dvc files committed first, as dvc repro does
     params_changed: list[str] = field(default_factory=list)  # files -S wrote to
     logs_dir: Path | None = None
+    recorded: bool = False  # in the run store
+    record_error: str | None = None  # the store could not be written (the run itself is unaffected)
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> list[StageRun]:
@@ -150,10 +157,28 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             report.committed_data = list(session.changed_data_sources)
         events.planned(plan)
         if options.dry_run or not plan.to_run:
+            # Nothing stale is not a run: no record (`opsctl run` in an up-to-date project stays instant).
             report.finished = time.time()
             return report
-        _execute(project, session, plan, options, jobs, report, events)
-    report.finished = time.time()
+        recorder = RunRecorder(project)
+        recorder.begin(report, options.targets)
+        status = "failed"  # e.g. an image that would not build
+        try:
+            _execute(project, session, plan, options, jobs, report, events, recorder)
+            status = "failed" if report.failed else "succeeded"
+        except KeyboardInterrupt:  # SchedulerInterrupted included
+            status = "interrupted"
+            raise
+        finally:
+            report.finished = time.time()
+            try:
+                report.params, report.metrics = session.params_and_metrics()
+            except Exception:  # noqa: BLE001 — unreadable metrics must not hide the run's outcome
+                pass
+            recorder.finish(report, status, report.params, report.metrics)
+            recorder.close()
+            report.recorded = recorder.error is None
+            report.record_error = str(recorder.error) if recorder.error else None
     return report
 
 
@@ -176,7 +201,7 @@ def _dry_run_with_overrides(project, options, overrides, report, events) -> RunR
 
 
 def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: int, report: RunReport,
-             events: RunEvents) -> None:
+             events: RunEvents, recorder: RunRecorder) -> None:
     from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
     from opsctl.core.stagelock import StageImage, record_stage
     from opsctl.executors.base import ContainerSettings, StageInvocation
@@ -192,7 +217,8 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
     def run_stage(name: str) -> StageReport:
         step = steps[name]
         image_name, ref, image_id, identity = images.get(name, (None, None, None, None))
-        stage = StageRun(name, RAN, "", step.cmd, image=image_name, image_ref=ref, image_id=image_id)
+        stage = StageRun(name, RAN, "", step.cmd, image=image_name, image_ref=ref, image_id=image_id,
+                         started=time.time())
         by_name[name] = stage
         started = time.monotonic()
         # A stage stale only because something upstream ran: DVC decides again now that
@@ -202,10 +228,12 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
                                    use_run_cache=not options.force and not step.image_changed)
         lock_entry = StageImage(plan.executor, image_name, ref, identity)
         if decision == UP_TO_DATE:
+            stage.hashes = session.hashes(name).hashes
             stage.duration = time.monotonic() - started
             return StageReport(CACHED, "up to date once upstream finished")
         if decision == RESTORED:
             record_stage(project.root, name, lock_entry)
+            stage.hashes = session.hashes(name).hashes
             stage.duration = time.monotonic() - started
             return StageReport(CACHED, "restored from the run cache")
         assert decision == EXECUTE
@@ -235,7 +263,7 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
             session.forget(name)
             return StageReport(FAILED, f"exit code {outcome.exit_code}")
         try:
-            session.record(name)
+            stage.hashes = session.record(name).hashes
         except StageOutputMissing as exc:
             return StageReport(FAILED, f"exited 0 but did not write its declared output: {exc}")
         record_stage(project.root, name, lock_entry)
@@ -245,6 +273,7 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
         stage = by_name.get(result.name) or StageRun(result.name, result.status, result.detail, steps[result.name].cmd)
         stage.status, stage.detail = result.status, result.detail
         by_name[result.name] = stage
+        recorder.stage(report.run_id, stage)  # the scheduler calls this from the calling thread
         events.stage_finished(stage)
 
     def cancel() -> None:

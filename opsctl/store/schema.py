@@ -1,0 +1,188 @@
+"""The run store's schema and its migrations.
+
+``PRAGMA user_version`` is the schema version: the number of migrations applied.
+Migrations are an ordered list; migration *n* takes a store from version *n-1*
+to *n*. A store is only ever moved forward, inside one ``BEGIN IMMEDIATE``
+transaction (all of a migration or none of it, and two processes opening a new
+store at once cannot both apply it). A store whose version is above
+:data:`LATEST_VERSION` was written by a newer opsctl: it is refused, untouched.
+
+Layout, and why:
+
+- ``runs`` has an integer key (``rid``) besides the 12-hex ``id`` the caller
+  chooses: every child row then carries a 1-3 byte integer instead of the text
+  id, which keeps a 100,000-run store small and its joins cheap.
+- ``params`` and ``metrics`` are ``WITHOUT ROWID`` tables clustered on
+  ``(rid, kid)``: one run's values are contiguous, so ``get_run`` reads a page
+  or two. Key names are interned in ``names`` (``train.n_est`` is stored once,
+  not once per run). A value is stored once: a number as itself in ``num``
+  (INTEGER or REAL, kept as given: the column has no type affinity), anything
+  else (strings, booleans, lists, NaN, integers beyond 64 bits) as JSON text in
+  ``value``. Filters and sorts on numbers use ``num``; on the rest, ``value``.
+- Artifacts (each dep, out and param of a stage, with its DVC hash) point to
+  ``objects``: one row per distinct (path, hash). Runs mostly reuse the same
+  raw data and code, so each version is stored once however many runs read it.
+  ``hash`` is ``''`` when unknown (NULL would defeat the uniqueness).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from opsctl.errors import StoreVersionError
+
+# Migration 1: the tables. Constraints that keep the data meaningful (statuses,
+# outcomes, kinds) are CHECKs so that no caller can write a run the readers
+# cannot interpret.
+_V1 = (
+    """
+    CREATE TABLE runs (
+        rid         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        started     REAL NOT NULL,
+        finished    REAL,
+        status      TEXT NOT NULL
+                    CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+        user        TEXT,
+        host        TEXT,
+        pid         INTEGER,
+        git_commit  TEXT,
+        branch      TEXT,
+        dirty       INTEGER NOT NULL DEFAULT 0,
+        diff_hash   TEXT,
+        executor    TEXT,
+        jobs        INTEGER,
+        targets     TEXT NOT NULL DEFAULT '[]',
+        n_ran       INTEGER NOT NULL DEFAULT 0,
+        n_cached    INTEGER NOT NULL DEFAULT 0,
+        n_failed    INTEGER NOT NULL DEFAULT 0,
+        n_skipped   INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    """
+    CREATE TABLE stages (
+        sid         INTEGER PRIMARY KEY,
+        rid         INTEGER NOT NULL REFERENCES runs (rid) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        outcome     TEXT NOT NULL
+                    CHECK (outcome IN ('ran', 'cached', 'skipped', 'failed', 'interrupted')),
+        detail      TEXT NOT NULL DEFAULT '',
+        started     REAL,
+        duration    REAL,
+        cmd         TEXT,
+        image_ref   TEXT,
+        image_id    TEXT,
+        exit_code   INTEGER,
+        log_path    TEXT,
+        UNIQUE (rid, name)
+    )
+    """,
+    """
+    CREATE TABLE objects (
+        oid         INTEGER PRIMARY KEY,
+        path        TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        UNIQUE (path, hash)
+    )
+    """,
+    """
+    CREATE TABLE artifacts (
+        sid         INTEGER NOT NULL REFERENCES stages (sid) ON DELETE CASCADE,
+        kind        TEXT NOT NULL CHECK (kind IN ('dep', 'out', 'param')),
+        oid         INTEGER NOT NULL REFERENCES objects (oid),
+        PRIMARY KEY (sid, kind, oid)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE names (
+        kid         INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE
+    )
+    """,
+    """
+    CREATE TABLE params (
+        rid         INTEGER NOT NULL REFERENCES runs (rid) ON DELETE CASCADE,
+        kid         INTEGER NOT NULL REFERENCES names (kid),
+        num,        -- no affinity: an INTEGER stays an integer, a REAL a float
+        value       TEXT,
+        PRIMARY KEY (rid, kid)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE metrics (
+        rid         INTEGER NOT NULL REFERENCES runs (rid) ON DELETE CASCADE,
+        kid         INTEGER NOT NULL REFERENCES names (kid),
+        num,
+        value       TEXT,
+        PRIMARY KEY (rid, kid)
+    ) WITHOUT ROWID
+    """,
+)
+
+# Migration 2: the indexes behind listing, filtering, sorting and lineage. Without
+# them every one of those reads the whole store; with them a page of the newest
+# runs, the best run by a metric, the runs with a param above a value or the
+# producers of an output are index range scans.
+_V2 = (
+    # newest first (every listing); ties broken by rid, which the index carries
+    "CREATE INDEX runs_by_started ON runs (started)",
+    # --status failed, and the reaper's "still running"
+    "CREATE INDEX runs_by_status ON runs (status, started)",
+    # previous_run: the last run on this branch before that one (metric deltas)
+    "CREATE INDEX runs_by_branch ON runs (branch, started)",
+    # --sort duration (the expression must be written the same way in queries)
+    "CREATE INDEX runs_by_duration ON runs (finished - started)",
+    # filters and sorts on one param / metric: (kid, num, value) ranges; rid is the row
+    "CREATE INDEX params_by_value ON params (kid, num, value, rid)",
+    "CREATE INDEX metrics_by_value ON metrics (kid, num, value, rid)",
+    # lineage: which stages had this object as an out (objects(path, hash) is unique already)
+    "CREATE INDEX artifacts_by_object ON artifacts (oid, kind, sid)",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the store behind ``conn`` (0: an empty file)."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def check_version(version: int, label: str) -> None:
+    """Refuse a store written by a newer opsctl: its tables may mean something this code
+    does not know, and writing to it could break the newer opsctl that owns it."""
+    if version > LATEST_VERSION:
+        raise StoreVersionError(
+            f"the run store {label} was written by a newer opsctl "
+            f"(schema {version}; this opsctl knows up to {LATEST_VERSION})",
+            hint="upgrade opsctl (pip install -U opsctl) to read it",
+        )
+
+
+def migrate(conn: sqlite3.Connection, target: int = LATEST_VERSION, *, label: str = "") -> int:
+    """Bring the store to version ``target`` (default: the latest); return the version it had.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): the migration is one
+    ``BEGIN IMMEDIATE`` transaction, and the version is read again inside it, so a store
+    that another process migrated meanwhile is left alone. ``target`` below the latest
+    exists for tests, which build a store as an older opsctl left it.
+    """
+    if not 0 <= target <= LATEST_VERSION:
+        raise ValueError(f"no schema version {target} (0..{LATEST_VERSION})")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = user_version(conn)
+        check_version(current, label or "(this file)")
+        for version in range(current + 1, target + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+        if target > current:
+            # PRAGMA takes no parameters; both numbers are ints from this module
+            conn.execute(f"PRAGMA user_version = {int(target)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # some errors (a full disk) have rolled it back already
+            conn.execute("ROLLBACK")
+        raise
+    return current
