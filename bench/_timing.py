@@ -92,3 +92,27 @@ def report_limit(name: str, value: float, target: float) -> bool:
 def compare(name: str, value: float, baseline_name: str, baseline: float) -> None:
     """A figure next to a baseline, as a ratio with no target of its own."""
     print(f"{name:<28} {value:7.3f} s   {baseline_name:<24} {baseline:7.3f} s   ratio {value / baseline:5.2f}x")
+
+
+# --- helpers for the in-process benches (runs.py) ---
+
+def median_call(fn, runs: int, *, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` called in this process, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def report_limit_against(name: str, value: float, target: float, baseline_name: str, baseline: float,
+                         *, width: int = 28) -> bool:
+    """An absolute figure against an absolute target, with its ratio to a baseline measured
+    in the same run alongside (informational: the target is the absolute one)."""
+    ok = value <= target
+    print(f"{name:<{width}} {value:7.3f} s   target <= {target:.3f} s   {'OK' if ok else 'MISSED':<6}   "
+          f"({value / baseline:4.2f}x {baseline_name} {baseline:.3f} s)")
+    return ok

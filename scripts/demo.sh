@@ -3,8 +3,9 @@
 #   check the machine, scaffold a project (Git + DVC, sample data versioned),
 #   see what is stale, build the image and run the pipeline in containers
 #   (on the host when no Docker engine is reachable), change a param and run
-#   again, see metrics, push the data to the project's remote and list where
-#   every piece of data is.
+#   again, compare the two runs, register and promote the model, show its
+#   lineage, push the data to the project's remote and list where every piece
+#   of data is.
 # The demo project goes to $OPSCTL_DEMO_DIR (default: /tmp/opsctl-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,16 @@ step git commit -qm "First run of the pipeline"
 step opsctl run -S train.n_estimators=50 --dry-run
 step opsctl run -S train.n_estimators=50
 step dvc metrics diff
+step opsctl runs list
+# The two runs, side by side: n_estimators 100 vs 50, and what it did to the metrics.
+mapfile -t runs < <(opsctl runs list --json | python3 -c 'import json, sys; print("\n".join(r["id"][:8] for r in json.load(sys.stdin)))')
+step opsctl runs compare "${runs[1]}" "${runs[0]}"
+step opsctl runs show "${runs[0]}"
+step git add -A
+step git commit -qm "Train with 50 trees"
+step opsctl model register churn models/model.pkl
+step opsctl model promote churn 0.0.1 --to prod
+step opsctl lineage churn@v0.0.1
 step opsctl data status
 step opsctl data push
 step opsctl data ls

@@ -82,8 +82,11 @@ def run(
                + (f", {len(failed)} failed" if failed else "")
                + (f", {report.count('skipped')} not started" if report.count("skipped") else "")
                + f" in {elapsed:.1f} s ({report.executor}, -j {report.jobs})")
+    if report.record_error:
+        out.warn(f"the run was not recorded in the run store: {report.record_error}")
     if not failed:
         out.success(summary)
+        _print_metrics(report)
         if report.count("ran"):
             out.info(f"Logs: {_rel(project.root, report.logs_dir)}/ — commit dvc.lock and opsctl.lock to keep this state.",
                  style="dim")
@@ -115,6 +118,26 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _print_metrics(report) -> None:
+    """The key metrics, each with its change since the previous run on this branch."""
+    if not report.metrics:
+        return
+    parts = []
+    for key, value in sorted(report.metrics.items())[:8]:
+        text = f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        before = report.previous_metrics.get(key)
+        if _is_number(value) and _is_number(before):
+            delta = value - before
+            text += f" ({delta:+.4g})" if delta else " (=)"
+        parts.append(text)
+    against = f"  (Δ vs run {report.previous_run_id[:8]})" if report.previous_run_id else ""
+    out.info("metrics: " + ", ".join(parts) + against)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _print_plan(report, as_json: bool) -> None:
@@ -161,6 +184,11 @@ def _report_json(report, status: str) -> dict:
             for s in report.stages
         ],
         "up_to_date": [s.name for s in report.plan.steps if not s.stale],
+        "recorded": report.recorded,
+        "metrics": report.metrics,
+        "previous_run": report.previous_run_id,
+        "metric_deltas": {k: v - report.previous_metrics[k] for k, v in report.metrics.items()
+                          if _is_number(v) and _is_number(report.previous_metrics.get(k))},
     }
 
 

@@ -80,6 +80,8 @@ class RunReport:
     record_error: str | None = None  # the store could not be written (the run itself is unaffected)
     params: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    previous_run_id: str | None = None  # the last finished run on the same branch, for metric deltas
+    previous_metrics: dict = field(default_factory=dict)
 
     @property
     def failed(self) -> list[StageRun]:

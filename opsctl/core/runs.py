@@ -71,6 +71,7 @@ class RunRecorder:
         self.project = project
         self.store = None
         self.error: Exception | None = None
+        self.branch: str | None = None
 
     def _guard(self, action) -> None:
         if self.error is not None:
@@ -87,6 +88,7 @@ class RunRecorder:
         def action():
             self.store = open_store(self.project)
             state = work_tree_state(self.project.root)
+            self.branch = state.branch
             self.store.begin_run(NewRun(
                 id=report.run_id, started=report.started, user=current_user(), host=socket.gethostname(),
                 pid=os.getpid(), git_commit=state.commit, branch=state.branch, dirty=state.dirty,
@@ -111,6 +113,10 @@ class RunRecorder:
     def finish(self, report, status: str, params: dict, metrics: dict) -> None:
         def action():
             self.store.finish_run(report.run_id, status, report.finished, params, metrics)
+            previous = self.store.previous_run(report.run_id, self.branch)
+            if previous is not None:
+                report.previous_run_id = previous.id
+                report.previous_metrics = dict(previous.metrics)
 
         self._guard(action)
 

@@ -57,6 +57,11 @@ DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another before giving 
 _ID = re.compile(r"[0-9a-f]{4,64}")
 _INT64 = (-(2**63), 2**63 - 1)
 _CHUNK = 500  # ids per "IN (...)" list: below SQLite's oldest variable limit (999)
+# A value filter matching fewer runs than this is evaluated first (its runs listed from the
+# value index); one matching more is checked run by run while walking the runs in order,
+# which stops as soon as the page is full.
+_SELECTIVE = 1000
+_CACHE_KIB = 16384  # page cache per connection: enough for bulk writes to keep their index pages
 
 
 # -- what callers hand in ------------------------------------------------------------
@@ -233,6 +238,7 @@ class RunStore:
             schema.check_version(version, self._label)
             self._use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
             conn.execute("PRAGMA foreign_keys = ON")
             if version < schema.LATEST_VERSION:
                 schema.migrate(conn, label=self._label)
@@ -533,7 +539,16 @@ class RunStore:
 
     def count_runs(self, status: str | Collection[str] | None = None, filters: Iterable[Filter] = ()) -> int:
         """How many runs :meth:`list_runs` would page through with the same status and filters."""
+        filters = list(filters)
         with self._read() as conn:
+            if status is None and len(filters) == 1 and filters[0].field in _VALUE_FIELDS and filters[0].op in OPS:
+                # one value filter alone: count its entries in the value index (one per run)
+                f = filters[0]
+                kid = self._kid(conn, f.key) if f.key else None
+                if kid is not None:
+                    column, value = _comparable(f.value)
+                    return conn.execute(f"SELECT count(*) FROM {_VALUE_FIELDS[f.field]} WHERE kid = ? "
+                                        f"AND {column} {f.op} ?", (kid, value)).fetchone()[0]
             where = self._where(conn, status, filters)
             if where is None:
                 return 0
@@ -568,10 +583,11 @@ class RunStore:
                 raise RunNotFoundError(f"no run {run_id} in the run store {self._label}")
             rid, started = me
             statuses = (status,) if status else FINAL_STATUSES
-            # equal start times: the one recorded earlier counts as before
+            # equal start times: the one recorded earlier counts as before (written so that
+            # the (branch, started) index bounds the search)
             row = conn.execute(
                 f"SELECT {_SUMMARY_COLUMNS} FROM runs r WHERE r.branch IS ? "
-                f"AND (r.started < ? OR (r.started = ? AND r.rid < ?)) "
+                f"AND r.started <= ? AND NOT (r.started = ? AND r.rid >= ?) "
                 f"AND r.status IN ({','.join('?' * len(statuses))}) ORDER BY {_NEWEST_FIRST} LIMIT 1",
                 (branch, started, started, rid, *statuses),
             ).fetchone()
@@ -580,9 +596,14 @@ class RunStore:
             metrics = self._values_of(conn, "metrics", [row[0]], None)
         return _summary(row, metrics.get(row[0], {}))
 
-    def producers(self, path: str, hash: str | None = None) -> list[Producer]:  # noqa: A002 — DVC's word
+    def producers(self, path: str, hash: str | None = None, *, before: float | None = None,  # noqa: A002
+                  limit: int | None = None) -> list[Producer]:
         """The stages (and their runs) that had ``path`` among their outs, with that hash
-        when given; newest run first. Lineage walks an artifact back to its producer with it."""
+        when given; newest run first. Lineage walks an artifact back to its producer with it.
+
+        Without a hash every version's producers come back (one per run that made the
+        path: many, in a long-lived project); ``before`` (runs started at or before it)
+        and ``limit`` keep the answer to what the caller will look at."""
         sql = ("SELECT r.id, s.name, r.started FROM objects o "
                "JOIN artifacts a ON a.oid = o.oid AND a.kind = 'out' "
                "JOIN stages s ON s.sid = a.sid JOIN runs r ON r.rid = s.rid WHERE o.path = ?")
@@ -590,8 +611,15 @@ class RunStore:
         if hash is not None:
             sql += " AND o.hash = ?"
             args.append(hash)
+        if before is not None:
+            sql += " AND r.started <= ?"
+            args.append(before)
+        sql += f" ORDER BY {_NEWEST_FIRST}, s.name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
         with self._read() as conn:
-            rows = conn.execute(sql + f" ORDER BY {_NEWEST_FIRST}, s.name", args).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return [Producer(*row) for row in rows]
 
     # -- query building --
@@ -619,9 +647,14 @@ class RunStore:
                 if kid is None:
                     return None
                 column, value = _comparable(f.value)
-                # the value index (kid, num, value, rid) gives the runs that match
-                conditions.append(f"r.rid IN (SELECT rid FROM {_VALUE_FIELDS[f.field]} "
-                                  f"WHERE kid = ? AND {column} {f.op} ?)")
+                table = _VALUE_FIELDS[f.field]
+                few = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kid = ? AND {column} {f.op} ? "
+                                   f"LIMIT {_SELECTIVE})", (kid, value)).fetchone()[0]
+                if few < _SELECTIVE:  # the matching runs, from the value index (kid, num, value, rid)
+                    conditions.append(f"r.rid IN (SELECT rid FROM {table} WHERE kid = ? AND {column} {f.op} ?)")
+                else:  # most runs match: check each run as the listing reaches it
+                    conditions.append(f"EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ? "
+                                      f"AND v.{column} {f.op} ?)")
                 args += [kid, value]
             elif f.field in RUN_FIELDS:
                 value = int(f.value) if f.field == "dirty" and isinstance(f.value, bool) else f.value

@@ -18,6 +18,11 @@ def test_demo_script_scaffolds_runs_and_pushes(tmp_path):
     assert "Data and pipelines are up to date." in result.stdout  # and DVC agrees
     assert "✓ run " in result.stderr and "4 ran" in result.stderr
     assert "2 ran" in result.stderr  # the second run, with -S: train and evaluate only
+    # The runs are recorded, compared, and the registered model's lineage goes back to the raw data.
+    assert "params.train.n_estimators\t100\t50\t-50" in result.stdout
+    assert "✓ Registered churn v0.0.1" in result.stderr and "is now in prod" in result.stderr
+    lineage = result.stdout.split("$ opsctl lineage churn@v0.0.1", 1)[1]
+    assert "models/model.pkl" in lineage and "data/raw/churn.csv" in lineage and "(data, data/raw/churn.csv.dvc)" in lineage
     # With an engine reachable (always in CI), the stages ran in containers.
     if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         assert "(docker, -j" in result.stderr

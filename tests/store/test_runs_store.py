@@ -28,6 +28,7 @@ from opsctl.store import (
     RunSummary,
     StageRecord,
 )
+from opsctl.store import runs as runs_module
 from opsctl.store import schema
 
 
@@ -269,6 +270,15 @@ def test_status_filter(populated, status, expected):
     assert populated.count_runs(status=status) == len(expected)
 
 
+@pytest.fixture(params=["selective", "broad"])
+def strategy(request, monkeypatch):
+    """Filters run two ways: matching runs listed first from the value index (few match),
+    or checked run by run in listing order (many match). Both must give the same answer."""
+    if request.param == "broad":
+        monkeypatch.setattr(runs_module, "_SELECTIVE", 1)
+    return request.param
+
+
 @pytest.mark.parametrize(
     ("flt", "expected"),
     [
@@ -292,12 +302,12 @@ def test_status_filter(populated, status, expected):
         (Filter("duration", None, ">", 6), [5, 2]),
     ],
 )
-def test_filters(populated, flt, expected):
+def test_filters(populated, strategy, flt, expected):
     assert ids(populated.list_runs(filters=[flt])) == [f"00000000000{i}" for i in expected]
     assert populated.count_runs(filters=[flt]) == len(expected)
 
 
-def test_filters_combine_with_each_other_and_the_status(populated):
+def test_filters_combine_with_each_other_and_the_status(populated, strategy):
     both = [Filter("params", "opt", "=", "adam"), Filter("metrics", "acc", ">", 0.75)]
     assert ids(populated.list_runs(filters=both)) == ["000000000005", "000000000003"]
     assert ids(populated.list_runs(status="succeeded", filters=[Filter("params", "n", "<", 40)])) == [
@@ -305,7 +315,7 @@ def test_filters_combine_with_each_other_and_the_status(populated):
     assert populated.count_runs(status="failed", filters=both) == 0
 
 
-def test_filters_on_booleans_and_lists_compare_json(store):
+def test_filters_on_booleans_and_lists_compare_json(store, strategy):
     record(store, "000000000001", 1.0, params={"shuffle": True, "layers": [64, 32]})
     record(store, "000000000002", 2.0, params={"shuffle": False, "layers": [64]})
     assert ids(store.list_runs(filters=[Filter("params", "shuffle", "=", True)])) == ["000000000001"]
@@ -361,7 +371,7 @@ def test_sorting(populated, sort, descending, expected):
         assert paged == expected_ids
 
 
-def test_sorting_with_filters(populated):
+def test_sorting_with_filters(populated, strategy):
     runs = populated.list_runs(sort="metrics.loss", descending=False, filters=[Filter("params", "opt", "=", "adam")],
                                status="succeeded")
     assert ids(runs) == ["000000000005", "000000000003", "000000000001"]
@@ -408,6 +418,9 @@ def test_producers_are_the_stages_that_output_a_path(store):
     assert store.producers("models/model.pkl", "h3") == []
     assert store.producers("data/train.csv") == []
     assert store.producers("models") == []  # paths match whole, never as prefixes
+    assert store.producers("models/model.pkl", before=2.5) == [
+        ("000000000002", "train", 2.0), ("000000000001", "train", 1.0)]
+    assert store.producers("models/model.pkl", limit=1) == [("000000000003", "train", 3.0)]
 
 
 def test_one_object_version_is_stored_once(store, db):
