@@ -163,8 +163,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             report.finished = time.time()
             return report
         recorder = RunRecorder(project)
-        recorder.begin(report, options.targets)
-        status = "failed"  # e.g. an image that would not build
+        status = "failed"
         try:
             _execute(project, session, plan, options, jobs, report, events, recorder)
             status = "failed" if report.failed else "succeeded"
@@ -173,14 +172,15 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             raise
         finally:
             report.finished = time.time()
-            try:
-                report.params, report.metrics = session.params_and_metrics()
-            except Exception:  # noqa: BLE001 — unreadable metrics must not hide the run's outcome
-                pass
-            recorder.finish(report, status, report.params, report.metrics)
-            recorder.close()
-            report.recorded = recorder.error is None
-            report.record_error = str(recorder.error) if recorder.error else None
+            if recorder.begun:  # not when setting up failed (engine down, image build) before any stage
+                try:
+                    report.params, report.metrics = session.params_and_metrics()
+                except Exception:  # noqa: BLE001 — unreadable metrics must not hide the run's outcome
+                    pass
+                recorder.finish(report, status, report.params, report.metrics)
+                recorder.close()
+                report.recorded = recorder.error is None
+                report.record_error = str(recorder.error) if recorder.error else None
     return report
 
 
@@ -283,6 +283,7 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
         executor.cancel(report.run_id)
 
     tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
+    recorder.begin(report, options.targets)  # everything is ready: from here on it is a run
     if images:
         executor.open(report.run_id, images[tasks[0].name][1])
     try:

@@ -72,6 +72,7 @@ class RunRecorder:
         self.store = None
         self.error: Exception | None = None
         self.branch: str | None = None
+        self.begun = False
 
     def _guard(self, action) -> None:
         if self.error is not None:
@@ -84,6 +85,8 @@ class RunRecorder:
     def begin(self, report, targets: list[str]) -> None:
         from opsctl.adapters.git import work_tree_state
         from opsctl.store import NewRun
+
+        self.begun = True
 
         def action():
             self.store = open_store(self.project)

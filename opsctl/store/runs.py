@@ -57,10 +57,15 @@ DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another before giving 
 _ID = re.compile(r"[0-9a-f]{4,64}")
 _INT64 = (-(2**63), 2**63 - 1)
 _CHUNK = 500  # ids per "IN (...)" list: below SQLite's oldest variable limit (999)
-# A value filter matching fewer runs than this is evaluated first (its runs listed from the
-# value index); one matching more is checked run by run while walking the runs in order,
-# which stops as soon as the page is full.
-_SELECTIVE = 1000
+# How a params/metrics filter is evaluated is chosen per query from how many runs match
+# it, counted in the value index: either its matching runs are listed first from the
+# index and sorted (cheap when few match), or each run is checked as the listing walks the
+# runs in order (cheap when many match: the page fills quickly). Counting stops at
+# _COUNT_CAP (a filter matching that many is "broad"), unless every filter is broad:
+# their conjunction may still be narrow, so they are counted whole. _IN_COST is what
+# listing one matching run costs relative to checking one run.
+_COUNT_CAP = 1000
+_IN_COST = 4.0
 _CACHE_KIB = 16384  # page cache per connection: enough for bulk writes to keep their index pages
 
 
@@ -260,7 +265,7 @@ class RunStore:
                     conn.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
@@ -290,8 +295,8 @@ class RunStore:
             return StoreError(f"the run store {self._label} is damaged ({text})",
                               hint="move the file aside (opsctl starts a new run store) or restore it from a backup")
         if name.startswith("SQLITE_BUSY") or "locked" in text:
-            return StoreError(f"the run store {self._label} stayed locked by another process for "
-                              f"{self._busy_timeout:g} s", hint="another opsctl is writing to it; try again")
+            return StoreError(f"the run store {self._label} is locked by another process "
+                              f"(waited up to {self._busy_timeout:g} s)", hint="another opsctl is writing to it; try again")
         return StoreError(f"the run store {self._label}: {text}")
 
     def _connection(self) -> sqlite3.Connection:
@@ -382,7 +387,8 @@ class RunStore:
 
     def record_runs(self, records: Iterable[RunRecord]) -> int:
         """Write many whole runs in one transaction (all or none); return how many.
-        One commit for all is what makes generating a 100,000-run store take seconds, not minutes."""
+        For benchmarks and imports: one commit for a batch writes each touched index page
+        once, which halves the cost per run against one ``record_run`` each."""
         count = 0
         with self._write() as conn:
             for record in records:
@@ -530,7 +536,7 @@ class RunStore:
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
         with self._read() as conn:
-            where = self._where(conn, status, filters)
+            where = self._where(conn, status, filters, needed=offset + limit)
             if where is None or limit == 0:
                 return []
             rows = self._page(conn, where, sort, descending, limit, offset)
@@ -549,11 +555,10 @@ class RunStore:
                     column, value = _comparable(f.value)
                     return conn.execute(f"SELECT count(*) FROM {_VALUE_FIELDS[f.field]} WHERE kid = ? "
                                         f"AND {column} {f.op} ?", (kid, value)).fetchone()[0]
-            where = self._where(conn, status, filters)
+            where = self._where(conn, status, filters, needed=None)
             if where is None:
                 return 0
-            sql, args = where
-            return conn.execute(f"SELECT count(*) FROM runs r WHERE {sql}", args).fetchone()[0]
+            return conn.execute(f"SELECT count(*) FROM runs r WHERE {where.sql}", where.args).fetchone()[0]
 
     def get_run(self, id_or_prefix: str) -> RunDetail:
         """One run, by its id or a unique prefix of it (at least 4 characters, any case).
@@ -625,9 +630,10 @@ class RunStore:
     # -- query building --
 
     def _where(self, conn: sqlite3.Connection, status: str | Collection[str] | None,
-               filters: Iterable[Filter]) -> tuple[str, list[object]] | None:
-        """SQL conditions on ``runs r`` and their arguments; None when nothing can match
-        (a filter on a key no run has)."""
+               filters: Iterable[Filter], needed: int | None) -> _Where | None:
+        """SQL conditions on ``runs r`` and their arguments; None when nothing can match (a
+        filter on a key no run has, or a value no run has). ``needed``: how many matching
+        runs the query reads in order (offset + limit), None for all of them (a count)."""
         conditions: list[str] = []
         args: list[object] = []
         if status is not None:
@@ -637,6 +643,7 @@ class RunStore:
                     raise UsageError(f"no run status '{s}'", hint=f"one of {', '.join(STATUSES)}")
             conditions.append(f"r.status IN ({','.join('?' * len(statuses))})")
             args += statuses
+        values: list[tuple[str, int, str, str, object]] = []  # table, kid, column, op, value
         for f in filters:
             if f.op not in OPS:
                 raise UsageError(f"unknown comparison '{f.op}' in a run filter", hint=f"one of {' '.join(OPS)}")
@@ -647,15 +654,7 @@ class RunStore:
                 if kid is None:
                     return None
                 column, value = _comparable(f.value)
-                table = _VALUE_FIELDS[f.field]
-                few = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kid = ? AND {column} {f.op} ? "
-                                   f"LIMIT {_SELECTIVE})", (kid, value)).fetchone()[0]
-                if few < _SELECTIVE:  # the matching runs, from the value index (kid, num, value, rid)
-                    conditions.append(f"r.rid IN (SELECT rid FROM {table} WHERE kid = ? AND {column} {f.op} ?)")
-                else:  # most runs match: check each run as the listing reaches it
-                    conditions.append(f"EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ? "
-                                      f"AND v.{column} {f.op} ?)")
-                args += [kid, value]
+                values.append((_VALUE_FIELDS[f.field], kid, column, f.op, value))
             elif f.field in RUN_FIELDS:
                 value = int(f.value) if f.field == "dirty" and isinstance(f.value, bool) else f.value
                 conditions.append(f"{RUN_FIELDS[f.field]} {f.op} ?")
@@ -663,13 +662,39 @@ class RunStore:
             else:
                 raise UsageError(f"cannot filter runs on '{f.field}'",
                                  hint=f"filter on params.KEY, metrics.KEY or {', '.join(RUN_FIELDS)}")
-        return (" AND ".join(conditions) or "1"), args
+        driver = None
+        if values:
+            counts = [conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kid = ? AND {column} {op} ? "
+                                   f"LIMIT {_COUNT_CAP})", (kid, value)).fetchone()[0]
+                      for table, kid, column, op, value in values]
+            if min(counts) == 0:
+                return None
+            exact = min(counts) < _COUNT_CAP
+            if not exact and len(values) > 1:
+                counts = [conn.execute(f"SELECT count(*) FROM {table} WHERE kid = ? AND {column} {op} ?",
+                                       (kid, value)).fetchone()[0] for table, kid, column, op, value in values]
+                exact = True
+            runs = max(conn.execute("SELECT max(rid) FROM runs").fetchone()[0] or 1, max(counts))
+            matching = math.prod(c / runs for c in counts)  # as if the filters were independent
+            checked = runs if needed is None else min(runs, needed / matching)
+            smallest = min(range(len(counts)), key=counts.__getitem__)
+            # a count that stopped at the cap is only a lower bound: never list from it
+            if exact and counts[smallest] * _IN_COST < checked * len(values):
+                driver = smallest
+            for i, (table, kid, column, op, value) in enumerate(values):
+                if i == driver:  # the runs matching it, from the value index (kid, num, value, rid)
+                    conditions.append(f"r.rid IN (SELECT rid FROM {table} WHERE kid = ? AND {column} {op} ?)")
+                else:  # checked run by run
+                    conditions.append(f"EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ? "
+                                      f"AND v.{column} {op} ?)")
+                args += [kid, value]
+        return _Where(" AND ".join(conditions) or "1", args, driven=driver is not None)
 
-    def _page(self, conn: sqlite3.Connection, where: tuple[str, list[object]], sort: str | None,
+    def _page(self, conn: sqlite3.Connection, where: _Where, sort: str | None,
               descending: bool, limit: int, offset: int) -> list[tuple]:
         """Rows ``offset .. offset+limit`` of the runs in sort order: those with a sort value
         (walked along an index), then those without it (newest first)."""
-        sql, args = where
+        sql, args = where.sql, where.args
         direction = "DESC" if descending else "ASC"
         sort = sort or "started"
         if sort in ("started", ""):
@@ -694,8 +719,10 @@ class RunStore:
                    f"ORDER BY {_NEWEST_FIRST}", [*args, kid])
         if kid is None:
             return conn.execute(f"{without[0]} LIMIT ? OFFSET ?", [*without[1], limit, offset]).fetchall()
-        # CROSS JOIN keeps the value index as the outer loop: the page comes in index order
-        with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {table} v CROSS JOIN runs r ON r.rid = v.rid "
+        # CROSS JOIN fixes the outer loop: the value index, so that the page comes in index
+        # order; or, when a selective filter lists the runs, those runs (then sorted)
+        joined = "runs r CROSS JOIN {t} v ON v.rid = r.rid" if where.driven else "{t} v CROSS JOIN runs r ON r.rid = v.rid"
+        with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {joined.format(t=table)} "
                       f"WHERE v.kid = ? AND {sql} "
                       f"ORDER BY v.num {direction}, v.value {direction}, v.rid {direction}", [kid, *args])
         return _two_part_page(conn, with_value, without, limit, offset)
@@ -757,6 +784,14 @@ class RunStore:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    sql: str  # conditions on "runs r"
+    args: list[object]
+    driven: bool  # a selective filter lists the matching runs (the query should start from them)
+
 
 
 def _two_part_page(conn: sqlite3.Connection, with_value: tuple[str, list], without: tuple[str, list],

@@ -152,6 +152,18 @@ def test_record_runs_writes_all_or_nothing(store):
     assert ids(store.list_runs()) == ["aaaa00000001"]
 
 
+def test_a_write_that_failed_leaves_no_trace_in_later_writes(store):
+    """Key names first seen in a rolled-back transaction must not be remembered as stored."""
+    first = RunRecord(new_run("aaaa00000001", 1.0), "succeeded", 2.0, params={"fresh.key": 1}, metrics={"m": 2})
+    with pytest.raises(StoreError):
+        store.record_runs([first, first])
+    store.record_run(RunRecord(new_run("aaaa00000002", 1.0), "succeeded", 2.0, params={"other": 0, "fresh.key": 3},
+                               metrics={"m": 4}))
+    detail = store.get_run("aaaa00000002")
+    assert (detail.params, detail.metrics) == ({"fresh.key": 3, "other": 0}, {"m": 4})
+    assert ids(store.list_runs(filters=[Filter("params", "fresh.key", "=", 3)])) == ["aaaa00000002"]
+
+
 def test_bad_writes_are_refused(store):
     store.begin_run(new_run("aaaa00000001", 1.0))
     with pytest.raises(StoreError, match="already in the run store"):
@@ -226,9 +238,15 @@ def test_unknown_or_too_short_ids_are_not_found(store, ref):
 # -- listing, filters, sorting -------------------------------------------------------------
 
 
-@pytest.fixture
-def populated(store):
-    """Six runs, one started per second; not every run has every param and metric."""
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory):
+    """Six runs, one started per second; not every run has every param and metric.
+    Shared by the tests that only read it (one store for the module keeps them fast)."""
+    with RunStore(tmp_path_factory.mktemp("populated") / "opsctl.db") as store:
+        yield _populate(store)
+
+
+def _populate(store):
     rows = [
         # id, started, status, params, metrics, duration
         ("000000000001", 1.0, "succeeded", {"n": 10, "opt": "adam", "lr": 0.1}, {"acc": 0.70, "loss": 0.9}, 5.0),
@@ -270,12 +288,15 @@ def test_status_filter(populated, status, expected):
     assert populated.count_runs(status=status) == len(expected)
 
 
-@pytest.fixture(params=["selective", "broad"])
+@pytest.fixture(params=["chosen", "listed", "checked"])
 def strategy(request, monkeypatch):
-    """Filters run two ways: matching runs listed first from the value index (few match),
-    or checked run by run in listing order (many match). Both must give the same answer."""
-    if request.param == "broad":
-        monkeypatch.setattr(runs_module, "_SELECTIVE", 1)
+    """Params/metrics filters run two ways: the matching runs listed first from the value
+    index (when few match), or each run checked in listing order (when many match). The
+    store picks one per query; forced either way, the answers must be the same."""
+    if request.param == "listed":
+        monkeypatch.setattr(runs_module, "_IN_COST", 0.0)
+    elif request.param == "checked":
+        monkeypatch.setattr(runs_module, "_IN_COST", math.inf)
     return request.param
 
 
@@ -472,6 +493,7 @@ def _v1_store(db):
     assert schema.migrate(conn, target=1) == 0
     assert schema.user_version(conn) == 1
     x = conn.execute
+    x("BEGIN")
     x("INSERT INTO runs (rid, id, started, finished, status, user, host, pid, git_commit, branch, dirty, executor, "
       "jobs, targets, n_ran) VALUES (1, 'abcdef012345', 10, 20, 'succeeded', 'bob', 'box', 7, 'c1', 'main', 0, "
       "'local', 1, '[\"train\"]', 1)")
@@ -483,6 +505,7 @@ def _v1_store(db):
     x("INSERT INTO names (kid, name) VALUES (1, 'train.n_est'), (2, 'acc')")
     x("INSERT INTO params (rid, kid, num, value) VALUES (1, 1, 50, NULL)")
     x("INSERT INTO metrics (rid, kid, num, value) VALUES (1, 2, 0.9, NULL)")
+    x("COMMIT")
     conn.close()
 
 
@@ -567,8 +590,8 @@ def test_a_file_that_is_not_a_database_is_a_store_error(db):
 
 def test_a_damaged_store_is_a_store_error(db):
     with RunStore(db) as store:
-        for i in range(300):
-            record(store, f"{i:012x}", float(i), params={"p": i}, stages=[stage("s", cmd="x" * 200)])
+        store.record_runs(RunRecord(new_run(f"{i:012x}", float(i)), "succeeded", i + 1.0, [stage("s", cmd="x" * 200)],
+                                    {"p": i}) for i in range(300))
     data = bytearray(db.read_bytes())
     data[4096 * 2:] = b"\xff" * (len(data) - 4096 * 2)  # every page after the second: garbage
     db.write_bytes(bytes(data))
