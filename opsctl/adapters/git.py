@@ -141,8 +141,9 @@ class WorkTreeState:
     diff_hash: str | None  # sha256 of the uncommitted changes (tracked diff + untracked files); None when clean
 
 
-def work_tree_state(root: Path) -> WorkTreeState:
-    """Plain ``git`` calls (a few ms each; GitPython's import alone costs more)."""
+def work_tree_state(root: Path, exclude: tuple[str, ...] = ()) -> WorkTreeState:
+    """Plain ``git`` calls (a few ms each; GitPython's import alone costs more). ``exclude``:
+    paths that never count as a change (opsctl's own state: its run store and logs)."""
     import hashlib
 
     def git(*args: str, binary: bool = False):
@@ -151,12 +152,13 @@ def work_tree_state(root: Path) -> WorkTreeState:
 
     commit = (git("rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
     branch = (git("symbolic-ref", "-q", "--short", "HEAD") or "").strip() or None
-    status = git("status", "--porcelain=v1", "-z", "--untracked-files=all", binary=True) or b""
+    pathspec = [".", *(f":(exclude){path}" for path in exclude)]
+    status = git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *pathspec, binary=True) or b""
     if not status:
         return WorkTreeState(commit, branch, False, None)
     digest = hashlib.sha256()
     if commit:
-        digest.update(git("diff", "HEAD", "--binary", binary=True) or b"")
+        digest.update(git("diff", "HEAD", "--binary", "--", *pathspec, binary=True) or b"")
     for entry in status.split(b"\0"):
         if entry.startswith(b"?? "):  # untracked: its name and content are part of what ran
             path = root / os.fsdecode(entry[3:])

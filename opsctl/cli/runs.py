@@ -43,7 +43,8 @@ def list_cmd(
         ["run", "status", "started", "duration", "commit", "stages", *keys],
         [
             (r.id[:8], Styled(r.status, STATUS_STYLES.get(r.status, "")), _when(r.started), _duration(r.duration),
-             _commit(r.git_commit, r.dirty), f"{r.ran} ran, {r.cached} cached" + (f", {r.failed} failed" if r.failed else ""),
+             _commit(r.git_commit, r.dirty), f"{r.ran} ran, {r.cached} cached" + (f", {r.failed} failed" if r.failed else "")
+             + (f", {r.skipped} skipped" if r.skipped else ""),
              *(_value(r.metrics.get(k)) for k in keys))
             for r in result.runs
         ],
@@ -165,7 +166,8 @@ def _read_lines(path):
 def _summary_json(r) -> dict:
     return {"id": r.id, "status": r.status, "started": r.started, "finished": r.finished, "duration": r.duration,
             "git_commit": r.git_commit, "dirty": r.dirty, "branch": r.branch,
-            "stages": {"ran": r.ran, "cached": r.cached, "failed": r.failed}, "metrics": r.metrics}
+            "stages": {"ran": r.ran, "cached": r.cached, "failed": r.failed, "skipped": r.skipped},
+            "metrics": r.metrics}
 
 
 def _detail_json(d) -> dict:
@@ -180,7 +182,7 @@ def _detail_json(d) -> dict:
              "outs": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "out"]}
             for s in d.stages
         ],
-        "stage_counts": {"ran": d.ran, "cached": d.cached, "failed": d.failed},
+        "stage_counts": {"ran": d.ran, "cached": d.cached, "failed": d.failed, "skipped": d.skipped},
     }
 
 

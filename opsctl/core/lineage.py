@@ -55,11 +55,14 @@ def lineage(project: Project, target: str, *, model_version=None) -> Lineage:
         path, digest, run_hint = model_version(name, version)
     else:
         path = target.rstrip("/")
-        if path not in outputs:
+        if path in outputs:
+            digest = outputs[path].hash
+        elif _inside_tracked_dir(path, outputs) and (project.root / path).is_file():
+            digest = _md5(project.root / path)  # a file of a tracked directory: DVC's md5 is the content's
+        else:
             close = [p for p in outputs if p.startswith(path)] or sorted(outputs)[:5]
             raise UsageError(f"{target} is not a DVC-tracked output",
                              hint=f"tracked outputs: {', '.join(close)}" if close else "track it with `opsctl data add` or a stage's outs")
-        digest = outputs[path].hash
     if not store_path(project).exists():
         store = None
     else:
@@ -159,6 +162,20 @@ class _Builder:
                 dep_id = self.artifact(artifact.path, artifact.hash, before=run.started)
                 self.graph.link(stage_id, dep_id, "read")
         return stage_id
+
+
+def _inside_tracked_dir(path: str, outputs: dict) -> bool:
+    return any(o.isdir and path.startswith(p.rstrip("/") + "/") for p, o in outputs.items())
+
+
+def _md5(path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()  # noqa: S324 — DVC's content hash, not security
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _loads(text):

@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsctl.core.project import Project
+from opsctl.core.project import STATE_DIR, Project
 from opsctl.errors import UsageError
 
 STORE_FILE = "opsctl.db"  # under .opsctl/
@@ -90,7 +90,7 @@ class RunRecorder:
 
         def action():
             self.store = open_store(self.project)
-            state = work_tree_state(self.project.root)
+            state = work_tree_state(self.project.root, exclude=(STATE_DIR,))
             self.branch = state.branch
             self.store.begin_run(NewRun(
                 id=report.run_id, started=report.started, user=current_user(), host=socket.gethostname(),
@@ -107,11 +107,20 @@ class RunRecorder:
             self.store.record_stage(run_id, StageRecord(
                 name=stage.name, outcome=stage.status, detail=stage.detail, started=stage.started,
                 duration=stage.duration, cmd=stage.cmd, image_ref=stage.image_ref, image_id=stage.image_id,
-                exit_code=stage.exit_code, log_path=str(stage.log_path) if stage.log_path else None,
+                exit_code=stage.exit_code, log_path=self._relative(stage.log_path),
                 artifacts=[ArtifactRecord(kind=h.kind, path=h.path, hash=h.hash) for h in stage.hashes],
             ))
 
         self._guard(action)
+
+    def _relative(self, path) -> str | None:
+        """Log paths relative to the project: a moved or copied project keeps finding them."""
+        if path is None:
+            return None
+        try:
+            return Path(path).relative_to(self.project.root).as_posix()
+        except ValueError:
+            return str(path)
 
     def finish(self, report, status: str, params: dict, metrics: dict) -> None:
         def action():
@@ -260,11 +269,14 @@ def stage_logs(project: Project, run: str, stage: str | None) -> list[tuple[str,
 
     detail = show_run(project, run)
     recorded = sorted(detail.stages, key=lambda s: (s.started or 0, s.name))
-    logs = [(s.name, Path(s.log_path) if s.log_path else None) for s in recorded]
-    known = {p for _n, p in logs if p is not None}
+    # Relative paths are the project's (absolute ones come from older records).
+    logs = [(s.name, project.root / s.log_path if s.log_path else None) for s in recorded]
+    known = {p.resolve() for _n, p in logs if p is not None}
+    names = {n for n, _p in logs}
     log_dir = project.state_dir / RUNS_DIR / detail.id
     if log_dir.is_dir():
-        live = sorted((p for p in log_dir.glob("*.log") if p not in known), key=lambda p: p.stat().st_mtime)
+        live = sorted((p for p in log_dir.glob("*.log") if p.resolve() not in known and p.stem not in names),
+                      key=lambda p: p.stat().st_mtime)
         logs += [(p.stem, p) for p in live]
     if stage is not None:
         chosen = [(n, p) for n, p in logs if n == stage]

@@ -5,14 +5,13 @@ data's .dvc file, by output path and by registered model version."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections import deque
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cli.test_runs import ml_ran, ml_twice  # noqa: F401 — session fixtures shared with test_runs
+from tests.cli.test_runs import copy_project, ml_ran, ml_twice  # noqa: F401 — fixtures shared with test_runs
 from tests.conftest import run, run_opsctl
 
 MODEL = "models/model.pkl"
@@ -23,10 +22,6 @@ def opsctl_json(root: Path, *args: str):
     result = run_opsctl(*args, "--json", cwd=root)
     assert result.returncode == 0, f"opsctl {' '.join(args)}: {result.returncode}\n{result.stderr}"
     return json.loads(result.stdout)
-
-
-def head(root: Path) -> str:
-    return run(["git", "rev-parse", "HEAD"], cwd=root).stdout.strip()
 
 
 def lock(root: Path) -> dict:
@@ -77,9 +72,7 @@ def lineage_of(root: Path, target: str) -> Graph:
 
 @pytest.fixture
 def ml_copy(ml_ran, tmp_path) -> Path:
-    dest = tmp_path / "ml"
-    shutil.copytree(ml_ran["root"], dest, symlinks=True)
-    return dest
+    return copy_project(ml_ran["root"], tmp_path / "ml")
 
 
 def test_model_lineage_walks_back_to_the_raw_data(ml_ran):
@@ -157,6 +150,20 @@ def test_untracked_path_is_a_usage_error_with_the_tracked_outputs(ml_ran):
         assert "Traceback" not in result.stderr
 
 
+def test_a_file_inside_a_tracked_output_directory_has_a_lineage(ml_ran):
+    """data/features/train.csv is tracked (inside featurize's output directory) and appears
+    as a node of the model's lineage: it is a valid target of its own."""
+    root = ml_ran["root"]
+    result = run_opsctl("lineage", "data/features/train.csv", "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    g = Graph(json.loads(result.stdout))
+    assert g.root["path"] == "data/features/train.csv"
+    assert g.root["hash"] == lock_md5(root, "train", "deps", "data/features/train.csv")
+    (featurize,) = g.out(g.data["root"], "produced by")
+    assert featurize["stage"] == "featurize" and featurize["run"] == ml_ran["run"]
+    assert g.one("data", path=RAW)["id"] in g.reachable(g.data["root"])
+
+
 def test_registered_version_has_the_same_lineage(ml_copy, ml_ran):
     run(["git", "add", "-A"], cwd=ml_copy)
     run(["git", "commit", "-qm", "first model"], cwd=ml_copy)
@@ -192,8 +199,7 @@ def test_after_a_second_run_lineage_points_at_the_newer_run(ml_ran, ml_twice, tm
     assert g.one("run", run=second)["git_commit"] == ml_twice["commit"]
     assert g.one("data", path=RAW)["id"] in g.reachable(g.data["root"])
     # and a version registered now is linked to the newer run
-    copy = tmp_path / "ml"
-    shutil.copytree(root, copy, symlinks=True)
+    copy = copy_project(root, tmp_path / "ml")
     run(["git", "add", "-A"], cwd=copy)
     run(["git", "commit", "-qm", "ten trees"], cwd=copy)
     assert opsctl_json(copy, "model", "register", "churn", MODEL)["run"] == second

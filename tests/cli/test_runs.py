@@ -84,6 +84,13 @@ def shared_project(tmp_path_factory, name: str, build: Callable[[Path], dict]) -
     return json.loads(info.read_text())
 
 
+def copy_project(src: Path, dest: Path) -> Path:
+    """A private copy of a shared project. The store's -wal/-shm files are left behind: they
+    come and go as other workers read the original (its WAL is empty once the runs ended)."""
+    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("opsctl.db-wal", "opsctl.db-shm"))
+    return dest
+
+
 def run_json(root: Path, *args: str, code: int = 0, env: dict | None = None) -> dict:
     """``opsctl run --executor local ARGS --json``: the run's report (its run_id among it)."""
     result = run_opsctl("run", "--executor", "local", *args, "--json", cwd=root, env=env)
@@ -111,9 +118,7 @@ def history(tmp_path_factory) -> dict:
 
 @pytest.fixture
 def history_copy(history, tmp_path) -> Path:
-    dest = tmp_path / "p"
-    shutil.copytree(history["root"], dest, symlinks=True)
-    return dest
+    return copy_project(history["root"], tmp_path / "p")
 
 
 # -- what is recorded ----------------------------------------------------------------------
@@ -127,7 +132,7 @@ def test_succeeded_and_failed_runs_are_recorded_with_their_stages(history):
     ok = runs_json(root, "show", r3)
     assert ok["status"] == "succeeded"
     assert {s["name"]: s["outcome"] for s in ok["stages"]} == {"score": "ran", "report": "ran"}
-    assert ok["stage_counts"] == {"ran": 2, "cached": 0, "failed": 0}
+    assert ok["stage_counts"] == {"ran": 2, "cached": 0, "failed": 0, "skipped": 0}
     failed = runs_json(root, "show", r4)
     assert failed["status"] == "failed"
     stages = {s["name"]: s for s in failed["stages"]}
@@ -147,7 +152,7 @@ def test_run_fully_restored_from_the_run_cache_is_a_succeeded_run_of_cached_stag
     new = newest_run(history_copy)
     assert new["id"] not in before
     assert new["status"] == "succeeded"
-    assert new["stages"] == {"ran": 0, "cached": 2, "failed": 0}
+    assert new["stages"] == {"ran": 0, "cached": 2, "failed": 0, "skipped": 0}
     detail = runs_json(history_copy, "show", new["id"])
     assert {s["name"]: s["outcome"] for s in detail["stages"]} == {"score": "cached", "report": "cached"}
     assert detail["metrics"]["m"] == 0.5 and detail["params"]["x"] == 5
@@ -173,8 +178,10 @@ def test_show_records_code_params_metrics_and_dvc_hashes(history):
     score = stages["score"]
     assert score["cmd"] == "sh score.sh" and score["image"] is None and score["exit_code"] == 0
     assert score["duration"] > 0
-    assert Path(score["log"]).is_file() and "scoring x=8" in Path(score["log"]).read_text()
-    assert Path(score["log"]).parent.name == ids[2]
+    log = root / score["log"]  # relative to the project: a moved or copied project keeps its logs
+    assert not Path(score["log"]).is_absolute()
+    assert log.is_file() and "scoring x=8" in log.read_text()
+    assert log.parent.name == ids[2]
     # the hashes are DVC's: the run was the last to touch these stages, so dvc.lock agrees
     lock = lock_hashes(root, "report")
     assert {d["path"]: d["hash"] for d in stages["report"]["deps"]} == lock["deps"]
@@ -213,6 +220,8 @@ def test_unknown_short_and_ambiguous_prefixes_are_usage_errors(history_copy, his
     result = run_opsctl("runs", "show", unknown, cwd=history_copy)
     assert result.returncode == 2 and f"no run '{unknown}'" in result.stderr
     assert run_opsctl("runs", "show", "not-hex", cwd=history_copy).returncode == 2
+    result = run_opsctl("runs", "show", ids[0][:3], cwd=history_copy)
+    assert result.returncode == 2 and "at least 4 characters" in result.stderr
     # a second run id sharing the first 6 characters of a real one, written through the store
     from opsctl.store import NewRun, RunRecord, RunStore
 
@@ -235,7 +244,7 @@ def test_list_json_fields(history):
     assert row["status"] == "succeeded" and row["git_commit"] == history["heads"][1]
     assert isinstance(row["dirty"], bool)
     assert row["duration"] > 0 and row["started"] < time.time()
-    assert row["stages"] == {"ran": 2, "cached": 0, "failed": 0}
+    assert row["stages"] == {"ran": 2, "cached": 0, "failed": 0, "skipped": 0}
     assert row["metrics"] == {"m": 0.5, "x_seen": 5}
 
 
@@ -352,6 +361,16 @@ def test_logs_follow_on_a_finished_run_prints_and_exits(history):
     assert time.monotonic() - started < 20
 
 
+def test_logs_of_a_copied_project_are_printed_once(history, history_copy):
+    """A copy of a project (cp -r, a moved checkout) has its own .opsctl/runs: each log
+    line is printed once, from the copy, even while the original still exists."""
+    run_id = history["ids"][2]
+    everything = opsctl_ok(history_copy, "runs", "logs", run_id)
+    assert everything.stdout.splitlines() == ["score | scoring x=8", "report | reporting"]
+    one = opsctl_ok(history_copy, "runs", "logs", run_id, "score")
+    assert one.stdout.splitlines() == ["scoring x=8"]
+
+
 # -- secrets -------------------------------------------------------------------------------
 
 
@@ -432,9 +451,11 @@ def _wait_gone(pid: int, seconds: float = 10) -> bool:
 
 
 def _kill_quietly(pid: int) -> None:
+    """Kill the stage's orphaned ``sleep`` — only if that pid is still a sleep."""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        if b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
         pass
 
 
@@ -510,8 +531,7 @@ def ml_ran(tmp_path_factory) -> dict:
 def ml_twice(ml_ran, tmp_path_factory) -> dict:
     """ml_ran, committed, then run again with -S train.n_estimators=10. Read only."""
     def build(directory: Path) -> dict:
-        root = directory / "ml"
-        shutil.copytree(ml_ran["root"], root, symlinks=True)
+        root = copy_project(ml_ran["root"], directory / "ml")
         run(["git", "add", "-A"], cwd=root)
         run(["git", "commit", "-qm", "first model"], cwd=root)
         result = run_opsctl("run", "--executor", "local", "-S", "train.n_estimators=10", "--json", cwd=root)
@@ -555,3 +575,19 @@ def test_second_run_summary_shows_metric_deltas_against_the_previous_run(ml_ran,
         delta = value - first["metrics"][key]
         expected = f"{key} {value:.4g}" + (f" ({delta:+.4g})" if delta else " (=)")
         assert expected in line, (expected, line)
+
+
+def test_list_filters_on_nested_params_and_sorts_by_metric(ml_ran, ml_twice):
+    root, first, second = ml_twice["root"], ml_ran["run"], ml_twice["run"]
+
+    def ids(*args):
+        return [r["id"] for r in runs_json(root, "list", *args)]
+
+    assert ids("--where", "params.train.n_estimators<50") == [second]
+    assert ids("--where", "params.train.n_estimators=100") == [first]
+    assert ids("--where", "params.train.model=random_forest") == [second, first]
+    accuracies = {r["id"]: r["metrics"]["accuracy"] for r in runs_json(root, "list")}
+    best_first = sorted(accuracies, key=lambda i: accuracies[i], reverse=True)
+    if accuracies[first] != accuracies[second]:
+        assert ids("--sort", "metrics.accuracy") == best_first
+        assert ids("--sort", "+metrics.accuracy") == best_first[::-1]
