@@ -223,8 +223,10 @@ class RunSession:
         """The workspace's params and metrics through DVC's own APIs (so dvclive's output
         and every params file DVC knows are included), flattened to ``a.b.c`` keys."""
         with self._locked() as repo:
-            params = _flatten_show(repo.params.show(), plain_file="params.yaml")
-            metrics = _flatten_show(repo.metrics.show(), plain_file=None)
+            # hide_workspace=False: the workspace is what we want, and deciding whether to
+            # hide it asks Git for the active branch through pygit2 (~60 ms to import).
+            params = _flatten_show(repo.params.show(hide_workspace=False), plain_file="params.yaml")
+            metrics = _flatten_show(repo.metrics.show(hide_workspace=False), plain_file=None)
         return params, metrics
 
     def hashes(self, name: str) -> RecordedStage:

@@ -172,7 +172,9 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             raise
         finally:
             report.finished = time.time()
-            if recorder.begun:  # not when setting up failed (engine down, image build) before any stage
+            if not recorder.begun:  # setting up failed (engine down, image build) before any stage
+                recorder.close()
+            else:
                 try:
                     report.params, report.metrics = session.params_and_metrics()
                 except Exception:  # noqa: BLE001 — unreadable metrics must not hide the run's outcome

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,21 @@ class RunRecorder:
         self.error: Exception | None = None
         self.branch: str | None = None
         self.begun = False
+        # Asking Git about the work tree (and importing the store) takes ~40 ms: do it while
+        # images are checked, not on the run's critical path. Nothing is written before begin().
+        self._ready: dict = {}
+        self._preparing = threading.Thread(target=self._prepare, name="opsctl-recorder", daemon=True)
+        self._preparing.start()
+
+    def _prepare(self) -> None:
+        from opsctl.adapters.git import work_tree_state
+
+        try:
+            import opsctl.store  # noqa: F401 — imported here, off the critical path; the file is opened by begin()
+
+            self._ready["state"] = work_tree_state(self.project.root, exclude=(STATE_DIR,))
+        except Exception as exc:  # noqa: BLE001 — reported by begin(), see the class docstring
+            self._ready["error"] = exc
 
     def _guard(self, action) -> None:
         if self.error is not None:
@@ -83,14 +99,16 @@ class RunRecorder:
             self.error = exc
 
     def begin(self, report, targets: list[str]) -> None:
-        from opsctl.adapters.git import work_tree_state
         from opsctl.store import NewRun
 
         self.begun = True
 
         def action():
+            self._preparing.join()
+            if "error" in self._ready:
+                raise self._ready["error"]
+            state = self._ready["state"]
             self.store = open_store(self.project)
-            state = work_tree_state(self.project.root, exclude=(STATE_DIR,))
             self.branch = state.branch
             self.store.begin_run(NewRun(
                 id=report.run_id, started=report.started, user=current_user(), host=socket.gethostname(),
@@ -133,9 +151,10 @@ class RunRecorder:
         self._guard(action)
 
     def close(self) -> None:
+        self._preparing.join()
         if self.store is not None:
             self.store.close()
-            self.store = None
+        self.store = None
 
 
 # -- queries ---------------------------------------------------------------------------

@@ -66,7 +66,12 @@ _CHUNK = 500  # ids per "IN (...)" list: below SQLite's oldest variable limit (9
 # listing one matching run costs relative to checking one run.
 _COUNT_CAP = 1000
 _IN_COST = 4.0
-_CACHE_KIB = 16384  # page cache per connection: enough for bulk writes to keep their index pages
+# Page cache per connection, at most (SQLite fills it only as pages are read, so a short
+# CLI call uses little of it). A connection that bulk-writes (record_runs) gets more, for
+# good: its inserts touch index pages all over a large store, batch after batch, and
+# re-reading them would dominate its cost.
+_CACHE_KIB = 65536
+_BULK_CACHE_KIB = 262144
 
 
 # -- what callers hand in ------------------------------------------------------------
@@ -296,7 +301,8 @@ class RunStore:
                               hint="move the file aside (opsctl starts a new run store) or restore it from a backup")
         if name.startswith("SQLITE_BUSY") or "locked" in text:
             return StoreError(f"the run store {self._label} is locked by another process "
-                              f"(waited up to {self._busy_timeout:g} s)", hint="another opsctl is writing to it; try again")
+                              f"(waited up to {self._busy_timeout:g} s)",
+                              hint="another opsctl is writing to it; try again")
         return StoreError(f"the run store {self._label}: {text}")
 
     def _connection(self) -> sqlite3.Connection:
@@ -391,6 +397,7 @@ class RunStore:
         once, which halves the cost per run against one ``record_run`` each."""
         count = 0
         with self._write() as conn:
+            conn.execute(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
             for record in records:
                 _check_record(record)
                 self._insert_record(conn, record)
@@ -535,8 +542,10 @@ class RunStore:
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
+        _check_sort(sort)
         with self._read() as conn:
-            where = self._where(conn, status, filters, needed=offset + limit)
+            where = self._where(conn, status, filters, needed=offset + limit,
+                                by_started=sort in (None, "", "started"))
             if where is None or limit == 0:
                 return []
             rows = self._page(conn, where, sort, descending, limit, offset)
@@ -555,10 +564,11 @@ class RunStore:
                     column, value = _comparable(f.value)
                     return conn.execute(f"SELECT count(*) FROM {_VALUE_FIELDS[f.field]} WHERE kid = ? "
                                         f"AND {column} {f.op} ?", (kid, value)).fetchone()[0]
-            where = self._where(conn, status, filters, needed=None)
+            where = self._where(conn, status, filters, needed=None, by_started=True)
             if where is None:
                 return 0
-            return conn.execute(f"SELECT count(*) FROM runs r WHERE {where.sql}", where.args).fetchone()[0]
+            return conn.execute(f"SELECT count(*) FROM {where.source} WHERE {where.sql}",
+                                [*where.source_args, *where.args]).fetchone()[0]
 
     def get_run(self, id_or_prefix: str) -> RunDetail:
         """One run, by its id or a unique prefix of it (at least 4 characters, any case).
@@ -630,10 +640,11 @@ class RunStore:
     # -- query building --
 
     def _where(self, conn: sqlite3.Connection, status: str | Collection[str] | None,
-               filters: Iterable[Filter], needed: int | None) -> _Where | None:
+               filters: Iterable[Filter], needed: int | None, by_started: bool) -> _Where | None:
         """SQL conditions on ``runs r`` and their arguments; None when nothing can match (a
         filter on a key no run has, or a value no run has). ``needed``: how many matching
-        runs the query reads in order (offset + limit), None for all of them (a count)."""
+        runs the query reads in order (offset + limit), None for all of them (a count).
+        ``by_started``: the runs are read newest (or oldest) first, or counted."""
         conditions: list[str] = []
         args: list[object] = []
         if status is not None:
@@ -641,7 +652,16 @@ class RunStore:
             for s in statuses:
                 if s not in STATUSES:
                     raise UsageError(f"no run status '{s}'", hint=f"one of {', '.join(STATUSES)}")
-            conditions.append(f"r.status IN ({','.join('?' * len(statuses))})")
+            marks = ",".join("?" * len(statuses))
+            column = "r.status"
+            if not by_started:  # (status, started) serves those; another order may not
+                few = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM runs WHERE status IN ({marks}) "
+                                   f"LIMIT {_COUNT_CAP})", statuses).fetchone()[0]
+                if few == 0:
+                    return None
+                if few >= _COUNT_CAP:  # a common status: "+" keeps SQLite from listing the runs
+                    column = "+r.status"  # by status and sorting them all; the sort's order leads
+            conditions.append(f"{column} IN ({marks})")
             args += statuses
         values: list[tuple[str, int, str, str, object]] = []  # table, kid, column, op, value
         for f in filters:
@@ -663,6 +683,7 @@ class RunStore:
                 raise UsageError(f"cannot filter runs on '{f.field}'",
                                  hint=f"filter on params.KEY, metrics.KEY or {', '.join(RUN_FIELDS)}")
         driver = None
+        source, source_args = "runs r", []
         if values:
             counts = [conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kid = ? AND {column} {op} ? "
                                    f"LIMIT {_COUNT_CAP})", (kid, value)).fetchone()[0]
@@ -682,49 +703,56 @@ class RunStore:
             if exact and counts[smallest] * _IN_COST < checked * len(values):
                 driver = smallest
             for i, (table, kid, column, op, value) in enumerate(values):
-                if i == driver:  # the runs matching it, from the value index (kid, num, value, rid)
-                    conditions.append(f"r.rid IN (SELECT rid FROM {table} WHERE kid = ? AND {column} {op} ?)")
+                if i == driver:  # the runs matching it, from the value index (kid, num, value, rid),
+                    # joined first: CROSS JOIN keeps SQLite from starting elsewhere (a status index)
+                    source = (f"(SELECT rid FROM {table} WHERE kid = ? AND {column} {op} ?) d "
+                              f"CROSS JOIN runs r ON r.rid = d.rid")
+                    source_args = [kid, value]
                 else:  # checked run by run
                     conditions.append(f"EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ? "
                                       f"AND v.{column} {op} ?)")
-                args += [kid, value]
-        return _Where(" AND ".join(conditions) or "1", args, driven=driver is not None)
+                    args += [kid, value]
+        return _Where(source, source_args, " AND ".join(conditions) or "1", args, driven=driver is not None)
 
     def _page(self, conn: sqlite3.Connection, where: _Where, sort: str | None,
               descending: bool, limit: int, offset: int) -> list[tuple]:
         """Rows ``offset .. offset+limit`` of the runs in sort order: those with a sort value
         (walked along an index), then those without it (newest first)."""
-        sql, args = where.sql, where.args
+        source, sql = where.source, where.sql
+        args = [*where.source_args, *where.args]
         direction = "DESC" if descending else "ASC"
         sort = sort or "started"
         if sort in ("started", ""):
             return conn.execute(
-                f"SELECT {_SUMMARY_COLUMNS} FROM runs r WHERE {sql} "
+                f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
                 f"ORDER BY r.started {direction}, r.rid {direction} LIMIT ? OFFSET ?", [*args, limit, offset],
             ).fetchall()
         if sort in ("finished", "duration"):
             expr = "r.finished" if sort == "finished" else "(r.finished - r.started)"
-            with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM runs r WHERE {expr} IS NOT NULL AND {sql} "
+            with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {expr} IS NOT NULL AND {sql} "
                           f"ORDER BY {expr} {direction}, r.rid {direction}", args)
-            without = (f"SELECT {_SUMMARY_COLUMNS} FROM runs r WHERE r.finished IS NULL AND {sql} "
+            without = (f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE r.finished IS NULL AND {sql} "
                        f"ORDER BY {_NEWEST_FIRST}", args)
             return _two_part_page(conn, with_value, without, limit, offset)
         section, _, key = sort.partition(".")
-        if section not in _VALUE_FIELDS or not key:
-            raise UsageError(f"cannot sort runs by '{sort}'", hint="sort by started, duration, metrics.KEY or params.KEY")
         table = _VALUE_FIELDS[section]
         kid = self._kid(conn, key)
-        without = (f"SELECT {_SUMMARY_COLUMNS} FROM runs r WHERE {sql} "
+        without = (f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
                    f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ?) "
                    f"ORDER BY {_NEWEST_FIRST}", [*args, kid])
         if kid is None:
             return conn.execute(f"{without[0]} LIMIT ? OFFSET ?", [*without[1], limit, offset]).fetchall()
-        # CROSS JOIN fixes the outer loop: the value index, so that the page comes in index
-        # order; or, when a selective filter lists the runs, those runs (then sorted)
-        joined = "runs r CROSS JOIN {t} v ON v.rid = r.rid" if where.driven else "{t} v CROSS JOIN runs r ON r.rid = v.rid"
-        with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {joined.format(t=table)} "
+        # CROSS JOIN fixes the outer loop: the sort value's index, so that the page comes in
+        # index order; or, when a selective filter lists the runs, those runs (then sorted)
+        if where.driven:
+            joined = f"{source} CROSS JOIN {table} v ON v.rid = r.rid"
+            joined_args = [*where.source_args, kid, *where.args]
+        else:
+            joined = f"{table} v CROSS JOIN runs r ON r.rid = v.rid"
+            joined_args = [kid, *where.args]
+        with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {joined} "
                       f"WHERE v.kid = ? AND {sql} "
-                      f"ORDER BY v.num {direction}, v.value {direction}, v.rid {direction}", [kid, *args])
+                      f"ORDER BY v.num {direction}, v.value {direction}, v.rid {direction}", joined_args)
         return _two_part_page(conn, with_value, without, limit, offset)
 
     def _resolve(self, conn: sqlite3.Connection, ref: str, given: str) -> tuple:
@@ -788,9 +816,13 @@ class RunStore:
 
 @dataclass(frozen=True)
 class _Where:
+    """Which runs a listing or count reads: ``SELECT … FROM {source} WHERE {sql}``."""
+
+    source: str  # "runs r", or a selective filter's matching runs joined to "runs r"
+    source_args: list[object]
     sql: str  # conditions on "runs r"
     args: list[object]
-    driven: bool  # a selective filter lists the matching runs (the query should start from them)
+    driven: bool  # the source starts from a selective filter's runs
 
 
 
@@ -853,6 +885,15 @@ def _comparable(value: object) -> tuple[str, object]:
     if _number(value):
         return "num", value if isinstance(value, numbers.Integral) and abs(value) < 2**63 else float(value)
     return "value", _json(value)
+
+
+def _check_sort(sort: str | None) -> None:
+    if sort in (None, "", "started", "finished", "duration"):
+        return
+    section, _, key = sort.partition(".")
+    if section not in _VALUE_FIELDS or not key:
+        raise UsageError(f"cannot sort runs by '{sort}'",
+                         hint="sort by started, finished, duration, metrics.KEY or params.KEY")
 
 
 def _check_run(run: NewRun) -> None:

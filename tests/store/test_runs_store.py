@@ -283,20 +283,23 @@ def test_summaries_carry_what_the_list_shows(populated):
     ("status", "expected"),
     [("succeeded", [5, 3, 1]), ("running", [6]), (["failed", "interrupted"], [4, 2]), ([], [])],
 )
-def test_status_filter(populated, status, expected):
+def test_status_filter(populated, strategy, status, expected):
     assert ids(populated.list_runs(status=status)) == [f"00000000000{i}" for i in expected]
     assert populated.count_runs(status=status) == len(expected)
 
 
-@pytest.fixture(params=["chosen", "listed", "checked"])
+@pytest.fixture(params=["chosen", "listed", "checked", "all broad"])
 def strategy(request, monkeypatch):
-    """Params/metrics filters run two ways: the matching runs listed first from the value
-    index (when few match), or each run checked in listing order (when many match). The
-    store picks one per query; forced either way, the answers must be the same."""
+    """Filters run in different ways: a params/metrics filter's runs listed first from the
+    value index (when few match), or each run checked in listing order (when many match);
+    a status from its index, or checked along the sort's order (a common status). The
+    store picks per query; forced each way, the answers must be the same."""
     if request.param == "listed":
         monkeypatch.setattr(runs_module, "_IN_COST", 0.0)
     elif request.param == "checked":
         monkeypatch.setattr(runs_module, "_IN_COST", math.inf)
+    elif request.param == "all broad":  # every filter and status counts as matching many runs
+        monkeypatch.setattr(runs_module, "_COUNT_CAP", 1)
     return request.param
 
 
@@ -362,6 +365,8 @@ def test_unknown_status_and_sort_are_usage_errors(populated):
     for sort in ("colour", "metrics.", "params"):
         with pytest.raises(UsageError, match="sort"):
             populated.list_runs(sort=sort)
+        with pytest.raises(UsageError, match="sort"):  # even when nothing would match
+            populated.list_runs(sort=sort, filters=[Filter("params", "nope", "=", 1)])
 
 
 @pytest.mark.parametrize(
