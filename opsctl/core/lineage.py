@@ -127,9 +127,10 @@ class _Builder:
         if run_hint:
             candidates.append(run_hint)
         exact = path == out.path
-        for run_id, stage_name, started in self.store.producers(out.path, digest if exact else None):
-            if before is None or started <= before:
-                candidates.append(run_id)
+        # Newest first, and only runs that started no later than the run that read it.
+        for run_id, _stage, _started in self.store.producers(out.path, digest if exact else None,
+                                                              before=before, limit=20):
+            candidates.append(run_id)
         for run_id in candidates:
             run = self._run(run_id)
             for stage in run.stages:
