@@ -51,7 +51,24 @@ def _writer(db: str, writer: int, start, errors: str) -> None:
         raise
 
 
+def _cli_list(project: Path) -> list:
+    """`opsctl runs list --json`, as a user in another terminal would run it."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "opsctl", "runs", "list", "--limit", "5", "--json"], cwd=project,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "locked" not in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_four_writers_and_a_reader(tmp_path):
+    import subprocess
+
+    # The directory is a project too, so the real `opsctl runs list` reads the same store.
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".dvc").mkdir()
     db = tmp_path / ".opsctl" / "opsctl.db"
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
@@ -62,6 +79,7 @@ def test_four_writers_and_a_reader(tmp_path):
     start.set()
     total = WRITERS * (WHOLE_RUNS + LIVE_RUNS)
     seen: list[int] = []
+    cli_reads = 0
     with RunStore(db) as reader:  # opens (and may create) the store while the writers do
         while any(p.is_alive() for p in writers) or not seen:
             count = reader.count_runs()
@@ -72,6 +90,9 @@ def test_four_writers_and_a_reader(tmp_path):
                 assert run.ran + run.cached == STAGES if run.status == "succeeded" else run.ran + run.cached <= STAGES
             reader.list_runs(limit=10, sort="metrics.acc", filters=[Filter("params", "opt", "=", "adam")])
             reader.count_runs(status="running")
+            if cli_reads < 3 and any(p.is_alive() for p in writers):
+                assert len(_cli_list(tmp_path)) <= 5
+                cli_reads += 1
         for p in writers:
             p.join(60)
         failures = {p.name: (tmp_path / f"writer{w}.err").read_text() for w, p in enumerate(writers)
@@ -80,6 +101,8 @@ def test_four_writers_and_a_reader(tmp_path):
         assert [p.exitcode for p in writers] == [0] * WRITERS
 
         assert any(0 < count < total for count in seen)  # the reads overlapped the writes
+        assert cli_reads >= 1
+        assert len(_cli_list(tmp_path)) == 5
         assert reader.count_runs() == total
         assert reader.count_runs(status="succeeded") == total
         for w in range(WRITERS):  # nothing lost, nothing half written
