@@ -28,7 +28,8 @@ def list_cmd(
     from opsctl.core.project import open_project
     from opsctl.core.runs import list_runs
 
-    result = list_runs(open_project(), limit=limit, status=status, where=list(where or []), sort=sort)
+    result = list_runs(open_project(), limit=limit, status=status, where=list(where or []), sort=sort,
+                       count=not as_json)
     if as_json:
         out.json([_summary_json(r) for r in result.runs])
         return

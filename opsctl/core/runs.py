@@ -9,9 +9,7 @@ them, and per stage its outcome, image and the DVC hash of every dep and out.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,8 @@ def open_store(project: Project, *, reap: bool = True):
 def _alive(host: str, pid: int) -> bool:
     """Whether the opsctl process that owns a running run is still there. Another host's
     process can't be checked: assume it lives (a shared project directory over NFS)."""
+    import socket
+
     if host != socket.gethostname():
         return True
     try:
@@ -52,6 +52,8 @@ def _alive(host: str, pid: int) -> bool:
 
 
 def current_user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry (containers with arbitrary uids)
@@ -99,6 +101,8 @@ class RunRecorder:
             self.error = exc
 
     def begin(self, report, targets: list[str]) -> None:
+        import socket
+
         from opsctl.store import NewRun
 
         self.begun = True
@@ -216,7 +220,7 @@ MAX_METRIC_COLUMNS = 6
 
 
 def list_runs(project: Project, *, limit: int = 20, status: str | None = None, where: list[str] = (),
-              sort: str | None = None) -> RunList:
+              sort: str | None = None, count: bool = True) -> RunList:
     from opsctl.store import Filter
 
     if limit < 1:
@@ -229,8 +233,9 @@ def list_runs(project: Project, *, limit: int = 20, status: str | None = None, w
         return RunList([], [], 0, 0)
     with open_store(project) as store:
         runs = store.list_runs(limit=limit, status=status, filters=filters, sort=sort_key, descending=descending)
-        total = store.count_runs(status=status, filters=filters) if len(runs) >= limit else len(runs)
-        total_in_store = total if (status is None and not filters) else store.count_runs()
+        # Counting every run costs a few ms in a big store: only when the caller shows it.
+        total = store.count_runs(status=status, filters=filters) if count and len(runs) >= limit else len(runs)
+        total_in_store = total if (status is None and not filters) or runs else store.count_runs()
     keys: list[str] = []
     for run in runs:  # the key metrics: those of the newest runs, in their order
         keys += [k for k in sorted(run.metrics) if k not in keys]
