@@ -116,3 +116,43 @@ def report_limit_against(name: str, value: float, target: float, baseline_name: 
     print(f"{name:<{width}} {value:7.3f} s   target <= {target:.3f} s   {'OK' if ok else 'MISSED':<6}   "
           f"({value / baseline:4.2f}x {baseline_name} {baseline:.3f} s)")
     return ok
+
+
+# -- the Docker benches' shared project material --------------------------------------
+
+BUSYBOX_IMAGE = "opsctl-test/busybox:latest"
+DOCKER_OPSCTL_YAML = f"""\
+project: bench
+executor: docker
+images:
+  tools:
+    ref: "{BUSYBOX_IMAGE}"
+stages:
+  default: {{image: tools}}
+"""
+
+
+def check_busybox_image() -> None:
+    if subprocess.run(["docker", "image", "inspect", BUSYBOX_IMAGE], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode:
+        raise SystemExit(f"{BUSYBOX_IMAGE} is not in the Docker engine (or no engine is reachable); "
+                         "build it with scripts/build-test-images.sh --only busybox")
+
+
+def check_outputs(project: Path, stages: int) -> dict:
+    """Stage ``s<i>`` wrote ``out/s<i>.txt`` holding ``s<i>``, and dvc.lock records every stage;
+    returns the lock (the benches compare opsctl's lock with dvc repro's)."""
+    import yaml
+
+    for i in range(stages):
+        out = project / "out" / f"s{i}.txt"
+        if not out.is_file() or out.read_text() != f"s{i}\n":
+            raise SystemExit(f"{out} is missing or wrong: not every stage ran")
+    lock_path = project / "dvc.lock"
+    if not lock_path.is_file():
+        raise SystemExit(f"{lock_path} was not written")
+    lock = yaml.safe_load(lock_path.read_text())
+    missing = {f"s{i}" for i in range(stages)} - set(lock.get("stages", {}))
+    if missing:
+        raise SystemExit(f"{lock_path} lacks stages {sorted(missing)}")
+    return lock

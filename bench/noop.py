@@ -26,21 +26,19 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
-from _timing import BIN, GIT_ID, pipeline_project, report, timed
+from _timing import (
+    BIN,
+    BUSYBOX_IMAGE,
+    DOCKER_OPSCTL_YAML,
+    GIT_ID,
+    check_busybox_image,
+    pipeline_project,
+    report,
+    timed,
+)
 
 ENV = {"DVC_NO_ANALYTICS": "1"}
 TARGET = 1.0
-IMAGE = "opsctl-test/busybox:latest"
-OPSCTL_YAML = f"""\
-project: bench
-executor: docker
-images:
-  tools:
-    ref: "{IMAGE}"
-stages:
-  default: {{image: tools}}
-"""
 
 
 def dvc_yaml(stages: int) -> str:
@@ -51,13 +49,6 @@ def dvc_yaml(stages: int) -> str:
         prev, cur = f"out/{name[i - 1]}.txt", f"out/{name[i]}.txt"
         spec[name[i]] = {"cmd": f"cat {prev} > {cur} && echo {name[i]} >> {cur}", "deps": [prev], "outs": [cur]}
     return yaml.safe_dump({"stages": spec}, sort_keys=False)
-
-
-def check_image() -> None:
-    if subprocess.run(["docker", "image", "inspect", IMAGE], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode:
-        raise SystemExit(f"{IMAGE} is not in the Docker engine (or no engine is reachable); "
-                         "build it with scripts/build-test-images.sh --only busybox")
 
 
 def snapshot(project: Path) -> dict[str, tuple[int, str]]:
@@ -74,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.stages < 1 or args.runs < 1:
         parser.error("--stages and --runs must be at least 1")
-    check_image()
+    check_busybox_image()
 
     commands = {
         "opsctl": [str(BIN / "opsctl"), "run"],
@@ -83,7 +74,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-noop-", dir=args.tmp))
     try:
         project = work / "chain"
-        pipeline_project(project, dvc_yaml(args.stages), opsctl_yaml=OPSCTL_YAML, env=ENV)
+        pipeline_project(project, dvc_yaml(args.stages), opsctl_yaml=DOCKER_OPSCTL_YAML, env=ENV)
         (project / "in.txt").write_text("input\n")
         timed(["git", "add", "in.txt"], cwd=project)
         timed(["git", *GIT_ID, "commit", "-qm", "input"], cwd=project)
@@ -94,7 +85,7 @@ def main() -> int:
         if len(lock.get("stages", {})) != args.stages:
             raise SystemExit(f"dvc repro locked {len(lock.get('stages', {}))} of {args.stages} stages")
         before = snapshot(project)
-        print(f"pipeline: a chain of {args.stages} stages, up to date and committed, executor docker ({IMAGE}) "
+        print(f"pipeline: a chain of {args.stages} stages, up to date and committed, executor docker ({BUSYBOX_IMAGE}) "
               f"(in {project})", flush=True)
 
         for cmd in commands.values():  # warm-up: bytecode, page cache, DVC's state, the engine

@@ -21,27 +21,26 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
-
-from _timing import BIN, compare, fresh_copy, pipeline_project, report_limit, timed
+from _timing import (
+    BIN,
+    BUSYBOX_IMAGE,
+    DOCKER_OPSCTL_YAML,
+    check_busybox_image,
+    check_outputs,
+    compare,
+    fresh_copy,
+    pipeline_project,
+    report_limit,
+    timed,
+)
 
 ENV = {"DVC_NO_ANALYTICS": "1"}
 TARGET = 0.5  # seconds per stage
-IMAGE = "opsctl-test/busybox:latest"
-OPSCTL_YAML = f"""\
-project: bench
-executor: docker
-images:
-  tools:
-    ref: "{IMAGE}"
-stages:
-  default: {{image: tools}}
-"""
 
 
 def dvc_yaml(stages: int) -> str:
@@ -49,29 +48,6 @@ def dvc_yaml(stages: int) -> str:
     for i in range(1, stages):
         spec[f"s{i}"] = {"cmd": f"echo s{i} > out/s{i}.txt", "deps": [f"out/s{i - 1}.txt"], "outs": [f"out/s{i}.txt"]}
     return yaml.safe_dump({"stages": spec}, sort_keys=False)
-
-
-def check_image() -> None:
-    if subprocess.run(["docker", "image", "inspect", IMAGE], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode:
-        raise SystemExit(f"{IMAGE} is not in the Docker engine (or no engine is reachable); "
-                         "build it with scripts/build-test-images.sh --only busybox")
-
-
-def check_ran(project: Path, stages: int) -> dict:
-    """Every stage's output is there, and dvc.lock records every stage; returns the lock."""
-    for i in range(stages):
-        out = project / "out" / f"s{i}.txt"
-        if not out.is_file() or out.read_text() != f"s{i}\n":
-            raise SystemExit(f"{out} is missing or wrong: not every stage ran")
-    lock_path = project / "dvc.lock"
-    if not lock_path.is_file():
-        raise SystemExit(f"{lock_path} was not written")
-    lock = yaml.safe_load(lock_path.read_text())
-    missing = {f"s{i}" for i in range(stages)} - set(lock.get("stages", {}))
-    if missing:
-        raise SystemExit(f"{lock_path} lacks stages {sorted(missing)}")
-    return lock
 
 
 def main() -> int:
@@ -82,7 +58,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.stages < 1 or args.runs < 1:
         parser.error("--stages and --runs must be at least 1")
-    check_image()
+    check_busybox_image()
 
     opsctl = [str(BIN / "opsctl"), "run", "-j", "1", "--executor"]
     commands = {
@@ -92,14 +68,14 @@ def main() -> int:
     }
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-overhead-", dir=args.tmp))
     try:
-        template = pipeline_project(work / "template", dvc_yaml(args.stages), opsctl_yaml=OPSCTL_YAML, env=ENV)
-        print(f"pipeline: a chain of {args.stages} `echo` stages, one at a time, in {IMAGE} or on the host "
+        template = pipeline_project(work / "template", dvc_yaml(args.stages), opsctl_yaml=DOCKER_OPSCTL_YAML, env=ENV)
+        print(f"pipeline: a chain of {args.stages} `echo` stages, one at a time, in {BUSYBOX_IMAGE} or on the host "
               f"(in {work})", flush=True)
 
         for kind, cmd in commands.items():  # warm-up: bytecode, page cache, the engine
             warm = fresh_copy(template, work / f"warm-{kind}")
             timed(cmd, cwd=warm, env=ENV)
-            check_ran(warm, args.stages)
+            check_outputs(warm, args.stages)
             shutil.rmtree(warm)
 
         kinds = list(commands)
@@ -110,7 +86,7 @@ def main() -> int:
             for kind in order:
                 os.sync()
                 times[kind].append(timed(commands[kind], cwd=projects[kind], env=ENV))
-            locks = {kind: check_ran(projects[kind], args.stages) for kind in order}
+            locks = {kind: check_outputs(projects[kind], args.stages) for kind in order}
             for kind in ("docker", "local"):  # all must have done the same work
                 if locks[kind] != locks["dvc"]:
                     raise SystemExit(f"dvc.lock differs between opsctl ({kind}) and dvc:\n"

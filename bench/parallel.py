@@ -21,27 +21,25 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import yaml
-
-from _timing import BIN, fresh_copy, pipeline_project, report, timed
+from _timing import (
+    BIN,
+    BUSYBOX_IMAGE,
+    DOCKER_OPSCTL_YAML,
+    check_busybox_image,
+    check_outputs,
+    fresh_copy,
+    pipeline_project,
+    report,
+    timed,
+)
 
 ENV = {"DVC_NO_ANALYTICS": "1"}
 TARGET = 0.35
-IMAGE = "opsctl-test/busybox:latest"
-OPSCTL_YAML = f"""\
-project: bench
-executor: docker
-images:
-  tools:
-    ref: "{IMAGE}"
-stages:
-  default: {{image: tools}}
-"""
 
 
 def dvc_yaml(stages: int, sleep: float) -> str:
@@ -49,29 +47,6 @@ def dvc_yaml(stages: int, sleep: float) -> str:
         f"s{i}": {"cmd": f"sleep {sleep:g} && echo s{i} > out/s{i}.txt", "outs": [f"out/s{i}.txt"]}
         for i in range(stages)
     }}, sort_keys=False)
-
-
-def check_image() -> None:
-    if subprocess.run(["docker", "image", "inspect", IMAGE], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode:
-        raise SystemExit(f"{IMAGE} is not in the Docker engine (or no engine is reachable); "
-                         "build it with scripts/build-test-images.sh --only busybox")
-
-
-def check_ran(project: Path, stages: int) -> dict:
-    """Every stage's output is there, and dvc.lock records every stage; returns the lock."""
-    for i in range(stages):
-        out = project / "out" / f"s{i}.txt"
-        if not out.is_file() or out.read_text() != f"s{i}\n":
-            raise SystemExit(f"{out} is missing or wrong: not every stage ran")
-    lock_path = project / "dvc.lock"
-    if not lock_path.is_file():
-        raise SystemExit(f"{lock_path} was not written")
-    lock = yaml.safe_load(lock_path.read_text())
-    missing = {f"s{i}" for i in range(stages)} - set(lock.get("stages", {}))
-    if missing:
-        raise SystemExit(f"{lock_path} lacks stages {sorted(missing)}")
-    return lock
 
 
 def main() -> int:
@@ -83,7 +58,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.stages < 1 or args.runs < 1 or args.sleep < 0:
         parser.error("--stages and --runs must be at least 1, --sleep not negative")
-    check_image()
+    check_busybox_image()
 
     commands = {
         "opsctl": [str(BIN / "opsctl"), "run", "-j", str(args.stages)],
@@ -92,14 +67,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-parallel-", dir=args.tmp))
     try:
         template = pipeline_project(work / "template", dvc_yaml(args.stages, args.sleep),
-                                    opsctl_yaml=OPSCTL_YAML, env=ENV)
+                                    opsctl_yaml=DOCKER_OPSCTL_YAML, env=ENV)
         print(f"pipeline: {args.stages} independent stages of `sleep {args.sleep:g}`, "
-              f"opsctl -j {args.stages} in {IMAGE} (in {work})", flush=True)
+              f"opsctl -j {args.stages} in {BUSYBOX_IMAGE} (in {work})", flush=True)
 
         for tool, cmd in commands.items():  # warm-up: bytecode, page cache, the engine
             warm = fresh_copy(template, work / f"warm-{tool}")
             timed(cmd, cwd=warm, env=ENV)
-            check_ran(warm, args.stages)
+            check_outputs(warm, args.stages)
             shutil.rmtree(warm)
 
         times: dict[str, list[float]] = {"opsctl": [], "dvc": []}
@@ -109,7 +84,7 @@ def main() -> int:
             for tool in order:
                 os.sync()
                 times[tool].append(timed(commands[tool], cwd=projects[tool], env=ENV))
-            locks = {tool: check_ran(projects[tool], args.stages) for tool in order}
+            locks = {tool: check_outputs(projects[tool], args.stages) for tool in order}
             if locks["opsctl"] != locks["dvc"]:  # both must have done the same work
                 raise SystemExit("dvc.lock differs between opsctl and dvc:\n"
                                  f"{yaml.safe_dump(locks['opsctl'])}\n{yaml.safe_dump(locks['dvc'])}")
