@@ -36,6 +36,7 @@ class PlanStep:
     upstream: list[str]
     reasons: list[str]  # empty: up to date
     own_change: bool  # stale for its own reasons (not only because an upstream stage runs)
+    upstream_stale: bool  # a stage it depends on runs first (so its inputs are not known yet)
     image_changed: bool  # its image differs from the one it last ran in (the run cache can't know)
     image: StageImageUse | None = None
     restorable: bool | None = None  # dry-run only: the run cache holds this exact stage
@@ -98,9 +99,7 @@ def _with_restorable(session, step: PlanStep) -> PlanStep:
 
     # Only a stage whose inputs are known now can be looked up: one below a running stage
     # gets new inputs first, and a changed image is something the run cache doesn't record.
-    if not step.stale or not step.own_change or step.image_changed or any(
-        r.startswith("upstream ") or r.startswith("forced") for r in step.reasons
-    ):
+    if not step.own_change or step.upstream_stale or step.image_changed:
         return step
     return replace(step, restorable=session.in_run_cache(step.name))
 
@@ -122,12 +121,13 @@ def plan_steps(stages, images: dict[str, StageImageUse | None], lock: dict[str, 
         if force and not reasons:
             reasons.append("forced (--force)")
         # DVC reports a stage's own changes only; a stage below a stale one runs too.
-        reasons += [f"upstream {name} is stale" for name in stage.upstream if name in stale]
+        stale_upstream = [name for name in stage.upstream if name in stale]
+        reasons += [f"upstream {name} is stale" for name in stale_upstream]
         if reasons:
             stale.add(stage.name)
         steps.append(PlanStep(
             name=stage.name, cmd=stage.cmd, wdir=stage.wdir, upstream=list(stage.upstream), reasons=reasons,
-            own_change=own, image_changed=bool(image_reason), image=use,
+            own_change=own, upstream_stale=bool(stale_upstream), image_changed=bool(image_reason), image=use,
         ))
     return steps
 

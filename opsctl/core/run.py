@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
@@ -220,7 +221,7 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
 
     def run_stage(name: str) -> StageReport:
         step = steps[name]
-        image_name, ref, image_id, identity = images.get(name, (None, None, None, None))
+        image_name, ref, image_id, identity = images.get(name, StageImageRef(None, None, None, None))
         stage = StageRun(name, RAN, "", step.cmd, image=image_name, image_ref=ref, image_id=image_id,
                          started=time.time())
         by_name[name] = stage
@@ -287,7 +288,7 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
     tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
     recorder.begin(report, options.targets)  # everything is ready: from here on it is a run
     if images:
-        executor.open(report.run_id, images[tasks[0].name][1])
+        executor.open(report.run_id, images[tasks[0].name].ref)
     try:
         try:
             run_stages(tasks, run_stage, jobs=jobs, keep_going=options.keep_going,
@@ -303,7 +304,14 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
     report.stages = [by_name[t.name] for t in tasks]
 
 
-def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, tuple[str, str, str, str]]:
+class StageImageRef(NamedTuple):
+    image: str | None  # name in opsctl.yaml
+    ref: str | None  # the tag or reference a container runs
+    image_id: str | None
+    identity: str | None  # what opsctl.lock records (see core.stagelock)
+
+
+def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, StageImageRef]:
     """Build (or confirm) the images the stages to run need: stage -> (image, ref, id, identity)."""
     from opsctl.core.images import build_images
 
@@ -323,7 +331,7 @@ def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, tu
         events.image_ready(record)
         identity = f"inputs:{record.inputs_hash}" if record.inputs_hash else record.image_id
         for stage in needed[record.name]:
-            result[stage] = (record.name, record.ref, record.image_id, identity)
+            result[stage] = StageImageRef(record.name, record.ref, record.image_id, identity)
     return result
 
 
