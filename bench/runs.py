@@ -17,8 +17,9 @@ Project: git init + dvc init by the real CLIs, .opsctl/ ignored, committed, with
 store copied to .opsctl/opsctl.db. Timed there, median of RUNS after a warm-up of 2:
 `opsctl runs list --limit 50 --json` and `opsctl runs show PREFIX --json` (the first 8
 characters of the run in the middle of the store), each target <= 0.15 s, next to
-`dvc --help` (process start-up) and `opsctl --version` (opsctl's own), the four
-interleaved. Both outputs are checked against the store first. All four run with
+`dvc --help` (process start-up), `opsctl --version` (opsctl's own, through typer)
+and `runs list` through typer (OPSCTL_NO_FAST_PATH=1: what cli/fastpath.py saves), the
+five interleaved. Both outputs are checked against the store first. All five run with
 bytecode, as an installed opsctl has it (written by the warm-ups into a cache of the
 run's own, PYTHONPYCACHEPREFIX), even when PYTHONDONTWRITEBYTECODE is set (then
 `runs list` without it is shown too). The copied store is fsynced before any timing.
@@ -181,7 +182,7 @@ def records(count: int, seed: int):
     for i in range(count):
         record = make_run(i, rng, state)
         if record.run.id in seen_ids:  # 48 random bits: vanishingly rare, but ids must be unique
-            record = RunRecord(NewRun(**{**record.run.__dict__, "id": _md5(record.run.id, i)[:12]}), record.status,
+            record = RunRecord(record.run._replace(id=_md5(record.run.id, i)[:12]), record.status,
                                record.finished, record.stages, record.params, record.metrics)
         seen_ids.add(record.run.id)
         yield record
@@ -295,17 +296,22 @@ def main() -> int:
 
         # -- the CLI, in the project, with dvc --help as the yardstick --
         # Interleaved, rotating which goes first: a busy machine then slows all of them alike.
-        commands = {"dvc": [str(BIN / "dvc"), "--help"], "version": [str(BIN / "opsctl"), "--version"],
-                    "list": list_cmd, "show": show_cmd}
-        for cmd in commands.values():  # warm-up: bytecode, page cache
+        # "typer": the same `runs list` through typer, as every other command goes (the fast
+        # path off): what cli/fastpath.py saves.
+        typer_env = {**cli_env, "OPSCTL_NO_FAST_PATH": "1"}
+        commands = {"dvc": ([str(BIN / "dvc"), "--help"], cli_env),
+                    "version": ([str(BIN / "opsctl"), "--version"], cli_env),
+                    "list": (list_cmd, cli_env), "show": (show_cmd, cli_env), "typer": (list_cmd, typer_env)}
+        for cmd, env in commands.values():  # warm-up: bytecode, page cache
             for _ in range(2):
-                wall(cmd, cwd=project, env=cli_env)
+                wall(cmd, cwd=project, env=env)
         times: dict[str, list[float]] = {name: [] for name in commands}
         order = list(commands)
         for i in range(args.runs):
             for name in order[i % len(order):] + order[:i % len(order)]:
-                times[name].append(wall(commands[name], cwd=project, env=cli_env))
-        dvc, t_version, t_list, t_show = (statistics.median(times[name]) for name in order)
+                cmd, env = commands[name]
+                times[name].append(wall(cmd, cwd=project, env=env))
+        dvc, t_version, t_list, t_show, t_typer = (statistics.median(times[name]) for name in order)
         no_bytecode = os.environ.get("PYTHONDONTWRITEBYTECODE")  # as this environment would run it
         t_list_raw = median_wall(list_cmd, args.runs, cwd=project, env=ENV) if no_bytecode else None
 
@@ -321,7 +327,7 @@ def main() -> int:
 
         def next_record() -> RunRecord:
             record = make_run(next(counter), rng, state)
-            return RunRecord(NewRun(**{**record.run.__dict__, "started": time.time(), "pid": os.getpid()}),
+            return RunRecord(record.run._replace(started=time.time(), pid=os.getpid()),
                              record.status, record.finished, record.stages, record.params, record.metrics)
 
         store = RunStore(db)
@@ -394,6 +400,9 @@ def main() -> int:
         ok = report_limit_against(f"opsctl runs list --limit {LIST_LIMIT} --json", t_list, CLI_TARGET,
                                   "dvc --help", dvc, width=40)
         ok &= report_limit_against(f"opsctl runs show {prefix} --json", t_show, CLI_TARGET, "dvc --help", dvc, width=40)
+        print(f"{'  runs list via typer (informational)':<40} {t_typer:7.3f} s   "
+              f"(OPSCTL_NO_FAST_PATH=1: how every other command starts; the fast path saves "
+              f"{(t_typer - t_list) * 1e3:.0f} ms)")
         if t_list_raw is not None:
             print(f"{'  runs list, no bytecode (informational)':<40} {t_list_raw:7.3f} s   "
                   f"(PYTHONDONTWRITEBYTECODE is set here: opsctl's modules compiled at every start)")

@@ -6,9 +6,13 @@ import sys
 
 def run() -> None:
     try:
-        from opsctl.cli.main import main_with_exit_code
+        from opsctl.cli.fastpath import try_fast_path
 
-        code = main_with_exit_code()
+        code = try_fast_path(sys.argv[1:])
+        if code is None:
+            from opsctl.cli.main import main_with_exit_code
+
+            code = main_with_exit_code()
         # The work is done (or rolled back): a Ctrl-C now would only garble the
         # interpreter's shutdown with "Exception ignored in ..." noise.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

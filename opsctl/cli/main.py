@@ -30,7 +30,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_show_traceback = os.environ.get("OPSCTL_DEBUG") == "1"
+_show_traceback = False  # --traceback, OPSCTL_DEBUG=1: set by main_with_exit_code
 
 
 def _print_version(value: bool) -> None:
@@ -68,11 +68,12 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
     # typer vendors click (typer._click) since 0.2x; its exceptions are the ones raised.
     from typer._click import exceptions as click
 
-    from opsctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, OpsctlError
+    from opsctl.cli.failures import report_failure, traceback_wanted
+    from opsctl.errors import EXIT_INTERRUPTED, EXIT_USAGE, OpsctlError
 
     global _show_traceback
     args = list(sys.argv[1:] if argv is None else argv)
-    _show_traceback = _show_traceback or "--traceback" in args
+    _show_traceback = _show_traceback or traceback_wanted(args)
     command = typer.main.get_command(app)
     _install_sigint_handler()
     if not _show_traceback:
@@ -86,14 +87,10 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
             # typer turns a KeyboardInterrupt raised in a command into a silent Exit(130).
             out.error("interrupted")
         return result if isinstance(result, int) else 0
-    except OpsctlError as exc:
-        _maybe_traceback()
-        out.error(exc.message, exc.hint)
-        return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        _maybe_traceback()
-        out.error("interrupted")
-        return EXIT_INTERRUPTED
+    except (OpsctlError, KeyboardInterrupt) as exc:
+        return report_failure(exc, show_traceback=_show_traceback)
+    except typer.Abort:
+        return report_failure(KeyboardInterrupt(), show_traceback=_show_traceback)
     except click.NoArgsIsHelpError as exc:
         # `opsctl data` with no subcommand: show that group's help, as --help would.
         sys.stdout.write(exc.ctx.get_help() + "\n")
@@ -108,19 +105,7 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
         out.error(exc.format_message())
         return exc.exit_code
     except Exception as exc:  # the last line of defence: one line, not a raw traceback
-        _maybe_traceback()
-        out.error(
-            f"internal error: {type(exc).__name__}: {exc}",
-            hint="re-run with --traceback (or OPSCTL_DEBUG=1) to see where, and please report it",
-        )
-        return EXIT_ERROR
-
-
-def _maybe_traceback() -> None:
-    if _show_traceback:
-        import traceback
-
-        traceback.print_exc(file=sys.stderr)
+        return report_failure(exc, show_traceback=_show_traceback)
 
 
 def _install_sigint_handler() -> None:

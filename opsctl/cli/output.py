@@ -12,8 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Output:
@@ -127,8 +126,7 @@ class Output:
             table.add_row(*(Text(c.text, style=c.style) if isinstance(c, Styled) else Text(_plain(c)) for c in row))
         self._console(stderr=False).print(table)
 
-@dataclass(frozen=True)
-class Styled:
+class Styled(NamedTuple):
     """A table cell with a rich style (e.g. "green"), used only on a terminal."""
 
     text: str

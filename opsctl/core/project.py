@@ -8,22 +8,47 @@ Git import) because every project command starts here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opsctl.core.config import CONFIG_FILE, ProjectConfig, default_config, load_config
 from opsctl.errors import NotAProjectError
+
+if TYPE_CHECKING:
+    from opsctl.core.config import ProjectConfig
 
 STATE_DIR = ".opsctl"
 
 CREATE_HINT = "create one with `opsctl init DIR`, or adopt a Git + DVC repository with `opsctl init --existing`"
 
 
-@dataclass(frozen=True)
 class Project:
-    root: Path
-    config: ProjectConfig
-    has_config_file: bool
+    """A project found on disk. Its ``opsctl.yaml`` is read and validated on first use
+    of :attr:`config` (``open_project`` does that up front unless told not to), so a
+    command that never needs it, such as `opsctl runs list`, skips the YAML parser and
+    the config types (bench/runs.py)."""
+
+    __slots__ = ("root", "_loaded")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._loaded: tuple[ProjectConfig, bool] | None = None
+
+    def _load(self) -> tuple[ProjectConfig, bool]:
+        if self._loaded is None:
+            from opsctl.core.config import default_config, load_config
+
+            config = load_config(self.root)
+            self._loaded = (config or default_config(self.root), config is not None)
+        return self._loaded
+
+    @property
+    def config(self) -> ProjectConfig:
+        """``opsctl.yaml``, validated, or the defaults when there is none."""
+        return self._load()[0]
+
+    @property
+    def has_config_file(self) -> bool:
+        return self._load()[1]
 
     @property
     def state_dir(self) -> Path:
@@ -31,7 +56,12 @@ class Project:
 
     @property
     def config_path(self) -> Path:
+        from opsctl.core.config import CONFIG_FILE
+
         return self.root / CONFIG_FILE
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r})"
 
 
 def find_root(start: Path | None = None) -> Path | None:
@@ -55,8 +85,11 @@ def _in_git_work_tree(path: Path) -> bool:
     return find_git_root(path) is not None
 
 
-def open_project(start: Path | None = None) -> Project:
-    """The project containing ``start`` (default: the working directory), or :class:`NotAProjectError`."""
+def open_project(start: Path | None = None, *, read_config: bool = True) -> Project:
+    """The project containing ``start`` (default: the working directory), or :class:`NotAProjectError`.
+
+    With ``read_config`` (the default) a broken ``opsctl.yaml`` fails here, before any
+    work; without it, only when something asks for :attr:`Project.config`."""
     start = Path(start) if start is not None else Path(os.getcwd())
     root = find_root(start)
     if root is None:
@@ -69,5 +102,7 @@ def open_project(start: Path | None = None) -> Project:
         raise NotAProjectError(
             f"not an opsctl project: no Git + DVC repository at or above {where}", hint=CREATE_HINT
         )
-    config = load_config(root)
-    return Project(root=root, config=config or default_config(root), has_config_file=config is not None)
+    project = Project(root)
+    if read_config:
+        project.config  # noqa: B018 - validates opsctl.yaml now
+    return project

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from opsctl.core.project import STATE_DIR, Project
 from opsctl.errors import UsageError
@@ -166,8 +166,7 @@ class RunRecorder:
 _OPS = (">=", "<=", "!=", "=", ">", "<")
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     field: str  # params | metrics | status
     key: str
     op: str
@@ -208,8 +207,7 @@ def parse_sort(text: str | None) -> tuple[str | None, bool]:
     return key, not text.startswith("+")
 
 
-@dataclass(frozen=True)
-class RunList:
+class RunList(NamedTuple):
     runs: list  # store RunSummary, newest first (or as sorted)
     metric_keys: list[str]  # the key metrics shown as columns
     total: int  # runs matching the filters
@@ -247,16 +245,14 @@ def show_run(project: Project, run: str):
         return store.get_run(run)
 
 
-@dataclass(frozen=True)
-class CompareRow:
+class CompareRow(NamedTuple):
     key: str  # params.train.n_estimators | metrics.accuracy
     values: list
     changed: bool
     deltas: list  # value - the first run's value, for numbers; None otherwise
 
 
-@dataclass(frozen=True)
-class Comparison:
+class Comparison(NamedTuple):
     run_ids: list[str]
     rows: list[CompareRow]
 

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
@@ -77,8 +77,7 @@ _BULK_CACHE_KIB = 262144
 # -- what callers hand in ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ArtifactRecord:
+class ArtifactRecord(NamedTuple):
     """One dep, out or param of a stage, with its DVC hash (``md5`` of a file, ``….dir``
     of a directory; for a ``param``, the values DVC recorded). ``path`` is as DVC names it
     (relative to the repository root, ``/``-separated): lineage looks it up verbatim."""
@@ -88,8 +87,7 @@ class ArtifactRecord:
     hash: str | None = None
 
 
-@dataclass(frozen=True)
-class StageRecord:
+class StageRecord(NamedTuple):
     """How one stage of a run went; what ``record_stage`` takes and ``get_run`` returns."""
 
     name: str
@@ -105,8 +103,7 @@ class StageRecord:
     artifacts: Sequence[ArtifactRecord] = ()
 
 
-@dataclass(frozen=True)
-class NewRun:
+class NewRun(NamedTuple):
     """A run as it starts. ``pid`` and ``host`` let a later opsctl tell that the process
     recording it died (:meth:`RunStore.reap_dead_runs`)."""
 
@@ -124,20 +121,18 @@ class NewRun:
     targets: Sequence[str] = ()
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """A whole, finished run: what :meth:`RunStore.record_run` writes in one transaction."""
 
     run: NewRun
     status: str
     finished: float
     stages: Sequence[StageRecord] = ()
-    params: Mapping[str, object] = field(default_factory=dict)  # flat: {"train.n_est": 50}
-    metrics: Mapping[str, object] = field(default_factory=dict)  # flat: {"metrics.json:acc": 0.9}
+    params: Mapping[str, object] = MappingProxyType({})  # flat: {"train.n_est": 50}
+    metrics: Mapping[str, object] = MappingProxyType({})  # flat: {"metrics.json:acc": 0.9}
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     """One condition of a listing: ``Filter("params", "train.n_est", ">", 50)``,
     ``Filter("metrics", "accuracy", ">=", 0.8)``, ``Filter("status", "", "=", "failed")``.
 
@@ -157,8 +152,7 @@ class Filter:
 # -- what callers get back -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RunSummary:
+class RunSummary(NamedTuple):
     """A row of ``opsctl runs list``: enough to show and compare without the stages."""
 
     id: str
@@ -176,9 +170,8 @@ class RunSummary:
     metrics: dict[str, object]  # the requested metric keys that the run has
 
 
-@dataclass(frozen=True)
-class RunDetail(RunSummary):
-    """Everything recorded about one run (``metrics`` holds all of them)."""
+class _DetailOnly(NamedTuple):
+    """The fields a :data:`RunDetail` has beyond :class:`RunSummary`'s."""
 
     user: str | None
     host: str | None
@@ -189,6 +182,15 @@ class RunDetail(RunSummary):
     diff_hash: str | None
     params: dict[str, object]
     stages: list[StageRecord]  # in the order they started
+
+
+# RunSummary's fields, then _DetailOnly's: named tuples have no field inheritance,
+# hence the functional form. The store's types are named tuples, not dataclasses,
+# because every class is built at import and `opsctl runs list` imports this module:
+# a dataclass costs ~0.9 ms to build (a named tuple ~0.1 ms), and the dataclasses
+# module ~11 ms to import (bench/runs.py measures the whole command).
+RunDetail = NamedTuple("RunDetail", [*RunSummary.__annotations__.items(), *_DetailOnly.__annotations__.items()])
+RunDetail.__doc__ = "Everything recorded about one run (``metrics`` holds all of them)."
 
 
 class Producer(NamedTuple):
@@ -584,7 +586,7 @@ class RunStore:
             stages = self._stages_of(conn, rid)
         summary = _summary(row[:13], metrics)
         user, host, pid, executor, jobs, targets, diff_hash = row[13:]
-        return RunDetail(**{f: getattr(summary, f) for f in RunSummary.__dataclass_fields__},
+        return RunDetail(*summary,
                          user=user, host=host, pid=pid, executor=executor, jobs=jobs,
                          targets=json.loads(targets), diff_hash=diff_hash, params=params, stages=stages)
 
@@ -814,8 +816,7 @@ class RunStore:
 # -- helpers ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Where:
+class _Where(NamedTuple):
     """Which runs a listing or count reads: ``SELECT … FROM {source} WHERE {sql}``."""
 
     source: str  # "runs r", or a selective filter's matching runs joined to "runs r"

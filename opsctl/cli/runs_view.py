@@ -1,0 +1,143 @@
+"""What `opsctl runs list` and `opsctl runs show` print, and the formatters the
+other run views share.
+
+Free of typer on purpose: the typer commands (cli/runs.py) and the fast path
+(cli/fastpath.py) both call these, so the two give the same output by construction.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from opsctl.cli.output import Styled, out
+
+STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+def print_run_list(limit: int, status: str | None, where: list[str], sort: str | None, as_json: bool) -> None:
+    """The project's runs, newest first, with their key metrics."""
+    from opsctl.core.project import open_project
+    from opsctl.core.runs import list_runs
+
+    result = list_runs(open_project(read_config=False), limit=limit, status=status, where=list(where), sort=sort,
+                       count=not as_json)
+    if as_json:
+        out.json([summary_json(r) for r in result.runs])
+        return
+    if not result.runs:
+        if result.total_in_store:
+            out.info("No runs match.")
+        else:
+            out.info("No runs yet: `opsctl run` records one each time stages run.")
+        return
+    keys = result.metric_keys
+    out.table(
+        ["run", "status", "started", "duration", "commit", "stages", *keys],
+        [
+            (r.id[:8], Styled(r.status, STATUS_STYLES.get(r.status, "")), when(r.started), duration_text(r.duration),
+             commit_label(r.git_commit, r.dirty), f"{r.ran} ran, {r.cached} cached" + (f", {r.failed} failed" if r.failed else "")
+             + (f", {r.skipped} skipped" if r.skipped else ""),
+             *(value_text(r.metrics.get(k)) for k in keys))
+            for r in result.runs
+        ],
+    )
+    if result.total > len(result.runs):
+        out.info(f"{len(result.runs)} of {result.total} runs; --limit to see more", style="dim")
+
+
+def print_run(run: str, as_json: bool) -> None:
+    """One run: what ran, with which code, params and images, and what each stage did."""
+    from opsctl.core.project import open_project
+    from opsctl.core.runs import show_run
+
+    detail = show_run(open_project(read_config=False), run)
+    if as_json:
+        out.json(detail_json(detail))
+        return
+    w = sys.stdout.write
+    w(f"run       {detail.id}\n")
+    w(f"status    {detail.status}\n")
+    w(f"started   {when(detail.started)}   duration {duration_text(detail.duration)}\n")
+    w(f"code      {commit_label(detail.git_commit, detail.dirty)} on {detail.branch or '(detached)'}"
+      + (f"   uncommitted diff {detail.diff_hash[:12]}" if detail.diff_hash else "") + "\n")
+    w(f"by        {detail.user}@{detail.host}   executor {detail.executor}, -j {detail.jobs}\n\n")
+    out.table(["stage", "outcome", "duration", "exit", "image", "detail"], [
+        (s.name, Styled(s.outcome, outcome_style(s.outcome)), duration_text(s.duration),
+         "" if s.exit_code is None else s.exit_code, image_label(s.image_ref, s.image_id), s.detail)
+        for s in detail.stages
+    ])
+    if detail.params:
+        w("\nparams\n")
+        for key, value in sorted(detail.params.items()):
+            w(f"  {key} = {value_text(value)}\n")
+    if detail.metrics:
+        w("\nmetrics\n")
+        for key, value in sorted(detail.metrics.items()):
+            w(f"  {key} = {value_text(value)}\n")
+
+
+def summary_json(r) -> dict:
+    return {"id": r.id, "status": r.status, "started": r.started, "finished": r.finished, "duration": r.duration,
+            "git_commit": r.git_commit, "dirty": r.dirty, "branch": r.branch,
+            "stages": {"ran": r.ran, "cached": r.cached, "failed": r.failed, "skipped": r.skipped},
+            "metrics": r.metrics}
+
+
+def detail_json(d) -> dict:
+    return {
+        **summary_json(d), "user": d.user, "host": d.host, "executor": d.executor, "jobs": d.jobs,
+        "diff_hash": d.diff_hash, "params": d.params,
+        "stages": [
+            {"name": s.name, "outcome": s.outcome, "detail": s.detail, "started": s.started, "duration": s.duration,
+             "cmd": s.cmd, "image": s.image_ref, "image_id": s.image_id, "exit_code": s.exit_code, "log": s.log_path,
+             "deps": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "dep"],
+             "params": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "param"],
+             "outs": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "out"]}
+            for s in d.stages
+        ],
+        "stage_counts": {"ran": d.ran, "cached": d.cached, "failed": d.failed, "skipped": d.skipped},
+    }
+
+
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def commit_label(commit: str | None, dirty: bool) -> str:
+    return (commit[:8] if commit else "(none)") + ("*" if dirty else "")
+
+
+def image_label(ref: str | None, image_id: str | None) -> str:
+    if not ref:
+        return "(host)"
+    return ref + (f" ({image_id.removeprefix('sha256:')[:12]})" if image_id else "")
+
+
+def outcome_style(outcome: str) -> str:
+    return {"ran": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}.get(outcome, "")
+
+
+def value_text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def delta_text(delta) -> str:
+    if delta is None:
+        return ""
+    if delta == 0:
+        return "0"
+    return f"{delta:+.4g}"
