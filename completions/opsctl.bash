@@ -3,7 +3,7 @@
 #   ~/.local/share/bash-completion/completions/opsctl
 
 declare -gA _opsctl_subcommands=(
-  ['opsctl']='build dag data doctor init lineage model run runs status template'
+  ['opsctl']='build dag data doctor init lineage model run runs status template ui'
   ['opsctl build']=''
   ['opsctl dag']=''
   ['opsctl data']='add diff ls pull push remote status'
@@ -36,6 +36,7 @@ declare -gA _opsctl_subcommands=(
   ['opsctl status']=''
   ['opsctl template']='list'
   ['opsctl template list']=''
+  ['opsctl ui']=''
 )
 declare -gA _opsctl_options=(
   ['opsctl']='--version --traceback --quiet -q --help -h'
@@ -71,6 +72,7 @@ declare -gA _opsctl_options=(
   ['opsctl status']='--json --help -h'
   ['opsctl template']='--help -h'
   ['opsctl template list']='--json --help -h'
+  ['opsctl ui']='--refresh --help -h'
 )
 declare -gA _opsctl_value_options=(
   ['opsctl']=''
@@ -106,6 +108,7 @@ declare -gA _opsctl_value_options=(
   ['opsctl status']=''
   ['opsctl template']=''
   ['opsctl template list']=''
+  ['opsctl ui']='--refresh'
 )
 declare -gA _opsctl_takes_args=(
   ['opsctl']=''
@@ -141,6 +144,7 @@ declare -gA _opsctl_takes_args=(
   ['opsctl status']=''
   ['opsctl template']=''
   ['opsctl template list']=''
+  ['opsctl ui']=''
 )
 declare -gA _opsctl_choices=(
   ['opsctl init|--template']='ml-pipeline data-pipeline minimal'

@@ -17,6 +17,7 @@ from opsctl.cli import pipeline as pipeline_cmd
 from opsctl.cli import run as run_cmd
 from opsctl.cli import runs as runs_cmd
 from opsctl.cli import templates as templates_cmd
+from opsctl.cli import ui as ui_cmd
 from opsctl.cli.output import out
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ doctor_cmd.register(app)
 pipeline_cmd.register(app)
 run_cmd.register(app)
 lineage_cmd.register(app)
+ui_cmd.register(app)
 
 
 def main_with_exit_code(argv: list[str] | None = None) -> int:

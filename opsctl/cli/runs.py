@@ -10,7 +10,7 @@ import typer
 
 from opsctl.cli import runs_view
 from opsctl.cli.output import Styled, out
-from opsctl.cli.runs_view import delta_text, value_text
+from opsctl.core.formatting import delta_text, value_text
 
 app = typer.Typer(help="Runs of the pipeline: what ran, with which code, data, params and image.",
                   no_args_is_help=True)
@@ -20,7 +20,7 @@ def list_cmd(
     limit: int = typer.Option(20, "--limit", "-n", help="At most this many runs (newest first)."),
     status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: succeeded, failed, interrupted, running."),
     where: Optional[list[str]] = typer.Option(None, "--where", "-w", metavar="EXPR", help="Filter on params or metrics, e.g. 'params.train.n_estimators>50' or 'metrics.accuracy>=0.8'; repeatable."),
-    sort: Optional[str] = typer.Option(None, "--sort", metavar="KEY", help="Sort by started, duration, metrics.KEY or params.KEY (highest first; +KEY for lowest first)."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="KEY", help="Sort by started, duration, status, commit, branch, id, stages, metrics.KEY or params.KEY (highest first; +KEY for lowest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """The project's runs, newest first, with their key metrics."""

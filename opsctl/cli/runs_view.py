@@ -1,5 +1,5 @@
-"""What `opsctl runs list` and `opsctl runs show` print, and the formatters the
-other run views share.
+"""What `opsctl runs list` and `opsctl runs show` print (the formatters are
+core/formatting.py's, shared with the dashboard).
 
 Free of typer on purpose: the typer commands (cli/runs.py) and the fast path
 (cli/fastpath.py) both call these, so the two give the same output by construction.
@@ -8,11 +8,17 @@ Free of typer on purpose: the typer commands (cli/runs.py) and the fast path
 from __future__ import annotations
 
 import sys
-import time
 
 from opsctl.cli.output import Styled, out
-
-STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+from opsctl.core.formatting import (
+    STATUS_STYLES,
+    commit_label,
+    duration_text,
+    image_label,
+    outcome_style,
+    value_text,
+    when,
+)
 
 
 def print_run_list(limit: int, status: str | None, where: list[str], sort: str | None, as_json: bool) -> None:
@@ -98,46 +104,3 @@ def detail_json(d) -> dict:
         ],
         "stage_counts": {"ran": d.ran, "cached": d.cached, "failed": d.failed, "skipped": d.skipped},
     }
-
-
-def when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def commit_label(commit: str | None, dirty: bool) -> str:
-    return (commit[:8] if commit else "(none)") + ("*" if dirty else "")
-
-
-def image_label(ref: str | None, image_id: str | None) -> str:
-    if not ref:
-        return "(host)"
-    return ref + (f" ({image_id.removeprefix('sha256:')[:12]})" if image_id else "")
-
-
-def outcome_style(outcome: str) -> str:
-    return {"ran": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}.get(outcome, "")
-
-
-def value_text(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def delta_text(delta) -> str:
-    if delta is None:
-        return ""
-    if delta == 0:
-        return "0"
-    return f"{delta:+.4g}"

@@ -201,9 +201,12 @@ def parse_sort(text: str | None) -> tuple[str | None, bool]:
     the best run on top); a leading ``+`` sorts lowest first (``+metrics.loss``)."""
     if not text:
         return None, True
+    from opsctl.store.runs import SORT_COLUMNS
+
     key = text.lstrip("+-")
-    if key not in ("started", "duration") and not key.startswith(("metrics.", "params.")):
-        raise UsageError(f"--sort {text}: sort by started, duration, metrics.KEY or params.KEY")
+    if key not in ("started", "duration", *SORT_COLUMNS) and not key.startswith(("metrics.", "params.")):
+        raise UsageError(f"--sort {text}: sort by started, duration, {', '.join(SORT_COLUMNS)}, "
+                         "metrics.KEY or params.KEY")
     return key, not text.startswith("+")
 
 

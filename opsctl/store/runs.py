@@ -51,6 +51,7 @@ FINAL_STATUSES = (SUCCEEDED, FAILED, INTERRUPTED)
 OUTCOMES = ("ran", "cached", "skipped", "failed", "interrupted")
 KINDS = ("dep", "out", "param")
 OPS = ("=", "!=", "<", "<=", ">", ">=")
+PREFIX_OP = "^="  # "starts with": for run columns and the "text" field only
 MIN_PREFIX = 4  # shorter prefixes match too many runs to be meant as one
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another before giving up
 
@@ -133,7 +134,8 @@ class RunRecord(NamedTuple):
 
 
 class Filter(NamedTuple):
-    """One condition of a listing: ``Filter("params", "train.n_est", ">", 50)``,
+    """One condition of a listing: ``Filter("params", "train.n_est", ">", 50)``, ``Filter("text", None, "^=", "a1b2")``
+    (a run whose id, commit or branch starts with it),
     ``Filter("metrics", "accuracy", ">=", 0.8)``, ``Filter("status", "", "=", "failed")``.
 
     ``field`` is ``params``, ``metrics`` or a run column (:data:`RUN_FIELDS`); ``key``
@@ -208,6 +210,11 @@ RUN_FIELDS = {
     "started": "r.started", "finished": "r.finished", "duration": "(r.finished - r.started)",
 }
 _VALUE_FIELDS = {"params": "params", "metrics": "metrics"}
+# Run columns list_runs may also sort by (no index: SQLite sorts the filtered runs).
+SORT_COLUMNS = {"id": "r.id", "status": "r.status", "commit": "r.git_commit", "branch": "r.branch",
+                "stages": "r.n_ran"}
+# What a Filter on the pseudo-field "text" (op "^=") searches: any of these starting with it.
+_TEXT_COLUMNS = ("r.id", "r.git_commit", "r.branch")
 
 _SUMMARY_COLUMNS = ("r.rid, r.id, r.status, r.started, r.finished, r.finished - r.started, r.git_commit, "
                     "r.dirty, r.branch, r.n_ran, r.n_cached, r.n_failed, r.n_skipped")
@@ -667,9 +674,18 @@ class RunStore:
             args += statuses
         values: list[tuple[str, int, str, str, object]] = []  # table, kid, column, op, value
         for f in filters:
-            if f.op not in OPS:
-                raise UsageError(f"unknown comparison '{f.op}' in a run filter", hint=f"one of {' '.join(OPS)}")
-            if f.field in _VALUE_FIELDS:
+            if f.op not in OPS and f.op != PREFIX_OP:
+                raise UsageError(f"unknown comparison '{f.op}' in a run filter",
+                                 hint=f"one of {' '.join(OPS)} (and {PREFIX_OP}, starts with, on run columns)")
+            if f.field == "text" or (f.op == PREFIX_OP and f.field in RUN_FIELDS):
+                if f.op != PREFIX_OP:
+                    raise UsageError(f"a text filter takes {PREFIX_OP} (starts with), not {f.op}")
+                columns = _TEXT_COLUMNS if f.field == "text" else (RUN_FIELDS[f.field],)
+                conditions.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+                args += [_like_prefix(str(f.value))] * len(columns)
+            elif f.op == PREFIX_OP:
+                raise UsageError(f"{PREFIX_OP} (starts with) applies to run columns and text, not {f.field}")
+            elif f.field in _VALUE_FIELDS:
                 if not f.key:
                     raise UsageError(f"a {f.field} filter needs a key, e.g. {f.field}.KEY{f.op}VALUE")
                 kid = self._kid(conn, f.key)
@@ -728,6 +744,11 @@ class RunStore:
             return conn.execute(
                 f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
                 f"ORDER BY r.started {direction}, r.rid {direction} LIMIT ? OFFSET ?", [*args, limit, offset],
+            ).fetchall()
+        if sort in SORT_COLUMNS:
+            return conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
+                f"ORDER BY {SORT_COLUMNS[sort]} {direction}, r.rid {direction} LIMIT ? OFFSET ?", [*args, limit, offset],
             ).fetchall()
         if sort in ("finished", "duration"):
             expr = "r.finished" if sort == "finished" else "(r.finished - r.started)"
@@ -889,12 +910,17 @@ def _comparable(value: object) -> tuple[str, object]:
 
 
 def _check_sort(sort: str | None) -> None:
-    if sort in (None, "", "started", "finished", "duration"):
+    if sort in (None, "", "started", "finished", "duration") or sort in SORT_COLUMNS:
         return
     section, _, key = sort.partition(".")
     if section not in _VALUE_FIELDS or not key:
         raise UsageError(f"cannot sort runs by '{sort}'",
-                         hint="sort by started, finished, duration, metrics.KEY or params.KEY")
+                         hint=f"sort by started, finished, duration, {', '.join(SORT_COLUMNS)}, metrics.KEY or params.KEY")
+
+
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for "starts with TEXT", TEXT's own % and _ taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _check_run(run: NewRun) -> None:

@@ -30,6 +30,7 @@ from opsctl.store import (
 )
 from opsctl.store import runs as runs_module
 from opsctl.store import schema
+from opsctl.store.runs import PREFIX_OP
 
 
 @pytest.fixture
@@ -631,3 +632,40 @@ def test_one_store_can_be_shared_by_threads(store):
         t.join()
     assert errors == []
     assert store.count_runs() == 100
+
+
+# -- the dashboard's search and column sorts ---------------------------------------------
+
+
+def test_text_search_matches_a_prefix_of_the_id_commit_or_branch(store):
+    record(store, "aaaa00000001", 1.0, git_commit="f00d" + "0" * 36, branch="main")
+    record(store, "bbbb00000002", 2.0, git_commit="beef" + "0" * 36, branch="feature_x")
+    record(store, "cccc00000003", 3.0, git_commit="cafe" + "0" * 36, branch="featureYx")
+
+    def search(text):
+        return ids(store.list_runs(filters=[Filter("text", None, PREFIX_OP, text)]))
+
+    assert search("aaaa") == ["aaaa00000001"]
+    assert search("beef") == ["bbbb00000002"]
+    assert search("feature") == ["cccc00000003", "bbbb00000002"]
+    assert search("feature_") == ["bbbb00000002"]  # "_" is taken literally, not as LIKE's any-character
+    assert search("%") == []
+    assert search("zzz") == []
+    assert store.count_runs(filters=[Filter("text", None, PREFIX_OP, "feature")]) == 2
+    assert ids(store.list_runs(filters=[Filter("branch", None, PREFIX_OP, "ma")])) == ["aaaa00000001"]
+
+
+def test_starts_with_is_refused_on_params_and_text_takes_only_it(store):
+    with pytest.raises(UsageError, match="starts with"):
+        store.list_runs(filters=[Filter("params", "n", PREFIX_OP, "1")])
+    with pytest.raises(UsageError, match="text filter"):
+        store.list_runs(filters=[Filter("text", None, "=", "a")])
+
+
+@pytest.mark.parametrize("sort, descending, expected", [
+    ("status", False, ["000000000002", "000000000004", "000000000006", "000000000001", "000000000003", "000000000005"]),
+    ("branch", True, ["000000000006", "000000000005", "000000000004", "000000000002", "000000000001", "000000000003"]),
+    ("id", True, ["000000000006", "000000000005", "000000000004", "000000000003", "000000000002", "000000000001"]),
+])
+def test_sorting_by_run_columns(populated, sort, descending, expected):
+    assert ids(populated.list_runs(sort=sort, descending=descending)) == expected

@@ -1,0 +1,237 @@
+"""What the dashboard (`opsctl ui`) reads and does, as one object handed to the app.
+
+The Textual app never touches the store, Git or DVC: it calls a :class:`Dashboard`
+from thread workers (every method blocks) and renders what comes back. Tests hand
+the app a Dashboard over a prepared project, or a fake with the same methods.
+Everything here goes through the same services as the CLI (core/runs.py,
+core/lineage.py, core/pipeline.py, core/registry.py), so the dashboard and
+`opsctl runs|lineage|status|model` always agree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from opsctl.core.project import Project
+from opsctl.errors import UsageError
+
+STATUSES = ("running", "succeeded", "failed", "interrupted")
+_OPS = (">=", "<=", "!=", "=", ">", "<")
+
+
+class RunQuery(NamedTuple):
+    """Which runs the runs table shows, in which order."""
+
+    status: str | None = None
+    where: tuple[str, ...] = ()  # params.KEY>1, metrics.KEY<0.2, as `opsctl runs list --where`
+    text: str | None = None  # a prefix of a run id, commit or branch
+    sort: str | None = None  # started (default), duration, metrics.KEY, params.KEY
+    descending: bool = True
+
+    def describe(self) -> str:
+        parts = ([self.status] if self.status else []) + list(self.where) + ([self.text] if self.text else [])
+        return " ".join(parts)
+
+
+def parse_run_filter(text: str, *, base: RunQuery | None = None) -> RunQuery:
+    """What the dashboard's ``/`` box takes: words separated by spaces, all of which must
+    hold. A status (``failed``), a comparison on params or metrics (``params.lr>0.1``,
+    ``metrics.acc>=0.8``), or else text that a run id, commit or branch starts with."""
+    from opsctl.core.runs import parse_where
+
+    status, where, words = None, [], []
+    for word in text.split():
+        if word.lower() in STATUSES:
+            status = word.lower()
+        elif any(op in word for op in _OPS):
+            parse_where(word)  # a malformed expression fails here, with the CLI's message
+            where.append(word)
+        else:
+            words.append(word)
+    if len(words) > 1:
+        raise UsageError(f"filter: one search word at most, got {' '.join(words)}",
+                         hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, or a run id, commit or branch prefix")
+    base = base or RunQuery()
+    return base._replace(status=status, where=tuple(where), text=words[0] if words else None)
+
+
+class RunsPage(NamedTuple):
+    runs: list  # store RunSummary, in the query's order
+    offset: int  # of the first run in the whole filtered list
+    total: int  # runs matching the query
+    total_in_store: int
+    metric_keys: list[str]  # the key metrics, as columns
+
+
+class LogChunk(NamedTuple):
+    text: str
+    offset: int  # where to read on from
+    exists: bool
+
+
+class PipelineStageView(NamedTuple):
+    name: str
+    layer: int
+    upstream: list[str]
+    status: str  # up to date | stale | running | failed
+    reasons: list[str]
+    cmd: str
+
+
+class Dashboard:
+    """The dashboard's services for one project."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    @property
+    def name(self) -> str:
+        return self.project.config.project
+
+    # -- runs ------------------------------------------------------------------------
+    def runs_page(self, query: RunQuery, *, offset: int = 0, limit: int = 100) -> RunsPage:
+        """One page of runs: the store pages, the table never holds the whole store."""
+        from opsctl.core.runs import open_store, parse_sort, parse_where, store_path
+        from opsctl.store import Filter
+
+        filters = [Filter(w.field, w.key, w.op, w.value) for w in map(parse_where, query.where)]
+        if query.text:
+            filters.append(Filter("text", None, "^=", query.text))
+        sort_key, _ = parse_sort(query.sort)
+        if not store_path(self.project).exists():
+            return RunsPage([], 0, 0, 0, [])
+        with open_store(self.project) as store:
+            runs = store.list_runs(limit=limit, offset=offset, status=query.status, filters=filters, sort=sort_key,
+                                   descending=query.descending)
+            total = store.count_runs(status=query.status, filters=filters)
+            total_in_store = total if (query.status is None and not filters) else store.count_runs()
+        keys: list[str] = []
+        for run in runs:
+            keys += [k for k in sorted(run.metrics) if k not in keys]
+        return RunsPage(runs, offset, total, total_in_store, keys[:6])
+
+    def store_marker(self) -> tuple:
+        """Changes whenever a run or a stage is written: the runs table polls it."""
+        from opsctl.core.runs import store_path
+
+        path = store_path(self.project)
+        stamps = []
+        for candidate in (path, path.with_name(path.name + "-wal")):
+            try:
+                st = candidate.stat()
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                stamps.append(None)
+        return tuple(stamps)
+
+    def run(self, run_id: str):
+        from opsctl.core.runs import show_run
+
+        return show_run(self.project, run_id)
+
+    def stage_logs(self, run_id: str) -> list[tuple[str, Path | None]]:
+        """(stage, log file) in the order they started, running stages included."""
+        from opsctl.core.runs import stage_logs
+
+        return stage_logs(self.project, run_id, None)
+
+    @staticmethod
+    def read_log(path: Path | None, offset: int = 0, *, limit: int = 1 << 20) -> LogChunk:
+        """The log from ``offset`` on (at most the last ``limit`` bytes of a big one)."""
+        if path is None:
+            return LogChunk("", offset, False)
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                start = max(offset, size - limit) if offset == 0 else offset
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            return LogChunk("", offset, False)
+        return LogChunk(data.decode("utf-8", errors="replace"), start + len(data), True)
+
+    def compare(self, run_ids: list[str]):
+        from opsctl.core.runs import compare_runs
+
+        return compare_runs(self.project, run_ids)
+
+    # -- lineage, pipeline -------------------------------------------------------------
+    def lineage(self, target: str):
+        from opsctl.core.lineage import lineage
+        from opsctl.core.registry_link import model_version_lookup
+
+        return lineage(self.project, target, model_version=model_version_lookup(self.project))
+
+    def pipeline(self) -> list[PipelineStageView]:
+        """The stage DAG, each stage up to date or stale (from DVC, as `opsctl status`),
+        or running / failed (from the newest run in the store)."""
+        from opsctl.core.pipeline import pipeline_graph, pipeline_status
+
+        status = {s.name: s for s in pipeline_status(self.project)}
+        running, failed = self._stages_of_newest_run()
+        views = []
+        for node in pipeline_graph(self.project):
+            state = status.get(node.name)
+            reasons = list(state.reasons) if state else []
+            if node.name in running:
+                label = "running"
+            elif node.name in failed and (state is None or state.stale):
+                label = "failed"
+            elif state is not None and state.stale:
+                label = "stale"
+            else:
+                label = "up to date"
+            views.append(PipelineStageView(node.name, node.layer, list(node.upstream), label, reasons, node.cmd))
+        return views
+
+    def _stages_of_newest_run(self) -> tuple[set[str], set[str]]:
+        from opsctl.core.runs import open_store, store_path
+
+        if not store_path(self.project).exists():
+            return set(), set()
+        with open_store(self.project) as store:
+            newest = store.list_runs(limit=1, metric_keys=[])
+        if not newest:
+            return set(), set()
+        run = newest[0]
+        logs = self.stage_logs(run.id)
+        detail = self.run(run.id)
+        recorded = {s.name: s.outcome for s in detail.stages}
+        running = {name for name, _ in logs if name not in recorded} if run.status == "running" else set()
+        failed = {name for name, outcome in recorded.items() if outcome == "failed"}
+        return running, failed
+
+    # -- models ----------------------------------------------------------------------
+    def models(self) -> list:
+        """Every registered model with its versions (newest first) and stages."""
+        from opsctl.core import registry
+        from opsctl.core.registry_link import run_metrics
+
+        def metrics(run_id):
+            return run_metrics(self.project, run_id)
+
+        return [registry.show_model(self.project, m.name, run_metrics=metrics)
+                for m in registry.list_models(self.project)]
+
+    def model_history(self, name: str) -> list:
+        from opsctl.core import registry
+
+        return registry.model_history(self.project, name)
+
+    def promote(self, name: str, version: str, stage: str):
+        from opsctl.core import registry
+
+        return registry.promote_model(self.project, name, version, stage)
+
+    def rollback(self, name: str, stage: str):
+        from opsctl.core import registry
+
+        return registry.rollback_model(self.project, name, stage)
+
+    def allowed_stages(self) -> list[str] | None:
+        """The stages `dvc.yaml`/`.gto` allow (None: any name)."""
+        from opsctl.adapters import registry as registry_store
+
+        return registry_store.allowed_stages(self.project.root)

@@ -1,0 +1,54 @@
+"""How run records read as text: times, durations, commits, images, values, deltas and
+the colour of a status or outcome. Shared by the CLI (cli/runs_view.py) and the
+dashboard (tui/), so both show a run the same way. Plain functions on plain values:
+no typer, rich or textual here (colours are style names either front end maps)."""
+
+from __future__ import annotations
+
+import time
+
+STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+OUTCOME_STYLES = {"ran": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}
+
+
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def commit_label(commit: str | None, dirty: bool) -> str:
+    return (commit[:8] if commit else "(none)") + ("*" if dirty else "")
+
+
+def image_label(ref: str | None, image_id: str | None) -> str:
+    if not ref:
+        return "(host)"
+    return ref + (f" ({image_id.removeprefix('sha256:')[:12]})" if image_id else "")
+
+
+def outcome_style(outcome: str) -> str:
+    return OUTCOME_STYLES.get(outcome, "")
+
+
+def value_text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def delta_text(delta) -> str:
+    if delta is None:
+        return ""
+    if delta == 0:
+        return "0"
+    return f"{delta:+.4g}"

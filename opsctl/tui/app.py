@@ -1,0 +1,100 @@
+"""The dashboard app: global keys and navigation between screens, nothing else.
+
+Built with its services (a :class:`opsctl.core.dashboard.Dashboard`, or any object
+with the same methods) so tests can hand it a prepared project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from opsctl.core.dashboard import Dashboard
+
+
+class OpsctlApp(App):
+    """k9s-style: a home screen of runs; keys open a run, a comparison, lineage, the
+    pipeline, the models; escape goes back; ? lists the keys of the screen in front."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "opsctl"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("1", "home", "Runs", show=False),
+        Binding("2", "pipeline", "Pipeline", show=False),
+        Binding("3", "models", "Models", show=False),
+    ]
+
+    def __init__(self, services: Dashboard, *, refresh_interval: float = 1.0) -> None:
+        super().__init__()
+        self.services = services
+        self.refresh_interval = refresh_interval  # seconds between looks at the store for new runs
+
+    def on_mount(self) -> None:
+        from opsctl.tui.screens.runs import RunsScreen
+
+        self.sub_title = self.services.name
+        self.push_screen(RunsScreen())
+
+    # -- navigation ------------------------------------------------------------------
+    def open_run(self, run_id: str, stage: str | None = None) -> None:
+        from opsctl.tui.screens.run import RunScreen
+
+        self.push_screen(RunScreen(run_id, stage=stage))
+
+    def open_compare(self, run_ids: list[str]) -> None:
+        from opsctl.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_ids))
+
+    def open_lineage(self, target: str) -> None:
+        from opsctl.tui.screens.lineage import LineageScreen
+
+        self.push_screen(LineageScreen(target))
+
+    def action_home(self) -> None:
+        """Back to the runs table, whatever is open."""
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_pipeline(self) -> None:
+        from opsctl.tui.screens.pipeline import PipelineScreen
+
+        self._open_once(PipelineScreen)
+
+    def action_models(self) -> None:
+        from opsctl.tui.screens.models import ModelsScreen
+
+        self._open_once(ModelsScreen)
+
+    def _open_once(self, screen_type: type) -> None:
+        if isinstance(self.screen, screen_type):
+            return
+        self.push_screen(screen_type())
+
+    def action_help(self) -> None:
+        from opsctl.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        # The screen's keys, then the app's; a widget's own (the table's cursor keys) are
+        # summed up in one line by the help screen rather than listed one by one.
+        owners = (self.screen, self)
+        active = [b for b in self.screen.active_bindings.values() if b.node in owners and b.binding.description]
+        active.sort(key=lambda b: owners.index(b.node))
+        keys = [(b.binding.key_display or self.get_key_display(b.binding), b.binding.description) for b in active]
+        self.push_screen(HelpScreen(type(self.screen).__name__, getattr(self.screen, "HELP", ""), keys))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Runs", "The runs table (1)", self.action_home)
+        yield SystemCommand("Pipeline", "The stage graph with each stage's status (2)", self.action_pipeline)
+        yield SystemCommand("Models", "Registered models, versions and stages (3)", self.action_models)
+        yield SystemCommand("Help", "The keys of this screen (?)", self.action_help)

@@ -1,0 +1,214 @@
+"""One run: its stages, params and metrics, and the log of the selected stage, which
+follows the stage while it is still running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Log, Static
+
+from opsctl.core.dashboard import LogChunk
+from opsctl.core.formatting import (
+    OUTCOME_STYLES,
+    STATUS_STYLES,
+    commit_label,
+    duration_text,
+    image_label,
+    value_text,
+    when,
+)
+from opsctl.tui.screens.base import DashboardScreen
+
+
+class RunLoaded(Message):
+    def __init__(self, detail, logs: list[tuple[str, Path | None]]) -> None:
+        super().__init__()
+        self.detail = detail
+        self.logs = logs  # (stage, log file), running stages included
+
+
+class LogRead(Message):
+    def __init__(self, stage: str, chunk: LogChunk, fresh: bool) -> None:
+        super().__init__()
+        self.stage = stage
+        self.chunk = chunk
+        self.fresh = fresh  # a new stage's log (clear first), not more of the one shown
+
+
+class RunScreen(DashboardScreen):
+    HELP = ("One run: what each stage did, in which image, with which params; the log of the "
+            "stage under the cursor, followed while the run is still going.")
+    CSS_PATH = "run.tcss"
+    AUTO_FOCUS = "#stages"
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("l", "lineage", "Lineage of the stage's output"),
+        Binding("p", "pipeline", "Pipeline"),
+        Binding("f", "toggle_follow", "Follow log"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self, run_id: str, *, stage: str | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.initial_stage = stage
+        self.detail = None
+        self.logs: dict[str, Path | None] = {}
+        self.stage: str | None = None  # whose log is shown
+        self.log_offset = 0
+        self.follow = True
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="run-info")
+        with Horizontal(id="run-top"):
+            yield DataTable(id="stages", cursor_type="row")
+            with Vertical(id="run-values"):
+                yield DataTable(id="values", cursor_type="none", show_header=False)
+        yield Static(id="log-title", classes="title")
+        yield Log(id="log", highlight=False, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#stages", DataTable).loading = True
+        self._load()
+        self.set_interval(self.opsctl_app.refresh_interval, self._tick)
+
+    # -- loading -----------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="run")
+    def _load(self) -> None:
+        try:
+            detail = self.services.run(self.run_id)
+            logs = self.services.stage_logs(detail.id)
+        except Exception as exc:  # noqa: BLE001 - a toast; the screen stays
+            self.app.call_from_thread(self._failed, exc)
+            return
+        self.post_message(RunLoaded(detail, logs))
+
+    def _failed(self, exc: BaseException) -> None:
+        self.query_one("#stages", DataTable).loading = False
+        self.show_error(exc)
+
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        first_load = self.detail is None
+        self.detail = detail = message.detail
+        self.logs = dict(message.logs)
+        self.sub_title = f"run {detail.id}"
+        code = f"{commit_label(detail.git_commit, detail.dirty)} on {detail.branch or '(detached)'}"
+        info = Text()
+        info.append(f"run {detail.id}  ", style="bold")
+        info.append(detail.status, style=STATUS_STYLES.get(detail.status, ""))
+        info.append(f"   started {when(detail.started)}   duration {duration_text(detail.duration) or '…'}\n")
+        info.append(f"code {code}" + (f"   uncommitted diff {detail.diff_hash[:12]}" if detail.diff_hash else ""))
+        info.append(f"   by {detail.user}@{detail.host}   executor {detail.executor}, -j {detail.jobs}")
+        self.query_one("#run-info", Static).update(info)
+
+        stages = self.query_one("#stages", DataTable)
+        stages.loading = False
+        keep = self.stage or self.initial_stage
+        stages.clear(columns=True)
+        stages.add_columns("stage", "outcome", "duration", "exit", "image")
+        recorded = {s.name: s for s in detail.stages}
+        for name in self._stage_order(detail):
+            s = recorded.get(name)
+            if s is None:  # running: a log file, no record yet
+                stages.add_row(name, Text("running", style=STATUS_STYLES["running"]), "", "", "", key=name)
+                continue
+            stages.add_row(name, Text(s.outcome, style=OUTCOME_STYLES.get(s.outcome, "")), duration_text(s.duration),
+                           "" if s.exit_code is None else str(s.exit_code), image_label(s.image_ref, s.image_id),
+                           key=name)
+        if keep in self.logs:
+            stages.move_cursor(row=stages.get_row_index(keep), animate=False)
+
+        values = self.query_one("#values", DataTable)
+        values.clear(columns=True)
+        values.add_columns("key", "value")
+        for section in ("params", "metrics"):
+            items = sorted(getattr(detail, section).items())
+            values.add_row(Text(section, style="bold"), Text(f"{len(items)}" if items else "none", style="dim"))
+            for key, value in items:
+                values.add_row(f"  {key}", value_text(value))
+        if first_load:
+            stages.focus()
+        if self.stage is None and stages.row_count:
+            self._show_stage(keep if keep in self.logs else self._stage_order(detail)[0])
+
+    def _stage_order(self, detail) -> list[str]:
+        """Recorded stages in the order they started, then those still running."""
+        started = sorted(detail.stages, key=lambda s: (s.started or 0, s.name))
+        names = [s.name for s in started]
+        return names + [n for n in self.logs if n not in names]
+
+    @on(DataTable.RowHighlighted, "#stages")
+    def _stage_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value != self.stage:
+            self._show_stage(event.row_key.value)
+
+    def _show_stage(self, stage: str) -> None:
+        self.stage = stage
+        self.log_offset = 0
+        self.query_one(Log).clear()
+        self._update_log_title()
+        self._read_log(stage, self.logs.get(stage), 0, True)
+
+    @work(thread=True, exclusive=True, group="log")
+    def _read_log(self, stage: str, path: Path | None, offset: int, fresh: bool) -> None:
+        self.post_message(LogRead(stage, self.services.read_log(path, offset), fresh))
+
+    def on_log_read(self, message: LogRead) -> None:
+        if message.stage != self.stage:
+            return
+        log = self.query_one(Log)
+        if message.fresh:
+            log.clear()
+            if not message.chunk.exists:
+                log.write_line("(no log saved for this stage)")
+        if message.chunk.text:
+            log.write(message.chunk.text)
+        self.log_offset = message.chunk.offset
+
+    def _update_log_title(self) -> None:
+        live = self.detail is not None and self.detail.status == "running"
+        following = " · following" if live and self.follow else ""
+        self.query_one("#log-title", Static).update(f"log: {self.stage}{following}")
+
+    def _tick(self) -> None:
+        """While the run is going: more of the shown log, and the run itself (stages finish)."""
+        if self.detail is None or self.detail.status != "running" or self.stage is None:
+            return
+        if self.follow:
+            self._read_log(self.stage, self.logs.get(self.stage), self.log_offset, False)
+        self._load()
+
+    # -- actions -----------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_reload(self) -> None:
+        self._load()
+        if self.stage is not None:
+            self._show_stage(self.stage)
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self.query_one(Log).auto_scroll = self.follow
+        self._update_log_title()
+
+    def action_pipeline(self) -> None:
+        self.opsctl_app.action_pipeline()
+
+    def action_lineage(self) -> None:
+        if self.detail is None or self.stage is None:
+            return
+        stage = next((s for s in self.detail.stages if s.name == self.stage), None)
+        outs = [a.path for a in stage.artifacts if a.kind == "out"] if stage else []
+        if not outs:
+            self.notify(f"{self.stage} recorded no outputs to trace.", severity="warning")
+            return
+        self.opsctl_app.open_lineage(outs[0])
