@@ -142,6 +142,7 @@ class ModelDetails:
     stages: dict[str, str]
     deprecated: bool
     versions: list[ModelVersion]  # active versions, newest first
+    rollback_to: dict[str, str] = field(default_factory=dict)  # stage -> the version a rollback restores
 
 
 @dataclass(frozen=True)
@@ -476,7 +477,8 @@ def show_model(project: Project, name: str, *, run_metrics: RunMetrics | None = 
         versions = [replace(v, metrics=run_metrics(v.run)) if v.run else v for v in versions]
     declared = store.declared_artifacts(project.root).get(name, {}).get("path")
     path = declared or next((v.path for v in versions if v.path), None)
-    return ModelDetails(name, path, model.latest, dict(model.stages), model.deprecated, versions)
+    return ModelDetails(name, path, model.latest, dict(model.stages), model.deprecated, versions,
+                        dict(model.rollback_to))
 
 
 def version_artifact(project: Project, name: str, version: str) -> tuple[str, str | None, str | None]:

@@ -7,6 +7,7 @@ with the same methods) so tests can hand it a prepared project.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
@@ -22,7 +23,7 @@ class OpsctlApp(App):
     """k9s-style: a home screen of runs; keys open a run, a comparison, lineage, the
     pipeline, the models; escape goes back; ? lists the keys of the screen in front."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere (tests) find it too
     TITLE = "opsctl"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -84,12 +85,11 @@ class OpsctlApp(App):
 
         if isinstance(self.screen, HelpScreen):
             return
-        # The screen's keys, then the app's; a widget's own (the table's cursor keys) are
-        # summed up in one line by the help screen rather than listed one by one.
-        owners = (self.screen, self)
-        active = [b for b in self.screen.active_bindings.values() if b.node in owners and b.binding.description]
-        active.sort(key=lambda b: owners.index(b.node))
-        keys = [(b.binding.key_display or self.get_key_display(b.binding), b.binding.description) for b in active]
+        # The keys the screen declares, then the app's. Widgets' own keys (the table's
+        # cursor keys) and Textual's defaults are summed up in one line by the help screen.
+        declared = [*type(self.screen).BINDINGS, *OpsctlApp.BINDINGS]
+        bindings = [b if isinstance(b, Binding) else Binding(*b) for b in declared]
+        keys = [(b.key_display or self.get_key_display(b), b.description) for b in bindings if b.description]
         self.push_screen(HelpScreen(type(self.screen).__name__, getattr(self.screen, "HELP", ""), keys))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
