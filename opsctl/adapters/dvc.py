@@ -7,11 +7,19 @@ would do, so ``dvc`` itself agrees with the result.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsctl.errors import AlreadyInGitError, DvcError, RemoteUnavailableError, RepoLockedError, ToolUnavailableError
+from opsctl.errors import (
+    AlreadyInGitError,
+    DvcError,
+    RemoteUnavailableError,
+    RepoLockedError,
+    ToolUnavailableError,
+)
 
 
 def dvc_version() -> str:
@@ -50,22 +58,61 @@ def _tame_dvc_logging() -> None:
     _logging_tamed = True
 
 
+class _ProjectRootCwd:
+    """While DVC works, the working directory is the project root.
+
+    DVC names a stage and resolves a target relative to the working directory
+    (from ``src/`` the root's ``train`` is ``../dvc.yaml:train``); opsctl names them
+    relative to the project root, as the run store records them and as users write
+    them in ``opsctl run train``, from wherever opsctl was started. The working
+    directory is the process's, so users are counted (the dashboard's workers overlap):
+    the first moves there, the last moves back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before: str | None = None
+
+    def enter(self, root: Path) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._before = os.getcwd()
+            self._users += 1
+            os.chdir(root)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._before is not None:
+                with contextlib.suppress(OSError):  # the original directory was removed meanwhile
+                    os.chdir(self._before)
+                self._before = None
+
+
+project_root_cwd = _ProjectRootCwd()
+
+
 @contextlib.contextmanager
 def open_repo(root: Path) -> Iterator[object]:
-    """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`."""
+    """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`.
+    Stage names and targets are relative to ``root`` (see :class:`_ProjectRootCwd`)."""
     _tame_dvc_logging()
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
+    project_root_cwd.enter(root)
     try:
-        repo = Repo(str(root))
-    except NotDvcRepoError:
-        raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
-    try:
-        with _translate():
-            yield repo
+        try:
+            repo = Repo(str(root))
+        except NotDvcRepoError:
+            raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
+        try:
+            with _translate():
+                yield repo
+        finally:
+            repo.close()
     finally:
-        repo.close()
+        project_root_cwd.leave()
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from opsctl.adapters.dvc import (
     _tame_dvc_logging,
     _translate,
     lock_timeout,
+    project_root_cwd,
 )
 from opsctl.errors import DvcError, RepoLockedError, UsageError
 
@@ -62,9 +63,11 @@ class RunSession:
         from dvc.repo import Repo
 
         self.root = root
+        project_root_cwd.enter(root)  # stage names relative to the root, wherever opsctl started
         try:
             self._repo = Repo(str(root))
         except NotDvcRepoError:
+            project_root_cwd.leave()
             raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
         self._mutex = threading.Lock()
         self._stages: dict[str, object] = {}  # name -> the DVC stage object between prepare and record
@@ -73,7 +76,10 @@ class RunSession:
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
 
     def close(self) -> None:
-        self._repo.close()
+        try:
+            self._repo.close()
+        finally:
+            project_root_cwd.leave()
 
     def __enter__(self) -> RunSession:
         return self

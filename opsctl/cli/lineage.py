@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import typer
 
@@ -38,52 +37,16 @@ def lineage(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _describe(node) -> str:
-    a = node.attrs
-    short = (a.get("hash") or "?")[:12]
-    if node.kind == "artifact":
-        return f"{node.label}  md5 {short}  (output of {a['output_of']})"
-    if node.kind == "data":
-        return f"{node.label}  md5 {short}  (data, {a['dvcfile']})"
-    if node.kind == "source":
-        return f"{node.label}  md5 {short}  (source, in Git)"
-    if node.kind == "stage":
-        return f"stage {node.label}: {a['outcome']}  `{a['cmd']}`"
-    if node.kind == "run":
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(a["started"])) if a.get("started") else "?"
-        commit = (a.get("git_commit") or "(no commit)")[:8] + ("*" if a.get("dirty") else "")
-        diff = f", uncommitted diff {a['diff_hash'][:12]}" if a.get("diff_hash") else ""
-        return f"run {a['run'][:8]} ({a['status']}, {when}) code {commit} on {a.get('branch') or '(detached)'}{diff}"
-    if node.kind == "image":
-        digest = (a.get("digest") or "").removeprefix("sha256:")[:12]
-        return f"image {a['ref']}" + (f" (id {digest})" if digest else "")
-    if node.kind == "params":
-        values = a.get("values")
-        flat = ", ".join(f"{k}={v}" for k, v in _flat(values)) if isinstance(values, dict) else str(values)
-        return f"params {a['file']}: {flat}"
-    if node.kind == "unknown":
-        return f"stage {node.label}: {a['why']}"
-    return node.label
-
-
-def _flat(values: dict, prefix: str = ""):
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            yield from _flat(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
 def _render(graph, node_id: str, lead: str, child_lead: str, lines: list[str], seen: set) -> None:
+    from opsctl.core.lineage import describe
+
     node = graph.nodes[node_id]
     repeat = node_id in seen and node.kind in ("artifact", "stage")
-    lines.append(lead + _describe(node) + ("  (see above)" if repeat else ""))
+    lines.append(lead + describe(node) + ("  (see above)" if repeat else ""))
     if repeat:
         return
     seen.add(node_id)
-    # Order: how it was made (run, image, params) before what it read.
-    order = {"in run": 0, "ran in": 1, "used params": 2, "produced by": 3, "read": 4}
-    children = sorted(graph.children(node_id), key=lambda c: order.get(c[1], 9))
+    children = graph.ordered_children(node_id)
     for i, (child, _relation) in enumerate(children):
         last = i == len(children) - 1
         _render(graph, child, child_lead + ("└── " if last else "├── "), child_lead + ("    " if last else "│   "),

@@ -148,6 +148,11 @@ def transfer_data(project: Project, direction: str, targets: list[str], *, remot
         raise UsageError(f"-j/--jobs must be at least 1, got {jobs}")
     _require_backend(project, remote)
     move = dvc_adapter.push if direction == "push" else dvc_adapter.pull
+    # DVC works from the project root (adapters/dvc.py): targets given from a subdirectory
+    # are made relative to the root, as DVC itself would have resolved them there.
+    cwd = Path(os.getcwd())
+    if targets and cwd.resolve() != project.root.resolve():
+        targets = [os.path.relpath(cwd / t, project.root) for t in targets]
     result = move(project.root, targets, remote=remote, jobs=jobs, progress=progress)
     return Transfer(direction, result.remote, result.url, result.files, result.bytes, result.changed)
 

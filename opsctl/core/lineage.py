@@ -41,6 +41,55 @@ class Lineage:
     def children(self, node_id: str) -> list[tuple[str, str]]:
         return [(dst, rel) for src, dst, rel in self.edges if src == node_id]
 
+    def ordered_children(self, node_id: str) -> list[tuple[str, str]]:
+        """Children as both front ends show them: how it was made (run, image, params)
+        before what it read."""
+        return sorted(self.children(node_id), key=lambda c: RELATION_ORDER.get(c[1], 9))
+
+
+RELATION_ORDER = {"in run": 0, "ran in": 1, "used params": 2, "produced by": 3, "read": 4}
+
+
+def describe(node: Node) -> str:
+    """One node in one line, as `opsctl lineage` prints it and the dashboard shows it."""
+    import time
+
+    a = node.attrs
+    short = (a.get("hash") or "?")[:12]
+    if node.kind == "artifact":
+        return f"{node.label}  md5 {short}  (output of {a.get('output_of')})"
+    if node.kind == "data":
+        return f"{node.label}  md5 {short}  (data, {a.get('dvcfile')})"
+    if node.kind == "source":
+        return f"{node.label}  md5 {short}  (source, in Git)"
+    if node.kind == "stage":
+        return f"stage {node.label}: {a.get('outcome') or '?'}  `{a.get('cmd')}`"
+    if node.kind == "run":
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(a["started"])) if a.get("started") else "?"
+        commit = (a.get("git_commit") or "(no commit)")[:8] + ("*" if a.get("dirty") else "")
+        diff = f", uncommitted diff {a['diff_hash'][:12]}" if a.get("diff_hash") else ""
+        return (f"run {(a.get('run') or node.label)[:8]} ({a.get('status') or '?'}, {when}) "
+                f"code {commit} on {a.get('branch') or '(detached)'}{diff}")
+    if node.kind == "image":
+        digest = (a.get("digest") or "").removeprefix("sha256:")[:12]
+        return f"image {a.get('ref')}" + (f" (id {digest})" if digest else "")
+    if node.kind == "params":
+        values = a.get("values")
+        flat = ", ".join(f"{k}={v}" for k, v in flat_params(values)) if isinstance(values, dict) else str(values)
+        return f"params {a.get('file')}: {flat}"
+    if node.kind == "unknown":
+        return f"stage {node.label}: {a.get('why')}"
+    return node.label
+
+
+def flat_params(values: dict, prefix: str = ""):
+    """``{"train": {"lr": 0.1}}`` -> ``("train.lr", 0.1)``, ..."""
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            yield from flat_params(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
 
 def lineage(project: Project, target: str, *, model_version=None) -> Lineage:
     """``target``: an output path, or NAME@VERSION resolved by ``model_version(name, version)``

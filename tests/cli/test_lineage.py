@@ -217,3 +217,16 @@ def test_without_a_recorded_producer_the_stage_is_unknown(ml_copy):
     (unknown,) = g.out(g.data["root"], "produced by")
     assert unknown["kind"] == "unknown" and unknown["stage"] == "train"
     assert not g.of("run")
+
+
+def test_from_a_subdirectory_stages_keep_their_project_names(ml_ran):
+    """DVC names stages relative to the working directory (`../dvc.yaml:train` from src/);
+    opsctl names them from the project root, as the run store records them."""
+    root, run_id = ml_ran["root"], ml_ran["run"]
+    sub = root / "src"
+    dag = opsctl_json(sub, "dag")
+    assert {n["name"] for n in dag["nodes"]} == {"prepare", "featurize", "train", "evaluate"}
+    g = Graph(opsctl_json(sub, "lineage", MODEL))
+    (train,) = g.out(g.root["id"], "produced by")
+    assert train["stage"] == "train" and train["run"] == run_id
+    assert not g.of("unknown")

@@ -7,7 +7,6 @@ produced it → that stage's image, params and inputs, back to data and source f
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 from rich.text import Text
@@ -19,15 +18,13 @@ from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from opsctl.core.formatting import OUTCOME_STYLES, STATUS_STYLES, value_text, when
-from opsctl.core.lineage import Lineage, Node
+from opsctl.core.lineage import Lineage, Node, flat_params
+from opsctl.core.lineage import describe as core_describe
 from opsctl.tui.screens.base import DashboardScreen
 
 # Levels open when the tree appears: the target and what produced it; deeper inputs
 # are one keypress away, so a long chain does not bury the first answer.
 EXPANDED_DEPTH = 2
-
-# How it was made (run, image, params) before what it read: the CLI's order.
-RELATION_ORDER = {"in run": 0, "ran in": 1, "used params": 2, "produced by": 3, "read": 4}
 
 KIND_STYLES = {"artifact": "bold", "data": "bold blue", "source": "bold", "stage": "bold magenta",
                "run": "bold", "image": "", "params": "", "unknown": "yellow"}
@@ -66,47 +63,18 @@ class LineageFailed(Message):
 
 
 def describe(node: Node) -> Text:
-    """One node as `opsctl lineage` prints it (cli/lineage.py ``_describe``), with colour."""
-    a = node.attrs
-    short = (a.get("hash") or "?")[:12]
+    """One node in the CLI's words (core/lineage.py), coloured: the node by its kind,
+    a run's status and a stage's outcome by their own colours."""
+    text = Text(core_describe(node))
     style = KIND_STYLES.get(node.kind, "")
-    if node.kind == "artifact":
-        return Text.assemble((node.label, style), f"  md5 {short}  (output of {a.get('output_of')})")
-    if node.kind == "data":
-        return Text.assemble((node.label, style), f"  md5 {short}  (data, {a.get('dvcfile')})")
-    if node.kind == "source":
-        return Text.assemble((node.label, style), f"  md5 {short}  (source, in Git)")
-    if node.kind == "stage":
-        outcome = a.get("outcome") or "?"
-        return Text.assemble(("stage ", style), (node.label, style), ": ",
-                             (outcome, OUTCOME_STYLES.get(outcome, "")), f"  `{a.get('cmd')}`")
-    if node.kind == "run":
-        started = a.get("started")
-        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "?"
-        commit = (a.get("git_commit") or "(no commit)")[:8] + ("*" if a.get("dirty") else "")
-        diff = f", uncommitted diff {a['diff_hash'][:12]}" if a.get("diff_hash") else ""
-        status = a.get("status") or "?"
-        return Text.assemble(("run ", style), ((a.get("run") or node.label)[:8], style), " (",
-                             (status, STATUS_STYLES.get(status, "")),
-                             f", {stamp}) code {commit} on {a.get('branch') or '(detached)'}{diff}")
-    if node.kind == "image":
-        digest = (a.get("digest") or "").removeprefix("sha256:")[:12]
-        return Text(f"image {a.get('ref')}" + (f" (id {digest})" if digest else ""))
-    if node.kind == "params":
-        values = a.get("values")
-        flat = ", ".join(f"{k}={v}" for k, v in _flat(values)) if isinstance(values, dict) else str(values)
-        return Text(f"params {a.get('file')}: {flat}")
-    if node.kind == "unknown":
-        return Text.assemble(("stage ", style), (node.label, style), f": {a.get('why')}")
-    return Text(node.label)
-
-
-def _flat(values: dict, prefix: str = ""):
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            yield from _flat(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
+    if style:
+        text.stylize(style, 0, len(node.label) + (6 if node.kind == "stage" else 0))
+    a = node.attrs
+    if node.kind == "run" and a.get("status"):
+        text.highlight_words([a["status"]], STATUS_STYLES.get(a["status"], ""))
+    if node.kind == "stage" and a.get("outcome"):
+        text.highlight_words([a["outcome"]], OUTCOME_STYLES.get(a["outcome"], ""))
+    return text
 
 
 def item_label(item: LineageItem, target: str | None = None) -> Text:
@@ -133,7 +101,7 @@ def details(item: LineageItem) -> Text:
         elif key == "duration":
             value = f"{value:.1f}s" if isinstance(value, (int, float)) else value
         elif key == "values" and isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in _flat(value))
+            value = ", ".join(f"{k}={v}" for k, v in flat_params(value))
         text.append(f"{key}: ", style="dim")
         text.append(f"{value_text(value)}\n")
     if item.stage:
@@ -222,7 +190,7 @@ class LineageScreen(DashboardScreen):
 
     def _add_children(self, parent: TreeNode, node_id: str, seen: set[str], ancestors: set[str], depth: int) -> None:
         assert self.graph is not None
-        children = sorted(self.graph.children(node_id), key=lambda c: RELATION_ORDER.get(c[1], 9))
+        children = self.graph.ordered_children(node_id)
         for child_id, relation in children:
             node = self.graph.nodes.get(child_id)
             if node is None:
