@@ -131,7 +131,8 @@ class RunsScreen(DashboardScreen):
         sort = self.query_state.sort or "started"
         arrow = " ▼" if self.query_state.descending else " ▲"
         for label, key in columns:
-            table.add_column(label + (arrow if key == sort else ""), key=label or "mark")
+            # The mark column is blank until a run is marked: a width of its own, not its content's.
+            table.add_column(label + (arrow if key == sort else ""), key=label or "mark", width=None if label else 1)
         for run in page.runs:
             table.add_row(*self._cells(run, page.metric_keys), key=run.id)
         empty = self.query_one("#empty", Static)
