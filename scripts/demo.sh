@@ -85,3 +85,4 @@ step opsctl data status
 step opsctl data push
 step opsctl data ls
 printf '\nDemo project: %s (%s executor)\n' "$demo" "$executor"
+printf 'The dashboard over it: cd %s && opsctl ui   (? lists the keys, q quits)\n' "$demo"

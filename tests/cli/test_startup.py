@@ -18,7 +18,7 @@ print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}), file=sys.std
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["init", "--help"], ["template", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["init", "--help"], ["template", "--help"], ["ui", "--help"]])
 def test_help_and_version_import_no_heavy_library(args):
     result = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True)
     report = json.loads(result.stderr.strip().splitlines()[-1])
