@@ -1,5 +1,5 @@
-"""A typer-free way in for the read-only commands that scripts and dashboards poll:
-`opsctl runs list` and `opsctl runs show`.
+"""A typer-free way in for the read-only commands that scripts and dashboards poll,
+`opsctl runs list` and `opsctl runs show`, and for `opsctl ui`.
 
 Importing typer, and the click it vendors, takes ~0.12 s on a 2-core machine,
 more than all the rest of `opsctl runs list --json` on a 100,000-run store
@@ -31,13 +31,14 @@ class Grammar(NamedTuple):
     values: dict[str, str]
     repeatable: frozenset[str] = frozenset()
     integers: frozenset[str] = frozenset()
+    floats: dict[str, float] = {}  # parameter -> its minimum (typer's min=)
     positionals: tuple[str, ...] = ()
 
 
 # The root callback's options that may come before the command (cli/main.py).
 GLOBAL_FLAGS = {"--quiet": "quiet", "-q": "quiet", "--traceback": "traceback"}
 
-COMMANDS: dict[tuple[str, str], Grammar] = {
+COMMANDS: dict[tuple[str, ...], Grammar] = {
     ("runs", "list"): Grammar(
         flags={"--json": "as_json"},
         values={"--limit": "limit", "-n": "limit", "--status": "status", "--where": "where", "-w": "where",
@@ -46,10 +47,12 @@ COMMANDS: dict[tuple[str, str], Grammar] = {
         integers=frozenset({"limit"}),
     ),
     ("runs", "show"): Grammar(flags={"--json": "as_json"}, values={}, positionals=("run",)),
+    # The dashboard: typer's import is an eighth of its start-up (bench/ui.py).
+    ("ui",): Grammar(flags={}, values={"--refresh": "refresh"}, floats={"refresh": 0.2}),
 }
 
 
-def parse(args: list[str]) -> tuple[tuple[str, str], dict[str, object], dict[str, bool]] | None:
+def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, object], dict[str, bool]] | None:
     """(command, its parameters as given, the global flags given), or None when the
     arguments are anything but a plain use of a command above."""
     position = 0
@@ -59,11 +62,14 @@ def parse(args: list[str]) -> tuple[tuple[str, str], dict[str, object], dict[str
         position += 1
     command = tuple(args[position:position + 2])
     grammar = COMMANDS.get(command)  # type: ignore[arg-type]
+    if grammar is None:  # a one-word command
+        command = tuple(args[position:position + 1])
+        grammar = COMMANDS.get(command)  # type: ignore[arg-type]
     if grammar is None:
         return None
     params: dict[str, object] = {}
     positionals: list[str] = []
-    rest = args[position + 2:]
+    rest = args[position + len(command):]
     i = 0
     while i < len(rest):
         token = rest[i]
@@ -89,6 +95,13 @@ def parse(args: list[str]) -> tuple[tuple[str, str], dict[str, object], dict[str
             if not value.isdigit():
                 return None
             value = int(value)
+        elif param in grammar.floats:
+            try:
+                value = float(value)
+            except ValueError:
+                return None
+            if not value >= grammar.floats[param]:  # also NaN: typer says why
+                return None
         if param in grammar.repeatable:
             params.setdefault(param, []).append(value)  # type: ignore[union-attr]
         elif param in params:
@@ -114,7 +127,15 @@ def _run_show(params: dict) -> None:
     print_run(params["run"], as_json=params.get("as_json", False))
 
 
-HANDLERS: dict[tuple[str, str], Callable[[dict], None]] = {("runs", "list"): _run_list, ("runs", "show"): _run_show}
+def _run_ui(params: dict) -> int:
+    from opsctl.tui.launch import start_dashboard
+
+    return start_dashboard(refresh=params.get("refresh", 1.0))
+
+
+HANDLERS: dict[tuple[str, ...], Callable[[dict], int | None]] = {
+    ("runs", "list"): _run_list, ("runs", "show"): _run_show, ("ui",): _run_ui,
+}
 
 
 def try_fast_path(args: list[str]) -> int | None:
@@ -130,7 +151,6 @@ def try_fast_path(args: list[str]) -> int | None:
 
     out.quiet = global_flags.get("quiet", False)
     try:
-        HANDLERS[command](params)
+        return HANDLERS[command](params) or 0
     except (Exception, KeyboardInterrupt) as exc:
         return report_failure(exc, show_traceback=traceback_wanted(args))
-    return 0

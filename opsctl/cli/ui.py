@@ -3,8 +3,6 @@ command pays Textual's import."""
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 
@@ -18,17 +16,8 @@ def ui(
 ) -> None:
     """The dashboard: runs, stages and their logs, comparisons, lineage, the pipeline and
     the model registry, live, in the terminal. Press ? in it for the keys."""
-    from opsctl.core.dashboard import Dashboard
-    from opsctl.core.project import open_project
-    from opsctl.errors import UsageError
+    from opsctl.tui.launch import start_dashboard
 
-    project = open_project()  # not a project: exit 3 before anything is drawn
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("opsctl ui needs a terminal (stdin and stdout)",
-                         hint="for scripts use `opsctl runs list --json`, `opsctl runs show RUN --json`")
-    from opsctl.tui.app import OpsctlApp
-
-    app = OpsctlApp(Dashboard(project), refresh_interval=refresh)
-    app.run()
-    if app.return_code:
-        raise typer.Exit(app.return_code)
+    code = start_dashboard(refresh)
+    if code:
+        raise typer.Exit(code)

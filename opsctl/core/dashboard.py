@@ -65,6 +65,11 @@ class RunsPage(NamedTuple):
     metric_keys: list[str]  # the key metrics, as columns
 
 
+class RunView(NamedTuple):
+    detail: object  # store RunDetail
+    logs: list[tuple[str, Path | None]]  # (stage, log file)
+
+
 class LogChunk(NamedTuple):
     text: str
     offset: int  # where to read on from
@@ -126,16 +131,13 @@ class Dashboard:
                 stamps.append(None)
         return tuple(stamps)
 
-    def run(self, run_id: str):
-        from opsctl.core.runs import show_run
+    def run_view(self, run_id: str) -> RunView:
+        """A run and its stages' log files (in the order they started, running stages
+        included): what the run screen shows, in one read of the store."""
+        from opsctl.core.runs import logs_of, show_run
 
-        return show_run(self.project, run_id)
-
-    def stage_logs(self, run_id: str) -> list[tuple[str, Path | None]]:
-        """(stage, log file) in the order they started, running stages included."""
-        from opsctl.core.runs import stage_logs
-
-        return stage_logs(self.project, run_id, None)
+        detail = show_run(self.project, run_id)
+        return RunView(detail, logs_of(self.project, detail))
 
     @staticmethod
     def read_log(path: Path | None, offset: int = 0, *, limit: int = 1 << 20) -> LogChunk:
@@ -196,8 +198,7 @@ class Dashboard:
         if not newest:
             return set(), set()
         run = newest[0]
-        logs = self.stage_logs(run.id)
-        detail = self.run(run.id)
+        detail, logs = self.run_view(run.id)
         recorded = {s.name: s.outcome for s in detail.stages}
         running = {name for name, _ in logs if name not in recorded} if run.status == "running" else set()
         failed = {name for name, outcome in recorded.items() if outcome == "failed"}

@@ -286,11 +286,15 @@ def stage_logs(project: Project, run: str, stage: str | None) -> list[tuple[str,
 
     Stages still running have no record yet, only a log file in the run's log
     directory: those are included too (that is what ``--follow`` follows)."""
+    return logs_of(project, show_run(project, run), stage)
+
+
+def logs_of(project: Project, detail, stage: str | None = None) -> list[tuple[str, Path | None]]:
+    """:func:`stage_logs` of a run already read (a store ``RunDetail``)."""
     import difflib
 
     from opsctl.core.run import RUNS_DIR
 
-    detail = show_run(project, run)
     recorded = sorted(detail.stages, key=lambda s: (s.started or 0, s.name))
     # Relative paths are the project's (absolute ones come from older records).
     logs = [(s.name, project.root / s.log_path if s.log_path else None) for s in recorded]

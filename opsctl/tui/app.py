@@ -16,7 +16,8 @@ from textual.binding import Binding
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from opsctl.core.dashboard import Dashboard
+    from opsctl.core.dashboard import Dashboard, RunView
+    from opsctl.tui.screens.run import RunScreen
 
 
 class OpsctlApp(App):
@@ -37,6 +38,9 @@ class OpsctlApp(App):
         super().__init__()
         self.services = services
         self.refresh_interval = refresh_interval  # seconds between looks at the store for new runs
+        # Runs read ahead by the runs screen (the one under the cursor): enter shows them at once.
+        self.run_views: dict[str, RunView] = {}
+        self._run_screen: RunScreen | None = None
 
     def on_mount(self) -> None:
         from opsctl.tui.screens.runs import RunsScreen
@@ -48,7 +52,23 @@ class OpsctlApp(App):
     def open_run(self, run_id: str, stage: str | None = None) -> None:
         from opsctl.tui.screens.run import RunScreen
 
-        self.push_screen(RunScreen(run_id, stage=stage))
+        prefetched = self.run_views.get(run_id)
+        if self._run_screen is None:
+            # One run screen, kept (installed) and refilled: building its widgets and
+            # styles again on every enter would cost more than the key may take.
+            self._run_screen = RunScreen()
+            self.install_screen(self._run_screen, "run")
+        if self._run_screen in self.screen_stack:  # a run opened from a run's lineage
+            self.push_screen(RunScreen(run_id, stage=stage))
+            return
+        self._run_screen.show(run_id, stage=stage, prefetched=prefetched)
+        self.push_screen("run")
+
+    def remember_run_view(self, view: RunView) -> None:
+        """What the runs screen read ahead; only a few are kept."""
+        self.run_views[view.detail.id] = view
+        while len(self.run_views) > 32:
+            self.run_views.pop(next(iter(self.run_views)))
 
     def open_compare(self, run_ids: list[str]) -> None:
         from opsctl.tui.screens.compare import CompareScreen

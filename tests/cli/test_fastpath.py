@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 import typer
 
-from opsctl.cli.fastpath import COMMANDS, DISABLE_ENV, GLOBAL_FLAGS, parse, try_fast_path
+from opsctl.cli.fastpath import (
+    COMMANDS,
+    DISABLE_ENV,
+    GLOBAL_FLAGS,
+    parse,
+    try_fast_path,
+)
 from opsctl.cli.main import app, main_with_exit_code
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
 from tests.conftest import run, run_opsctl
@@ -76,6 +82,12 @@ def test_fast_path_prints_what_typer_prints(project, args, monkeypatch, capsys):
     assert (fast, fast_out.out, fast_out.err) == (slow, slow_out.out, slow_out.err)
 
 
+def test_ui_takes_the_fast_path_with_its_refresh():
+    assert parse(["ui"]) == (("ui",), {}, {})
+    assert parse(["-q", "ui", "--refresh", "0.5"]) == (("ui",), {"refresh": 0.5}, {"quiet": True})
+    assert parse(["ui", "--refresh=2"]) == (("ui",), {"refresh": 2.0}, {})
+
+
 def test_outside_a_project_exit_3_as_typer(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert try_fast_path(["runs", "list", "--json"]) == 3
@@ -91,6 +103,7 @@ def test_outside_a_project_exit_3_as_typer(tmp_path, monkeypatch, capsys):
     ["runs", "list", "--json=yes"], ["runs", "list", "extra"], ["runs", "list", "--colour"], ["runs", "list", "--"],
     ["runs", "show"], ["runs", "show", "a", "b"], ["runs", "show", "-x"], ["runs", "compare", "a", "b"],
     ["runs"], ["--version"], ["--help"], ["-q", "--version"], ["status"], [],
+    ["ui", "--help"], ["ui", "--refresh", "0.1"], ["ui", "--refresh", "nan"], ["ui", "--refresh", "x"], ["ui", "x"],
 ])
 def test_anything_unusual_is_left_to_typer(args):
     assert parse(args) is None
@@ -100,18 +113,22 @@ def test_known_options_are_the_typer_commands_options():
     """A new option on `runs list` or `runs show` must be taught to the fast path too
     (or the command would ignore it there): this fails until it is."""
     root = typer.main.get_command(app)
-    for (group, name), grammar in COMMANDS.items():
-        command = root.commands[group].commands[name]
+    for words, grammar in COMMANDS.items():
+        command = root
+        for word in words:
+            command = command.commands[word]
         flags = {opt for p in command.params if getattr(p, "is_flag", False) for opt in p.opts}
         values = {opt for p in command.params
                   if p.param_type_name == "option" and not getattr(p, "is_flag", False) for opt in p.opts}
         positionals = tuple(p.name for p in command.params if p.param_type_name == "argument")
-        assert set(grammar.flags) == flags - {"--help", "-h"}, (group, name)
-        assert set(grammar.values) == values, (group, name)
-        assert grammar.positionals == positionals, (group, name)
+        assert set(grammar.flags) == flags - {"--help", "-h"}, words
+        assert set(grammar.values) == values, words
+        assert grammar.positionals == positionals, words
         params = {p.name: p for p in command.params}
         assert {n for n in grammar.repeatable} == {n for n, p in params.items() if getattr(p, "multiple", False)}
         assert {n for n in grammar.integers} == {n for n, p in params.items() if p.type.name in ("int", "integer")}
+        floats = {n: p.type.min for n, p in params.items() if p.type.name in ("float", "float range")}
+        assert grammar.floats == floats, words
     root_flags = {opt for p in root.params if getattr(p, "is_flag", False) for opt in p.opts}
     assert set(GLOBAL_FLAGS) <= root_flags
 

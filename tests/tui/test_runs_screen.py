@@ -354,8 +354,8 @@ def test_help_lists_the_screen_keys_and_q_quits(template):
     async def scenario(app, pilot):
         await pilot.press("question_mark")
         await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
-        keys = app.screen.query_one("#help-keys", DataTable)
-        actions = [str(keys.get_row_at(i)[1]) for i in range(keys.row_count)]
+        listing = str(app.screen.query_one("#help-keys", Static).render())
+        actions = [line.split(maxsplit=1)[1] for line in listing.splitlines()]
         assert actions[:4] == ["Open run", "Mark", "Compare marked", "Filter"]
         assert "Quit" in actions and "Help" in actions
         assert "Cursor left" not in actions  # the table's own keys are summed up, not listed

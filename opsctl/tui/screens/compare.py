@@ -17,10 +17,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Header, Label, Sparkline, Static
+from textual.widgets import DataTable, Header, Label, Sparkline, Static
 
 from opsctl.core.formatting import delta_text, value_text
 from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
     from opsctl.core.runs import CompareRow, Comparison
@@ -99,7 +100,7 @@ class CompareScreen(DashboardScreen):
         yield Static(id="empty")
         with VerticalScroll(id="charts"):
             yield Label("Metrics across the runs, first to last", id="charts-title")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = f"compare {len(self.run_ids)} runs"

@@ -14,13 +14,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets import Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from opsctl.core.formatting import OUTCOME_STYLES, STATUS_STYLES, value_text, when
 from opsctl.core.lineage import Lineage, Node, flat_params
 from opsctl.core.lineage import describe as core_describe
 from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.widgets.keybar import KeyBar
 
 # Levels open when the tree appears: the target and what produced it; deeper inputs
 # are one keypress away, so a long chain does not bury the first answer.
@@ -142,7 +143,7 @@ class LineageScreen(DashboardScreen):
         yield tree
         yield Static(id="lineage-empty", classes="empty")
         yield Static(id="lineage-detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = f"lineage of {self.target}"

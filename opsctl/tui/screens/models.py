@@ -19,12 +19,13 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import DataTable, Footer, Header, Input, OptionList, Static
+from textual.widgets import DataTable, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from opsctl.core.formatting import value_text, when
 from opsctl.tui.screens.base import DashboardScreen
 from opsctl.tui.widgets.confirm import ConfirmScreen
+from opsctl.tui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
     from opsctl.core.registry import ModelDetails, ModelVersion
@@ -189,7 +190,7 @@ class ModelsScreen(DashboardScreen):
             yield Static("History", classes="title")
             yield DataTable(id="models-history", cursor_type="row")
         yield Static(EMPTY, id="models-empty", classes="empty")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one("#models-table", DataTable)

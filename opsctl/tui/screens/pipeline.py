@@ -16,11 +16,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from opsctl.core.dashboard import PipelineStageView
 from opsctl.core.formatting import STATUS_STYLES
 from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.widgets.keybar import KeyBar
 
 # A glyph as well as a colour, so the status reads without colour too.
 STATUS_MARKS = {"up to date": "✓", "stale": "●", "running": "▶", "failed": "✗"}
@@ -98,7 +99,7 @@ class PipelineScreen(DashboardScreen):
             yield DataTable(id="pipeline-stages", cursor_type="row")
             yield Static(id="pipeline-detail")
         yield Static(EMPTY, id="pipeline-empty", classes="empty")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = "pipeline"

@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Header, Log, Static
 
-from opsctl.core.dashboard import LogChunk
+from opsctl.core.dashboard import LogChunk, RunView
 from opsctl.core.formatting import (
     OUTCOME_STYLES,
     STATUS_STYLES,
@@ -24,13 +24,13 @@ from opsctl.core.formatting import (
     when,
 )
 from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.widgets.keybar import KeyBar
 
 
 class RunLoaded(Message):
-    def __init__(self, detail, logs: list[tuple[str, Path | None]]) -> None:
+    def __init__(self, view: RunView) -> None:
         super().__init__()
-        self.detail = detail
-        self.logs = logs  # (stage, log file), running stages included
+        self.view = view
 
 
 class LogRead(Message):
@@ -42,6 +42,9 @@ class LogRead(Message):
 
 
 class RunScreen(DashboardScreen):
+    """The app keeps one of these and refills it for each run it opens (``show``):
+    building a screen's widgets and styles costs more than a key press may take."""
+
     HELP = ("One run: what each stage did, in which image, with which params; the log of the "
             "stage under the cursor, followed while the run is still going.")
     CSS_PATH = "run.tcss"
@@ -54,15 +57,28 @@ class RunScreen(DashboardScreen):
         Binding("r", "reload", "Reload"),
     ]
 
-    def __init__(self, run_id: str, *, stage: str | None = None) -> None:
+    def __init__(self, run_id: str | None = None, *, stage: str | None = None) -> None:
         super().__init__()
         self.run_id = run_id
         self.initial_stage = stage
-        self.detail = None
+        self._prefetched: RunView | None = None
+        self.view: RunView | None = None
         self.logs: dict[str, Path | None] = {}
         self.stage: str | None = None  # whose log is shown
         self.log_offset = 0
         self.follow = True
+
+    @property
+    def detail(self):
+        return self.view.detail if self.view is not None else None
+
+    def show(self, run_id: str, *, stage: str | None = None, prefetched: RunView | None = None) -> None:
+        """Show another run: at once when the runs screen read it ahead, and read again
+        in the background (a running run changes)."""
+        self.run_id, self.initial_stage, self._prefetched = run_id, stage, prefetched
+        self.view, self.logs, self.stage, self.log_offset = None, {}, None, 0
+        if self.is_mounted:
+            self._start()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -73,32 +89,50 @@ class RunScreen(DashboardScreen):
                 yield DataTable(id="values", cursor_type="none", show_header=False)
         yield Static(id="log-title", classes="title")
         yield Log(id="log", highlight=False, auto_scroll=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.query_one("#stages", DataTable).loading = True
-        self._load()
+        # Columns once: a refill then changes only rows, which re-measures less.
+        self.query_one("#stages", DataTable).add_columns("stage", "outcome", "duration", "exit", "image")
+        self.query_one("#values", DataTable).add_columns("key", "value")
+        self._start()
         self.set_interval(self.opsctl_app.refresh_interval, self._tick)
+
+    def _start(self) -> None:
+        self.query_one(Log).clear()
+        if self._prefetched is not None and self._prefetched.detail.id.startswith(self.run_id or "\0"):
+            self._show_view(self._prefetched)
+        else:
+            for table in self.query(DataTable):
+                table.clear()
+            self.query_one("#run-info", Static).update("")
+            self.query_one("#stages", DataTable).loading = True
+        self._prefetched = None
+        self._load()
 
     # -- loading -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="run")
     def _load(self) -> None:
         try:
-            detail = self.services.run(self.run_id)
-            logs = self.services.stage_logs(detail.id)
+            view = self.services.run_view(self.run_id)
         except Exception as exc:  # noqa: BLE001 - a toast; the screen stays
             self.app.call_from_thread(self._failed, exc)
             return
-        self.post_message(RunLoaded(detail, logs))
+        self.post_message(RunLoaded(view))
 
     def _failed(self, exc: BaseException) -> None:
         self.query_one("#stages", DataTable).loading = False
         self.show_error(exc)
 
     def on_run_loaded(self, message: RunLoaded) -> None:
-        first_load = self.detail is None
-        self.detail = detail = message.detail
-        self.logs = dict(message.logs)
+        if message.view.detail.id.startswith(self.run_id or "\0") and message.view != self.view:
+            self._show_view(message.view)
+
+    def _show_view(self, view: RunView) -> None:
+        first_load = self.view is None
+        self.view = view
+        detail = view.detail
+        self.logs = dict(view.logs)
         self.sub_title = f"run {detail.id}"
         code = f"{commit_label(detail.git_commit, detail.dirty)} on {detail.branch or '(detached)'}"
         info = Text()
@@ -112,8 +146,7 @@ class RunScreen(DashboardScreen):
         stages = self.query_one("#stages", DataTable)
         stages.loading = False
         keep = self.stage or self.initial_stage
-        stages.clear(columns=True)
-        stages.add_columns("stage", "outcome", "duration", "exit", "image")
+        stages.clear()
         recorded = {s.name: s for s in detail.stages}
         for name in self._stage_order(detail):
             s = recorded.get(name)
@@ -127,8 +160,7 @@ class RunScreen(DashboardScreen):
             stages.move_cursor(row=stages.get_row_index(keep), animate=False)
 
         values = self.query_one("#values", DataTable)
-        values.clear(columns=True)
-        values.add_columns("key", "value")
+        values.clear()
         for section in ("params", "metrics"):
             items = sorted(getattr(detail, section).items())
             values.add_row(Text(section, style="bold"), Text(f"{len(items)}" if items else "none", style="dim"))
@@ -180,7 +212,7 @@ class RunScreen(DashboardScreen):
 
     def _tick(self) -> None:
         """While the run is going: more of the shown log, and the run itself (stages finish)."""
-        if self.detail is None or self.detail.status != "running" or self.stage is None:
+        if not self.is_current or self.detail is None or self.detail.status != "running" or self.stage is None:
             return
         if self.follow:
             self._read_log(self.stage, self.logs.get(self.stage), self.log_offset, False)

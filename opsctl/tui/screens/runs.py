@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from opsctl.core.dashboard import RunQuery, RunsPage, parse_run_filter
 from opsctl.core.formatting import (
@@ -23,6 +23,7 @@ from opsctl.core.formatting import (
     when,
 )
 from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.widgets.keybar import KeyBar
 
 PAGE_SIZE = 100
 MARK = "●"
@@ -78,7 +79,7 @@ class RunsScreen(DashboardScreen):
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="empty")
         yield Static(id="summary")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.load()
@@ -125,14 +126,18 @@ class RunsScreen(DashboardScreen):
         self.page = page = message.page
         table = self.query_one(DataTable)
         table.loading = False
-        table.clear(columns=True)
         columns = FIXED_COLUMNS + [(k, f"metrics.{k}") for k in page.metric_keys]
-        self._sort_keys = [key for _label, key in columns]
         sort = self.query_state.sort or "started"
         arrow = " ▼" if self.query_state.descending else " ▲"
-        for label, key in columns:
-            # The mark column is blank until a run is marked: a width of its own, not its content's.
-            table.add_column(label + (arrow if key == sort else ""), key=label or "mark", width=None if label else 1)
+        labels = [label + (arrow if key == sort else "") for label, key in columns]
+        if labels == [str(c.label) for c in table.ordered_columns]:
+            table.clear()  # the same columns (a next page, a refresh): only the rows change
+        else:
+            table.clear(columns=True)
+            for (label, _key), shown in zip(columns, labels):
+                # The mark column is blank until a run is marked: a width of its own.
+                table.add_column(shown, key=label or "mark", width=None if label else 1)
+        self._sort_keys = [key for _label, key in columns]
         for run in page.runs:
             table.add_row(*self._cells(run, page.metric_keys), key=run.id)
         empty = self.query_one("#empty", Static)
@@ -186,6 +191,20 @@ class RunsScreen(DashboardScreen):
         return row_key.value
 
     # -- actions -----------------------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#runs")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value not in self.opsctl_app.run_views:
+            self._read_ahead(event.row_key.value)
+
+    @work(thread=True, exclusive=True, group="read-ahead")
+    def _read_ahead(self, run_id: str) -> None:
+        """The run under the cursor, read before enter is pressed (a few ms of SQLite)."""
+        try:
+            view = self.services.run_view(run_id)
+        except Exception:  # noqa: BLE001 - enter reads it again and shows the error
+            return
+        self.app.call_from_thread(self.opsctl_app.remember_run_view, view)
+
     @on(DataTable.RowSelected, "#runs")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         self.opsctl_app.open_run(event.row_key.value)

@@ -1,0 +1,24 @@
+"""Starting the dashboard from a project directory: what `opsctl ui` runs, through typer
+(cli/ui.py) or without it (cli/fastpath.py)."""
+
+from __future__ import annotations
+
+
+def start_dashboard(refresh: float) -> int:
+    """Run the dashboard over the project here; its exit code (Textual prints what went
+    wrong if it crashed). Outside a project or a terminal it raises, before drawing."""
+    import sys
+
+    from opsctl.core.dashboard import Dashboard
+    from opsctl.core.project import open_project
+    from opsctl.errors import UsageError
+
+    project = open_project()  # not a project: exit 3 before anything is drawn
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("opsctl ui needs a terminal (stdin and stdout)",
+                         hint="for scripts use `opsctl runs list --json`, `opsctl runs show RUN --json`")
+    from opsctl.tui.app import OpsctlApp
+
+    app = OpsctlApp(Dashboard(project), refresh_interval=refresh)
+    app.run()
+    return app.return_code or 0
