@@ -76,10 +76,14 @@ def drive(project: Path, run_ids: list[str], scenario, *, services: Dashboard | 
 
 
 async def settle(pilot) -> None:
-    """Let the workers answer and their messages render."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.pause()
+    """Let the workers answer and their messages render (a screen just pushed starts its
+    worker a few messages later: wait until none is running or pending)."""
+    for _ in range(10):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running or w.state.name == "PENDING" for w in pilot.app.workers):
+            return
 
 
 def table_of(app) -> DataTable:

@@ -95,9 +95,13 @@ def drive(root: Path, scenario, *, refresh_interval: float = 3600, services: Das
 
 
 async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.pause()
+    """Let the workers answer and their messages render, until none is running or pending."""
+    for _ in range(10):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running or w.state.name == "PENDING" for w in pilot.app.workers):
+            return
 
 
 async def until(pilot, condition, what: str, tries: int = 400) -> None:
@@ -136,10 +140,12 @@ def visible_lines(tree: Tree) -> list[str]:
 
 async def open_lineage(app, pilot, target: str) -> LineageScreen:
     app.open_lineage(target)
+    # The screen is mounted, and starts its worker, a few messages after the push:
+    # waiting for workers before that would return at once.
+    await until(pilot, lambda: isinstance(app.screen, LineageScreen) and app.screen.is_mounted, "the lineage screen")
+    await pilot.pause()
     await settle(pilot)
-    screen = app.screen
-    assert isinstance(screen, LineageScreen)
-    return screen
+    return app.screen
 
 
 async def cursor_to(pilot, tree: Tree, node) -> None:
