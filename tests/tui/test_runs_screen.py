@@ -368,3 +368,19 @@ def test_help_lists_the_screen_keys_and_q_quits(template):
         await pilot.press("q")
     app = drive(template, scenario)
     assert app.return_code == 0
+
+
+def test_a_click_on_a_key_in_the_bar_runs_it(template):
+    async def scenario(app, pilot):
+        bar = app.screen.query_one("#keybar")
+        text = str(bar.render())
+        column = text.index("? Help")  # the bar's own text; +1 for its left padding
+        await pilot.click("#keybar", offset=(column + 1, 0))
+        await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        column = text.index("c Compare marked")
+        await pilot.click("#keybar", offset=(column + 1, 0))
+        await until(pilot, lambda: toasts(app))
+        assert "Mark two or more" in toasts(app)[-1]
+    drive(template, scenario)
