@@ -54,6 +54,30 @@ def run(cmd: list[str], cwd: Path | str | None = None, check: bool = True, **kw)
     return result
 
 
+def git_dvc_project(root: Path, name: str | None = None, *, executor: str = "local") -> Path:
+    """A real Git + DVC repository at ROOT (made if missing); with NAME, an opsctl.yaml too.
+    What the run-store and dashboard tests write their runs into."""
+    root.mkdir(parents=True, exist_ok=True)
+    run(["git", "init", "-q"], cwd=root)
+    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
+    if name is not None:
+        (root / "opsctl.yaml").write_text(f"project: {name}\nexecutor: {executor}\n")
+    return root
+
+
+def one_stage_run(run_id: str, started: float, n: int, *, params: dict, metrics: dict):
+    """A succeeded run of one `train` stage, commit N, on main: for tests that only care
+    about a run's params and metrics."""
+    from opsctl.store import NewRun, RunRecord, StageRecord
+
+    return RunRecord(
+        NewRun(run_id, started=started, user="ana", host="box", git_commit=f"{n:040x}", branch="main",
+               executor="local", jobs=1),
+        status="succeeded", finished=started + 3,
+        stages=[StageRecord("train", "ran", started=started, duration=2.0, cmd="python train.py", exit_code=0)],
+        params=params, metrics=metrics)
+
+
 def tree(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its content: a snapshot to prove nothing changed."""
     def scratch(rel: Path) -> bool:  # Git's internals and DVC's own scratch space (lock, caches of its indexes)

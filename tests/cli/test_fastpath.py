@@ -22,7 +22,7 @@ from opsctl.cli.fastpath import (
 )
 from opsctl.cli.main import app, main_with_exit_code
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
-from tests.conftest import run, run_opsctl
+from tests.conftest import git_dvc_project, run_opsctl
 
 RUN_IDS = ["a1b2c3d4e5f6", "a1b2c3d4ffff", "0f0f0f0f0f0f"]
 
@@ -30,10 +30,7 @@ RUN_IDS = ["a1b2c3d4e5f6", "a1b2c3d4ffff", "0f0f0f0f0f0f"]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A real Git + DVC project (with an opsctl.yaml) and three recorded runs."""
-    root = tmp_path_factory.mktemp("fastpath")
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
-    (root / "opsctl.yaml").write_text("project: fastpath\nexecutor: local\n")
+    root = git_dvc_project(tmp_path_factory.mktemp("fastpath"), "fastpath")
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         for n, (run_id, status) in enumerate(zip(RUN_IDS, ["succeeded", "failed", "succeeded"])):
             stages = [StageRecord("train", "ran" if status == "succeeded" else "failed", started=1e9 + n, duration=2.5,

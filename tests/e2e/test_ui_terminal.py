@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
-from tests.conftest import run, run_opsctl
+from tests.conftest import git_dvc_project, run, run_opsctl
 
 TMUX = shutil.which("tmux")
 WAIT = 20.0  # seconds for the pane to show something: generous, no claim about speed
@@ -31,10 +31,7 @@ LOG_LINES = {"featurize": "wrote 1234 feature rows to data/features", "train": "
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A real Git + DVC project with two recorded runs; the newer one has saved stage logs."""
-    root = tmp_path_factory.mktemp("ui-e2e")
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
-    (root / "opsctl.yaml").write_text("project: e2e-ui\nexecutor: local\n")
+    root = git_dvc_project(tmp_path_factory.mktemp("ui-e2e"), "e2e-ui")
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         for n, (run_id, status) in enumerate([(OLDER, "failed"), (RECENT, "succeeded")]):
             started = 1.7e9 + 3600 * n
@@ -93,8 +90,8 @@ class Pane:
 @pytest.fixture
 def pane(tmp_path):
     """Start a tmux server and session; yield a factory that runs a shell command in it."""
-    if TMUX is None:
-        pytest.skip("tmux is not installed")
+    if TMUX is None:  # the README's test command installs it (scripts/setup-machine.sh): fail, don't skip
+        pytest.fail("tmux is not installed: run scripts/setup-machine.sh (or apt-get install tmux)")
     socket = f"opsctl-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     session = "ui"
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}

@@ -6,7 +6,6 @@ pytest-asyncio is not a dependency: each test runs its pilot with ``asyncio.run`
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from textual.widgets import DataTable, Label, LoadingIndicator, Sparkline, Stati
 
 from opsctl.core.dashboard import Dashboard
 from opsctl.core.project import open_project
-from opsctl.store import NewRun, RunRecord, RunStore, StageRecord
+from opsctl.store import RunStore
 from opsctl.tui.app import OpsctlApp
 from opsctl.tui.screens.compare import CompareScreen, short_ids
-from tests.conftest import run
+from tests.conftest import git_dvc_project, one_stage_run
 
 BASE, MORE, SGD, BARE, ALSO_BARE = "aaaa00000001", "aaaa00000002", "bbbb00000003", "cccc00000004", "dddd00000005"
 RUNS = {
@@ -40,20 +39,10 @@ FIRST, SECOND, SECOND_DELTA, THIRD, THIRD_DELTA = "run-0", "run-1", "delta-1", "
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("compare")
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
-    (root / "opsctl.yaml").write_text("project: compare\nexecutor: local\n")
+    root = git_dvc_project(tmp_path_factory.mktemp("compare"), "compare")
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         for n, (run_id, (params, metrics)) in enumerate(RUNS.items()):
-            started = 1e9 + 60 * n
-            store.record_run(RunRecord(
-                NewRun(run_id, started=started, user="ana", host="box", git_commit=f"{n:040x}", branch="main",
-                       executor="local", jobs=1),
-                status="succeeded", finished=started + 3,
-                stages=[StageRecord("train", "ran", started=started, duration=2.0, cmd="python train.py",
-                                    exit_code=0)],
-                params=params, metrics=metrics))
+            store.record_run(one_stage_run(run_id, 1e9 + 60 * n, n, params=params, metrics=metrics))
     return root
 
 

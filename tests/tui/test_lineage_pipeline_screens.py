@@ -23,7 +23,7 @@ from opsctl.tui.screens.pipeline import PipelineScreen
 from opsctl.tui.screens.run import RunScreen
 from opsctl.tui.screens.runs import RunsScreen
 from tests.cli.test_runs import copy_project
-from tests.conftest import run, run_opsctl
+from tests.conftest import git_dvc_project, run, run_opsctl
 
 SIZE = (120, 40)
 
@@ -52,10 +52,7 @@ def set_param(root: Path, section: str, key: str, value) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> dict:
     """Read only: tests that change it work on a copy."""
-    root = tmp_path_factory.mktemp("lineage-pipeline") / "p"
-    root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
+    root = git_dvc_project(tmp_path_factory.mktemp("lineage-pipeline") / "p")
     (root / "data").mkdir()
     (root / "data" / "raw.csv").write_text("a,b\n1,2\n")
     run([sys.executable, "-m", "dvc", "add", "-q", "data/raw.csv"], cwd=root)
@@ -376,10 +373,7 @@ def test_pipeline_reloads_on_r_and_when_a_run_is_recorded(project, tmp_path):
 
 
 def test_pipeline_without_stages_says_how_to_add_them(tmp_path):
-    root = tmp_path / "empty"
-    root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
+    root = git_dvc_project(tmp_path / "empty")
     git_commit(root, "init")
 
     async def scenario(app, pilot):

@@ -19,13 +19,13 @@ from opsctl.core.dashboard import Dashboard
 from opsctl.core.formatting import value_text, when
 from opsctl.core.project import open_project
 from opsctl.core.runs import store_path
-from opsctl.store import NewRun, RunRecord, RunStore, StageRecord
+from opsctl.store import RunStore
 from opsctl.tui.app import OpsctlApp
 from opsctl.tui.screens.lineage import LineageScreen
 from opsctl.tui.screens.models import EMPTY, ModelsScreen, StagePrompt
 from opsctl.tui.screens.runs import RunsScreen
 from opsctl.tui.widgets.confirm import ConfirmScreen
-from tests.conftest import BIN, run, run_opsctl
+from tests.conftest import BIN, one_stage_run, run, run_opsctl
 
 SIZE = (120, 40)
 MODEL = "models/churn.pkl"  # not the pipeline's output: `dvc add`ed
@@ -64,14 +64,8 @@ def registry_template(ml_project_template, tmp_path_factory) -> Path:
     git(root, "commit", "-qm", "the model")
     with RunStore(store_path(open_project(root))) as store:
         for n, (run_id, metrics) in enumerate(RUNS.items()):
-            started = 1.7e9 + 60 * n
-            store.record_run(RunRecord(
-                NewRun(run_id, started=started, user="ana", host="box", git_commit=f"{n:040x}", branch="main",
-                       executor="local", jobs=1),
-                status="succeeded", finished=started + 3,
-                stages=[StageRecord("train", "ran", started=started, duration=2.0, cmd="python train.py",
-                                    exit_code=0)],
-                params={"train.n_estimators": 10 * (n + 1)}, metrics=metrics))
+            store.record_run(one_stage_run(run_id, 1.7e9 + 60 * n, n, params={"train.n_estimators": 10 * (n + 1)},
+                                           metrics=metrics))
     # GTO allows one version per commit: an empty commit each is enough for another version.
     for n, run_id in enumerate([FIRST_RUN, None, SECOND_RUN]):
         if n:

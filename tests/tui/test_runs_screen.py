@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from opsctl.core.project import open_project
 from opsctl.store import NewRun, RunRecord, RunStore, StageRecord
 from opsctl.tui.app import OpsctlApp
 from opsctl.tui.screens.runs import PAGE_SIZE, RunsScreen
-from tests.conftest import run
+from tests.conftest import git_dvc_project
 
 COUNT = 130
 T0 = 1_600_000_000.0
@@ -43,10 +42,7 @@ LOG_LINE = "epoch 3/3 loss=0.125"
 
 
 def make_project(root: Path, count: int = COUNT) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
-    (root / "opsctl.yaml").write_text("project: tui-runs\nexecutor: local\n")
+    git_dvc_project(root, "tui-runs")
     log_dir = root / ".opsctl" / "runs" / NEWEST
     log_dir.mkdir(parents=True)
     (log_dir / "train.log").write_text(f"loading data\n{LOG_LINE}\n")
@@ -337,10 +333,7 @@ def test_a_running_run_is_followed_and_the_table_refreshes_itself(project):
 
 
 def test_no_runs_yet_says_which_command_makes_one(tmp_path):
-    root = tmp_path / "empty"
-    root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
+    root = git_dvc_project(tmp_path / "empty")
 
     async def scenario(app, pilot):
         empty = app.screen.query_one("#empty", Static)

@@ -12,7 +12,6 @@ then look at the SVGs (the README shows the runs screen's).
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +24,7 @@ from opsctl.core.project import open_project
 from opsctl.core.registry import HistoryEvent, ModelDetails, ModelVersion
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
 from opsctl.tui.app import OpsctlApp
-from tests.conftest import run
+from tests.conftest import git_dvc_project
 
 SIZE = (130, 34)
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -38,11 +37,7 @@ def run_id(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("snapshots") / "churn"
-    root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root)
-    (root / "opsctl.yaml").write_text("project: churn\nexecutor: docker\n")
+    root = git_dvc_project(tmp_path_factory.mktemp("snapshots") / "churn", "churn", executor="docker")
     newest = run_id(11)
     log_dir = root / ".opsctl" / "runs" / newest
     log_dir.mkdir(parents=True)
@@ -161,57 +156,40 @@ async def settled(pilot) -> None:
     await pilot.pause(0.05)
 
 
-def test_runs_screen(app, snap_compare):
+def shot(app, snap_compare, *, press: tuple[str, ...] = (), then=None) -> bool:
+    """The screen after the first page settled, PRESS sent and THEN(app) done, settled again."""
     async def before(pilot):
         await settled(pilot)
-        await pilot.press("space", "down", "space")  # two runs marked
+        await pilot.press(*press)
+        if then is not None:
+            then(pilot.app)
         await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    return snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_runs_screen(app, snap_compare):
+    assert shot(app, snap_compare, press=("space", "down", "space"))  # two runs marked
 
 
 def test_run_screen(app, snap_compare):
-    async def before(pilot):
-        await settled(pilot)
-        await pilot.press("enter")
-        await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert shot(app, snap_compare, press=("enter",))
 
 
 def test_help_screen(app, snap_compare):
-    async def before(pilot):
-        await settled(pilot)
-        await pilot.press("question_mark")
-        await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert shot(app, snap_compare, press=("question_mark",))
 
 
 def test_compare_screen(app, snap_compare):
-    async def before(pilot):
-        await settled(pilot)
-        pilot.app.open_compare([run_id(11), run_id(10), run_id(9)])
-        await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert shot(app, snap_compare, then=lambda a: a.open_compare([run_id(11), run_id(10), run_id(9)]))
 
 
 def test_lineage_screen(app, snap_compare):
-    async def before(pilot):
-        await settled(pilot)
-        pilot.app.open_lineage("models/model.pkl")
-        await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert shot(app, snap_compare, then=lambda a: a.open_lineage("models/model.pkl"))
 
 
 def test_pipeline_screen(app, snap_compare):
-    async def before(pilot):
-        await settled(pilot)
-        await pilot.press("2")
-        await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert shot(app, snap_compare, press=("2",))
 
 
 def test_models_screen(app, snap_compare):
-    async def before(pilot):
-        await settled(pilot)
-        await pilot.press("3")
-        await settled(pilot)
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert shot(app, snap_compare, press=("3",))
