@@ -329,6 +329,28 @@ def test_a_running_run_is_followed_and_the_table_refreshes_itself(project):
     drive(project, scenario, refresh=0.1)
 
 
+def test_a_run_opened_before_its_first_stage_shows_the_stage_when_it_starts(project):
+    """Opened between `opsctl run` recording the run and its first stage's log appearing:
+    the screen keeps looking, and the stage and its log show up."""
+    live = "cafe00000002"
+    log = project / ".opsctl" / "runs" / live / "prepare.log"
+
+    async def scenario(app, pilot):
+        with RunStore(project / ".opsctl" / "opsctl.db") as store:
+            store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
+                                   pid=os.getpid(), executor="local", jobs=1))
+        app.open_run(live)
+        await until(pilot, lambda: type(app.screen).__name__ == "RunScreen" and app.screen.detail is not None)
+        stages = app.screen.query_one("#stages", DataTable)
+        assert stages.row_count == 0
+        log.parent.mkdir(parents=True)
+        log.write_text("preparing\n")
+        await until(pilot, lambda: stages.row_count == 1)
+        assert [str(c) for c in stages.get_row_at(0)[:2]] == ["prepare", "running"]
+        await until(pilot, lambda: "preparing" in "\n".join(app.screen.query_one(Log).lines))
+    drive(project, scenario, refresh=0.1)
+
+
 # -- states and global keys ------------------------------------------------------------------------
 
 

@@ -212,11 +212,11 @@ class RunScreen(DashboardScreen):
 
     def _tick(self) -> None:
         """While the run is going: more of the shown log, and the run itself (stages finish)."""
-        if not self.is_current or self.detail is None or self.detail.status != "running" or self.stage is None:
+        if not self.is_current or self.detail is None or self.detail.status != "running":
             return
-        if self.follow:
+        if self.follow and self.stage is not None:
             self._read_log(self.stage, self.logs.get(self.stage), self.log_offset, False)
-        self._load()
+        self._load()  # also before its first stage has started: that stage appears
 
     # -- actions -----------------------------------------------------------------------
     def action_back(self) -> None:
