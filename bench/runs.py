@@ -249,14 +249,19 @@ def check_outputs(project: Path, db: Path, list_cmd: list[str], show_cmd: list[s
                          f"expected ({middle_id}, {len(STAGES)}, 20, {len(METRICS)})")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generated store and where its project goes: this bench's and bench/ui.py's."""
     parser.add_argument("--count", type=int, default=100_000, help="runs in the generated store")
-    parser.add_argument("--runs", type=int, default=15, help="timed runs per command (median)")
-    parser.add_argument("--writes", type=int, default=50, help="timed single-run writes (median)")
     parser.add_argument("--batch", type=int, default=5000, help="runs per record_runs transaction when generating")
     parser.add_argument("--fresh", action="store_true", help="generate the store again, even if cached")
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where to make the project")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    add_store_arguments(parser)
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per command (median)")
+    parser.add_argument("--writes", type=int, default=50, help="timed single-run writes (median)")
     args = parser.parse_args()
     if args.count < LIST_LIMIT or args.runs < 1 or args.writes < 1 or args.batch < 1:
         parser.error(f"--count must be at least {LIST_LIMIT}; --runs, --writes and --batch at least 1")

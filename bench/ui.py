@@ -65,7 +65,7 @@ import time
 from pathlib import Path
 
 from _timing import pipeline_project, report_limit_against
-from runs import ENV, STAGES, generated_store
+from runs import ENV, STAGES, add_store_arguments, generated_store
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from anywhere: the opsctl being measured is this checkout's
@@ -366,12 +366,9 @@ async def opsctl_keys(project: Path, keys: int, count: int, method: str) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=100_000, help="runs in the generated store (bench/runs.py's)")
+    add_store_arguments(parser)  # bench/runs.py's store
     parser.add_argument("--runs", type=int, default=7, help="timed start-ups per probe (median)")
     parser.add_argument("--keys", type=int, default=15, help="timed presses per key (median)")
-    parser.add_argument("--batch", type=int, default=5000, help="runs per record_runs transaction when generating")
-    parser.add_argument("--fresh", action="store_true", help="generate the store again, even if cached")
-    parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where to make the project")
     args = parser.parse_args()
     if args.runs < 1 or args.keys < 1:
         parser.error("--runs and --keys must be at least 1")
