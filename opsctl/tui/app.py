@@ -28,6 +28,9 @@ class OpsctlApp(App):
     TITLE = "opsctl"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        # Terminal users quit with Ctrl-C (Textual's default only says "press ctrl+q"); it
+        # stops nothing half-done: the dashboard writes only through confirmed actions.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("1", "home", "Runs", show=False),
         Binding("2", "pipeline", "Pipeline", show=False),

@@ -7,11 +7,12 @@ from __future__ import annotations
 def start_dashboard(refresh: float) -> int:
     """Run the dashboard over the project here; its exit code (Textual prints what went
     wrong if it crashed). Outside a project or a terminal it raises, before drawing."""
+    import signal
     import sys
 
     from opsctl.core.dashboard import Dashboard
     from opsctl.core.project import open_project
-    from opsctl.errors import UsageError
+    from opsctl.errors import EXIT_INTERRUPTED, UsageError
 
     project = open_project()  # not a project: exit 3 before anything is drawn
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -20,5 +21,15 @@ def start_dashboard(refresh: float) -> int:
     from opsctl.tui.app import OpsctlApp
 
     app = OpsctlApp(Dashboard(project), refresh_interval=refresh)
-    app.run()
+
+    def on_sigterm(_signum, _frame) -> None:
+        # Python's default would end the process at once, leaving the terminal raw and on
+        # the alternate screen: exit through the app instead, which restores it.
+        app.exit(return_code=EXIT_INTERRUPTED)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        app.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return app.return_code or 0

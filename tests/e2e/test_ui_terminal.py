@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -158,6 +159,26 @@ def test_dashboard_in_a_terminal(project, pane, tmp_path):
         time.sleep(0.1)
     assert status.exists(), f"opsctl ui did not exit on q:\n{term.text()}"
     assert status.read_text().strip() == "exit=0", term.text()
+
+
+def test_sigterm_ends_it_with_130_and_the_terminal_restored(project, pane, tmp_path):
+    """`kill` (a closed session manager, a supervisor): exit 130, as `opsctl run` does, and
+    the terminal back on the shell's screen, not left raw on the dashboard's."""
+    status = tmp_path / "status"
+    pidfile = tmp_path / "pid"
+    inner = f"echo $$ > {shlex.quote(str(pidfile))}; exec {shlex.quote(sys.executable)} -m opsctl ui"
+    command = (f"cd {shlex.quote(str(project))} && sh -c {shlex.quote(inner)}; "
+               f"echo \"exit=$?\" > {shlex.quote(str(status))}; echo SHELL-AGAIN; sleep 30")
+    term = pane(command)
+    term.wait_for("the runs", lambda t: RECENT[:8] in t, status)
+    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    deadline = time.monotonic() + WAIT
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.exists(), f"opsctl ui did not exit on SIGTERM:\n{term.text()}"
+    assert status.read_text().strip() == "exit=130"
+    text = term.wait_for("the shell's screen", lambda t: "SHELL-AGAIN" in t, tmp_path / "never")
+    assert RECENT[:8] not in text  # the dashboard's screen is gone
 
 
 def test_refuses_outside_a_project_and_without_a_terminal(project, tmp_path):

@@ -399,3 +399,13 @@ def test_a_click_on_a_key_in_the_bar_runs_it(template):
         await until(pilot, lambda: toasts(app))
         assert "Mark two or more" in toasts(app)[-1]
     drive(template, scenario)
+
+
+def test_ctrl_c_quits_even_from_the_filter_box(template):
+    async def scenario(app, pilot):
+        await pilot.press("slash", "f")
+        assert app.screen.query_one("#filter", Input).has_focus
+        assert app.return_code is None  # running
+        await pilot.press("ctrl+c")
+        assert app.return_code == 0  # told to exit by the key, not by the test ending
+    drive(template, scenario)
