@@ -11,6 +11,11 @@ STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow",
 OUTCOME_STYLES = {"ran": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}
 
 
+def is_number(value) -> bool:
+    """A number to compute with or right-align (a bool is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
+from opsctl.core.formatting import is_number
 from opsctl.core.project import STATE_DIR, Project
 from opsctl.errors import UsageError
 
@@ -270,15 +271,11 @@ def compare_runs(project: Project, runs: list[str]) -> Comparison:
             values = [getattr(d, section).get(key) for d in details]
             first = values[0]
             deltas = [
-                (v - first) if _number(v) and _number(first) else None
+                (v - first) if is_number(v) and is_number(first) else None
                 for v in values
             ]
             rows.append(CompareRow(f"{section}.{key}", values, len({repr(v) for v in values}) > 1, deltas))
     return Comparison([d.id for d in details], rows)
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def stage_logs(project: Project, run: str, stage: str | None) -> list[tuple[str, Path | None]]:

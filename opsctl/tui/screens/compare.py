@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Header, Label, Sparkline, Static
 
-from opsctl.core.formatting import delta_text, value_text
+from opsctl.core.formatting import delta_text, is_number, value_text
 from opsctl.tui.screens.base import DashboardScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
@@ -53,10 +53,6 @@ def short_ids(run_ids: list[str]) -> list[str]:
     while length < longest and len({r[:length] for r in set(run_ids)}) < len(set(run_ids)):
         length += 1
     return [r[:length] for r in run_ids]
-
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def chartable(row: CompareRow) -> bool:
