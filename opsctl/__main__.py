@@ -5,6 +5,7 @@ import sys
 
 
 def run() -> None:
+    code = 130  # EXIT_INTERRUPTED, unless the command returns its own code
     try:
         from opsctl.cli.fastpath import try_fast_path
 
@@ -13,13 +14,21 @@ def run() -> None:
             from opsctl.cli.main import main_with_exit_code
 
             code = main_with_exit_code()
-        # The work is done (or rolled back): a Ctrl-C now would only garble the
-        # interpreter's shutdown with "Exception ignored in ..." noise.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:
         # Ctrl-C outside a command's own handling: while importing or setting up,
         # before anything was done. The command's handler covers everything after.
-        sys.exit(130)
+        pass
+    finally:
+        # The work is done (or rolled back): a Ctrl-C now would only garble the
+        # interpreter's shutdown with "Exception ignored in ..." noise, or end the
+        # process by the signal once Python has put the default handler back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # CPython (3.11 at least) marks a KeyboardInterrupt raised inside exec() as
+    # "unhandled" even when it was caught, and under `python -m` then ends the
+    # process with SIGINT after exit: status -2, not our 130. dataclasses build
+    # their methods with exec(), so a Ctrl-C during an import can hit one. Every
+    # exec() resets that mark; this one raises nothing, so the mark is cleared.
+    exec("")  # noqa: S102 - an empty string: clears the interpreter's mark, runs nothing
     sys.exit(code)
 
 

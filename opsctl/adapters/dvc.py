@@ -33,15 +33,16 @@ def dvc_version() -> str:
         ) from None
 
 
-_logging_tamed = False
+_dvc_prepared = False
 
 
-def _tame_dvc_logging() -> None:
-    """``import dvc`` installs handlers that print INFO lines ("Initialized DVC
-    repository.") to stdout; stdout is ours (tables, --json), so keep DVC to
-    warnings and errors, which it prints to stderr."""
-    global _logging_tamed
-    if _logging_tamed:
+def _prepare_dvc() -> None:
+    """Once per process, before DVC is used. ``import dvc`` installs handlers that
+    print INFO lines ("Initialized DVC repository.") to stdout; stdout is ours
+    (tables, --json), so keep DVC to warnings and errors, which it prints to stderr.
+    And an interrupt must not corrupt DVC's lock file (:func:`_guard_rwlock_edits`)."""
+    global _dvc_prepared
+    if _dvc_prepared:
         return
     import logging
     import os
@@ -55,7 +56,47 @@ def _tame_dvc_logging() -> None:
     # they would draw over our own output, so opsctl shows progress itself.
     for name in ("dvc.progress", "dvc_data.callbacks"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    _logging_tamed = True
+    _guard_rwlock_edits()
+    _dvc_prepared = True
+
+
+def _guard_rwlock_edits() -> None:
+    """DVC rewrites ``.dvc/tmp/rwlock`` in place: truncate, then ``json.dump``. A
+    Ctrl-C between the two leaves a file that every later DVC command refuses ("JSON
+    structure is corrupted") until someone deletes it. So Ctrl-C waits for those few
+    milliseconds: it is raised as soon as the edit is written."""
+    from dvc import rwlock
+
+    edit = getattr(rwlock, "_edit_rwlock", None)
+    if edit is None or getattr(edit, "opsctl_guarded", False):
+        return
+
+    @contextlib.contextmanager
+    def guarded_edit(*args, **kwargs):
+        with _sigint_deferred(), edit(*args, **kwargs) as lock:
+            yield lock
+
+    guarded_edit.opsctl_guarded = True
+    rwlock._edit_rwlock = guarded_edit
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block is done, then deliver it to whatever handler
+    was in place (raise KeyboardInterrupt, or nothing if SIGINT was being ignored)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)
 
 
 class _ProjectRootCwd:
@@ -96,7 +137,7 @@ project_root_cwd = _ProjectRootCwd()
 def open_repo(root: Path) -> Iterator[object]:
     """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`.
     Stage names and targets are relative to ``root`` (see :class:`_ProjectRootCwd`)."""
-    _tame_dvc_logging()
+    _prepare_dvc()
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
@@ -162,7 +203,7 @@ def _line_of(text: str, path) -> int | None:
 
 def init_repo(root: Path) -> None:
     """``dvc init`` in an existing Git work tree."""
-    _tame_dvc_logging()
+    _prepare_dvc()
     from dvc.repo import Repo
 
     with _translate():
@@ -171,7 +212,7 @@ def init_repo(root: Path) -> None:
 
 def add_remote(root: Path, name: str, url: str, *, default: bool = False) -> None:
     """Write a remote to ``.dvc/config`` exactly as ``dvc remote add [-d]`` does."""
-    _tame_dvc_logging()
+    _prepare_dvc()
     from dvc.config import Config
 
     with _translate():
@@ -298,7 +339,7 @@ def reporting_progress(sink) -> Iterator[None]:
     if sink is None:
         yield
         return
-    _tame_dvc_logging()
+    _prepare_dvc()
     import dvc.fs.callbacks as fs_callbacks
     from dvc.progress import Tqdm
     from dvc.ui import ui
@@ -673,7 +714,7 @@ class RemoteInfo:
 def list_remotes(root: Path) -> list[RemoteInfo]:
     from dvc.config import Config
 
-    _tame_dvc_logging()
+    _prepare_dvc()
     with _translate():
         config = Config(dvc_dir=str(root / ".dvc"))
         default = config["core"].get("remote")
@@ -697,7 +738,7 @@ def configure_remote(root: Path, name: str, *, url: str | None = None, options: 
     """Write a remote the way ``dvc remote add``/``modify``/``default`` do (``.dvc/config``)."""
     from dvc.config import Config
 
-    _tame_dvc_logging()
+    _prepare_dvc()
     with _translate():
         config = Config(dvc_dir=str(root / ".dvc"))
         with config.edit("repo") as conf:

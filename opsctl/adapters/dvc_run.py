@@ -26,7 +26,7 @@ from opsctl.adapters.dvc import (
     LOCK_TIMEOUT_ENV,
     PipelineStage,
     _pipeline_stages,
-    _tame_dvc_logging,
+    _prepare_dvc,
     _translate,
     lock_timeout,
     project_root_cwd,
@@ -58,7 +58,7 @@ class RunSession:
     """One open DVC repository for the length of a run; thread-safe."""
 
     def __init__(self, root: Path) -> None:
-        _tame_dvc_logging()
+        _prepare_dvc()
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo
 
@@ -355,7 +355,7 @@ def apply_param_overrides(root: Path, overrides: list[tuple[str, str, object]]) 
     does), keeping comments and order; returns the files changed."""
     from dvc.utils.serialize import modify_yaml
 
-    _tame_dvc_logging()
+    _prepare_dvc()
     changed = []
     by_file: dict[str, list[tuple[str, object]]] = {}
     for file, key, value in overrides:

@@ -176,9 +176,9 @@ def declare_artifact(root: Path, name: str, path: str, message: str, type_: str 
     dvcyaml = root / PROJECT_FILE
     before = dvcyaml.read_bytes() if dvcyaml.exists() else None
     try:
-        from opsctl.adapters.dvc import _tame_dvc_logging
+        from opsctl.adapters.dvc import _prepare_dvc
 
-        _tame_dvc_logging()
+        _prepare_dvc()
         from dvc.exceptions import DvcException
         from dvc.utils.serialize import modify_yaml
 

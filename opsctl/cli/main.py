@@ -121,11 +121,19 @@ def _install_sigint_handler() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
+    def resend() -> None:
+        # Only while this handler is still the one: once the command has ended,
+        # opsctl ignores Ctrl-C, and Python's shutdown puts the default (kill) back.
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            os.kill(os.getpid(), signal.SIGINT)
+
     def on_sigint(signum, frame):
         probe = frame
         while probe is not None:
             if probe.f_code.co_name == "__del__":
-                threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+                timer = threading.Timer(0.05, resend)
+                timer.daemon = True  # never holds up the exit
+                timer.start()
                 return
             probe = probe.f_back
         raise KeyboardInterrupt
