@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -79,10 +80,10 @@ def project(template, tmp_path) -> Path:
     return Path(shutil.copytree(template, tmp_path / "project", symlinks=True))
 
 
-def drive(root: Path, scenario, *, refresh: float = 60.0, size=(140, 40)):
+def drive(root: Path, scenario, *, refresh: float = 60.0, size=(140, 40), services: Dashboard | None = None):
     """Run ``scenario(app, pilot)`` against the app over ROOT; the app's poll is slow
     unless a test wants live refresh."""
-    app = OpsctlApp(Dashboard(open_project(root)), refresh_interval=refresh)
+    app = OpsctlApp(services or Dashboard(open_project(root)), refresh_interval=refresh)
 
     async def main():
         async with app.run_test(size=size) as pilot:
@@ -313,12 +314,15 @@ def test_a_running_run_is_followed_and_the_table_refreshes_itself(project):
         await pilot.press("up", "enter")
         await until(pilot, lambda: type(app.screen).__name__ == "RunScreen")
         screen = app.screen
+        assert screen.run_id == live
         view = screen.query_one(Log)
         await until(pilot, lambda: "step 1" in "\n".join(view.lines))
         assert "following" in str(screen.query_one("#log-title", Static).render())
         with open(log, "a") as f:
             f.write("step 2\n")
         await until(pilot, lambda: "step 2" in "\n".join(view.lines))
+        await pilot.pause(0.3)  # a few more follow-ups: none may repeat what is shown
+        assert [line for line in view.lines if line] == ["step 1", "step 2"]
         with RunStore(project / ".opsctl" / "opsctl.db") as store:
             store.record_stage(live, StageRecord("train", "ran", started=time.time(), duration=1.0, exit_code=0,
                                                  log_path=f".opsctl/runs/{live}/train.log"))
@@ -327,6 +331,43 @@ def test_a_running_run_is_followed_and_the_table_refreshes_itself(project):
         await pilot.press("escape")
         await until(pilot, lambda: "succeeded" in str(table(app).get_row_at(0)[2]))
     drive(project, scenario, refresh=0.1)
+
+
+class HeldPages(Dashboard):
+    """Its pages wait while ``hold`` is clear: a reload slower than the user's keys."""
+
+    def __init__(self, project) -> None:
+        super().__init__(project)
+        self.hold, self.asked = threading.Event(), threading.Event()
+        self.hold.set()
+
+    def runs_page(self, *args, **kwargs):
+        self.asked.set()
+        self.hold.wait(20)
+        return super().runs_page(*args, **kwargs)
+
+
+def test_a_refresh_keeps_the_cursor_where_the_user_moved_it_meanwhile(project):
+    """A run starts, the table reloads, and the user presses keys before the new page
+    arrives: the cursor stays on the run the user went to, not the one it was on when
+    the reload began."""
+    services = HeldPages(open_project(project))
+    live = "cafe00000003"
+
+    async def scenario(app, pilot):
+        services.hold.clear()
+        services.asked.clear()
+        with RunStore(project / ".opsctl" / "opsctl.db") as store:
+            store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
+                                   pid=os.getpid(), executor="local", jobs=1))
+        await until(pilot, services.asked.is_set)
+        await pilot.press("down", "down")
+        chosen = shown_ids(app)[table(app).cursor_row]
+        assert chosen == run_id(COUNT - 3)
+        services.hold.set()
+        await until(pilot, lambda: shown_ids(app)[0] == live)
+        assert shown_ids(app)[table(app).cursor_row] == chosen
+    drive(project, scenario, refresh=0.1, services=services)
 
 
 def test_a_run_opened_before_its_first_stage_shows_the_stage_when_it_starts(project):

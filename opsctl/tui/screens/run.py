@@ -34,9 +34,10 @@ class RunLoaded(Message):
 
 
 class LogRead(Message):
-    def __init__(self, stage: str, chunk: LogChunk, fresh: bool) -> None:
+    def __init__(self, stage: str, start: int, chunk: LogChunk, fresh: bool) -> None:
         super().__init__()
         self.stage = stage
+        self.start = start  # the offset asked for; the chunk ends at chunk.offset
         self.chunk = chunk
         self.fresh = fresh  # a new stage's log (clear first), not more of the one shown
 
@@ -187,15 +188,26 @@ class RunScreen(DashboardScreen):
         self.log_offset = 0
         self.query_one(Log).clear()
         self._update_log_title()
-        self._read_log(stage, self.logs.get(stage), 0, True)
+        self._read_whole_log(stage, self.logs.get(stage))
 
+    # The whole log and the follow-ups are separate groups, so a follow-up never
+    # cancels the first read; on_log_read drops a chunk that does not continue the log.
     @work(thread=True, exclusive=True, group="log")
-    def _read_log(self, stage: str, path: Path | None, offset: int, fresh: bool) -> None:
-        self.post_message(LogRead(stage, self.services.read_log(path, offset), fresh))
+    def _read_whole_log(self, stage: str, path: Path | None) -> None:
+        self._read_log(stage, path, 0, fresh=True)
+
+    @work(thread=True, exclusive=True, group="log-follow")
+    def _read_more_log(self, stage: str, path: Path | None, offset: int) -> None:
+        self._read_log(stage, path, offset, fresh=False)
+
+    def _read_log(self, stage: str, path: Path | None, offset: int, *, fresh: bool) -> None:
+        self.post_message(LogRead(stage, offset, self.services.read_log(path, offset), fresh))
 
     def on_log_read(self, message: LogRead) -> None:
         if message.stage != self.stage:
             return
+        if not message.fresh and message.start != self.log_offset:
+            return  # read before another chunk landed: its text is already shown
         log = self.query_one(Log)
         if message.fresh:
             log.clear()
@@ -215,7 +227,7 @@ class RunScreen(DashboardScreen):
         if not self.is_current or self.detail is None or self.detail.status != "running":
             return
         if self.follow and self.stage is not None:
-            self._read_log(self.stage, self.logs.get(self.stage), self.log_offset, False)
+            self._read_more_log(self.stage, self.logs.get(self.stage), self.log_offset)
         self._load()  # also before its first stage has started: that stage appears
 
     # -- actions -----------------------------------------------------------------------

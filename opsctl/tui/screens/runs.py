@@ -34,11 +34,13 @@ FIXED_COLUMNS = [("", None), ("run", "id"), ("status", "status"), ("started", "s
 
 
 class RunsLoaded(Message):
-    def __init__(self, page: RunsPage, query: RunQuery, keep: str | None) -> None:
+    def __init__(self, page: RunsPage, query: RunQuery, keep_cursor: bool) -> None:
         super().__init__()
         self.page = page
         self.query = query
-        self.keep = keep  # the run the cursor was on: it stays there if still listed
+        # The cursor stays on the run it is on when the page arrives (not the one it
+        # was on when the load began: keys may have moved it since), if still listed.
+        self.keep_cursor = keep_cursor
 
 
 class StoreChanged(Message):
@@ -86,14 +88,14 @@ class RunsScreen(DashboardScreen):
         self.set_interval(self.opsctl_app.refresh_interval, self.watch_store)
 
     # -- loading -----------------------------------------------------------------------
-    def load(self, keep: str | None = None) -> None:
+    def load(self, keep_cursor: bool = False) -> None:
         table = self.query_one(DataTable)
         if self.page is None:
             table.loading = True
-        self._load(self.query_state, self.page_offset, keep)
+        self._load(self.query_state, self.page_offset, keep_cursor)
 
     @work(thread=True, exclusive=True, group="runs")
-    def _load(self, query: RunQuery, offset: int, keep: str | None) -> None:
+    def _load(self, query: RunQuery, offset: int, keep_cursor: bool) -> None:
         try:
             marker = self.services.store_marker()
             page = self.services.runs_page(query, offset=offset, limit=PAGE_SIZE)
@@ -101,7 +103,7 @@ class RunsScreen(DashboardScreen):
             self.app.call_from_thread(self._failed, exc)
             return
         self._marker = marker
-        self.post_message(RunsLoaded(page, query, keep))
+        self.post_message(RunsLoaded(page, query, keep_cursor))
 
     def _failed(self, exc: BaseException) -> None:
         self.query_one(DataTable).loading = False
@@ -115,14 +117,16 @@ class RunsScreen(DashboardScreen):
         except Exception:  # noqa: BLE001 - the next tick tries again
             return
         if self._marker is not None and marker != self._marker:
+            self._marker = marker  # one reload per change, however slow that reload is
             self.post_message(StoreChanged())
 
     def on_store_changed(self, _message: StoreChanged) -> None:
-        self.load(keep=self._cursor_run())
+        self.load(keep_cursor=True)
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         if message.query != self.query_state:
             return  # an answer to a query the user has since changed
+        keep = self._cursor_run() if message.keep_cursor else None
         self.page = page = message.page
         table = self.query_one(DataTable)
         table.loading = False
@@ -149,8 +153,8 @@ class RunsScreen(DashboardScreen):
             else:
                 empty.update("No runs yet.\n\n`opsctl run` records one each time it runs stages; "
                              "they appear here as they start.")
-        if message.keep and message.keep in {r.id for r in page.runs}:
-            table.move_cursor(row=table.get_row_index(message.keep), animate=False)
+        if keep and keep in {r.id for r in page.runs}:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
         self._show_summary()
 
     def _cells(self, run, metric_keys: list[str]) -> list:
@@ -267,7 +271,7 @@ class RunsScreen(DashboardScreen):
         if self.query_state.describe():
             self._requery(self.query_state._replace(status=None, where=(), text=None))
         elif changed:
-            self.load(keep=self._cursor_run())
+            self.load(keep_cursor=True)
 
     def action_sort(self) -> None:
         """The next sortable column (started, duration, ..., each key metric), highest first."""
