@@ -9,11 +9,13 @@ def run() -> None:
     try:
         from opsctl.cli.fastpath import try_fast_path
 
-        code = try_fast_path(sys.argv[1:])
-        if code is None:
+        fast_code = try_fast_path(sys.argv[1:])
+        if fast_code is None:
             from opsctl.cli.main import main_with_exit_code
 
             code = main_with_exit_code()
+        else:
+            code = fast_code
     except KeyboardInterrupt:
         # Ctrl-C outside a command's own handling: while importing or setting up,
         # before anything was done. The command's handler covers everything after.

@@ -92,3 +92,27 @@ def test_ctrl_c_inside_an_exec_still_exits_130_under_python_m(tmp_path):
     result = subprocess.run([sys.executable, "-m", "probe"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 130, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_the_cli_is_still_importing_exits_130(tmp_path):
+    """Before any command runs (the fast path declined, the full CLI is loading)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "__init__.py").write_text("")
+    (probe / "__main__.py").write_text(textwrap.dedent("""
+        import os, signal, sys
+        import opsctl.__main__ as entry
+        import opsctl.cli.fastpath as fastpath
+
+        class InterruptedImport:
+            def __getattr__(self, name):
+                os.kill(os.getpid(), signal.SIGINT)
+                sum(range(100_000))
+
+        fastpath.try_fast_path = lambda args: None
+        sys.modules["opsctl.cli.main"] = InterruptedImport()
+        entry.run()
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[2])])}
+    result = subprocess.run([sys.executable, "-m", "probe"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 130, result.stderr
