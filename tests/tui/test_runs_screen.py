@@ -282,9 +282,10 @@ def test_enter_opens_the_run_with_its_stages_values_and_log(template):
         assert str(stages.get_row_at(1)[4]).startswith("opsctl/app:1 (abababababab)")
         info = str(screen.query_one("#run-info", Static).render())
         assert NEWEST in info and "tui" not in info
-        values = screen.query_one("#values", DataTable)
-        keys = [str(values.get_row_at(i)[0]).strip() for i in range(values.row_count)]
-        assert keys == ["params", "train.lr", "train.optimizer", "metrics", "accuracy", "loss"]
+        values = str(screen.query_one("#values", Static).render()).splitlines()
+        assert [line.split()[0] for line in values] == ["params", "train.lr", "train.optimizer",
+                                                        "metrics", "accuracy", "loss"]
+        assert values[1].split()[1] == "0.1" and values[3].split()[1] == "2"
         log = screen.query_one(Log)
         assert screen.stage == "prepare"
         await until(pilot, lambda: "no log saved" in "\n".join(log.lines))

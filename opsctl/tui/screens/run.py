@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Header, Log, Static
 
@@ -25,6 +25,22 @@ from opsctl.core.formatting import (
 )
 from opsctl.tui.screens.base import DashboardScreen
 from opsctl.tui.widgets.keybar import KeyBar
+
+
+def values_text(detail) -> Text:
+    """Params, then metrics: a bold heading with the count, then one aligned
+    ``key  value`` line each."""
+    sections = [(name, sorted(getattr(detail, name).items())) for name in ("params", "metrics")]
+    width = max((len(key) for _name, items in sections for key, _value in items), default=0)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for name, items in sections:
+        if text:
+            text.append("\n")
+        text.append(name, style="bold")
+        text.append(f"  {len(items) if items else 'none'}", style="dim")
+        for key, value in items:
+            text.append(f"\n  {key:<{width}}  {value_text(value)}")
+    return text
 
 
 class RunLoaded(Message):
@@ -86,8 +102,10 @@ class RunScreen(DashboardScreen):
         yield Static(id="run-info")
         with Horizontal(id="run-top"):
             yield DataTable(id="stages", cursor_type="row")
-            with Vertical(id="run-values"):
-                yield DataTable(id="values", cursor_type="none", show_header=False)
+            # Plain text, not a table: nothing to select there, and a table's cells
+            # cost several times as much to draw when the screen opens.
+            with VerticalScroll(id="run-values"):
+                yield Static(id="values")
         yield Static(id="log-title", classes="title")
         yield Log(id="log", highlight=False, auto_scroll=True)
         yield KeyBar()
@@ -95,7 +113,6 @@ class RunScreen(DashboardScreen):
     def on_mount(self) -> None:
         # Columns once: a refill then changes only rows, which re-measures less.
         self.query_one("#stages", DataTable).add_columns("stage", "outcome", "duration", "exit", "image")
-        self.query_one("#values", DataTable).add_columns("key", "value")
         self._start()
         self.set_interval(self.opsctl_app.refresh_interval, self._tick)
 
@@ -104,9 +121,9 @@ class RunScreen(DashboardScreen):
         if self._prefetched is not None and self._prefetched.detail.id.startswith(self.run_id or "\0"):
             self._show_view(self._prefetched)
         else:
-            for table in self.query(DataTable):
-                table.clear()
+            self.query_one("#stages", DataTable).clear()
             self.query_one("#run-info", Static).update("")
+            self.query_one("#values", Static).update("")
             self.query_one("#stages", DataTable).loading = True
         self._prefetched = None
         self._load()
@@ -160,13 +177,7 @@ class RunScreen(DashboardScreen):
         if keep in self.logs:
             stages.move_cursor(row=stages.get_row_index(keep), animate=False)
 
-        values = self.query_one("#values", DataTable)
-        values.clear()
-        for section in ("params", "metrics"):
-            items = sorted(getattr(detail, section).items())
-            values.add_row(Text(section, style="bold"), Text(f"{len(items)}" if items else "none", style="dim"))
-            for key, value in items:
-                values.add_row(f"  {key}", value_text(value))
+        self.query_one("#values", Static).update(values_text(detail))
         if first_load:
             stages.focus()
         if self.stage is None and stages.row_count:
