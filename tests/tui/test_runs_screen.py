@@ -443,6 +443,26 @@ def test_a_click_on_a_key_in_the_bar_runs_it(template):
     drive(template, scenario)
 
 
+def test_the_key_bar_shows_the_filter_boxs_keys_while_it_is_open(template):
+    async def scenario(app, pilot):
+        bar = app.screen.query_one("#keybar")
+        screen_keys = str(bar.render())
+        assert "/ Filter" in screen_keys
+        await pilot.press("slash")
+        text = str(bar.render())
+        assert text.startswith("enter Apply filter  esc Cancel") and "/ Filter" not in text
+        await pilot.press("escape")
+        assert str(bar.render()) == screen_keys
+        await pilot.press("slash", "f", "a", "i", "l", "e", "d")  # a status
+        await pilot.click("#keybar", offset=(text.index("Apply") + 1, 0))  # a click applies it too
+        await until(pilot, lambda: "filter: failed" in summary(app))
+        assert str(bar.render()) == screen_keys
+        await pilot.press("slash")
+        await pilot.click("#keybar", offset=(text.index("Cancel") + 1, 0))
+        assert not app.screen.query_one("#filter").display and str(bar.render()) == screen_keys
+    drive(template, scenario)
+
+
 def test_ctrl_c_quits_even_from_the_filter_box(template):
     async def scenario(app, pilot):
         await pilot.press("slash", "f")

@@ -243,6 +243,7 @@ class RunsScreen(DashboardScreen):
         box.display = True
         box.value = self.query_state.describe()
         box.focus()
+        self.query_one(KeyBar).show_keys([("enter", "Apply filter", "submit", box), ("esc", "Cancel", "clear", self)])
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -258,6 +259,7 @@ class RunsScreen(DashboardScreen):
         box = self.query_one("#filter", Input)
         box.display = False
         self.query_one(DataTable).focus()
+        self.query_one(KeyBar).show_screen_keys()
 
     def action_clear(self) -> None:
         box = self.query_one("#filter", Input)
