@@ -156,6 +156,17 @@ def test_a_sparkline_for_each_numeric_metric_that_differs(project):
     drive(project, [BASE, MORE, SGD], scenario)
 
 
+def test_a_metric_some_runs_lack_is_charted_over_those_that_have_it(project):
+    async def scenario(app, pilot):
+        charts = {str(chart.query_one(".chart-label", Label).render()): chart for chart in app.screen.query(".chart")}
+        # BARE has no metrics; f1 only SGD has (one point: no chart); rows is 100 in both.
+        assert list(charts) == ["accuracy", "loss"]
+        assert list(charts["accuracy"].query_one(Sparkline).data) == [0.5, 0.7]
+        assert str(charts["accuracy"].query_one(".chart-range", Label).render()) == "min 0.5 · max 0.7 · 2 of 3 runs"
+
+    drive(project, [BASE, SGD, BARE], scenario)
+
+
 def test_runs_alike_in_their_metrics_have_no_charts_and_d_can_hide_every_row(project):
     async def scenario(app, pilot):
         assert shown_keys(app) == [k for k in ALL_KEYS if k != "metrics.f1"]

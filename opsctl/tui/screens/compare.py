@@ -55,10 +55,13 @@ def short_ids(run_ids: list[str]) -> list[str]:
     return [r[:length] for r in run_ids]
 
 
-def chartable(row: CompareRow) -> bool:
-    """A metric worth a sparkline: it differs and every run has a number for it (a gap
-    would shift the following bars under the wrong runs)."""
-    return row.key.startswith("metrics.") and row.changed and all(is_number(v) for v in row.values)
+def chart_points(row: CompareRow) -> list[float]:
+    """A metric's numbers across the runs that have one, in the runs' order: worth a
+    sparkline when at least two runs have it and they differ (else an empty list)."""
+    if not row.key.startswith("metrics.") or not row.changed:
+        return []
+    points = [float(v) for v in row.values if is_number(v)]
+    return points if len(points) > 1 and len(set(points)) > 1 else []
 
 
 def run_column(run_index: int) -> str:
@@ -206,17 +209,19 @@ class CompareScreen(DashboardScreen):
     def _show_charts(self) -> None:
         charts = self.query_one("#charts", VerticalScroll)
         charts.query(".chart").remove()
-        rows = [row for row in self.comparison.rows if chartable(row)] if self.comparison else []
-        charts.display = bool(rows)
+        charted = [(row, chart_points(row)) for row in self.comparison.rows] if self.comparison else []
+        charted = [(row, points) for row, points in charted if points]
+        charts.display = bool(charted)
         charts.mount_all(
             Horizontal(
                 Label(row.key.removeprefix("metrics."), classes="chart-label"),
-                Sparkline([float(v) for v in row.values], classes="chart-line"),
-                Label(f"min {value_text(min(row.values))} · max {value_text(max(row.values))}",
+                Sparkline(points, classes="chart-line"),
+                Label(f"min {value_text(min(points))} · max {value_text(max(points))}"
+                      + ("" if len(points) == len(row.values) else f" · {len(points)} of {len(row.values)} runs"),
                       classes="chart-range"),
                 classes="chart",
             )
-            for row in rows
+            for row, points in charted
         )
 
     def watch_only_differences(self) -> None:
