@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from opsctl.cli.output import Styled, out
+from opsctl.core.formatting import STAGE_STATE_STYLES
 
 
 def register(app: typer.Typer) -> None:
@@ -39,12 +40,17 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     out.table(
         ["stage", "status", "why"],
         [
-            (s.name, Styled("stale", "yellow") if s.stale else Styled("up to date", "green"), "; ".join(s.reasons))
+            (s.name, _state(s.stale), "; ".join(s.reasons))
             for s in stages
         ],
     )
     stale = sum(s.stale for s in stages)
     out.info(f"{stale} of {len(stages)} stages stale" if stale else "Everything is up to date.")
+
+
+def _state(stale: bool) -> Styled:
+    state = "stale" if stale else "up to date"
+    return Styled(state, STAGE_STATE_STYLES[state])
 
 
 def dag(

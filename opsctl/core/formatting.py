@@ -1,5 +1,5 @@
 """How run records read as text: times, durations, commits, images, values, deltas and
-the colour of a status or outcome. Shared by the CLI (cli/runs_view.py) and the
+the colour of a run status, stage outcome or pipeline stage state. Shared by the CLI (cli/runs_view.py) and the
 dashboard (tui/), so both show a run the same way. Plain functions on plain values:
 no typer, rich or textual here (colours are style names either front end maps)."""
 
@@ -9,6 +9,9 @@ import time
 
 STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 OUTCOME_STYLES = {"ran": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}
+# A pipeline stage's state (`opsctl status`, the pipeline screen); running/failed come from the runs.
+STAGE_STATE_STYLES = {"up to date": "green", "stale": "yellow",
+                      "running": STATUS_STYLES["running"], "failed": STATUS_STYLES["failed"]}
 
 
 def is_number(value) -> bool:

@@ -19,14 +19,12 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
 from opsctl.core.dashboard import PipelineStageView
-from opsctl.core.formatting import STATUS_STYLES
+from opsctl.core.formatting import STAGE_STATE_STYLES
 from opsctl.tui.screens.base import DashboardScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
 # A glyph as well as a colour, so the status reads without colour too.
 STATUS_MARKS = {"up to date": "✓", "stale": "●", "running": "▶", "failed": "✗"}
-STATUS_COLOURS = {"up to date": "green", "stale": "yellow", "running": STATUS_STYLES["running"],
-                  "failed": STATUS_STYLES["failed"]}
 # The order counts are listed in the summary: what needs attention first.
 SUMMARY_ORDER = ("failed", "running", "stale")
 
@@ -68,7 +66,7 @@ def summary(stages: list[PipelineStageView]) -> str:
 
 
 def status_text(status: str) -> Text:
-    return Text(f"{STATUS_MARKS.get(status, '?')} {status}", style=STATUS_COLOURS.get(status, ""))
+    return Text(f"{STATUS_MARKS.get(status, '?')} {status}", style=STAGE_STATE_STYLES.get(status, ""))
 
 
 class PipelineScreen(DashboardScreen):
