@@ -753,6 +753,43 @@ def configure_remote(root: Path, name: str, *, url: str | None = None, options: 
                 conf["core"]["remote"] = name
 
 
+@dataclass(frozen=True)
+class LockedStage:
+    """A pipeline stage as its ``dvc.lock`` entry records it: the command, and the
+    hashes of what it read and wrote, and the params values, when it last ran."""
+
+    name: str  # DVC's addressing: "train", or "sub/dvc.yaml:train"
+    cmd: str
+    deps: list[tuple[str, str | None]]  # (path relative to the root, hash)
+    params: dict[str, dict]  # params file -> {key: value}
+    outs: list[tuple[str, str | None]]
+
+
+def locked_stages(root: Path) -> dict[str, LockedStage]:
+    """Every pipeline stage that has a ``dvc.lock`` entry, by its addressing."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.stage import PipelineStage
+
+    def hash_of(item) -> str | None:
+        return item.hash_info.value if item.hash_info else None
+
+    stages = {}
+    with open_repo(root) as repo:
+        for stage in repo.index.stages:
+            if not isinstance(stage, PipelineStage) or not stage.outs or all(hash_of(o) is None for o in stage.outs):
+                continue  # never run: nothing in dvc.lock
+            deps, params = [], {}
+            for dep in stage.deps:
+                if isinstance(dep, ParamsDependency):
+                    params[_rel(root, dep.fs_path)] = dict(hash_of(dep) or {})
+                else:
+                    deps.append((_rel(root, dep.fs_path), hash_of(dep)))
+            cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
+            stages[stage.addressing] = LockedStage(stage.addressing, cmd, deps, params,
+                                                   [(_rel(root, o.fs_path), hash_of(o)) for o in stage.outs])
+    return stages
+
+
 def outputs(root: Path) -> list[TrackedOutput]:
     """Every DVC-tracked output with the hash dvc.lock / its .dvc file records (no status)."""
     with open_repo(root) as repo:

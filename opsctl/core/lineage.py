@@ -4,7 +4,9 @@ From the artifact (its DVC hash) to the stage and run that produced it, then
 each of that stage's inputs the same way, back to data tracked by ``.dvc``
 files and to source files in Git; with the code commit, the params and the
 image digest of every stage on the way. Built from the run store's records
-(what ran, with which hashes) and DVC's index (what is tracked, and how).
+(what ran, with which hashes) and DVC's index (what is tracked, and how). A stage
+version no run recorded (``dvc repro``) comes from its ``dvc.lock`` entry instead:
+command, params and input hashes, without a run, commit or image.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def describe(node: Node) -> str:
         return f"{node.label}  md5 {short}  (data, {a.get('dvcfile')})"
     if node.kind == "source":
         return f"{node.label}  md5 {short}  (source, in Git)"
+    if node.kind == "stage" and a.get("recorded_in") == "dvc.lock":
+        return f"stage {node.label}: as dvc.lock records it, no opsctl run  `{a.get('cmd')}`"
     if node.kind == "stage":
         return f"stage {node.label}: {a.get('outcome') or '?'}  `{a.get('cmd')}`"
     if node.kind == "run":
@@ -130,6 +134,7 @@ class _Builder:
         self.project, self.outputs, self.store, self.graph = project, outputs, store, graph
         self.runs: dict[str, object] = {}
         self.visited: set[str] = set()
+        self.locks: dict | None = None  # dvc.lock's stages, read when a run record is missing
 
     def _run(self, run_id: str):
         if run_id not in self.runs:
@@ -151,9 +156,13 @@ class _Builder:
         self.graph.add(Node(node_id, "artifact", path, {"path": path, "hash": digest, "output_of": out.stage}))
         producer = self._producer(out, path, digest, run_hint, before)
         if producer is None:
+            locked = self._locked_producer(out, path, digest)
+            if locked is not None:  # made by `dvc repro` (or before opsctl recorded runs)
+                self.graph.link(node_id, self.locked_stage(locked), "produced by")
+                return node_id
             unknown = self.graph.add(Node(f"unknown:{out.stage}:{path}", "unknown", out.stage, {
-                "stage": out.stage, "why": "no recorded run produced this version (made by `dvc repro`, or before "
-                                          "opsctl recorded runs)"}))
+                "stage": out.stage, "why": "no recorded run produced this version, and dvc.lock records "
+                                          "another (made before the last `dvc repro`?)"}))
             self.graph.link(node_id, unknown, "produced by")
             return node_id
         run, stage = producer
@@ -186,6 +195,35 @@ class _Builder:
                 if stage.name == out.stage and stage.outcome in ("ran", "cached"):
                     return run, stage
         return None
+
+    def _locked_producer(self, out, path, digest):
+        """The stage's dvc.lock entry, if it records this very version of the output. For
+        a file inside a tracked directory, the directory as it is tracked now."""
+        if self.locks is None:
+            from opsctl.adapters import dvc as dvc_adapter
+
+            self.locks = dvc_adapter.locked_stages(self.project.root)
+        locked = self.locks.get(out.stage)
+        if locked is None:
+            return None
+        wanted = digest if path == out.path else out.hash
+        return locked if wanted is not None and (out.path, wanted) in locked.outs else None
+
+    def locked_stage(self, locked) -> str:
+        """A stage known only from dvc.lock: its command, params and inputs' hashes; no
+        run, so no commit, image or log."""
+        stage_id = f"stage:dvc.lock:{locked.name}"
+        if stage_id in self.graph.nodes:
+            return stage_id
+        self.graph.add(Node(stage_id, "stage", locked.name, {
+            "stage": locked.name, "run": None, "outcome": None, "cmd": locked.cmd, "recorded_in": "dvc.lock"}))
+        for file, values in locked.params.items():
+            params_id = self.graph.add(Node(f"params:dvc.lock:{locked.name}:{file}", "params", file,
+                                            {"file": file, "values": values}))
+            self.graph.link(stage_id, params_id, "used params")
+        for dep_path, dep_hash in locked.deps:
+            self.graph.link(stage_id, self.artifact(dep_path, dep_hash), "read")
+        return stage_id
 
     def stage(self, run, stage) -> str:
         stage_id = f"stage:{run.id}:{stage.name}"

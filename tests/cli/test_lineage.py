@@ -5,6 +5,7 @@ data's .dvc file, by output path and by registered model version."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.cli.test_runs import copy_project, ml_ran, ml_twice  # noqa: F401 — fixtures shared with test_runs
-from tests.conftest import run, run_opsctl
+from tests.conftest import git_dvc_project, run, run_opsctl
 
 MODEL = "models/model.pkl"
 RAW = "data/raw/churn.csv"
@@ -207,16 +208,50 @@ def test_after_a_second_run_lineage_points_at_the_newer_run(ml_ran, ml_twice, tm
     assert train["run"] == second
 
 
-def test_without_a_recorded_producer_the_stage_is_unknown(ml_copy):
-    """A model made outside opsctl (here: the run store is gone) still gets a lineage
-    root; the producer is marked unknown instead of inventing one."""
+def test_without_a_recorded_run_the_lineage_comes_from_dvc_lock(ml_copy):
+    """A model made outside opsctl (here: the run store is gone, as after `dvc repro`):
+    each stage as dvc.lock records it — command, params, the hashes it read — back to the
+    raw data, and no run, commit or image claimed."""
     for name in ("opsctl.db", "opsctl.db-wal", "opsctl.db-shm"):
         (ml_copy / ".opsctl" / name).unlink(missing_ok=True)
     g = lineage_of(ml_copy, MODEL)
     assert g.root["hash"] == lock_md5(ml_copy, "train", "outs", MODEL)
-    (unknown,) = g.out(g.data["root"], "produced by")
-    assert unknown["kind"] == "unknown" and unknown["stage"] == "train"
-    assert not g.of("run")
+    (train,) = g.out(g.data["root"], "produced by")
+    assert (train["kind"], train["stage"], train["recorded_in"], train["run"]) == ("stage", "train", "dvc.lock", None)
+    assert train["cmd"] == lock(ml_copy)["train"]["cmd"]
+    (params,) = g.out(train["id"], "used params")
+    assert params["values"] == lock(ml_copy)["train"]["params"]["params.yaml"]
+    raw = g.one("data", path=RAW)
+    assert raw["hash"] == lock_md5(ml_copy, "prepare", "deps", RAW) and raw["id"] in g.reachable(g.data["root"])
+    assert {n["stage"] for n in g.of("stage")} == {"train", "featurize", "prepare"}
+    assert not g.of("run") and not g.of("image") and not g.of("unknown")
+    text = run_opsctl("lineage", MODEL, cwd=ml_copy).stdout
+    assert "stage train: as dvc.lock records it, no opsctl run" in text
+
+
+def test_a_version_neither_a_run_nor_dvc_lock_records_has_an_unknown_producer(tmp_path):
+    """Made by `dvc repro`, registered, then made again with other params: the first
+    version's producer is in no run record, and dvc.lock now describes the second."""
+    root = git_dvc_project(tmp_path / "repro")
+    (root / "raw.csv").write_text("".join(f"{i}\n" for i in range(10)))
+    (root / "params.yaml").write_text("head: 3\n")
+    (root / "dvc.yaml").write_text(
+        "stages:\n  head:\n    cmd: head -n ${head} raw.csv > model.txt\n    deps: [raw.csv]\n"
+        "    params: [head]\n    outs: [model.txt]\n")
+    run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=root)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"], cwd=root)
+    first = lineage_of(root, "model.txt")
+    (head,) = first.out(first.data["root"], "produced by")
+    assert head["recorded_in"] == "dvc.lock" and first.one("source", path="raw.csv")
+    assert opsctl_json(root, "model", "register", "m", "model.txt")["version"] == "v0.0.1"
+    (root / "params.yaml").write_text("head: 5\n")
+    run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "second"], cwd=root)
+    old = lineage_of(root, "m@v0.0.1")
+    assert old.root["hash"] == first.root["hash"] != lineage_of(root, "model.txt").root["hash"]
+    (unknown,) = old.out(old.data["root"], "produced by")
+    assert unknown["kind"] == "unknown" and "dvc.lock records another" in unknown["why"]
 
 
 def test_from_a_subdirectory_stages_keep_their_project_names(ml_ran):

@@ -105,8 +105,10 @@ def details(item: LineageItem) -> Text:
             value = ", ".join(f"{k}={v}" for k, v in flat_params(value))
         text.append(f"{key}: ", style="dim")
         text.append(f"{value_text(value)}\n")
-    if item.stage:
+    if item.stage and item.run_id:
         text.append("enter opens this stage in its run", style="italic")
+    elif item.stage:
+        text.append("no opsctl run recorded this stage: no log, image or commit to show", style="italic")
     elif item.run_id:
         text.append("enter opens this run", style="italic")
     return text
