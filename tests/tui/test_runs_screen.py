@@ -463,6 +463,17 @@ def test_the_key_bar_shows_the_filter_boxs_keys_while_it_is_open(template):
     drive(template, scenario)
 
 
+def test_in_a_narrow_terminal_the_key_bar_keeps_quit_and_help(template):
+    async def scenario(app, pilot):
+        bar = app.screen.query_one("#keybar")
+        text = str(bar.render())
+        assert len(text) <= 78 and "…" in text
+        assert text.startswith("space Mark") and text.endswith("q Quit  ? Help  ^p palette")
+        await pilot.click("#keybar", offset=(text.index("? Help") + 1, 0))
+        await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+    drive(template, scenario, size=(80, 24))
+
+
 def test_ctrl_c_quits_even_from_the_filter_box(template):
     async def scenario(app, pilot):
         await pilot.press("slash", "f")

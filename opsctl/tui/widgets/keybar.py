@@ -28,37 +28,59 @@ class KeyBar(Static):
 
     def __init__(self) -> None:
         super().__init__(id="keybar")
+        self._keys: list[tuple[str, str, str, object]] = []  # the screen's: dropped first when narrow
+        self._always: list[tuple[str, str, str, object]] = []  # the app's (quit, help): always shown
         self._spans: list[tuple[int, int, str, object]] = []  # start, end, action, where it runs
 
     def on_mount(self) -> None:
         self.show_screen_keys()
 
+    def on_resize(self) -> None:
+        self._draw()
+
     def show_screen_keys(self) -> None:
         """The screen's shown bindings, then the app's."""
-        keys = []
-        owners = [(self.screen, type(self.screen).BINDINGS), (self.app, type(self.app).BINDINGS)]
+        keys: dict[object, list] = {self.screen: [], self.app: []}
         seen: set[str] = set()
-        for owner, bindings in owners:
-            for binding in (b if isinstance(b, Binding) else Binding(*b) for b in bindings):
+        for owner in (self.screen, self.app):
+            for binding in (b if isinstance(b, Binding) else Binding(*b) for b in type(owner).BINDINGS):
                 if not binding.show or not binding.description or binding.action in seen:
                     continue
                 seen.add(binding.action)
-                keys.append((binding.key_display or self.app.get_key_display(binding), binding.description,
-                             binding.action, owner))
-        self.show_keys(keys)
+                keys[owner].append((binding.key_display or self.app.get_key_display(binding), binding.description,
+                                    binding.action, owner))
+        self.show_keys(keys[self.screen], always=keys[self.app])
 
-    def show_keys(self, keys: list[tuple[str, str, str, object]]) -> None:
-        """(key shown, what it does, the action a click runs, where it runs) for each key."""
+    def show_keys(self, keys: list[tuple[str, str, str, object]],
+                  always: list[tuple[str, str, str, object]] = ()) -> None:
+        """(key shown, what it does, the action a click runs, where it runs) for each key.
+        In a narrow terminal the last of KEYS give way ("…", and ? lists them all); the
+        ALWAYS keys stay."""
+        self._keys, self._always = list(keys), list(always)
+        self._draw()
+
+    def _draw(self) -> None:
+        width = self.content_size.width or self.app.size.width
+        palette = [("^p", "palette", "command_palette", self.app)]
+        room = width - sum(_width(entry) for entry in [*self._always, *palette])
+        shown = []
+        for entry in self._keys:
+            room -= _width(entry)
+            if room < 2:  # leave room for the "…"
+                shown.append(("…", "", None, None))
+                break
+            shown.append(entry)
         text = Text(no_wrap=True, overflow="ellipsis")
         self._spans = []
-        for key, description, action, owner in keys:
+        for key, description, action, owner in [*shown, *self._always, *palette]:
             start = len(text)
             text.append(key, style="bold #ffa62b")
-            text.append(f" {description}")
-            self._spans.append((start, len(text), action, owner))
+            if description:
+                text.append(f" {description}")
+            if action is not None:
+                self._spans.append((start, len(text), action, owner))
             text.append("  ")
-        text.append("^p", style="bold #ffa62b")
-        text.append(" palette")
+        text.rstrip()
         self.update(text)
 
     async def on_click(self, event: events.Click) -> None:
@@ -67,3 +89,8 @@ class KeyBar(Static):
             if start <= column < end:
                 await self.app.run_action(action, owner)
                 return
+
+
+def _width(entry: tuple[str, str, object, object]) -> int:
+    key, description, _action, _owner = entry
+    return len(key) + (len(description) + 1 if description else 0) + 2
