@@ -26,7 +26,7 @@ class RunQuery(NamedTuple):
 
     status: str | None = None
     where: tuple[str, ...] = ()  # params.KEY>1, metrics.KEY<0.2, as `opsctl runs list --where`
-    text: str | None = None  # a prefix of a run id, commit or branch
+    text: str | None = None  # found in a run's id, commit or branch
     sort: str | None = None  # started (default), duration, metrics.KEY, params.KEY
     descending: bool = True
 
@@ -38,7 +38,7 @@ class RunQuery(NamedTuple):
 def parse_run_filter(text: str, *, base: RunQuery | None = None) -> RunQuery:
     """What the dashboard's ``/`` box takes: words separated by spaces, all of which must
     hold. A status (``failed``), a comparison on params or metrics (``params.lr>0.1``,
-    ``metrics.acc>=0.8``), or else text that a run id, commit or branch starts with."""
+    ``metrics.acc>=0.8``), or else text found in a run's id, commit or branch."""
     from opsctl.core.runs import parse_where
 
     status, where, words = None, [], []
@@ -52,7 +52,7 @@ def parse_run_filter(text: str, *, base: RunQuery | None = None) -> RunQuery:
             words.append(word)
     if len(words) > 1:
         raise UsageError(f"filter: one search word at most, got {' '.join(words)}",
-                         hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, or a run id, commit or branch prefix")
+                         hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, or text in a run id, commit or branch")
     base = base or RunQuery()
     return base._replace(status=status, where=tuple(where), text=words[0] if words else None)
 
@@ -103,7 +103,7 @@ class Dashboard:
 
         filters = [Filter(w.field, w.key, w.op, w.value) for w in map(parse_where, query.where)]
         if query.text:
-            filters.append(Filter("text", None, "^=", query.text))
+            filters.append(Filter("text", None, "*=", query.text))
         sort_key, _ = parse_sort(query.sort)
         if not store_path(self.project).exists():
             return RunsPage([], 0, 0, 0, [])

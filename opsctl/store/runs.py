@@ -52,6 +52,8 @@ OUTCOMES = ("ran", "cached", "skipped", "failed", "interrupted")
 KINDS = ("dep", "out", "param")
 OPS = ("=", "!=", "<", "<=", ">", ">=")
 PREFIX_OP = "^="  # "starts with": for run columns and the "text" field only
+CONTAINS_OP = "*="  # "contains": the same fields (a substring scan costs what a prefix one does here)
+TEXT_OPS = (PREFIX_OP, CONTAINS_OP)
 MIN_PREFIX = 4  # shorter prefixes match too many runs to be meant as one
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another before giving up
 
@@ -135,7 +137,7 @@ class RunRecord(NamedTuple):
 
 class Filter(NamedTuple):
     """One condition of a listing: ``Filter("params", "train.n_est", ">", 50)``, ``Filter("text", None, "^=", "a1b2")``
-    (a run whose id, commit or branch starts with it),
+    (a run whose id, commit or branch starts with it; ``"*="``: contains it),
     ``Filter("metrics", "accuracy", ">=", 0.8)``, ``Filter("status", "", "=", "failed")``.
 
     ``field`` is ``params``, ``metrics`` or a run column (:data:`RUN_FIELDS`); ``key``
@@ -213,7 +215,7 @@ _VALUE_FIELDS = {"params": "params", "metrics": "metrics"}
 # Run columns list_runs may also sort by (no index: SQLite sorts the filtered runs).
 SORT_COLUMNS = {"id": "r.id", "status": "r.status", "commit": "r.git_commit", "branch": "r.branch",
                 "stages": "r.n_ran"}
-# What a Filter on the pseudo-field "text" (op "^=") searches: any of these starting with it.
+# What a Filter on the pseudo-field "text" (op "^=" or "*=") searches: any of these.
 _TEXT_COLUMNS = ("r.id", "r.git_commit", "r.branch")
 
 _SUMMARY_COLUMNS = ("r.rid, r.id, r.status, r.started, r.finished, r.finished - r.started, r.git_commit, "
@@ -674,17 +676,21 @@ class RunStore:
             args += statuses
         values: list[tuple[str, int, str, str, object]] = []  # table, kid, column, op, value
         for f in filters:
-            if f.op not in OPS and f.op != PREFIX_OP:
+            if f.op not in OPS and f.op not in TEXT_OPS:
                 raise UsageError(f"unknown comparison '{f.op}' in a run filter",
-                                 hint=f"one of {' '.join(OPS)} (and {PREFIX_OP}, starts with, on run columns)")
-            if f.field == "text" or (f.op == PREFIX_OP and f.field in RUN_FIELDS):
-                if f.op != PREFIX_OP:
-                    raise UsageError(f"a text filter takes {PREFIX_OP} (starts with), not {f.op}")
+                                 hint=f"one of {' '.join(OPS)} (and {PREFIX_OP} starts with, {CONTAINS_OP} contains, "
+                                      "on run columns)")
+            if f.field == "text" or (f.op in TEXT_OPS and f.field in RUN_FIELDS):
+                if f.op not in TEXT_OPS:
+                    raise UsageError(f"a text filter takes {PREFIX_OP} (starts with) or {CONTAINS_OP} (contains), "
+                                     f"not {f.op}")
                 columns = _TEXT_COLUMNS if f.field == "text" else (RUN_FIELDS[f.field],)
                 conditions.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
-                args += [_like_prefix(str(f.value))] * len(columns)
-            elif f.op == PREFIX_OP:
-                raise UsageError(f"{PREFIX_OP} (starts with) applies to run columns and text, not {f.field}")
+                pattern = _like_literal(str(f.value)) + "%"
+                args += [pattern if f.op == PREFIX_OP else "%" + pattern] * len(columns)
+            elif f.op in TEXT_OPS:
+                raise UsageError(f"{f.op} ({'starts with' if f.op == PREFIX_OP else 'contains'}) applies to run "
+                                 f"columns and text, not {f.field}")
             elif f.field in _VALUE_FIELDS:
                 if not f.key:
                     raise UsageError(f"a {f.field} filter needs a key, e.g. {f.field}.KEY{f.op}VALUE")
@@ -918,9 +924,9 @@ def _check_sort(sort: str | None) -> None:
                          hint=f"sort by started, finished, duration, {', '.join(SORT_COLUMNS)}, metrics.KEY or params.KEY")
 
 
-def _like_prefix(text: str) -> str:
-    """A LIKE pattern for "starts with TEXT", TEXT's own % and _ taken literally."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _like_literal(text: str) -> str:
+    """TEXT in a LIKE pattern, its own % and _ taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _check_run(run: NewRun) -> None:

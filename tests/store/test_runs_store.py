@@ -30,7 +30,7 @@ from opsctl.store import (
 )
 from opsctl.store import runs as runs_module
 from opsctl.store import schema
-from opsctl.store.runs import PREFIX_OP
+from opsctl.store.runs import CONTAINS_OP, PREFIX_OP
 
 
 @pytest.fixture
@@ -655,9 +655,28 @@ def test_text_search_matches_a_prefix_of_the_id_commit_or_branch(store):
     assert ids(store.list_runs(filters=[Filter("branch", None, PREFIX_OP, "ma")])) == ["aaaa00000001"]
 
 
-def test_starts_with_is_refused_on_params_and_text_takes_only_it(store):
+def test_text_search_can_match_anywhere_in_the_id_commit_or_branch(store):
+    record(store, "aaaa00000001", 1.0, git_commit="f00d" + "0" * 36, branch="main")
+    record(store, "bbbb00000002", 2.0, git_commit="beef" + "0" * 36, branch="feature_exp")
+    record(store, "cccc00000003", 3.0, git_commit="ca" + "fe" * 19, branch="exp-2")
+
+    def search(text):
+        return ids(store.list_runs(filters=[Filter("text", None, CONTAINS_OP, text)]))
+
+    assert search("exp") == ["cccc00000003", "bbbb00000002"]
+    assert search("0000000") == ["cccc00000003", "bbbb00000002", "aaaa00000001"]  # in every id
+    assert search("efef") == ["cccc00000003"]  # inside the commit
+    assert search("f_a") == [] and search("e%") == []  # LIKE's own characters taken literally
+    assert search("e_e") == ["bbbb00000002"]
+    assert store.count_runs(filters=[Filter("text", None, CONTAINS_OP, "exp")]) == 2
+    assert ids(store.list_runs(filters=[Filter("branch", None, CONTAINS_OP, "ai")])) == ["aaaa00000001"]
+
+
+def test_starts_with_and_contains_are_refused_on_params_and_text_takes_only_them(store):
     with pytest.raises(UsageError, match="starts with"):
         store.list_runs(filters=[Filter("params", "n", PREFIX_OP, "1")])
+    with pytest.raises(UsageError, match="contains"):
+        store.list_runs(filters=[Filter("metrics", "n", CONTAINS_OP, "1")])
     with pytest.raises(UsageError, match="text filter"):
         store.list_runs(filters=[Filter("text", None, "=", "a")])
 

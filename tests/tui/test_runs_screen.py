@@ -175,6 +175,12 @@ def test_filter_by_status_expression_and_prefix_then_escape_clears(template):
         await pilot.press("enter")
         await until(pilot, lambda: shown_ids(app) == [NEWEST])
 
+        await pilot.press("slash")
+        box.value = "xp"  # inside the branch name "exp", not at its start
+        await pilot.press("enter")
+        on_exp = [run_id(n) for n in reversed(range(COUNT)) if n % 2 == 0]
+        await until(pilot, lambda: shown_ids(app) == on_exp)
+
         await pilot.press("escape")
         await until(pilot, lambda: table(app).row_count == PAGE_SIZE)
         assert "filter" not in summary(app)

@@ -50,7 +50,7 @@ class StoreChanged(Message):
 class RunsScreen(DashboardScreen):
     HELP = ("Every run of the project, newest first, paged from the store; it refreshes itself "
             "while runs are recorded. Filter words: a status, params.KEY>VALUE, metrics.KEY<VALUE, "
-            "or a run id, commit or branch prefix.")
+            "or text found in a run's id, commit or branch.")
     CSS_PATH = "runs.tcss"
     AUTO_FOCUS = "#runs"
     BINDINGS = [
