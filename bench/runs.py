@@ -249,6 +249,19 @@ def check_outputs(project: Path, db: Path, list_cmd: list[str], show_cmd: list[s
                          f"expected ({middle_id}, {len(STAGES)}, 20, {len(METRICS)})")
 
 
+def project_with_store(work: Path, cached_db: Path) -> tuple[Path, Path]:
+    """A Git + DVC project under WORK with STAGES, its .opsctl/opsctl.db a copy of the
+    generated store, fsynced. Returns (project, db)."""
+    dvc_yaml = "stages:\n" + "".join(f"  {name}:\n    cmd: python src/{name}.py\n" for name in STAGES)
+    project = pipeline_project(work / "project", dvc_yaml, env=ENV)
+    db = project / ".opsctl" / "opsctl.db"
+    db.parent.mkdir()
+    shutil.copyfile(cached_db, db)
+    with db.open("rb+") as f:  # on disk now: else the first WAL checkpoint pays for the copy
+        os.fsync(f.fileno())
+    return project, db
+
+
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """The generated store and where its project goes: this bench's and bench/ui.py's."""
     parser.add_argument("--count", type=int, default=100_000, help="runs in the generated store")
@@ -277,13 +290,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-runs-", dir=args.tmp))
     try:
-        dvc_yaml = "stages:\n" + "".join(f"  {name}:\n    cmd: python src/{name}.py\n" for name in STAGES)
-        project = pipeline_project(work / "project", dvc_yaml, env=ENV)
-        db = project / ".opsctl" / "opsctl.db"
-        db.parent.mkdir()
-        shutil.copyfile(cached_db, db)
-        with db.open("rb+") as f:  # on disk now: else the first WAL checkpoint pays for the copy
-            os.fsync(f.fileno())
+        project, db = project_with_store(work, cached_db)
 
         with RunStore(db) as store:  # the run in the middle, by start time, and its list-style prefix
             middle_id = store.list_runs(limit=1, offset=args.count // 2)[0].id

@@ -64,8 +64,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _timing import pipeline_project, report_limit_against
-from runs import ENV, STAGES, add_store_arguments, generated_store
+from _timing import report_limit_against
+from runs import ENV, STAGES, add_store_arguments, generated_store, project_with_store
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from anywhere: the opsctl being measured is this checkout's
@@ -379,13 +379,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-ui-", dir=args.tmp))
     try:
-        dvc_yaml = "stages:\n" + "".join(f"  {name}:\n    cmd: python src/{name}.py\n" for name in STAGES)
-        project = pipeline_project(work / "project", dvc_yaml, env=ENV)
-        db = project / ".opsctl" / "opsctl.db"
-        db.parent.mkdir()
-        shutil.copyfile(cached_db, db)
-        with db.open("rb+") as f:  # on disk now: else the first WAL checkpoint pays for the copy
-            os.fsync(f.fileno())
+        project, db = project_with_store(work, cached_db)
         with RunStore(db) as store:
             total = store.count_runs()
             newest = store.list_runs(limit=1, metric_keys=[])[0].id

@@ -18,6 +18,7 @@ from opsctl.store import RunStore
 from opsctl.tui.app import OpsctlApp
 from opsctl.tui.screens.compare import CompareScreen, short_ids
 from tests.conftest import git_dvc_project, one_stage_run
+from tests.tui.pilot import settle
 
 BASE, MORE, SGD, BARE, ALSO_BARE = "aaaa00000001", "aaaa00000002", "bbbb00000003", "cccc00000004", "dddd00000005"
 RUNS = {
@@ -62,17 +63,6 @@ def drive(project: Path, run_ids: list[str], scenario, *, services: Dashboard | 
             await scenario(app, pilot)
 
     asyncio.run(main())
-
-
-async def settle(pilot) -> None:
-    """Let the workers answer and their messages render (a screen just pushed starts its
-    worker a few messages later: wait until none is running or pending)."""
-    for _ in range(10):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running or w.state.name == "PENDING" for w in pilot.app.workers):
-            return
 
 
 def table_of(app) -> DataTable:

@@ -24,6 +24,7 @@ from opsctl.tui.screens.run import RunScreen
 from opsctl.tui.screens.runs import RunsScreen
 from tests.cli.test_runs import copy_project
 from tests.conftest import git_dvc_project, run, run_opsctl
+from tests.tui.pilot import settle
 
 SIZE = (120, 40)
 
@@ -89,16 +90,6 @@ def drive(root: Path, scenario, *, refresh_interval: float = 3600, services: Das
     with contextlib.chdir(root):
         asyncio.run(main())
     return app
-
-
-async def settle(pilot) -> None:
-    """Let the workers answer and their messages render, until none is running or pending."""
-    for _ in range(10):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running or w.state.name == "PENDING" for w in pilot.app.workers):
-            return
 
 
 async def until(pilot, condition, what: str, tries: int = 400) -> None:

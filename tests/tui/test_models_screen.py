@@ -26,6 +26,7 @@ from opsctl.tui.screens.models import EMPTY, ModelsScreen, StagePrompt
 from opsctl.tui.screens.runs import RunsScreen
 from opsctl.tui.widgets.confirm import ConfirmScreen
 from tests.conftest import BIN, one_stage_run, run, run_opsctl
+from tests.tui.pilot import settle
 
 SIZE = (120, 40)
 MODEL = "models/churn.pkl"  # not the pipeline's output: `dvc add`ed
@@ -112,16 +113,6 @@ def drive(root: Path, scenario) -> RecordingApp:
 
     asyncio.run(main())
     return app
-
-
-async def settle(pilot) -> None:
-    """Let the workers answer, and the workers their answers start."""
-    for _ in range(10):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.pause()
-        if not any(w.is_running or w.state.name == "PENDING" for w in pilot.app.workers):
-            return
 
 
 def rows(table: DataTable) -> list[list[str]]:

@@ -102,6 +102,13 @@ async def until(pilot, condition, timeout: float = 20.0) -> None:
         await pilot.pause(0.02)
 
 
+def begin_live_run(project: Path, live: str) -> None:
+    """A run in progress, of this process's pid and host (so no reaper marks it dead)."""
+    with RunStore(project / ".opsctl" / "opsctl.db") as store:
+        store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
+                               pid=os.getpid(), executor="local", jobs=1))
+
+
 def table(app) -> DataTable:
     return app.screen.query_one("#runs", DataTable)
 
@@ -310,9 +317,7 @@ def test_a_running_run_is_followed_and_the_table_refreshes_itself(project):
     log = project / ".opsctl" / "runs" / live / "train.log"
 
     async def scenario(app, pilot):
-        with RunStore(project / ".opsctl" / "opsctl.db") as store:
-            store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
-                                   pid=os.getpid(), executor="local", jobs=1))
+        begin_live_run(project, live)
         log.parent.mkdir(parents=True)
         log.write_text("step 1\n")
         await until(pilot, lambda: shown_ids(app)[0] == live)
@@ -364,9 +369,7 @@ def test_a_refresh_keeps_the_cursor_where_the_user_moved_it_meanwhile(project):
     async def scenario(app, pilot):
         services.hold.clear()
         services.asked.clear()
-        with RunStore(project / ".opsctl" / "opsctl.db") as store:
-            store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
-                                   pid=os.getpid(), executor="local", jobs=1))
+        begin_live_run(project, live)
         await until(pilot, services.asked.is_set)
         await pilot.press("down", "down")
         chosen = shown_ids(app)[table(app).cursor_row]
@@ -384,9 +387,7 @@ def test_a_run_opened_before_its_first_stage_shows_the_stage_when_it_starts(proj
     log = project / ".opsctl" / "runs" / live / "prepare.log"
 
     async def scenario(app, pilot):
-        with RunStore(project / ".opsctl" / "opsctl.db") as store:
-            store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
-                                   pid=os.getpid(), executor="local", jobs=1))
+        begin_live_run(project, live)
         app.open_run(live)
         await until(pilot, lambda: type(app.screen).__name__ == "RunScreen" and app.screen.detail is not None)
         stages = app.screen.query_one("#stages", DataTable)
