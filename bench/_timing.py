@@ -15,8 +15,14 @@ BIN = Path(sys.executable).parent
 
 def wall(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -29,8 +35,10 @@ def median_wall(cmd: list[str], runs: int, *, warmup: int = 2, **kw) -> float:
 def report(name: str, value: float, baseline_name: str, baseline: float, target: float) -> bool:
     ratio = value / baseline
     ok = ratio <= target
-    print(f"{name:<28} {value:7.3f} s   {baseline_name:<24} {baseline:7.3f} s   ratio {ratio:5.2f}x   "
-          f"target <= {target:.2f}x   {'OK' if ok else 'MISSED'}")
+    print(
+        f"{name:<28} {value:7.3f} s   {baseline_name:<24} {baseline:7.3f} s   ratio {ratio:5.2f}x   "
+        f"target <= {target:.2f}x   {'OK' if ok else 'MISSED'}"
+    )
     return ok
 
 
@@ -43,17 +51,18 @@ def timed(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -
     """Like ``wall``, but a failing command stops the bench with the command, its exit
     code and its output (instead of a bare CalledProcessError)."""
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     elapsed = time.perf_counter() - started
     if proc.returncode:
-        raise SystemExit(f"failed (exit {proc.returncode}) in {cwd}:\n  $ {' '.join(map(str, cmd))}\n"
-                         f"{proc.stdout.rstrip()}")
+        raise SystemExit(
+            f"failed (exit {proc.returncode}) in {cwd}:\n  $ {' '.join(map(str, cmd))}\n{proc.stdout.rstrip()}"
+        )
     return elapsed
 
 
-def pipeline_project(path: Path, dvc_yaml: str, *, opsctl_yaml: str | None = None,
-                     env: dict | None = None) -> Path:
+def pipeline_project(path: Path, dvc_yaml: str, *, opsctl_yaml: str | None = None, env: dict | None = None) -> Path:
     """A committed Git + DVC project at ``path`` (made by the real CLIs) with this
     ``dvc.yaml``, an optional ``opsctl.yaml``, an ``out/`` directory for the stages'
     outputs and ``.opsctl/`` ignored by Git and DVC."""
@@ -77,8 +86,9 @@ def fresh_copy(template: Path, dest: Path) -> Path:
     """A copy of a pristine project (its own empty DVC cache, so no run cache), with
     Git's index refreshed so that neither timed tool pays for the copy's new stat data."""
     shutil.copytree(template, dest, symlinks=True)
-    subprocess.run(["git", "update-index", "-q", "--refresh"], cwd=dest,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["git", "update-index", "-q", "--refresh"], cwd=dest, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return dest
 
 
@@ -96,6 +106,7 @@ def compare(name: str, value: float, baseline_name: str, baseline: float) -> Non
 
 # --- helpers for the in-process benches (runs.py) ---
 
+
 def median_call(fn, runs: int, *, warmup: int = 2) -> float:
     """Median wall time of ``fn()`` called in this process, after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -108,13 +119,16 @@ def median_call(fn, runs: int, *, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def report_limit_against(name: str, value: float, target: float, baseline_name: str, baseline: float,
-                         *, width: int = 28) -> bool:
+def report_limit_against(
+    name: str, value: float, target: float, baseline_name: str, baseline: float, *, width: int = 28
+) -> bool:
     """An absolute figure against an absolute target, with its ratio to a baseline measured
     in the same run alongside (informational: the target is the absolute one)."""
     ok = value <= target
-    print(f"{name:<{width}} {value:7.3f} s   target <= {target:.3f} s   {'OK' if ok else 'MISSED':<6}   "
-          f"({value / baseline:4.2f}x {baseline_name} {baseline:.3f} s)")
+    print(
+        f"{name:<{width}} {value:7.3f} s   target <= {target:.3f} s   {'OK' if ok else 'MISSED':<6}   "
+        f"({value / baseline:4.2f}x {baseline_name} {baseline:.3f} s)"
+    )
     return ok
 
 
@@ -133,10 +147,13 @@ stages:
 
 
 def check_busybox_image() -> None:
-    if subprocess.run(["docker", "image", "inspect", BUSYBOX_IMAGE], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode:
-        raise SystemExit(f"{BUSYBOX_IMAGE} is not in the Docker engine (or no engine is reachable); "
-                         "build it with scripts/build-test-images.sh --only busybox")
+    if subprocess.run(
+        ["docker", "image", "inspect", BUSYBOX_IMAGE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ).returncode:
+        raise SystemExit(
+            f"{BUSYBOX_IMAGE} is not in the Docker engine (or no engine is reachable); "
+            "build it with scripts/build-test-images.sh --only busybox"
+        )
 
 
 def check_outputs(project: Path, stages: int) -> dict:

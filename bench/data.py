@@ -110,7 +110,7 @@ def time_status(project: Path, runs: int) -> tuple[float, float]:
         wall(cmd, cwd=project, env=ENV)
     times: dict[str, list[float]] = {"opsctl": [], "dvc": []}
     for i in range(runs):
-        for tool in (["opsctl", "dvc"] if i % 2 == 0 else ["dvc", "opsctl"]):
+        for tool in ["opsctl", "dvc"] if i % 2 == 0 else ["dvc", "opsctl"]:
             times[tool].append(wall(commands[tool], cwd=project, env=ENV))
     return statistics.median(times["opsctl"]), statistics.median(times["dvc"])
 
@@ -131,8 +131,11 @@ def main() -> int:
     try:
         src = work / "src"
         src.mkdir()
-        print(f"data: {args.files} files / {args.size_mib} MiB in a directory, and one {args.size_mib} MiB file "
-              f"(in {work})", flush=True)
+        print(
+            f"data: {args.files} files / {args.size_mib} MiB in a directory, and one {args.size_mib} MiB file "
+            f"(in {work})",
+            flush=True,
+        )
         make_source(src, size, args.files)
 
         # Warm-up: import both tools once (bytecode, page cache of the venv).
@@ -152,8 +155,14 @@ def main() -> int:
         wall([DVC, "add", "-q", "data/single.bin"], cwd=dir_project, env=ENV)
         wall(["git", "add", "-A"], cwd=dir_project)
         wall(["git", *GIT_ID, "commit", "-qm", "data"], cwd=dir_project)
-        check = subprocess.run([OPSCTL, "data", "status", "--no-remote", "--json"], cwd=dir_project,
-                               env={**os.environ, **ENV}, capture_output=True, text=True, check=True)
+        check = subprocess.run(
+            [OPSCTL, "data", "status", "--no-remote", "--json"],
+            cwd=dir_project,
+            env={**os.environ, **ENV},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         if not json.loads(check.stdout)["up_to_date"]:
             raise SystemExit(f"the status project is not up to date:\n{check.stdout}")
         st_o, st_d = time_status(dir_project, args.status_runs)

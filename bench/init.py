@@ -28,7 +28,19 @@ ENV = {"DVC_NO_ANALYTICS": "1"}
 
 def by_hand(dest: Path) -> float:
     started = time.perf_counter()
-    wall([str(BIN / "copier"), "copy", "--defaults", "--quiet", "--data", "project_name=bench", str(TEMPLATE), str(dest)], env=ENV)
+    wall(
+        [
+            str(BIN / "copier"),
+            "copy",
+            "--defaults",
+            "--quiet",
+            "--data",
+            "project_name=bench",
+            str(TEMPLATE),
+            str(dest),
+        ],
+        env=ENV,
+    )
     wall(["git", "init", "-q"], cwd=dest)
     wall([str(BIN / "dvc"), "init", "-q"], cwd=dest, env=ENV)
     wall([str(BIN / "dvc"), "remote", "add", "-d", "storage", ".opsctl/remote"], cwd=dest, env=ENV)

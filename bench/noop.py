@@ -85,14 +85,17 @@ def main() -> int:
         if len(lock.get("stages", {})) != args.stages:
             raise SystemExit(f"dvc repro locked {len(lock.get('stages', {}))} of {args.stages} stages")
         before = snapshot(project)
-        print(f"pipeline: a chain of {args.stages} stages, up to date and committed, executor docker ({BUSYBOX_IMAGE}) "
-              f"(in {project})", flush=True)
+        print(
+            f"pipeline: a chain of {args.stages} stages, up to date and committed, executor docker ({BUSYBOX_IMAGE}) "
+            f"(in {project})",
+            flush=True,
+        )
 
         for cmd in commands.values():  # warm-up: bytecode, page cache, DVC's state, the engine
             timed(cmd, cwd=project, env=ENV)
         times: dict[str, list[float]] = {"opsctl": [], "dvc": []}
         for i in range(args.runs):
-            for tool in (["opsctl", "dvc"] if i % 2 == 0 else ["dvc", "opsctl"]):
+            for tool in ["opsctl", "dvc"] if i % 2 == 0 else ["dvc", "opsctl"]:
                 times[tool].append(timed(commands[tool], cwd=project, env=ENV))
 
         after = snapshot(project)
@@ -104,8 +107,13 @@ def main() -> int:
             raise SystemExit(f"the project is no longer clean after the runs:\n{dirty}")
 
         print()
-        ok = report(f"opsctl run (up to date, {args.stages})", statistics.median(times["opsctl"]),
-                    "dvc repro (up to date)", statistics.median(times["dvc"]), TARGET)
+        ok = report(
+            f"opsctl run (up to date, {args.stages})",
+            statistics.median(times["opsctl"]),
+            "dvc repro (up to date)",
+            statistics.median(times["dvc"]),
+            TARGET,
+        )
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

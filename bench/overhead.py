@@ -69,8 +69,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-overhead-", dir=args.tmp))
     try:
         template = pipeline_project(work / "template", dvc_yaml(args.stages), opsctl_yaml=DOCKER_OPSCTL_YAML, env=ENV)
-        print(f"pipeline: a chain of {args.stages} `echo` stages, one at a time, in {BUSYBOX_IMAGE} or on the host "
-              f"(in {work})", flush=True)
+        print(
+            f"pipeline: a chain of {args.stages} `echo` stages, one at a time, in {BUSYBOX_IMAGE} or on the host "
+            f"(in {work})",
+            flush=True,
+        )
 
         for kind, cmd in commands.items():  # warm-up: bytecode, page cache, the engine
             warm = fresh_copy(template, work / f"warm-{kind}")
@@ -81,7 +84,7 @@ def main() -> int:
         kinds = list(commands)
         times: dict[str, list[float]] = {kind: [] for kind in kinds}
         for i in range(args.runs):
-            order = kinds[i % len(kinds):] + kinds[:i % len(kinds)]
+            order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
             projects = {kind: fresh_copy(template, work / f"run{i}-{kind}") for kind in order}
             for kind in order:
                 os.sync()
@@ -89,12 +92,17 @@ def main() -> int:
             locks = {kind: check_outputs(projects[kind], args.stages) for kind in order}
             for kind in ("docker", "local"):  # all must have done the same work
                 if locks[kind] != locks["dvc"]:
-                    raise SystemExit(f"dvc.lock differs between opsctl ({kind}) and dvc:\n"
-                                     f"{yaml.safe_dump(locks[kind])}\n{yaml.safe_dump(locks['dvc'])}")
+                    raise SystemExit(
+                        f"dvc.lock differs between opsctl ({kind}) and dvc:\n"
+                        f"{yaml.safe_dump(locks[kind])}\n{yaml.safe_dump(locks['dvc'])}"
+                    )
             for project in projects.values():
                 shutil.rmtree(project)
-            print(f"  run {i + 1}: docker {times['docker'][-1]:.3f} s, local {times['local'][-1]:.3f} s, "
-                  f"dvc {times['dvc'][-1]:.3f} s", flush=True)
+            print(
+                f"  run {i + 1}: docker {times['docker'][-1]:.3f} s, local {times['local'][-1]:.3f} s, "
+                f"dvc {times['dvc'][-1]:.3f} s",
+                flush=True,
+            )
 
         docker, local, dvc = (statistics.median(times[kind]) for kind in kinds)
         print()

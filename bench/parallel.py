@@ -43,10 +43,15 @@ TARGET = 0.35
 
 
 def dvc_yaml(stages: int, sleep: float) -> str:
-    return yaml.safe_dump({"stages": {
-        f"s{i}": {"cmd": f"sleep {sleep:g} && echo s{i} > out/s{i}.txt", "outs": [f"out/s{i}.txt"]}
-        for i in range(stages)
-    }}, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "stages": {
+                f"s{i}": {"cmd": f"sleep {sleep:g} && echo s{i} > out/s{i}.txt", "outs": [f"out/s{i}.txt"]}
+                for i in range(stages)
+            }
+        },
+        sort_keys=False,
+    )
 
 
 def main() -> int:
@@ -66,10 +71,14 @@ def main() -> int:
     }
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-parallel-", dir=args.tmp))
     try:
-        template = pipeline_project(work / "template", dvc_yaml(args.stages, args.sleep),
-                                    opsctl_yaml=DOCKER_OPSCTL_YAML, env=ENV)
-        print(f"pipeline: {args.stages} independent stages of `sleep {args.sleep:g}`, "
-              f"opsctl -j {args.stages} in {BUSYBOX_IMAGE} (in {work})", flush=True)
+        template = pipeline_project(
+            work / "template", dvc_yaml(args.stages, args.sleep), opsctl_yaml=DOCKER_OPSCTL_YAML, env=ENV
+        )
+        print(
+            f"pipeline: {args.stages} independent stages of `sleep {args.sleep:g}`, "
+            f"opsctl -j {args.stages} in {BUSYBOX_IMAGE} (in {work})",
+            flush=True,
+        )
 
         for tool, cmd in commands.items():  # warm-up: bytecode, page cache, the engine
             warm = fresh_copy(template, work / f"warm-{tool}")
@@ -86,15 +95,22 @@ def main() -> int:
                 times[tool].append(timed(commands[tool], cwd=projects[tool], env=ENV))
             locks = {tool: check_outputs(projects[tool], args.stages) for tool in order}
             if locks["opsctl"] != locks["dvc"]:  # both must have done the same work
-                raise SystemExit("dvc.lock differs between opsctl and dvc:\n"
-                                 f"{yaml.safe_dump(locks['opsctl'])}\n{yaml.safe_dump(locks['dvc'])}")
+                raise SystemExit(
+                    "dvc.lock differs between opsctl and dvc:\n"
+                    f"{yaml.safe_dump(locks['opsctl'])}\n{yaml.safe_dump(locks['dvc'])}"
+                )
             for project in projects.values():
                 shutil.rmtree(project)
             print(f"  run {i + 1}: opsctl {times['opsctl'][-1]:.3f} s, dvc {times['dvc'][-1]:.3f} s", flush=True)
 
         print()
-        ok = report(f"opsctl run -j {args.stages} (docker)", statistics.median(times["opsctl"]),
-                    "dvc repro (host)", statistics.median(times["dvc"]), TARGET)
+        ok = report(
+            f"opsctl run -j {args.stages} (docker)",
+            statistics.median(times["opsctl"]),
+            "dvc repro (host)",
+            statistics.median(times["dvc"]),
+            TARGET,
+        )
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -67,22 +67,58 @@ T0 = 1_600_000_000.0  # the first run's start; one run every ~10 minutes after i
 # The pipeline: per stage, its code, the upstream outs it reads, its params (how often
 # they change, in runs) and its outs. 4 + 4 + 3 + 6 + 3 = 20 params.
 STAGES = {
-    "prepare": {"deps": ["data/raw.csv"], "every": 2000, "outs": ["data/prepared"],
-                "params": ["prepare.seed", "prepare.split_ratio", "prepare.dedupe", "prepare.lang"]},
-    "featurize": {"deps": ["data/prepared"], "every": 500, "outs": ["data/features"],
-                  "params": ["featurize.max_features", "featurize.ngrams", "featurize.min_df", "featurize.norm"]},
-    "split": {"deps": ["data/features"], "every": 5000, "outs": ["data/train.pkl", "data/test.pkl"],
-              "params": ["split.test_size", "split.stratify", "split.seed"]},
-    "train": {"deps": ["data/train.pkl"], "every": 1, "outs": ["models/model.pkl"],
-              "params": ["train.n_estimators", "train.max_depth", "train.learning_rate", "train.subsample",
-                         "train.optimizer", "train.early_stopping"]},
-    "evaluate": {"deps": ["models/model.pkl", "data/test.pkl"], "every": 10000, "outs": ["metrics.json", "eval/plots"],
-                 "params": ["evaluate.threshold", "evaluate.average", "evaluate.bootstrap"]},
+    "prepare": {
+        "deps": ["data/raw.csv"],
+        "every": 2000,
+        "outs": ["data/prepared"],
+        "params": ["prepare.seed", "prepare.split_ratio", "prepare.dedupe", "prepare.lang"],
+    },
+    "featurize": {
+        "deps": ["data/prepared"],
+        "every": 500,
+        "outs": ["data/features"],
+        "params": ["featurize.max_features", "featurize.ngrams", "featurize.min_df", "featurize.norm"],
+    },
+    "split": {
+        "deps": ["data/features"],
+        "every": 5000,
+        "outs": ["data/train.pkl", "data/test.pkl"],
+        "params": ["split.test_size", "split.stratify", "split.seed"],
+    },
+    "train": {
+        "deps": ["data/train.pkl"],
+        "every": 1,
+        "outs": ["models/model.pkl"],
+        "params": [
+            "train.n_estimators",
+            "train.max_depth",
+            "train.learning_rate",
+            "train.subsample",
+            "train.optimizer",
+            "train.early_stopping",
+        ],
+    },
+    "evaluate": {
+        "deps": ["models/model.pkl", "data/test.pkl"],
+        "every": 10000,
+        "outs": ["metrics.json", "eval/plots"],
+        "params": ["evaluate.threshold", "evaluate.average", "evaluate.bootstrap"],
+    },
 }
 CODE_EVERY = {"prepare": 3000, "featurize": 800, "split": 7000, "train": 40, "evaluate": 1500}
 RAW_EVERY = 2500
-METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "train_seconds",
-           "n_train", "n_test", "best_iteration"]
+METRICS = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "train_seconds",
+    "n_train",
+    "n_test",
+    "best_iteration",
+]
 DURATION = {"prepare": (5, 30), "featurize": (10, 90), "split": (2, 10), "train": (60, 600), "evaluate": (5, 40)}
 
 
@@ -92,9 +128,14 @@ def _md5(*parts: object) -> str:
 
 def _train_params(rng: random.Random) -> dict[str, object]:
     """train's params: a random search, new every run."""
-    return {"train.n_estimators": rng.randrange(50, 1000, 10), "train.max_depth": rng.randint(2, 16),
-            "train.learning_rate": round(rng.uniform(0.001, 0.3), 4), "train.subsample": round(rng.uniform(0.5, 1), 2),
-            "train.optimizer": rng.choice(["adam", "sgd", "rmsprop"]), "train.early_stopping": rng.random() < 0.5}
+    return {
+        "train.n_estimators": rng.randrange(50, 1000, 10),
+        "train.max_depth": rng.randint(2, 16),
+        "train.learning_rate": round(rng.uniform(0.001, 0.3), 4),
+        "train.subsample": round(rng.uniform(0.5, 1), 2),
+        "train.optimizer": rng.choice(["adam", "sgd", "rmsprop"]),
+        "train.early_stopping": rng.random() < 0.5,
+    }
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,16 +143,28 @@ def _stage_params(stage: str, version: int) -> dict[str, object]:
     """The other stages' params (ints, floats, strings, booleans): they stay put between changes."""
     r = random.Random(f"{stage}:{version}")
     return {
-        "prepare": lambda: {"prepare.seed": r.randint(0, 99), "prepare.split_ratio": round(r.uniform(0.1, 0.3), 2),
-                            "prepare.dedupe": r.random() < 0.5, "prepare.lang": r.choice(["en", "de", "fr"])},
-        "featurize": lambda: {"featurize.max_features": r.randrange(500, 20000, 500),
-                              "featurize.ngrams": r.randint(1, 3),
-                              "featurize.min_df": r.randint(1, 5), "featurize.norm": r.choice(["l1", "l2"])},
-        "split": lambda: {"split.test_size": round(r.uniform(0.1, 0.3), 2), "split.stratify": r.random() < 0.5,
-                          "split.seed": r.randint(0, 99)},
-        "evaluate": lambda: {"evaluate.threshold": round(r.uniform(0.3, 0.7), 2),
-                             "evaluate.average": r.choice(["macro", "micro", "weighted"]),
-                             "evaluate.bootstrap": r.randint(100, 1000)},
+        "prepare": lambda: {
+            "prepare.seed": r.randint(0, 99),
+            "prepare.split_ratio": round(r.uniform(0.1, 0.3), 2),
+            "prepare.dedupe": r.random() < 0.5,
+            "prepare.lang": r.choice(["en", "de", "fr"]),
+        },
+        "featurize": lambda: {
+            "featurize.max_features": r.randrange(500, 20000, 500),
+            "featurize.ngrams": r.randint(1, 3),
+            "featurize.min_df": r.randint(1, 5),
+            "featurize.norm": r.choice(["l1", "l2"]),
+        },
+        "split": lambda: {
+            "split.test_size": round(r.uniform(0.1, 0.3), 2),
+            "split.stratify": r.random() < 0.5,
+            "split.seed": r.randint(0, 99),
+        },
+        "evaluate": lambda: {
+            "evaluate.threshold": round(r.uniform(0.3, 0.7), 2),
+            "evaluate.average": r.choice(["macro", "micro", "weighted"]),
+            "evaluate.bootstrap": r.randint(100, 1000),
+        },
     }[stage]()
 
 
@@ -130,12 +183,19 @@ def make_run(i: int, rng: random.Random, state: dict) -> RunRecord:
     for name, spec in STAGES.items():
         code = f"src/{name}.py"
         image = f"ghcr.io/acme/{'train' if name == 'train' else 'tools'}:1.{i // 5000}"
-        common = dict(started=clock, cmd=f"python {code}", image_ref=image,
-                      image_id="sha256:" + hashlib.sha256(image.encode()).hexdigest(),
-                      log_path=f".opsctl/runs/{run_id}/{name}.log")
+        common = dict(
+            started=clock,
+            cmd=f"python {code}",
+            image_ref=image,
+            image_id="sha256:" + hashlib.sha256(image.encode()).hexdigest(),
+            log_path=f".opsctl/runs/{run_id}/{name}.log",
+        )
         if broken:  # never started: no log, no hashes
-            stages.append(StageRecord(name, "skipped", detail=f"{broken} {status}",
-                                      **{**common, "started": None, "log_path": None}))
+            stages.append(
+                StageRecord(
+                    name, "skipped", detail=f"{broken} {status}", **{**common, "started": None, "log_path": None}
+                )
+            )
             continue
         deps = {code: _md5(code, i // CODE_EVERY[name]), **{d: upstream[d] for d in spec["deps"]}}
         values = {k: params[k] for k in spec["params"]}
@@ -144,10 +204,18 @@ def make_run(i: int, rng: random.Random, state: dict) -> RunRecord:
         duration = round(rng.uniform(*DURATION[name]), 3)
         if name == "train" and status != "succeeded":
             outcome = "failed" if status == "failed" else "interrupted"
-            stages.append(StageRecord(name, outcome, detail="exit code 1" if outcome == "failed" else "Ctrl-C",
-                                      duration=duration, exit_code=1 if outcome == "failed" else None, **common,
-                                      artifacts=[ArtifactRecord("dep", p, h) for p, h in deps.items()]
-                                      + [ArtifactRecord("param", "params.yaml", param_hash)]))
+            stages.append(
+                StageRecord(
+                    name,
+                    outcome,
+                    detail="exit code 1" if outcome == "failed" else "Ctrl-C",
+                    duration=duration,
+                    exit_code=1 if outcome == "failed" else None,
+                    **common,
+                    artifacts=[ArtifactRecord("dep", p, h) for p, h in deps.items()]
+                    + [ArtifactRecord("param", "params.yaml", param_hash)],
+                )
+            )
             broken = name
             continue
         seen = state.setdefault(name, set())  # the run cache: this stage ran on exactly this before
@@ -155,24 +223,47 @@ def make_run(i: int, rng: random.Random, state: dict) -> RunRecord:
         seen.add(signature)
         outs = {o: _md5(signature, o) + (".dir" if "." not in o.rsplit("/", 1)[-1] else "") for o in spec["outs"]}
         upstream.update(outs)
-        stages.append(StageRecord(
-            name, "cached" if cached else "ran", detail="restored from the run cache" if cached else "",
-            duration=0.2 if cached else duration, exit_code=None if cached else 0, **common,
-            artifacts=[ArtifactRecord("dep", p, h) for p, h in deps.items()]
-            + [ArtifactRecord("param", "params.yaml", param_hash)]
-            + [ArtifactRecord("out", p, h) for p, h in outs.items()]))
+        stages.append(
+            StageRecord(
+                name,
+                "cached" if cached else "ran",
+                detail="restored from the run cache" if cached else "",
+                duration=0.2 if cached else duration,
+                exit_code=None if cached else 0,
+                **common,
+                artifacts=[ArtifactRecord("dep", p, h) for p, h in deps.items()]
+                + [ArtifactRecord("param", "params.yaml", param_hash)]
+                + [ArtifactRecord("out", p, h) for p, h in outs.items()],
+            )
+        )
         clock += stages[-1].duration
-    metrics = {"accuracy": round(rng.uniform(0.7, 0.99), 5), "precision": round(rng.uniform(0.6, 0.99), 5),
-               "recall": round(rng.uniform(0.6, 0.99), 5), "f1": round(rng.uniform(0.6, 0.99), 5),
-               "roc_auc": round(rng.uniform(0.7, 1.0), 5), "log_loss": round(rng.uniform(0.05, 0.8), 5),
-               "train_seconds": round(rng.uniform(60, 600), 2), "n_train": 80_000 + (i // RAW_EVERY) * 100,
-               "n_test": 20_000 + (i // RAW_EVERY) * 25, "best_iteration": rng.randint(10, 1000)}
+    metrics = {
+        "accuracy": round(rng.uniform(0.7, 0.99), 5),
+        "precision": round(rng.uniform(0.6, 0.99), 5),
+        "recall": round(rng.uniform(0.6, 0.99), 5),
+        "f1": round(rng.uniform(0.6, 0.99), 5),
+        "roc_auc": round(rng.uniform(0.7, 1.0), 5),
+        "log_loss": round(rng.uniform(0.05, 0.8), 5),
+        "train_seconds": round(rng.uniform(60, 600), 2),
+        "n_train": 80_000 + (i // RAW_EVERY) * 100,
+        "n_test": 20_000 + (i // RAW_EVERY) * 25,
+        "best_iteration": rng.randint(10, 1000),
+    }
     dirty = rng.random() < 0.2
-    run = NewRun(id=run_id, started=started, user=rng.choice(["ana", "ben", "chen", "dora"]), host="gpu-01",
-                 pid=rng.randint(1000, 60000), git_commit=_md5("commit", i // 15) + "deadbeef",
-                 branch="main" if rng.random() < 0.7 else f"exp/{i // 1000}", dirty=dirty,
-                 diff_hash=hashlib.sha256(run_id.encode()).hexdigest() if dirty else None,
-                 executor="docker", jobs=2, targets=[])
+    run = NewRun(
+        id=run_id,
+        started=started,
+        user=rng.choice(["ana", "ben", "chen", "dora"]),
+        host="gpu-01",
+        pid=rng.randint(1000, 60000),
+        git_commit=_md5("commit", i // 15) + "deadbeef",
+        branch="main" if rng.random() < 0.7 else f"exp/{i // 1000}",
+        dirty=dirty,
+        diff_hash=hashlib.sha256(run_id.encode()).hexdigest() if dirty else None,
+        executor="docker",
+        jobs=2,
+        targets=[],
+    )
     return RunRecord(run, status, finished=clock + 1, stages=stages, params=params, metrics=metrics)
 
 
@@ -182,8 +273,14 @@ def records(count: int, seed: int):
     for i in range(count):
         record = make_run(i, rng, state)
         if record.run.id in seen_ids:  # 48 random bits: vanishingly rare, but ids must be unique
-            record = RunRecord(record.run._replace(id=_md5(record.run.id, i)[:12]), record.status,
-                               record.finished, record.stages, record.params, record.metrics)
+            record = RunRecord(
+                record.run._replace(id=_md5(record.run.id, i)[:12]),
+                record.status,
+                record.finished,
+                record.stages,
+                record.params,
+                record.metrics,
+            )
         seen_ids.add(record.run.id)
         yield record
 
@@ -221,8 +318,13 @@ def generated_store(count: int, batch: int, fresh: bool) -> tuple[Path, dict]:
     for stale in cache.glob(f"store-n{count}-*"):  # made by other store code: of no more use
         if stale.name not in (db.name, info_path.name):
             stale.unlink()
-    info = {"count": count, "batch": batch, "seconds": seconds, "bytes": db.stat().st_size,
-            "made": time.strftime("%Y-%m-%d %H:%M:%S")}
+    info = {
+        "count": count,
+        "batch": batch,
+        "seconds": seconds,
+        "bytes": db.stat().st_size,
+        "made": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     info_path.write_text(json.dumps(info, indent=1))
     return db, {**info, "cached": False}
 
@@ -234,8 +336,7 @@ def capture(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout
 
 
-def check_outputs(project: Path, db: Path, list_cmd: list[str], show_cmd: list[str], middle_id: str,
-                  env: dict) -> None:
+def check_outputs(project: Path, db: Path, list_cmd: list[str], show_cmd: list[str], middle_id: str, env: dict) -> None:
     """The commands answer what the store holds (a fast wrong answer is no result)."""
     with RunStore(db) as store:
         newest = [r.id for r in store.list_runs(limit=LIST_LIMIT)]
@@ -245,8 +346,10 @@ def check_outputs(project: Path, db: Path, list_cmd: list[str], show_cmd: list[s
     shown = json.loads(capture(show_cmd, project, env))
     got = (shown["id"], len(shown["stages"]), len(shown["params"]), len(shown["metrics"]))
     if got != (middle_id, len(STAGES), 20, len(METRICS)):
-        raise SystemExit(f"runs show --json gave (id, stages, params, metrics) = {got}, "
-                         f"expected ({middle_id}, {len(STAGES)}, 20, {len(METRICS)})")
+        raise SystemExit(
+            f"runs show --json gave (id, stages, params, metrics) = {got}, "
+            f"expected ({middle_id}, {len(STAGES)}, 20, {len(METRICS)})"
+        )
 
 
 def project_with_store(work: Path, cached_db: Path) -> tuple[Path, Path]:
@@ -280,13 +383,21 @@ def main() -> int:
         parser.error(f"--count must be at least {LIST_LIMIT}; --runs, --writes and --batch at least 1")
 
     cached_db, info = generated_store(args.count, args.batch, args.fresh)
-    how = (f"cached, generated {info['made']} in {info['seconds']:.1f} s ({info['batch']:,} per transaction); "
-           f"--fresh makes it again" if info["cached"]
-           else f"generated now in {info['seconds']:.1f} s, {info['batch']:,} per transaction")
-    print(f"store: {args.count:,} runs x (5 stages, 20 params, 10 metrics), {info['bytes'] / 2**20:.1f} MiB "
-          f"({info['bytes'] / args.count / 1024:.2f} KiB/run); {how}")
-    print(f"generation: {info['seconds']:.1f} s = {info['seconds'] / args.count * 1e6:.0f} us/run "
-          f"({args.count / info['seconds']:,.0f} runs/s)", flush=True)
+    how = (
+        f"cached, generated {info['made']} in {info['seconds']:.1f} s ({info['batch']:,} per transaction); "
+        f"--fresh makes it again"
+        if info["cached"]
+        else f"generated now in {info['seconds']:.1f} s, {info['batch']:,} per transaction"
+    )
+    print(
+        f"store: {args.count:,} runs x (5 stages, 20 params, 10 metrics), {info['bytes'] / 2**20:.1f} MiB "
+        f"({info['bytes'] / args.count / 1024:.2f} KiB/run); {how}"
+    )
+    print(
+        f"generation: {info['seconds']:.1f} s = {info['seconds'] / args.count * 1e6:.0f} us/run "
+        f"({args.count / info['seconds']:,.0f} runs/s)",
+        flush=True,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-runs-", dir=args.tmp))
     try:
@@ -296,7 +407,7 @@ def main() -> int:
             middle_id = store.list_runs(limit=1, offset=args.count // 2)[0].id
             prefix = middle_id[:PREFIX]
             while _ambiguous(store, prefix):
-                prefix = middle_id[:len(prefix) + 1]
+                prefix = middle_id[: len(prefix) + 1]
         list_cmd = [str(BIN / "opsctl"), "runs", "list", "--limit", str(LIST_LIMIT), "--json"]
         show_cmd = [str(BIN / "opsctl"), "runs", "show", prefix, "--json"]
         # Bytecode as an installed opsctl has it (pip compiles a wheel's modules; an editable
@@ -311,16 +422,20 @@ def main() -> int:
         # "typer": the same `runs list` through typer, as every other command goes (the fast
         # path off): what cli/fastpath.py saves.
         typer_env = {**cli_env, "OPSCTL_NO_FAST_PATH": "1"}
-        commands = {"dvc": ([str(BIN / "dvc"), "--help"], cli_env),
-                    "version": ([str(BIN / "opsctl"), "--version"], cli_env),
-                    "list": (list_cmd, cli_env), "show": (show_cmd, cli_env), "typer": (list_cmd, typer_env)}
+        commands = {
+            "dvc": ([str(BIN / "dvc"), "--help"], cli_env),
+            "version": ([str(BIN / "opsctl"), "--version"], cli_env),
+            "list": (list_cmd, cli_env),
+            "show": (show_cmd, cli_env),
+            "typer": (list_cmd, typer_env),
+        }
         for cmd, env in commands.values():  # warm-up: bytecode, page cache
             for _ in range(2):
                 wall(cmd, cwd=project, env=env)
         times: dict[str, list[float]] = {name: [] for name in commands}
         order = list(commands)
         for i in range(args.runs):
-            for name in order[i % len(order):] + order[:i % len(order)]:
+            for name in order[i % len(order) :] + order[: i % len(order)]:
                 cmd, env = commands[name]
                 times[name].append(wall(cmd, cwd=project, env=env))
         dvc, t_version, t_list, t_show, t_typer = (statistics.median(times[name]) for name in order)
@@ -339,8 +454,14 @@ def main() -> int:
 
         def next_record() -> RunRecord:
             record = make_run(next(counter), rng, state)
-            return RunRecord(record.run._replace(started=time.time(), pid=os.getpid()),
-                             record.status, record.finished, record.stages, record.params, record.metrics)
+            return RunRecord(
+                record.run._replace(started=time.time(), pid=os.getpid()),
+                record.status,
+                record.finished,
+                record.stages,
+                record.params,
+                record.metrics,
+            )
 
         store = RunStore(db)
         samples: list[float] = []
@@ -368,11 +489,22 @@ def main() -> int:
         def record_one() -> None:
             record = next_record()
             report = RunReport(record.run.id, Plan("docker"), "docker", 2, record.run.started)
-            stages = [StageRun(s.name, s.outcome, s.detail, s.cmd or "", duration=s.duration, exit_code=s.exit_code,
-                               log_path=Path(s.log_path) if s.log_path else None, image_ref=s.image_ref,
-                               image_id=s.image_id, started=s.started,
-                               hashes=tuple(PathHash(a.path, a.hash, a.kind) for a in s.artifacts))
-                      for s in record.stages]
+            stages = [
+                StageRun(
+                    s.name,
+                    s.outcome,
+                    s.detail,
+                    s.cmd or "",
+                    duration=s.duration,
+                    exit_code=s.exit_code,
+                    log_path=Path(s.log_path) if s.log_path else None,
+                    image_ref=s.image_ref,
+                    image_id=s.image_id,
+                    started=s.started,
+                    hashes=tuple(PathHash(a.path, a.hash, a.kind) for a in s.artifacts),
+                )
+                for s in record.stages
+            ]
             started = time.perf_counter()
             recorder = RunRecorder(project_obj)  # starts reading Git's state, as `opsctl run` makes it
             preparing = getattr(recorder, "_preparing", None)  # ... and lets it finish while images
@@ -407,27 +539,40 @@ def main() -> int:
         print()
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end of the timings")
         print(f"{'dvc --help':<40} {dvc:7.3f} s   (process start-up yardstick)")
-        print(f"{'opsctl --version':<40} {t_version:7.3f} s   (opsctl's own start-up, informational: "
-              f"{t_version / dvc:4.2f}x dvc --help)")
-        ok = report_limit_against(f"opsctl runs list --limit {LIST_LIMIT} --json", t_list, CLI_TARGET,
-                                  "dvc --help", dvc, width=40)
+        print(
+            f"{'opsctl --version':<40} {t_version:7.3f} s   (opsctl's own start-up, informational: "
+            f"{t_version / dvc:4.2f}x dvc --help)"
+        )
+        ok = report_limit_against(
+            f"opsctl runs list --limit {LIST_LIMIT} --json", t_list, CLI_TARGET, "dvc --help", dvc, width=40
+        )
         ok &= report_limit_against(f"opsctl runs show {prefix} --json", t_show, CLI_TARGET, "dvc --help", dvc, width=40)
-        print(f"{'  runs list via typer (informational)':<40} {t_typer:7.3f} s   "
-              f"(OPSCTL_NO_FAST_PATH=1: how every other command starts; the fast path saves "
-              f"{(t_typer - t_list) * 1e3:.0f} ms)")
+        print(
+            f"{'  runs list via typer (informational)':<40} {t_typer:7.3f} s   "
+            f"(OPSCTL_NO_FAST_PATH=1: how every other command starts; the fast path saves "
+            f"{(t_typer - t_list) * 1e3:.0f} ms)"
+        )
         if t_list_raw is not None:
-            print(f"{'  runs list, no bytecode (informational)':<40} {t_list_raw:7.3f} s   "
-                  f"(PYTHONDONTWRITEBYTECODE is set here: opsctl's modules compiled at every start)")
+            print(
+                f"{'  runs list, no bytecode (informational)':<40} {t_list_raw:7.3f} s   "
+                f"(PYTHONDONTWRITEBYTECODE is set here: opsctl's modules compiled at every start)"
+            )
         w_ok = t_write <= WRITE_TARGET
-        print(f"{'record one run (begin+5 stages+finish)':<40} {t_write * 1e3:7.1f} ms  "
-              f"target <= {WRITE_TARGET * 1e3:.0f} ms      {'OK' if w_ok else 'MISSED'}   "
-              f"(7 transactions; slowest of {len(samples)}: {max(samples) * 1e3:.1f} ms)")
+        print(
+            f"{'record one run (begin+5 stages+finish)':<40} {t_write * 1e3:7.1f} ms  "
+            f"target <= {WRITE_TARGET * 1e3:.0f} ms      {'OK' if w_ok else 'MISSED'}   "
+            f"(7 transactions; slowest of {len(samples)}: {max(samples) * 1e3:.1f} ms)"
+        )
         ok &= w_ok
-        print(f"{'  via RunRecorder (informational)':<40} {t_recorder * 1e3:7.1f} ms  (store opened + reaped, "
-              f"begin+5 stages+finish, previous run, closed)")
+        print(
+            f"{'  via RunRecorder (informational)':<40} {t_recorder * 1e3:7.1f} ms  (store opened + reaped, "
+            f"begin+5 stages+finish, previous run, closed)"
+        )
         print(f"{'    of which open_store + close':<40} {t_open * 1e3:7.1f} ms")
-        print(f"{'  RunRecorder with Git state read first':<40} {t_recorder_whole * 1e3:7.1f} ms  (from the recorder "
-              f"made: its Git state, off the run's critical path, included)")
+        print(
+            f"{'  RunRecorder with Git state read first':<40} {t_recorder_whole * 1e3:7.1f} ms  (from the recorder "
+            f"made: its Git state, off the run's critical path, included)"
+        )
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -122,12 +122,17 @@ settled = _settled_ns["settled"]
 
 # Both probes: argv = [the parent's time.time() before spawning, the checkout]; print one
 # JSON line. Import first (timed), then make the app and wait for its rows.
-PROBE_HEAD = '''
+PROBE_HEAD = (
+    '''
 import sys, time
 T0 = float(sys.argv[1])
 sys.path.insert(0, sys.argv[2])
-''' + SETTLED
-PROBE_OPSCTL = PROBE_HEAD + '''
+'''
+    + SETTLED
+)
+PROBE_OPSCTL = (
+    PROBE_HEAD
+    + '''
 {cli}
 import asyncio, json
 from opsctl.core.dashboard import Dashboard
@@ -155,9 +160,14 @@ async def main():
 
 asyncio.run(main())
 '''
-PROBE_BARE = PROBE_HEAD + '''
+)
+PROBE_BARE = (
+    PROBE_HEAD
+    + '''
 import asyncio, json
-''' + BARE_APP + '''
+'''
+    + BARE_APP
+    + '''
 IMPORTED = time.time()
 
 
@@ -175,14 +185,21 @@ async def main():
 
 asyncio.run(main())
 '''
+)
 
 
 def probe(code: str, project: Path, env: dict) -> dict:
     """One start-up: spawn the probe, stamped just before; what it printed."""
     cmd = [sys.executable, "-c", code]
     started = time.time()
-    proc = subprocess.run([*cmd, repr(started), str(REPO)], cwd=project, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*cmd, repr(started), str(REPO)],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if proc.returncode:
         raise SystemExit(f"start-up probe failed (exit {proc.returncode}) in {project}:\n{proc.stdout}{proc.stderr}")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -192,6 +209,7 @@ def probe(code: str, project: Path, env: dict) -> dict:
 
 
 # -- key presses, in this process ------------------------------------------------------
+
 
 def post_key(app, key: str) -> None:
     """The Key event `pilot.press` sends, through the same driver, without the idle waits
@@ -284,6 +302,7 @@ async def opsctl_keys(project: Path, keys: int, count: int, method: str) -> dict
     result: dict = {"times": times, "page_size": PAGE_SIZE}
     timed = METHODS[method]
     async with app.run_test(size=SIZE) as pilot:
+
         def first_page() -> bool:
             if not isinstance(app.screen, RunsScreen):
                 return False
@@ -325,8 +344,10 @@ async def opsctl_keys(project: Path, keys: int, count: int, method: str) -> dict
 
             t_enter = await timed(pilot, "enter", run_shown)
             if app.screen.run_id != run_id or len(app.screen_stack) != home_depth + 1:
-                raise SystemExit(f"enter on {run_id} opened {app.screen.run_id}, screen stack "
-                                 f"{[type(s).__name__ for s in app.screen_stack]}")
+                raise SystemExit(
+                    f"enter on {run_id} opened {app.screen.run_id}, screen stack "
+                    f"{[type(s).__name__ for s in app.screen_stack]}"
+                )
             stages = app.screen.query_one("#stages", DataTable).row_count
             if stages != len(STAGES):
                 raise SystemExit(f"the run screen of {run_id} lists {stages} stages, expected {len(STAGES)}")
@@ -348,8 +369,11 @@ async def opsctl_keys(project: Path, keys: int, count: int, method: str) -> dict
             previous_first = table.coordinate_to_cell_key((0, 0))[0].value
 
             def next_page() -> bool:
-                return (str(summary.content).startswith(expected) and table.row_count == PAGE_SIZE
-                        and table.coordinate_to_cell_key((0, 0))[0].value != previous_first)
+                return (
+                    str(summary.content).startswith(expected)
+                    and table.row_count == PAGE_SIZE
+                    and table.coordinate_to_cell_key((0, 0))[0].value != previous_first
+                )
 
             t = await timed(pilot, "]", next_page)
             if i >= WARMUP:
@@ -391,9 +415,11 @@ def main() -> int:
         from opsctl.tui.screens.runs import PAGE_SIZE
 
         env = {**ENV, "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(work / "pycache")}
-        probes = {"opsctl": PROBE_OPSCTL.format(size=SIZE, cli=""),
-                  "bare": PROBE_BARE.format(size=SIZE),
-                  "cli": PROBE_OPSCTL.format(size=SIZE, cli="import opsctl.__main__, opsctl.cli.fastpath, opsctl.tui.launch")}
+        probes = {
+            "opsctl": PROBE_OPSCTL.format(size=SIZE, cli=""),
+            "bare": PROBE_BARE.format(size=SIZE),
+            "cli": PROBE_OPSCTL.format(size=SIZE, cli="import opsctl.__main__, opsctl.cli.fastpath, opsctl.tui.launch"),
+        }
         expected_summary = f"runs 1–{min(PAGE_SIZE, total):,} of {total:,}"
         for name, code in probes.items():  # warm-up: bytecode, page cache; and the page is right
             for _ in range(WARMUP):
@@ -401,13 +427,14 @@ def main() -> int:
             if name == "bare":
                 if got["rows"] != 100:
                     raise SystemExit(f"the bare app showed {got['rows']} rows, not 100")
-            elif ((got["rows"], got["first"]) != (min(PAGE_SIZE, total), newest)
-                  or not got["summary"].startswith(expected_summary)):
+            elif (got["rows"], got["first"]) != (min(PAGE_SIZE, total), newest) or not got["summary"].startswith(
+                expected_summary
+            ):
                 raise SystemExit(f"the first page is not the store's newest {PAGE_SIZE} runs: {got}")
         results: dict[str, list[dict]] = {name: [] for name in probes}
         order = list(probes)
         for i in range(args.runs):
-            for name in order[i % len(order):] + order[:i % len(order)]:
+            for name in order[i % len(order) :] + order[: i % len(order)]:
                 results[name].append(probe(probes[name], project, env))
 
         def med(name: str, field: str = "total") -> float:
@@ -423,26 +450,43 @@ def main() -> int:
         print()
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end of the timings")
         post = keyed["post"]
-        print(f"store: {total:,} runs, {db.stat().st_size / 2**20:.1f} MiB; the runs table holds "
-              f"{post['rows']} rows (PAGE_SIZE {post['page_size']}), {post['paged_rows']} after paging "
-              f"to \"{post['paged_summary']}\"")
+        print(
+            f"store: {total:,} runs, {db.stat().st_size / 2**20:.1f} MiB; the runs table holds "
+            f"{post['rows']} rows (PAGE_SIZE {post['page_size']}), {post['paged_rows']} after paging "
+            f"to \"{post['paged_summary']}\""
+        )
         width = 44
-        print(f"{'bare Textual app, 100-row DataTable':<{width}} {med('bare'):7.3f} s   (start-up yardstick; "
-              f"its imports {med('bare', 'imports'):.3f} s)")
-        ok = report_limit_against("start to first page of runs", med("opsctl"), START_TARGET,
-                                  "bare app", med("bare"), width=width)
-        print(f"{'  of which imports (informational)':<{width}} {med('opsctl', 'imports'):7.3f} s   "
-              f"(opsctl.tui.app, opsctl.core.dashboard, open_project)")
-        print(f"{'  with the CLI entry first (informational)':<{width}} {med('cli'):7.3f} s   "
-              f"(+ opsctl's entry and fast path, as `opsctl ui` starts, no typer: "
-              f"{(med('cli') - med('opsctl')) * 1e3:+.0f} ms)")
-        print(f"keys, median of {args.keys} (bare: of {len(bare['post'])}); the target applies to the key sent as "
-              f"pilot.press sends it, then pilot.pause(0.002) polls;\n  alongside, through `await pilot.press` "
-              f"(its idle waits included: >= 40 ms of sleeps, and until worker threads are quiet)")
-        print(f"{'bare app: down':<{width}} {bare_down['post'] * 1e3:7.1f} ms  (key yardstick)"
-              f"{'':23}pilot.press {bare_down['press'] * 1e3:6.1f} ms")
-        names = {"down": "down (cursor moved)", "enter": "enter (run screen, its stages)",
-                 "escape": "escape (back to the runs)", "]": "] (next page from the store)"}
+        print(
+            f"{'bare Textual app, 100-row DataTable':<{width}} {med('bare'):7.3f} s   (start-up yardstick; "
+            f"its imports {med('bare', 'imports'):.3f} s)"
+        )
+        ok = report_limit_against(
+            "start to first page of runs", med("opsctl"), START_TARGET, "bare app", med("bare"), width=width
+        )
+        print(
+            f"{'  of which imports (informational)':<{width}} {med('opsctl', 'imports'):7.3f} s   "
+            f"(opsctl.tui.app, opsctl.core.dashboard, open_project)"
+        )
+        print(
+            f"{'  with the CLI entry first (informational)':<{width}} {med('cli'):7.3f} s   "
+            f"(+ opsctl's entry and fast path, as `opsctl ui` starts, no typer: "
+            f"{(med('cli') - med('opsctl')) * 1e3:+.0f} ms)"
+        )
+        print(
+            f"keys, median of {args.keys} (bare: of {len(bare['post'])}); the target applies to the key sent as "
+            f"pilot.press sends it, then pilot.pause(0.002) polls;\n  alongside, through `await pilot.press` "
+            f"(its idle waits included: >= 40 ms of sleeps, and until worker threads are quiet)"
+        )
+        print(
+            f"{'bare app: down':<{width}} {bare_down['post'] * 1e3:7.1f} ms  (key yardstick)"
+            f"{'':23}pilot.press {bare_down['press'] * 1e3:6.1f} ms"
+        )
+        names = {
+            "down": "down (cursor moved)",
+            "enter": "enter (run screen, its stages)",
+            "escape": "escape (back to the runs)",
+            "]": "] (next page from the store)",
+        }
         for key, label in names.items():
             samples = post["times"][key]
             value = statistics.median(samples)
@@ -453,8 +497,10 @@ def main() -> int:
                 verdict = f"target <= {KEY_TARGET * 1e3:.0f} ms   {'OK' if key_ok else 'MISSED':<6}"
             else:
                 verdict = f"{'(informational)':<25}"
-            print(f"{label:<{width}} {value * 1e3:7.1f} ms  {verdict}   pilot.press {pressed * 1e3:6.1f} ms   "
-                  f"({value / bare_down['post']:5.2f}x bare down; slowest {max(samples) * 1e3:.1f} ms)")
+            print(
+                f"{label:<{width}} {value * 1e3:7.1f} ms  {verdict}   pilot.press {pressed * 1e3:6.1f} ms   "
+                f"({value / bare_down['post']:5.2f}x bare down; slowest {max(samples) * 1e3:.1f} ms)"
+            )
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -27,7 +27,9 @@ class Node:
     path: str  # "" for the root, "template", "data remote", ...
     help: str
     subcommands: list[str] = field(default_factory=list)
-    options: list[tuple[list[str], bool, str, list[str]]] = field(default_factory=list)  # opts, takes_value, help, choices
+    options: list[tuple[list[str], bool, str, list[str]]] = field(
+        default_factory=list
+    )  # opts, takes_value, help, choices
     takes_args: bool = False
 
 
@@ -97,7 +99,12 @@ def _helps(nodes: list[Node]) -> dict[str, str]:
 
 
 def render_bash(nodes: list[Node]) -> str:
-    lines = [f"# bash {HEADER}", "# Install: source this file from ~/.bashrc, or copy it to", "#   ~/.local/share/bash-completion/completions/opsctl", ""]
+    lines = [
+        f"# bash {HEADER}",
+        "# Install: source this file from ~/.bashrc, or copy it to",
+        "#   ~/.local/share/bash-completion/completions/opsctl",
+        "",
+    ]
     for table, value in (
         ("_opsctl_subcommands", lambda n: " ".join(n.subcommands)),
         ("_opsctl_options", lambda n: " ".join(o for opts, *_ in n.options for o in opts)),
@@ -113,7 +120,9 @@ def render_bash(nodes: list[Node]) -> str:
         for opts, _tv, _help, choices in n.options:
             if choices:
                 for o in opts:
-                    lines.append(f"  [{_sh_quote(f'opsctl {n.path}'.strip() + '|' + o)}]={_sh_quote(' '.join(choices))}")
+                    lines.append(
+                        f"  [{_sh_quote(f'opsctl {n.path}'.strip() + '|' + o)}]={_sh_quote(' '.join(choices))}"
+                    )
     lines.append(")")
     lines.append(r'''
 _opsctl() {
@@ -160,9 +169,14 @@ def render_zsh(nodes: list[Node]) -> str:
         "",
     ]
     tables: dict[str, list[tuple[str, str]]] = {
-        name: [] for name in (
-            "_opsctl_subcommands", "_opsctl_value_options", "_opsctl_takes_args",
-            "_opsctl_option_specs", "_opsctl_choices", "_opsctl_descriptions",
+        name: []
+        for name in (
+            "_opsctl_subcommands",
+            "_opsctl_value_options",
+            "_opsctl_takes_args",
+            "_opsctl_option_specs",
+            "_opsctl_choices",
+            "_opsctl_descriptions",
         )
     }
     helps = _helps(nodes)
@@ -241,9 +255,8 @@ def render_fish(nodes: list[Node]) -> str:
         "# Install: copy to ~/.config/fish/completions/opsctl.fish",
         "",
         "set -g __opsctl_commands " + " ".join(_sh_quote(p) for p in paths),
-        "set -g __opsctl_value_options " + " ".join(
-            _sh_quote(f"{n.path}|{o}") for n in nodes for opts, tv, *_ in n.options if tv for o in opts
-        ),
+        "set -g __opsctl_value_options "
+        + " ".join(_sh_quote(f"{n.path}|{o}") for n in nodes for opts, tv, *_ in n.options if tv for o in opts),
         r'''
 function __opsctl_path
     set -l path

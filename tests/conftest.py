@@ -21,7 +21,9 @@ def _isolated_environment(tmp_path_factory):
     """No test reads the developer's ~/.gitconfig; every subprocess sees the venv first on PATH."""
     home = tmp_path_factory.mktemp("home")
     gitconfig = home / ".gitconfig"
-    gitconfig.write_text("[user]\n\tname = opsctl tests\n\temail = tests@opsctl.invalid\n[init]\n\tdefaultBranch = main\n")
+    gitconfig.write_text(
+        "[user]\n\tname = opsctl tests\n\temail = tests@opsctl.invalid\n[init]\n\tdefaultBranch = main\n"
+    )
     mp = pytest.MonkeyPatch()
     mp.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
@@ -34,13 +36,19 @@ def _isolated_environment(tmp_path_factory):
     mp.undo()
 
 
-def run_opsctl(*args: str, cwd: Path | str | None = None, env: dict | None = None, check: bool = False,
-               timeout: float = 300) -> subprocess.CompletedProcess:
+def run_opsctl(
+    *args: str, cwd: Path | str | None = None, env: dict | None = None, check: bool = False, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """``opsctl ARGS`` as a user runs it: a fresh process, stdout and stderr captured."""
     full_env = {**os.environ, **(env or {})}
     result = subprocess.run(
-        [PYTHON, "-m", "opsctl", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL,
+        [PYTHON, "-m", "opsctl", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"opsctl {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -71,21 +79,34 @@ def one_stage_run(run_id: str, started: float, n: int, *, params: dict, metrics:
     from opsctl.store import NewRun, RunRecord, StageRecord
 
     return RunRecord(
-        NewRun(run_id, started=started, user="ana", host="box", git_commit=f"{n:040x}", branch="main",
-               executor="local", jobs=1),
-        status="succeeded", finished=started + 3,
+        NewRun(
+            run_id,
+            started=started,
+            user="ana",
+            host="box",
+            git_commit=f"{n:040x}",
+            branch="main",
+            executor="local",
+            jobs=1,
+        ),
+        status="succeeded",
+        finished=started + 3,
         stages=[StageRecord("train", "ran", started=started, duration=2.0, cmd="python train.py", exit_code=0)],
-        params=params, metrics=metrics)
+        params=params,
+        metrics=metrics,
+    )
 
 
 def tree(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its content: a snapshot to prove nothing changed."""
+
     def scratch(rel: Path) -> bool:  # Git's internals and DVC's own scratch space (lock, caches of its indexes)
         return ".git" in rel.parts or rel.parts[:2] == (".dvc", "tmp")
 
     return {
         str(p.relative_to(path)): p.read_bytes()
-        for p in sorted(path.rglob("*")) if p.is_file() and not scratch(p.relative_to(path))
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and not scratch(p.relative_to(path))
     }
 
 

@@ -14,7 +14,9 @@ from tests.conftest import REPO
 def test_wheel_contains_templates_and_uses_them(tmp_path):
     build = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist")],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("opsctl-*.whl")
@@ -31,8 +33,11 @@ def test_wheel_contains_templates_and_uses_them(tmp_path):
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site)}
     listed = subprocess.run(
-        [sys.executable, "-m", "opsctl", "template", "list", "--json"], cwd=tmp_path, env=env,
-        capture_output=True, text=True,
+        [sys.executable, "-m", "opsctl", "template", "list", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert listed.returncode == 0, listed.stderr
     sources = [t["source"] for t in json.loads(listed.stdout)]

@@ -122,6 +122,7 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     if spec.gpus:
         count = -1 if spec.gpus == "all" else int(spec.gpus)
         limits["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+
     def create(network: str) -> str:
         try:
             host_config = api.create_host_config(
@@ -151,7 +152,8 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
             ) from None
         except DockerException as exc:
             raise EngineUnavailableError(
-                f"cannot create a container from {spec.image}: {_short_reason(str(exc))}") from None
+                f"cannot create a container from {spec.image}: {_short_reason(str(exc))}"
+            ) from None
 
     container_id = create(spec.network)
     if network_ready is not None and not network_ready():
@@ -238,10 +240,17 @@ def create_network_sandbox(image: str, labels: dict) -> str | None:
     api = _stage_client().api
     try:
         return api.create_container(
-            image, command=["exec sleep 2147483647"], entrypoint=["/bin/sh", "-c"], user="65534:65534",
-            labels=labels, detach=True,
+            image,
+            command=["exec sleep 2147483647"],
+            entrypoint=["/bin/sh", "-c"],
+            user="65534:65534",
+            labels=labels,
+            detach=True,
             host_config=api.create_host_config(
-                network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"], privileged=False,
+                network_mode="none",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                privileged=False,
                 mem_limit="16m",
                 auto_remove=True,  # ending it is then one quick kill; the engine removes it
             ),
@@ -277,7 +286,7 @@ def stop_network_sandbox(container_id: str) -> None:
         api.wait(container_id, timeout=10, condition="removed")
     except DockerException:
         pass
-    except Exception:  # a wait that timed out (requests' ReadTimeout): force it
+    except Exception:  # noqa: BLE001 — a wait that timed out (requests' ReadTimeout): force it
         _remove_quietly(api, container_id)
 
 
@@ -316,6 +325,7 @@ def containers_labelled(label: str, value: str) -> list[str]:
 
 # -- images ---------------------------------------------------------------------------
 
+
 def context_files(context: str, dockerfile: str) -> list[str]:
     """The files of a build context that ``.dockerignore`` lets through (Docker's own rules), sorted."""
     from pathlib import Path
@@ -326,10 +336,16 @@ def context_files(context: str, dockerfile: str) -> list[str]:
     patterns = []
     ignore = root / ".dockerignore"
     if ignore.is_file():
-        patterns = [ln.strip() for ln in ignore.read_text(encoding="utf-8").splitlines()
-                    if ln.strip() and not ln.strip().startswith("#")]
-    return sorted(p for p in exclude_paths(str(root), patterns, dockerfile=dockerfile)
-                  if (root / p).is_file() or (root / p).is_symlink())
+        patterns = [
+            ln.strip()
+            for ln in ignore.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.strip().startswith("#")
+        ]
+    return sorted(
+        p
+        for p in exclude_paths(str(root), patterns, dockerfile=dockerfile)
+        if (root / p).is_file() or (root / p).is_symlink()
+    )
 
 
 def image_id(ref: str) -> str | None:
@@ -347,8 +363,17 @@ def image_id(ref: str) -> str | None:
         client.close()
 
 
-def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: dict, target: str | None,
-                no_cache: bool, on_line, labels: dict | None = None) -> str:
+def build_image(
+    *,
+    context: str,
+    dockerfile: str,
+    tags: list[str],
+    build_args: dict,
+    target: str | None,
+    no_cache: bool,
+    on_line,
+    labels: dict | None = None,
+) -> str:
     """Build through the engine's API, streaming the log to ``on_line``; returns the image id."""
     from docker.errors import APIError
 
@@ -363,8 +388,17 @@ def build_image(*, context: str, dockerfile: str, tags: list[str], build_args: d
     try:
         built_id = None
         stream = client.api.build(
-            path=context, dockerfile=dockerfile, tag=tags[0], buildargs=build_args or None, target=target,
-            nocache=no_cache, rm=True, forcerm=True, pull=False, decode=True, labels=labels or None,
+            path=context,
+            dockerfile=dockerfile,
+            tag=tags[0],
+            buildargs=build_args or None,
+            target=target,
+            nocache=no_cache,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            labels=labels or None,
         )
         for event in stream:
             if "stream" in event:

@@ -186,7 +186,9 @@ def _yaml_detail(exc: BaseException) -> str:
         for error in errors[:3]:
             where = " -> ".join(str(p) for p in error.path)
             line = _line_of(text, error.path)
-            parts.append(f"{error.error_message}" + (f" in {where}" if where else "") + (f" (line {line})" if line else ""))
+            parts.append(
+                f"{error.error_message}" + (f" in {where}" if where else "") + (f" (line {line})" if line else "")
+            )
         return ": " + "; ".join(parts)
     return ""
 
@@ -197,7 +199,7 @@ def _line_of(text: str, path) -> int | None:
 
         line, _col, _step = determine_linecol(parse_yaml_for_update(text, ""), path)
         return line or None
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -272,17 +274,21 @@ def _pipeline_stages(repo, graph, status: dict | None = None) -> list[PipelineSt
                 locked[stage.path] = _lock_entries(stage)
             if stage.name not in locked[stage.path]:
                 changes.insert(0, StageChange("never-run", None, "no entry in dvc.lock"))
-        result.append(PipelineStage(
-            name=stage.addressing,
-            dvcfile=stage.relpath,
-            cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
-            deps=tuple(str(d.def_path) for d in stage.deps),
-            outs=tuple(str(o.def_path) for o in stage.outs),
-            upstream=tuple(sorted(d.addressing for d in graph.successors(stage) if isinstance(d, DvcPipelineStage))),
-            changes=tuple(changes),
-            wdir=_rel(root, stage.wdir) if Path(stage.wdir) != root else ".",
-            frozen=bool(stage.frozen),
-        ))
+        result.append(
+            PipelineStage(
+                name=stage.addressing,
+                dvcfile=stage.relpath,
+                cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
+                deps=tuple(str(d.def_path) for d in stage.deps),
+                outs=tuple(str(o.def_path) for o in stage.outs),
+                upstream=tuple(
+                    sorted(d.addressing for d in graph.successors(stage) if isinstance(d, DvcPipelineStage))
+                ),
+                changes=tuple(changes),
+                wdir=_rel(root, stage.wdir) if Path(stage.wdir) != root else ".",
+                frozen=bool(stage.frozen),
+            )
+        )
     return result
 
 
@@ -291,7 +297,7 @@ def _lock_entries(stage) -> set[str]:
     try:
         # The dvc.yaml's own cached copy of its lock (DVC parsed it to build the index).
         lock = stage.dvcfile.lockfile_contents
-    except Exception:  # a missing or unreadable lock means "never ran" for our purpose
+    except Exception:  # noqa: BLE001 — a missing or unreadable lock means "never ran" for our purpose
         return set()
     return set((lock or {}).get("stages", {}))
 
@@ -359,7 +365,7 @@ def reporting_progress(sink) -> Iterator[None]:
         def _emit(self):
             try:
                 sink(ProgressEvent(self._label, self.n, self.total, self._unit))
-            except Exception:  # a display problem must never break a data operation
+            except Exception:  # noqa: BLE001 — a display problem must never break a data operation
                 pass
 
     import dvc_data.callbacks as data_callbacks
@@ -543,11 +549,24 @@ def _raise_remote_error(repo, remote: str | None, exc: BaseException) -> None:
 
 def _looks_like_network(exc: BaseException) -> bool:
     names = {type(e).__name__ for e in _chain(exc)}
-    return bool(names & {
-        "ConnectionError", "ConnectionRefusedError", "EndpointConnectionError", "ConnectTimeoutError",
-        "ClientConnectorError", "ServerDisconnectedError", "NoCredentialsError", "ClientError", "PermissionError",
-        "TimeoutError", "gaierror", "NewConnectionError", "MaxRetryError",
-    })
+    return bool(
+        names
+        & {
+            "ConnectionError",
+            "ConnectionRefusedError",
+            "EndpointConnectionError",
+            "ConnectTimeoutError",
+            "ClientConnectorError",
+            "ServerDisconnectedError",
+            "NoCredentialsError",
+            "ClientError",
+            "PermissionError",
+            "TimeoutError",
+            "gaierror",
+            "NewConnectionError",
+            "MaxRetryError",
+        }
+    )
 
 
 def _chain(exc: BaseException | None) -> Iterator[BaseException]:
@@ -567,7 +586,9 @@ class TransferResult:
     changed: list[str]
 
 
-def push(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None) -> TransferResult:
+def push(
+    root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None
+) -> TransferResult:
     """``dvc push``: upload cached data that the remote lacks."""
     with reporting_progress(progress), locked_repo(root) as repo:
         _require_remote(repo, remote)
@@ -581,7 +602,9 @@ def push(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int
         return TransferResult(name, url, files, pending if files else 0, [])
 
 
-def pull(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None) -> TransferResult:
+def pull(
+    root: Path, targets: list[str] | None, *, remote: str | None, jobs: int | None, progress=None
+) -> TransferResult:
     """``dvc pull``: download what the workspace lacks and check it out."""
     from dvc.exceptions import CheckoutError
 
@@ -600,8 +623,12 @@ def pull(root: Path, targets: list[str] | None, *, remote: str | None, jobs: int
             _raise_remote_error(repo, remote, exc)
             raise
         # checkout's result: {"added": [abs paths, dirs end with /], "modified": [...], "stats": {"fetched": n, ...}}
-        changed = sorted({_rel(root, p) + ("/" if str(p).endswith(("/", "\\")) else "")
-                          for p in [*result.get("added", []), *result.get("modified", [])]})
+        changed = sorted(
+            {
+                _rel(root, p) + ("/" if str(p).endswith(("/", "\\")) else "")
+                for p in [*result.get("added", []), *result.get("modified", [])]
+            }
+        )
         nbytes = sum(_tree_size(root / p) for p in changed)
         return TransferResult(name, url, int(result.get("stats", {}).get("fetched", 0)), nbytes, changed)
 
@@ -621,7 +648,7 @@ def _pending_bytes(root: Path, repo, targets, remote) -> int | None:
     """Bytes of the cached objects that the remote lacks, for the push summary (best effort)."""
     try:
         status = repo.data_status(granular=True, not_in_remote=True, remote_refresh=True, remote=remote)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     total = 0
     for path in status.get("not_in_remote", []):
@@ -656,15 +683,22 @@ def diff(root: Path, a_rev: str | None, b_rev: str | None) -> list[DiffEntry]:
         for item in raw.get(change, []):
             path = item["path"]["new"] if isinstance(item.get("path"), dict) else item["path"]
             hashes = item.get("hash")
-            old_hash, new_hash = (hashes.get("old"), hashes.get("new")) if isinstance(hashes, dict) else (
-                (hashes, None) if change == "deleted" else (None, hashes)
+            old_hash, new_hash = (
+                (hashes.get("old"), hashes.get("new"))
+                if isinstance(hashes, dict)
+                else ((hashes, None) if change == "deleted" else (None, hashes))
             )
             key = path.rstrip("/")
-            entries.append(DiffEntry(
-                path=path, change=change, old_hash=old_hash, new_hash=new_hash,
-                old_size=old_sizes(key, old_hash) if old_hash else None,
-                new_size=new_sizes(key, new_hash) if new_hash else None,
-            ))
+            entries.append(
+                DiffEntry(
+                    path=path,
+                    change=change,
+                    old_hash=old_hash,
+                    new_hash=new_hash,
+                    old_size=old_sizes(key, old_hash) if old_hash else None,
+                    new_size=new_sizes(key, new_hash) if new_hash else None,
+                )
+            )
     return sorted(entries, key=lambda e: e.path)
 
 
@@ -678,7 +712,7 @@ def _sizes_at(repo, rev: str | None):
             key = tuple(Path(_rel(Path(repo.root_dir), out.fs_path)).parts)
             try:
                 info = index.info(key)
-            except Exception:
+            except Exception:  # noqa: BLE001
                 continue
             if info.get("size") is not None:
                 sizes["/".join(key)] = info["size"]
@@ -697,7 +731,7 @@ def _sizes_at(repo, rev: str | None):
         try:  # a file inside a tracked directory: its object in the cache knows its size
             cached = Path(repo.cache.local.oid_to_path(hash_value))
             return cached.stat().st_size if cached.is_file() else None
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
 
     return lookup
@@ -722,9 +756,12 @@ def list_remotes(root: Path) -> list[RemoteInfo]:
         # the schema's defaults), secrets left out.
         written = config.read()
         return [
-            RemoteInfo(name, str(conf.get("url", "")), name == default,
-                       {k: v for k, v in written.get("remote", {}).get(name, {}).items()
-                        if k != "url" and not _secret_key(k)})
+            RemoteInfo(
+                name,
+                str(conf.get("url", "")),
+                name == default,
+                {k: v for k, v in written.get("remote", {}).get(name, {}).items() if k != "url" and not _secret_key(k)},
+            )
             for name, conf in sorted(config["remote"].items())
         ]
 
@@ -733,8 +770,15 @@ def _secret_key(key: str) -> bool:
     return any(word in key.lower() for word in ("secret", "password", "token", "key_id", "credential"))
 
 
-def configure_remote(root: Path, name: str, *, url: str | None = None, options: dict | None = None,
-                     default: bool = False, create: bool = False) -> None:
+def configure_remote(
+    root: Path,
+    name: str,
+    *,
+    url: str | None = None,
+    options: dict | None = None,
+    default: bool = False,
+    create: bool = False,
+) -> None:
     """Write a remote the way ``dvc remote add``/``modify``/``default`` do (``.dvc/config``)."""
     from dvc.config import Config
 
@@ -744,7 +788,9 @@ def configure_remote(root: Path, name: str, *, url: str | None = None, options: 
         with config.edit("repo") as conf:
             if create:
                 if name in conf["remote"]:
-                    raise DvcError(f"remote '{name}' already exists", hint="pick another name, or `opsctl data remote list`")
+                    raise DvcError(
+                        f"remote '{name}' already exists", hint="pick another name, or `opsctl data remote list`"
+                    )
                 conf["remote"][name] = {"url": url}
             elif name not in conf["remote"]:
                 raise DvcError(f"no remote named '{name}'", hint="see `opsctl data remote list`")
@@ -785,8 +831,9 @@ def locked_stages(root: Path) -> dict[str, LockedStage]:
                 else:
                     deps.append((_rel(root, dep.fs_path), hash_of(dep)))
             cmd = stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd)
-            stages[stage.addressing] = LockedStage(stage.addressing, cmd, deps, params,
-                                                   [(_rel(root, o.fs_path), hash_of(o)) for o in stage.outs])
+            stages[stage.addressing] = LockedStage(
+                stage.addressing, cmd, deps, params, [(_rel(root, o.fs_path), hash_of(o)) for o in stage.outs]
+            )
     return stages
 
 

@@ -142,8 +142,11 @@ class RunSession:
             self._planned = {s.addressing: s for s in graph if isinstance(s, DvcPipelineStage)}
             # Data tracked by .dvc files that changed in the workspace: `dvc repro` commits it.
             self.changed_data_sources = sorted(
-                s.relpath for s in graph
-                if not isinstance(s, DvcPipelineStage) and s.is_data_source and not s.is_import
+                s.relpath
+                for s in graph
+                if not isinstance(s, DvcPipelineStage)
+                and s.is_data_source
+                and not s.is_import
                 and s.addressing in status
             )
             return _pipeline_stages(repo, graph, status)
@@ -167,7 +170,7 @@ class RunSession:
                 return False
             try:
                 stage.save_deps()  # in memory: the deps' current hashes
-            except Exception:
+            except Exception:  # noqa: BLE001
                 return False
             try:
                 cache = repo.stage_cache._load(stage)
@@ -288,8 +291,11 @@ def _flatten_show(result: dict, plain_file: str | None) -> dict:
     Keys of ``plain_file`` (or of the only file, when ``plain_file`` is None) stay plain,
     ``train.n_estimators``; others are ``FILE:key`` as DVC prints them."""
     workspace = next(iter(result.values()), {}) if result else {}
-    files = {name: entry.get("data") for name, entry in (workspace.get("data") or {}).items()
-             if isinstance(entry, dict) and isinstance(entry.get("data"), dict)}
+    files = {
+        name: entry.get("data")
+        for name, entry in (workspace.get("data") or {}).items()
+        if isinstance(entry, dict) and isinstance(entry.get("data"), dict)
+    }
     flat: dict = {}
     for name, data in files.items():
         plain = name == plain_file or (plain_file is None and len(files) == 1)

@@ -26,7 +26,10 @@ def git_version() -> str:
 def identity_configured(path: Path) -> bool:
     """Whether Git can name an author here without guessing (``user.name`` + ``user.email``)."""
     result = subprocess.run(
-        ["git", "var", "GIT_AUTHOR_IDENT"], cwd=path, capture_output=True, text=True,
+        ["git", "var", "GIT_AUTHOR_IDENT"],
+        cwd=path,
+        capture_output=True,
+        text=True,
         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
     )
     return result.returncode == 0
@@ -36,8 +39,10 @@ def _fallback_identity() -> dict[str, str]:
     user = getpass.getuser() or "opsctl"
     email = f"{user}@{socket.gethostname() or 'localhost'}"
     return {
-        "GIT_AUTHOR_NAME": user, "GIT_AUTHOR_EMAIL": email,
-        "GIT_COMMITTER_NAME": user, "GIT_COMMITTER_EMAIL": email,
+        "GIT_AUTHOR_NAME": user,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": user,
+        "GIT_COMMITTER_EMAIL": email,
     }
 
 
@@ -116,7 +121,6 @@ class GitRepo:
         except git.GitCommandError as exc:
             raise GitError(f"git commit failed: {_stderr(exc)}") from None
         return self._repo.head.commit.hexsha, fallback
-
 
 
 def _default_branch_configured() -> bool:

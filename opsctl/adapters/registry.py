@@ -19,8 +19,16 @@ PROJECT_FILE = "dvc.yaml"
 GTO_CONFIG = ".gto"  # GTO's own config (gto/config.py CONFIG_FILE_NAME): may list the allowed stages
 
 # One record per tag: fields split by NUL, records ended by \x01 (a tag message holds neither).
-_FIELDS = ("refname", "objecttype", "objectname", "*objectname", "taggername", "taggeremail",
-           "taggerdate:raw", "contents")
+_FIELDS = (
+    "refname",
+    "objecttype",
+    "objectname",
+    "*objectname",
+    "taggername",
+    "taggeremail",
+    "taggerdate:raw",
+    "contents",
+)
 _FORMAT = "%00".join(f"%({f})" for f in _FIELDS) + "%01"
 
 
@@ -52,11 +60,20 @@ class OutputState:
     committed: bool  # the dvcfile's entry for it is the same at HEAD as in the workspace
 
 
-def _git(root: Path, *args: str, input: str | None = None, env: dict | None = None,  # noqa: A002
-         check: bool = True) -> subprocess.CompletedProcess:
+def _git(
+    root: Path,
+    *args: str,
+    input: str | None = None,  # noqa: A002
+    env: dict | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     try:
         result = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, input=input,
+            ["git", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            input=input,
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
         )
     except OSError:
@@ -98,24 +115,36 @@ def list_tags(root: Path) -> list[TagRecord]:
         ref, objtype, objname, peeled, tagger, email, date, contents = fields
         annotated = objtype == "tag"
         seconds, _, offset = date.partition(" ")
-        tags.append(TagRecord(
-            name=ref.removeprefix("refs/tags/"),
-            annotated=annotated,
-            commit=(peeled or objname) if annotated else objname,
-            tagger=tagger,
-            tagger_email=email.strip().removeprefix("<").removesuffix(">"),
-            timestamp=int(seconds) if seconds.isdigit() else 0,
-            tz_offset=offset or "+0000",
-            message=contents,
-        ))
+        tags.append(
+            TagRecord(
+                name=ref.removeprefix("refs/tags/"),
+                annotated=annotated,
+                commit=(peeled or objname) if annotated else objname,
+                tagger=tagger,
+                tagger_email=email.strip().removeprefix("<").removesuffix(">"),
+                timestamp=int(seconds) if seconds.isdigit() else 0,
+                tz_offset=offset or "+0000",
+                message=contents,
+            )
+        )
     return tags
 
 
 def create_tag(root: Path, name: str, commit: str, message: str) -> bool:
     """Create the annotated tag ``name`` at ``commit``; False when a tag of that name exists already
     (another process got there first: the caller picks the next name)."""
-    result = _git(root, "tag", "--annotate", "--cleanup=whitespace", "--file=-", name, commit,
-                  input=message, env=_identity_env(root), check=False)
+    result = _git(
+        root,
+        "tag",
+        "--annotate",
+        "--cleanup=whitespace",
+        "--file=-",
+        name,
+        commit,
+        input=message,
+        env=_identity_env(root),
+        check=False,
+    )
     if result.returncode == 0:
         return True
     if "already exists" in result.stderr:
@@ -139,7 +168,7 @@ def _load_yaml(text: str | None) -> dict:
     if not text:
         return {}
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         raise DvcError(f"cannot parse YAML: {' '.join(str(exc).split())}") from None
     return data if isinstance(data, dict) else {}
@@ -231,8 +260,9 @@ def inspect_output(root: Path, path: str) -> OutputState:
         match = next((o for o in outs if Path(o.fs_path).resolve() == target), None)
         if match is None:
             inside = next((o for o in outs if Path(o.fs_path).resolve() in target.parents), None)
-            return OutputState(path, False, _rel(root, inside.fs_path) if inside else None,
-                               None, None, None, "ok", False)
+            return OutputState(
+                path, False, _rel(root, inside.fs_path) if inside else None, None, None, None, "ok", False
+            )
         stage = match.stage
         if isinstance(stage, PipelineStage):
             dvcfile = _rel(root, os.path.splitext(stage.dvcfile.path)[0] + ".lock")
@@ -249,8 +279,9 @@ def inspect_output(root: Path, path: str) -> OutputState:
         stage_name = stage.addressing if isinstance(stage, PipelineStage) else None
     here = _entry(_load_yaml(_file_at(root, dvcfile, None)), key, def_path)
     at_head = _entry(_load_yaml(_file_at(root, dvcfile, "HEAD")), key, def_path)
-    return OutputState(path, True, None, dvcfile, stage_name, md5, workspace,
-                       committed=here is not None and here == at_head)
+    return OutputState(
+        path, True, None, dvcfile, stage_name, md5, workspace, committed=here is not None and here == at_head
+    )
 
 
 def recorded_hash(root: Path, path: str, rev: str) -> str | None:

@@ -9,7 +9,10 @@ import typer
 from opsctl.cli.output import Styled, out
 
 app = typer.Typer(help="Version data with DVC.\n\nAdd, status, push/pull, diff, ls, remotes.", no_args_is_help=True)
-remote_app = typer.Typer(help="Where pushed data is stored.\n\nLocal directories and s3:// (also S3-compatible servers).", no_args_is_help=True)
+remote_app = typer.Typer(
+    help="Where pushed data is stored.\n\nLocal directories and s3:// (also S3-compatible servers).",
+    no_args_is_help=True,
+)
 app.add_typer(remote_app, name="remote")
 
 JSON = typer.Option(False, "--json", help="Print as JSON.")
@@ -51,15 +54,19 @@ def add(
         out.json({"added": [vars(a) for a in result.added], "staged": result.staged})
         return
     for item in result.added:
-        out.success(f"{item.path}: {item.files} file{'s' if item.files != 1 else ''}, "
-                    f"{human_bytes(item.bytes)}, md5 {item.hash} → {item.dvcfile}")
+        out.success(
+            f"{item.path}: {item.files} file{'s' if item.files != 1 else ''}, "
+            f"{human_bytes(item.bytes)}, md5 {item.hash} → {item.dvcfile}"
+        )
     if result.staged:
         out.info(f"Staged in Git: {' '.join(result.staged)}  (commit them to record this version)")
 
 
 @app.command("status")
 def status(
-    remote: Optional[str] = typer.Option(None, "--remote", "-r", help="Compare with this remote (default: the default remote)."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", "-r", help="Compare with this remote (default: the default remote)."
+    ),
     no_remote: bool = typer.Option(False, "--no-remote", help="Don't contact the remote."),
     as_json: bool = JSON,
 ) -> None:
@@ -71,17 +78,27 @@ def status(
 
     result = data_status(_project(), remote=remote, check_remote=not no_remote)
     if as_json:
-        out.json({
-            "up_to_date": result.up_to_date, "remote": result.remote, "remote_checked": result.remote_checked,
-            "entries": [{"path": e.path, "state": e.state} for e in result.entries],
-        })
+        out.json(
+            {
+                "up_to_date": result.up_to_date,
+                "remote": result.remote,
+                "remote_checked": result.remote_checked,
+                "entries": [{"path": e.path, "state": e.state} for e in result.entries],
+            }
+        )
         return
     if result.up_to_date:
         checked = f" (and on remote '{result.remote}')" if result.remote_checked else ""
         out.success(f"Everything is up to date{checked}.")
         return
-    colours = {"new": "green", "modified": "yellow", "deleted": "red", "not in cache": "red",
-               "not committed": "cyan", "not pushed": "magenta"}
+    colours = {
+        "new": "green",
+        "modified": "yellow",
+        "deleted": "red",
+        "not in cache": "red",
+        "not committed": "cyan",
+        "not pushed": "magenta",
+    }
     out.table(["path", "state"], [(e.path, Styled(e.state, colours.get(e.state, ""))) for e in result.entries])
     for state in dict.fromkeys(e.state for e in result.entries):
         out.info(f"{state}: {STATE_HINTS[state]}", style="dim")
@@ -102,11 +119,16 @@ def _transfer(direction: str, targets: list[str], remote: Optional[str], jobs: O
     if not result.files and not result.changed:
         out.success(f"Nothing to {direction}: remote '{result.remote}' and the workspace already agree.")
         return
-    out.success(f"{verb} {result.files} file{'s' if result.files != 1 else ''} "
-                f"({human_bytes(result.bytes)}) {preposition} remote '{result.remote}' ({result.url})")
+    out.success(
+        f"{verb} {result.files} file{'s' if result.files != 1 else ''} "
+        f"({human_bytes(result.bytes)}) {preposition} remote '{result.remote}' ({result.url})"
+    )
     if result.changed:
-        out.info("Updated in the workspace: " + ", ".join(result.changed[:10])
-                 + (f" and {len(result.changed) - 10} more" if len(result.changed) > 10 else ""))
+        out.info(
+            "Updated in the workspace: "
+            + ", ".join(result.changed[:10])
+            + (f" and {len(result.changed) - 10} more" if len(result.changed) > 10 else "")
+        )
 
 
 TARGETS = typer.Argument(None, metavar="TARGET", help="Tracked paths or .dvc files (default: everything tracked).")
@@ -115,15 +137,23 @@ JOBS = typer.Option(None, "--jobs", "-j", help="Parallel transfers (default: DVC
 
 
 @app.command("push")
-def push(targets: Optional[list[str]] = TARGETS, remote: Optional[str] = REMOTE, jobs: Optional[int] = JOBS,
-         as_json: bool = JSON) -> None:
+def push(
+    targets: Optional[list[str]] = TARGETS,
+    remote: Optional[str] = REMOTE,
+    jobs: Optional[int] = JOBS,
+    as_json: bool = JSON,
+) -> None:
     """Upload cached data to a remote."""
     _transfer("push", targets or [], remote, jobs, as_json)
 
 
 @app.command("pull")
-def pull(targets: Optional[list[str]] = TARGETS, remote: Optional[str] = REMOTE, jobs: Optional[int] = JOBS,
-         as_json: bool = JSON) -> None:
+def pull(
+    targets: Optional[list[str]] = TARGETS,
+    remote: Optional[str] = REMOTE,
+    jobs: Optional[int] = JOBS,
+    as_json: bool = JSON,
+) -> None:
     """Download data from a remote into the cache and the workspace."""
     _transfer("pull", targets or [], remote, jobs, as_json)
 
@@ -147,11 +177,20 @@ def diff(
     if not changes:
         out.success(f"No tracked data changed between {a_rev or 'HEAD'} and {b_rev or 'the workspace'}.")
         return
-    out.table(["path", "change", "old size", "new size", "old hash", "new hash"], [
-        (c.path, c.change, human_bytes(c.old_size) if c.old_hash else "", human_bytes(c.new_size) if c.new_hash else "",
-         (c.old_hash or "")[:12], (c.new_hash or "")[:12])
-        for c in changes
-    ])
+    out.table(
+        ["path", "change", "old size", "new size", "old hash", "new hash"],
+        [
+            (
+                c.path,
+                c.change,
+                human_bytes(c.old_size) if c.old_hash else "",
+                human_bytes(c.new_size) if c.new_hash else "",
+                (c.old_hash or "")[:12],
+                (c.new_hash or "")[:12],
+            )
+            for c in changes
+        ],
+    )
 
 
 @app.command("ls")
@@ -177,11 +216,22 @@ def ls(
     def mark(value: bool | None) -> Styled:
         return Styled("?", "dim") if value is None else Styled("yes", "green") if value else Styled("no", "red")
 
-    out.table(["path", "size", "files", "hash", "stage", "workspace", "cache", "remote"], [
-        (i.path, human_bytes(i.size), i.files, (i.hash or "")[:12], i.stage or "", mark(i.in_workspace),
-         mark(i.in_cache), mark(i.on_remote))
-        for i in items
-    ])
+    out.table(
+        ["path", "size", "files", "hash", "stage", "workspace", "cache", "remote"],
+        [
+            (
+                i.path,
+                human_bytes(i.size),
+                i.files,
+                (i.hash or "")[:12],
+                i.stage or "",
+                mark(i.in_workspace),
+                mark(i.in_cache),
+                mark(i.on_remote),
+            )
+            for i in items
+        ],
+    )
 
 
 @remote_app.command("add")
@@ -189,7 +239,9 @@ def remote_add(
     name: str = typer.Argument(..., metavar="NAME", help="Remote name."),
     url: str = typer.Argument(..., metavar="URL", help="A local directory or s3://bucket/prefix."),
     default: bool = typer.Option(False, "--default", "-d", help="Make it the default remote."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3-compatible server (MinIO, Ceph, moto)."),
+    endpoint_url: Optional[str] = typer.Option(
+        None, "--endpoint-url", help="S3-compatible server (MinIO, Ceph, moto)."
+    ),
     region: Optional[str] = typer.Option(None, "--region", help="S3 region."),
 ) -> None:
     """Add a remote, as `dvc remote add` would. Credentials come from the usual AWS variables/files."""
@@ -211,10 +263,13 @@ def remote_list(as_json: bool = JSON) -> None:
     if not remotes:
         out.info("No remotes: add one with `opsctl data remote add NAME URL --default`.")
         return
-    out.table(["name", "url", "default", "options"], [
-        (r.name, r.url, "yes" if r.default else "", " ".join(f"{k}={v}" for k, v in r.options.items()))
-        for r in remotes
-    ])
+    out.table(
+        ["name", "url", "default", "options"],
+        [
+            (r.name, r.url, "yes" if r.default else "", " ".join(f"{k}={v}" for k, v in r.options.items()))
+            for r in remotes
+        ],
+    )
 
 
 @remote_app.command("default")

@@ -26,13 +26,15 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     with out.status("Checking…"):
         report = run_checks()
     if as_json:
-        out.json({
-            "ok": report.ok,
-            "checks": [
-                {"name": c.name, "status": c.status, "required": c.required, "detail": c.detail, "fix": c.fix}
-                for c in report.checks
-            ],
-        })
+        out.json(
+            {
+                "ok": report.ok,
+                "checks": [
+                    {"name": c.name, "status": c.status, "required": c.required, "detail": c.detail, "fix": c.fix}
+                    for c in report.checks
+                ],
+            }
+        )
     else:
         out.table(
             ["check", "status", "detail"],

@@ -41,8 +41,14 @@ GLOBAL_FLAGS = {"--quiet": "quiet", "-q": "quiet", "--traceback": "traceback"}
 COMMANDS: dict[tuple[str, ...], Grammar] = {
     ("runs", "list"): Grammar(
         flags={"--json": "as_json"},
-        values={"--limit": "limit", "-n": "limit", "--status": "status", "--where": "where", "-w": "where",
-                "--sort": "sort"},
+        values={
+            "--limit": "limit",
+            "-n": "limit",
+            "--status": "status",
+            "--where": "where",
+            "-w": "where",
+            "--sort": "sort",
+        },
         repeatable=frozenset({"where"}),
         integers=frozenset({"limit"}),
     ),
@@ -60,16 +66,16 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, object], dict[str
     while position < len(args) and args[position] in GLOBAL_FLAGS:
         global_flags[GLOBAL_FLAGS[args[position]]] = True
         position += 1
-    command = tuple(args[position:position + 2])
+    command = tuple(args[position : position + 2])
     grammar = COMMANDS.get(command)  # type: ignore[arg-type]
     if grammar is None:  # a one-word command
-        command = tuple(args[position:position + 1])
+        command = tuple(args[position : position + 1])
         grammar = COMMANDS.get(command)  # type: ignore[arg-type]
     if grammar is None:
         return None
     params: dict[str, object] = {}
     positionals: list[str] = []
-    rest = args[position + len(command):]
+    rest = args[position + len(command) :]
     i = 0
     while i < len(rest):
         token = rest[i]
@@ -117,8 +123,13 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, object], dict[str
 def _run_list(params: dict) -> None:
     from opsctl.cli.runs_view import print_run_list
 
-    print_run_list(limit=params.get("limit", 20), status=params.get("status"), where=params.get("where", []),
-                   sort=params.get("sort"), as_json=params.get("as_json", False))
+    print_run_list(
+        limit=params.get("limit", 20),
+        status=params.get("status"),
+        where=params.get("where", []),
+        sort=params.get("sort"),
+        as_json=params.get("as_json", False),
+    )
 
 
 def _run_show(params: dict) -> None:
@@ -134,7 +145,9 @@ def _run_ui(params: dict) -> int:
 
 
 HANDLERS: dict[tuple[str, ...], Callable[[dict], int | None]] = {
-    ("runs", "list"): _run_list, ("runs", "show"): _run_show, ("ui",): _run_ui,
+    ("runs", "list"): _run_list,
+    ("runs", "show"): _run_show,
+    ("ui",): _run_ui,
 }
 
 
@@ -152,5 +165,5 @@ def try_fast_path(args: list[str]) -> int | None:
     out.quiet = global_flags.get("quiet", False)
     try:
         return HANDLERS[command](params) or 0
-    except (Exception, KeyboardInterrupt) as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
         return report_failure(exc, show_traceback=traceback_wanted(args))

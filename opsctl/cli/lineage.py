@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
 
 def lineage(
-    target: str = typer.Argument(..., metavar="TARGET", help="An output path (models/model.pkl) or a model version NAME@VERSION."),
+    target: str = typer.Argument(
+        ..., metavar="TARGET", help="An output path (models/model.pkl) or a model version NAME@VERSION."
+    ),
     as_json: bool = typer.Option(False, "--json", help="The graph as nodes and edges."),
 ) -> None:
     """Where TARGET came from: the stage and run that produced it, each input's hash back
@@ -26,11 +28,14 @@ def lineage(
     project = open_project()
     graph = build(project, target, model_version=model_version_lookup(project))
     if as_json:
-        out.json({
-            "target": target, "root": graph.root,
-            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, **n.attrs} for n in graph.nodes.values()],
-            "edges": [{"from": a, "to": b, "relation": r} for a, b, r in graph.edges],
-        })
+        out.json(
+            {
+                "target": target,
+                "root": graph.root,
+                "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, **n.attrs} for n in graph.nodes.values()],
+                "edges": [{"from": a, "to": b, "relation": r} for a, b, r in graph.edges],
+            }
+        )
         return
     lines: list[str] = []
     _render(graph, graph.root, "", "", lines, set())
@@ -49,5 +54,11 @@ def _render(graph, node_id: str, lead: str, child_lead: str, lines: list[str], s
     children = graph.ordered_children(node_id)
     for i, (child, _relation) in enumerate(children):
         last = i == len(children) - 1
-        _render(graph, child, child_lead + ("└── " if last else "├── "), child_lead + ("    " if last else "│   "),
-                lines, seen)
+        _render(
+            graph,
+            child,
+            child_lead + ("└── " if last else "├── "),
+            child_lead + ("    " if last else "│   "),
+            lines,
+            seen,
+        )

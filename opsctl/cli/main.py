@@ -106,7 +106,7 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         out.error(exc.format_message())
         return exc.exit_code
-    except Exception as exc:  # the last line of defence: one line, not a raw traceback
+    except Exception as exc:  # noqa: BLE001 — the last line of defence: one line, not a raw traceback
         return report_failure(exc, show_traceback=_show_traceback)
 
 

@@ -64,10 +64,12 @@ def _push_hint(tag: str) -> None:
 def register(
     name: str = typer.Argument(..., metavar="NAME", help="Model name (letters, digits, '-', '_', '/')."),
     path: str = typer.Argument(..., metavar="PATH", help="The model: a committed DVC-tracked output."),
-    version: Optional[str] = typer.Option(None, "--version", metavar="X.Y.Z",
-                                          help="Version to register (default: the next patch; the first is 0.0.1)."),
-    run: Optional[str] = typer.Option(None, "--run", metavar="RUN",
-                                      help="The run that produced it (id or unique prefix; default: found by hash)."),
+    version: Optional[str] = typer.Option(
+        None, "--version", metavar="X.Y.Z", help="Version to register (default: the next patch; the first is 0.0.1)."
+    ),
+    run: Optional[str] = typer.Option(
+        None, "--run", metavar="RUN", help="The run that produced it (id or unique prefix; default: found by hash)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Register a new version of a model.
@@ -77,18 +79,30 @@ def register(
     """
     from opsctl.core.registry import register_model
 
-    result = register_model(_project(), name, path, version=version, run=run,
-                            resolve_run=_resolve_run, producing_run=_producing_run)
+    result = register_model(
+        _project(), name, path, version=version, run=run, resolve_run=_resolve_run, producing_run=_producing_run
+    )
     if as_json:
-        out.json({"name": result.name, "version": result.version, "tag": result.tag, "commit": result.commit,
-                  "path": result.path, "md5": result.md5, "run": result.run,
-                  "annotation_commit": result.annotation_commit})
+        out.json(
+            {
+                "name": result.name,
+                "version": result.version,
+                "tag": result.tag,
+                "commit": result.commit,
+                "path": result.path,
+                "md5": result.md5,
+                "run": result.run,
+                "annotation_commit": result.annotation_commit,
+            }
+        )
         return
     if result.annotation_commit:
         out.info(f"Declared {result.name} in dvc.yaml (artifacts) and committed it: {result.annotation_commit[:7]}")
     run_note = f", run {result.run[:12]}" if result.run else ""
-    out.success(f"Registered {result.name} {result.version}: {result.path} (md5 {result.md5[:12]}{run_note}) "
-                f"at commit {result.commit[:7]}, tag {result.tag}")
+    out.success(
+        f"Registered {result.name} {result.version}: {result.path} (md5 {result.md5[:12]}{run_note}) "
+        f"at commit {result.commit[:7]}, tag {result.tag}"
+    )
     _push_hint(result.tag)
 
 
@@ -105,9 +119,13 @@ def list_(as_json: bool = JSON) -> None:
         out.info("No models registered yet: `opsctl model register NAME PATH`.")
         return
     stages = sorted({s for m in models for s in m.stages})
-    out.table(["name", "latest", *stages],
-              [(m.name, m.latest or "", *(Styled(m.stages[s], "green") if s in m.stages else "" for s in stages))
-               for m in models])
+    out.table(
+        ["name", "latest", *stages],
+        [
+            (m.name, m.latest or "", *(Styled(m.stages[s], "green") if s in m.stages else "" for s in stages))
+            for m in models
+        ],
+    )
 
 
 @app.command("show")
@@ -117,25 +135,52 @@ def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as
 
     details = show_model(_project(), name, run_metrics=_run_metrics)
     if as_json:
-        out.json({
-            "name": details.name, "path": details.path, "latest": details.latest, "stages": details.stages,
-            "deprecated": details.deprecated,
-            "versions": [{
-                "version": v.version, "commit": v.commit, "tag": v.tag, "created_at": _when(v.created_at),
-                "author": v.author, "author_email": v.author_email, "path": v.path, "md5": v.md5,
-                "run": v.run, "metrics": v.metrics, "stages": list(v.stages),
-            } for v in details.versions],
-        })
+        out.json(
+            {
+                "name": details.name,
+                "path": details.path,
+                "latest": details.latest,
+                "stages": details.stages,
+                "deprecated": details.deprecated,
+                "versions": [
+                    {
+                        "version": v.version,
+                        "commit": v.commit,
+                        "tag": v.tag,
+                        "created_at": _when(v.created_at),
+                        "author": v.author,
+                        "author_email": v.author_email,
+                        "path": v.path,
+                        "md5": v.md5,
+                        "run": v.run,
+                        "metrics": v.metrics,
+                        "stages": list(v.stages),
+                    }
+                    for v in details.versions
+                ],
+            }
+        )
         return
     where = ", ".join(f"{s}: {v}" for s, v in details.stages.items()) or "no stages"
-    out.info(f"{details.name}  {details.path or ''}  latest {details.latest or '-'}  ({where})"
-             + ("  [deprecated]" if details.deprecated else ""))
-    out.table(["version", "stages", "created", "author", "commit", "run", "metrics"], [
-        (v.version, Styled(", ".join(v.stages), "green") if v.stages else "",
-         v.created_at.strftime("%Y-%m-%d %H:%M:%S") if v.created_at else "", v.author or "", v.commit[:7],
-         (v.run or "")[:12], _metrics(v.metrics))
-        for v in details.versions
-    ])
+    out.info(
+        f"{details.name}  {details.path or ''}  latest {details.latest or '-'}  ({where})"
+        + ("  [deprecated]" if details.deprecated else "")
+    )
+    out.table(
+        ["version", "stages", "created", "author", "commit", "run", "metrics"],
+        [
+            (
+                v.version,
+                Styled(", ".join(v.stages), "green") if v.stages else "",
+                v.created_at.strftime("%Y-%m-%d %H:%M:%S") if v.created_at else "",
+                v.author or "",
+                v.commit[:7],
+                (v.run or "")[:12],
+                _metrics(v.metrics),
+            )
+            for v in details.versions
+        ],
+    )
 
 
 def _metrics(metrics: dict | None) -> str:
@@ -151,19 +196,48 @@ def history(name: str = typer.Argument(..., metavar="NAME", help="Model name."),
 
     events = model_history(_project(), name)
     if as_json:
-        out.json([{
-            "event": e.event, "version": e.version, "stage": e.stage, "from": e.from_version, "to": e.to_version,
-            "at": _when(e.at), "author": e.author, "author_email": e.author_email, "tag": e.tag, "commit": e.commit,
-            "message": e.message,
-        } for e in events])
+        out.json(
+            [
+                {
+                    "event": e.event,
+                    "version": e.version,
+                    "stage": e.stage,
+                    "from": e.from_version,
+                    "to": e.to_version,
+                    "at": _when(e.at),
+                    "author": e.author,
+                    "author_email": e.author_email,
+                    "tag": e.tag,
+                    "commit": e.commit,
+                    "message": e.message,
+                }
+                for e in events
+            ]
+        )
         return
-    colours = {"registration": "cyan", "promotion": "green", "rollback": "yellow", "unassignment": "magenta",
-               "deregistration": "red", "deprecation": "red"}
-    out.table(["when", "event", "version", "stage", "change", "by", "tag"], [
-        (e.at.strftime("%Y-%m-%d %H:%M:%S"), Styled(e.event, colours.get(e.event, "")), e.version or "",
-         e.stage or "", f"{e.from_version or '-'} → {e.to_version or '-'}" if e.stage else "", e.author, e.tag)
-        for e in events
-    ])
+    colours = {
+        "registration": "cyan",
+        "promotion": "green",
+        "rollback": "yellow",
+        "unassignment": "magenta",
+        "deregistration": "red",
+        "deprecation": "red",
+    }
+    out.table(
+        ["when", "event", "version", "stage", "change", "by", "tag"],
+        [
+            (
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                Styled(e.event, colours.get(e.event, "")),
+                e.version or "",
+                e.stage or "",
+                f"{e.from_version or '-'} → {e.to_version or '-'}" if e.stage else "",
+                e.author,
+                e.tag,
+            )
+            for e in events
+        ],
+    )
 
 
 @app.command("promote")
@@ -196,12 +270,23 @@ def rollback(
 
 def _stage_change(change, as_json: bool) -> None:
     if as_json:
-        out.json({"name": change.name, "stage": change.stage, "version": change.version, "from": change.previous,
-                  "rollback": change.rollback, "tag": change.tag, "commit": change.commit})
+        out.json(
+            {
+                "name": change.name,
+                "stage": change.stage,
+                "version": change.version,
+                "from": change.previous,
+                "rollback": change.rollback,
+                "tag": change.tag,
+                "commit": change.commit,
+            }
+        )
         return
     was = f" (was {change.previous})" if change.previous else ""
     if change.rollback:
-        out.success(f"Rolled back {change.name} in {change.stage}: {change.previous} → {change.version}, tag {change.tag}")
+        out.success(
+            f"Rolled back {change.name} in {change.stage}: {change.previous} → {change.version}, tag {change.tag}"
+        )
     else:
         out.success(f"{change.name} {change.version} is now in {change.stage}{was}, tag {change.tag}")
     _push_hint(change.tag)

@@ -126,6 +126,7 @@ class Output:
             table.add_row(*(Text(c.text, style=c.style) if isinstance(c, Styled) else Text(_plain(c)) for c in row))
         self._console(stderr=False).print(table)
 
+
 class Styled(NamedTuple):
     """A table cell with a rich style (e.g. "green"), used only on a terminal."""
 

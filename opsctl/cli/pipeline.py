@@ -29,20 +29,19 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     project = open_project()
     stages = pipeline_status(project)
     if as_json:
-        out.json([
-            {"stage": s.name, "stale": s.stale, "reasons": s.reasons, "upstream": s.upstream, "cmd": s.cmd}
-            for s in stages
-        ])
+        out.json(
+            [
+                {"stage": s.name, "stale": s.stale, "reasons": s.reasons, "upstream": s.upstream, "cmd": s.cmd}
+                for s in stages
+            ]
+        )
         return
     if not stages:
         out.info("No pipeline stages yet: add stages to dvc.yaml (or `dvc stage add`).")
         return
     out.table(
         ["stage", "status", "why"],
-        [
-            (s.name, _state(s.stale), "; ".join(s.reasons))
-            for s in stages
-        ],
+        [(s.name, _state(s.stale), "; ".join(s.reasons)) for s in stages],
     )
     stale = sum(s.stale for s in stages)
     out.info(f"{stale} of {len(stages)} stages stale" if stale else "Everything is up to date.")
@@ -72,10 +71,14 @@ def dag(
     nodes = pipeline_graph(open_project())
     edges = [(up, node.name) for node in nodes for up in node.upstream]
     if as_json:
-        out.json({
-            "nodes": [{"name": n.name, "cmd": n.cmd, "deps": n.deps, "outs": n.outs, "layer": n.layer} for n in nodes],
-            "edges": [{"from": a, "to": b} for a, b in edges],
-        })
+        out.json(
+            {
+                "nodes": [
+                    {"name": n.name, "cmd": n.cmd, "deps": n.deps, "outs": n.outs, "layer": n.layer} for n in nodes
+                ],
+                "edges": [{"from": a, "to": b} for a, b in edges],
+            }
+        )
         return
     if mermaid:
         ids = {n.name: f"s{i}" for i, n in enumerate(nodes)}
@@ -139,6 +142,7 @@ def build(
     project = open_project()
     tail: list[str] = []
     with out.status("Building…") as spinner:
+
         def on_line(name: str, line: str) -> None:
             tail.append(line)
             del tail[:-20]

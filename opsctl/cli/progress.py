@@ -29,18 +29,20 @@ class DataProgress:
             key = hash(event.desc)
             self._file_bytes[key] = (event.completed, event.total)
             done = sum(c for c, _ in self._file_bytes.values())
-            self._progress.update(self._bytes, completed=done, visible=True,
-                                  description="[dim]bytes[/]", total=None)
+            self._progress.update(self._bytes, completed=done, visible=True, description="[dim]bytes[/]", total=None)
             return
         if event.unit in _COUNT_UNITS or event.total is not None:
             self._progress.update(
-                self._phase, description=_short(event.desc), completed=event.completed, total=event.total,
+                self._phase,
+                description=_short(event.desc),
+                completed=event.completed,
+                total=event.total,
             )
 
 
 def _short(desc: str, width: int = 48) -> str:
     desc = desc.strip() or "working"
-    return desc if len(desc) <= width else "…" + desc[-(width - 1):]
+    return desc if len(desc) <= width else "…" + desc[-(width - 1) :]
 
 
 @contextlib.contextmanager
@@ -65,8 +67,13 @@ def data_progress() -> Iterator[DataProgress | None]:
             return super().render(task) if task.total is not None else ""
 
     progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), CountOrBytes(), TimeElapsedColumn(),
-        console=out._console(stderr=True), transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        CountOrBytes(),
+        TimeElapsedColumn(),
+        console=out._console(stderr=True),
+        transient=True,
     )
     with progress:
         yield DataProgress(progress)

@@ -20,13 +20,29 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    stages: Optional[list[str]] = typer.Argument(None, metavar="STAGE", help="Stages to run, with their stale upstream (default: the whole pipeline)."),
+    stages: Optional[list[str]] = typer.Argument(
+        None, metavar="STAGE", help="Stages to run, with their stale upstream (default: the whole pipeline)."
+    ),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Stages at once (default: the number of cores)."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="docker or local (default: opsctl.yaml's executor)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Run the stages even if nothing changed (no run-cache restore)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (what runs, what is restored, why); run nothing."),
-    keep_going: bool = typer.Option(False, "--keep-going", "-k", help="After a failure, let independent stages carry on."),
-    set_params: Optional[list[str]] = typer.Option(None, "--set-param", "-S", metavar="[FILE:]KEY=VALUE", help="Override a param for this run (written to params.yaml, as `dvc exp run -S`)."),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="docker or local (default: opsctl.yaml's executor)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Run the stages even if nothing changed (no run-cache restore)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (what runs, what is restored, why); run nothing."
+    ),
+    keep_going: bool = typer.Option(
+        False, "--keep-going", "-k", help="After a failure, let independent stages carry on."
+    ),
+    set_params: Optional[list[str]] = typer.Option(
+        None,
+        "--set-param",
+        "-S",
+        metavar="[FILE:]KEY=VALUE",
+        help="Override a param for this run (written to params.yaml, as `dvc exp run -S`).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or the run's result as JSON."),
 ) -> None:
     """Run the pipeline's stale stages, in parallel, each in its image.
@@ -42,8 +58,15 @@ def run(
     from opsctl.errors import InterruptedByUser, StageFailedError
 
     project = open_project()
-    options = RunOptions(targets=list(stages or []), jobs=jobs, executor=executor, force=force, dry_run=dry_run,
-                         keep_going=keep_going, overrides=list(set_params or []))
+    options = RunOptions(
+        targets=list(stages or []),
+        jobs=jobs,
+        executor=executor,
+        force=force,
+        dry_run=dry_run,
+        keep_going=keep_going,
+        overrides=list(set_params or []),
+    )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
     if options.overrides and not dry_run:
         out.info(f"Setting {', '.join(options.overrides)} (written to the params file, as `dvc exp run -S` does)")
@@ -56,8 +79,10 @@ def run(
             stopped = [s.name for s in report.stages if s.status in ("interrupted", "failed")]
             if as_json:
                 out.json(_report_json(report, "interrupted"))
-            out.warn(f"run {report.run_id} interrupted; stopped: {', '.join(stopped) or 'nothing was running'}; "
-                     "their containers are removed and dvc.lock keeps only finished stages")
+            out.warn(
+                f"run {report.run_id} interrupted; stopped: {', '.join(stopped) or 'nothing was running'}; "
+                "their containers are removed and dvc.lock keeps only finished stages"
+            )
         raise InterruptedByUser("interrupted") from None
 
     if dry_run:
@@ -78,22 +103,28 @@ def run(
     if as_json:
         out.json(_report_json(report, "failed" if failed else "succeeded"))
     elapsed = (report.finished or time.time()) - report.started
-    summary = (f"run {report.run_id}: {report.count('ran')} ran, {report.count('cached')} cached"
-               + (f", {len(failed)} failed" if failed else "")
-               + (f", {report.count('skipped')} not started" if report.count("skipped") else "")
-               + f" in {elapsed:.1f} s ({report.executor}, -j {report.jobs})")
+    summary = (
+        f"run {report.run_id}: {report.count('ran')} ran, {report.count('cached')} cached"
+        + (f", {len(failed)} failed" if failed else "")
+        + (f", {report.count('skipped')} not started" if report.count("skipped") else "")
+        + f" in {elapsed:.1f} s ({report.executor}, -j {report.jobs})"
+    )
     if report.record_error:
         out.warn(f"the run was not recorded in the run store: {report.record_error}")
     if not failed:
         out.success(summary)
         _print_metrics(report)
         if report.count("ran"):
-            out.info(f"Logs: {_rel(project.root, report.logs_dir)}/ — commit dvc.lock and opsctl.lock to keep this state.",
-                 style="dim")
+            out.info(
+                f"Logs: {_rel(project.root, report.logs_dir)}/ — commit dvc.lock and opsctl.lock to keep this state.",
+                style="dim",
+            )
         return
     for stage in failed:
         tail = stage.log_tail()
-        out.info(f"── {stage.name}: {stage.detail} — last {len(tail)} log lines ({_rel(project.root, stage.log_path)}):")
+        out.info(
+            f"── {stage.name}: {stage.detail} — last {len(tail)} log lines ({_rel(project.root, stage.log_path)}):"
+        )
         for line in tail:
             out.info(f"  │ {line}", style="dim")
     out.info(summary)
@@ -143,23 +174,37 @@ def _is_number(value) -> bool:
 def _print_plan(report, as_json: bool) -> None:
     plan = report.plan
     if as_json:
-        out.json({"executor": plan.executor, "stages": [
-            {"stage": s.name, "action": _action(s), "reasons": s.reasons, "upstream": s.upstream, "cmd": s.cmd,
-             "image": s.image.ref if s.image else None}
-            for s in plan.steps
-        ]})
+        out.json(
+            {
+                "executor": plan.executor,
+                "stages": [
+                    {
+                        "stage": s.name,
+                        "action": _action(s),
+                        "reasons": s.reasons,
+                        "upstream": s.upstream,
+                        "cmd": s.cmd,
+                        "image": s.image.ref if s.image else None,
+                    }
+                    for s in plan.steps
+                ],
+            }
+        )
         return
     if not plan.steps:
         out.info("No pipeline stages yet: add stages to dvc.yaml (or `dvc stage add`).")
         return
     styles = {"run": "yellow", "restore": "cyan", "up to date": "green"}
-    out.table(["stage", "action", "why"], [
-        (s.name, Styled(_action(s), styles[_action(s)]), "; ".join(s.reasons)) for s in plan.steps
-    ])
+    out.table(
+        ["stage", "action", "why"],
+        [(s.name, Styled(_action(s), styles[_action(s)]), "; ".join(s.reasons)) for s in plan.steps],
+    )
     runs = sum(_action(s) == "run" for s in plan.steps)
     restores = sum(_action(s) == "restore" for s in plan.steps)
-    out.info(f"Dry run ({plan.executor} executor): {runs} would run, {restores} would be restored from the run cache, "
-             f"{len(plan.steps) - runs - restores} up to date. Nothing was changed.")
+    out.info(
+        f"Dry run ({plan.executor} executor): {runs} would run, {restores} would be restored from the run cache, "
+        f"{len(plan.steps) - runs - restores} up to date. Nothing was changed."
+    )
 
 
 def _action(step) -> str:
@@ -178,17 +223,27 @@ def _report_json(report, status: str) -> dict:
         "finished": report.finished,
         "logs": str(report.logs_dir) if report.logs_dir else None,
         "stages": [
-            {"stage": s.name, "status": s.status, "detail": s.detail, "duration": s.duration,
-             "exit_code": s.exit_code, "log": str(s.log_path) if s.log_path else None,
-             "image": s.image_ref, "image_id": s.image_id}
+            {
+                "stage": s.name,
+                "status": s.status,
+                "detail": s.detail,
+                "duration": s.duration,
+                "exit_code": s.exit_code,
+                "log": str(s.log_path) if s.log_path else None,
+                "image": s.image_ref,
+                "image_id": s.image_id,
+            }
             for s in report.stages
         ],
         "up_to_date": [s.name for s in report.plan.steps if not s.stale],
         "recorded": report.recorded,
         "metrics": report.metrics,
         "previous_run": report.previous_run_id,
-        "metric_deltas": {k: v - report.previous_metrics[k] for k, v in report.metrics.items()
-                          if _is_number(v) and _is_number(report.previous_metrics.get(k))},
+        "metric_deltas": {
+            k: v - report.previous_metrics[k]
+            for k, v in report.metrics.items()
+            if _is_number(v) and _is_number(report.previous_metrics.get(k))
+        },
     }
 
 
@@ -300,7 +355,9 @@ class _LiveDisplay:
             if self._building:
                 grid.add_row(Spinner("dots"), Text("build", style="bold"), "", Text(self._building, style="dim"))
             for name, (started, last) in self._running.items():
-                grid.add_row(Spinner("dots"), Text(name, style="bold"), f"{now - started:5.1f}s", Text(last, style="dim"))
+                grid.add_row(
+                    Spinner("dots"), Text(name, style="bold"), f"{now - started:5.1f}s", Text(last, style="dim")
+                )
             if self._total:
                 grid.add_row("", Text(f"{self._done}/{self._total} stages done", style="dim"), "", "")
         return grid

@@ -12,15 +12,28 @@ from opsctl.cli import runs_view
 from opsctl.cli.output import Styled, out
 from opsctl.core.formatting import delta_text, value_text
 
-app = typer.Typer(help="Runs of the pipeline: what ran, with which code, data, params and image.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Runs of the pipeline: what ran, with which code, data, params and image.", no_args_is_help=True)
+
 
 @app.command("list")
 def list_cmd(
     limit: int = typer.Option(20, "--limit", "-n", help="At most this many runs (newest first)."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status: succeeded, failed, interrupted, running."),
-    where: Optional[list[str]] = typer.Option(None, "--where", "-w", metavar="EXPR", help="Filter on params or metrics, e.g. 'params.train.n_estimators>50' or 'metrics.accuracy>=0.8'; repeatable."),
-    sort: Optional[str] = typer.Option(None, "--sort", metavar="KEY", help="Sort by started, duration, status, commit, branch, id, stages, metrics.KEY or params.KEY (highest first; +KEY for lowest first)."),
+    status: Optional[str] = typer.Option(
+        None, "--status", help="Only runs with this status: succeeded, failed, interrupted, running."
+    ),
+    where: Optional[list[str]] = typer.Option(
+        None,
+        "--where",
+        "-w",
+        metavar="EXPR",
+        help="Filter on params or metrics, e.g. 'params.train.n_estimators>50' or 'metrics.accuracy>=0.8'; repeatable.",
+    ),
+    sort: Optional[str] = typer.Option(
+        None,
+        "--sort",
+        metavar="KEY",
+        help="Sort by started, duration, status, commit, branch, id, stages, metrics.KEY or params.KEY (highest first; +KEY for lowest first).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """The project's runs, newest first, with their key metrics."""
@@ -51,11 +64,15 @@ def compare_cmd(
         raise UsageError("compare needs two or more runs")
     comparison = compare_runs(open_project(), runs)
     if as_json:
-        out.json({
-            "runs": comparison.run_ids,
-            "rows": [{"key": r.key, "values": r.values, "changed": r.changed, "deltas": r.deltas}
-                     for r in comparison.rows],
-        })
+        out.json(
+            {
+                "runs": comparison.run_ids,
+                "rows": [
+                    {"key": r.key, "values": r.values, "changed": r.changed, "deltas": r.deltas}
+                    for r in comparison.rows
+                ],
+            }
+        )
         return
     ids = [i[:8] for i in comparison.run_ids]
     rows = []

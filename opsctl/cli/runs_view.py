@@ -26,8 +26,9 @@ def print_run_list(limit: int, status: str | None, where: list[str], sort: str |
     from opsctl.core.project import open_project
     from opsctl.core.runs import list_runs
 
-    result = list_runs(open_project(read_config=False), limit=limit, status=status, where=list(where), sort=sort,
-                       count=not as_json)
+    result = list_runs(
+        open_project(read_config=False), limit=limit, status=status, where=list(where), sort=sort, count=not as_json
+    )
     if as_json:
         out.json([summary_json(r) for r in result.runs])
         return
@@ -41,10 +42,17 @@ def print_run_list(limit: int, status: str | None, where: list[str], sort: str |
     out.table(
         ["run", "status", "started", "duration", "commit", "stages", *keys],
         [
-            (r.id[:8], Styled(r.status, STATUS_STYLES.get(r.status, "")), when(r.started), duration_text(r.duration),
-             commit_label(r.git_commit, r.dirty), f"{r.ran} ran, {r.cached} cached" + (f", {r.failed} failed" if r.failed else "")
-             + (f", {r.skipped} skipped" if r.skipped else ""),
-             *(value_text(r.metrics.get(k)) for k in keys))
+            (
+                r.id[:8],
+                Styled(r.status, STATUS_STYLES.get(r.status, "")),
+                when(r.started),
+                duration_text(r.duration),
+                commit_label(r.git_commit, r.dirty),
+                f"{r.ran} ran, {r.cached} cached"
+                + (f", {r.failed} failed" if r.failed else "")
+                + (f", {r.skipped} skipped" if r.skipped else ""),
+                *(value_text(r.metrics.get(k)) for k in keys),
+            )
             for r in result.runs
         ],
     )
@@ -65,14 +73,26 @@ def print_run(run: str, as_json: bool) -> None:
     w(f"run       {detail.id}\n")
     w(f"status    {detail.status}\n")
     w(f"started   {when(detail.started)}   duration {duration_text(detail.duration)}\n")
-    w(f"code      {commit_label(detail.git_commit, detail.dirty)} on {detail.branch or '(detached)'}"
-      + (f"   uncommitted diff {detail.diff_hash[:12]}" if detail.diff_hash else "") + "\n")
+    w(
+        f"code      {commit_label(detail.git_commit, detail.dirty)} on {detail.branch or '(detached)'}"
+        + (f"   uncommitted diff {detail.diff_hash[:12]}" if detail.diff_hash else "")
+        + "\n"
+    )
     w(f"by        {detail.user}@{detail.host}   executor {detail.executor}, -j {detail.jobs}\n\n")
-    out.table(["stage", "outcome", "duration", "exit", "image", "detail"], [
-        (s.name, Styled(s.outcome, outcome_style(s.outcome)), duration_text(s.duration),
-         "" if s.exit_code is None else s.exit_code, image_label(s.image_ref, s.image_id), s.detail)
-        for s in detail.stages
-    ])
+    out.table(
+        ["stage", "outcome", "duration", "exit", "image", "detail"],
+        [
+            (
+                s.name,
+                Styled(s.outcome, outcome_style(s.outcome)),
+                duration_text(s.duration),
+                "" if s.exit_code is None else s.exit_code,
+                image_label(s.image_ref, s.image_id),
+                s.detail,
+            )
+            for s in detail.stages
+        ],
+    )
     if detail.params:
         w("\nparams\n")
         for key, value in sorted(detail.params.items()):
@@ -84,22 +104,45 @@ def print_run(run: str, as_json: bool) -> None:
 
 
 def summary_json(r) -> dict:
-    return {"id": r.id, "status": r.status, "started": r.started, "finished": r.finished, "duration": r.duration,
-            "git_commit": r.git_commit, "dirty": r.dirty, "branch": r.branch,
-            "stages": {"ran": r.ran, "cached": r.cached, "failed": r.failed, "skipped": r.skipped},
-            "metrics": r.metrics}
+    return {
+        "id": r.id,
+        "status": r.status,
+        "started": r.started,
+        "finished": r.finished,
+        "duration": r.duration,
+        "git_commit": r.git_commit,
+        "dirty": r.dirty,
+        "branch": r.branch,
+        "stages": {"ran": r.ran, "cached": r.cached, "failed": r.failed, "skipped": r.skipped},
+        "metrics": r.metrics,
+    }
 
 
 def detail_json(d) -> dict:
     return {
-        **summary_json(d), "user": d.user, "host": d.host, "executor": d.executor, "jobs": d.jobs,
-        "diff_hash": d.diff_hash, "params": d.params,
+        **summary_json(d),
+        "user": d.user,
+        "host": d.host,
+        "executor": d.executor,
+        "jobs": d.jobs,
+        "diff_hash": d.diff_hash,
+        "params": d.params,
         "stages": [
-            {"name": s.name, "outcome": s.outcome, "detail": s.detail, "started": s.started, "duration": s.duration,
-             "cmd": s.cmd, "image": s.image_ref, "image_id": s.image_id, "exit_code": s.exit_code, "log": s.log_path,
-             "deps": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "dep"],
-             "params": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "param"],
-             "outs": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "out"]}
+            {
+                "name": s.name,
+                "outcome": s.outcome,
+                "detail": s.detail,
+                "started": s.started,
+                "duration": s.duration,
+                "cmd": s.cmd,
+                "image": s.image_ref,
+                "image_id": s.image_id,
+                "exit_code": s.exit_code,
+                "log": s.log_path,
+                "deps": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "dep"],
+                "params": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "param"],
+                "outs": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "out"],
+            }
             for s in d.stages
         ],
         "stage_counts": {"ran": d.ran, "cached": d.cached, "failed": d.failed, "skipped": d.skipped},

@@ -17,10 +17,17 @@ def list_templates(as_json: bool = typer.Option(False, "--json", help="Print as 
 
     templates = list_builtin()
     if as_json:
-        out.json([
-            {"name": t.name, "description": t.description, "source": t.source, "default": t.name == DEFAULT_TEMPLATE}
-            for t in templates
-        ])
+        out.json(
+            [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "source": t.source,
+                    "default": t.name == DEFAULT_TEMPLATE,
+                }
+                for t in templates
+            ]
+        )
         return
     out.table(
         ["name", "description", "source"],

@@ -11,8 +11,9 @@ def register(app: typer.Typer) -> None:
 
 
 def ui(
-    refresh: float = typer.Option(1.0, "--refresh", min=0.2, metavar="SECONDS",
-                                  help="How often the dashboard looks at the store for new runs."),
+    refresh: float = typer.Option(
+        1.0, "--refresh", min=0.2, metavar="SECONDS", help="How often the dashboard looks at the store for new runs."
+    ),
 ) -> None:
     """The dashboard: runs, stages and their logs, comparisons, lineage, the pipeline and
     the model registry, live, in the terminal. Press ? in it for the keys."""

@@ -134,7 +134,9 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
         spec = v.mapping(spec, path)
         v.known_keys(spec, path, {"url", "default"})
         remotes[str(name)] = RemoteSpec(
-            str(name), v.string(spec.get("url"), f"{path}.url"), v.boolean(spec.get("default", False), f"{path}.default")
+            str(name),
+            v.string(spec.get("url"), f"{path}.url"),
+            v.boolean(spec.get("default", False), f"{path}.default"),
         )
 
     return ProjectConfig(project=project, executor=executor, images=images, stages=stages, remotes=remotes)

@@ -51,8 +51,10 @@ def parse_run_filter(text: str, *, base: RunQuery | None = None) -> RunQuery:
         else:
             words.append(word)
     if len(words) > 1:
-        raise UsageError(f"filter: one search word at most, got {' '.join(words)}",
-                         hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, or text in a run id, commit or branch")
+        raise UsageError(
+            f"filter: one search word at most, got {' '.join(words)}",
+            hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, or text in a run id, commit or branch",
+        )
     base = base or RunQuery()
     return base._replace(status=status, where=tuple(where), text=words[0] if words else None)
 
@@ -108,8 +110,14 @@ class Dashboard:
         if not store_path(self.project).exists():
             return RunsPage([], 0, 0, 0, [])
         with open_store(self.project) as store:
-            runs = store.list_runs(limit=limit, offset=offset, status=query.status, filters=filters, sort=sort_key,
-                                   descending=query.descending)
+            runs = store.list_runs(
+                limit=limit,
+                offset=offset,
+                status=query.status,
+                filters=filters,
+                sort=sort_key,
+                descending=query.descending,
+            )
             total = store.count_runs(status=query.status, filters=filters)
             total_in_store = total if (query.status is None and not filters) else store.count_runs()
         keys: list[str] = []
@@ -213,8 +221,9 @@ class Dashboard:
         def metrics(run_id):
             return run_metrics(self.project, run_id)
 
-        return [registry.show_model(self.project, m.name, run_metrics=metrics)
-                for m in registry.list_models(self.project)]
+        return [
+            registry.show_model(self.project, m.name, run_metrics=metrics) for m in registry.list_models(self.project)
+        ]
 
     def model_history(self, name: str) -> list:
         from opsctl.core import registry

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from opsctl.core.project import Project
 from opsctl.errors import ToolUnavailableError, UsageError
@@ -33,8 +33,9 @@ class AddResult:
     staged: list[str]  # files staged in Git (.dvc files, .gitignore)
 
 
-def add_data(project: Project, paths: list[str], *, cwd: Path | None = None,
-             progress: ProgressSink | None = None) -> AddResult:
+def add_data(
+    project: Project, paths: list[str], *, cwd: Path | None = None, progress: ProgressSink | None = None
+) -> AddResult:
     """Track files or directories with DVC and stage the ``.dvc`` files in Git.
 
     Every path is checked first (exists, inside the project, not tracked by Git),
@@ -127,6 +128,7 @@ def data_status(project: Project, *, remote: str | None = None, check_remote: bo
 
 # -- push / pull ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Transfer:
     direction: str  # push | pull
@@ -137,8 +139,15 @@ class Transfer:
     changed: list[str]
 
 
-def transfer_data(project: Project, direction: str, targets: list[str], *, remote: str | None = None,
-                  jobs: int | None = None, progress: ProgressSink | None = None) -> Transfer:
+def transfer_data(
+    project: Project,
+    direction: str,
+    targets: list[str],
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    progress: ProgressSink | None = None,
+) -> Transfer:
     """``push`` cached data to a remote, or ``pull`` it into the cache and the workspace."""
     from opsctl.adapters import dvc as dvc_adapter
 
@@ -158,6 +167,7 @@ def transfer_data(project: Project, direction: str, targets: list[str], *, remot
 
 
 # -- diff and ls --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DataChange:
@@ -188,8 +198,9 @@ class DataItem:
     on_remote: bool | None  # None: not checked (no remote, or --no-remote)
 
 
-def list_data(project: Project, path: str | None = None, *, cwd: Path | None = None,
-              check_remote: bool = True) -> list[DataItem]:
+def list_data(
+    project: Project, path: str | None = None, *, cwd: Path | None = None, check_remote: bool = True
+) -> list[DataItem]:
     """Tracked data (added with DVC or produced by stages) and where each copy is."""
     from opsctl.adapters import dvc as dvc_adapter
 
@@ -204,28 +215,32 @@ def list_data(project: Project, path: str | None = None, *, cwd: Path | None = N
     outputs, raw, compared = dvc_adapter.tracked_outputs(project.root, check_remote=check_remote)
     outputs = [o for o in outputs if o.cached]
     if prefix:
-        outputs = [o for o in outputs if o.path == prefix or o.path.startswith(prefix + "/")
-                   or prefix.startswith(o.path + "/")]
+        outputs = [
+            o for o in outputs if o.path == prefix or o.path.startswith(prefix + "/") or prefix.startswith(o.path + "/")
+        ]
     missing = set(raw.get("uncommitted", {}).get("deleted", []))
     not_in_cache = set(raw.get("not_in_cache", []))
     not_on_remote = set(raw.get("not_in_remote", []))
     items = []
     for out in outputs:
         keys = {out.path, out.path + "/"}
-        items.append(DataItem(
-            path=out.path + ("/" if out.isdir else ""),
-            size=out.size,
-            files=out.nfiles or 1,
-            hash=out.hash,
-            stage=out.stage,
-            in_workspace=(project.root / out.path).exists() and not keys & missing,
-            in_cache=out.hash is not None and not keys & not_in_cache,
-            on_remote=(not keys & not_on_remote and out.hash is not None) if compared else None,
-        ))
+        items.append(
+            DataItem(
+                path=out.path + ("/" if out.isdir else ""),
+                size=out.size,
+                files=out.nfiles or 1,
+                hash=out.hash,
+                stage=out.stage,
+                in_workspace=(project.root / out.path).exists() and not keys & missing,
+                in_cache=out.hash is not None and not keys & not_in_cache,
+                on_remote=(not keys & not_on_remote and out.hash is not None) if compared else None,
+            )
+        )
     return items
 
 
 # -- remotes ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Remote:
@@ -241,8 +256,15 @@ def list_remotes(project: Project) -> list[Remote]:
     return [Remote(r.name, r.url, r.default, r.options) for r in dvc_adapter.list_remotes(project.root)]
 
 
-def add_remote(project: Project, name: str, url: str, *, default: bool = False,
-               endpoint_url: str | None = None, region: str | None = None) -> Remote:
+def add_remote(
+    project: Project,
+    name: str,
+    url: str,
+    *,
+    default: bool = False,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> Remote:
     """Add a remote exactly as ``dvc remote add [-d]`` (+ ``dvc remote modify``) would."""
     from opsctl.adapters import dvc as dvc_adapter
 

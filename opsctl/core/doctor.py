@@ -79,8 +79,10 @@ def _git() -> tuple[str, str, str | None]:
 
     version = git_version()
     if not identity_configured(Path.home()):
-        return WARN, f"{version}; no user.name/user.email configured", (
-            'git config --global user.name "Your Name" && git config --global user.email you@example.com'
+        return (
+            WARN,
+            f"{version}; no user.name/user.email configured",
+            ('git config --global user.name "Your Name" && git config --global user.email you@example.com'),
         )
     return OK, version, None
 

@@ -10,8 +10,12 @@ import time
 STATUS_STYLES = {"succeeded": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 OUTCOME_STYLES = {"ran": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}
 # A pipeline stage's state (`opsctl status`, the pipeline screen); running/failed come from the runs.
-STAGE_STATE_STYLES = {"up to date": "green", "stale": "yellow",
-                      "running": STATUS_STYLES["running"], "failed": STATUS_STYLES["failed"]}
+STAGE_STATE_STYLES = {
+    "up to date": "green",
+    "stale": "yellow",
+    "running": STATUS_STYLES["running"],
+    "failed": STATUS_STYLES["failed"],
+}
 
 
 def is_number(value) -> bool:

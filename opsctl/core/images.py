@@ -14,9 +14,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from opsctl.core.config import ImageSpec
 from opsctl.core.project import Project
@@ -53,8 +53,11 @@ def inputs_hash(project: Project, spec: ImageSpec) -> str:
 
     context, dockerfile = _paths(project, spec)
     digest = hashlib.sha256()
-    digest.update(json.dumps({"dockerfile": spec.dockerfile, "args": spec.build_args, "target": spec.target},
-                             sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            {"dockerfile": spec.dockerfile, "args": spec.build_args, "target": spec.target}, sort_keys=True
+        ).encode()
+    )
     digest.update(dockerfile.read_bytes())
     for rel in context_files(str(context), os.path.relpath(dockerfile, context)):
         path = context / rel
@@ -110,9 +113,14 @@ def select_images(project: Project, names: list[str]) -> list[ImageSpec]:
     return [images[n] for n in (names or images)]
 
 
-def build_images(project: Project, names: list[str] | None = None, *, no_cache: bool = False,
-                 on_line: Callable[[str, str], None] | None = None,
-                 on_start: Callable[[str], None] | None = None) -> list[ImageRecord]:
+def build_images(
+    project: Project,
+    names: list[str] | None = None,
+    *,
+    no_cache: bool = False,
+    on_line: Callable[[str, str], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> list[ImageRecord]:
     """Build (or confirm) the named images, all when none are named; record them in .opsctl/images.json."""
     from opsctl.adapters import docker as docker_adapter
 
@@ -140,8 +148,12 @@ def build_images(project: Project, names: list[str] | None = None, *, no_cache: 
         latest = tag.rsplit(":", 1)[0] + ":latest"
         try:
             built_id = docker_adapter.build_image(
-                context=str(context), dockerfile=os.path.relpath(dockerfile, context),
-                tags=[tag, latest], build_args=spec.build_args, target=spec.target, no_cache=no_cache,
+                context=str(context),
+                dockerfile=os.path.relpath(dockerfile, context),
+                tags=[tag, latest],
+                build_args=spec.build_args,
+                target=spec.target,
+                no_cache=no_cache,
                 labels={PROJECT_LABEL: project.config.project, IMAGE_LABEL: spec.name, INPUTS_LABEL: digest},
                 on_line=(lambda line, name=spec.name: on_line(name, line)) if on_line else (lambda line: None),
             )

@@ -72,8 +72,10 @@ def describe(node: Node) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(a["started"])) if a.get("started") else "?"
         commit = (a.get("git_commit") or "(no commit)")[:8] + ("*" if a.get("dirty") else "")
         diff = f", uncommitted diff {a['diff_hash'][:12]}" if a.get("diff_hash") else ""
-        return (f"run {(a.get('run') or node.label)[:8]} ({a.get('status') or '?'}, {when}) "
-                f"code {commit} on {a.get('branch') or '(detached)'}{diff}")
+        return (
+            f"run {(a.get('run') or node.label)[:8]} ({a.get('status') or '?'}, {when}) "
+            f"code {commit} on {a.get('branch') or '(detached)'}{diff}"
+        )
     if node.kind == "image":
         digest = (a.get("digest") or "").removeprefix("sha256:")[:12]
         return f"image {a.get('ref')}" + (f" (id {digest})" if digest else "")
@@ -114,8 +116,12 @@ def lineage(project: Project, target: str, *, model_version=None) -> Lineage:
             digest = _md5(project.root / path)  # a file of a tracked directory: DVC's md5 is the content's
         else:
             close = [p for p in outputs if p.startswith(path)] or sorted(outputs)[:5]
-            raise UsageError(f"{target} is not a DVC-tracked output",
-                             hint=f"tracked outputs: {', '.join(close)}" if close else "track it with `opsctl data add` or a stage's outs")
+            raise UsageError(
+                f"{target} is not a DVC-tracked output",
+                hint=f"tracked outputs: {', '.join(close)}"
+                if close
+                else "track it with `opsctl data add` or a stage's outs",
+            )
     if not store_path(project).exists():
         store = None
     else:
@@ -141,7 +147,9 @@ class _Builder:
             self.runs[run_id] = self.store.get_run(run_id)
         return self.runs[run_id]
 
-    def artifact(self, path: str, digest: str | None, *, run_hint: str | None = None, before: float | None = None) -> str:
+    def artifact(
+        self, path: str, digest: str | None, *, run_hint: str | None = None, before: float | None = None
+    ) -> str:
         out = self._owning_output(path)
         node_id = f"artifact:{path}@{digest or '?'}"
         if node_id in self.visited:
@@ -160,9 +168,18 @@ class _Builder:
             if locked is not None:  # made by `dvc repro` (or before opsctl recorded runs)
                 self.graph.link(node_id, self.locked_stage(locked), "produced by")
                 return node_id
-            unknown = self.graph.add(Node(f"unknown:{out.stage}:{path}", "unknown", out.stage, {
-                "stage": out.stage, "why": "no recorded run produced this version, and dvc.lock records "
-                                          "another (made before the last `dvc repro`?)"}))
+            unknown = self.graph.add(
+                Node(
+                    f"unknown:{out.stage}:{path}",
+                    "unknown",
+                    out.stage,
+                    {
+                        "stage": out.stage,
+                        "why": "no recorded run produced this version, and dvc.lock records "
+                        "another (made before the last `dvc repro`?)",
+                    },
+                )
+            )
             self.graph.link(node_id, unknown, "produced by")
             return node_id
         run, stage = producer
@@ -186,8 +203,9 @@ class _Builder:
             candidates.append(run_hint)
         exact = path == out.path
         # Newest first, and only runs that started no later than the run that read it.
-        for run_id, _stage, _started in self.store.producers(out.path, digest if exact else None,
-                                                              before=before, limit=20):
+        for run_id, _stage, _started in self.store.producers(
+            out.path, digest if exact else None, before=before, limit=20
+        ):
             candidates.append(run_id)
         for run_id in candidates:
             run = self._run(run_id)
@@ -215,11 +233,18 @@ class _Builder:
         stage_id = f"stage:dvc.lock:{locked.name}"
         if stage_id in self.graph.nodes:
             return stage_id
-        self.graph.add(Node(stage_id, "stage", locked.name, {
-            "stage": locked.name, "run": None, "outcome": None, "cmd": locked.cmd, "recorded_in": "dvc.lock"}))
+        self.graph.add(
+            Node(
+                stage_id,
+                "stage",
+                locked.name,
+                {"stage": locked.name, "run": None, "outcome": None, "cmd": locked.cmd, "recorded_in": "dvc.lock"},
+            )
+        )
         for file, values in locked.params.items():
-            params_id = self.graph.add(Node(f"params:dvc.lock:{locked.name}:{file}", "params", file,
-                                            {"file": file, "values": values}))
+            params_id = self.graph.add(
+                Node(f"params:dvc.lock:{locked.name}:{file}", "params", file, {"file": file, "values": values})
+            )
             self.graph.link(stage_id, params_id, "used params")
         for dep_path, dep_hash in locked.deps:
             self.graph.link(stage_id, self.artifact(dep_path, dep_hash), "read")
@@ -229,21 +254,60 @@ class _Builder:
         stage_id = f"stage:{run.id}:{stage.name}"
         if stage_id in self.graph.nodes:
             return stage_id
-        self.graph.add(Node(stage_id, "stage", stage.name, {
-            "stage": stage.name, "run": run.id, "outcome": stage.outcome, "cmd": stage.cmd,
-            "started": stage.started, "duration": stage.duration, "log": stage.log_path}))
-        run_id = self.graph.add(Node(f"run:{run.id}", "run", run.id[:8], {
-            "run": run.id, "status": run.status, "started": run.started, "git_commit": run.git_commit,
-            "branch": run.branch, "dirty": run.dirty, "diff_hash": run.diff_hash, "user": run.user}))
+        self.graph.add(
+            Node(
+                stage_id,
+                "stage",
+                stage.name,
+                {
+                    "stage": stage.name,
+                    "run": run.id,
+                    "outcome": stage.outcome,
+                    "cmd": stage.cmd,
+                    "started": stage.started,
+                    "duration": stage.duration,
+                    "log": stage.log_path,
+                },
+            )
+        )
+        run_id = self.graph.add(
+            Node(
+                f"run:{run.id}",
+                "run",
+                run.id[:8],
+                {
+                    "run": run.id,
+                    "status": run.status,
+                    "started": run.started,
+                    "git_commit": run.git_commit,
+                    "branch": run.branch,
+                    "dirty": run.dirty,
+                    "diff_hash": run.diff_hash,
+                    "user": run.user,
+                },
+            )
+        )
         self.graph.link(stage_id, run_id, "in run")
         if stage.image_ref:
-            image_id = self.graph.add(Node(f"image:{stage.image_id or stage.image_ref}", "image", stage.image_ref,
-                                           {"ref": stage.image_ref, "digest": stage.image_id}))
+            image_id = self.graph.add(
+                Node(
+                    f"image:{stage.image_id or stage.image_ref}",
+                    "image",
+                    stage.image_ref,
+                    {"ref": stage.image_ref, "digest": stage.image_id},
+                )
+            )
             self.graph.link(stage_id, image_id, "ran in")
         for artifact in stage.artifacts:
             if artifact.kind == "param":
-                params_id = self.graph.add(Node(f"params:{run.id}:{stage.name}:{artifact.path}", "params",
-                                                artifact.path, {"file": artifact.path, "values": _loads(artifact.hash)}))
+                params_id = self.graph.add(
+                    Node(
+                        f"params:{run.id}:{stage.name}:{artifact.path}",
+                        "params",
+                        artifact.path,
+                        {"file": artifact.path, "values": _loads(artifact.hash)},
+                    )
+                )
                 self.graph.link(stage_id, params_id, "used params")
         for artifact in stage.artifacts:
             if artifact.kind == "dep":

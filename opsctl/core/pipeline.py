@@ -71,8 +71,15 @@ def pipeline_status(project: Project) -> list[StageStatus]:
     return [StageStatus(s.name, s.stale, s.reasons, s.upstream, s.cmd) for s in plan.steps]
 
 
-def make_plan(project: Project, targets: list[str], *, executor: str | None, force: bool,
-              session=None, check_run_cache: bool = False) -> Plan:
+def make_plan(
+    project: Project,
+    targets: list[str],
+    *,
+    executor: str | None,
+    force: bool,
+    session=None,
+    check_run_cache: bool = False,
+) -> Plan:
     """What ``opsctl run TARGET...`` would do. ``session``: an open RunSession to reuse."""
     from opsctl.adapters.dvc_run import RunSession
     from opsctl.core.stagelock import read_lock
@@ -80,8 +87,9 @@ def make_plan(project: Project, targets: list[str], *, executor: str | None, for
     executor = executor or project.config.executor
     if session is None:
         with RunSession(project.root) as own:
-            return make_plan(project, targets, executor=executor, force=force, session=own,
-                             check_run_cache=check_run_cache)
+            return make_plan(
+                project, targets, executor=executor, force=force, session=own, check_run_cache=check_run_cache
+            )
     stages = session.plan(targets)
     lock = read_lock(project.root)
     # Only a stage that last ran in an image can have had that image change; asking for
@@ -104,8 +112,9 @@ def _with_restorable(session, step: PlanStep) -> PlanStep:
     return replace(step, restorable=session.in_run_cache(step.name))
 
 
-def plan_steps(stages, images: dict[str, StageImageUse | None], lock: dict[str, StageImage], *,
-               force: bool) -> list[PlanStep]:
+def plan_steps(
+    stages, images: dict[str, StageImageUse | None], lock: dict[str, StageImage], *, force: bool
+) -> list[PlanStep]:
     """Pure: DVC's stages and change reasons + image identities + opsctl.lock -> plan steps."""
     steps = []
     stale: set[str] = set()
@@ -125,10 +134,19 @@ def plan_steps(stages, images: dict[str, StageImageUse | None], lock: dict[str, 
         reasons += [f"upstream {name} is stale" for name in stale_upstream]
         if reasons:
             stale.add(stage.name)
-        steps.append(PlanStep(
-            name=stage.name, cmd=stage.cmd, wdir=stage.wdir, upstream=list(stage.upstream), reasons=reasons,
-            own_change=own, upstream_stale=bool(stale_upstream), image_changed=bool(image_reason), image=use,
-        ))
+        steps.append(
+            PlanStep(
+                name=stage.name,
+                cmd=stage.cmd,
+                wdir=stage.wdir,
+                upstream=list(stage.upstream),
+                reasons=reasons,
+                own_change=own,
+                upstream_stale=bool(stale_upstream),
+                image_changed=bool(image_reason),
+                image=use,
+            )
+        )
     return steps
 
 
@@ -175,8 +193,9 @@ def stage_images(project: Project, stage_names: list[str]) -> dict[str, StageIma
             spec = project.config.images[image_name]
             if spec.is_built:
                 digest = inputs_hash(project, spec)
-                by_image[image_name] = StageImageUse(image_name, image_tag(project, spec, digest),
-                                                     f"inputs:{digest}", True)
+                by_image[image_name] = StageImageUse(
+                    image_name, image_tag(project, spec, digest), f"inputs:{digest}", True
+                )
             else:
                 from opsctl.adapters.docker import image_id
 

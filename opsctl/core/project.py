@@ -99,9 +99,7 @@ def open_project(start: Path | None = None, *, read_config: bool = True) -> Proj
                 f"not an opsctl project: {where} is in a Git repository without DVC",
                 hint="run `dvc init` there and then `opsctl init --existing`, or " + CREATE_HINT.split(", or ")[0],
             )
-        raise NotAProjectError(
-            f"not an opsctl project: no Git + DVC repository at or above {where}", hint=CREATE_HINT
-        )
+        raise NotAProjectError(f"not an opsctl project: no Git + DVC repository at or above {where}", hint=CREATE_HINT)
     project = Project(root)
     if read_config:
         project.config  # noqa: B018 - validates opsctl.yaml now

@@ -234,8 +234,11 @@ def registration_message(name: str, version: str, path: str, md5: str, run: str 
 
 
 def assignment_message(name: str, stage: str, version: str, previous: str | None, rollback: bool) -> str:
-    lines = [f"Assigning stage {stage} to artifact {name} version {version}", "",
-             f"action: {'rollback' if rollback else 'promote'}"]
+    lines = [
+        f"Assigning stage {stage} to artifact {name} version {version}",
+        "",
+        f"action: {'rollback' if rollback else 'promote'}",
+    ]
     if previous:
         lines.append(f"from: {previous}")
     return "\n".join(lines) + "\n"
@@ -288,8 +291,12 @@ def parse_tag_name(name: str) -> dict | None:
     match = TAG_RE.match(name)
     if not match or match["created"]:  # GTO writes no "@created" tags and cannot read them back either
         return None
-    parsed = {"artifact": match["artifact"].replace("=", ":"), "stage": None, "version": None,
-              "counter": int(match["counter"]) if match["counter"] else None}
+    parsed = {
+        "artifact": match["artifact"].replace("=", ":"),
+        "stage": None,
+        "version": None,
+        "counter": int(match["counter"]) if match["counter"] else None,
+    }
     if match["deprecated"]:
         parsed["kind"] = "deprecate"
     elif match["version"]:
@@ -323,12 +330,22 @@ def parse_tags(tags) -> tuple[list[TagEvent], dict[str, int]]:
             counters[parsed["artifact"]] = max(counters.get(parsed["artifact"], 0), parsed["counter"])
         if not tag.annotated:  # GTO ignores lightweight tags (gto.tag.find)
             continue
-        events.append(TagEvent(
-            kind=parsed["kind"], artifact=parsed["artifact"], version=parsed["version"], stage=parsed["stage"],
-            counter=parsed["counter"], tag=tag.name, commit=tag.commit, timestamp=tag.timestamp,
-            at=_when(tag.timestamp, tag.tz_offset), author=tag.tagger, author_email=tag.tagger_email,
-            message=tag.message.strip(),
-        ))
+        events.append(
+            TagEvent(
+                kind=parsed["kind"],
+                artifact=parsed["artifact"],
+                version=parsed["version"],
+                stage=parsed["stage"],
+                counter=parsed["counter"],
+                tag=tag.name,
+                commit=tag.commit,
+                timestamp=tag.timestamp,
+                at=_when(tag.timestamp, tag.tz_offset),
+                author=tag.tagger,
+                author_email=tag.tagger_email,
+                message=tag.message.strip(),
+            )
+        )
     return events, counters
 
 
@@ -346,7 +363,9 @@ class _Replay:
 
     def __init__(self) -> None:
         self.direct: dict[str, str] = {}  # version -> its last register/deregister event
-        self.assigned: dict[tuple[str, str], tuple | None] = {}  # (version, stage) -> order of its last assignment, None once unassigned
+        self.assigned: dict[
+            tuple[str, str], tuple | None
+        ] = {}  # (version, stage) -> order of its last assignment, None once unassigned
         self.stacks: dict[str, list[str]] = {}  # stage -> the versions it held, for rollback
 
     def eligible(self, version: str) -> bool:
@@ -354,8 +373,11 @@ class _Replay:
         return self.direct.get(version, "register") == "register"
 
     def current(self, stage: str) -> str | None:
-        held = [(order, v) for (v, s), order in self.assigned.items()
-                if s == stage and order is not None and self.eligible(v)]
+        held = [
+            (order, v)
+            for (v, s), order in self.assigned.items()
+            if s == stage and order is not None and self.eligible(v)
+        ]
         return max(held)[1] if held else None
 
     def stages(self) -> set[str]:
@@ -411,15 +433,29 @@ def _build_model(name: str, events: list[TagEvent], counter: int) -> Model:
             replay.record(stage, replay.current(stage), rollback)
         if event.stage:
             stage_times[event.stage] = max(stage_times.get(event.stage, 0), event.timestamp)
-        kind = {"register": "registration", "deregister": "deregistration", "unassign": "unassignment",
-                "deprecate": "deprecation", "assign": "rollback" if rollback else "promotion"}[event.kind]
-        history.append(HistoryEvent(
-            event=kind, name=name, version=version, stage=event.stage,
-            from_version=before.get(event.stage) if event.stage else None,
-            to_version=replay.current(event.stage) if event.stage else None,
-            tag=event.tag, commit=event.commit, at=event.at, author=event.author,
-            author_email=event.author_email, message=event.message,
-        ))
+        kind = {
+            "register": "registration",
+            "deregister": "deregistration",
+            "unassign": "unassignment",
+            "deprecate": "deprecation",
+            "assign": "rollback" if rollback else "promotion",
+        }[event.kind]
+        history.append(
+            HistoryEvent(
+                event=kind,
+                name=name,
+                version=version,
+                stage=event.stage,
+                from_version=before.get(event.stage) if event.stage else None,
+                to_version=replay.current(event.stage) if event.stage else None,
+                tag=event.tag,
+                commit=event.commit,
+                at=event.at,
+                author=event.author,
+                author_email=event.author_email,
+                message=event.message,
+            )
+        )
 
     stages = {s: v for s in sorted(replay.stages()) if (v := replay.current(s)) is not None}
     in_stages: dict[str, list[str]] = {}
@@ -428,19 +464,39 @@ def _build_model(name: str, events: list[TagEvent], counter: int) -> Model:
     versions = []
     for version, reg in registrations.items():
         meta = parse_trailers(reg.message)
-        versions.append(ModelVersion(
-            name=name, version=version, commit=reg.commit, tag=reg.tag, created_at=reg.at,
-            author=reg.author, author_email=reg.author_email, path=meta.get("path"), md5=meta.get("md5"),
-            run=meta.get("run"), active=replay.eligible(version), stages=tuple(in_stages.get(version, ())),
-        ))
+        versions.append(
+            ModelVersion(
+                name=name,
+                version=version,
+                commit=reg.commit,
+                tag=reg.tag,
+                created_at=reg.at,
+                author=reg.author,
+                author_email=reg.author_email,
+                path=meta.get("path"),
+                md5=meta.get("md5"),
+                run=meta.get("run"),
+                active=replay.eligible(version),
+                stages=tuple(in_stages.get(version, ())),
+            )
+        )
     for version in in_stages.keys() - registrations.keys():  # a stage on a bare commit (gto assign --skip-registration)
-        versions.append(ModelVersion(name, version, version, None, None, None, None, None, None, None, True,
-                                     tuple(in_stages[version])))
-    versions.sort(key=lambda v: (1, version_key(v.version)) if VERSION_RE.match(v.version) else (0, v.version),
-                  reverse=True)
+        versions.append(
+            ModelVersion(
+                name, version, version, None, None, None, None, None, None, None, True, tuple(in_stages[version])
+            )
+        )
+    versions.sort(
+        key=lambda v: (1, version_key(v.version)) if VERSION_RE.match(v.version) else (0, v.version), reverse=True
+    )
     return Model(
-        name=name, versions=tuple(versions), stages=stages, history=tuple(history), deprecated=deprecated,
-        counter=counter, stage_times=stage_times,
+        name=name,
+        versions=tuple(versions),
+        stages=stages,
+        history=tuple(history),
+        deprecated=deprecated,
+        counter=counter,
+        stage_times=stage_times,
         rollback_to={s: t for s in stages if (t := replay.rollback_target(s)) is not None},
     )
 
@@ -477,8 +533,9 @@ def show_model(project: Project, name: str, *, run_metrics: RunMetrics | None = 
         versions = [replace(v, metrics=run_metrics(v.run)) if v.run else v for v in versions]
     declared = store.declared_artifacts(project.root).get(name, {}).get("path")
     path = declared or next((v.path for v in versions if v.path), None)
-    return ModelDetails(name, path, model.latest, dict(model.stages), model.deprecated, versions,
-                        dict(model.rollback_to))
+    return ModelDetails(
+        name, path, model.latest, dict(model.stages), model.deprecated, versions, dict(model.rollback_to)
+    )
 
 
 def version_artifact(project: Project, name: str, version: str) -> tuple[str, str | None, str | None]:
@@ -499,8 +556,10 @@ def version_artifact(project: Project, name: str, version: str) -> tuple[str, st
     if path is None:
         path = _norm(store.declared_artifacts(project.root, found.commit).get(name, {}).get("path"))
         if path is None:
-            raise OpsctlError(f"{name} {wanted} does not say which file it is",
-                              hint=f"its commit ({found.commit[:7]}) declares no artifact {name} in dvc.yaml")
+            raise OpsctlError(
+                f"{name} {wanted} does not say which file it is",
+                hint=f"its commit ({found.commit[:7]}) declares no artifact {name} in dvc.yaml",
+            )
     if md5 is None:
         md5 = store.recorded_hash(project.root, path, found.commit)
     return path, md5, found.run
@@ -512,8 +571,15 @@ def model_history(project: Project, name: str) -> list[HistoryEvent]:
 
 
 def register_model(
-    project: Project, name: str, path: str, *, version: str | None = None, run: str | None = None,
-    resolve_run: ResolveRun | None = None, producing_run: ProducingRun | None = None, cwd: Path | None = None,
+    project: Project,
+    name: str,
+    path: str,
+    *,
+    version: str | None = None,
+    run: str | None = None,
+    resolve_run: ResolveRun | None = None,
+    producing_run: ProducingRun | None = None,
+    cwd: Path | None = None,
 ) -> Registration:
     """Register the model at PATH (a committed DVC-tracked output) as a new version of NAME.
 
@@ -566,8 +632,10 @@ def register_model(
         annotation = commit = store.declare_artifact(root, name, rel, f"opsctl: register model {name}", MODEL_TYPE)
     tag = f"{tag_name(name)}@{new_version}"
     if not store.create_tag(root, tag, commit, registration_message(name, new_version, rel, output.md5, run_id)):
-        raise OpsctlError(f"tag {tag} exists already (registered at the same time elsewhere?)",
-                          hint="see `opsctl model show " + name + "` and register again")
+        raise OpsctlError(
+            f"tag {tag} exists already (registered at the same time elsewhere?)",
+            hint="see `opsctl model show " + name + "` and register again",
+        )
     return Registration(name, new_version, tag, commit, rel, output.md5, run_id, annotation)
 
 
@@ -575,18 +643,23 @@ def _check_registrable(output) -> None:
     path = output.path
     if not output.tracked:
         if output.inside:
-            raise DvcError(f"{path} is inside {output.inside}, which DVC tracks as a whole",
-                           hint=f"register {output.inside} itself")
+            raise DvcError(
+                f"{path} is inside {output.inside}, which DVC tracks as a whole",
+                hint=f"register {output.inside} itself",
+            )
         raise DvcError(
             f"{path} is not tracked by DVC",
             hint="make it an output of a pipeline stage and run it, or `opsctl data add` it; commit, then register",
         )
     if output.workspace == "not recorded":
-        raise DvcError(f"{path} has no recorded version yet: stage {output.stage} has not run",
-                       hint=f"run the pipeline, commit {output.dvcfile}, then register")
+        raise DvcError(
+            f"{path} has no recorded version yet: stage {output.stage} has not run",
+            hint=f"run the pipeline, commit {output.dvcfile}, then register",
+        )
     if output.workspace == "deleted":
-        raise DvcError(f"{path} is missing from the workspace",
-                       hint="`opsctl data pull` it (or re-run its stage), then register")
+        raise DvcError(
+            f"{path} is missing from the workspace", hint="`opsctl data pull` it (or re-run its stage), then register"
+        )
     if output.workspace != "ok":
         raise DvcError(
             f"{path} differs from what {output.dvcfile} records ({output.workspace})",
@@ -644,19 +717,30 @@ def rollback_model(project: Project, name: str, stage: str) -> StageChange:
     model = _model(project, name)
     current = model.stages.get(stage)
     if current is None:
-        raise UsageError(f"{name} has no version in stage {stage}",
-                         hint="stages in use: " + (", ".join(model.stages) or "none"))
+        raise UsageError(
+            f"{name} has no version in stage {stage}", hint="stages in use: " + (", ".join(model.stages) or "none")
+        )
     target = model.rollback_to.get(stage)
     if target is None:
-        raise OpsctlError(f"no earlier version of {name} was in stage {stage}: nothing to roll back to",
-                          hint=f"`opsctl model history {name}` shows what happened")
+        raise OpsctlError(
+            f"no earlier version of {name} was in stage {stage}: nothing to roll back to",
+            hint=f"`opsctl model history {name}` shows what happened",
+        )
     version = next(v for v in model.versions if v.version == target)
     return _assign(project, model, stage, version, current, rollback=True)
 
 
-def _assign(project: Project, model: Model, stage: str, version: ModelVersion, previous: str | None, *,
-            rollback: bool, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-            ) -> StageChange:
+def _assign(
+    project: Project,
+    model: Model,
+    stage: str,
+    version: ModelVersion,
+    previous: str | None,
+    *,
+    rollback: bool,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> StageChange:
     from opsctl.adapters import registry as store
 
     _wait_past(model.stage_times.get(stage, 0), model.name, stage, clock, sleep)

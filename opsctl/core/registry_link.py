@@ -7,6 +7,7 @@ from opsctl.core.project import Project
 
 def model_version_lookup(project: Project):
     """``(name, version) -> (path, hash, run id or None)`` for ``opsctl lineage NAME@VERSION``."""
+
     def lookup(name: str, version: str):
         from opsctl.core import registry
 

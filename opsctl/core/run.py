@@ -151,8 +151,14 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
         report.params_changed = apply_param_overrides(project.root, overrides)
 
     with RunSession(project.root) as session:
-        plan = make_plan(project, options.targets, executor=executor_name, force=options.force,
-                         session=session, check_run_cache=options.dry_run)
+        plan = make_plan(
+            project,
+            options.targets,
+            executor=executor_name,
+            force=options.force,
+            session=session,
+            check_run_cache=options.dry_run,
+        )
         report.plan = plan
         if session.changed_data_sources and not options.dry_run:
             # The plan already counts their stages as stale (their deps changed).
@@ -197,16 +203,25 @@ def _dry_run_with_overrides(project, options, overrides, report, events) -> RunR
         for file in {f for f, _k, _v in overrides}:
             tx.preserve(project.root / file)
         report.params_changed = apply_param_overrides(project.root, overrides)
-        report.plan = make_plan(project, options.targets, executor=report.executor, force=options.force,
-                                check_run_cache=True)
+        report.plan = make_plan(
+            project, options.targets, executor=report.executor, force=options.force, check_run_cache=True
+        )
         events.planned(report.plan)
         tx.rollback()
     report.finished = time.time()
     return report
 
 
-def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: int, report: RunReport,
-             events: RunEvents, recorder: RunRecorder) -> None:
+def _execute(
+    project: Project,
+    session,
+    plan: Plan,
+    options: RunOptions,
+    jobs: int,
+    report: RunReport,
+    events: RunEvents,
+    recorder: RunRecorder,
+) -> None:
     from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
     from opsctl.core.stagelock import StageImage, record_stage
     from opsctl.executors.base import ContainerSettings, StageInvocation
@@ -222,15 +237,15 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
     def run_stage(name: str) -> StageReport:
         step = steps[name]
         image_name, ref, image_id, identity = images.get(name, StageImageRef(None, None, None, None))
-        stage = StageRun(name, RAN, "", step.cmd, image=image_name, image_ref=ref, image_id=image_id,
-                         started=time.time())
+        stage = StageRun(
+            name, RAN, "", step.cmd, image=image_name, image_ref=ref, image_id=image_id, started=time.time()
+        )
         by_name[name] = stage
         started = time.monotonic()
         # A stage stale only because something upstream ran: DVC decides again now that
         # the upstream outputs exist (unchanged outputs mean nothing to do, as in dvc repro).
         recheck = not step.own_change and not options.force
-        decision = session.prepare(name, recheck=recheck,
-                                   use_run_cache=not options.force and not step.image_changed)
+        decision = session.prepare(name, recheck=recheck, use_run_cache=not options.force and not step.image_changed)
         lock_entry = StageImage(plan.executor, image_name, ref, identity)
         if decision == UP_TO_DATE:
             stage.hashes = session.hashes(name).hashes
@@ -245,13 +260,22 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
         settings = project.config.settings_for(name)
         container = None
         if plan.executor == DOCKER:
-            container = ContainerSettings(image=ref, cpus=settings.cpus, memory=settings.memory,
-                                          gpus=settings.gpus, network=settings.network or "none")
+            container = ContainerSettings(
+                image=ref,
+                cpus=settings.cpus,
+                memory=settings.memory,
+                gpus=settings.gpus,
+                network=settings.network or "none",
+            )
         invocation = StageInvocation(
-            stage=name, cmd=step.cmd, workdir=project.root / step.wdir, root=project.root,
+            stage=name,
+            cmd=step.cmd,
+            workdir=project.root / step.wdir,
+            root=project.root,
             log_path=logs_dir / f"{_safe(name)}.log",
             env={k: os.environ[k] for k in settings.env if k in os.environ},
-            run_id=report.run_id, container=container,
+            run_id=report.run_id,
+            container=container,
         )
         stage.log_path = invocation.log_path
         try:
@@ -291,8 +315,15 @@ def _execute(project: Project, session, plan: Plan, options: RunOptions, jobs: i
         executor.open(report.run_id, images[tasks[0].name].ref)
     try:
         try:
-            run_stages(tasks, run_stage, jobs=jobs, keep_going=options.keep_going,
-                       on_start=events.stage_started, on_finish=on_finish, cancel=cancel)
+            run_stages(
+                tasks,
+                run_stage,
+                jobs=jobs,
+                keep_going=options.keep_going,
+                on_start=events.stage_started,
+                on_finish=on_finish,
+                cancel=cancel,
+            )
         finally:
             executor.close(report.run_id)
     except SchedulerInterrupted as exc:
@@ -347,4 +378,3 @@ def _executor(name: str):
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-

@@ -57,7 +57,7 @@ def current_user() -> str:
 
     try:
         return getpass.getuser()
-    except Exception:  # no passwd entry (containers with arbitrary uids)
+    except Exception:  # noqa: BLE001 — no passwd entry (containers with arbitrary uids)
         return str(os.getuid())
 
 
@@ -115,11 +115,22 @@ class RunRecorder:
             state = self._ready["state"]
             self.store = open_store(self.project)
             self.branch = state.branch
-            self.store.begin_run(NewRun(
-                id=report.run_id, started=report.started, user=current_user(), host=socket.gethostname(),
-                pid=os.getpid(), git_commit=state.commit, branch=state.branch, dirty=state.dirty,
-                diff_hash=state.diff_hash, executor=report.executor, jobs=report.jobs, targets=list(targets),
-            ))
+            self.store.begin_run(
+                NewRun(
+                    id=report.run_id,
+                    started=report.started,
+                    user=current_user(),
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    git_commit=state.commit,
+                    branch=state.branch,
+                    dirty=state.dirty,
+                    diff_hash=state.diff_hash,
+                    executor=report.executor,
+                    jobs=report.jobs,
+                    targets=list(targets),
+                )
+            )
 
         self._guard(action)
 
@@ -127,12 +138,22 @@ class RunRecorder:
         from opsctl.store import ArtifactRecord, StageRecord
 
         def action():
-            self.store.record_stage(run_id, StageRecord(
-                name=stage.name, outcome=stage.status, detail=stage.detail, started=stage.started,
-                duration=stage.duration, cmd=stage.cmd, image_ref=stage.image_ref, image_id=stage.image_id,
-                exit_code=stage.exit_code, log_path=self._relative(stage.log_path),
-                artifacts=[ArtifactRecord(kind=h.kind, path=h.path, hash=h.hash) for h in stage.hashes],
-            ))
+            self.store.record_stage(
+                run_id,
+                StageRecord(
+                    name=stage.name,
+                    outcome=stage.status,
+                    detail=stage.detail,
+                    started=stage.started,
+                    duration=stage.duration,
+                    cmd=stage.cmd,
+                    image_ref=stage.image_ref,
+                    image_id=stage.image_id,
+                    exit_code=stage.exit_code,
+                    log_path=self._relative(stage.log_path),
+                    artifacts=[ArtifactRecord(kind=h.kind, path=h.path, hash=h.hash) for h in stage.hashes],
+                ),
+            )
 
         self._guard(action)
 
@@ -206,8 +227,9 @@ def parse_sort(text: str | None) -> tuple[str | None, bool]:
 
     key = text.lstrip("+-")
     if key not in ("started", "duration", *SORT_COLUMNS) and not key.startswith(("metrics.", "params.")):
-        raise UsageError(f"--sort {text}: sort by started, duration, {', '.join(SORT_COLUMNS)}, "
-                         "metrics.KEY or params.KEY")
+        raise UsageError(
+            f"--sort {text}: sort by started, duration, {', '.join(SORT_COLUMNS)}, metrics.KEY or params.KEY"
+        )
     return key, not text.startswith("+")
 
 
@@ -221,8 +243,15 @@ class RunList(NamedTuple):
 MAX_METRIC_COLUMNS = 6
 
 
-def list_runs(project: Project, *, limit: int = 20, status: str | None = None, where: list[str] = (),
-              sort: str | None = None, count: bool = True) -> RunList:
+def list_runs(
+    project: Project,
+    *,
+    limit: int = 20,
+    status: str | None = None,
+    where: list[str] = (),
+    sort: str | None = None,
+    count: bool = True,
+) -> RunList:
     from opsctl.store import Filter
 
     if limit < 1:
@@ -270,10 +299,7 @@ def compare_runs(project: Project, runs: list[str]) -> Comparison:
         for key in keys:
             values = [getattr(d, section).get(key) for d in details]
             first = values[0]
-            deltas = [
-                (v - first) if is_number(v) and is_number(first) else None
-                for v in values
-            ]
+            deltas = [(v - first) if is_number(v) and is_number(first) else None for v in values]
             rows.append(CompareRow(f"{section}.{key}", values, len({repr(v) for v in values}) > 1, deltas))
     return Comparison([d.id for d in details], rows)
 
@@ -299,16 +325,20 @@ def logs_of(project: Project, detail, stage: str | None = None) -> list[tuple[st
     names = {n for n, _p in logs}
     log_dir = project.state_dir / RUNS_DIR / detail.id
     if log_dir.is_dir():
-        live = sorted((p for p in log_dir.glob("*.log") if p.resolve() not in known and p.stem not in names),
-                      key=lambda p: p.stat().st_mtime)
+        live = sorted(
+            (p for p in log_dir.glob("*.log") if p.resolve() not in known and p.stem not in names),
+            key=lambda p: p.stat().st_mtime,
+        )
         logs += [(p.stem, p) for p in live]
     if stage is not None:
         chosen = [(n, p) for n, p in logs if n == stage]
         if not chosen:
             names = [n for n, _p in logs]
             close = difflib.get_close_matches(stage, names, n=3, cutoff=0.5)
-            raise UsageError(f"run {detail.id[:8]} has no stage '{stage}'",
-                             hint=f"did you mean {', '.join(close)}?" if close else f"its stages: {', '.join(names) or 'none'}")
+            raise UsageError(
+                f"run {detail.id[:8]} has no stage '{stage}'",
+                hint=f"did you mean {', '.join(close)}?" if close else f"its stages: {', '.join(names) or 'none'}",
+            )
         logs = chosen
     return logs
 

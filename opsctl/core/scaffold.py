@@ -76,8 +76,9 @@ def builtin_templates_dir() -> Path:
     for candidate in (package / "templates", package.parent / "templates"):
         if candidate.is_dir():
             return candidate
-    raise TemplateNotFoundError("opsctl's built-in templates are missing from this installation",
-                                hint="reinstall opsctl")
+    raise TemplateNotFoundError(
+        "opsctl's built-in templates are missing from this installation", hint="reinstall opsctl"
+    )
 
 
 def list_templates() -> list[TemplateInfo]:
@@ -162,9 +163,7 @@ def init_project(
     if dest.exists() and not dest.is_dir():
         raise ProjectExistsError(f"{dest} exists and is not a directory")
     if dest.is_dir() and (dest / ".dvc").exists():
-        raise ProjectExistsError(
-            f"{dest} already has DVC initialised", hint="use `opsctl init --existing` to adopt it"
-        )
+        raise ProjectExistsError(f"{dest} already has DVC initialised", hint="use `opsctl init --existing` to adopt it")
     if dest.is_dir() and not force and not _is_effectively_empty(dest):
         raise ProjectExistsError(
             f"{dest} is not empty; nothing was changed",
@@ -186,8 +185,14 @@ def init_project(
         staging.mkdir()
         rendered = staging / "project"
         copier_adapter.render(
-            source.spec, rendered, data=answers, user_defaults=offered, defaults=defaults, trust=trust,
-            is_remote=source.is_remote, vcs_ref=vcs_ref,
+            source.spec,
+            rendered,
+            data=answers,
+            user_defaults=offered,
+            defaults=defaults,
+            trust=trust,
+            is_remote=source.is_remote,
+            vcs_ref=vcs_ref,
         )
         project_name = _answered_name(rendered) or answers.get("project_name") or offered["project_name"]
         files = sum(1 for p in rendered.rglob("*") if p.is_file())
@@ -239,8 +244,14 @@ def init_project(
             shutil.rmtree(staging, ignore_errors=True)
 
     return InitResult(
-        root=dest, template=source.display, project_name=project_name, files=files, tracked=track,
-        remote_name=EMBEDDED_REMOTE_NAME, remote_url=EMBEDDED_REMOTE_URL, commit=commit,
+        root=dest,
+        template=source.display,
+        project_name=project_name,
+        files=files,
+        tracked=track,
+        remote_name=EMBEDDED_REMOTE_NAME,
+        remote_url=EMBEDDED_REMOTE_URL,
+        commit=commit,
         git_identity_guessed=guessed,
     )
 
@@ -299,10 +310,14 @@ def adopt_project(directory: Path, *, force: bool = False) -> AdoptResult:
             raise NotAProjectError(
                 f"{start} is not in a Git repository", hint="use `opsctl init DIR` to create a new project"
             )
-        raise NotAProjectError(f"{git_root} has no DVC", hint="run `dvc init` there first, then `opsctl init --existing`")
+        raise NotAProjectError(
+            f"{git_root} has no DVC", hint="run `dvc init` there first, then `opsctl init --existing`"
+        )
     config_path = root / CONFIG_FILE
     if config_path.exists() and not force:
-        raise ProjectExistsError(f"{config_path} already exists; nothing was changed", hint="pass --force to replace it")
+        raise ProjectExistsError(
+            f"{config_path} already exists; nothing was changed", hint="pass --force to replace it"
+        )
 
     written = []
     with FileTransaction() as tx:

@@ -125,8 +125,10 @@ def run_stages(
                             break
                         if name in result.results or name in started:
                             continue
-                        if all(result.results.get(u) is not None and result.results[u].status in (RAN, CACHED)
-                               for u in upstream[name]):
+                        if all(
+                            result.results.get(u) is not None and result.results[u].status in (RAN, CACHED)
+                            for u in upstream[name]
+                        ):
                             started[name] = time.time()
                             if on_start is not None:
                                 on_start(name)
@@ -143,7 +145,7 @@ def run_stages(
                     name = running.pop(future)
                     try:
                         report = future.result()
-                    except Exception as exc:  # a crash in run_stage is that stage's failure, not the run's
+                    except Exception as exc:  # noqa: BLE001 — a crash in run_stage is that stage's failure, not the run's
                         report = StageReport(FAILED, f"{type(exc).__name__}: {exc}")
                     finish(name, report.status, report.detail)
                     if report.status == FAILED and not keep_going:
@@ -155,7 +157,7 @@ def run_stages(
             for future, name in list(running.items()):
                 try:
                     report = future.result()
-                except BaseException:  # a stage that broke off under the cancel was interrupted
+                except BaseException:  # noqa: BLE001 — a stage that broke off under the cancel was interrupted
                     report = None
                 if report is not None and report.status in (RAN, CACHED):
                     # It finished (and recorded itself) before the cancel reached it: say so,
@@ -177,7 +179,7 @@ def _check_acyclic(upstream: dict[str, set[str]]) -> None:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = path[path.index(name):] + [name]
+            cycle = path[path.index(name) :] + [name]
             raise ValueError("stage cycle: " + " -> ".join(cycle))
         state[name] = 1
         for up in sorted(upstream[name]):

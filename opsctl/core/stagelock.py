@@ -18,8 +18,10 @@ from pathlib import Path
 
 LOCK_FILE = "opsctl.lock"
 SCHEMA = 1
-HEADER = ("# Written by `opsctl run`: the image each stage last ran in. Commit it with dvc.lock;\n"
-          "# a stage whose image changed since is stale.\n")
+HEADER = (
+    "# Written by `opsctl run`: the image each stage last ran in. Commit it with dvc.lock;\n"
+    "# a stage whose image changed since is stale.\n"
+)
 
 _write_lock = threading.Lock()
 
@@ -58,10 +60,13 @@ def record_stage(root: Path, stage: str, image: StageImage) -> None:
     with _write_lock:
         current = read_lock(root)
         current[stage] = image
-        doc = {"schema": SCHEMA, "stages": {
-            name: {k: v for k, v in asdict(entry).items() if v is not None}
-            for name, entry in sorted(current.items())
-        }}
+        doc = {
+            "schema": SCHEMA,
+            "stages": {
+                name: {k: v for k, v in asdict(entry).items() if v is not None}
+                for name, entry in sorted(current.items())
+            },
+        }
         path = root / LOCK_FILE
         tmp = path.with_name(f".{LOCK_FILE}.{os.getpid()}.tmp")
         tmp.write_text(HEADER + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

@@ -11,10 +11,10 @@ import time
 
 from opsctl.adapters.docker import (
     ContainerSpec,
+    create_network_sandbox,
     remove_containers,
     remove_orphans,
     run_container,
-    create_network_sandbox,
     start_network_sandbox,
     stop_network_sandbox,
 )
@@ -68,6 +68,7 @@ class DockerExecutor:
         )
         started = time.monotonic()
         with open(invocation.log_path, "w", encoding="utf-8") as log:
+
             def emit(raw: str) -> None:
                 line = mask(raw)
                 log.write(line + "\n")
@@ -108,8 +109,12 @@ class DockerExecutor:
                 sandbox = self._sandboxes[run_id] = _Sandbox()
                 reap = not self._reaped
                 self._reaped = True
-                threading.Thread(target=sandbox.start, args=(image, self._labels(run_id, None), reap),
-                                 name="opsctl-sandbox", daemon=True).start()
+                threading.Thread(
+                    target=sandbox.start,
+                    args=(image, self._labels(run_id, None), reap),
+                    name="opsctl-sandbox",
+                    daemon=True,
+                ).start()
             return sandbox
 
 
@@ -128,13 +133,13 @@ class _Sandbox:
             if reap_orphans:
                 remove_orphans(OWNER_LABEL, _alive)
             self.container_id = create_network_sandbox(image, labels)
-        except Exception:  # no sandbox: each container gets its own empty namespace instead
+        except Exception:  # noqa: BLE001 — no sandbox: each container gets its own empty namespace instead
             self.container_id = None
         finally:
             self.created.set()
         try:
             self.ok = self.container_id is not None and start_network_sandbox(self.container_id)
-        except Exception:
+        except Exception:  # noqa: BLE001
             self.ok = False
         finally:
             self.running.set()

@@ -22,16 +22,23 @@ class LocalExecutor:
         invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         # The environment DVC gives a stage command: the caller's, plus DVC_ROOT and DVC_STAGE.
-        env = {**os.environ, **invocation.env,
-               "DVC_ROOT": str(invocation.project_root), "DVC_STAGE": invocation.stage}
+        env = {**os.environ, **invocation.env, "DVC_ROOT": str(invocation.project_root), "DVC_STAGE": invocation.stage}
         mask = masker(env)  # the whole environment reaches a host process, so mask all of it
         with open(invocation.log_path, "w", encoding="utf-8") as log:
             # dvc.yaml commands are shell command lines by definition (DVC runs them
             # through the shell too); they come from the project, not from user input.
             # Own session: Ctrl-C reaches opsctl, which stops the stage through cancel().
-            proc = subprocess.Popen(
-                invocation.cmd, shell=True, cwd=invocation.workdir, env=env, start_new_session=True,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace",
+            proc = subprocess.Popen(  # noqa: S602
+                invocation.cmd,
+                shell=True,
+                cwd=invocation.workdir,
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                errors="replace",
             )
             with self._lock:
                 self._running[proc.pid] = (invocation.run_id, proc)

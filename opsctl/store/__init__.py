@@ -23,7 +23,20 @@ from opsctl.store.runs import (
 from opsctl.store.schema import LATEST_VERSION
 
 __all__ = [
-    "FINAL_STATUSES", "KINDS", "LATEST_VERSION", "OPS", "OUTCOMES", "RUN_FIELDS", "STATUSES",
-    "ArtifactRecord", "Filter", "NewRun", "Producer", "RunDetail", "RunRecord", "RunStore", "RunSummary",
+    "FINAL_STATUSES",
+    "KINDS",
+    "LATEST_VERSION",
+    "OPS",
+    "OUTCOMES",
+    "RUN_FIELDS",
+    "STATUSES",
+    "ArtifactRecord",
+    "Filter",
+    "NewRun",
+    "Producer",
+    "RunDetail",
+    "RunRecord",
+    "RunStore",
+    "RunSummary",
     "StageRecord",
 ]

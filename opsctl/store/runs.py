@@ -37,9 +37,9 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import MappingProxyType
 from os import PathLike
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 from opsctl.errors import AmbiguousRunError, RunNotFoundError, StoreError, UsageError
@@ -207,19 +207,29 @@ class Producer(NamedTuple):
 
 # Run columns a Filter may name, as SQL on the ``runs r`` alias.
 RUN_FIELDS = {
-    "status": "r.status", "branch": "r.branch", "git_commit": "r.git_commit", "user": "r.user",
-    "host": "r.host", "executor": "r.executor", "dirty": "r.dirty", "jobs": "r.jobs", "id": "r.id",
-    "started": "r.started", "finished": "r.finished", "duration": "(r.finished - r.started)",
+    "status": "r.status",
+    "branch": "r.branch",
+    "git_commit": "r.git_commit",
+    "user": "r.user",
+    "host": "r.host",
+    "executor": "r.executor",
+    "dirty": "r.dirty",
+    "jobs": "r.jobs",
+    "id": "r.id",
+    "started": "r.started",
+    "finished": "r.finished",
+    "duration": "(r.finished - r.started)",
 }
 _VALUE_FIELDS = {"params": "params", "metrics": "metrics"}
 # Run columns list_runs may also sort by (no index: SQLite sorts the filtered runs).
-SORT_COLUMNS = {"id": "r.id", "status": "r.status", "commit": "r.git_commit", "branch": "r.branch",
-                "stages": "r.n_ran"}
+SORT_COLUMNS = {"id": "r.id", "status": "r.status", "commit": "r.git_commit", "branch": "r.branch", "stages": "r.n_ran"}
 # What a Filter on the pseudo-field "text" (op "^=" or "*=") searches: any of these.
 _TEXT_COLUMNS = ("r.id", "r.git_commit", "r.branch")
 
-_SUMMARY_COLUMNS = ("r.rid, r.id, r.status, r.started, r.finished, r.finished - r.started, r.git_commit, "
-                    "r.dirty, r.branch, r.n_ran, r.n_cached, r.n_failed, r.n_skipped")
+_SUMMARY_COLUMNS = (
+    "r.rid, r.id, r.status, r.started, r.finished, r.finished - r.started, r.git_commit, "
+    "r.dirty, r.branch, r.n_ran, r.n_cached, r.n_failed, r.n_skipped"
+)
 _DETAIL_COLUMNS = _SUMMARY_COLUMNS + ", r.user, r.host, r.pid, r.executor, r.jobs, r.targets, r.diff_hash"
 _NEWEST_FIRST = "r.started DESC, r.rid DESC"
 
@@ -248,8 +258,9 @@ class RunStore:
     def _open(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                                   check_same_thread=False)  # the lock below serializes threads
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )  # the lock below serializes threads
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store {self._label}: {exc}") from exc
         try:
@@ -305,15 +316,19 @@ class RunStore:
         text = str(exc)
         name = getattr(exc, "sqlite_errorname", "")
         if name == "SQLITE_NOTADB" or "not a database" in text:
-            return StoreError(f"{self._label} is not a run store ({text})",
-                              hint="move the file aside: opsctl starts a new run store")
+            return StoreError(
+                f"{self._label} is not a run store ({text})", hint="move the file aside: opsctl starts a new run store"
+            )
         if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
-            return StoreError(f"the run store {self._label} is damaged ({text})",
-                              hint="move the file aside (opsctl starts a new run store) or restore it from a backup")
+            return StoreError(
+                f"the run store {self._label} is damaged ({text})",
+                hint="move the file aside (opsctl starts a new run store) or restore it from a backup",
+            )
         if name.startswith("SQLITE_BUSY") or "locked" in text:
-            return StoreError(f"the run store {self._label} is locked by another process "
-                              f"(waited up to {self._busy_timeout:g} s)",
-                              hint="another opsctl is writing to it; try again")
+            return StoreError(
+                f"the run store {self._label} is locked by another process (waited up to {self._busy_timeout:g} s)",
+                hint="another opsctl is writing to it; try again",
+            )
         return StoreError(f"the run store {self._label}: {text}")
 
     def _connection(self) -> sqlite3.Connection:
@@ -378,8 +393,9 @@ class RunStore:
             self._insert_stage(conn, rid, run_id, stage)
             self._recount(conn, rid)
 
-    def finish_run(self, run_id: str, status: str, finished: float, params: Mapping[str, object],
-                   metrics: Mapping[str, object]) -> None:
+    def finish_run(
+        self, run_id: str, status: str, finished: float, params: Mapping[str, object], metrics: Mapping[str, object]
+    ) -> None:
         """Close a run: its final status, end time, params and metrics (already flat:
         ``{"train.n_est": 50}``), and stage counts taken from the recorded stages.
 
@@ -431,8 +447,10 @@ class RunStore:
         with self._write() as conn:
             now = time.time()
             for run_id in dead:
-                cur = conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ? AND status = ?",
-                                   (INTERRUPTED, now, run_id, RUNNING))
+                cur = conn.execute(
+                    "UPDATE runs SET status = ?, finished = ? WHERE id = ? AND status = ?",
+                    (INTERRUPTED, now, run_id, RUNNING),
+                )
                 if cur.rowcount:  # not finished by its own process in the meantime
                     self._recount(conn, self._rid(conn, run_id))
                     reaped.append(run_id)
@@ -448,16 +466,34 @@ class RunStore:
         self._insert_values(conn, "params", rid, record.params)
         self._insert_values(conn, "metrics", rid, record.metrics)
 
-    def _insert_run(self, conn: sqlite3.Connection, run: NewRun, status: str, finished: float | None,
-                    counts: Mapping[str, int]) -> int:
+    def _insert_run(
+        self, conn: sqlite3.Connection, run: NewRun, status: str, finished: float | None, counts: Mapping[str, int]
+    ) -> int:
         try:
             cur = conn.execute(
                 "INSERT INTO runs (id, started, finished, status, user, host, pid, git_commit, branch, dirty, "
                 "diff_hash, executor, jobs, targets, n_ran, n_cached, n_failed, n_skipped) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.id, run.started, finished, status, run.user, run.host, run.pid, run.git_commit, run.branch,
-                 int(bool(run.dirty)), run.diff_hash, run.executor, run.jobs, json.dumps(list(run.targets)),
-                 counts.get("ran", 0), counts.get("cached", 0), counts.get("failed", 0), counts.get("skipped", 0)),
+                (
+                    run.id,
+                    run.started,
+                    finished,
+                    status,
+                    run.user,
+                    run.host,
+                    run.pid,
+                    run.git_commit,
+                    run.branch,
+                    int(bool(run.dirty)),
+                    run.diff_hash,
+                    run.executor,
+                    run.jobs,
+                    json.dumps(list(run.targets)),
+                    counts.get("ran", 0),
+                    counts.get("cached", 0),
+                    counts.get("failed", 0),
+                    counts.get("skipped", 0),
+                ),
             )
         except sqlite3.IntegrityError as exc:
             if "runs.id" in str(exc):
@@ -470,8 +506,19 @@ class RunStore:
             sid = conn.execute(
                 "INSERT INTO stages (rid, name, outcome, detail, started, duration, cmd, image_ref, image_id, "
                 "exit_code, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rid, stage.name, stage.outcome, stage.detail or "", stage.started, stage.duration, stage.cmd,
-                 stage.image_ref, stage.image_id, stage.exit_code, stage.log_path),
+                (
+                    rid,
+                    stage.name,
+                    stage.outcome,
+                    stage.detail or "",
+                    stage.started,
+                    stage.duration,
+                    stage.cmd,
+                    stage.image_ref,
+                    stage.image_id,
+                    stage.exit_code,
+                    stage.log_path,
+                ),
             ).lastrowid
         except sqlite3.IntegrityError as exc:
             if "stages.name" in str(exc):
@@ -512,8 +559,7 @@ class RunStore:
             if row is not None:
                 kid = self._names[name] = row[0]
             else:
-                kid = self._pending_names[name] = conn.execute(
-                    "INSERT INTO names (name) VALUES (?)", (name,)).lastrowid
+                kid = self._pending_names[name] = conn.execute("INSERT INTO names (name) VALUES (?)", (name,)).lastrowid
         return kid
 
     def _kid(self, conn: sqlite3.Connection, name: str) -> int | None:
@@ -555,8 +601,7 @@ class RunStore:
             raise ValueError("limit and offset must be >= 0")
         _check_sort(sort)
         with self._read() as conn:
-            where = self._where(conn, status, filters, needed=offset + limit,
-                                by_started=sort in (None, "", "started"))
+            where = self._where(conn, status, filters, needed=offset + limit, by_started=sort in (None, "", "started"))
             if where is None or limit == 0:
                 return []
             rows = self._page(conn, where, sort, descending, limit, offset)
@@ -573,13 +618,16 @@ class RunStore:
                 kid = self._kid(conn, f.key) if f.key else None
                 if kid is not None:
                     column, value = _comparable(f.value)
-                    return conn.execute(f"SELECT count(*) FROM {_VALUE_FIELDS[f.field]} WHERE kid = ? "
-                                        f"AND {column} {f.op} ?", (kid, value)).fetchone()[0]
+                    return conn.execute(
+                        f"SELECT count(*) FROM {_VALUE_FIELDS[f.field]} WHERE kid = ? AND {column} {f.op} ?",
+                        (kid, value),
+                    ).fetchone()[0]
             where = self._where(conn, status, filters, needed=None, by_started=True)
             if where is None:
                 return 0
-            return conn.execute(f"SELECT count(*) FROM {where.source} WHERE {where.sql}",
-                                [*where.source_args, *where.args]).fetchone()[0]
+            return conn.execute(
+                f"SELECT count(*) FROM {where.source} WHERE {where.sql}", [*where.source_args, *where.args]
+            ).fetchone()[0]
 
     def get_run(self, id_or_prefix: str) -> RunDetail:
         """One run, by its id or a unique prefix of it (at least 4 characters, any case).
@@ -595,9 +643,18 @@ class RunStore:
             stages = self._stages_of(conn, rid)
         summary = _summary(row[:13], metrics)
         user, host, pid, executor, jobs, targets, diff_hash = row[13:]
-        return RunDetail(*summary,
-                         user=user, host=host, pid=pid, executor=executor, jobs=jobs,
-                         targets=json.loads(targets), diff_hash=diff_hash, params=params, stages=stages)
+        return RunDetail(
+            *summary,
+            user=user,
+            host=host,
+            pid=pid,
+            executor=executor,
+            jobs=jobs,
+            targets=json.loads(targets),
+            diff_hash=diff_hash,
+            params=params,
+            stages=stages,
+        )
 
     def previous_run(self, run_id: str, branch: str | None, *, status: str | None = None) -> RunSummary | None:
         """The latest finished run on ``branch`` (None: detached HEAD) that started before
@@ -622,17 +679,25 @@ class RunStore:
             metrics = self._values_of(conn, "metrics", [row[0]], None)
         return _summary(row, metrics.get(row[0], {}))
 
-    def producers(self, path: str, hash: str | None = None, *, before: float | None = None,  # noqa: A002
-                  limit: int | None = None) -> list[Producer]:
+    def producers(
+        self,
+        path: str,
+        hash: str | None = None,  # noqa: A002
+        *,
+        before: float | None = None,
+        limit: int | None = None,
+    ) -> list[Producer]:
         """The stages (and their runs) that had ``path`` among their outs, with that hash
         when given; newest run first. Lineage walks an artifact back to its producer with it.
 
         Without a hash every version's producers come back (one per run that made the
         path: many, in a long-lived project); ``before`` (runs started at or before it)
         and ``limit`` keep the answer to what the caller will look at."""
-        sql = ("SELECT r.id, s.name, r.started FROM objects o "
-               "JOIN artifacts a ON a.oid = o.oid AND a.kind = 'out' "
-               "JOIN stages s ON s.sid = a.sid JOIN runs r ON r.rid = s.rid WHERE o.path = ?")
+        sql = (
+            "SELECT r.id, s.name, r.started FROM objects o "
+            "JOIN artifacts a ON a.oid = o.oid AND a.kind = 'out' "
+            "JOIN stages s ON s.sid = a.sid JOIN runs r ON r.rid = s.rid WHERE o.path = ?"
+        )
         args: list[object] = [path]
         if hash is not None:
             sql += " AND o.hash = ?"
@@ -650,8 +715,14 @@ class RunStore:
 
     # -- query building --
 
-    def _where(self, conn: sqlite3.Connection, status: str | Collection[str] | None,
-               filters: Iterable[Filter], needed: int | None, by_started: bool) -> _Where | None:
+    def _where(
+        self,
+        conn: sqlite3.Connection,
+        status: str | Collection[str] | None,
+        filters: Iterable[Filter],
+        needed: int | None,
+        by_started: bool,
+    ) -> _Where | None:
         """SQL conditions on ``runs r`` and their arguments; None when nothing can match (a
         filter on a key no run has, or a value no run has). ``needed``: how many matching
         runs the query reads in order (offset + limit), None for all of them (a count).
@@ -666,8 +737,9 @@ class RunStore:
             marks = ",".join("?" * len(statuses))
             column = "r.status"
             if not by_started:  # (status, started) serves those; another order may not
-                few = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM runs WHERE status IN ({marks}) "
-                                   f"LIMIT {_COUNT_CAP})", statuses).fetchone()[0]
+                few = conn.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM runs WHERE status IN ({marks}) LIMIT {_COUNT_CAP})", statuses
+                ).fetchone()[0]
                 if few == 0:
                     return None
                 if few >= _COUNT_CAP:  # a common status: "+" keeps SQLite from listing the runs
@@ -677,20 +749,25 @@ class RunStore:
         values: list[tuple[str, int, str, str, object]] = []  # table, kid, column, op, value
         for f in filters:
             if f.op not in OPS and f.op not in TEXT_OPS:
-                raise UsageError(f"unknown comparison '{f.op}' in a run filter",
-                                 hint=f"one of {' '.join(OPS)} (and {PREFIX_OP} starts with, {CONTAINS_OP} contains, "
-                                      "on run columns)")
+                raise UsageError(
+                    f"unknown comparison '{f.op}' in a run filter",
+                    hint=f"one of {' '.join(OPS)} (and {PREFIX_OP} starts with, {CONTAINS_OP} contains, "
+                    "on run columns)",
+                )
             if f.field == "text" or (f.op in TEXT_OPS and f.field in RUN_FIELDS):
                 if f.op not in TEXT_OPS:
-                    raise UsageError(f"a text filter takes {PREFIX_OP} (starts with) or {CONTAINS_OP} (contains), "
-                                     f"not {f.op}")
+                    raise UsageError(
+                        f"a text filter takes {PREFIX_OP} (starts with) or {CONTAINS_OP} (contains), not {f.op}"
+                    )
                 columns = _TEXT_COLUMNS if f.field == "text" else (RUN_FIELDS[f.field],)
                 conditions.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
                 pattern = _like_literal(str(f.value)) + "%"
                 args += [pattern if f.op == PREFIX_OP else "%" + pattern] * len(columns)
             elif f.op in TEXT_OPS:
-                raise UsageError(f"{f.op} ({'starts with' if f.op == PREFIX_OP else 'contains'}) applies to run "
-                                 f"columns and text, not {f.field}")
+                raise UsageError(
+                    f"{f.op} ({'starts with' if f.op == PREFIX_OP else 'contains'}) applies to run "
+                    f"columns and text, not {f.field}"
+                )
             elif f.field in _VALUE_FIELDS:
                 if not f.key:
                     raise UsageError(f"a {f.field} filter needs a key, e.g. {f.field}.KEY{f.op}VALUE")
@@ -704,20 +781,31 @@ class RunStore:
                 conditions.append(f"{RUN_FIELDS[f.field]} {f.op} ?")
                 args.append(value)
             else:
-                raise UsageError(f"cannot filter runs on '{f.field}'",
-                                 hint=f"filter on params.KEY, metrics.KEY or {', '.join(RUN_FIELDS)}")
+                raise UsageError(
+                    f"cannot filter runs on '{f.field}'",
+                    hint=f"filter on params.KEY, metrics.KEY or {', '.join(RUN_FIELDS)}",
+                )
         driver = None
         source, source_args = "runs r", []
         if values:
-            counts = [conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kid = ? AND {column} {op} ? "
-                                   f"LIMIT {_COUNT_CAP})", (kid, value)).fetchone()[0]
-                      for table, kid, column, op, value in values]
+            counts = [
+                conn.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE kid = ? AND {column} {op} ? "
+                    f"LIMIT {_COUNT_CAP})",
+                    (kid, value),
+                ).fetchone()[0]
+                for table, kid, column, op, value in values
+            ]
             if min(counts) == 0:
                 return None
             exact = min(counts) < _COUNT_CAP
             if not exact and len(values) > 1:
-                counts = [conn.execute(f"SELECT count(*) FROM {table} WHERE kid = ? AND {column} {op} ?",
-                                       (kid, value)).fetchone()[0] for table, kid, column, op, value in values]
+                counts = [
+                    conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE kid = ? AND {column} {op} ?", (kid, value)
+                    ).fetchone()[0]
+                    for table, kid, column, op, value in values
+                ]
                 exact = True
             runs = max(conn.execute("SELECT max(rid) FROM runs").fetchone()[0] or 1, max(counts))
             matching = math.prod(c / runs for c in counts)  # as if the filters were independent
@@ -729,17 +817,21 @@ class RunStore:
             for i, (table, kid, column, op, value) in enumerate(values):
                 if i == driver:  # the runs matching it, from the value index (kid, num, value, rid),
                     # joined first: CROSS JOIN keeps SQLite from starting elsewhere (a status index)
-                    source = (f"(SELECT rid FROM {table} WHERE kid = ? AND {column} {op} ?) d "
-                              f"CROSS JOIN runs r ON r.rid = d.rid")
+                    source = (
+                        f"(SELECT rid FROM {table} WHERE kid = ? AND {column} {op} ?) d "
+                        f"CROSS JOIN runs r ON r.rid = d.rid"
+                    )
                     source_args = [kid, value]
                 else:  # checked run by run
-                    conditions.append(f"EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ? "
-                                      f"AND v.{column} {op} ?)")
+                    conditions.append(
+                        f"EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ? AND v.{column} {op} ?)"
+                    )
                     args += [kid, value]
         return _Where(source, source_args, " AND ".join(conditions) or "1", args, driven=driver is not None)
 
-    def _page(self, conn: sqlite3.Connection, where: _Where, sort: str | None,
-              descending: bool, limit: int, offset: int) -> list[tuple]:
+    def _page(
+        self, conn: sqlite3.Connection, where: _Where, sort: str | None, descending: bool, limit: int, offset: int
+    ) -> list[tuple]:
         """Rows ``offset .. offset+limit`` of the runs in sort order: those with a sort value
         (walked along an index), then those without it (newest first)."""
         source, sql = where.source, where.sql
@@ -749,26 +841,36 @@ class RunStore:
         if sort in ("started", ""):
             return conn.execute(
                 f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
-                f"ORDER BY r.started {direction}, r.rid {direction} LIMIT ? OFFSET ?", [*args, limit, offset],
+                f"ORDER BY r.started {direction}, r.rid {direction} LIMIT ? OFFSET ?",
+                [*args, limit, offset],
             ).fetchall()
         if sort in SORT_COLUMNS:
             return conn.execute(
                 f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
-                f"ORDER BY {SORT_COLUMNS[sort]} {direction}, r.rid {direction} LIMIT ? OFFSET ?", [*args, limit, offset],
+                f"ORDER BY {SORT_COLUMNS[sort]} {direction}, r.rid {direction} LIMIT ? OFFSET ?",
+                [*args, limit, offset],
             ).fetchall()
         if sort in ("finished", "duration"):
             expr = "r.finished" if sort == "finished" else "(r.finished - r.started)"
-            with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {expr} IS NOT NULL AND {sql} "
-                          f"ORDER BY {expr} {direction}, r.rid {direction}", args)
-            without = (f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE r.finished IS NULL AND {sql} "
-                       f"ORDER BY {_NEWEST_FIRST}", args)
+            with_value = (
+                f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {expr} IS NOT NULL AND {sql} "
+                f"ORDER BY {expr} {direction}, r.rid {direction}",
+                args,
+            )
+            without = (
+                f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE r.finished IS NULL AND {sql} ORDER BY {_NEWEST_FIRST}",
+                args,
+            )
             return _two_part_page(conn, with_value, without, limit, offset)
         section, _, key = sort.partition(".")
         table = _VALUE_FIELDS[section]
         kid = self._kid(conn, key)
-        without = (f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
-                   f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ?) "
-                   f"ORDER BY {_NEWEST_FIRST}", [*args, kid])
+        without = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM {source} WHERE {sql} "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.rid = r.rid AND v.kid = ?) "
+            f"ORDER BY {_NEWEST_FIRST}",
+            [*args, kid],
+        )
         if kid is None:
             return conn.execute(f"{without[0]} LIMIT ? OFFSET ?", [*without[1], limit, offset]).fetchall()
         # CROSS JOIN fixes the outer loop: the sort value's index, so that the page comes in
@@ -779,34 +881,43 @@ class RunStore:
         else:
             joined = f"{table} v CROSS JOIN runs r ON r.rid = v.rid"
             joined_args = [kid, *where.args]
-        with_value = (f"SELECT {_SUMMARY_COLUMNS} FROM {joined} "
-                      f"WHERE v.kid = ? AND {sql} "
-                      f"ORDER BY v.num {direction}, v.value {direction}, v.rid {direction}", joined_args)
+        with_value = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM {joined} "
+            f"WHERE v.kid = ? AND {sql} "
+            f"ORDER BY v.num {direction}, v.value {direction}, v.rid {direction}",
+            joined_args,
+        )
         return _two_part_page(conn, with_value, without, limit, offset)
 
     def _resolve(self, conn: sqlite3.Connection, ref: str, given: str) -> tuple:
         if not ref or not all(c in "0123456789abcdef" for c in ref):
-            raise RunNotFoundError(f"no run '{given}': run ids are hexadecimal",
-                                   hint="`opsctl runs list` shows the runs")
+            raise RunNotFoundError(
+                f"no run '{given}': run ids are hexadecimal", hint="`opsctl runs list` shows the runs"
+            )
         row = conn.execute(f"SELECT {_DETAIL_COLUMNS} FROM runs r WHERE r.id = ?", (ref,)).fetchone()
         if row is not None:
             return row
         if len(ref) < MIN_PREFIX:
             raise RunNotFoundError(f"no run '{given}'", hint=f"give at least {MIN_PREFIX} characters of a run id")
         # ids are hex, so "every id starting with ref" is the range [ref, ref + 'g')
-        rows = conn.execute(f"SELECT {_DETAIL_COLUMNS} FROM runs r WHERE r.id >= ? AND r.id < ? "
-                            f"ORDER BY r.id LIMIT 6", (ref, ref + "g")).fetchall()
+        rows = conn.execute(
+            f"SELECT {_DETAIL_COLUMNS} FROM runs r WHERE r.id >= ? AND r.id < ? ORDER BY r.id LIMIT 6", (ref, ref + "g")
+        ).fetchall()
         if not rows:
             raise RunNotFoundError(f"no run '{given}'", hint="`opsctl runs list` shows the runs")
         if len(rows) > 1:
             candidates = [r[1] for r in rows[:5]]
             more = ", …" if len(rows) > 5 else ""
-            raise AmbiguousRunError(f"run id prefix '{given}' matches several runs: {', '.join(candidates)}{more}",
-                                    candidates, hint="give more characters of the id")
+            raise AmbiguousRunError(
+                f"run id prefix '{given}' matches several runs: {', '.join(candidates)}{more}",
+                candidates,
+                hint="give more characters of the id",
+            )
         return rows[0]
 
-    def _values_of(self, conn: sqlite3.Connection, table: str, rids: Sequence[int],
-                   keys: Iterable[str] | None) -> dict[int, dict[str, object]]:
+    def _values_of(
+        self, conn: sqlite3.Connection, table: str, rids: Sequence[int], keys: Iterable[str] | None
+    ) -> dict[int, dict[str, object]]:
         """{rid: {key: value}} for these runs; only ``keys`` when given."""
         result: dict[int, dict[str, object]] = {}
         kid_sql, kid_args = "", []
@@ -816,7 +927,7 @@ class RunStore:
                 return result
             kid_sql, kid_args = f" AND v.kid IN ({','.join('?' * len(kids))})", kids
         for start in range(0, len(rids), _CHUNK):
-            chunk = list(rids[start:start + _CHUNK])
+            chunk = list(rids[start : start + _CHUNK])
             rows = conn.execute(
                 f"SELECT v.rid, n.name, v.num, v.value FROM {table} v JOIN names n ON n.kid = v.kid "
                 f"WHERE v.rid IN ({','.join('?' * len(chunk))}){kid_sql} ORDER BY v.rid, n.name",
@@ -830,12 +941,14 @@ class RunStore:
         artifacts: dict[int, list[ArtifactRecord]] = {}
         for sid, kind, path, digest in conn.execute(
             "SELECT a.sid, a.kind, o.path, o.hash FROM stages s JOIN artifacts a ON a.sid = s.sid "
-            "JOIN objects o ON o.oid = a.oid WHERE s.rid = ? ORDER BY a.sid, a.kind, o.path", (rid,),
+            "JOIN objects o ON o.oid = a.oid WHERE s.rid = ? ORDER BY a.sid, a.kind, o.path",
+            (rid,),
         ):
             artifacts.setdefault(sid, []).append(ArtifactRecord(kind, path, digest or None))
         rows = conn.execute(
             "SELECT sid, name, outcome, detail, started, duration, cmd, image_ref, image_id, exit_code, log_path "
-            "FROM stages WHERE rid = ? ORDER BY started IS NULL, started, sid", (rid,),
+            "FROM stages WHERE rid = ? ORDER BY started IS NULL, started, sid",
+            (rid,),
         )
         return [StageRecord(*row[1:], artifacts=tuple(artifacts.get(row[0], ()))) for row in rows]
 
@@ -853,9 +966,9 @@ class _Where(NamedTuple):
     driven: bool  # the source starts from a selective filter's runs
 
 
-
-def _two_part_page(conn: sqlite3.Connection, with_value: tuple[str, list], without: tuple[str, list],
-                   limit: int, offset: int) -> list[tuple]:
+def _two_part_page(
+    conn: sqlite3.Connection, with_value: tuple[str, list], without: tuple[str, list], limit: int, offset: int
+) -> list[tuple]:
     """Page through "rows with a sort value, in order" then "rows without one": each part
     keeps its own index order, where a single ORDER BY over both would sort every run."""
     rows = conn.execute(f"{with_value[0]} LIMIT ? OFFSET ?", [*with_value[1], limit, offset]).fetchall()
@@ -872,11 +985,22 @@ def _two_part_page(conn: sqlite3.Connection, with_value: tuple[str, list], witho
 
 
 def _summary(row: Sequence, metrics: dict[str, object]) -> RunSummary:
-    (_rid, run_id, status, started, finished, duration, commit, dirty, branch,
-     ran, cached, failed, skipped) = row[:13]
-    return RunSummary(id=run_id, status=status, started=started, finished=finished, duration=duration,
-                      git_commit=commit, dirty=bool(dirty), branch=branch, ran=ran, cached=cached,
-                      failed=failed, skipped=skipped, metrics=metrics)
+    (_rid, run_id, status, started, finished, duration, commit, dirty, branch, ran, cached, failed, skipped) = row[:13]
+    return RunSummary(
+        id=run_id,
+        status=status,
+        started=started,
+        finished=finished,
+        duration=duration,
+        git_commit=commit,
+        dirty=bool(dirty),
+        branch=branch,
+        ran=ran,
+        cached=cached,
+        failed=failed,
+        skipped=skipped,
+        metrics=metrics,
+    )
 
 
 def _json(value: object) -> str:
@@ -920,8 +1044,10 @@ def _check_sort(sort: str | None) -> None:
         return
     section, _, key = sort.partition(".")
     if section not in _VALUE_FIELDS or not key:
-        raise UsageError(f"cannot sort runs by '{sort}'",
-                         hint=f"sort by started, finished, duration, {', '.join(SORT_COLUMNS)}, metrics.KEY or params.KEY")
+        raise UsageError(
+            f"cannot sort runs by '{sort}'",
+            hint=f"sort by started, finished, duration, {', '.join(SORT_COLUMNS)}, metrics.KEY or params.KEY",
+        )
 
 
 def _like_literal(text: str) -> str:

@@ -16,8 +16,10 @@ def start_dashboard(refresh: float) -> int:
 
     project = open_project()  # not a project: exit 3 before anything is drawn
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("opsctl ui needs a terminal (stdin and stdout)",
-                         hint="for scripts use `opsctl runs list --json`, `opsctl runs show RUN --json`")
+        raise UsageError(
+            "opsctl ui needs a terminal (stdin and stdout)",
+            hint="for scripts use `opsctl runs list --json`, `opsctl runs show RUN --json`",
+        )
     from opsctl.tui.app import OpsctlApp
 
     app = OpsctlApp(Dashboard(project), refresh_interval=refresh)

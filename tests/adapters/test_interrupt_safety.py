@@ -77,7 +77,8 @@ def test_ctrl_c_inside_an_exec_still_exits_130_under_python_m(tmp_path):
     probe = tmp_path / "probe"
     probe.mkdir()
     (probe / "__init__.py").write_text("")
-    (probe / "__main__.py").write_text(textwrap.dedent("""
+    (probe / "__main__.py").write_text(
+        textwrap.dedent("""
         import os, signal
         import opsctl.__main__ as entry
         import opsctl.cli.fastpath as fastpath
@@ -87,7 +88,8 @@ def test_ctrl_c_inside_an_exec_still_exits_130_under_python_m(tmp_path):
 
         fastpath.try_fast_path = interrupted_in_exec
         entry.run()
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[2])])}
     result = subprocess.run([sys.executable, "-m", "probe"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 130, result.stderr
@@ -99,7 +101,8 @@ def test_ctrl_c_while_the_cli_is_still_importing_exits_130(tmp_path):
     probe = tmp_path / "probe"
     probe.mkdir()
     (probe / "__init__.py").write_text("")
-    (probe / "__main__.py").write_text(textwrap.dedent("""
+    (probe / "__main__.py").write_text(
+        textwrap.dedent("""
         import os, signal, sys
         import opsctl.__main__ as entry
         import opsctl.cli.fastpath as fastpath
@@ -112,7 +115,8 @@ def test_ctrl_c_while_the_cli_is_still_importing_exits_130(tmp_path):
         fastpath.try_fast_path = lambda args: None
         sys.modules["opsctl.cli.main"] = InterruptedImport()
         entry.run()
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[2])])}
     result = subprocess.run([sys.executable, "-m", "probe"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 130, result.stderr

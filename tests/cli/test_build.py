@@ -23,8 +23,9 @@ RUN echo "$FLAVOUR" > /flavour.txt
 
 @pytest.fixture
 def project(tmp_path, docker_engine):
-    built = subprocess.run(["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", "busybox"],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", "busybox"], capture_output=True, text=True
+    )
     assert built.returncode == 0, built.stderr
     name = f"p{uuid.uuid4().hex[:8]}"  # its own image names: parallel tests never share a tag
     run_opsctl("init", "p", "--template", "minimal", "--defaults", cwd=tmp_path, check=True)
@@ -104,9 +105,7 @@ def test_build_failures_are_clear(project):
 
 
 def test_missing_ref_image_and_engine_down(project):
-    (project / "opsctl.yaml").write_text(
-        "project: p\nimages:\n  tools: {ref: 'opsctl-test/not-here:1'}\n"
-    )
+    (project / "opsctl.yaml").write_text("project: p\nimages:\n  tools: {ref: 'opsctl-test/not-here:1'}\n")
     missing = run_opsctl("build", cwd=project)
     assert missing.returncode == 4 and "never pulls" in missing.stderr
     down = run_opsctl("build", cwd=project, env={"DOCKER_HOST": "unix:///nonexistent.sock"})

@@ -44,7 +44,20 @@ def test_bash_completes_commands_options_and_template_names():
     out = subprocess.run([_shell("bash"), "-c", BASH_PROBE], cwd=REPO, capture_output=True, text=True)
     assert out.stderr == ""
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["build", "dag", "data", "doctor", "init", "lineage", "model", "run", "runs", "status", "template", "ui"]
+    assert lines[0].split() == [
+        "build",
+        "dag",
+        "data",
+        "doctor",
+        "init",
+        "lineage",
+        "model",
+        "run",
+        "runs",
+        "status",
+        "template",
+        "ui",
+    ]
     assert lines[1] == "list"
     assert lines[2].split() == ["ml-pipeline", "data-pipeline", "minimal"]
     assert lines[3] == "--defaults"
@@ -84,6 +97,19 @@ def test_fish_completes():
     out = subprocess.run([_shell("fish"), "--no-config", "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert out.stderr == ""
     top, templates, group = out.stdout.split("---\n")
-    assert [line.split("\t")[0] for line in top.splitlines()] == ["build", "dag", "data", "doctor", "init", "lineage", "model", "run", "runs", "status", "template", "ui"]
+    assert [line.split("\t")[0] for line in top.splitlines()] == [
+        "build",
+        "dag",
+        "data",
+        "doctor",
+        "init",
+        "lineage",
+        "model",
+        "run",
+        "runs",
+        "status",
+        "template",
+        "ui",
+    ]
     assert sorted(line.split("\t")[0] for line in templates.splitlines()) == ["data-pipeline", "minimal", "ml-pipeline"]
     assert group.split("\t")[0] == "list"

@@ -49,7 +49,11 @@ def test_thirty_stage_dag_in_layers(tmp_path):
     for i in range(10):
         stages[f"src{i}"] = {"cmd": f"echo {i} > s{i}.txt", "outs": [f"s{i}.txt"]}
     for i in range(10):
-        stages[f"join{i}"] = {"cmd": "cat s*.txt > j.txt", "deps": [f"s{i}.txt", f"s{(i + 1) % 10}.txt"], "outs": [f"j{i}.txt"]}
+        stages[f"join{i}"] = {
+            "cmd": "cat s*.txt > j.txt",
+            "deps": [f"s{i}.txt", f"s{(i + 1) % 10}.txt"],
+            "outs": [f"j{i}.txt"],
+        }
     for i in range(10):
         stages[f"final{i}"] = {"cmd": "true", "deps": [f"j{i}.txt"], "outs": [f"f{i}.txt"]}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))

@@ -20,8 +20,11 @@ def dvc(cwd, *args) -> subprocess.CompletedProcess:
 
 
 def sums(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def make_files(directory: Path, count: int, size: int) -> None:
@@ -44,7 +47,9 @@ def dvc_status_pairs(cwd) -> set[tuple[str, str]]:
         pairs |= {(p, state) for p in raw.get("uncommitted", {}).get(key, [])}
     pairs |= {(p, "not in cache") for p in raw.get("not_in_cache", [])}
     for key in ("added", "modified", "deleted", "renamed"):
-        pairs |= {(p if isinstance(p, str) else p["new"], "not committed") for p in raw.get("committed", {}).get(key, [])}
+        pairs |= {
+            (p if isinstance(p, str) else p["new"], "not committed") for p in raw.get("committed", {}).get(key, [])
+        }
     pairs |= {(p, "not pushed") for p in raw.get("not_in_remote", [])}
     return pairs
 
@@ -117,7 +122,9 @@ def test_ls_and_diff_between_commits(ml_project):
     assert table["size"] == 8 and table["in_workspace"] and table["in_cache"] and table["on_remote"] is False
     assert items["data/raw/churn.csv"]["stage"] is None
     assert items["models/model.pkl"]["stage"] == "train" and items["models/model.pkl"]["in_workspace"] is False
-    assert [i["path"] for i in opsctl_json(ml_project, "data", "ls", "data/raw", "--no-remote")] == ["data/raw/churn.csv"]
+    assert [i["path"] for i in opsctl_json(ml_project, "data", "ls", "data/raw", "--no-remote")] == [
+        "data/raw/churn.csv"
+    ]
     assert opsctl_json(ml_project, "data", "ls", "data/raw", "--no-remote")[0]["on_remote"] is None
 
 
@@ -199,8 +206,11 @@ time.sleep(float(sys.argv[2]))
 
 
 def _hold_dvc_lock(project: Path, seconds: float) -> subprocess.Popen:
-    holder = subprocess.Popen([PYTHON, "-c", HOLD_LOCK, str(project / ".dvc" / "tmp" / "lock"), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [PYTHON, "-c", HOLD_LOCK, str(project / ".dvc" / "tmp" / "lock"), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -225,7 +235,9 @@ def test_lock_held_too_long_is_a_clear_error(ml_project):
         holder.kill()
         holder.wait()
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == "error: another DVC or opsctl command holds this project's lock (waited 1 s)"
+    assert (
+        result.stderr.splitlines()[0] == "error: another DVC or opsctl command holds this project's lock (waited 1 s)"
+    )
     assert "OPSCTL_LOCK_TIMEOUT" in result.stderr
     assert not (ml_project / "data" / "late.csv.dvc").exists()
 
@@ -236,8 +248,13 @@ def test_interrupted_add_keeps_the_users_files(ml_project):
     before = sums(big)
     interrupted = 0
     for delay in (0.8, 1.6, 2.4):
-        proc = subprocess.Popen([PYTHON, "-m", "opsctl", "data", "add", "data/big"], cwd=ml_project,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "opsctl", "data", "add", "data/big"],
+            cwd=ml_project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=300)

@@ -33,15 +33,36 @@ def project(tmp_path_factory) -> Path:
     root = git_dvc_project(tmp_path_factory.mktemp("fastpath"), "fastpath")
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         for n, (run_id, status) in enumerate(zip(RUN_IDS, ["succeeded", "failed", "succeeded"])):
-            stages = [StageRecord("train", "ran" if status == "succeeded" else "failed", started=1e9 + n, duration=2.5,
-                                  cmd="python train.py", exit_code=0 if status == "succeeded" else 1,
-                                  artifacts=[ArtifactRecord("out", "model.pkl", f"{n:032x}")])]
-            store.record_run(RunRecord(
-                NewRun(run_id, started=1e9 + 60 * n, user="ana", host="box", git_commit=f"{n:040x}", branch="main",
-                       executor="local", jobs=2),
-                status=status, finished=1e9 + 60 * n + 3, stages=stages,
-                params={"train.n_estimators": 10 * (n + 1), "train.optimizer": "adam"},
-                metrics={"accuracy": 0.5 + n / 10, "loss": 1.0 - n / 10}))
+            stages = [
+                StageRecord(
+                    "train",
+                    "ran" if status == "succeeded" else "failed",
+                    started=1e9 + n,
+                    duration=2.5,
+                    cmd="python train.py",
+                    exit_code=0 if status == "succeeded" else 1,
+                    artifacts=[ArtifactRecord("out", "model.pkl", f"{n:032x}")],
+                )
+            ]
+            store.record_run(
+                RunRecord(
+                    NewRun(
+                        run_id,
+                        started=1e9 + 60 * n,
+                        user="ana",
+                        host="box",
+                        git_commit=f"{n:040x}",
+                        branch="main",
+                        executor="local",
+                        jobs=2,
+                    ),
+                    status=status,
+                    finished=1e9 + 60 * n + 3,
+                    stages=stages,
+                    params={"train.n_estimators": 10 * (n + 1), "train.optimizer": "adam"},
+                    metrics={"accuracy": 0.5 + n / 10, "loss": 1.0 - n / 10},
+                )
+            )
     return root
 
 
@@ -94,14 +115,37 @@ def test_outside_a_project_exit_3_as_typer(tmp_path, monkeypatch, capsys):
     assert fast_err.startswith("error: not an opsctl project")
 
 
-@pytest.mark.parametrize("args", [
-    ["runs", "list", "--help"], ["runs", "list", "-h"], ["runs", "list", "-n"], ["runs", "list", "-n", "x"],
-    ["runs", "list", "-n", "-1"], ["runs", "list", "-n5"], ["runs", "list", "--limit", "1", "--limit", "2"],
-    ["runs", "list", "--json=yes"], ["runs", "list", "extra"], ["runs", "list", "--colour"], ["runs", "list", "--"],
-    ["runs", "show"], ["runs", "show", "a", "b"], ["runs", "show", "-x"], ["runs", "compare", "a", "b"],
-    ["runs"], ["--version"], ["--help"], ["-q", "--version"], ["status"], [],
-    ["ui", "--help"], ["ui", "--refresh", "0.1"], ["ui", "--refresh", "nan"], ["ui", "--refresh", "x"], ["ui", "x"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "list", "--help"],
+        ["runs", "list", "-h"],
+        ["runs", "list", "-n"],
+        ["runs", "list", "-n", "x"],
+        ["runs", "list", "-n", "-1"],
+        ["runs", "list", "-n5"],
+        ["runs", "list", "--limit", "1", "--limit", "2"],
+        ["runs", "list", "--json=yes"],
+        ["runs", "list", "extra"],
+        ["runs", "list", "--colour"],
+        ["runs", "list", "--"],
+        ["runs", "show"],
+        ["runs", "show", "a", "b"],
+        ["runs", "show", "-x"],
+        ["runs", "compare", "a", "b"],
+        ["runs"],
+        ["--version"],
+        ["--help"],
+        ["-q", "--version"],
+        ["status"],
+        [],
+        ["ui", "--help"],
+        ["ui", "--refresh", "0.1"],
+        ["ui", "--refresh", "nan"],
+        ["ui", "--refresh", "x"],
+        ["ui", "x"],
+    ],
+)
 def test_anything_unusual_is_left_to_typer(args):
     assert parse(args) is None
 
@@ -115,8 +159,12 @@ def test_known_options_are_the_typer_commands_options():
         for word in words:
             command = command.commands[word]
         flags = {opt for p in command.params if getattr(p, "is_flag", False) for opt in p.opts}
-        values = {opt for p in command.params
-                  if p.param_type_name == "option" and not getattr(p, "is_flag", False) for opt in p.opts}
+        values = {
+            opt
+            for p in command.params
+            if p.param_type_name == "option" and not getattr(p, "is_flag", False)
+            for opt in p.opts
+        }
         positionals = tuple(p.name for p in command.params if p.param_type_name == "argument")
         assert set(grammar.flags) == flags - {"--help", "-h"}, words
         assert set(grammar.values) == values, words
@@ -141,8 +189,9 @@ print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}), file=sys.std
 @pytest.mark.parametrize("args", [["runs", "list", "--limit", "50", "--json"], ["runs", "show", "0f0f", "--json"]])
 def test_fast_path_imports_no_typer_rich_yaml_or_dataclasses(project, args):
     """What bench/runs.py's figure rests on: each of these costs 5-120 ms at start-up."""
-    result = subprocess.run([sys.executable, "-c", IMPORT_PROBE.format(args=args)], cwd=project,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE.format(args=args)], cwd=project, capture_output=True, text=True
+    )
     report = json.loads(result.stderr.strip().splitlines()[-1])
     assert report["code"] == 0
     assert json.loads(result.stdout)
@@ -156,10 +205,13 @@ def test_the_opsctl_command_takes_it_and_can_be_told_not_to(project):
     slow = run_opsctl("runs", "list", "--json", cwd=project, check=True, env={DISABLE_ENV: "1"})
     assert json.loads(fast.stdout) == json.loads(slow.stdout)
     assert [r["id"] for r in json.loads(fast.stdout)] == [RUN_IDS[2], RUN_IDS[1], RUN_IDS[0]]
-    probe = "import sys, runpy; sys.argv = ['opsctl', 'runs', 'list', '--json']\n" \
-            "try:\n    runpy.run_module('opsctl', run_name='__main__')\nexcept SystemExit:\n    pass\n" \
-            "print('typer' in sys.modules, file=sys.stderr)"
+    probe = (
+        "import sys, runpy; sys.argv = ['opsctl', 'runs', 'list', '--json']\n"
+        "try:\n    runpy.run_module('opsctl', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('typer' in sys.modules, file=sys.stderr)"
+    )
     for env, typer_loaded in (({}, "False"), ({DISABLE_ENV: "1"}, "True")):
-        result = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True,
-                                env={**os.environ, **env})
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, env={**os.environ, **env}
+        )
         assert result.stderr.strip().splitlines()[-1] == typer_loaded, result.stderr

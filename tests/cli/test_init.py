@@ -49,8 +49,16 @@ def test_ml_pipeline_project_is_ready(tmp_path):
 
 def test_json_output_and_answers(tmp_path):
     result = run_opsctl(
-        "init", "proj", "--name", "churn", "--data", "model=logistic_regression", "--data", "executor=local",
-        "--json", cwd=tmp_path,
+        "init",
+        "proj",
+        "--name",
+        "churn",
+        "--data",
+        "model=logistic_regression",
+        "--data",
+        "executor=local",
+        "--json",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
@@ -125,7 +133,13 @@ def test_unreachable_template_url(tmp_path):
 
 def _write_template(path, *, tasks: bool = False, version_text: str = "v1"):
     path.mkdir(parents=True, exist_ok=True)
-    lines = ["_subdirectory: project", "_answers_file: .copier-answers.yml", "project_name:", "  type: str", "  default: x"]
+    lines = [
+        "_subdirectory: project",
+        "_answers_file: .copier-answers.yml",
+        "project_name:",
+        "  type: str",
+        "  default: x",
+    ]
     if tasks:
         lines += ["_tasks:", "  - touch task-ran"]
     (path / "copier.yml").write_text("\n".join(lines) + "\n")
@@ -237,8 +251,12 @@ def test_prompts_on_a_terminal_without_defaults(tmp_path):
     import pexpect  # noqa: F401  (imported only to fail clearly if the dev extra is missing)
 
     child = pexpect.spawn(
-        str(BIN / "python"), ["-m", "opsctl", "init", "proj", "--template", "minimal"], cwd=str(tmp_path),
-        encoding="utf-8", timeout=60, dimensions=(40, 120),
+        str(BIN / "python"),
+        ["-m", "opsctl", "init", "proj", "--template", "minimal"],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
     )
     child.expect("Project name")
     child.expect("proj")  # the offered default (the directory name) is drawn
@@ -263,8 +281,12 @@ def test_terminal_output_is_clean(tmp_path):
     import pexpect
 
     child = pexpect.spawn(
-        str(BIN / "python"), ["-m", "opsctl", "init", "proj", "--defaults"], cwd=str(tmp_path),
-        encoding="utf-8", timeout=60, dimensions=(40, 120),
+        str(BIN / "python"),
+        ["-m", "opsctl", "init", "proj", "--defaults"],
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
     )
     child.expect(pexpect.EOF)
     child.close()

@@ -101,7 +101,9 @@ def test_model_lineage_walks_back_to_the_raw_data(ml_ran):
     assert reads["src/train.py"]["kind"] == "source"
     assert reads["src/train.py"]["hash"] == lock_md5(root, "train", "deps", "src/train.py")
     features = reads["data/features/train.csv"]
-    assert features["kind"] == "artifact" and features["hash"] == lock_md5(root, "train", "deps", "data/features/train.csv")
+    assert features["kind"] == "artifact" and features["hash"] == lock_md5(
+        root, "train", "deps", "data/features/train.csv"
+    )
     (featurize,) = g.out(features["id"], "produced by")
     assert featurize["stage"] == "featurize" and featurize["run"] == run_id
     (prepared,) = [n for n in g.out(featurize["id"], "read") if n["kind"] == "artifact"]
@@ -195,7 +197,10 @@ def test_after_a_second_run_lineage_points_at_the_newer_run(ml_ran, ml_twice, tm
     assert params["values"]["train"]["n_estimators"] == 10
     # featurize and prepare did not run again: their outputs come from the first run
     assert {n["stage"]: n["run"] for n in g.of("stage")} == {
-        "train": second, "featurize": ml_ran["run"], "prepare": ml_ran["run"]}
+        "train": second,
+        "featurize": ml_ran["run"],
+        "prepare": ml_ran["run"],
+    }
     assert {n["run"] for n in g.of("run")} == {second, ml_ran["run"]}
     assert g.one("run", run=second)["git_commit"] == ml_twice["commit"]
     assert g.one("data", path=RAW)["id"] in g.reachable(g.data["root"])
@@ -237,7 +242,8 @@ def test_a_version_neither_a_run_nor_dvc_lock_records_has_an_unknown_producer(tm
     (root / "params.yaml").write_text("head: 3\n")
     (root / "dvc.yaml").write_text(
         "stages:\n  head:\n    cmd: head -n ${head} raw.csv > model.txt\n    deps: [raw.csv]\n"
-        "    params: [head]\n    outs: [model.txt]\n")
+        "    params: [head]\n    outs: [model.txt]\n"
+    )
     run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=root)
     run(["git", "add", "-A"], cwd=root)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"], cwd=root)

@@ -78,8 +78,13 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
     # dvc.yaml now declares the model, in a commit of its own on top of the trained one; the tag is on it.
     assert first["annotation_commit"] == first["commit"] == head(project)
     assert git(project, "rev-parse", "HEAD~1").strip() == trained
-    assert git(project, "show", "--name-only", "--format=%s", "HEAD").split() == \
-        ["opsctl:", "register", "model", "churn", "dvc.yaml"]
+    assert git(project, "show", "--name-only", "--format=%s", "HEAD").split() == [
+        "opsctl:",
+        "register",
+        "model",
+        "churn",
+        "dvc.yaml",
+    ]
     assert "artifacts:\n  churn:\n    path: models/model.pkl\n    type: model\n" in (project / "dvc.yaml").read_text()
     assert "stages:\n  prepare:" in (project / "dvc.yaml").read_text()  # the rest kept as it was
     assert git(project, "cat-file", "-t", "churn@v0.0.1").strip() == "tag"  # annotated, as GTO requires
@@ -103,8 +108,15 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
 
     opsctl_json(project, "promote", "churn", "0.0.1", "--to", "prod")
     promoted = opsctl_json(project, "promote", "churn", "v0.0.2", "--to", "prod")
-    assert promoted == {"name": "churn", "stage": "prod", "version": "v0.0.2", "from": "v0.0.1", "rollback": False,
-                        "tag": "churn#prod#2", "commit": second["commit"]}
+    assert promoted == {
+        "name": "churn",
+        "stage": "prod",
+        "version": "v0.0.2",
+        "from": "v0.0.1",
+        "rollback": False,
+        "tag": "churn#prod#2",
+        "commit": second["commit"],
+    }
     opsctl_json(project, "promote", "churn", "1.0.0", "--to", "staging")
 
     listed = opsctl_json(project, "list")
@@ -140,8 +152,9 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
     ]
     # GTO reads the same versions, commits and stages, and its history takes opsctl's messages.
     theirs = json.loads(gto(project, "show", "churn", "--json").stdout)
-    assert [(v["version"], v["commit_hexsha"], [s["stage"] for s in v["stages"]]) for v in theirs] == \
-        [(v["version"], v["commit"], v["stages"]) for v in shown["versions"]]
+    assert [(v["version"], v["commit_hexsha"], [s["stage"] for s in v["stages"]]) for v in theirs] == [
+        (v["version"], v["commit"], v["stages"]) for v in shown["versions"]
+    ]
     assert len(json.loads(gto(project, "history", "churn", "--json").stdout)) == len(history)
 
     # Nothing earlier left to roll back to; unknown versions and models: errors, no tag.

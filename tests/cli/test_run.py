@@ -80,7 +80,11 @@ def test_dry_run_plans_and_changes_nothing(ml_project):
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     assert lines[0] == ["stage", "action", "why"]
     assert [(row[0], row[1]) for row in lines[1:]] == [
-        ("prepare", "run"), ("featurize", "run"), ("train", "run"), ("evaluate", "run")]
+        ("prepare", "run"),
+        ("featurize", "run"),
+        ("train", "run"),
+        ("evaluate", "run"),
+    ]
     assert "never run" in lines[1][2] and "upstream prepare is stale" in lines[2][2]
     assert "Nothing was changed" in result.stderr
     assert tree(ml_project) == before
@@ -259,11 +263,16 @@ def test_outside_a_project_and_bad_options(tmp_path):
 
 def test_foreach_stages_and_a_nested_dvc_yaml(tmp_path):
     """Stage names as DVC addresses them (gen@a, sub/dvc.yaml:inner); a nested stage runs in its own wdir."""
-    root = make_project(tmp_path / "p", {"gen": {"foreach": ["a", "b"], "do": {
-        "cmd": "echo ${item} > out-${item}.txt", "outs": ["out-${item}.txt"]}}})
+    root = make_project(
+        tmp_path / "p",
+        {"gen": {"foreach": ["a", "b"], "do": {"cmd": "echo ${item} > out-${item}.txt", "outs": ["out-${item}.txt"]}}},
+    )
     (root / "sub").mkdir()
-    (root / "sub" / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"inner": {
-        "cmd": "pwd > where.txt", "deps": ["../out-a.txt"], "outs": ["where.txt"]}}}))
+    (root / "sub" / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {"stages": {"inner": {"cmd": "pwd > where.txt", "deps": ["../out-a.txt"], "outs": ["where.txt"]}}}
+        )
+    )
     run(["git", "add", "-A"], cwd=root)
     run(["git", "commit", "-qm", "nested"], cwd=root)
     report = opsctl_run(root, "sub/dvc.yaml:inner", "--executor", "local")

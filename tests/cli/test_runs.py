@@ -36,10 +36,17 @@ printf '{"m": 0.%s, "x_seen": %s}\\n' "$x" "$x" > metrics.json
 """
 
 SCORE_STAGES = {
-    "score": {"cmd": "sh score.sh", "deps": ["score.sh"], "params": ["x", "fail"],
-              "metrics": [{"metrics.json": {"cache": False}}]},
-    "report": {"cmd": "echo reporting; cat metrics.json > report.txt", "deps": ["metrics.json"],
-               "outs": ["report.txt"]},
+    "score": {
+        "cmd": "sh score.sh",
+        "deps": ["score.sh"],
+        "params": ["x", "fail"],
+        "metrics": [{"metrics.json": {"cache": False}}],
+    },
+    "report": {
+        "cmd": "echo reporting; cat metrics.json > report.txt",
+        "deps": ["metrics.json"],
+        "outs": ["report.txt"],
+    },
 }
 
 
@@ -290,14 +297,17 @@ def test_list_without_runs_says_so(tmp_path):
     assert runs_json(root, "list") == []
 
 
-@pytest.mark.parametrize("args", [
-    ["--where", "params.x"],  # no operator
-    ["--where", "bogus.x>1"],  # neither params nor metrics
-    ["--where", "metrics>1"],  # no key
-    ["--sort", "bogus"],
-    ["--status", "exploded"],
-    ["--limit", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--where", "params.x"],  # no operator
+        ["--where", "bogus.x>1"],  # neither params nor metrics
+        ["--where", "metrics>1"],  # no key
+        ["--sort", "bogus"],
+        ["--status", "exploded"],
+        ["--limit", "0"],
+    ],
+)
 def test_malformed_list_options_are_usage_errors(history, args):
     result = run_opsctl("runs", "list", *args, cwd=history["root"])
     assert result.returncode == 2, (args, result.stdout, result.stderr)
@@ -376,9 +386,15 @@ def test_logs_of_a_copied_project_are_printed_once(history, history_copy):
 
 def test_secret_environment_values_reach_neither_logs_nor_the_store(tmp_path):
     token = "tok-" + secrets.token_hex(12)
-    root = make_project(tmp_path / "p", {
-        "leak": {"cmd": 'echo "the token is $OPSCTL_TEST_TOKEN"; echo $OPSCTL_TEST_TOKEN > leak.txt',
-                 "outs": ["leak.txt"]}})
+    root = make_project(
+        tmp_path / "p",
+        {
+            "leak": {
+                "cmd": 'echo "the token is $OPSCTL_TEST_TOKEN"; echo $OPSCTL_TEST_TOKEN > leak.txt',
+                "outs": ["leak.txt"],
+            }
+        },
+    )
     result = run_opsctl("run", "--executor", "local", cwd=root, env={"OPSCTL_TEST_TOKEN": token})
     assert result.returncode == 0, result.stderr
     assert (root / "leak.txt").read_text().strip() == token  # the stage did see it
@@ -409,8 +425,12 @@ def _start_slow_run(root: Path) -> tuple[subprocess.Popen, int]:
     """``opsctl run`` in the background (a process of its own, Ctrl-C not ignored), back
     once the slow stage's ``sleep`` runs: (the process, the sleep's pid)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "opsctl", "run", "--executor", "local", "-j", "1"], cwd=root,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "opsctl", "run", "--executor", "local", "-j", "1"],
+        cwd=root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
@@ -530,14 +550,19 @@ def ml_ran(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def ml_twice(ml_ran, tmp_path_factory) -> dict:
     """ml_ran, committed, then run again with -S train.n_estimators=10. Read only."""
+
     def build(directory: Path) -> dict:
         root = copy_project(ml_ran["root"], directory / "ml")
         run(["git", "add", "-A"], cwd=root)
         run(["git", "commit", "-qm", "first model"], cwd=root)
         result = run_opsctl("run", "--executor", "local", "-S", "train.n_estimators=10", "--json", cwd=root)
         assert result.returncode == 0, result.stderr
-        return {"root": str(root), "run": json.loads(result.stdout)["run_id"], "commit": head(root),
-                "stderr": result.stderr}
+        return {
+            "root": str(root),
+            "run": json.loads(result.stdout)["run_id"],
+            "commit": head(root),
+            "stderr": result.stderr,
+        }
 
     data = shared_project(tmp_path_factory, "ml-twice", build)
     return {**data, "root": Path(data["root"])}

@@ -18,7 +18,9 @@ print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}), file=sys.std
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["init", "--help"], ["template", "--help"], ["ui", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["init", "--help"], ["template", "--help"], ["ui", "--help"]]
+)
 def test_help_and_version_import_no_heavy_library(args):
     result = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True)
     report = json.loads(result.stderr.strip().splitlines()[-1])
@@ -29,8 +31,9 @@ def test_help_and_version_import_no_heavy_library(args):
 
 def test_messages_off_a_terminal_do_not_import_rich(tmp_path):
     """Scripts and CI get plain lines: an error off a terminal loads no rich at all."""
-    result = subprocess.run([sys.executable, "-c", PROBE.format(args=["status"])], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=["status"])], capture_output=True, text=True, cwd=tmp_path
+    )
     report = json.loads(result.stderr.strip().splitlines()[-1])
     assert report["code"] == 3
     assert "error: not an opsctl project" in result.stderr

@@ -54,8 +54,9 @@ def test_full_document_parses_into_dataclasses():
     assert config.project == "churn"
     assert config.executor == "docker"
     assert config.images == {
-        "app": ImageSpec(name="app", dockerfile="Dockerfile", context=".",
-                         build_args={"BASE_IMAGE": "python:3.11-slim"}),
+        "app": ImageSpec(
+            name="app", dockerfile="Dockerfile", context=".", build_args={"BASE_IMAGE": "python:3.11-slim"}
+        ),
         "tools": ImageSpec(name="tools", ref="busybox:latest"),
     }
     assert config.images["app"].is_built is True
@@ -176,10 +177,16 @@ def test_top_level_not_a_mapping():
         (lambda d: d["stages"].__setitem__("train", "app"), "stages.train", "mapping"),
         (lambda d: d.__setitem__("project", ""), "project", "non-empty string"),
         (lambda d: d.__setitem__("images", ["app"]), "images", "mapping"),
-        (lambda d: d["images"]["app"]["build_args"].__setitem__("X", ["a"]), "images.app.build_args.X",
-         "string or number"),
-        (lambda d: d["images"]["app"]["build_args"].__setitem__("X", True), "images.app.build_args.X",
-         "string or number"),
+        (
+            lambda d: d["images"]["app"]["build_args"].__setitem__("X", ["a"]),
+            "images.app.build_args.X",
+            "string or number",
+        ),
+        (
+            lambda d: d["images"]["app"]["build_args"].__setitem__("X", True),
+            "images.app.build_args.X",
+            "string or number",
+        ),
         (lambda d: d["images"]["app"].__setitem__("dockerfile", 1), "images.app.dockerfile", "non-empty string"),
         (lambda d: d["images"].__setitem__("bad name", {}), "images.bad name", "image name"),
     ],

@@ -51,8 +51,15 @@ def test_exit_codes(cls, code):
 
 
 def test_exit_code_constants():
-    assert (errors.EXIT_OK, errors.EXIT_ERROR, errors.EXIT_USAGE, errors.EXIT_NOT_A_PROJECT,
-            errors.EXIT_UNAVAILABLE, errors.EXIT_STAGE_FAILED, errors.EXIT_INTERRUPTED) == (0, 1, 2, 3, 4, 5, 130)
+    assert (
+        errors.EXIT_OK,
+        errors.EXIT_ERROR,
+        errors.EXIT_USAGE,
+        errors.EXIT_NOT_A_PROJECT,
+        errors.EXIT_UNAVAILABLE,
+        errors.EXIT_STAGE_FAILED,
+        errors.EXIT_INTERRUPTED,
+    ) == (0, 1, 2, 3, 4, 5, 130)
 
 
 @pytest.mark.parametrize("cls", [EngineUnavailableError, TemplateUnreachableError])

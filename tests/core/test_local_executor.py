@@ -24,9 +24,7 @@ def test_failing_command_output_log_and_callback(tmp_path):
 
 def test_succeeding_command_without_callback(tmp_path):
     log_path = tmp_path / "s.log"
-    outcome = LocalExecutor().run(
-        StageInvocation(stage="ok", cmd="echo done", workdir=tmp_path, log_path=log_path)
-    )
+    outcome = LocalExecutor().run(StageInvocation(stage="ok", cmd="echo done", workdir=tmp_path, log_path=log_path))
     assert outcome.succeeded is True
     assert outcome.exit_code == 0
     assert log_path.read_text(encoding="utf-8") == "done\n"
@@ -38,8 +36,13 @@ def test_runs_in_workdir_with_extra_env(tmp_path):
     (work / "marker.txt").write_text("m")
     seen = []
     outcome = LocalExecutor().run(
-        StageInvocation(stage="s", cmd='ls; echo "$OPSCTL_TEST_VAR"', workdir=work,
-                        log_path=tmp_path / "s.log", env={"OPSCTL_TEST_VAR": "from-invocation"}),
+        StageInvocation(
+            stage="s",
+            cmd='ls; echo "$OPSCTL_TEST_VAR"',
+            workdir=work,
+            log_path=tmp_path / "s.log",
+            env={"OPSCTL_TEST_VAR": "from-invocation"},
+        ),
         on_line=lambda stage, line: seen.append(line),
     )
     assert outcome.succeeded
@@ -59,9 +62,13 @@ def test_secret_values_are_masked_in_log_and_callback(tmp_path):
 
     seen = []
     outcome = LocalExecutor().run(
-        StageInvocation(stage="s", cmd='echo "token is $MY_API_TOKEN"; echo "user is $USER_NAME"',
-                        workdir=tmp_path, log_path=tmp_path / "s.log",
-                        env={"MY_API_TOKEN": "abcd1234", "USER_NAME": "alice"}),
+        StageInvocation(
+            stage="s",
+            cmd='echo "token is $MY_API_TOKEN"; echo "user is $USER_NAME"',
+            workdir=tmp_path,
+            log_path=tmp_path / "s.log",
+            env={"MY_API_TOKEN": "abcd1234", "USER_NAME": "alice"},
+        ),
         on_line=lambda stage, line: seen.append(line),
     )
     assert outcome.exit_code == 0

@@ -14,8 +14,13 @@ NEVER_RUN = "never run (no dvc.lock entry)"
 
 def stage(name, *changes, upstream=(), cmd=None):
     return PipelineStage(
-        name=name, dvcfile="dvc.yaml", cmd=cmd or f"python {name}.py", deps=(), outs=(),
-        upstream=tuple(upstream), changes=tuple(changes),
+        name=name,
+        dvcfile="dvc.yaml",
+        cmd=cmd or f"python {name}.py",
+        deps=(),
+        outs=(),
+        upstream=tuple(upstream),
+        changes=tuple(changes),
     )
 
 
@@ -54,12 +59,12 @@ def test_everything_up_to_date():
 
 
 def test_stage_below_stale_stage_is_stale():
-    stages = ([
+    stages = [
         stage("prepare", StageChange("dep", "data/raw/churn.csv", "modified")),
         stage("featurize", upstream=["prepare"]),
         stage("train", upstream=["featurize"]),
         stage("report"),  # independent, up to date
-    ])
+    ]
     by_name = {s.name: s for s in pipeline_status(stages)}
 
     assert by_name["prepare"].stale is True
@@ -73,18 +78,18 @@ def test_stage_below_stale_stage_is_stale():
 
 
 def test_own_reasons_come_before_upstream_ones():
-    stages = ([
+    stages = [
         stage("a", StageChange("command", None, "changed command")),
         stage("b"),
         stage("c", StageChange("param", "params.yaml:train.n", "modified"), upstream=["a", "b"]),
-    ])
+    ]
     c = pipeline_status(stages)[2]
     assert c.reasons == ["param train.n modified", "upstream a is stale"]
     assert c.upstream == ["a", "b"]
 
 
 def test_never_run_stage_shows_only_never_run():
-    stages = ([
+    stages = [
         stage(
             "train",
             StageChange("never-run", None, "no entry in dvc.lock"),
@@ -92,17 +97,17 @@ def test_never_run_stage_shows_only_never_run():
             StageChange("out", "models/model.pkl", "deleted"),
             StageChange("param", "params.yaml:train.n", "new"),
         ),
-    ])
+    ]
     (train,) = pipeline_status(stages)
     assert train.stale is True
     assert train.reasons == [NEVER_RUN]
 
 
 def test_never_run_stage_makes_downstream_stale():
-    stages = ([
+    stages = [
         stage("prepare", StageChange("never-run", None, "no entry in dvc.lock")),
         stage("train", upstream=["prepare"]),
-    ])
+    ]
     assert pipeline_status(stages)[1].reasons == ["upstream prepare is stale"]
 
 
@@ -119,9 +124,11 @@ RAN_IN_V1 = StageImage("docker", "app", "opsctl/p-app:aaaa", "inputs:aaaa")
 
 
 def test_changed_image_makes_the_stage_and_its_dependants_stale():
-    steps = pipeline_status([stage("train"), stage("evaluate", upstream=["train"])],
-                            images={"train": BUILT_V2, "evaluate": BUILT_V2},
-                            lock={"train": RAN_IN_V1, "evaluate": RAN_IN_V1})
+    steps = pipeline_status(
+        [stage("train"), stage("evaluate", upstream=["train"])],
+        images={"train": BUILT_V2, "evaluate": BUILT_V2},
+        lock={"train": RAN_IN_V1, "evaluate": RAN_IN_V1},
+    )
     assert steps[0].reasons == ["image app changed (build inputs)"]
     assert steps[0].image_changed and steps[0].own_change
     assert steps[1].reasons == ["image app changed (build inputs)", "upstream train is stale"]
@@ -141,11 +148,14 @@ def test_switching_images_and_ref_image_ids():
     assert ref.reasons == ["image tools changed (image id)"]
 
 
-@pytest.mark.parametrize("last", [
-    None,  # never ran under opsctl (e.g. `dvc repro`)
-    StageImage("local"),  # ran on the host
-    StageImage("docker", "app", "opsctl/p-app:aaaa", None),  # identity unknown
-])
+@pytest.mark.parametrize(
+    "last",
+    [
+        None,  # never ran under opsctl (e.g. `dvc repro`)
+        StageImage("local"),  # ran on the host
+        StageImage("docker", "app", "opsctl/p-app:aaaa", None),  # identity unknown
+    ],
+)
 def test_no_comparable_record_is_not_a_change(last):
     lock = {"s": last} if last else {}
     (step,) = pipeline_status([stage("s")], images={"s": BUILT_V2}, lock=lock)

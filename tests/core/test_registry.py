@@ -31,18 +31,32 @@ class Tags:
         self.clock = itertools.count(1_700_000_000)
 
     def register(self, name, version, commit, **kw):
-        self._add(f"{name}@{version}", commit, reg.registration_message(name, version, "m.pkl", "abc", kw.pop("run", None)), **kw)
+        self._add(
+            f"{name}@{version}",
+            commit,
+            reg.registration_message(name, version, "m.pkl", "abc", kw.pop("run", None)),
+            **kw,
+        )
 
     def assign(self, name, stage, commit, rollback=False, **kw):
-        self._add(f"{name}#{stage}#{self._counter(name)}", commit,
-                  reg.assignment_message(name, stage, "?", None, rollback), **kw)
+        self._add(
+            f"{name}#{stage}#{self._counter(name)}",
+            commit,
+            reg.assignment_message(name, stage, "?", None, rollback),
+            **kw,
+        )
 
     def unassign(self, name, stage, commit, **kw):
         self._add(f"{name}#{stage}!#{self._counter(name)}", commit, "Unassigning", **kw)
 
     def _counter(self, name):
-        return max([p["counter"] or 0 for t in self.tags if (p := reg.parse_tag_name(t.name)) and p["artifact"] == name],
-                   default=0) + 1
+        return (
+            max(
+                [p["counter"] or 0 for t in self.tags if (p := reg.parse_tag_name(t.name)) and p["artifact"] == name],
+                default=0,
+            )
+            + 1
+        )
 
     def _add(self, name, commit, message, at=None, annotated=True):
         self.tags.append(Tag(name, commit, at if at is not None else next(self.clock), message, annotated))
@@ -54,7 +68,9 @@ class Tags:
 # -- names and versions -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, expected", [("1.2.0", "v1.2.0"), ("v1.2.0", "v1.2.0"), ("0.0.1-rc.1+b7", "v0.0.1-rc.1+b7")])
+@pytest.mark.parametrize(
+    "text, expected", [("1.2.0", "v1.2.0"), ("v1.2.0", "v1.2.0"), ("0.0.1-rc.1+b7", "v0.0.1-rc.1+b7")]
+)
 def test_versions_are_normalised_with_gtos_v_prefix(text, expected):
     assert reg.normalize_version(text) == expected
 
@@ -68,21 +84,37 @@ def test_malformed_versions_are_usage_errors(text):
 def test_version_order_is_semantic_versioning():
     import semver  # GTO's own comparison (a dev dependency, via gto), to prove ours agrees
 
-    versions = ["v1.0.0", "v1.0.0-rc.1", "v1.0.0-rc.10", "v1.0.0-rc.2", "v1.0.0-alpha", "v1.0.0-1", "v0.10.0",
-                "v0.9.9", "v2.0.0", "v1.0.0-alpha.beta", "v1.0.0-beta.11", "v1.0.0-beta.2", "v1.0.1"]
+    versions = [
+        "v1.0.0",
+        "v1.0.0-rc.1",
+        "v1.0.0-rc.10",
+        "v1.0.0-rc.2",
+        "v1.0.0-alpha",
+        "v1.0.0-1",
+        "v0.10.0",
+        "v0.9.9",
+        "v2.0.0",
+        "v1.0.0-alpha.beta",
+        "v1.0.0-beta.11",
+        "v1.0.0-beta.2",
+        "v1.0.1",
+    ]
     ours = sorted(versions, key=reg.version_key)
     theirs = sorted(versions, key=lambda v: semver.Version.parse(v[1:]))
     assert ours == theirs
 
 
-@pytest.mark.parametrize("existing, expected", [
-    ([], "v0.0.1"),
-    (["v0.0.1"], "v0.0.2"),
-    (["v0.0.9", "v0.0.10", "v0.0.2"], "v0.0.11"),
-    (["v1.2.0", "v0.9.0"], "v1.2.1"),
-    (["v1.0.0-rc.1"], "v1.0.1"),  # semver's bump_patch, as `gto register` uses
-    (["v2.0.0+build.5"], "v2.0.1"),
-])
+@pytest.mark.parametrize(
+    "existing, expected",
+    [
+        ([], "v0.0.1"),
+        (["v0.0.1"], "v0.0.2"),
+        (["v0.0.9", "v0.0.10", "v0.0.2"], "v0.0.11"),
+        (["v1.2.0", "v0.9.0"], "v1.2.1"),
+        (["v1.0.0-rc.1"], "v1.0.1"),  # semver's bump_patch, as `gto register` uses
+        (["v2.0.0+build.5"], "v2.0.1"),
+    ],
+)
 def test_next_version_bumps_the_patch_of_the_highest(existing, expected):
     assert reg.next_version(existing) == expected
 
@@ -108,14 +140,30 @@ def test_stage_names_follow_gtos_rule_and_its_config():
 
 # -- tag names: exactly what GTO reads -----------------------------------------------------
 
-TAG_NAMES = ["churn@v0.0.1", "churn@v1.0.0-rc.1+b", "churn#prod#3", "churn#prod", "churn#prod!#4", "churn@v0.0.2!",
-             "churn@deprecated", "churn@deprecated#7", "sub/dir=churn@v1.0.0", "team/churn#dev#1", "v1.0.0",
-             "churn@1.0.0", "churn#prod#x", "churn@created", "release-2024", "churn@v0.0.1#2"]
+TAG_NAMES = [
+    "churn@v0.0.1",
+    "churn@v1.0.0-rc.1+b",
+    "churn#prod#3",
+    "churn#prod",
+    "churn#prod!#4",
+    "churn@v0.0.2!",
+    "churn@deprecated",
+    "churn@deprecated#7",
+    "sub/dir=churn@v1.0.0",
+    "team/churn#dev#1",
+    "v1.0.0",
+    "churn@1.0.0",
+    "churn#prod#x",
+    "churn@created",
+    "release-2024",
+    "churn@v0.0.1#2",
+]
 
 
 @pytest.mark.parametrize("name", TAG_NAMES)
 def test_tag_names_parse_as_gto_parses_them(name):
     import gto.tag as gto_tag  # the dev extra installs gto: a missing one must fail, not skip
+
     ours = reg.parse_tag_name(name)
     theirs = gto_tag.parse_name(name, raise_on_fail=False)
     if "action" not in theirs:  # not a registry tag for GTO (or "@created", which GTO cannot index)
@@ -173,8 +221,10 @@ def test_the_newest_assignment_wins_and_rollback_goes_back_one_step_at_a_time():
 
     history = [(e.event, e.version, e.from_version, e.to_version) for e in model.history if e.stage]
     assert history == [
-        ("promotion", "v0.0.1", None, "v0.0.1"), ("promotion", "v0.0.2", "v0.0.1", "v0.0.2"),
-        ("promotion", "v0.0.3", "v0.0.2", "v0.0.3"), ("rollback", "v0.0.2", "v0.0.3", "v0.0.2"),
+        ("promotion", "v0.0.1", None, "v0.0.1"),
+        ("promotion", "v0.0.2", "v0.0.1", "v0.0.2"),
+        ("promotion", "v0.0.3", "v0.0.2", "v0.0.3"),
+        ("rollback", "v0.0.2", "v0.0.3", "v0.0.2"),
         ("rollback", "v0.0.1", "v0.0.2", "v0.0.1"),
     ]
 

@@ -9,16 +9,19 @@ from opsctl.core.stagelock import LOCK_FILE, StageImage, read_lock, record_stage
 from opsctl.errors import UsageError
 
 
-@pytest.mark.parametrize(("item", "parsed"), [
-    ("train.n_est=50", ("params.yaml", "train.n_est", 50)),
-    ("lr=0.1", ("params.yaml", "lr", 0.1)),
-    ("flag=true", ("params.yaml", "flag", True)),
-    ("name=forest", ("params.yaml", "name", "forest")),
-    ("list=[1, 2]", ("params.yaml", "list", [1, 2])),
-    ("empty=", ("params.yaml", "empty", "")),
-    ("conf/p.yaml:a.b=x", ("conf/p.yaml", "a.b", "x")),
-    ("text=a: b", ("params.yaml", "text", {"a": "b"})),
-])
+@pytest.mark.parametrize(
+    ("item", "parsed"),
+    [
+        ("train.n_est=50", ("params.yaml", "train.n_est", 50)),
+        ("lr=0.1", ("params.yaml", "lr", 0.1)),
+        ("flag=true", ("params.yaml", "flag", True)),
+        ("name=forest", ("params.yaml", "name", "forest")),
+        ("list=[1, 2]", ("params.yaml", "list", [1, 2])),
+        ("empty=", ("params.yaml", "empty", "")),
+        ("conf/p.yaml:a.b=x", ("conf/p.yaml", "a.b", "x")),
+        ("text=a: b", ("params.yaml", "text", {"a": "b"})),
+    ],
+)
 def test_parse_overrides(item, parsed):
     assert parse_overrides([item]) == [parsed]
 
@@ -35,8 +38,10 @@ def test_stagelock_round_trip_and_replace(tmp_path):
     record_stage(tmp_path, "prepare", StageImage("local"))
     record_stage(tmp_path, "train", StageImage("docker", "app", "opsctl/p-app:def", "inputs:def"))
     lock = read_lock(tmp_path)
-    assert lock == {"prepare": StageImage("local"),
-                    "train": StageImage("docker", "app", "opsctl/p-app:def", "inputs:def")}
+    assert lock == {
+        "prepare": StageImage("local"),
+        "train": StageImage("docker", "app", "opsctl/p-app:def", "inputs:def"),
+    }
     text = (tmp_path / LOCK_FILE).read_text()
     assert text.startswith("# Written by `opsctl run`")
     assert text.index("prepare:") < text.index("train:")  # sorted: stable diffs in Git

@@ -9,7 +9,15 @@ import time
 import pytest
 
 from opsctl.core.scheduler import (
-    CACHED, FAILED, INTERRUPTED, RAN, SKIPPED, SchedulerInterrupted, StageReport, StageTask, run_stages,
+    CACHED,
+    FAILED,
+    INTERRUPTED,
+    RAN,
+    SKIPPED,
+    SchedulerInterrupted,
+    StageReport,
+    StageTask,
+    run_stages,
 )
 
 
@@ -43,8 +51,12 @@ class FakeStages:
         return self.events.index((kind, name))
 
 
-ML = [StageTask("prepare"), StageTask("featurize", ("prepare",)), StageTask("train", ("featurize",)),
-      StageTask("evaluate", ("featurize", "train"))]
+ML = [
+    StageTask("prepare"),
+    StageTask("featurize", ("prepare",)),
+    StageTask("train", ("featurize",)),
+    StageTask("evaluate", ("featurize", "train")),
+]
 
 
 def test_dependencies_run_first():
@@ -149,6 +161,7 @@ def test_ctrl_c_cancels_waits_and_reports():
 
 def test_stage_that_finished_as_ctrl_c_came_keeps_its_result():
     """Its dvc.lock entry is written: reporting it interrupted would contradict dvc.lock."""
+
     def run(name):
         if name == "prepare":
             threading.Timer(0.1, _thread.interrupt_main).start()

@@ -26,10 +26,22 @@ START_TIMEOUT = 30.0
 # Variables that would send the clients elsewhere than our server (a profile, a
 # proxy, a global endpoint override, an instance-metadata lookup).
 _UNSET = (
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
-    "https_proxy", "all_proxy",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
 )
 
 
@@ -78,7 +90,9 @@ class MotoServer:
             with log.open("wb") as sink:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
-                    stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     env={**_clean_environ(), **self.env},
                 )
             if self._wait_ready():
@@ -116,9 +130,12 @@ class MotoServer:
         from botocore.config import Config
 
         return boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=REGION,
         ).client(
-            "s3", endpoint_url=self.endpoint,
+            "s3",
+            endpoint_url=self.endpoint,
             config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 1}),
         )
 

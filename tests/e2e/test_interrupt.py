@@ -95,7 +95,9 @@ def test_ctrl_c_at_any_moment_leaves_all_or_nothing(tmp_path):
         if project.exists():
             # A signal that lands after the commit (even during interpreter exit) finds a finished project.
             done = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True)
-            assert done.returncode == 0 and done.stdout == "", f"half-made project after {delay:.2f}s: {done.stdout}{err}"
+            assert done.returncode == 0 and done.stdout == "", (
+                f"half-made project after {delay:.2f}s: {done.stdout}{err}"
+            )
             assert (project / "data/raw/churn.csv.dvc").exists()
         else:
             assert proc.returncode != 0

@@ -22,7 +22,11 @@ def test_demo_script_scaffolds_runs_and_pushes(tmp_path):
     assert "params.train.n_estimators\t100\t50\t-50" in result.stdout
     assert "✓ Registered churn v0.0.1" in result.stderr and "is now in prod" in result.stderr
     lineage = result.stdout.split("$ opsctl lineage churn@v0.0.1", 1)[1]
-    assert "models/model.pkl" in lineage and "data/raw/churn.csv" in lineage and "(data, data/raw/churn.csv.dvc)" in lineage
+    assert (
+        "models/model.pkl" in lineage
+        and "data/raw/churn.csv" in lineage
+        and "(data, data/raw/churn.csv.dvc)" in lineage
+    )
     # With an engine reachable (always in CI), the stages ran in containers.
     if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         assert "(docker, -j" in result.stderr

@@ -30,8 +30,9 @@ ML_STAGES = ["prepare", "featurize", "train", "evaluate"]
 
 
 def _ensure_image(which: str) -> None:
-    built = subprocess.run(["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", which],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", which], capture_output=True, text=True
+    )
     assert built.returncode == 0, built.stderr
 
 
@@ -128,8 +129,19 @@ def _run_json(root: Path, *args: str, env: dict | None = None) -> tuple[subproce
 def test_ml_pipeline_template_runs_in_docker_and_dvc_agrees(tmp_path, python_image, docker_engine):
     name = f"ml{uuid.uuid4().hex[:10]}"
     try:
-        run_opsctl("init", "p", "--defaults", "--name", name, "--data", f"base_image={PYTHON_IMAGE}",
-                   "--data", "install_requirements=false", cwd=tmp_path, check=True)
+        run_opsctl(
+            "init",
+            "p",
+            "--defaults",
+            "--name",
+            name,
+            "--data",
+            f"base_image={PYTHON_IMAGE}",
+            "--data",
+            "install_requirements=false",
+            cwd=tmp_path,
+            check=True,
+        )
         root = tmp_path / "p"
 
         result, report = _run_json(root)
@@ -190,8 +202,10 @@ def test_independent_stages_run_at_the_same_time(busybox_project):
     # Each stage writes when it started and when it finished (after 3 s of sleep). Run one
     # after another, a stage could only start once the previous one had finished.
     stages = {
-        f"s{i}": {"cmd": f"mkdir -p out && date +%s > out/s{i}.txt && sleep 3 && date +%s >> out/s{i}.txt",
-                  "outs": [f"out/s{i}.txt"]}
+        f"s{i}": {
+            "cmd": f"mkdir -p out && date +%s > out/s{i}.txt && sleep 3 && date +%s >> out/s{i}.txt",
+            "outs": [f"out/s{i}.txt"],
+        }
         for i in range(1, 5)
     }
     root = busybox_project(stages)
@@ -219,8 +233,13 @@ def test_independent_stages_run_at_the_same_time(busybox_project):
 def test_same_params_again_restore_from_the_run_cache(busybox_project):
     # The output carries a fresh random id each time the command really runs.
     root = busybox_project(
-        {"echo": {"cmd": "(cat params.yaml; cat /proc/sys/kernel/random/uuid) > out.txt",
-                  "params": ["x"], "outs": ["out.txt"]}},
+        {
+            "echo": {
+                "cmd": "(cat params.yaml; cat /proc/sys/kernel/random/uuid) > out.txt",
+                "params": ["x"],
+                "outs": ["out.txt"],
+            }
+        },
         params={"x": 0},
     )
     outputs = []
@@ -248,11 +267,13 @@ def test_same_params_again_restore_from_the_run_cache(busybox_project):
 
 
 def test_failed_stage_stops_its_dependants_and_leaves_no_container(busybox_project):
-    root = busybox_project({
-        "a": {"cmd": "echo ok > a.txt", "outs": ["a.txt"]},
-        "b": {"cmd": "echo b-first-line; echo b-last-words; exit 3", "outs": ["b.txt"]},
-        "c": {"cmd": "cat b.txt > c.txt", "deps": ["b.txt"], "outs": ["c.txt"]},
-    })
+    root = busybox_project(
+        {
+            "a": {"cmd": "echo ok > a.txt", "outs": ["a.txt"]},
+            "b": {"cmd": "echo b-first-line; echo b-last-words; exit 3", "outs": ["b.txt"]},
+            "c": {"cmd": "cat b.txt > c.txt", "deps": ["b.txt"], "outs": ["c.txt"]},
+        }
+    )
     result, report = _run_json(root, "-j", "2")
     assert result.returncode == 5, result.stderr
     assert report["status"] == "failed"
@@ -298,12 +319,20 @@ class _LiveRun:
 
         self.root = root
         self._engine = docker.from_env()
-        self.proc = subprocess.Popen([PYTHON, "-m", "opsctl", "run", *args], cwd=root, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "opsctl", "run", *args],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._out: list[str] = []
         self._err: list[str] = []
-        self._pumps = [threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
-                       for stream, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err))]
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+            for stream, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err))
+        ]
         for pump in self._pumps:
             pump.start()
 
@@ -356,10 +385,12 @@ class _LiveRun:
 
 
 def test_ctrl_c_removes_containers_and_keeps_finished_stages(busybox_project):
-    root = busybox_project({
-        "quick": {"cmd": "echo quick > q.txt", "outs": ["q.txt"]},
-        "slow": {"cmd": "sleep 300 && echo > o.txt", "outs": ["o.txt"]},
-    })
+    root = busybox_project(
+        {
+            "quick": {"cmd": "echo quick > q.txt", "outs": ["q.txt"]},
+            "slow": {"cmd": "sleep 300 && echo > o.txt", "outs": ["o.txt"]},
+        }
+    )
     live = _LiveRun(root, "-j", "2", "--json")
     try:
         # Ctrl-C once the quick stage has finished and the slow one's container is running.
@@ -385,10 +416,12 @@ def test_ctrl_c_while_a_finished_stage_is_recorded_reports_what_dvc_lock_says(bu
     """Ctrl-C in the moment after a stage's container exited 0, while its output is hashed and
     committed (64 MB make that moment last): whatever opsctl decides, its report and dvc.lock
     must agree — a stage reported "interrupted" has no dvc.lock entry, one with an entry "ran"."""
-    root = busybox_project({
-        "quick": {"cmd": "dd if=/dev/zero of=big.bin bs=1M count=64 2>/dev/null", "outs": ["big.bin"]},
-        "slow": {"cmd": "sleep 300 && echo > o.txt", "outs": ["o.txt"]},
-    })
+    root = busybox_project(
+        {
+            "quick": {"cmd": "dd if=/dev/zero of=big.bin bs=1M count=64 2>/dev/null", "outs": ["big.bin"]},
+            "slow": {"cmd": "sleep 300 && echo > o.txt", "outs": ["o.txt"]},
+        }
+    )
     live = _LiveRun(root, "-j", "2", "--json")
     seen = []
 
@@ -410,7 +443,8 @@ def test_ctrl_c_while_a_finished_stage_is_recorded_reports_what_dvc_lock_says(bu
     assert _containers_of_run(report["run_id"]) == []
     recorded = sorted(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) if (root / "dvc.lock").exists() else []
     assert ("quick" in recorded) == (statuses["quick"] == "ran"), (
-        f"opsctl reports quick {statuses['quick']!r} but dvc.lock records {recorded}\n{err}")
+        f"opsctl reports quick {statuses['quick']!r} but dvc.lock records {recorded}\n{err}"
+    )
 
 
 # -- 7. what a container may do ---------------------------------------------------------------
@@ -422,18 +456,25 @@ IFACES = "grep -o '^ *[a-z0-9]*:' /proc/net/dev | tr -d ' :'"
 def test_containers_run_as_the_user_without_network_or_capabilities(busybox_project):
     root = busybox_project(
         {
-            "ids": {"cmd": "id -u > ids.txt; id -g >> ids.txt; "
-                           "(wget -q -T 2 -O- http://127.0.0.1:1/ >/dev/null 2>&1 && echo net || echo nonet) >> ids.txt; "
-                           f"cat /proc/self/status | grep CapEff >> ids.txt; {IFACES} >> ids.txt",
-                    "outs": ["ids.txt"]},
+            "ids": {
+                "cmd": "id -u > ids.txt; id -g >> ids.txt; "
+                "(wget -q -T 2 -O- http://127.0.0.1:1/ >/dev/null 2>&1 && echo net || echo nonet) >> ids.txt; "
+                f"cat /proc/self/status | grep CapEff >> ids.txt; {IFACES} >> ids.txt",
+                "outs": ["ids.txt"],
+            },
             # the control: a stage that asks for a network gets one (so the probe above can tell)
             "netctl": {"cmd": f"{IFACES} > net.txt", "outs": ["net.txt"]},
-            "secret": {"cmd": 'echo "token=$OPSCTL_TEST_TOKEN"; echo "other=[$OPSCTL_TEST_OTHER]"; '
-                              'echo "$OPSCTL_TEST_TOKEN" > env.txt; echo "[$OPSCTL_TEST_OTHER]" >> env.txt',
-                       "outs": ["env.txt"]},
+            "secret": {
+                "cmd": 'echo "token=$OPSCTL_TEST_TOKEN"; echo "other=[$OPSCTL_TEST_OTHER]"; '
+                'echo "$OPSCTL_TEST_TOKEN" > env.txt; echo "[$OPSCTL_TEST_OTHER]" >> env.txt',
+                "outs": ["env.txt"],
+            },
         },
-        config_stages={"default": {"image": "tools"}, "secret": {"env": ["OPSCTL_TEST_TOKEN"]},
-                       "netctl": {"network": "bridge"}},
+        config_stages={
+            "default": {"image": "tools"},
+            "secret": {"env": ["OPSCTL_TEST_TOKEN"]},
+            "netctl": {"network": "bridge"},
+        },
     )
     token = f"tok-{uuid.uuid4().hex}"
     result, report = _run_json(root, env={"OPSCTL_TEST_TOKEN": token, "OPSCTL_TEST_OTHER": "should-not-pass"})
@@ -471,8 +512,10 @@ def test_unreachable_engine_exits_4_and_writes_nothing(busybox_project):
 
 def test_stage_without_an_image_needs_the_local_executor(busybox_project):
     root = busybox_project(
-        {"boxed": {"cmd": "echo boxed > boxed.txt", "outs": ["boxed.txt"]},
-         "hostonly": {"cmd": "pwd > where.txt", "outs": ["where.txt"]}},
+        {
+            "boxed": {"cmd": "echo boxed > boxed.txt", "outs": ["boxed.txt"]},
+            "hostonly": {"cmd": "pwd > where.txt", "outs": ["where.txt"]},
+        },
         config_stages={"boxed": {"image": "tools"}},
     )
     refused = run_opsctl("run", cwd=root)

@@ -47,8 +47,9 @@ def _files(project: Path, paths=TRACKED) -> list[Path]:
 
 
 def _digests(project: Path, algo: str = "sha256", paths=TRACKED) -> dict[str, str]:
-    return {f.relative_to(project).as_posix(): hashlib.new(algo, f.read_bytes()).hexdigest()
-            for f in _files(project, paths)}
+    return {
+        f.relative_to(project).as_posix(): hashlib.new(algo, f.read_bytes()).hexdigest() for f in _files(project, paths)
+    }
 
 
 def _json(result) -> dict:
@@ -57,8 +58,19 @@ def _json(result) -> dict:
 
 
 def _add_s3_remote(project: Path, server, bucket: str, name: str = "s3") -> None:
-    run_opsctl("data", "remote", "add", name, f"s3://{bucket}/store", "--endpoint-url", server.endpoint,
-               "--default", cwd=project, env=server.env, check=True)
+    run_opsctl(
+        "data",
+        "remote",
+        "add",
+        name,
+        f"s3://{bucket}/store",
+        "--endpoint-url",
+        server.endpoint,
+        "--default",
+        cwd=project,
+        env=server.env,
+        check=True,
+    )
 
 
 def _add_and_commit(project: Path, env: dict) -> dict:
@@ -82,8 +94,11 @@ def test_s3_full_cycle(ml_project, tmp_path, moto_s3, s3_bucket):
     # The remote is written exactly as `dvc remote add -d` + `dvc remote modify` write it.
     _add_s3_remote(ml_project, moto_s3, s3_bucket)
     run([str(BIN / "dvc"), "remote", "add", "-d", "s3", f"s3://{s3_bucket}/store"], cwd=twin, env={**os.environ, **env})
-    run([str(BIN / "dvc"), "remote", "modify", "s3", "endpointurl", moto_s3.endpoint], cwd=twin,
-        env={**os.environ, **env})
+    run(
+        [str(BIN / "dvc"), "remote", "modify", "s3", "endpointurl", moto_s3.endpoint],
+        cwd=twin,
+        env={**os.environ, **env},
+    )
     ours, theirs = ConfigObj(str(ml_project / ".dvc" / "config")), ConfigObj(str(twin / ".dvc" / "config"))
     assert ours['remote "s3"'] == {"url": f"s3://{s3_bucket}/store", "endpointurl": moto_s3.endpoint}
     assert ours.dict() == theirs.dict()
@@ -152,8 +167,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-        and p.relative_to(root).parts[:2] != (".dvc", "tmp")
+        if p.is_file() and ".git" not in p.relative_to(root).parts and p.relative_to(root).parts[:2] != (".dvc", "tmp")
     }
 
 
@@ -162,8 +176,19 @@ def test_s3_unreachable_remote(ml_project, moto_s3, s3_bucket):
     _add_s3_remote(ml_project, moto_s3, s3_bucket, name="good")
     _add_and_commit(ml_project, env)
     dead_port = free_port()  # bound and released: nothing listens there
-    run_opsctl("data", "remote", "add", "dead", f"s3://{s3_bucket}/store", "--endpoint-url",
-               f"http://127.0.0.1:{dead_port}", "--default", cwd=ml_project, env=env, check=True)
+    run_opsctl(
+        "data",
+        "remote",
+        "add",
+        "dead",
+        f"s3://{s3_bucket}/store",
+        "--endpoint-url",
+        f"http://127.0.0.1:{dead_port}",
+        "--default",
+        cwd=ml_project,
+        env=env,
+        check=True,
+    )
 
     snapshot = _snapshot(ml_project)
     fail_fast = {**env, "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}

@@ -45,15 +45,37 @@ def project(tmp_path_factory) -> Path:
                     log.parent.mkdir(parents=True, exist_ok=True)
                     log.write_text(f"starting {name}\n{LOG_LINES[name]}\n")
                     log_path = log.relative_to(root).as_posix()  # relative to the project root
-                stages.append(StageRecord(
-                    name, "failed" if failed else "ran", started=started + 10 * i, duration=5.0,
-                    cmd=f"python src/{name}.py", exit_code=1 if failed else 0, log_path=log_path,
-                    artifacts=[ArtifactRecord("out", f"data/{name}.out", f"{n:016x}{i:016x}")]))
-            store.record_run(RunRecord(
-                NewRun(run_id, started=started, user="ana", host="box", git_commit=f"{n + 1:040x}", branch="main",
-                       executor="local", jobs=1),
-                status=status, finished=started + 30, stages=stages,
-                params={"train.n_estimators": 10 * (n + 1)}, metrics={"accuracy": 0.5 + n / 10}))
+                stages.append(
+                    StageRecord(
+                        name,
+                        "failed" if failed else "ran",
+                        started=started + 10 * i,
+                        duration=5.0,
+                        cmd=f"python src/{name}.py",
+                        exit_code=1 if failed else 0,
+                        log_path=log_path,
+                        artifacts=[ArtifactRecord("out", f"data/{name}.out", f"{n:016x}{i:016x}")],
+                    )
+                )
+            store.record_run(
+                RunRecord(
+                    NewRun(
+                        run_id,
+                        started=started,
+                        user="ana",
+                        host="box",
+                        git_commit=f"{n + 1:040x}",
+                        branch="main",
+                        executor="local",
+                        jobs=1,
+                    ),
+                    status=status,
+                    finished=started + 30,
+                    stages=stages,
+                    params={"train.n_estimators": 10 * (n + 1)},
+                    metrics={"accuracy": 0.5 + n / 10},
+                )
+            )
     return root
 
 
@@ -102,13 +124,39 @@ def pane(tmp_path):
 
     def start(command: str) -> Pane:
         result = subprocess.run(
-            [TMUX, "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", "140", "-y", "40", "-s", session,
-             command, ";", "set-option", "-t", session, "remain-on-exit", "on"],  # keep a crash's traceback
-            env=env, capture_output=True, text=True, timeout=30)
+            [
+                TMUX,
+                "-L",
+                socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "140",
+                "-y",
+                "40",
+                "-s",
+                session,
+                command,
+                ";",
+                "set-option",
+                "-t",
+                session,
+                "remain-on-exit",
+                "on",
+            ],  # keep a crash's traceback
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if result.returncode != 0:
             if "No such device" in result.stderr:
-                pytest.fail(f"tmux could not start its server ({result.stderr.strip()}): /dev/null is probably "
-                            "not the character device it should be (ls -l /dev/null)")
+                pytest.fail(
+                    f"tmux could not start its server ({result.stderr.strip()}): /dev/null is probably "
+                    "not the character device it should be (ls -l /dev/null)"
+                )
             pytest.fail(f"tmux new-session exited {result.returncode}: {result.stderr.strip()}")
         term = Pane(socket, session)
         sockets.append(Path(term.tmux("display-message", "-p", "#{socket_path}").stdout.strip()))
@@ -124,8 +172,10 @@ def pane(tmp_path):
 
 def test_dashboard_in_a_terminal(project, pane, tmp_path):
     status = tmp_path / "status"
-    command = (f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m opsctl ui; "
-               f"echo \"exit=$?\" > {shlex.quote(str(status))}")
+    command = (
+        f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m opsctl ui; "
+        f"echo \"exit=$?\" > {shlex.quote(str(status))}"
+    )
     term = pane(command)
 
     # The runs table: both runs by their id prefix, the newest first.
@@ -167,8 +217,10 @@ def test_sigterm_ends_it_with_130_and_the_terminal_restored(project, pane, tmp_p
     status = tmp_path / "status"
     pidfile = tmp_path / "pid"
     inner = f"echo $$ > {shlex.quote(str(pidfile))}; exec {shlex.quote(sys.executable)} -m opsctl ui"
-    command = (f"cd {shlex.quote(str(project))} && sh -c {shlex.quote(inner)}; "
-               f"echo \"exit=$?\" > {shlex.quote(str(status))}; echo SHELL-AGAIN; sleep 30")
+    command = (
+        f"cd {shlex.quote(str(project))} && sh -c {shlex.quote(inner)}; "
+        f"echo \"exit=$?\" > {shlex.quote(str(status))}; echo SHELL-AGAIN; sleep 30"
+    )
     term = pane(command)
     term.wait_for("the runs", lambda t: RECENT[:8] in t, status)
     os.kill(int(pidfile.read_text()), signal.SIGTERM)

@@ -21,8 +21,9 @@ IMAGE = "opsctl-test/busybox:latest"
 
 @pytest.fixture(scope="session")
 def busybox_image(docker_engine):
-    result = subprocess.run(["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", "busybox"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-test-images.sh"), "--only", "busybox"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     return IMAGE
 
@@ -30,8 +31,13 @@ def busybox_image(docker_engine):
 def invoke(tmp_path, cmd, *, run_id="run-test", env=None, **settings) -> tuple:
     lines = []
     invocation = StageInvocation(
-        stage="s", cmd=cmd, workdir=tmp_path, log_path=tmp_path / ".opsctl" / "s.log", env=env or {},
-        run_id=run_id, container=ContainerSettings(image=IMAGE, **settings),
+        stage="s",
+        cmd=cmd,
+        workdir=tmp_path,
+        log_path=tmp_path / ".opsctl" / "s.log",
+        env=env or {},
+        run_id=run_id,
+        container=ContainerSettings(image=IMAGE, **settings),
     )
     executor = DockerExecutor()
     try:
@@ -73,9 +79,12 @@ def test_safe_defaults(tmp_path, busybox_image):
 def test_limits_env_passthrough_and_masked_secrets(tmp_path, busybox_image):
     env = {"GREETING": "hello", "API_TOKEN": "s3cr3t-value"}
     outcome, lines = invoke(
-        tmp_path, "echo $GREETING; echo token=$API_TOKEN; echo other=${UNPASSED:-unset}; "
+        tmp_path,
+        "echo $GREETING; echo token=$API_TOKEN; echo other=${UNPASSED:-unset}; "
         "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
-        env=env, memory="64m", cpus=0.5,
+        env=env,
+        memory="64m",
+        cpus=0.5,
     )
     text = [line for _, line in lines]
     assert text[:3] == ["hello", "token=***", "other=unset"]
@@ -124,8 +133,13 @@ def test_ctrl_c_stops_and_removes_the_container(tmp_path, busybox_image):
 def test_missing_image_is_a_clear_error(tmp_path, busybox_image):
     from opsctl.errors import EngineUnavailableError
 
-    invocation = StageInvocation(stage="s", cmd="true", workdir=tmp_path, log_path=tmp_path / "s.log",
-                                 container=ContainerSettings(image="opsctl-test/does-not-exist:1"))
+    invocation = StageInvocation(
+        stage="s",
+        cmd="true",
+        workdir=tmp_path,
+        log_path=tmp_path / "s.log",
+        container=ContainerSettings(image="opsctl-test/does-not-exist:1"),
+    )
     with pytest.raises(EngineUnavailableError, match="never pulls"):
         DockerExecutor().run(invocation)
 
@@ -137,9 +151,13 @@ def test_a_runs_stages_share_one_empty_network_namespace(tmp_path, busybox_image
     try:
         for stage in ("a", "b"):
             invocation = StageInvocation(
-                stage=stage, cmd="readlink /proc/self/ns/net; ip -o link | cut -d: -f2", workdir=tmp_path,
-                log_path=tmp_path / f"{stage}.log", run_id="run-shared-ns",
-                container=ContainerSettings(image=IMAGE))
+                stage=stage,
+                cmd="readlink /proc/self/ns/net; ip -o link | cut -d: -f2",
+                workdir=tmp_path,
+                log_path=tmp_path / f"{stage}.log",
+                run_id="run-shared-ns",
+                container=ContainerSettings(image=IMAGE),
+            )
             outcome = executor.run(invocation, on_line=lambda s, line: seen.append((s, line.strip())))
             assert outcome.succeeded
         assert len(containers_labelled(RUN_LABEL, "run-shared-ns")) == 1  # the sandbox, until close
@@ -158,9 +176,13 @@ def test_containers_of_a_killed_opsctl_are_reaped(tmp_path, busybox_image, docke
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     orphan = docker_engine.containers.create(
-        IMAGE, ["sleep", "600"], labels={RUN_LABEL: "run-orphan", OWNER_LABEL: f"{socket.gethostname()}:{dead.stdout.strip()}"})
+        IMAGE,
+        ["sleep", "600"],
+        labels={RUN_LABEL: "run-orphan", OWNER_LABEL: f"{socket.gethostname()}:{dead.stdout.strip()}"},
+    )
     mine = docker_engine.containers.create(
-        IMAGE, ["sleep", "600"], labels={RUN_LABEL: "run-alive", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"})
+        IMAGE, ["sleep", "600"], labels={RUN_LABEL: "run-alive", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
+    )
     try:
         outcome, _ = invoke(tmp_path, "true", run_id="run-reaper")
         assert outcome.succeeded

@@ -45,8 +45,16 @@ def store(db):
 
 
 def new_run(run_id: str, started: float, **kw) -> NewRun:
-    defaults = dict(user="alice", host="box", pid=4242, git_commit="c0ffee" * 6 + "ab", branch="main",
-                    executor="local", jobs=2, targets=["train"])
+    defaults = dict(
+        user="alice",
+        host="box",
+        pid=4242,
+        git_commit="c0ffee" * 6 + "ab",
+        branch="main",
+        executor="local",
+        jobs=2,
+        targets=["train"],
+    )
     return NewRun(id=run_id, started=started, **{**defaults, **kw})
 
 
@@ -54,10 +62,10 @@ def stage(name: str, outcome: str = "ran", started: float | None = None, **kw) -
     return StageRecord(name=name, outcome=outcome, started=started, **kw)
 
 
-def record(store, run_id, started, *, status="succeeded", duration=10.0, params=None, metrics=None,
-           stages=(), **kw):
-    store.record_run(RunRecord(new_run(run_id, started, **kw), status, started + duration, list(stages),
-                               params or {}, metrics or {}))
+def record(store, run_id, started, *, status="succeeded", duration=10.0, params=None, metrics=None, stages=(), **kw):
+    store.record_run(
+        RunRecord(new_run(run_id, started, **kw), status, started + duration, list(stages), params or {}, metrics or {})
+    )
 
 
 def ids(runs) -> list[str]:
@@ -67,23 +75,50 @@ def ids(runs) -> list[str]:
 # -- round trips -----------------------------------------------------------------------
 
 PARAMS = {
-    "train.n_est": 50, "train.lr": 0.05, "train.ratio": 1.0, "train.optimizer": "adam", "train.shuffle": True,
-    "train.seed": None, "train.layers": [64, 32], "train.extra": {"a": 1}, "big": 2**70, "neg": -3,
-    "text.unicode": "naïve – ✓", "looks.numeric": "50",
+    "train.n_est": 50,
+    "train.lr": 0.05,
+    "train.ratio": 1.0,
+    "train.optimizer": "adam",
+    "train.shuffle": True,
+    "train.seed": None,
+    "train.layers": [64, 32],
+    "train.extra": {"a": 1},
+    "big": 2**70,
+    "neg": -3,
+    "text.unicode": "naïve – ✓",
+    "looks.numeric": "50",
 }
 METRICS = {"accuracy": 0.93, "metrics.json:loss": 0.21, "nan_metric": math.nan, "inf_metric": math.inf, "epochs": 12}
 
 PREP = StageRecord(
-    name="prepare", outcome="ran", detail="", started=1001.0, duration=1.5, cmd="python src/prepare.py",
-    image_ref="ghcr.io/acme/prep:1.0", image_id="sha256:" + "a" * 64, exit_code=0,
+    name="prepare",
+    outcome="ran",
+    detail="",
+    started=1001.0,
+    duration=1.5,
+    cmd="python src/prepare.py",
+    image_ref="ghcr.io/acme/prep:1.0",
+    image_id="sha256:" + "a" * 64,
+    exit_code=0,
     log_path=".opsctl/runs/abcdef012345/prepare.log",
-    artifacts=(ArtifactRecord("dep", "data/raw.csv", "11" * 16), ArtifactRecord("dep", "src/prepare.py", "22" * 16),
-               ArtifactRecord("out", "data/prepared", "33" * 16 + ".dir"),
-               ArtifactRecord("param", "params.yaml", '{"prepare.split": 0.2}')),
+    artifacts=(
+        ArtifactRecord("dep", "data/raw.csv", "11" * 16),
+        ArtifactRecord("dep", "src/prepare.py", "22" * 16),
+        ArtifactRecord("out", "data/prepared", "33" * 16 + ".dir"),
+        ArtifactRecord("param", "params.yaml", '{"prepare.split": 0.2}'),
+    ),
 )
 TRAIN = StageRecord(
-    name="train", outcome="failed", detail="exit code 1", started=1003.0, duration=7.25, cmd="python src/train.py",
-    image_ref="ghcr.io/acme/train:1.0", image_id=None, exit_code=1, log_path=".opsctl/runs/abcdef012345/train.log",
+    name="train",
+    outcome="failed",
+    detail="exit code 1",
+    started=1003.0,
+    duration=7.25,
+    cmd="python src/train.py",
+    image_ref="ghcr.io/acme/train:1.0",
+    image_id=None,
+    exit_code=1,
+    log_path=".opsctl/runs/abcdef012345/train.log",
     artifacts=(ArtifactRecord("dep", "data/prepared", "33" * 16 + ".dir"), ArtifactRecord("out", "model.pkl", None)),
 )
 EVAL = StageRecord(name="evaluate", outcome="skipped", detail="train failed")
@@ -112,8 +147,20 @@ def _assert_full_run(detail, run_id="abcdef012345"):
 
 
 def _full_new_run(run_id="abcdef012345"):
-    return NewRun(id=run_id, started=1000.0, user="alice", host="box", pid=4242, git_commit="c" * 40, branch="dev",
-                  dirty=True, diff_hash="d1ff" * 16, executor="docker", jobs=4, targets=["train", "evaluate"])
+    return NewRun(
+        id=run_id,
+        started=1000.0,
+        user="alice",
+        host="box",
+        pid=4242,
+        git_commit="c" * 40,
+        branch="dev",
+        dirty=True,
+        diff_hash="d1ff" * 16,
+        executor="docker",
+        jobs=4,
+        targets=["train", "evaluate"],
+    )
 
 
 def test_a_run_recorded_as_it_happens_reads_back_whole(store):
@@ -158,8 +205,9 @@ def test_a_write_that_failed_leaves_no_trace_in_later_writes(store):
     first = RunRecord(new_run("aaaa00000001", 1.0), "succeeded", 2.0, params={"fresh.key": 1}, metrics={"m": 2})
     with pytest.raises(StoreError):
         store.record_runs([first, first])
-    store.record_run(RunRecord(new_run("aaaa00000002", 1.0), "succeeded", 2.0, params={"other": 0, "fresh.key": 3},
-                               metrics={"m": 4}))
+    store.record_run(
+        RunRecord(new_run("aaaa00000002", 1.0), "succeeded", 2.0, params={"other": 0, "fresh.key": 3}, metrics={"m": 4})
+    )
     detail = store.get_run("aaaa00000002")
     assert (detail.params, detail.metrics) == ({"fresh.key": 3, "other": 0}, {"m": 4})
     assert ids(store.list_runs(filters=[Filter("params", "fresh.key", "=", 3)])) == ["aaaa00000002"]
@@ -257,8 +305,16 @@ def _populate(store):
         ("000000000005", 5.0, "succeeded", {"n": 50.0, "opt": "adam", "lr": 0.3}, {"acc": 0.80, "loss": 0.4}, 8.0),
     ]
     for run_id, started, status, params, metrics, duration in rows:
-        record(store, run_id, started, status=status, params=params, metrics=metrics, duration=duration,
-               branch="dev" if run_id == "000000000003" else "main")
+        record(
+            store,
+            run_id,
+            started,
+            status=status,
+            params=params,
+            metrics=metrics,
+            duration=duration,
+            branch="dev" if run_id == "000000000003" else "main",
+        )
     store.begin_run(new_run("000000000006", 6.0))  # still running: no duration, no values
     return store
 
@@ -273,9 +329,21 @@ def test_newest_first_by_default_and_oldest_first_on_request(populated):
 
 def test_summaries_carry_what_the_list_shows(populated):
     run = populated.list_runs(limit=1, offset=4)[0]
-    assert run == RunSummary(id="000000000002", status="failed", started=2.0, finished=32.0, duration=30.0,
-                             git_commit="c0ffee" * 6 + "ab", dirty=False, branch="main", ran=0, cached=0,
-                             failed=0, skipped=0, metrics={"acc": 0.95})
+    assert run == RunSummary(
+        id="000000000002",
+        status="failed",
+        started=2.0,
+        finished=32.0,
+        duration=30.0,
+        git_commit="c0ffee" * 6 + "ab",
+        dirty=False,
+        branch="main",
+        ran=0,
+        cached=0,
+        failed=0,
+        skipped=0,
+        metrics={"acc": 0.95},
+    )
     assert populated.list_runs(limit=1, offset=1, metric_keys=["loss", "nope"])[0].metrics == {"loss": 0.4}
     assert populated.list_runs(limit=1, offset=1, metric_keys=[])[0].metrics == {}
 
@@ -336,7 +404,9 @@ def test_filters_combine_with_each_other_and_the_status(populated, strategy):
     both = [Filter("params", "opt", "=", "adam"), Filter("metrics", "acc", ">", 0.75)]
     assert ids(populated.list_runs(filters=both)) == ["000000000005", "000000000003"]
     assert ids(populated.list_runs(status="succeeded", filters=[Filter("params", "n", "<", 40)])) == [
-        "000000000003", "000000000001"]
+        "000000000003",
+        "000000000001",
+    ]
     assert populated.count_runs(status="failed", filters=both) == 0
 
 
@@ -399,8 +469,9 @@ def test_sorting(populated, sort, descending, expected):
 
 
 def test_sorting_with_filters(populated, strategy):
-    runs = populated.list_runs(sort="metrics.loss", descending=False, filters=[Filter("params", "opt", "=", "adam")],
-                               status="succeeded")
+    runs = populated.list_runs(
+        sort="metrics.loss", descending=False, filters=[Filter("params", "opt", "=", "adam")], status="succeeded"
+    )
     assert ids(runs) == ["000000000005", "000000000003", "000000000001"]
     runs = populated.list_runs(sort="metrics.loss", status="failed")
     assert ids(runs) == ["000000000002"]
@@ -434,19 +505,29 @@ def test_previous_run_never_picks_a_running_run_or_the_run_itself(store):
 def test_producers_are_the_stages_that_output_a_path(store):
     model = lambda digest: ArtifactRecord("out", "models/model.pkl", digest)  # noqa: E731
     record(store, "000000000001", 1.0, stages=[stage("train", artifacts=[model("h1")])])
-    record(store, "000000000002", 2.0, stages=[
-        stage("train", artifacts=[model("h2"), ArtifactRecord("dep", "data/train.csv", "d1")]),
-        stage("evaluate", artifacts=[ArtifactRecord("dep", "models/model.pkl", "h2")]),  # reads it: not a producer
-    ])
+    record(
+        store,
+        "000000000002",
+        2.0,
+        stages=[
+            stage("train", artifacts=[model("h2"), ArtifactRecord("dep", "data/train.csv", "d1")]),
+            stage("evaluate", artifacts=[ArtifactRecord("dep", "models/model.pkl", "h2")]),  # reads it: not a producer
+        ],
+    )
     record(store, "000000000003", 3.0, stages=[stage("train", outcome="cached", artifacts=[model("h1")])])
     assert store.producers("models/model.pkl") == [
-        ("000000000003", "train", 3.0), ("000000000002", "train", 2.0), ("000000000001", "train", 1.0)]
+        ("000000000003", "train", 3.0),
+        ("000000000002", "train", 2.0),
+        ("000000000001", "train", 1.0),
+    ]
     assert [p.run_id for p in store.producers("models/model.pkl", "h1")] == ["000000000003", "000000000001"]
     assert store.producers("models/model.pkl", "h3") == []
     assert store.producers("data/train.csv") == []
     assert store.producers("models") == []  # paths match whole, never as prefixes
     assert store.producers("models/model.pkl", before=2.5) == [
-        ("000000000002", "train", 2.0), ("000000000001", "train", 1.0)]
+        ("000000000002", "train", 2.0),
+        ("000000000001", "train", 1.0),
+    ]
     assert store.producers("models/model.pkl", limit=1) == [("000000000003", "train", 3.0)]
 
 
@@ -485,7 +566,12 @@ def test_reap_marks_runs_of_dead_processes_interrupted(store):
     assert before <= reaped.finished <= time.time()
     assert (reaped.ran, reaped.cached) == (1, 1)
     assert [r.status for r in store.list_runs(descending=False)] == [
-        "interrupted", "running", "running", "running", "succeeded"]
+        "interrupted",
+        "running",
+        "running",
+        "running",
+        "succeeded",
+    ]
     assert store.reap_dead_runs(alive) == []
 
 
@@ -500,12 +586,16 @@ def _v1_store(db):
     assert schema.user_version(conn) == 1
     x = conn.execute
     x("BEGIN")
-    x("INSERT INTO runs (rid, id, started, finished, status, user, host, pid, git_commit, branch, dirty, executor, "
-      "jobs, targets, n_ran) VALUES (1, 'abcdef012345', 10, 20, 'succeeded', 'bob', 'box', 7, 'c1', 'main', 0, "
-      "'local', 1, '[\"train\"]', 1)")
+    x(
+        "INSERT INTO runs (rid, id, started, finished, status, user, host, pid, git_commit, branch, dirty, executor, "
+        "jobs, targets, n_ran) VALUES (1, 'abcdef012345', 10, 20, 'succeeded', 'bob', 'box', 7, 'c1', 'main', 0, "
+        "'local', 1, '[\"train\"]', 1)"
+    )
     x("INSERT INTO runs (rid, id, started, status) VALUES (2, 'abcdef999999', 30, 'running')")
-    x("INSERT INTO stages (sid, rid, name, outcome, started, duration, cmd) "
-      "VALUES (1, 1, 'train', 'ran', 11, 8, 'python train.py')")
+    x(
+        "INSERT INTO stages (sid, rid, name, outcome, started, duration, cmd) "
+        "VALUES (1, 1, 'train', 'ran', 11, 8, 'python train.py')"
+    )
     x("INSERT INTO objects (oid, path, hash) VALUES (1, 'model.pkl', 'm1'), (2, 'data.csv', 'd1')")
     x("INSERT INTO artifacts (sid, kind, oid) VALUES (1, 'out', 1), (1, 'dep', 2)")
     x("INSERT INTO names (kid, name) VALUES (1, 'train.n_est'), (2, 'acc')")
@@ -527,12 +617,18 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(db):
     assert _indexes(db) == set()
     with RunStore(db) as store:
         detail = store.get_run("abcdef01")
-        assert (detail.user, detail.params, detail.metrics, detail.targets) == ("bob", {"train.n_est": 50},
-                                                                                 {"acc": 0.9}, ["train"])
+        assert (detail.user, detail.params, detail.metrics, detail.targets) == (
+            "bob",
+            {"train.n_est": 50},
+            {"acc": 0.9},
+            ["train"],
+        )
         assert [(s.name, s.cmd, [(a.kind, a.path, a.hash) for a in s.artifacts]) for s in detail.stages] == [
-            ("train", "python train.py", [("dep", "data.csv", "d1"), ("out", "model.pkl", "m1")])]
+            ("train", "python train.py", [("dep", "data.csv", "d1"), ("out", "model.pkl", "m1")])
+        ]
         assert ids(store.list_runs(filters=[Filter("params", "train.n_est", ">", 10)], sort="metrics.acc")) == [
-            "abcdef012345"]
+            "abcdef012345"
+        ]
         assert store.producers("model.pkl", "m1") == [("abcdef012345", "train", 10.0)]
         # the migrated store takes new runs with the names it already has
         record(store, "0123456789ab", 40.0, params={"train.n_est": 70})
@@ -541,8 +637,13 @@ def test_a_version_1_store_is_migrated_and_keeps_its_runs(db):
     assert schema.user_version(conn) == LATEST_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-    assert {"runs_by_started", "runs_by_status", "params_by_value", "metrics_by_value",
-            "artifacts_by_object"} <= _indexes(db)
+    assert {
+        "runs_by_started",
+        "runs_by_status",
+        "params_by_value",
+        "metrics_by_value",
+        "artifacts_by_object",
+    } <= _indexes(db)
 
 
 def test_migrating_twice_is_a_no_op(db):
@@ -566,8 +667,9 @@ def test_a_store_from_a_newer_opsctl_is_refused_and_left_untouched(db):
     with pytest.raises(StoreVersionError) as info:
         RunStore(db)
     error = info.value
-    assert str(error) == (f"the run store {db} was written by a newer opsctl "
-                          f"(schema 7; this opsctl knows up to {LATEST_VERSION})")
+    assert str(error) == (
+        f"the run store {db} was written by a newer opsctl (schema 7; this opsctl knows up to {LATEST_VERSION})"
+    )
     assert "upgrade" in error.hint
     assert isinstance(error, StoreError) and isinstance(error, OpsctlError) and error.exit_code == 1
     assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before
@@ -596,10 +698,12 @@ def test_a_file_that_is_not_a_database_is_a_store_error(db):
 
 def test_a_damaged_store_is_a_store_error(db):
     with RunStore(db) as store:
-        store.record_runs(RunRecord(new_run(f"{i:012x}", float(i)), "succeeded", i + 1.0, [stage("s", cmd="x" * 200)],
-                                    {"p": i}) for i in range(300))
+        store.record_runs(
+            RunRecord(new_run(f"{i:012x}", float(i)), "succeeded", i + 1.0, [stage("s", cmd="x" * 200)], {"p": i})
+            for i in range(300)
+        )
     data = bytearray(db.read_bytes())
-    data[4096 * 2:] = b"\xff" * (len(data) - 4096 * 2)  # every page after the second: garbage
+    data[4096 * 2 :] = b"\xff" * (len(data) - 4096 * 2)  # every page after the second: garbage
     db.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="damaged|not a run store"):
         with RunStore(db) as store:
@@ -681,10 +785,21 @@ def test_starts_with_and_contains_are_refused_on_params_and_text_takes_only_them
         store.list_runs(filters=[Filter("text", None, "=", "a")])
 
 
-@pytest.mark.parametrize("sort, descending, expected", [
-    ("status", False, ["000000000002", "000000000004", "000000000006", "000000000001", "000000000003", "000000000005"]),
-    ("branch", True, ["000000000006", "000000000005", "000000000004", "000000000002", "000000000001", "000000000003"]),
-    ("id", True, ["000000000006", "000000000005", "000000000004", "000000000003", "000000000002", "000000000001"]),
-])
+@pytest.mark.parametrize(
+    "sort, descending, expected",
+    [
+        (
+            "status",
+            False,
+            ["000000000002", "000000000004", "000000000006", "000000000001", "000000000003", "000000000005"],
+        ),
+        (
+            "branch",
+            True,
+            ["000000000006", "000000000005", "000000000004", "000000000002", "000000000001", "000000000003"],
+        ),
+        ("id", True, ["000000000006", "000000000005", "000000000004", "000000000003", "000000000002", "000000000001"]),
+    ],
+)
 def test_sorting_by_run_columns(populated, sort, descending, expected):
     assert ids(populated.list_runs(sort=sort, descending=descending)) == expected

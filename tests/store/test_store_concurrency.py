@@ -18,11 +18,17 @@ STAGES = 3
 
 def _stages(run_id: str, started: float) -> list[StageRecord]:
     return [
-        StageRecord(f"stage{s}", "ran" if s % 2 == 0 else "cached", started=started + s, duration=0.5,
-                    cmd=f"python stage{s}.py", artifacts=[
-                        ArtifactRecord("dep", f"data/in{s}", "d" * 32),
-                        ArtifactRecord("out", f"data/out{s}", f"{run_id}{s:020x}"),
-                    ])
+        StageRecord(
+            f"stage{s}",
+            "ran" if s % 2 == 0 else "cached",
+            started=started + s,
+            duration=0.5,
+            cmd=f"python stage{s}.py",
+            artifacts=[
+                ArtifactRecord("dep", f"data/in{s}", "d" * 32),
+                ArtifactRecord("out", f"data/out{s}", f"{run_id}{s:020x}"),
+            ],
+        )
         for s in range(STAGES)
     ]
 
@@ -39,8 +45,9 @@ def _writer(db: str, writer: int, start, errors: str) -> None:
                 params = {"writer": writer, "i": i, "opt": "adam" if i % 2 else "sgd"}
                 metrics = {"acc": i / 1000, "loss": 1 - i / 1000}
                 if i < WHOLE_RUNS:
-                    store.record_run(RunRecord(run, "succeeded", started + 1, _stages(run_id, started),
-                                               params, metrics))
+                    store.record_run(
+                        RunRecord(run, "succeeded", started + 1, _stages(run_id, started), params, metrics)
+                    )
                 else:
                     store.begin_run(run)
                     for stage in _stages(run_id, started):
@@ -57,8 +64,13 @@ def _cli_list(project: Path) -> list:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "opsctl", "runs", "list", "--limit", "5", "--json"], cwd=project,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "opsctl", "runs", "list", "--limit", "5", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "locked" not in result.stderr, result.stderr
     return json.loads(result.stdout)
 
@@ -72,8 +84,9 @@ def test_four_writers_and_a_reader(tmp_path):
     db = tmp_path / ".opsctl" / "opsctl.db"
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    writers = [ctx.Process(target=_writer, args=(str(db), w, start, str(tmp_path / f"writer{w}.err")))
-               for w in range(WRITERS)]
+    writers = [
+        ctx.Process(target=_writer, args=(str(db), w, start, str(tmp_path / f"writer{w}.err"))) for w in range(WRITERS)
+    ]
     for p in writers:
         p.start()
     start.set()
@@ -95,8 +108,11 @@ def test_four_writers_and_a_reader(tmp_path):
                 cli_reads += 1
         for p in writers:
             p.join(60)
-        failures = {p.name: (tmp_path / f"writer{w}.err").read_text() for w, p in enumerate(writers)
-                    if p.exitcode != 0 and (tmp_path / f"writer{w}.err").exists()}
+        failures = {
+            p.name: (tmp_path / f"writer{w}.err").read_text()
+            for w, p in enumerate(writers)
+            if p.exitcode != 0 and (tmp_path / f"writer{w}.err").exists()
+        }
         assert failures == {}, "\n".join(failures.values())
         assert [p.exitcode for p in writers] == [0] * WRITERS
 
@@ -106,8 +122,13 @@ def test_four_writers_and_a_reader(tmp_path):
         assert reader.count_runs() == total
         assert reader.count_runs(status="succeeded") == total
         for w in range(WRITERS):  # nothing lost, nothing half written
-            runs = reader.list_runs(limit=total, filters=[Filter("params", "writer", "=", w)], sort="params.i",
-                                    descending=False, metric_keys=["acc"])
+            runs = reader.list_runs(
+                limit=total,
+                filters=[Filter("params", "writer", "=", w)],
+                sort="params.i",
+                descending=False,
+                metric_keys=["acc"],
+            )
             assert [r.id for r in runs] == [f"{w:04x}{i:08x}" for i in range(WHOLE_RUNS + LIVE_RUNS)]
             assert all((r.ran, r.cached, r.failed) == (2, 1, 0) for r in runs)
             assert [r.metrics["acc"] for r in runs] == [i / 1000 for i in range(WHOLE_RUNS + LIVE_RUNS)]

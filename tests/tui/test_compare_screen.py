@@ -22,17 +22,31 @@ from tests.tui.pilot import settle
 
 BASE, MORE, SGD, BARE, ALSO_BARE = "aaaa00000001", "aaaa00000002", "bbbb00000003", "cccc00000004", "dddd00000005"
 RUNS = {
-    BASE: ({"train.n_estimators": 10, "train.optimizer": "adam", "train.shuffle": True, "data.seed": 1},
-           {"accuracy": 0.5, "loss": 1.0, "rows": 100}),
-    MORE: ({"train.n_estimators": 20, "train.optimizer": "adam", "train.shuffle": True, "data.seed": 1},
-           {"accuracy": 0.6, "loss": 0.9, "rows": 100}),
-    SGD: ({"train.n_estimators": 30, "train.optimizer": "sgd", "train.shuffle": True, "data.seed": 1},
-          {"accuracy": 0.7, "loss": 0.8, "rows": 100, "f1": 0.3}),
+    BASE: (
+        {"train.n_estimators": 10, "train.optimizer": "adam", "train.shuffle": True, "data.seed": 1},
+        {"accuracy": 0.5, "loss": 1.0, "rows": 100},
+    ),
+    MORE: (
+        {"train.n_estimators": 20, "train.optimizer": "adam", "train.shuffle": True, "data.seed": 1},
+        {"accuracy": 0.6, "loss": 0.9, "rows": 100},
+    ),
+    SGD: (
+        {"train.n_estimators": 30, "train.optimizer": "sgd", "train.shuffle": True, "data.seed": 1},
+        {"accuracy": 0.7, "loss": 0.8, "rows": 100, "f1": 0.3},
+    ),
     BARE: ({}, {}),
     ALSO_BARE: ({}, {}),
 }
-ALL_KEYS = ["params.data.seed", "params.train.n_estimators", "params.train.optimizer", "params.train.shuffle",
-            "metrics.accuracy", "metrics.f1", "metrics.loss", "metrics.rows"]
+ALL_KEYS = [
+    "params.data.seed",
+    "params.train.n_estimators",
+    "params.train.optimizer",
+    "params.train.shuffle",
+    "metrics.accuracy",
+    "metrics.f1",
+    "metrics.loss",
+    "metrics.rows",
+]
 DIFFERING = ["params.train.n_estimators", "params.train.optimizer", "metrics.accuracy", "metrics.f1", "metrics.loss"]
 # Column keys of the first run's values, then of each further run's values and delta.
 FIRST, SECOND, SECOND_DELTA, THIRD, THIRD_DELTA = "run-0", "run-1", "delta-1", "run-2", "delta-2"
@@ -47,8 +61,9 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def drive(project: Path, run_ids: list[str], scenario, *, services: Dashboard | None = None,
-          wait_for_comparison: bool = True) -> None:
+def drive(
+    project: Path, run_ids: list[str], scenario, *, services: Dashboard | None = None, wait_for_comparison: bool = True
+) -> None:
     """Open the compare screen over the runs table and play ``scenario(app, pilot)``."""
     app = OpsctlApp(services or Dashboard(open_project(project)), refresh_interval=3600)
 
@@ -90,8 +105,13 @@ def test_a_row_per_key_changed_rows_marked_deltas_against_the_first_run(project)
         table = table_of(app)
         assert shown_keys(app) == ALL_KEYS
         assert [cell(app, key, "changed") for key in ALL_KEYS] == ["≠" if k in DIFFERING else "" for k in ALL_KEYS]
-        assert [cell(app, "metrics.accuracy", c) for c in (FIRST, SECOND, SECOND_DELTA, THIRD, THIRD_DELTA)] == \
-            ["0.5", "0.6", "+0.1", "0.7", "+0.2"]
+        assert [cell(app, "metrics.accuracy", c) for c in (FIRST, SECOND, SECOND_DELTA, THIRD, THIRD_DELTA)] == [
+            "0.5",
+            "0.6",
+            "+0.1",
+            "0.7",
+            "+0.2",
+        ]
         assert [cell(app, "metrics.loss", c) for c in (SECOND_DELTA, THIRD_DELTA)] == ["-0.1", "-0.2"]
         assert [cell(app, "params.train.n_estimators", c) for c in (SECOND_DELTA, THIRD_DELTA)] == ["+10", "+20"]
         assert [cell(app, "params.data.seed", c) for c in (SECOND_DELTA, THIRD_DELTA)] == ["0", "0"]
@@ -104,8 +124,15 @@ def test_a_row_per_key_changed_rows_marked_deltas_against_the_first_run(project)
         assert "yellow" not in str(table.get_cell("params.train.optimizer", SECOND).style)
         assert "yellow" not in str(table.get_cell("params.data.seed", THIRD).style)
         # A delta column after every run but the first, headed by ids that tell the runs apart.
-        assert [str(c.label) for c in table.ordered_columns] == \
-            ["", "key", "aaaa00000001", "aaaa00000002", "Δ", "bbbb00000003", "Δ"]
+        assert [str(c.label) for c in table.ordered_columns] == [
+            "",
+            "key",
+            "aaaa00000001",
+            "aaaa00000002",
+            "Δ",
+            "bbbb00000003",
+            "Δ",
+        ]
         summary = text_of(app, "#summary")
         assert "3 runs" in summary and "8 keys, 5 differ" in summary
 

@@ -30,10 +30,18 @@ SIZE = (120, 40)
 
 STAGES = {
     "prepare": {"cmd": "python3 src/prep.py", "deps": ["src/prep.py", "data/raw.csv"], "outs": ["prepared.txt"]},
-    "train": {"cmd": "cat prepared.txt params.yaml > model.txt", "deps": ["prepared.txt"], "params": ["train"],
-              "outs": ["model.txt"]},
-    "evaluate": {"cmd": "wc -c model.txt > metrics.txt", "deps": ["model.txt"], "params": ["evaluate.k"],
-                 "outs": ["metrics.txt"]},
+    "train": {
+        "cmd": "cat prepared.txt params.yaml > model.txt",
+        "deps": ["prepared.txt"],
+        "params": ["train"],
+        "outs": ["model.txt"],
+    },
+    "evaluate": {
+        "cmd": "wc -c model.txt > metrics.txt",
+        "deps": ["model.txt"],
+        "params": ["evaluate.k"],
+        "outs": ["metrics.txt"],
+    },
 }
 PARAMS = {"train": {"lr": 0.1, "depth": 3}, "evaluate": {"k": 5}}
 PREP = 'import pathlib\npathlib.Path("prepared.txt").write_text(pathlib.Path("data/raw.csv").read_text().upper())\n'
@@ -111,8 +119,14 @@ def label(node) -> str:
 
 
 def child(node, *, kind: str, relation: str | None = None, text: str = ""):
-    (found,) = [c for c in node.children if isinstance(c.data, LineageItem) and c.data.node.kind == kind
-                and (relation is None or c.data.relation == relation) and text in label(c)]
+    (found,) = [
+        c
+        for c in node.children
+        if isinstance(c.data, LineageItem)
+        and c.data.node.kind == kind
+        and (relation is None or c.data.relation == relation)
+        and text in label(c)
+    ]
     return found
 
 
@@ -253,12 +267,14 @@ class LoopedLineage(Dashboard):
 
     def lineage(self, target: str) -> Lineage:
         graph = Lineage(root="artifact:out")
-        for node in (Node("artifact:out", "artifact", "out", {"hash": "f" * 32, "output_of": "loop"}),
-                     Node("stage:r:loop", "stage", "loop", {"run": "r" * 12, "stage": "loop", "outcome": "ran",
-                                                             "cmd": "loop"}),
-                     Node("stage:r:other", "stage", "other", {"run": "r" * 12, "stage": "other", "outcome": "ran",
-                                                               "cmd": "other"}),
-                     Node("artifact:in", "artifact", "in", {"hash": "e" * 32, "output_of": "other"})):
+        for node in (
+            Node("artifact:out", "artifact", "out", {"hash": "f" * 32, "output_of": "loop"}),
+            Node("stage:r:loop", "stage", "loop", {"run": "r" * 12, "stage": "loop", "outcome": "ran", "cmd": "loop"}),
+            Node(
+                "stage:r:other", "stage", "other", {"run": "r" * 12, "stage": "other", "outcome": "ran", "cmd": "other"}
+            ),
+            Node("artifact:in", "artifact", "in", {"hash": "e" * 32, "output_of": "other"}),
+        ):
             graph.add(node)
         graph.link("artifact:out", "stage:r:loop", "produced by")
         graph.link("stage:r:loop", "artifact:out", "read")

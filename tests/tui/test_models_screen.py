@@ -31,8 +31,10 @@ from tests.tui.pilot import settle
 SIZE = (120, 40)
 MODEL = "models/churn.pkl"  # not the pipeline's output: `dvc add`ed
 FIRST_RUN, SECOND_RUN = "aaaa00000001", "bbbb00000002"
-RUNS = {FIRST_RUN: {"accuracy": 0.8125, "f1": 0.75, "roc_auc": 0.9, "rows": 400},
-        SECOND_RUN: {"accuracy": 0.875, "f1": 0.8, "loss": 0.31, "precision": 0.7, "recall": 0.9, "rows": 400}}
+RUNS = {
+    FIRST_RUN: {"accuracy": 0.8125, "f1": 0.75, "roc_auc": 0.9, "rows": 400},
+    SECOND_RUN: {"accuracy": 0.875, "f1": 0.8, "loss": 0.31, "precision": 0.7, "recall": 0.9, "rows": 400},
+}
 
 
 def git(cwd, *args) -> str:
@@ -65,8 +67,9 @@ def registry_template(ml_project_template, tmp_path_factory) -> Path:
     git(root, "commit", "-qm", "the model")
     with RunStore(store_path(open_project(root))) as store:
         for n, (run_id, metrics) in enumerate(RUNS.items()):
-            store.record_run(one_stage_run(run_id, 1.7e9 + 60 * n, n, params={"train.n_estimators": 10 * (n + 1)},
-                                           metrics=metrics))
+            store.record_run(
+                one_stage_run(run_id, 1.7e9 + 60 * n, n, params={"train.n_estimators": 10 * (n + 1)}, metrics=metrics)
+            )
     # GTO allows one version per commit: an empty commit each is enough for another version.
     for n, run_id in enumerate([FIRST_RUN, None, SECOND_RUN]):
         if n:
@@ -82,8 +85,9 @@ def registry_template(ml_project_template, tmp_path_factory) -> Path:
 def project(registry_template, tmp_path) -> Path:
     """A private copy to promote and roll back in (both write tags)."""
     dest = tmp_path / "ml"
-    shutil.copytree(registry_template, dest, symlinks=True,
-                    ignore=shutil.ignore_patterns("opsctl.db-wal", "opsctl.db-shm"))
+    shutil.copytree(
+        registry_template, dest, symlinks=True, ignore=shutil.ignore_patterns("opsctl.db-wal", "opsctl.db-shm")
+    )
     return dest
 
 
@@ -166,17 +170,30 @@ def test_models_versions_and_history_read_as_the_cli_says(registry_template):
         assert columns(versions) == ["version", "stages", "run", *keys, "registered", "by", "commit"]
         assert [v["run"] for v in shown["versions"]] == [SECOND_RUN, None, FIRST_RUN]
         assert rows(versions) == [
-            [v["version"], ", ".join(v["stages"]), (v["run"] or "")[:12],
-             *(value_text(v["metrics"][k]) if k in (v["metrics"] or {}) else "" for k in keys),
-             when(datetime.fromisoformat(v["created_at"]).timestamp()), v["author"], v["commit"][:7]]
+            [
+                v["version"],
+                ", ".join(v["stages"]),
+                (v["run"] or "")[:12],
+                *(value_text(v["metrics"][k]) if k in (v["metrics"] or {}) else "" for k in keys),
+                when(datetime.fromisoformat(v["created_at"]).timestamp()),
+                v["author"],
+                v["commit"][:7],
+            ]
             for v in shown["versions"]
         ]
         assert rows(versions)[2][2:8] == [FIRST_RUN, "0.8125", "0.75", "", "", ""]
         assert [r[:2] for r in rows(versions)] == [["v0.0.3", ""], ["v0.0.2", "prod"], ["v0.0.1", "staging"]]
 
         assert rows(screen.query_one("#models-history", DataTable)) == [
-            [when(datetime.fromisoformat(e["at"]).timestamp()), e["event"], e["version"] or "", e["stage"] or "",
-             f"{e['from'] or '-'} → {e['to'] or '-'}" if e["stage"] else "", e["author"], e["tag"]]
+            [
+                when(datetime.fromisoformat(e["at"]).timestamp()),
+                e["event"],
+                e["version"] or "",
+                e["stage"] or "",
+                f"{e['from'] or '-'} → {e['to'] or '-'}" if e["stage"] else "",
+                e["author"],
+                e["tag"],
+            ]
             for e in history
         ]
 
@@ -231,8 +248,10 @@ def test_promote_asks_the_stage_and_writes_only_when_confirmed(project):
             await pilot.press("p")
             await answer_stage(app, pilot, "staging")
             assert isinstance(app.screen, ConfirmScreen)
-            assert (app.screen.question, app.screen.detail) == ("Promote churn v0.0.3 to staging?",
-                                                              "staging now holds v0.0.1")
+            assert (app.screen.question, app.screen.detail) == (
+                "Promote churn v0.0.3 to staging?",
+                "staging now holds v0.0.1",
+            )
             await pilot.press(cancel)
             await settle(pilot)
             assert app.screen is screen
@@ -249,8 +268,11 @@ def test_promote_asks_the_stage_and_writes_only_when_confirmed(project):
         assert any(message.startswith("churn v0.0.3 → staging") for message, _ in app.toasts)
         # The screen read the registry again, and kept the version selected.
         assert screen.selected_version() == "v0.0.3"
-        assert [r[:2] for r in rows(screen.query_one("#models-versions", DataTable))] == \
-            [["v0.0.3", "staging"], ["v0.0.2", "prod"], ["v0.0.1", ""]]
+        assert [r[:2] for r in rows(screen.query_one("#models-versions", DataTable))] == [
+            ["v0.0.3", "staging"],
+            ["v0.0.2", "prod"],
+            ["v0.0.1", ""],
+        ]
         assert rows(screen.query_one("#models-table", DataTable))[1][2] == "prod v0.0.2, staging v0.0.3"
         newest = rows(screen.query_one("#models-history", DataTable))[0]
         assert newest[1:5] == ["promotion", "v0.0.3", "staging", "v0.0.1 → v0.0.3"]
@@ -268,12 +290,16 @@ def test_promoting_into_the_stage_it_holds_is_an_error_and_writes_nothing(projec
         await pilot.press("p")
         assert isinstance(app.screen, StagePrompt)
         options = app.screen.query_one(OptionList)
-        assert [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)] == \
-            ["staging  (v0.0.1)", "prod  (v0.0.2)"]
+        assert [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)] == [
+            "staging  (v0.0.1)",
+            "prod  (v0.0.2)",
+        ]
         await pilot.press("enter")  # the first: staging
         assert isinstance(app.screen, ConfirmScreen)
-        assert (app.screen.question, app.screen.detail) == ("Promote churn v0.0.1 to staging?",
-                                                          "staging holds v0.0.1 already")
+        assert (app.screen.question, app.screen.detail) == (
+            "Promote churn v0.0.1 to staging?",
+            "staging holds v0.0.1 already",
+        )
         await pilot.press("y")
         await settle(pilot)
         assert app.screen is screen
@@ -309,8 +335,10 @@ def test_rollback_confirms_the_versions_and_writes_only_when_confirmed(project):
         await pilot.press("up", "b")
         assert isinstance(app.screen, StagePrompt)
         options = app.screen.query_one(OptionList)
-        assert [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)] == \
-            ["prod  (v0.0.2 → v0.0.1)", "staging  (v0.0.1; nothing earlier to put back)"]
+        assert [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)] == [
+            "prod  (v0.0.2 → v0.0.1)",
+            "staging  (v0.0.1; nothing earlier to put back)",
+        ]
         await pilot.press("enter")
         assert isinstance(app.screen, ConfirmScreen) and app.screen.question == "Roll back churn in prod?"
         await pilot.press("y")
@@ -321,8 +349,11 @@ def test_rollback_confirms_the_versions_and_writes_only_when_confirmed(project):
         assert opsctl_json(project, "show", "churn")["stages"] == {"prod": "v0.0.1", "staging": "v0.0.1"}
         assert opsctl_json(project, "history", "churn")[0]["event"] == "rollback"
         assert any(message.startswith("Rolled back churn in prod: v0.0.2 → v0.0.1") for message, _ in app.toasts)
-        assert [r[:2] for r in rows(screen.query_one("#models-versions", DataTable))] == \
-            [["v0.0.3", ""], ["v0.0.2", ""], ["v0.0.1", "prod, staging"]]
+        assert [r[:2] for r in rows(screen.query_one("#models-versions", DataTable))] == [
+            ["v0.0.3", ""],
+            ["v0.0.2", ""],
+            ["v0.0.1", "prod, staging"],
+        ]
         newest = rows(screen.query_one("#models-history", DataTable))[0]
         assert newest[1:5] == ["rollback", "v0.0.1", "prod", "v0.0.2 → v0.0.1"]
 
@@ -338,8 +369,7 @@ class DialogApp(App):
         self.answers: list[bool] = []
 
     def ask(self) -> None:
-        self.push_screen(ConfirmScreen("Promote churn v1.2.0 to prod?", "prod now holds v1.1.0"),
-                         self.answers.append)
+        self.push_screen(ConfirmScreen("Promote churn v1.2.0 to prod?", "prod now holds v1.1.0"), self.answers.append)
 
 
 def test_the_confirmation_answers_from_keys_and_mouse():

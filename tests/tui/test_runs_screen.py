@@ -53,17 +53,37 @@ def make_project(root: Path, count: int = COUNT) -> Path:
         status = STATUSES[n % len(STATUSES)]
         stages = [
             StageRecord("prepare", "cached", started=started, duration=0.5, cmd="python prepare.py"),
-            StageRecord("train", "failed" if status == "failed" else "ran", started=started + 1, duration=30.0 + n,
-                        cmd="python train.py", image_ref="opsctl/app:1", image_id="sha256:" + "ab" * 32,
-                        exit_code=1 if status == "failed" else 0,
-                        log_path=f".opsctl/runs/{run_id(n)}/train.log" if n == count - 1 else None),
+            StageRecord(
+                "train",
+                "failed" if status == "failed" else "ran",
+                started=started + 1,
+                duration=30.0 + n,
+                cmd="python train.py",
+                image_ref="opsctl/app:1",
+                image_id="sha256:" + "ab" * 32,
+                exit_code=1 if status == "failed" else 0,
+                log_path=f".opsctl/runs/{run_id(n)}/train.log" if n == count - 1 else None,
+            ),
         ]
-        records.append(RunRecord(
-            NewRun(run_id(n), started=started, user="ana", host="box", git_commit=f"{n:08x}" + "0" * 32,
-                   branch="main" if n % 2 else "exp", executor="local", jobs=2),
-            status=status, finished=started + 40 + n, stages=stages,
-            params={"train.lr": round(0.01 * (n % 10 + 1), 2), "train.optimizer": "adam"},
-            metrics={"accuracy": accuracy(n), "loss": round(1 - accuracy(n), 2)}))
+        records.append(
+            RunRecord(
+                NewRun(
+                    run_id(n),
+                    started=started,
+                    user="ana",
+                    host="box",
+                    git_commit=f"{n:08x}" + "0" * 32,
+                    branch="main" if n % 2 else "exp",
+                    executor="local",
+                    jobs=2,
+                ),
+                status=status,
+                finished=started + 40 + n,
+                stages=stages,
+                params={"train.lr": round(0.01 * (n % 10 + 1), 2), "train.optimizer": "adam"},
+                metrics={"accuracy": accuracy(n), "loss": round(1 - accuracy(n), 2)},
+            )
+        )
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         store.record_runs(records)
     return root
@@ -89,6 +109,7 @@ def drive(root: Path, scenario, *, refresh: float = 60.0, size=(140, 40), servic
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.page is not None)
             await scenario(app, pilot)
+
     asyncio.run(main())
     return app
 
@@ -105,8 +126,17 @@ async def until(pilot, condition, timeout: float = 20.0) -> None:
 def begin_live_run(project: Path, live: str) -> None:
     """A run in progress, of this process's pid and host (so no reaper marks it dead)."""
     with RunStore(project / ".opsctl" / "opsctl.db") as store:
-        store.begin_run(NewRun(live, started=time.time(), user="ana", host=socket.gethostname(),
-                               pid=os.getpid(), executor="local", jobs=1))
+        store.begin_run(
+            NewRun(
+                live,
+                started=time.time(),
+                user="ana",
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                executor="local",
+                jobs=1,
+            )
+        )
 
 
 def table(app) -> DataTable:
@@ -153,6 +183,7 @@ def test_the_first_page_is_the_newest_runs_and_pages_come_from_the_store(templat
         await pilot.press("left_square_bracket")
         await until(pilot, lambda: table(app).row_count == PAGE_SIZE)
         assert shown_ids(app)[0] == NEWEST
+
     drive(template, scenario)
 
 
@@ -173,8 +204,7 @@ def test_filter_by_status_expression_and_prefix_then_escape_clears(template):
         box.value = "metrics.accuracy>=0.9 succeeded"
         await pilot.press("enter")
         await until(pilot, lambda: "metrics.accuracy>=0.9" in summary(app))
-        expected = [run_id(n) for n in reversed(range(COUNT))
-                    if accuracy(n) >= 0.9 and STATUSES[n % 5] == "succeeded"]
+        expected = [run_id(n) for n in reversed(range(COUNT)) if accuracy(n) >= 0.9 and STATUSES[n % 5] == "succeeded"]
         assert shown_ids(app) == expected and expected
 
         await pilot.press("slash")
@@ -191,6 +221,7 @@ def test_filter_by_status_expression_and_prefix_then_escape_clears(template):
         await pilot.press("escape")
         await until(pilot, lambda: table(app).row_count == PAGE_SIZE)
         assert "filter" not in summary(app)
+
     drive(template, scenario)
 
 
@@ -218,6 +249,7 @@ def test_no_match_says_so(template):
         empty = app.screen.query_one("#empty", Static)
         await until(pilot, lambda: empty.display)
         assert "No runs match" in str(empty.render())
+
     drive(template, scenario)
 
 
@@ -239,15 +271,20 @@ def test_sort_cycles_columns_in_the_store_and_o_reverses(template):
         assert shown_ids(app) == store_ids(template, sort="metrics.accuracy")[:PAGE_SIZE]
         header = [str(c.label) for c in table(app).columns.values()]
         assert "accuracy ▼" in header and "started" in header
+
     drive(template, scenario)
 
 
 def test_clicking_a_header_sorts_by_it(template):
     async def scenario(app, pilot):
-        table(app).post_message(DataTable.HeaderSelected(table(app), table(app).ordered_columns[2].key, 2,
-                                                         table(app).ordered_columns[2].label))
+        table(app).post_message(
+            DataTable.HeaderSelected(
+                table(app), table(app).ordered_columns[2].key, 2, table(app).ordered_columns[2].label
+            )
+        )
         await until(pilot, lambda: "sorted by status ▼" in summary(app))
         assert shown_ids(app) == store_ids(template, sort="status")[:PAGE_SIZE]
+
     drive(template, scenario)
 
 
@@ -277,6 +314,7 @@ def test_space_marks_runs_and_c_compares_them(template):
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("escape")  # clears the marks
         await until(pilot, lambda: not app.screen.marked)
+
     drive(template, scenario)
 
 
@@ -296,8 +334,14 @@ def test_enter_opens_the_run_with_its_stages_values_and_log(template):
         info = str(screen.query_one("#run-info", Static).render())
         assert NEWEST in info and "tui" not in info
         values = str(screen.query_one("#values", Static).render()).splitlines()
-        assert [line.split()[0] for line in values] == ["params", "train.lr", "train.optimizer",
-                                                        "metrics", "accuracy", "loss"]
+        assert [line.split()[0] for line in values] == [
+            "params",
+            "train.lr",
+            "train.optimizer",
+            "metrics",
+            "accuracy",
+            "loss",
+        ]
         assert values[1].split()[1] == "0.1" and values[3].split()[1] == "2"
         log = screen.query_one(Log)
         assert screen.stage == "prepare"
@@ -306,6 +350,7 @@ def test_enter_opens_the_run_with_its_stages_values_and_log(template):
         await until(pilot, lambda: LOG_LINE in "\n".join(log.lines))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
     drive(template, scenario)
 
 
@@ -336,12 +381,22 @@ def test_a_running_run_is_followed_and_the_table_refreshes_itself(project):
         await pilot.pause(0.3)  # a few more follow-ups: none may repeat what is shown
         assert [line for line in view.lines if line] == ["step 1", "step 2"]
         with RunStore(project / ".opsctl" / "opsctl.db") as store:
-            store.record_stage(live, StageRecord("train", "ran", started=time.time(), duration=1.0, exit_code=0,
-                                                 log_path=f".opsctl/runs/{live}/train.log"))
+            store.record_stage(
+                live,
+                StageRecord(
+                    "train",
+                    "ran",
+                    started=time.time(),
+                    duration=1.0,
+                    exit_code=0,
+                    log_path=f".opsctl/runs/{live}/train.log",
+                ),
+            )
             store.finish_run(live, "succeeded", time.time(), {}, {"accuracy": 0.99})
         await until(pilot, lambda: "succeeded" in str(screen.query_one("#run-info", Static).render()))
         await pilot.press("escape")
         await until(pilot, lambda: "succeeded" in str(table(app).get_row_at(0)[2]))
+
     drive(project, scenario, refresh=0.1)
 
 
@@ -377,6 +432,7 @@ def test_a_refresh_keeps_the_cursor_where_the_user_moved_it_meanwhile(project):
         services.hold.set()
         await until(pilot, lambda: shown_ids(app)[0] == live)
         assert shown_ids(app)[table(app).cursor_row] == chosen
+
     drive(project, scenario, refresh=0.1, services=services)
 
 
@@ -397,6 +453,7 @@ def test_a_run_opened_before_its_first_stage_shows_the_stage_when_it_starts(proj
         await until(pilot, lambda: stages.row_count == 1)
         assert [str(c) for c in stages.get_row_at(0)[:2]] == ["prepare", "running"]
         await until(pilot, lambda: "preparing" in "\n".join(app.screen.query_one(Log).lines))
+
     drive(project, scenario, refresh=0.1)
 
 
@@ -411,6 +468,7 @@ def test_no_runs_yet_says_which_command_makes_one(tmp_path):
         await until(pilot, lambda: empty.display)
         assert "No runs yet" in str(empty.render()) and "opsctl run" in str(empty.render())
         assert not table(app).display
+
     drive(root, scenario)
 
 
@@ -430,6 +488,7 @@ def test_help_lists_the_screen_keys_and_q_quits(template):
         await pilot.press("1")  # home from anywhere
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("q")
+
     app = drive(template, scenario)
     assert app.return_code == 0
 
@@ -447,6 +506,7 @@ def test_a_click_on_a_key_in_the_bar_runs_it(template):
         await pilot.click("#keybar", offset=(column + 1, 0))
         await until(pilot, lambda: toasts(app))
         assert "Mark two or more" in toasts(app)[-1]
+
     drive(template, scenario)
 
 
@@ -467,6 +527,7 @@ def test_the_key_bar_shows_the_filter_boxs_keys_while_it_is_open(template):
         await pilot.press("slash")
         await pilot.click("#keybar", offset=(text.index("Cancel") + 1, 0))
         assert not app.screen.query_one("#filter").display and str(bar.render()) == screen_keys
+
     drive(template, scenario)
 
 
@@ -478,6 +539,7 @@ def test_in_a_narrow_terminal_the_key_bar_keeps_quit_and_help(template):
         assert text.startswith("space Mark") and text.endswith("q Quit  ? Help  ^p palette")
         await pilot.click("#keybar", offset=(text.index("? Help") + 1, 0))
         await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+
     drive(template, scenario, size=(80, 24))
 
 
@@ -488,4 +550,5 @@ def test_ctrl_c_quits_even_from_the_filter_box(template):
         assert app.return_code is None  # running
         await pilot.press("ctrl+c")
         assert app.return_code == 0  # told to exit by the key, not by the test ending
+
     drive(template, scenario)

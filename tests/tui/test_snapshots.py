@@ -41,8 +41,9 @@ def project(tmp_path_factory) -> Path:
     newest = run_id(11)
     log_dir = root / ".opsctl" / "runs" / newest
     log_dir.mkdir(parents=True)
-    (log_dir / "prepare.log").write_text("reading data/raw.csv (12,000 rows)\nwrote data/prepared/train.csv\n"
-                                         "wrote data/prepared/test.csv\n")
+    (log_dir / "prepare.log").write_text(
+        "reading data/raw.csv (12,000 rows)\nwrote data/prepared/train.csv\nwrote data/prepared/test.csv\n"
+    )
     records = []
     for n in range(12):
         started = T0 + 3600 * n
@@ -50,22 +51,50 @@ def project(tmp_path_factory) -> Path:
         stages = []
         for i, name in enumerate(STAGES):
             failed = status == "failed" and name == "train"
-            outcome = "failed" if failed else ("skipped" if status == "failed" and i > 2 else
-                                               "cached" if i < 2 and n % 3 else "ran")
-            stages.append(StageRecord(
-                name, outcome, detail="restored from the run cache" if outcome == "cached" else "",
-                started=started + i * 20, duration=None if outcome == "skipped" else 4.0 + i * 7 + n,
-                cmd=f"python src/{name}.py", image_ref="churn/app:1.4",
-                image_id="sha256:" + "3f9a" * 16, exit_code=None if outcome == "skipped" else (1 if failed else 0),
-                log_path=f".opsctl/runs/{newest}/{name}.log" if n == 11 else None,
-                artifacts=[ArtifactRecord("out", f"data/{name}", f"{n:04d}" + "ab" * 14)]))
-        records.append(RunRecord(
-            NewRun(run_id(n), started=started, user="ana", host="ml-box", git_commit=f"{n // 4:02x}c0ffee" + "0" * 32,
-                   branch="main", dirty=n == 10, executor="docker", jobs=4),
-            status=status, finished=started + 95 + n * 3, stages=stages,
-            params={"train.n_estimators": 50 + 10 * (n % 4), "train.max_depth": 6, "featurize.max_features": 200},
-            metrics={"accuracy": round(0.81 + 0.01 * (n % 5), 3), "f1": round(0.74 + 0.012 * (n % 4), 3),
-                     "log_loss": round(0.42 - 0.01 * (n % 5), 3)}))
+            outcome = (
+                "failed"
+                if failed
+                else ("skipped" if status == "failed" and i > 2 else "cached" if i < 2 and n % 3 else "ran")
+            )
+            stages.append(
+                StageRecord(
+                    name,
+                    outcome,
+                    detail="restored from the run cache" if outcome == "cached" else "",
+                    started=started + i * 20,
+                    duration=None if outcome == "skipped" else 4.0 + i * 7 + n,
+                    cmd=f"python src/{name}.py",
+                    image_ref="churn/app:1.4",
+                    image_id="sha256:" + "3f9a" * 16,
+                    exit_code=None if outcome == "skipped" else (1 if failed else 0),
+                    log_path=f".opsctl/runs/{newest}/{name}.log" if n == 11 else None,
+                    artifacts=[ArtifactRecord("out", f"data/{name}", f"{n:04d}" + "ab" * 14)],
+                )
+            )
+        records.append(
+            RunRecord(
+                NewRun(
+                    run_id(n),
+                    started=started,
+                    user="ana",
+                    host="ml-box",
+                    git_commit=f"{n // 4:02x}c0ffee" + "0" * 32,
+                    branch="main",
+                    dirty=n == 10,
+                    executor="docker",
+                    jobs=4,
+                ),
+                status=status,
+                finished=started + 95 + n * 3,
+                stages=stages,
+                params={"train.n_estimators": 50 + 10 * (n % 4), "train.max_depth": 6, "featurize.max_features": 200},
+                metrics={
+                    "accuracy": round(0.81 + 0.01 * (n % 5), 3),
+                    "f1": round(0.74 + 0.012 * (n % 4), 3),
+                    "log_loss": round(0.42 - 0.01 * (n % 5), 3),
+                },
+            )
+        )
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         store.record_runs(records)
     return root
@@ -82,57 +111,159 @@ class FixedAnswers(Dashboard):
             graph.add(Node(node_id, kind, label, attrs))
             return node_id
 
-        model = node(graph.root, "artifact", "models/model.pkl", path="models/model.pkl",
-                     hash="9b1d0c4e5f6a7b8c9d0e1f2a3b4c5d6e", output_of="train")
-        train = node(f"stage:{rid}:train", "stage", "train", stage="train", run=rid, outcome="ran",
-                     cmd="python src/train.py", started=T0 + 11 * 3600 + 40, duration=29.0)
-        run_node = node(f"run:{rid}", "run", rid[:8], run=rid, status="succeeded", started=T0 + 11 * 3600,
-                        git_commit="02c0ffee" + "0" * 32, branch="main", dirty=False, user="ana")
+        model = node(
+            graph.root,
+            "artifact",
+            "models/model.pkl",
+            path="models/model.pkl",
+            hash="9b1d0c4e5f6a7b8c9d0e1f2a3b4c5d6e",
+            output_of="train",
+        )
+        train = node(
+            f"stage:{rid}:train",
+            "stage",
+            "train",
+            stage="train",
+            run=rid,
+            outcome="ran",
+            cmd="python src/train.py",
+            started=T0 + 11 * 3600 + 40,
+            duration=29.0,
+        )
+        run_node = node(
+            f"run:{rid}",
+            "run",
+            rid[:8],
+            run=rid,
+            status="succeeded",
+            started=T0 + 11 * 3600,
+            git_commit="02c0ffee" + "0" * 32,
+            branch="main",
+            dirty=False,
+            user="ana",
+        )
         image = node("image:app", "image", "churn/app:1.4", ref="churn/app:1.4", digest="sha256:" + "3f9a" * 16)
-        params = node(f"params:{rid}:train", "params", "params.yaml", file="params.yaml",
-                      values={"train": {"n_estimators": 80, "max_depth": 6}})
-        features = node("artifact:data/features", "artifact", "data/features", path="data/features",
-                        hash="77aa" * 8 + ".dir", output_of="featurize")
+        params = node(
+            f"params:{rid}:train",
+            "params",
+            "params.yaml",
+            file="params.yaml",
+            values={"train": {"n_estimators": 80, "max_depth": 6}},
+        )
+        features = node(
+            "artifact:data/features",
+            "artifact",
+            "data/features",
+            path="data/features",
+            hash="77aa" * 8 + ".dir",
+            output_of="featurize",
+        )
         source = node("source:src/train.py", "source", "src/train.py", path="src/train.py", hash="1e2d" * 8)
-        featurize = node(f"stage:{rid}:featurize", "stage", "featurize", stage="featurize", run=rid,
-                         outcome="cached", cmd="python src/featurize.py")
-        raw = node("data:data/raw.csv", "data", "data/raw.csv", path="data/raw.csv", hash="5c5c" * 8,
-                   dvcfile="data/raw.csv.dvc")
-        for src, dst, rel in [(model, train, "produced by"), (train, run_node, "in run"), (train, image, "ran in"),
-                              (train, params, "used params"), (train, features, "read"), (train, source, "read"),
-                              (features, featurize, "produced by"), (featurize, run_node, "in run"),
-                              (featurize, raw, "read")]:
+        featurize = node(
+            f"stage:{rid}:featurize",
+            "stage",
+            "featurize",
+            stage="featurize",
+            run=rid,
+            outcome="cached",
+            cmd="python src/featurize.py",
+        )
+        raw = node(
+            "data:data/raw.csv",
+            "data",
+            "data/raw.csv",
+            path="data/raw.csv",
+            hash="5c5c" * 8,
+            dvcfile="data/raw.csv.dvc",
+        )
+        for src, dst, rel in [
+            (model, train, "produced by"),
+            (train, run_node, "in run"),
+            (train, image, "ran in"),
+            (train, params, "used params"),
+            (train, features, "read"),
+            (train, source, "read"),
+            (features, featurize, "produced by"),
+            (featurize, run_node, "in run"),
+            (featurize, raw, "read"),
+        ]:
             graph.link(src, dst, rel)
         return graph
 
     def pipeline(self) -> list[PipelineStageView]:
-        rows = [("prepare", 1, [], "up to date", []), ("featurize", 2, ["prepare"], "up to date", []),
-                ("split", 2, ["prepare"], "up to date", []),
-                ("train", 3, ["featurize", "split"], "stale", ["params.yaml: train.n_estimators changed"]),
-                ("evaluate", 4, ["train"], "stale", ["upstream train is stale"]),
-                ("report", 5, ["evaluate"], "failed", ["never ran"])]
-        return [PipelineStageView(name, layer, up, status, reasons, f"python src/{name}.py")
-                for name, layer, up, status, reasons in rows]
+        rows = [
+            ("prepare", 1, [], "up to date", []),
+            ("featurize", 2, ["prepare"], "up to date", []),
+            ("split", 2, ["prepare"], "up to date", []),
+            ("train", 3, ["featurize", "split"], "stale", ["params.yaml: train.n_estimators changed"]),
+            ("evaluate", 4, ["train"], "stale", ["upstream train is stale"]),
+            ("report", 5, ["evaluate"], "failed", ["never ran"]),
+        ]
+        return [
+            PipelineStageView(name, layer, up, status, reasons, f"python src/{name}.py")
+            for name, layer, up, status, reasons in rows
+        ]
 
     def models(self) -> list:
         def version(v, n, stages=(), run=None):
-            return ModelVersion("churn", v, f"{n:02x}" + "be" * 19, f"churn@{v}",
-                                datetime(2026, 1, n, 9, 30, tzinfo=timezone.utc), "ana", "ana@example.com",
-                                "models/model.pkl", "9b1d" * 8, run, True, tuple(stages),
-                                {"accuracy": 0.8 + n / 100} if run else None)
-        versions = [version("v0.0.3", 3, ("staging",), run_id(11)), version("v0.0.2", 2, ("prod",), run_id(8)),
-                    version("v0.0.1", 1)]
-        return [ModelDetails("churn", "models/model.pkl", "v0.0.3", {"prod": "v0.0.2", "staging": "v0.0.3"}, False,
-                             versions, {"prod": "v0.0.1"})]
+            return ModelVersion(
+                "churn",
+                v,
+                f"{n:02x}" + "be" * 19,
+                f"churn@{v}",
+                datetime(2026, 1, n, 9, 30, tzinfo=timezone.utc),
+                "ana",
+                "ana@example.com",
+                "models/model.pkl",
+                "9b1d" * 8,
+                run,
+                True,
+                tuple(stages),
+                {"accuracy": 0.8 + n / 100} if run else None,
+            )
+
+        versions = [
+            version("v0.0.3", 3, ("staging",), run_id(11)),
+            version("v0.0.2", 2, ("prod",), run_id(8)),
+            version("v0.0.1", 1),
+        ]
+        return [
+            ModelDetails(
+                "churn",
+                "models/model.pkl",
+                "v0.0.3",
+                {"prod": "v0.0.2", "staging": "v0.0.3"},
+                False,
+                versions,
+                {"prod": "v0.0.1"},
+            )
+        ]
 
     def model_history(self, name: str) -> list:
         def event(kind, n, version=None, stage=None, before=None, after=None):
-            return HistoryEvent(kind, name, version, stage, before, after, f"tag{n}", f"{n:02x}" + "be" * 19,
-                                datetime(2026, 1, n, 10, 0, tzinfo=timezone.utc), "ana", "ana@example.com", "")
-        return [event("promotion", 5, "v0.0.3", "staging", None, "v0.0.3"),
-                event("promotion", 4, "v0.0.2", "prod", "v0.0.1", "v0.0.2"),
-                event("registration", 3, "v0.0.3"), event("registration", 2, "v0.0.2"),
-                event("promotion", 2, "v0.0.1", "prod", None, "v0.0.1"), event("registration", 1, "v0.0.1")]
+            return HistoryEvent(
+                kind,
+                name,
+                version,
+                stage,
+                before,
+                after,
+                f"tag{n}",
+                f"{n:02x}" + "be" * 19,
+                datetime(2026, 1, n, 10, 0, tzinfo=timezone.utc),
+                "ana",
+                "ana@example.com",
+                "",
+            )
+
+        return [
+            event("promotion", 5, "v0.0.3", "staging", None, "v0.0.3"),
+            event("promotion", 4, "v0.0.2", "prod", "v0.0.1", "v0.0.2"),
+            event("registration", 3, "v0.0.3"),
+            event("registration", 2, "v0.0.2"),
+            event("promotion", 2, "v0.0.1", "prod", None, "v0.0.1"),
+            event("registration", 1, "v0.0.1"),
+        ]
 
     def allowed_stages(self):
         return ["staging", "prod"]
@@ -158,12 +289,14 @@ async def settled(pilot) -> None:
 
 def shot(app, snap_compare, *, press: tuple[str, ...] = (), then=None) -> bool:
     """The screen after the first page settled, PRESS sent and THEN(app) done, settled again."""
+
     async def before(pilot):
         await settled(pilot)
         await pilot.press(*press)
         if then is not None:
             then(pilot.app)
         await settled(pilot)
+
     return snap_compare(app, terminal_size=SIZE, run_before=before)
 
 

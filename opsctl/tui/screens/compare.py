@@ -74,9 +74,11 @@ def delta_column(run_index: int) -> str:
 
 
 class CompareScreen(DashboardScreen):
-    HELP = ("Params and metrics of the chosen runs side by side: ≠ marks the keys that differ, "
-            "Δ columns give each run's change against the first run, and a sparkline per "
-            "differing metric shows it across the runs.")
+    HELP = (
+        "Params and metrics of the chosen runs side by side: ≠ marks the keys that differ, "
+        "Δ columns give each run's change against the first run, and a sparkline per "
+        "differing metric shows it across the runs."
+    )
     CSS_PATH = "compare.tcss"
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -160,8 +162,10 @@ class CompareScreen(DashboardScreen):
         if not comparison.rows:
             self._show_empty("These runs recorded no params or metrics to compare.")
         elif not rows:
-            self._show_empty(f"No differences: all {len(comparison.rows)} params and metrics are the same "
-                             "in these runs. Press d to show them.")
+            self._show_empty(
+                f"No differences: all {len(comparison.rows)} params and metrics are the same "
+                "in these runs. Press d to show them."
+            )
         else:
             self.query_one("#empty", Static).display = False
         if rows:
@@ -216,9 +220,11 @@ class CompareScreen(DashboardScreen):
             Horizontal(
                 Label(row.key.removeprefix("metrics."), classes="chart-label"),
                 Sparkline(points, classes="chart-line"),
-                Label(f"min {value_text(min(points))} · max {value_text(max(points))}"
-                      + ("" if len(points) == len(row.values) else f" · {len(points)} of {len(row.values)} runs"),
-                      classes="chart-range"),
+                Label(
+                    f"min {value_text(min(points))} · max {value_text(max(points))}"
+                    + ("" if len(points) == len(row.values) else f" · {len(points)} of {len(row.values)} runs"),
+                    classes="chart-range",
+                ),
                 classes="chart",
             )
             for row, points in charted

@@ -25,8 +25,11 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self.screen_name.removesuffix("Screen"), classes="title")
             if self.description:
                 yield Static(self.description, id="help-description")
-            yield Static("↑ ↓ pgup pgdn home end: move · enter: open · tab: next pane\n"
-                         "ctrl+p: command palette · ctrl+c or ctrl+q: quit from anywhere · the mouse works too", id="help-hints")
+            yield Static(
+                "↑ ↓ pgup pgdn home end: move · enter: open · tab: next pane\n"
+                "ctrl+p: command palette · ctrl+c or ctrl+q: quit from anywhere · the mouse works too",
+                id="help-hints",
+            )
             # Plain text, not a DataTable: a table's height settles only after it has
             # measured its rows, which left this box cut short under load. It scrolls
             # when the terminal is short; the hints above stay in view.

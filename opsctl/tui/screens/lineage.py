@@ -27,8 +27,16 @@ from opsctl.tui.widgets.keybar import KeyBar
 # are one keypress away, so a long chain does not bury the first answer.
 EXPANDED_DEPTH = 2
 
-KIND_STYLES = {"artifact": "bold", "data": "bold blue", "source": "bold", "stage": "bold magenta",
-               "run": "bold", "image": "", "params": "", "unknown": "yellow"}
+KIND_STYLES = {
+    "artifact": "bold",
+    "data": "bold blue",
+    "source": "bold",
+    "stage": "bold magenta",
+    "run": "bold",
+    "image": "",
+    "params": "",
+    "unknown": "yellow",
+}
 
 
 class LineageItem(NamedTuple):
@@ -121,9 +129,11 @@ class LineageTree(Tree):
 
 
 class LineageScreen(DashboardScreen):
-    HELP = ("Where a model version (NAME@VERSION) or an output came from: the stage and run "
-            "that produced it, with code commit, params and image, back through each input's "
-            "hash to the raw data and source files. Enter on a run or stage opens it.")
+    HELP = (
+        "Where a model version (NAME@VERSION) or an output came from: the stage and run "
+        "that produced it, with code commit, params and image, back through each input's "
+        "hash to the raw data and source files. Enter on a run or stage opens it."
+    )
     CSS_PATH = "lineage.tcss"
     AUTO_FOCUS = "#lineage-tree"
     BINDINGS = [
@@ -173,9 +183,13 @@ class LineageScreen(DashboardScreen):
             tree.display = False
             empty = self.query_one("#lineage-empty", Static)
             empty.display = True
-            empty.update(Text(f"No lineage for {message.target}.\n\n"
-                              "Give a DVC-tracked output path (models/model.pkl) or a registered model "
-                              "version NAME@VERSION. Press escape to go back."))
+            empty.update(
+                Text(
+                    f"No lineage for {message.target}.\n\n"
+                    "Give a DVC-tracked output path (models/model.pkl) or a registered model "
+                    "version NAME@VERSION. Press escape to go back."
+                )
+            )
 
     def on_lineage_loaded(self, message: LineageLoaded) -> None:
         self.graph = graph = message.graph

@@ -34,8 +34,14 @@ EMPTY = "No models registered yet: `opsctl model register NAME PATH` creates one
 MAX_METRICS = 5  # metric columns in the versions table; more would push the dates off screen
 STAGE_STYLE = "green"
 # As `opsctl model history` colours them.
-EVENT_STYLES = {"registration": "cyan", "promotion": "green", "rollback": "yellow", "unassignment": "magenta",
-                "deregistration": "red", "deprecation": "red"}
+EVENT_STYLES = {
+    "registration": "cyan",
+    "promotion": "green",
+    "rollback": "yellow",
+    "unassignment": "magenta",
+    "deregistration": "red",
+    "deprecation": "red",
+}
 # The history events that change which version a stage holds.
 
 
@@ -108,8 +114,14 @@ class StagePrompt(ModalScreen[str | None]):
     CSS_PATH = "models.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, question: str, *, choices: list[tuple[str, str]] | None = None,
-                 suggestions: Iterable[str] = (), default: str | None = None) -> None:
+    def __init__(
+        self,
+        question: str,
+        *,
+        choices: list[tuple[str, str]] | None = None,
+        suggestions: Iterable[str] = (),
+        default: str | None = None,
+    ) -> None:
         super().__init__()
         self.question = question
         self.choices = choices
@@ -155,9 +167,11 @@ class StagePrompt(ModalScreen[str | None]):
 
 
 class ModelsScreen(DashboardScreen):
-    HELP = ("Registered models with their latest version and stages; the selected model's versions "
-            "(run, metrics, when and by whom) and history. p promotes the selected version to a stage, "
-            "b rolls a stage back, each after a confirmation, as `opsctl model promote|rollback`.")
+    HELP = (
+        "Registered models with their latest version and stages; the selected model's versions "
+        "(run, metrics, when and by whom) and history. p promotes the selected version to a stage, "
+        "b rolls a stage back, each after a confirmation, as `opsctl model promote|rollback`."
+    )
     CSS_PATH = "models.tcss"
     AUTO_FOCUS = "#models-table"
     BINDINGS = [
@@ -253,8 +267,7 @@ class ModelsScreen(DashboardScreen):
         self._render_summary()
         table.clear()
         for model in self.models.values():
-            table.add_row(Text(model.name, style="bold"), model.latest or "", stages_text(model.stages),
-                          key=model.name)
+            table.add_row(Text(model.name, style="bold"), model.latest or "", stages_text(model.stages), key=model.name)
         names = list(self.models)
         if not names:
             self._shown = None
@@ -282,8 +295,9 @@ class ModelsScreen(DashboardScreen):
     def _show_model(self, name: str, *, keep_version: str | None = None) -> None:
         self._shown = name
         model = self.models[name]
-        detail = Text.assemble((model.name, "bold"), "  ", (model.path or "", "dim"),
-                               "  latest ", model.latest or "-", "  ")
+        detail = Text.assemble(
+            (model.name, "bold"), "  ", (model.path or "", "dim"), "  latest ", model.latest or "-", "  "
+        )
         detail.append_text(stages_text(model.stages) if model.stages else Text("no stages", style="dim"))
         if model.deprecated:
             detail.append("  [deprecated]", style="red")
@@ -297,9 +311,13 @@ class ModelsScreen(DashboardScreen):
         for v in model.versions:
             metrics = v.metrics or {}
             versions.add_row(
-                Text(v.version, style="bold"), Text(", ".join(v.stages), style=STAGE_STYLE), (v.run or "")[:12],
+                Text(v.version, style="bold"),
+                Text(", ".join(v.stages), style=STAGE_STYLE),
+                (v.run or "")[:12],
                 *(value_text(metrics[k]) if k in metrics else "" for k in keys),
-                when(v.created_at.timestamp()) if v.created_at else "", v.author or "", v.commit[:7],
+                when(v.created_at.timestamp()) if v.created_at else "",
+                v.author or "",
+                v.commit[:7],
                 key=v.version,
             )
         order = [v.version for v in model.versions]
@@ -320,8 +338,15 @@ class ModelsScreen(DashboardScreen):
         history.clear()
         for e in events:
             change = f"{e.from_version or '-'} → {e.to_version or '-'}" if e.stage else ""
-            history.add_row(when(e.at.timestamp()), Text(e.event, style=EVENT_STYLES.get(e.event, "")),
-                            e.version or "", e.stage or "", change, e.author, e.tag)
+            history.add_row(
+                when(e.at.timestamp()),
+                Text(e.event, style=EVENT_STYLES.get(e.event, "")),
+                e.version or "",
+                e.stage or "",
+                change,
+                e.author,
+                e.tag,
+            )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "models-table" or event.row_key is None:
@@ -375,15 +400,20 @@ class ModelsScreen(DashboardScreen):
             self.notify(f"{model.name} has no version to promote.", severity="warning")
             return
         known = {s for m in (self.models or {}).values() for s in m.stages} | set(self.allowed or ())
-        choices = [(s, f"{s}  ({model.stages[s]})" if s in model.stages else s) for s in self.allowed] \
-            if self.allowed is not None else None
+        choices = (
+            [(s, f"{s}  ({model.stages[s]})" if s in model.stages else s) for s in self.allowed]
+            if self.allowed is not None
+            else None
+        )
 
         def chosen(stage: str | None) -> None:
             if stage:
                 self._confirm_promotion(model, version.version, stage)
 
-        self.app.push_screen(StagePrompt(f"Promote {model.name} {version.version} to which stage?",
-                                         choices=choices, suggestions=known), chosen)
+        self.app.push_screen(
+            StagePrompt(f"Promote {model.name} {version.version} to which stage?", choices=choices, suggestions=known),
+            chosen,
+        )
 
     def _confirm_promotion(self, model: ModelDetails, version: str, stage: str) -> None:
         holder = model.stages.get(stage)
@@ -433,8 +463,9 @@ class ModelsScreen(DashboardScreen):
             if yes:
                 self._start_change(model.name, None, stage)
 
-        self.app.push_screen(ConfirmScreen(f"Roll back {model.name} in {stage}?",
-                                           self._rollback_change(model, stage)), answered)
+        self.app.push_screen(
+            ConfirmScreen(f"Roll back {model.name} in {stage}?", self._rollback_change(model, stage)), answered
+        )
 
     def _start_change(self, name: str, version: str | None, stage: str) -> None:
         """``version``: promote it; None: roll ``stage`` back."""

@@ -29,8 +29,11 @@ STATUS_MARKS = {"up to date": "✓", "stale": "●", "running": "▶", "failed":
 SUMMARY_ORDER = ("failed", "running", "stale")
 
 # The panel's "why" when DVC gave no change reasons.
-NO_REASON = {"up to date": "nothing changed since it ran", "running": "running in the newest run",
-             "failed": "failed in the newest run"}
+NO_REASON = {
+    "up to date": "nothing changed since it ran",
+    "running": "running in the newest run",
+    "failed": "failed in the newest run",
+}
 
 EMPTY = "No pipeline stages yet: add stages to dvc.yaml (or `dvc stage add`)."
 
@@ -57,8 +60,9 @@ class PipelineStoreChanged(Message):
 def summary(stages: list[PipelineStageView]) -> str:
     layers = max((s.layer for s in stages), default=0)
     counts = Counter(s.status for s in stages)
-    parts = [f"{len(stages)} {'stage' if len(stages) == 1 else 'stages'} in {layers} "
-             f"{'layer' if layers == 1 else 'layers'}"]
+    parts = [
+        f"{len(stages)} {'stage' if len(stages) == 1 else 'stages'} in {layers} {'layer' if layers == 1 else 'layers'}"
+    ]
     parts += [f"{counts[status]} {status}" for status in SUMMARY_ORDER if counts[status]]
     if len(parts) == 1:
         parts.append("all up to date")
@@ -70,9 +74,11 @@ def status_text(status: str) -> Text:
 
 
 class PipelineScreen(DashboardScreen):
-    HELP = ("The stage graph of dvc.yaml in layers (a stage waits for the ones after ◀──), "
-            "each up to date, stale, running or failed; it re-reads itself when runs are recorded. "
-            "The panel shows why the selected stage is stale and its command.")
+    HELP = (
+        "The stage graph of dvc.yaml in layers (a stage waits for the ones after ◀──), "
+        "each up to date, stale, running or failed; it re-reads itself when runs are recorded. "
+        "The panel shows why the selected stage is stale and its command."
+    )
     CSS_PATH = "pipeline.tcss"
     AUTO_FOCUS = "#pipeline-stages"
     BINDINGS = [
@@ -102,8 +108,7 @@ class PipelineScreen(DashboardScreen):
     def on_mount(self) -> None:
         self.sub_title = "pipeline"
         table = self.query_one("#pipeline-stages", DataTable)
-        for label, key in (("layer", "layer"), ("status", "status"), ("stage", "stage"),
-                           ("waits for", "upstream")):
+        for label, key in (("layer", "layer"), ("status", "status"), ("stage", "stage"), ("waits for", "upstream")):
             table.add_column(label, key=key)
         self.query_one("#summary", Static).update("Reading the pipeline…")
         self.load(quiet=False)

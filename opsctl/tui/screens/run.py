@@ -62,8 +62,10 @@ class RunScreen(DashboardScreen):
     """The app keeps one of these and refills it for each run it opens (``show``):
     building a screen's widgets and styles costs more than a key press may take."""
 
-    HELP = ("One run: what each stage did, in which image, with which params; the log of the "
-            "stage under the cursor, followed while the run is still going.")
+    HELP = (
+        "One run: what each stage did, in which image, with which params; the log of the "
+        "stage under the cursor, followed while the run is still going."
+    )
     CSS_PATH = "run.tcss"
     AUTO_FOCUS = "#stages"
     BINDINGS = [
@@ -171,9 +173,14 @@ class RunScreen(DashboardScreen):
             if s is None:  # running: a log file, no record yet
                 stages.add_row(name, Text("running", style=STATUS_STYLES["running"]), "", "", "", key=name)
                 continue
-            stages.add_row(name, Text(s.outcome, style=OUTCOME_STYLES.get(s.outcome, "")), duration_text(s.duration),
-                           "" if s.exit_code is None else str(s.exit_code), image_label(s.image_ref, s.image_id),
-                           key=name)
+            stages.add_row(
+                name,
+                Text(s.outcome, style=OUTCOME_STYLES.get(s.outcome, "")),
+                duration_text(s.duration),
+                "" if s.exit_code is None else str(s.exit_code),
+                image_label(s.image_ref, s.image_id),
+                key=name,
+            )
         if keep in self.logs:
             stages.move_cursor(row=stages.get_row_index(keep), animate=False)
 

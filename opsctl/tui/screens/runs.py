@@ -29,8 +29,15 @@ PAGE_SIZE = 100
 MARK = "●"
 
 # Columns before the key metrics: (label, the store's sort key for it)
-FIXED_COLUMNS = [("", None), ("run", "id"), ("status", "status"), ("started", "started"), ("duration", "duration"),
-                 ("commit", "commit"), ("stages", "stages")]
+FIXED_COLUMNS = [
+    ("", None),
+    ("run", "id"),
+    ("status", "status"),
+    ("started", "started"),
+    ("duration", "duration"),
+    ("commit", "commit"),
+    ("stages", "stages"),
+]
 
 
 class RunsLoaded(Message):
@@ -48,9 +55,11 @@ class StoreChanged(Message):
 
 
 class RunsScreen(DashboardScreen):
-    HELP = ("Every run of the project, newest first, paged from the store; it refreshes itself "
-            "while runs are recorded. Filter words: a status, params.KEY>VALUE, metrics.KEY<VALUE, "
-            "or text found in a run's id, commit or branch.")
+    HELP = (
+        "Every run of the project, newest first, paged from the store; it refreshes itself "
+        "while runs are recorded. Filter words: a status, params.KEY>VALUE, metrics.KEY<VALUE, "
+        "or text found in a run's id, commit or branch."
+    )
     CSS_PATH = "runs.tcss"
     AUTO_FOCUS = "#runs"
     BINDINGS = [
@@ -76,8 +85,10 @@ class RunsScreen(DashboardScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="failed  params.train.lr>0.01  metrics.acc>=0.8  a1b2c3 — enter applies, "
-                                "escape cancels", id="filter")
+        yield Input(
+            placeholder="failed  params.train.lr>0.01  metrics.acc>=0.8  a1b2c3 — enter applies, escape cancels",
+            id="filter",
+        )
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="empty")
         yield Static(id="summary")
@@ -151,15 +162,19 @@ class RunsScreen(DashboardScreen):
             if page.total_in_store:
                 empty.update(f"No runs match “{self.query_state.describe()}”. Press escape to clear the filter.")
             else:
-                empty.update("No runs yet.\n\n`opsctl run` records one each time it runs stages; "
-                             "they appear here as they start.")
+                empty.update(
+                    "No runs yet.\n\n`opsctl run` records one each time it runs stages; they appear here as they start."
+                )
         if keep and keep in {r.id for r in page.runs}:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
         self._show_summary()
 
     def _cells(self, run, metric_keys: list[str]) -> list:
-        stages = f"{run.ran} ran, {run.cached} cached" + (f", {run.failed} failed" if run.failed else "") \
+        stages = (
+            f"{run.ran} ran, {run.cached} cached"
+            + (f", {run.failed} failed" if run.failed else "")
             + (f", {run.skipped} skipped" if run.skipped else "")
+        )
         return [
             Text(MARK if run.id in self.marked else "", style="bold magenta"),
             Text(run.id[:8], style="bold"),

@@ -47,12 +47,19 @@ class KeyBar(Static):
                 if not binding.show or not binding.description or binding.action in seen:
                     continue
                 seen.add(binding.action)
-                keys[owner].append((binding.key_display or self.app.get_key_display(binding), binding.description,
-                                    binding.action, owner))
+                keys[owner].append(
+                    (
+                        binding.key_display or self.app.get_key_display(binding),
+                        binding.description,
+                        binding.action,
+                        owner,
+                    )
+                )
         self.show_keys(keys[self.screen], always=keys[self.app])
 
-    def show_keys(self, keys: list[tuple[str, str, str, object]],
-                  always: list[tuple[str, str, str, object]] = ()) -> None:
+    def show_keys(
+        self, keys: list[tuple[str, str, str, object]], always: list[tuple[str, str, str, object]] = ()
+    ) -> None:
         """(key shown, what it does, the action a click runs, where it runs) for each key.
         In a narrow terminal the last of KEYS give way ("…", and ? lists them all); the
         ALWAYS keys stay."""
