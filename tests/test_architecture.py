@@ -1,4 +1,4 @@
-"""The layer contracts of DESIGN.md, checked by import-linter (pyproject.toml [tool.importlinter])."""
+"""The layer contracts of docs/architecture.md ("Layers"), checked by import-linter (pyproject.toml [tool.importlinter])."""
 
 from __future__ import annotations
 

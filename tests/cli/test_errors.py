@@ -1,4 +1,4 @@
-"""Exit codes and one-line errors, as DESIGN.md lists them."""
+"""Exit codes and one-line errors, as docs/architecture.md lists them."""
 
 from __future__ import annotations
 
