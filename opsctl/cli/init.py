@@ -130,7 +130,8 @@ def init(
         out.info(f"  cd {shown}")
     out.info("  opsctl doctor      # can this machine run it?")
     out.info("  opsctl status      # which stages will run, and why")
-    out.info("  dvc repro          # run the pipeline on the host")
+    out.info("  opsctl run         # run the pipeline: each stage in its container (or on the host)")
+    out.info("  opsctl ui          # browse runs, logs, lineage and models in the dashboard")
 
 
 def _display_path(path: Path) -> str:

@@ -21,6 +21,9 @@ def test_ml_pipeline_project_is_ready(tmp_path):
     root = tmp_path / "demo"
     for name in ("opsctl.yaml", "dvc.yaml", "params.yaml", "Dockerfile", ".copier-answers.yml", "src/train.py"):
         assert (root / name).is_file(), name
+    # What to do next points at opsctl's own commands, not at running the pipeline on the host.
+    next_steps = result.stderr.split("Next:", 1)[1]
+    assert "opsctl run" in next_steps and "opsctl ui" in next_steps and "dvc repro" not in next_steps
     assert ".opsctl/" in (root / ".gitignore").read_text().split()
     assert ".opsctl/" in (root / ".dvcignore").read_text().split()
 
