@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from opsctl.errors import BuildFailedError, EngineUnavailableError
 
@@ -80,6 +81,15 @@ def engine_info(timeout: float = 5.0) -> EngineInfo:
     )
 
 
+# What a stage may read but never write: Git runs hooks and config from .git on the host,
+# DVC and opsctl read the pipeline and its locks. A writable copy would let a stage plant
+# code that the host runs later (a post-commit hook, core.fsmonitor) or rewrite the pipeline.
+READ_ONLY_PATHS = (".git", ".dvc", "dvc.yaml", "dvc.lock", "opsctl.yaml", "opsctl.lock")
+HIDDEN_PATHS = (".opsctl",)  # opsctl's own state: the run store, logs
+# Of those, what opsctl never writes during a run: one that a stage creates is removed afterwards.
+_NEVER_CREATED_BY_A_RUN = (".git", ".dvc", "dvc.yaml", "opsctl.yaml")
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     """One stage container: what runs, where the workspace is, and its limits."""
@@ -95,6 +105,7 @@ class ContainerSpec:
     memory: str | None = None
     gpus: int | str | None = None
     working_dir: str = "/workspace"
+    pids: int | None = None  # at most this many processes at once
 
 
 def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
@@ -114,7 +125,7 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     from docker.types import DeviceRequest
 
     api = _stage_client().api
-    limits = {}
+    limits: dict[str, Any] = {}
     if spec.cpus:
         limits["nano_cpus"] = int(spec.cpus * 1e9)
     if spec.memory:
@@ -122,11 +133,15 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     if spec.gpus:
         count = -1 if spec.gpus == "all" else int(spec.gpus)
         limits["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+    if spec.pids:
+        limits["pids_limit"] = spec.pids
+    binds, absent = _workspace_binds(spec.workspace)
+    limits["tmpfs"] = {f"/workspace/{path}": "ro,nosuid,nodev,noexec,size=4k" for path in HIDDEN_PATHS}
 
     def create(network: str) -> str:
         try:
             host_config = api.create_host_config(
-                binds={spec.workspace: {"bind": "/workspace", "mode": "rw"}},
+                binds=binds,
                 network_mode=network,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -170,11 +185,71 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
         if pending:
             on_line(pending.decode("utf-8", "replace"))
         try:
-            return int(api.wait(container_id).get("StatusCode", 1))
+            exit_code = int(api.wait(container_id).get("StatusCode", 1))
         except NotFound:  # removed under us: the run was cancelled
-            return 137
+            exit_code = 137
     finally:
         _remove_quietly(api, container_id)
+        planted = _remove_planted(spec.workspace, absent)
+    if planted:
+        left = [p for p in planted if os.path.lexists(os.path.join(spec.workspace, p))]
+        on_line(
+            f"opsctl: the stage created {', '.join(planted)}, which stages may not write; "
+            + (f"could not remove {', '.join(left)}: delete it before using Git here" if left else "removed it")
+        )
+        return exit_code or 1
+    return exit_code
+
+
+def _workspace_binds(workspace: str) -> tuple[dict, list[str]]:
+    """The workspace read-write at /workspace, with :data:`READ_ONLY_PATHS` read-only on top
+    (the engine mounts by destination depth); also which of those to watch because they are absent.
+
+    Only what exists is mounted: a missing bind source is an error, and a mountpoint made for
+    it inside the workspace would be a new file on the host. ``.git`` is mounted whatever it
+    is (a worktree's or submodule's ``.git`` is a file pointing outside the workspace, which the
+    container cannot see). What this leaves open:
+    - dvc.lock and opsctl.lock absent at a project's first run can be created by a stage (opsctl
+      itself creates them between stages, so they cannot be watched); they hold hashes, not code.
+    - opsctl replaces dvc.lock and opsctl.lock by rename after each stage; the kernel then detaches
+      the read-only mount in containers of stages still running in parallel, which can write the
+      new file. Again data, not code; the next stage's container gets the mount again.
+    - a stage that creates one of :data:`_NEVER_CREATED_BY_A_RUN` (e.g. ``.git`` where the
+      repository lives above the project) gets it removed when the container ends, and fails.
+    - a protected path that is a symlink: its target is mounted read-only, but the link itself
+      lives in the writable workspace and a stage can replace it.
+    """
+    binds = {workspace: {"bind": "/workspace", "mode": "rw"}}
+    absent = []
+    for path in READ_ONLY_PATHS:
+        source = os.path.join(workspace, path)
+        if os.path.lexists(source):
+            binds[source] = {"bind": f"/workspace/{path}", "mode": "ro"}
+        elif path in _NEVER_CREATED_BY_A_RUN:
+            absent.append(path)
+    for path in HIDDEN_PATHS:  # the tmpfs needs its mountpoint; .opsctl is opsctl's own directory
+        os.makedirs(os.path.join(workspace, path), exist_ok=True)
+    return binds, absent
+
+
+def _remove_planted(workspace: str, absent: list[str]) -> list[str]:
+    """Remove what a stage created among the protected paths that were ``absent``; which."""
+    import shutil
+
+    planted = []
+    for path in absent:
+        target = os.path.join(workspace, path)
+        if not os.path.lexists(target):
+            continue
+        planted.append(path)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            try:
+                os.unlink(target)
+            except OSError:
+                pass
+    return planted
 
 
 _stage_client_instance = None
@@ -208,6 +283,20 @@ def _remove_quietly(api, container_id: str) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def network_exists(name: str) -> bool:
+    """Whether the engine has a network called exactly ``name``."""
+    from docker.errors import DockerException
+
+    client = _client()
+    try:
+        # The engine's name filter matches substrings: compare the names themselves.
+        return any(n.get("Name") == name for n in client.api.networks(names=[name]))
+    except DockerException as exc:
+        raise EngineUnavailableError(f"Docker engine error: {_short_reason(str(exc))}", hint=START_HINT) from None
+    finally:
+        client.close()
 
 
 def remove_containers(label: str, value: str) -> int:

@@ -318,6 +318,9 @@ class _PlainDisplay:
         text, _style = _finish_line(stage)
         out.info(text)
 
+    def warning(self, text: str) -> None:
+        out.warn(text)
+
 
 class _LiveDisplay:
     """On a terminal: one line per running stage (elapsed, last log line), finished stages above."""
@@ -395,3 +398,6 @@ class _LiveDisplay:
             self._done += 1
         text, style = _finish_line(stage)
         self._live.console.print(Text(text, style=style))
+
+    def warning(self, text: str) -> None:
+        out.warn(text)  # the live display's own console: printed above its lines

@@ -21,6 +21,9 @@ DEFAULT_STAGE_KEY = "default"
 
 _MEMORY_RE = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Docker's own networks a stage may name; any other name must be an existing user-defined
+# network (checked against the engine when a run starts). `container:<id>` is refused.
+BUILTIN_NETWORKS = ("none", "bridge", "host")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class StageSettings:
     gpus: int | str | None = None
     network: str | None = None
     env: tuple[str, ...] = ()
+    pids: int | None = None  # None: the executor's default (executors.base.DEFAULT_PIDS)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,13 @@ class ProjectConfig:
             for key in StageSettings.__dataclass_fields__
         }
         return StageSettings(**merged)
+
+    def key_of(self, stage: str, key: str) -> str:
+        """Where the stage's ``key`` setting comes from: ``stages.<stage>.<key>`` or ``stages.default.<key>``."""
+        own = self.stages.get(stage)
+        if own is not None and getattr(own, key) not in (None, ()):
+            return f"stages.{stage}.{key}"
+        return f"stages.{DEFAULT_STAGE_KEY}.{key}"
 
 
 def default_config(root: Path) -> ProjectConfig:
@@ -174,7 +185,7 @@ def _parse_image(v: _Validator, name: str, spec: Any) -> ImageSpec:
 def _parse_stage(v: _Validator, name: str, spec: Any) -> StageSettings:
     path = f"stages.{name}"
     spec = v.mapping(spec, path)
-    v.known_keys(spec, path, {"image", "cpus", "memory", "gpus", "network", "env"})
+    v.known_keys(spec, path, {"image", "cpus", "memory", "gpus", "network", "env", "pids"})
     cpus = spec.get("cpus")
     if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
         raise v.error(f"{path}.cpus", "a positive number of CPUs, e.g. 2 or 0.5", cpus)
@@ -186,6 +197,14 @@ def _parse_stage(v: _Validator, name: str, spec: Any) -> StageSettings:
     gpus = spec.get("gpus")
     if gpus is not None and gpus != "all" and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
         raise v.error(f"{path}.gpus", "a number of GPUs (0, 1, ...) or 'all'", gpus)
+    pids = spec.get("pids")
+    if pids is not None and (isinstance(pids, bool) or not isinstance(pids, int) or pids <= 0):
+        raise v.error(f"{path}.pids", "a positive number of processes, e.g. 4096", pids)
+    network = spec.get("network")
+    if network is not None and (not isinstance(network, str) or not _NAME_RE.match(network)):
+        raise v.error(
+            f"{path}.network", "none, bridge, host or the name of a network made with `docker network create`", network
+        )
     env = spec.get("env", [])
     if not isinstance(env, list) or not all(isinstance(e, str) and e for e in env):
         raise v.error(f"{path}.env", "a list of environment variable names to pass through", env)
@@ -194,8 +213,9 @@ def _parse_stage(v: _Validator, name: str, spec: Any) -> StageSettings:
         cpus=float(cpus) if cpus is not None else None,
         memory=memory,
         gpus=gpus,
-        network=v.string(spec["network"], f"{path}.network") if "network" in spec else None,
+        network=network,
         env=tuple(env),
+        pids=pids,
     )
 
 

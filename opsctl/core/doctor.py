@@ -9,8 +9,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsctl.errors import OpsctlError
+
+if TYPE_CHECKING:
+    from opsctl.core.config import ProjectConfig
+    from opsctl.core.project import Project
 
 MIN_PYTHON = (3, 10)
 MIN_FREE_BYTES = 1 << 30  # below this DVC's cache and image builds fail in confusing ways
@@ -48,11 +53,16 @@ def run_checks(cwd: Path | None = None, *, require_docker: bool | None = None) -
     checks = [_python()]
     checks.append(_guard("git", True, _git))
     checks.append(_guard("dvc", True, _dvc))
-    project_check, executor = _project(cwd)
+    project_check, project = _project(cwd)
     checks.append(project_check)
     if require_docker is None:
+        executor = project.config.executor if project is not None else None
         require_docker = executor == "docker" or os.environ.get("OPSCTL_REQUIRE_DOCKER") == "1"
-    checks.append(_guard("docker engine", require_docker, _docker))
+    engine = _guard("docker engine", require_docker, _docker)
+    checks.append(engine)
+    if project is not None:
+        config = project.config
+        checks.append(_guard("stage networks", require_docker, lambda: _networks(config, engine.status == OK)))
     checks.append(_disk(cwd))
     return DoctorReport(checks)
 
@@ -93,7 +103,7 @@ def _dvc() -> tuple[str, str, str | None]:
     return OK, dvc_version(), None
 
 
-def _project(cwd: Path) -> tuple[Check, str | None]:
+def _project(cwd: Path) -> tuple[Check, Project | None]:
     from opsctl.core.project import CREATE_HINT, open_project
 
     try:
@@ -103,7 +113,36 @@ def _project(cwd: Path) -> tuple[Check, str | None]:
         return Check("project", WARN, exc.message, False, exc.hint or CREATE_HINT), None
     source = "opsctl.yaml" if project.has_config_file else "defaults, no opsctl.yaml"
     detail = f"{project.config.project} at {project.root} (executor {project.config.executor}, {source})"
-    return Check("project", OK, detail, False), project.config.executor
+    return Check("project", OK, detail, False), project
+
+
+def _networks(config: ProjectConfig, engine_ok: bool) -> tuple[str, str, str | None]:
+    """The ``network:`` settings: a user-defined network the engine lacks fails (when the
+    engine answers), ``host`` is a warning (loopback services become reachable)."""
+    from opsctl.adapters.docker import network_exists
+    from opsctl.core.config import BUILTIN_NETWORKS
+    from opsctl.core.networks import host_network_keys, host_network_warning
+
+    used = {name: spec.network for name, spec in config.stages.items() if spec.network}
+    user_defined = sorted({network for network in used.values() if network not in BUILTIN_NETWORKS})
+    missing = [network for network in user_defined if engine_ok and not network_exists(network)]
+    if missing:
+        keys = [f"stages.{name}.network" for name, network in sorted(used.items()) if network in missing]
+        return (
+            FAIL,
+            f"no Docker network named {', '.join(missing)} ({', '.join(keys)} in opsctl.yaml)",
+            f"docker network create {missing[0]}",
+        )
+    host = host_network_keys(config)
+    if host:
+        return (
+            WARN,
+            host_network_warning(host),
+            "use network: none or bridge unless the stage needs the host's services",
+        )
+    if not used:
+        return OK, "none for every stage (no network)", None
+    return OK, ", ".join(f"{name}: {network}" for name, network in sorted(used.items())), None
 
 
 def _docker() -> tuple[str, str, str | None]:

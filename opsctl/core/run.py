@@ -108,6 +108,9 @@ class RunEvents:
 
     def stage_finished(self, stage: StageRun) -> None: ...
 
+    def warning(self, text: str) -> None:
+        """Something the user should know before the stages run (one line)."""
+
 
 def parse_overrides(items: list[str]) -> list[tuple[str, str, object]]:
     """``[FILE:]KEY=VALUE`` -> (file, dotted key, YAML-parsed value); UsageError when malformed."""
@@ -224,9 +227,15 @@ def _execute(
 ) -> None:
     from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
     from opsctl.core.stagelock import StageImage, record_stage
-    from opsctl.executors.base import ContainerSettings, StageInvocation
+    from opsctl.executors.base import DEFAULT_PIDS, ContainerSettings, StageInvocation
 
     steps = {s.name: s for s in plan.to_run}
+    if plan.executor == DOCKER:  # an unknown network fails here, before any build or container
+        from opsctl.core.networks import check_stage_networks, host_network_warning
+
+        on_host = check_stage_networks(project.config, steps)
+        if on_host:
+            events.warning(host_network_warning([f"stage {name}" for name in on_host]))
     images = _images_for(project, plan, events) if plan.executor == DOCKER else {}
     executor = _executor(plan.executor)
     logs_dir = project.state_dir / RUNS_DIR / report.run_id
@@ -266,6 +275,7 @@ def _execute(
                 memory=settings.memory,
                 gpus=settings.gpus,
                 network=settings.network or "none",
+                pids=settings.pids or DEFAULT_PIDS,
             )
         invocation = StageInvocation(
             stage=name,

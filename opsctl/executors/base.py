@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+DEFAULT_PIDS = 4096  # processes (and threads) a stage container may have at once: a fork bomb stops there
+
 
 @dataclass(frozen=True)
 class ContainerSettings:
@@ -18,6 +20,7 @@ class ContainerSettings:
     gpus: int | str | None = None
     network: str = "none"
     user: str | None = None  # "uid:gid"; default: the invoking user's, so outputs are never root-owned
+    pids: int = DEFAULT_PIDS
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class DockerExecutor:
             cpus=settings.cpus,
             memory=settings.memory,
             gpus=settings.gpus,
+            pids=settings.pids,
         )
         started = time.monotonic()
         with open(invocation.log_path, "w", encoding="utf-8") as log:

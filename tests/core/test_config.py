@@ -173,7 +173,11 @@ def test_top_level_not_a_mapping():
         (lambda d: d["stages"]["train"].__setitem__("env", "WANDB_API_KEY"), "stages.train.env", "list of"),
         (lambda d: d["stages"]["train"].__setitem__("env", ["OK", 3]), "stages.train.env", "list of"),
         (lambda d: d["stages"]["train"].__setitem__("env", [""]), "stages.train.env", "list of"),
-        (lambda d: d["stages"]["train"].__setitem__("network", 5), "stages.train.network", "non-empty string"),
+        (
+            lambda d: d["stages"]["train"].__setitem__("network", 5),
+            "stages.train.network",
+            "none, bridge, host or the name",
+        ),
         (lambda d: d["stages"].__setitem__("train", "app"), "stages.train", "mapping"),
         (lambda d: d.__setitem__("project", ""), "project", "non-empty string"),
         (lambda d: d.__setitem__("images", ["app"]), "images", "mapping"),
