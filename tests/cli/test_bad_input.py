@@ -203,6 +203,16 @@ def test_a_ref_image_that_is_gone_is_missing_for_status_and_run(tmp_path, busybo
     assert tree(root) == before  # out.txt, dvc.lock and opsctl.lock as they were
 
 
+def test_status_without_an_engine_does_not_call_a_ref_image_missing(tmp_path):
+    root = project(
+        tmp_path / "p",
+        f"project: p\nexecutor: docker\nimages:\n  tools: {{ref: '{BUSYBOX}'}}\nstages:\n  default: {{image: tools}}\n",
+    )
+    result = run_opsctl("status", cwd=root, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert result.returncode == 0, result.stderr
+    assert "never run" in result.stdout and "missing" not in result.stdout
+
+
 def test_an_invalid_ref_is_a_config_error_not_an_engine_error(tmp_path):
     root = project(
         tmp_path / "p",
