@@ -23,11 +23,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 
     From DVC's own change detection.
     """
-    from opsctl.core.pipeline import pipeline_status
+    from opsctl.core.pipeline import make_plan
     from opsctl.core.project import open_project
 
     project = open_project()
-    stages = pipeline_status(project)
+    plan = make_plan(project, [], executor=None, force=False)
+    for warning in plan.warnings:
+        out.warn(warning)
+    stages = plan.steps
     if as_json:
         out.json(
             [

@@ -288,6 +288,7 @@ class _PlainDisplay:
         pass
 
     def planned(self, plan) -> None:
+        _warn(plan)
         self._width = max((len(s.name) for s in plan.to_run), default=0)
         if plan.to_run and not self._dry_run:
             out.info(f"{len(plan.to_run)} of {len(plan.steps)} stages stale ({plan.executor} executor)")
@@ -320,6 +321,12 @@ class _PlainDisplay:
 
     def warning(self, text: str) -> None:
         out.warn(text)
+
+
+def _warn(plan) -> None:
+    """What the planner noticed in the settings (e.g. a stage opsctl.yaml names that dvc.yaml lacks)."""
+    for warning in plan.warnings:
+        out.warn(warning)
 
 
 class _LiveDisplay:
@@ -366,6 +373,7 @@ class _LiveDisplay:
         return grid
 
     def planned(self, plan) -> None:
+        _warn(plan)
         self._total = len(plan.to_run)
 
     def building(self, image: str, line: str) -> None:

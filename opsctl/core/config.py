@@ -8,22 +8,39 @@ Validation errors name the file, the key path and what was expected, because
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsctl.core.yamlload import cut, quote
 from opsctl.errors import ConfigError
 
 CONFIG_FILE = "opsctl.yaml"
 EXECUTORS = ("docker", "local")
 DEFAULT_STAGE_KEY = "default"
 
-_MEMORY_RE = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
+_MEMORY_RE = re.compile(r"(\d+(?:\.\d+)?)([bkmg]?)b?", re.IGNORECASE)  # Docker's units (docker-py parse_bytes)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MIN_MEMORY = 6 << 20  # the engine refuses a smaller limit ("Minimum memory limit allowed is 6MB")
+MAX_MEMORY = (1 << 63) - 1  # the engine stores the limit as a signed 64-bit number
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Docker's own networks a stage may name; any other name must be an existing user-defined
 # network (checked against the engine when a run starts). `container:<id>` is refused.
 BUILTIN_NETWORKS = ("none", "bridge", "host")
+
+# Docker's image reference grammar (distribution/reference): [domain/]path[:tag][@digest].
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REF_RE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+MAX_REF_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -88,24 +105,29 @@ class ProjectConfig:
         return f"stages.{DEFAULT_STAGE_KEY}.{key}"
 
 
+def outside_project(rel: str, root: Path | None = None) -> bool:
+    """Whether a path the project's files name (relative to ROOT) leads out of it: absolute,
+    or '..' past the root; with ``root``, also once symlinks are resolved."""
+    normal = os.path.normpath(rel)
+    if os.path.isabs(rel) or normal == ".." or normal.startswith(".." + os.sep):
+        return True
+    return root is not None and not (root / rel).resolve().is_relative_to(root.resolve())
+
+
 def default_config(root: Path) -> ProjectConfig:
     """What applies when a project has no ``opsctl.yaml``."""
     return ProjectConfig(project=root.name, executor="local")
 
 
 def load_config(root: Path) -> ProjectConfig | None:
-    """Read ``ROOT/opsctl.yaml``; ``None`` when the file does not exist."""
+    """Read ``ROOT/opsctl.yaml``; ``None`` when the file does not exist. The file is read
+    with bounds (size, alias expansion, duplicate keys: see core/yamlload.py)."""
+    from opsctl.core.yamlload import MAX_CONFIG_BYTES, load_yaml_file
+
     path = root / CONFIG_FILE
     if not path.exists():
         return None
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    raw = load_yaml_file(path, max_bytes=MAX_CONFIG_BYTES)
     return parse_config(raw if raw is not None else {}, source=str(path), root=root)
 
 
@@ -131,7 +153,7 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
         if settings.image is not None and settings.image not in images:
             known = ", ".join(sorted(images)) or "none declared"
             raise ConfigError(
-                f"{source}: stages.{name}.image: unknown image '{settings.image}' "
+                f"{source}: {cut(f'stages.{name}.image')}: unknown image '{cut(settings.image)}' "
                 f"(images declared under 'images:': {known})"
             )
         stages[str(name)] = settings
@@ -166,17 +188,20 @@ def _parse_image(v: _Validator, name: str, spec: Any) -> ImageSpec:
                 f"{v.source}: {path}: 'ref' (an existing image) cannot be combined with {', '.join(extra)} "
                 "(those describe an image to build)"
             )
-        return ImageSpec(name=name, ref=v.string(spec["ref"], f"{path}.ref"))
+        return ImageSpec(name=name, ref=_image_ref(v, spec["ref"], f"{path}.ref"))
     build_args = v.mapping(spec.get("build_args", {}), f"{path}.build_args")
     args = {}
     for key, value in build_args.items():
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise v.error(f"{path}.build_args.{key}", "a string or number", value)
         args[str(key)] = str(value)
+    context = v.relative_path(spec.get("context", "."), f"{path}.context", "in the project")
+    dockerfile = v.string(spec.get("dockerfile", "Dockerfile"), f"{path}.dockerfile")
+    v.relative_path(os.path.join(context, dockerfile), f"{path}.dockerfile", "in the project", shown=dockerfile)
     return ImageSpec(
         name=name,
-        dockerfile=v.string(spec.get("dockerfile", "Dockerfile"), f"{path}.dockerfile"),
-        context=v.string(spec.get("context", "."), f"{path}.context"),
+        dockerfile=dockerfile,
+        context=context,
         build_args=args,
         target=v.string(spec["target"], f"{path}.target") if "target" in spec else None,
     )
@@ -189,11 +214,7 @@ def _parse_stage(v: _Validator, name: str, spec: Any) -> StageSettings:
     cpus = spec.get("cpus")
     if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
         raise v.error(f"{path}.cpus", "a positive number of CPUs, e.g. 2 or 0.5", cpus)
-    memory = spec.get("memory")
-    if memory is not None:
-        memory = str(memory)
-        if not _MEMORY_RE.match(memory):
-            raise v.error(f"{path}.memory", "a size such as 512m or 4g", memory)
+    memory = _memory(v, spec.get("memory"), f"{path}.memory")
     gpus = spec.get("gpus")
     if gpus is not None and gpus != "all" and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
         raise v.error(f"{path}.gpus", "a number of GPUs (0, 1, ...) or 'all'", gpus)
@@ -219,13 +240,39 @@ def _parse_stage(v: _Validator, name: str, spec: Any) -> StageSettings:
     )
 
 
+def _image_ref(v: _Validator, value: Any, path: str) -> str:
+    """An existing image's reference as Docker reads one: [registry/]name[:tag][@digest], or an image id."""
+    ref = v.string(value, path)
+    if len(ref) > MAX_REF_CHARS or not _REF_RE.fullmatch(ref):
+        raise v.error(path, "an image reference such as busybox:1.36 or registry.example.com/team/app:2", ref)
+    return ref
+
+
+def _memory(v: _Validator, value: Any, path: str) -> str | None:
+    """A memory limit in Docker's units (b, k, m, g; bytes without one), at least 6m as the engine requires."""
+    if value is None:
+        return None
+    text = str(value)
+    match = _MEMORY_RE.fullmatch(text) if not isinstance(value, bool) else None
+    if match is None:
+        raise v.error(path, "a size such as 512m or 4g", value)
+    size = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+    if size < MIN_MEMORY:
+        raise v.error(path, "at least 6m (the Docker engine's minimum; a number without a unit is bytes)", value)
+    if size > MAX_MEMORY:
+        raise v.error(path, "a size the Docker engine can hold (below 8 EiB)", value)
+    return text
+
+
 class _Validator:
     def __init__(self, source: str) -> None:
         self.source = source
 
     def error(self, path: str, expected: str, got: Any) -> ConfigError:
-        shown = "nothing" if got is None else f"{type(got).__name__} {got!r}"
-        return ConfigError(f"{self.source}: {path or '(top level)'}: expected {expected}, got {shown}")
+        """The one shape of a validation error: file, key path, what was expected, and the
+        value found — quoted to ~80 characters, however big it is."""
+        shown = "nothing" if got is None else f"{type(got).__name__} {quote(got)}"
+        return ConfigError(f"{self.source}: {cut(path) or '(top level)'}: expected {expected}, got {shown}")
 
     def mapping(self, value: Any, path: str) -> dict:
         if not isinstance(value, dict):
@@ -236,6 +283,14 @@ class _Validator:
         if not isinstance(value, str) or not value:
             raise self.error(path, "a non-empty string", value)
         return value
+
+    def relative_path(self, value: Any, path: str, where: str, *, shown: str | None = None) -> str:
+        """A path relative to the project that stays inside it (no absolute path, no '..' out
+        of it); symlinks are resolved where the path is used (core/images.py)."""
+        text = self.string(value, path)
+        if outside_project(text):
+            raise self.error(path, f"a relative path {where}", shown or text)
+        return text
 
     def boolean(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
@@ -252,5 +307,5 @@ class _Validator:
         if unknown:
             where = f"{path}." if path else ""
             raise ConfigError(
-                f"{self.source}: unknown key '{where}{unknown[0]}' (expected one of: {', '.join(sorted(known))})"
+                f"{self.source}: unknown key '{cut(where + unknown[0])}' (expected one of: {', '.join(sorted(known))})"
             )

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from opsctl.core.config import ImageSpec
+from opsctl.core.config import ImageSpec, outside_project
 from opsctl.core.project import Project
+from opsctl.core.yamlload import cut
 from opsctl.errors import BuildFailedError, ConfigError, ToolUnavailableError, UsageError
 
 IMAGES_FILE = "images.json"  # under .opsctl/: what each image was last built or resolved as
@@ -70,11 +71,25 @@ def inputs_hash(project: Project, spec: ImageSpec) -> str:
 
 
 def _paths(project: Project, spec: ImageSpec) -> tuple[Path, Path]:
-    """The build context, and the Dockerfile (relative to the context, as in Docker Compose)."""
+    """The build context, and the Dockerfile (relative to the context, as in Docker Compose).
+
+    Both must be inside the project once symlinks are resolved: a context of /usr would
+    be hashed file by file on every `opsctl status`, and sent whole to the engine."""
     context = (project.root / spec.context).resolve()
+    if outside_project(spec.context, project.root):
+        raise ConfigError(
+            f"opsctl.yaml: images.{spec.name}.context: {cut(spec.context)} is outside the project ({context})",
+            hint="a build context must be a directory inside the project",
+        )
     if not context.is_dir():
-        raise ConfigError(f"opsctl.yaml: images.{spec.name}.context: {spec.context} is not a directory")
-    dockerfile = context / spec.dockerfile
+        raise ConfigError(f"opsctl.yaml: images.{spec.name}.context: {cut(spec.context)} is not a directory")
+    dockerfile = context / (spec.dockerfile or "Dockerfile")
+    if not dockerfile.resolve().is_relative_to(project.root.resolve()):
+        raise ConfigError(
+            f"opsctl.yaml: images.{spec.name}.dockerfile: {cut(spec.dockerfile or dockerfile.name)} is outside the project "
+            f"({dockerfile.resolve()})",
+            hint="keep the Dockerfile inside the project",
+        )
     if not dockerfile.is_file():
         raise ConfigError(
             f"opsctl.yaml: images.{spec.name}.dockerfile: no such file {os.path.relpath(dockerfile, project.root)}",

@@ -26,6 +26,7 @@ class StageImageUse:
     ref: str  # the tag (built) or reference (ref:) a container runs
     identity: str | None  # see stagelock.StageImage.identity; None when unknown (engine down)
     built: bool
+    missing: bool = False  # a ref: image the engine answered it does not have
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class PlanStep:
 class Plan:
     executor: str
     steps: list[PlanStep] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the front end to show (core never prints)
 
     @property
     def to_run(self) -> list[PlanStep]:
@@ -93,13 +95,43 @@ def make_plan(
     stages = session.plan(targets)
     lock = read_lock(project.root)
     # Only a stage that last ran in an image can have had that image change; asking for
-    # identities costs file hashing (built images) or an engine call (ref: images).
-    compared = [s.name for s in stages if s.name in lock and lock[s.name].executor == DOCKER]
+    # identities costs file hashing (built images) or an engine call (ref: images). A ref:
+    # image is asked for whatever the stage's record: one missing is a stage that cannot run.
+    compared = [
+        s.name
+        for s in stages
+        if (s.name in lock and lock[s.name].executor == DOCKER) or _uses_ref_image(project, s.name)
+    ]
     images = stage_images(project, compared) if executor == DOCKER and compared else {}
     plan = Plan(executor, plan_steps(stages, images, lock, force=force))
+    if not targets:  # only the whole pipeline says which stages dvc.yaml has
+        plan.warnings = unknown_stage_warnings(project, [s.name for s in stages])
     if check_run_cache:
         plan.steps = [_with_restorable(session, s) for s in plan.steps]
     return plan
+
+
+def _uses_ref_image(project: Project, stage: str) -> bool:
+    image = project.config.settings_for(stage).image
+    return image is not None and image in project.config.images and not project.config.images[image].is_built
+
+
+def unknown_stage_warnings(project: Project, stage_names: list[str]) -> list[str]:
+    """A settings entry under ``stages:`` for a stage the pipeline does not have (a typo, or
+    a stage since renamed) applies to nothing: say so, with the stage names it is close to."""
+    import difflib
+
+    from opsctl.core.config import CONFIG_FILE, DEFAULT_STAGE_KEY
+    from opsctl.core.yamlload import cut
+
+    warnings = []
+    for name in project.config.stages:
+        if name == DEFAULT_STAGE_KEY or name in stage_names:
+            continue
+        close = difflib.get_close_matches(name, stage_names, n=3, cutoff=0.6)
+        known = f"did you mean {', '.join(close)}?" if close else f"stages: {cut(', '.join(stage_names)) or 'none'}"
+        warnings.append(f"{CONFIG_FILE}: {cut(f'stages.{name}')}: no such stage in dvc.yaml ({known})")
+    return warnings
 
 
 def _with_restorable(session, step: PlanStep) -> PlanStep:
@@ -152,7 +184,10 @@ def plan_steps(
 
 def _image_change(last: StageImage | None, now: StageImageUse | None) -> str | None:
     """Why a stage's image counts as changed, or None. A stage with no record (it never ran
-    under opsctl, or ran on the host) is not stale for its image: nothing says it differs."""
+    under opsctl, or ran on the host) is not stale for its image: nothing says it differs.
+    A ref: image the engine no longer has is always a reason: the stage cannot run as it is."""
+    if now is not None and now.missing:
+        return f"image {now.image} missing ({now.ref} is not in the Docker engine)"
     if last is None or now is None or last.executor != DOCKER or not last.identity or not now.identity:
         return None
     if last.image != now.image:
@@ -199,11 +234,13 @@ def stage_images(project: Project, stage_names: list[str]) -> dict[str, StageIma
             else:
                 from opsctl.adapters.docker import image_id
 
+                missing = False
                 try:
                     identity = image_id(spec.ref)
+                    missing = identity is None
                 except ToolUnavailableError:
-                    identity = None
-                by_image[image_name] = StageImageUse(image_name, spec.ref, identity, False)
+                    identity = None  # the engine is down: unknown, not missing
+                by_image[image_name] = StageImageUse(image_name, spec.ref, identity, False, missing)
         result[name] = by_image[image_name]
     return result
 

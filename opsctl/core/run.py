@@ -112,9 +112,15 @@ class RunEvents:
         """Something the user should know before the stages run (one line)."""
 
 
-def parse_overrides(items: list[str]) -> list[tuple[str, str, object]]:
-    """``[FILE:]KEY=VALUE`` -> (file, dotted key, YAML-parsed value); UsageError when malformed."""
+def parse_overrides(items: list[str], root: Path | None = None) -> list[tuple[str, str, object]]:
+    """``[FILE:]KEY=VALUE`` -> (file, dotted key, YAML-parsed value); UsageError when malformed
+    or when FILE is not inside the project. With ``root`` each FILE that exists is also
+    resolved (symlinks too) and read with the bounds of core/yamlload.py, before anything
+    is written to it."""
     import yaml
+
+    from opsctl.core.config import outside_project
+    from opsctl.core.yamlload import MAX_DATA_BYTES, cut, load_yaml_file
 
     parsed = []
     for item in items:
@@ -123,12 +129,20 @@ def parse_overrides(items: list[str]) -> list[tuple[str, str, object]]:
         if not colon:
             file, name = "params.yaml", key
         if not sep or not name or any(not part for part in name.split(".")):
-            raise UsageError(f"-S {item}: expected KEY=VALUE or FILE:KEY=VALUE (e.g. -S train.n_est=50)")
+            raise UsageError(f"-S {cut(item)}: expected KEY=VALUE or FILE:KEY=VALUE (e.g. -S train.n_est=50)")
+        file = file or "params.yaml"
+        if outside_project(file, root):
+            raise UsageError(
+                f"-S {cut(item)}: {cut(file)} is outside the project",
+                hint="-S only changes params files inside the project (FILE is relative to its root)",
+            )
+        if root is not None and (root / file).is_file():
+            load_yaml_file(root / file, max_bytes=MAX_DATA_BYTES, source=file)
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        parsed.append((file or "params.yaml", name, value))
+        parsed.append((file, name, value))
     return parsed
 
 
@@ -144,7 +158,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError("-j must be at least 1")
-    overrides = parse_overrides(options.overrides)
+    overrides = parse_overrides(options.overrides, project.root)
     run_id = secrets.token_hex(6)
     report = RunReport(run_id, Plan(executor_name), executor_name, jobs, time.time())
 

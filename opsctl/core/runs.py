@@ -241,6 +241,7 @@ class RunList(NamedTuple):
 
 
 MAX_METRIC_COLUMNS = 6
+MAX_LIMIT = (1 << 63) - 1
 
 
 def list_runs(
@@ -256,6 +257,8 @@ def list_runs(
 
     if limit < 1:
         raise UsageError("--limit must be at least 1")
+    if limit > MAX_LIMIT:  # SQLite's integers are 64-bit: a bigger one cannot even be asked
+        raise UsageError(f"--limit {limit}: at most {MAX_LIMIT}")
     if status is not None and status not in ("running", "succeeded", "failed", "interrupted"):
         raise UsageError(f"--status {status}: one of running, succeeded, failed, interrupted")
     filters = [Filter(w.field, w.key, w.op, w.value) for w in map(parse_where, where)]

@@ -35,22 +35,28 @@ class StageImage:
 
 
 def read_lock(root: Path) -> dict[str, StageImage]:
-    import yaml
+    from opsctl.core.yamlload import MAX_DATA_BYTES, load_yaml_file
+    from opsctl.errors import ConfigError
 
     path = root / LOCK_FILE
     if not path.is_file():
         return {}
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return {}  # unreadable: every image counts as unknown, never as changed
+        doc = load_yaml_file(path, max_bytes=MAX_DATA_BYTES) or {}
+    except ConfigError:
+        return {}  # unreadable, too big, aliases that explode: every image counts as unknown, never as changed
     stages = doc.get("stages") if isinstance(doc, dict) else None
     result = {}
     for name, entry in (stages or {}).items():
         if isinstance(entry, dict):
-            fields = {k: entry.get(k) for k in StageImage.__dataclass_fields__}
+            # Only text fields count: anything else in a hand-edited file is unknown.
+            fields = {k: _text(entry.get(k)) for k in StageImage.__dataclass_fields__}
             result[str(name)] = StageImage(**{**fields, "executor": str(fields["executor"] or "local")})
     return result
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def record_stage(root: Path, stage: str, image: StageImage) -> None:

@@ -276,3 +276,206 @@ def test_default_config_is_local_named_after_directory(tmp_path):
     config = default_config(Path(tmp_path) / "abc")
     assert config.project == "abc"
     assert config.executor == "local"
+
+
+# -- paths stay inside the project ------------------------------------------------
+
+
+@pytest.mark.parametrize("context", ["/usr", "/", "..", "../other", "sub/../../other", "./.."])
+def test_image_context_outside_the_project_is_refused(context):
+    doc = {"project": "p", "images": {"app": {"context": context}}}
+    msg = config_error(doc)
+    assert msg.startswith(f"{SOURCE}: images.app.context: expected a relative path in the project"), msg
+    assert repr(context) in msg
+
+
+@pytest.mark.parametrize(
+    ("context", "dockerfile"),
+    [(".", "/etc/passwd"), (".", "../Dockerfile"), ("docker", "../../Dockerfile"), ("docker", "/x/Dockerfile")],
+)
+def test_dockerfile_outside_the_project_is_refused(context, dockerfile):
+    doc = {"project": "p", "images": {"app": {"context": context, "dockerfile": dockerfile}}}
+    msg = config_error(doc)
+    assert msg.startswith(f"{SOURCE}: images.app.dockerfile: expected a relative path in the project"), msg
+
+
+@pytest.mark.parametrize(
+    ("context", "dockerfile"),
+    [(".", "Dockerfile"), ("docker", "Dockerfile"), ("docker", "../Dockerfile.app"), ("./a/../b", "x/Dockerfile")],
+)
+def test_paths_inside_the_project_are_fine(context, dockerfile):
+    doc = {"project": "p", "images": {"app": {"context": context, "dockerfile": dockerfile}}}
+    image = parse_config(doc).images["app"]
+    assert (image.context, image.dockerfile) == (context, dockerfile)
+
+
+# -- image references ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "busybox",
+        "busybox:1.36",
+        "opsctl-test/busybox:latest",
+        "registry.example.com:5000/team/app:2.1-rc_1",
+        "localhost/app",
+        "[::1]:5000/app:1",
+        "my_org/app__x/y-z.w:tag",
+        "app@sha256:" + "a" * 64,
+        "ghcr.io/org/app:1@sha256:" + "0f" * 32,
+        "sha256:" + "b" * 64,
+        "0123456789ab",
+    ],
+)
+def test_valid_image_references(ref):
+    assert parse_config({"project": "p", "images": {"tools": {"ref": ref}}}).images["tools"].ref == ref
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["--privileged", "-it", "busy box", "Busybox", "app:", ":tag", "app@sha256:abc", "a/", "/a", "app:-x", "a\n"],
+)
+def test_invalid_image_reference_is_a_config_error_with_the_key_path(ref):
+    msg = config_error({"project": "p", "images": {"tools": {"ref": ref}}})
+    assert msg.startswith(f"{SOURCE}: images.tools.ref: expected an image reference"), msg
+
+
+def test_very_long_image_reference_is_refused_quickly():
+    msg = config_error({"project": "p", "images": {"tools": {"ref": "a" + "-" * 100_000 + "!"}}})
+    assert "images.tools.ref" in msg and len(msg) < 300
+
+
+# -- memory ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("memory", ["6m", "6M", "512m", "512mb", "4g", "4GB", "0.5g", "6291456", 6291456, "6144k"])
+def test_memory_in_docker_units_of_at_least_6m(memory):
+    assert parse_config({"project": "p", "stages": {"s": {"memory": memory}}}).stages["s"].memory == str(memory)
+
+
+@pytest.mark.parametrize("memory", ["1", 1, "5m", "6291455", "0g", "100k"])
+def test_memory_below_dockers_minimum_is_refused(memory):
+    msg = config_error({"project": "p", "stages": {"s": {"memory": memory}}})
+    assert msg.startswith(f"{SOURCE}: stages.s.memory: expected at least 6m"), msg
+
+
+@pytest.mark.parametrize("memory", ["4 gigs", "4t", "1e9", "-4g", True, "99999999999g"])
+def test_memory_not_a_size_docker_takes_is_refused(memory):
+    msg = config_error({"project": "p", "stages": {"s": {"memory": memory}}})
+    assert msg.startswith(f"{SOURCE}: stages.s.memory: expected "), msg
+
+
+# -- values quoted in errors -----------------------------------------------------------
+
+
+def test_a_huge_value_is_quoted_to_about_80_characters():
+    msg = config_error({"project": "p", "stages": {"s": {"cpus": "x" * 100_000}}})
+    assert msg.startswith(f"{SOURCE}: stages.s.cpus: expected a positive number"), msg
+    assert len(msg) < 200 and "xxx...xxx" in msg, msg
+    msg = config_error({"project": ["x" * 1000] * 1000})
+    assert msg.startswith(f"{SOURCE}: project: expected a non-empty string, got list ['xxx"), msg
+    assert len(msg) < 200, len(msg)
+
+
+def test_a_huge_key_is_cut_in_the_message():
+    msg = config_error({"project": "p", "stages": {"k" * 10_000: {"cpus": -1}}})
+    assert len(msg) < 300 and "(10012 characters)" in msg, msg
+    msg = config_error({"project": "p", "k" * 10_000: 1})
+    assert len(msg) < 300 and "unknown key" in msg, msg
+
+
+def test_a_deeply_shared_value_is_quoted_without_expanding_it():
+    value: list = ["lol"] * 10
+    for _ in range(5):  # a million strings if printed in full (7 MB: harmless, but not a message)
+        value = [value] * 10
+    msg = config_error({"project": value})
+    assert len(msg) < 200, len(msg)
+
+
+# -- loading opsctl.yaml with bounds ------------------------------------------------------
+
+
+def billion_laughs(levels: int) -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    names = "abcdefghijklmnop"
+    for prev, name in zip(names, names[1:levels]):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_load_config_refuses_alias_expansion_past_the_limit(tmp_path):
+    path = tmp_path / CONFIG_FILE
+    # 5 levels: 9**5 values once expanded; the old loader printed them all in one 5.8 MB error.
+    path.write_text(billion_laughs(5) + "project: *e\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}:"), msg
+    assert "YAML aliases expand to more than 100000 values" in msg
+    assert len(msg) < 300
+
+
+def test_load_config_allows_ordinary_anchors_and_merge_keys(tmp_path):
+    (tmp_path / CONFIG_FILE).write_text(
+        "project: p\nimages: {app: {}}\nstages:\n"
+        "  default: &base {image: app, cpus: 2}\n"
+        "  train:\n    <<: *base\n    cpus: 4\n"
+        "  evaluate: *base\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path)
+    assert config.stages["train"] == StageSettings(image="app", cpus=4.0)
+    assert config.stages["evaluate"] == StageSettings(image="app", cpus=2.0)
+
+
+def test_load_config_reports_duplicate_keys_with_line_and_key_path(tmp_path):
+    path = tmp_path / CONFIG_FILE
+    path.write_text("project: p\nstages:\n  train:\n    cpus: 1\n    memory: 1g\n    cpus: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value).startswith(f"{path}:6: stages.train.cpus: duplicate key"), str(info.value)
+
+
+def test_load_config_refuses_a_file_over_1_mib_before_reading_it(tmp_path):
+    path = tmp_path / CONFIG_FILE
+    path.write_text("project: p\n" + "# padding\n" * 110_000, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value).startswith(f"{path}: 1.0 MiB is too big for this file (opsctl reads at most 1.0 MiB)")
+
+
+def test_load_config_refuses_an_alias_inside_its_own_anchor(tmp_path):
+    path = tmp_path / CONFIG_FILE
+    path.write_text("project: p\nimages: &x {a: *x}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="alias refers to a node holding it"):
+        load_config(tmp_path)
+
+
+# -- the same bounds for the other YAML files opsctl reads ----------------------------------
+
+
+def test_opsctl_lock_with_exploding_aliases_counts_as_unreadable(tmp_path):
+    from opsctl.core.stagelock import LOCK_FILE, read_lock
+
+    lol = billion_laughs(5).replace("\n", "\n  ")
+    (tmp_path / LOCK_FILE).write_text(f"x:\n  {lol}\nstages:\n  train: {{executor: docker, image: *e}}\n")
+    assert list(read_lock(tmp_path)) == []  # unknown, never "changed": nothing quotes the values
+
+
+def test_opsctl_lock_keeps_only_text_fields(tmp_path):
+    from opsctl.core.stagelock import LOCK_FILE, StageImage, read_lock
+
+    (tmp_path / LOCK_FILE).write_text("stages:\n  train: {executor: docker, image: [a, b], identity: 3}\n")
+    assert read_lock(tmp_path) == {"train": StageImage("docker")}
+
+
+def test_params_file_for_set_param_is_read_with_the_same_bounds(tmp_path):
+    from opsctl.core.run import parse_overrides
+
+    (tmp_path / "params.yaml").write_text(billion_laughs(6))
+    with pytest.raises(ConfigError, match=r"^params.yaml:\d+: .*YAML aliases expand"):
+        parse_overrides(["a=1"], tmp_path)
+    (tmp_path / "params.yaml").write_text("train:\n  lr: 1\n  lr: 2\n")
+    with pytest.raises(ConfigError, match=r"^params.yaml:3: train.lr: duplicate key"):
+        parse_overrides(["train.lr=3"], tmp_path)
