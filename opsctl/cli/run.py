@@ -53,7 +53,7 @@ def run(
     re-runs nothing.
     """
     from opsctl.core.project import open_project
-    from opsctl.core.run import RunOptions, run_pipeline
+    from opsctl.core.run import RunOptions, parse_overrides, run_pipeline
     from opsctl.core.scheduler import SchedulerInterrupted
     from opsctl.errors import InterruptedByUser, StageFailedError
 
@@ -69,6 +69,7 @@ def run(
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
     if options.overrides and not dry_run:
+        parse_overrides(options.overrides, root=project.root)  # refused (exit 2) before it is announced
         out.info(f"Setting {', '.join(options.overrides)} (written to the params file, as `dvc exp run -S` does)")
     try:
         with _terminate_as_interrupt(), showing_build_log_tail(), display:
