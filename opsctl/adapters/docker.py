@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from opsctl.errors import BuildFailedError, EngineUnavailableError
 
@@ -114,7 +115,7 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     from docker.types import DeviceRequest
 
     api = _stage_client().api
-    limits = {}
+    limits: dict[str, Any] = {}
     if spec.cpus:
         limits["nano_cpus"] = int(spec.cpus * 1e9)
     if spec.memory:

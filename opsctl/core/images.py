@@ -74,7 +74,7 @@ def _paths(project: Project, spec: ImageSpec) -> tuple[Path, Path]:
     context = (project.root / spec.context).resolve()
     if not context.is_dir():
         raise ConfigError(f"opsctl.yaml: images.{spec.name}.context: {spec.context} is not a directory")
-    dockerfile = context / spec.dockerfile
+    dockerfile = context / (spec.dockerfile or "Dockerfile")  # (config sets it for every built image)
     if not dockerfile.is_file():
         raise ConfigError(
             f"opsctl.yaml: images.{spec.name}.dockerfile: no such file {os.path.relpath(dockerfile, project.root)}",
@@ -127,7 +127,7 @@ def build_images(
     records = []
     for spec in select_images(project, names or []):
         started = time.monotonic()
-        if not spec.is_built:
+        if spec.ref is not None:  # an existing image, not built
             found = docker_adapter.image_id(spec.ref)
             if found is None:
                 raise ToolUnavailableError(

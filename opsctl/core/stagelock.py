@@ -15,6 +15,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 LOCK_FILE = "opsctl.lock"
 SCHEMA = 1
@@ -48,7 +49,7 @@ def read_lock(root: Path) -> dict[str, StageImage]:
     result = {}
     for name, entry in (stages or {}).items():
         if isinstance(entry, dict):
-            fields = {k: entry.get(k) for k in StageImage.__dataclass_fields__}
+            fields: dict[str, Any] = {k: entry.get(k) for k in StageImage.__dataclass_fields__}
             result[str(name)] = StageImage(**{**fields, "executor": str(fields["executor"] or "local")})
     return result
 
