@@ -95,6 +95,11 @@ class DoctorFailedError(ToolUnavailableError):
     pass
 
 
+class DvcVersionError(ToolUnavailableError):
+    """The installed DVC is outside the versions opsctl's DVC internals were checked against
+    (``opsctl.adapters.dvc_compat.SUPPORTED_DVC``)."""
+
+
 class TrustRequiredError(UsageError):
     """A third-party template wants to run its own code and --trust was not given."""
 

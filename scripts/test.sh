@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh machine: system tools and Docker engine,
-# the virtualenv, then pytest on all cores. Extra arguments go to pytest.
+# the virtualenv, the static checks (scripts/lint.sh), then pytest on all cores.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-machine.sh
 bash scripts/bootstrap.sh
+bash scripts/lint.sh
 # The Docker tests' images (busybox; Debian with python3, pandas, scikit-learn), built once per machine.
 if docker info >/dev/null 2>&1; then bash scripts/build-test-images.sh; fi
 exec .venv/bin/python -m pytest -n "${OPSCTL_TEST_WORKERS:-auto}" "$@"

@@ -12,7 +12,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from opsctl.adapters import dvc_compat
 from opsctl.errors import (
     AlreadyInGitError,
     DvcError,
@@ -44,6 +46,7 @@ def _prepare_dvc() -> None:
     global _dvc_prepared
     if _dvc_prepared:
         return
+    dvc_compat.check_dvc_version(dvc_version())  # before importing it: DvcVersionError, exit 4
     import logging
     import os
 
@@ -65,19 +68,7 @@ def _guard_rwlock_edits() -> None:
     Ctrl-C between the two leaves a file that every later DVC command refuses ("JSON
     structure is corrupted") until someone deletes it. So Ctrl-C waits for those few
     milliseconds: it is raised as soon as the edit is written."""
-    from dvc import rwlock
-
-    edit = getattr(rwlock, "_edit_rwlock", None)
-    if edit is None or getattr(edit, "opsctl_guarded", False):
-        return
-
-    @contextlib.contextmanager
-    def guarded_edit(*args, **kwargs):
-        with _sigint_deferred(), edit(*args, **kwargs) as lock:
-            yield lock
-
-    guarded_edit.opsctl_guarded = True
-    rwlock._edit_rwlock = guarded_edit
+    dvc_compat.wrap_rwlock_edits(_sigint_deferred)
 
 
 @contextlib.contextmanager
@@ -134,7 +125,7 @@ project_root_cwd = _ProjectRootCwd()
 
 
 @contextlib.contextmanager
-def open_repo(root: Path) -> Iterator[object]:
+def open_repo(root: Path) -> Iterator[Any]:
     """A ``dvc.repo.Repo`` for ``root``, closed afterwards; DVC errors become :class:`DvcError`.
     Stage names and targets are relative to ``root`` (see :class:`_ProjectRootCwd`)."""
     _prepare_dvc()
@@ -346,9 +337,7 @@ def reporting_progress(sink) -> Iterator[None]:
         yield
         return
     _prepare_dvc()
-    import dvc.fs.callbacks as fs_callbacks
     from dvc.progress import Tqdm
-    from dvc.ui import ui
 
     class SinkTqdm(Tqdm):
         def __init__(self, iterable=None, *args, desc=None, total=None, unit="it", bytes=False, **kwargs):  # noqa: A002
@@ -368,21 +357,8 @@ def reporting_progress(sink) -> Iterator[None]:
             except Exception:  # noqa: BLE001 — a display problem must never break a data operation
                 pass
 
-    import dvc_data.callbacks as data_callbacks
-
-    original_progress = ui.__dict__.get("progress")
-    original_classes = (fs_callbacks.Tqdm, data_callbacks.Tqdm)
-    ui.progress = lambda *a, **k: SinkTqdm(*a, **k)
-    # dvc_data makes its own bars (hashing, push, fetch, checkout) from its own Tqdm.
-    fs_callbacks.Tqdm = data_callbacks.Tqdm = SinkTqdm
-    try:
+    with dvc_compat.progress_bars_replaced(SinkTqdm):
         yield
-    finally:
-        fs_callbacks.Tqdm, data_callbacks.Tqdm = original_classes
-        if original_progress is None:
-            del ui.progress
-        else:
-            ui.progress = original_progress
 
 
 def lock_timeout() -> float:
@@ -395,7 +371,7 @@ def lock_timeout() -> float:
 
 
 @contextlib.contextmanager
-def locked_repo(root: Path, timeout: float | None = None) -> Iterator[object]:
+def locked_repo(root: Path, timeout: float | None = None) -> Iterator[Any]:
     """An open repo holding DVC's own lock, waiting up to ``timeout`` seconds for
     another process to release it (DVC alone gives up after 3 s)."""
     import time
@@ -816,7 +792,7 @@ def locked_stages(root: Path) -> dict[str, LockedStage]:
     from dvc.dependency.param import ParamsDependency
     from dvc.stage import PipelineStage
 
-    def hash_of(item) -> str | None:
+    def hash_of(item) -> Any:  # a str (md5) for files and dirs, a dict of values for params
         return item.hash_info.value if item.hash_info else None
 
     stages = {}
@@ -824,7 +800,8 @@ def locked_stages(root: Path) -> dict[str, LockedStage]:
         for stage in repo.index.stages:
             if not isinstance(stage, PipelineStage) or not stage.outs or all(hash_of(o) is None for o in stage.outs):
                 continue  # never run: nothing in dvc.lock
-            deps, params = [], {}
+            deps: list[tuple[str, str | None]] = []
+            params: dict[str, dict] = {}
             for dep in stage.deps:
                 if isinstance(dep, ParamsDependency):
                     params[_rel(root, dep.fs_path)] = dict(hash_of(dep) or {})

@@ -21,7 +21,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from opsctl.adapters import dvc_compat
 from opsctl.adapters.dvc import (
     LOCK_TIMEOUT_ENV,
     PipelineStage,
@@ -70,9 +72,9 @@ class RunSession:
             project_root_cwd.leave()
             raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
         self._mutex = threading.Lock()
-        self._stages: dict[str, object] = {}  # name -> the DVC stage object between prepare and record
+        self._stages: dict[str, Any] = {}  # name -> the DVC stage object between prepare and record
         self.changed_data_sources: list[str] = []  # set by plan()
-        self._planned: dict[str, object] = {}  # name -> DVC stage object, set by plan()
+        self._planned: dict[str, Any] = {}  # name -> DVC stage object, set by plan()
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
 
     def close(self) -> None:
@@ -88,7 +90,7 @@ class RunSession:
         self.close()
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[object]:
+    def _locked(self) -> Iterator[Any]:
         """DVC's repository lock (bounded wait) inside the in-process mutex.
 
         Unlike DVC's own ``lock_repo`` this does not reset the repo on every take and
@@ -111,11 +113,10 @@ class RunSession:
                             hint=f"let it finish, or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
                         ) from None
                     time.sleep(0.1)
-            repo._lock_depth += 1  # DVC's @locked methods called inside see the lock held
             try:
-                yield repo
+                with dvc_compat.lock_counted_as_held(repo):  # DVC's @locked methods inside see it held
+                    yield repo
             finally:
-                repo._lock_depth -= 1
                 repo.lock.unlock()
 
     # -- planning ---------------------------------------------------------------------
@@ -162,23 +163,16 @@ class RunSession:
 
     def in_run_cache(self, name: str) -> bool:
         """Whether the run cache holds this stage with its current deps and params (no writes)."""
-        from dvc.stage.cache import RunCacheNotFoundError, _can_hash
-
         with self._locked() as repo:
             stage = self._stage(repo, name)
-            if not _can_hash(stage):
+            if not dvc_compat.can_hash(stage):
                 return False
             try:
                 stage.save_deps()  # in memory: the deps' current hashes
             except Exception:  # noqa: BLE001
                 return False
-            try:
-                cache = repo.stage_cache._load(stage)
-            except RunCacheNotFoundError:
-                return False
-            if not cache:
-                return False
-            return repo.stage_cache._create_stage(cache, wdir=stage.wdir).outs_cached()
+            cached = dvc_compat.cached_run(repo, stage)
+            return cached is not None and cached.outs_cached()
 
     # -- running ------------------------------------------------------------------------
 
@@ -260,9 +254,9 @@ class RunSession:
         and the file is replaced whole (DVC rewrites it in place, so a kill mid-write
         leaves half a dvc.lock). The bytes written are DVC's: same serializer, same dumper."""
         from dvc.stage import serialize
-        from dvc.utils.serialize._yaml import _dump, parse_yaml_for_update
+        from dvc.utils.serialize import parse_yaml_for_update
 
-        path = Path(stage.dvcfile._lockfile.path)
+        path = Path(dvc_compat.lockfile_path(stage))
         signature = _signature(path)
         cached = self._lock_cache.get(str(path))
         if cached is not None and cached[0] == signature:
@@ -277,7 +271,7 @@ class RunSession:
         data["stages"].update(serialize.to_lockfile(stage))
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as fd:
-            _dump(data, fd)
+            dvc_compat.dump_yaml(data, fd)
         if signature is not None:
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         os.replace(tmp, path)
@@ -290,7 +284,7 @@ def _flatten_show(result: dict, plain_file: str | None) -> dict:
 
     Keys of ``plain_file`` (or of the only file, when ``plain_file`` is None) stay plain,
     ``train.n_estimators``; others are ``FILE:key`` as DVC prints them."""
-    workspace = next(iter(result.values()), {}) if result else {}
+    workspace: dict = next(iter(result.values()), {}) if result else {}
     files = {
         name: entry.get("data")
         for name, entry in (workspace.get("data") or {}).items()

@@ -67,10 +67,10 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, object], dict[str
         global_flags[GLOBAL_FLAGS[args[position]]] = True
         position += 1
     command = tuple(args[position : position + 2])
-    grammar = COMMANDS.get(command)  # type: ignore[arg-type]
+    grammar = COMMANDS.get(command)
     if grammar is None:  # a one-word command
         command = tuple(args[position : position + 1])
-        grammar = COMMANDS.get(command)  # type: ignore[arg-type]
+        grammar = COMMANDS.get(command)
     if grammar is None:
         return None
     params: dict[str, object] = {}
@@ -91,25 +91,29 @@ def parse(args: list[str]) -> tuple[tuple[str, ...], dict[str, object], dict[str
         if param is None:
             return None  # --help, an unknown option, "--", "-": typer decides
         if has_inline:
-            value = inline
+            text = inline
         elif i < len(rest) and not rest[i].startswith("-"):
-            value = rest[i]
+            text = rest[i]
             i += 1
         else:
             return None
+        value: object = text
         if param in grammar.integers:
-            if not value.isdigit():
+            if not text.isdigit():
                 return None
-            value = int(value)
+            value = int(text)
         elif param in grammar.floats:
             try:
-                value = float(value)
+                number = float(text)
             except ValueError:
                 return None
-            if not value >= grammar.floats[param]:  # also NaN: typer says why
+            if not number >= grammar.floats[param]:  # also NaN: typer says why
                 return None
+            value = number
         if param in grammar.repeatable:
-            params.setdefault(param, []).append(value)  # type: ignore[union-attr]
+            repeated = params.setdefault(param, [])
+            if isinstance(repeated, list):  # (always: only this line stores a repeatable one)
+                repeated.append(value)
         elif param in params:
             return None
         else:

@@ -68,15 +68,17 @@ def init(
         ]
         if template_options:
             raise UsageError(f"--existing adopts a repository as it is; it takes no {', '.join(template_options)}")
-        result = scaffold.adopt_project(directory, force=force)
+        adopted = scaffold.adopt_project(directory, force=force)
         if as_json:
-            out.json({"root": str(result.root), "written": result.written})
+            out.json({"root": str(adopted.root), "written": adopted.written})
             return
-        if result.written:
-            out.success(f"Adopted {result.root}: wrote {', '.join(result.written)}")
-            out.info("Review and commit them: git add " + " ".join(result.written) + " && git commit -m 'Adopt opsctl'")
+        if adopted.written:
+            out.success(f"Adopted {adopted.root}: wrote {', '.join(adopted.written)}")
+            out.info(
+                "Review and commit them: git add " + " ".join(adopted.written) + " && git commit -m 'Adopt opsctl'"
+            )
         else:
-            out.success(f"{result.root} already had everything opsctl needs")
+            out.success(f"{adopted.root} already had everything opsctl needs")
         return
 
     answers = scaffold.parse_data_pairs(data)

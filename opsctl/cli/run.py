@@ -7,12 +7,17 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from opsctl.cli.output import Styled, out
 from opsctl.cli.pipeline import showing_build_log_tail
+
+if TYPE_CHECKING:
+    from opsctl.core.run import RunEvents
+else:
+    RunEvents = object  # importing opsctl.core.run costs ~75 ms of every start; the displays override all of it
 
 
 def register(app: typer.Typer) -> None:
@@ -75,13 +80,13 @@ def run(
         with _terminate_as_interrupt(), showing_build_log_tail(), display:
             report = run_pipeline(project, options, display)
     except SchedulerInterrupted as exc:
-        report = getattr(exc, "report", None)
-        if report is not None:
-            stopped = [s.name for s in report.stages if s.status in ("interrupted", "failed")]
+        partial = getattr(exc, "report", None)
+        if partial is not None:
+            stopped = [s.name for s in partial.stages if s.status in ("interrupted", "failed")]
             if as_json:
-                out.json(_report_json(report, "interrupted"))
+                out.json(_report_json(partial, "interrupted"))
             out.warn(
-                f"run {report.run_id} interrupted; stopped: {', '.join(stopped) or 'nothing was running'}; "
+                f"run {partial.run_id} interrupted; stopped: {', '.join(stopped) or 'nothing was running'}; "
                 "their containers are removed and dvc.lock keeps only finished stages"
             )
         raise InterruptedByUser("interrupted") from None
@@ -272,7 +277,7 @@ def _built_line(record) -> str:
     return f"built image {record.name} ({record.ref}) in {record.seconds:.1f} s"
 
 
-class _PlainDisplay:
+class _PlainDisplay(RunEvents):
     """Off a terminal: every log line with its stage as a prefix, one line per finished stage."""
 
     def __init__(self, logs_to_stderr: bool, dry_run: bool = False) -> None:
@@ -330,14 +335,14 @@ def _warn(plan) -> None:
         out.warn(warning)
 
 
-class _LiveDisplay:
+class _LiveDisplay(RunEvents):
     """On a terminal: one line per running stage (elapsed, last log line), finished stages above."""
 
     def __init__(self) -> None:
         self._running: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._building: str | None = None
-        self._live = None
+        self._live: Any = None  # a rich Live between __enter__ and __exit__
         self._total = 0
         self._done = 0
 

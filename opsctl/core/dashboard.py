@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from opsctl.core.project import Project
 from opsctl.errors import UsageError
+
+if TYPE_CHECKING:  # (importing the store costs start-up time)
+    from opsctl.store import RunDetail
 
 STATUSES = ("running", "succeeded", "failed", "interrupted")
 _OPS = (">=", "<=", "!=", "=", ">", "<")
@@ -68,7 +71,7 @@ class RunsPage(NamedTuple):
 
 
 class RunView(NamedTuple):
-    detail: object  # store RunDetail
+    detail: RunDetail
     logs: list[tuple[str, Path | None]]  # (stage, log file)
 
 
@@ -130,7 +133,7 @@ class Dashboard:
         from opsctl.core.runs import store_path
 
         path = store_path(self.project)
-        stamps = []
+        stamps: list[tuple[int, int] | None] = []
         for candidate in (path, path.with_name(path.name + "-wal")):
             try:
                 st = candidate.stat()

@@ -204,11 +204,11 @@ def list_data(
     """Tracked data (added with DVC or produced by stages) and where each copy is."""
     from opsctl.adapters import dvc as dvc_adapter
 
-    prefix = None
+    prefix: str | None = None
     if path:
-        prefix = Path(os.path.normpath((Path(cwd or os.getcwd()) / path).absolute())).resolve()
+        absolute = Path(os.path.normpath((Path(cwd or os.getcwd()) / path).absolute())).resolve()
         try:
-            prefix = prefix.relative_to(project.root.resolve()).as_posix()
+            prefix = absolute.relative_to(project.root.resolve()).as_posix()
         except ValueError:
             raise UsageError(f"{path} is outside the project ({project.root})") from None
         prefix = "" if prefix == "." else prefix

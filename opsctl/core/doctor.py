@@ -99,8 +99,9 @@ def _git() -> tuple[str, str, str | None]:
 
 def _dvc() -> tuple[str, str, str | None]:
     from opsctl.adapters.dvc import dvc_version
+    from opsctl.adapters.dvc_compat import check_dvc_version
 
-    return OK, dvc_version(), None
+    return OK, check_dvc_version(dvc_version()), None
 
 
 def _project(cwd: Path) -> tuple[Check, Project | None]:

@@ -142,7 +142,7 @@ def build_images(
     records = []
     for spec in select_images(project, names or []):
         started = time.monotonic()
-        if not spec.is_built:
+        if spec.ref is not None:  # an existing image, not built
             found = docker_adapter.image_id(spec.ref)
             if found is None:
                 raise ToolUnavailableError(

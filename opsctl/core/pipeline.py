@@ -226,7 +226,7 @@ def stage_images(project: Project, stage_names: list[str]) -> dict[str, StageIma
             continue
         if image_name not in by_image:
             spec = project.config.images[image_name]
-            if spec.is_built:
+            if spec.ref is None:  # built from its Dockerfile
                 digest = inputs_hash(project, spec)
                 by_image[image_name] = StageImageUse(
                     image_name, image_tag(project, spec, digest), f"inputs:{digest}", True

@@ -218,6 +218,7 @@ def next_version(existing: Iterable[str]) -> str:
     if not versions:
         return FIRST_VERSION
     match = VERSION_RE.match(max(versions, key=version_key))
+    assert match is not None  # versions holds only names that match
     return f"v{match['major']}.{match['minor']}.{int(match['patch']) + 1}"
 
 
@@ -321,7 +322,8 @@ def _when(timestamp: int, offset: str) -> datetime:
 def parse_tags(tags) -> tuple[list[TagEvent], dict[str, int]]:
     """Registry events from tag records (anything with the fields of
     ``adapters.registry.TagRecord``), and each artifact's highest tag counter."""
-    events, counters = [], {}
+    events: list[TagEvent] = []
+    counters: dict[str, int] = {}
     for tag in tags:
         parsed = parse_tag_name(tag.name)
         if parsed is None:
@@ -405,7 +407,7 @@ def _build_model(name: str, events: list[TagEvent], counter: int) -> Model:
     events = sorted(events, key=lambda e: e.order)
     registrations: dict[str, TagEvent] = {}
     for event in events:
-        if event.kind == "register":
+        if event.kind == "register" and event.version:  # (register tags always name one)
             registrations.setdefault(event.version, event)
 
     def version_at(commit: str) -> str:
@@ -423,11 +425,12 @@ def _build_model(name: str, events: list[TagEvent], counter: int) -> Model:
         touched = [event.stage] if event.stage else sorted(replay.stages()) if event.kind == "deregister" else []
         before = {s: replay.current(s) for s in touched}
         rollback = event.kind == "assign" and parse_trailers(event.message).get("action") == "rollback"
-        if event.kind in ("register", "deregister"):
+        # (register/deregister tags name a version; assign/unassign tags a stage, whose version is found above)
+        if event.kind in ("register", "deregister") and version:
             replay.direct[version] = event.kind
-        elif event.kind == "assign":
+        elif event.kind == "assign" and version and event.stage:
             replay.assigned[(version, event.stage)] = event.order
-        elif event.kind == "unassign":
+        elif event.kind == "unassign" and version and event.stage:
             replay.assigned[(version, event.stage)] = None
         for stage in touched:
             replay.record(stage, replay.current(stage), rollback)
@@ -605,7 +608,7 @@ def register_model(
         raise OpsctlError(f"{name} {wanted} is registered already", hint="pick another version, or leave --version out")
 
     output = store.inspect_output(root, rel)
-    _check_registrable(output)
+    md5 = _check_registrable(output)
 
     declared = store.declared_artifacts(root, "HEAD")
     declare = name not in declared
@@ -623,7 +626,7 @@ def register_model(
                 hint="commit the new model (its dvc.lock/.dvc entry) first, then register it",
             )
     if run_id is None and producing_run is not None:
-        run_id = producing_run(rel, output.md5)
+        run_id = producing_run(rel, md5)
     new_version = wanted or next_version(taken)
 
     annotation = None
@@ -631,15 +634,16 @@ def register_model(
     if declare:
         annotation = commit = store.declare_artifact(root, name, rel, f"opsctl: register model {name}", MODEL_TYPE)
     tag = f"{tag_name(name)}@{new_version}"
-    if not store.create_tag(root, tag, commit, registration_message(name, new_version, rel, output.md5, run_id)):
+    if not store.create_tag(root, tag, commit, registration_message(name, new_version, rel, md5, run_id)):
         raise OpsctlError(
             f"tag {tag} exists already (registered at the same time elsewhere?)",
             hint="see `opsctl model show " + name + "` and register again",
         )
-    return Registration(name, new_version, tag, commit, rel, output.md5, run_id, annotation)
+    return Registration(name, new_version, tag, commit, rel, md5, run_id, annotation)
 
 
-def _check_registrable(output) -> None:
+def _check_registrable(output) -> str:
+    """The hash ``output`` is registered with; DvcError or GitError when it cannot be."""
     path = output.path
     if not output.tracked:
         if output.inside:
@@ -670,6 +674,8 @@ def _check_registrable(output) -> None:
             f"the version of {path} in {output.dvcfile} is not committed",
             hint=f"`git add {output.dvcfile} && git commit`, then register",
         )
+    assert output.md5 is not None  # its workspace copy is "ok": the hash is recorded
+    return output.md5
 
 
 def _project_path(project: Project, cwd: Path | None, raw: str) -> str:

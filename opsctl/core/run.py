@@ -21,11 +21,10 @@ from typing import NamedTuple
 
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
-from opsctl.core.runs import RunRecorder
+from opsctl.core.runs import RUNS_DIR, RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, UsageError
 
-RUNS_DIR = "runs"  # under .opsctl/: one directory of stage logs per run
 LOG_TAIL = 20
 
 
@@ -283,6 +282,7 @@ def _execute(
         settings = project.config.settings_for(name)
         container = None
         if plan.executor == DOCKER:
+            assert ref is not None  # _images_for gave every stage to run an image, or refused
             container = ContainerSettings(
                 image=ref,
                 cpus=settings.cpus,

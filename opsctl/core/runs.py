@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,6 +20,7 @@ from opsctl.core.project import STATE_DIR, Project
 from opsctl.errors import UsageError
 
 STORE_FILE = "opsctl.db"  # under .opsctl/
+RUNS_DIR = "runs"  # under .opsctl/: one directory of stage logs per run
 
 
 def store_path(project: Project) -> Path:
@@ -249,7 +251,7 @@ def list_runs(
     *,
     limit: int = 20,
     status: str | None = None,
-    where: list[str] = (),
+    where: Sequence[str] = (),
     sort: str | None = None,
     count: bool = True,
 ) -> RunList:
@@ -319,17 +321,15 @@ def logs_of(project: Project, detail, stage: str | None = None) -> list[tuple[st
     """:func:`stage_logs` of a run already read (a store ``RunDetail``)."""
     import difflib
 
-    from opsctl.core.run import RUNS_DIR
-
     recorded = sorted(detail.stages, key=lambda s: (s.started or 0, s.name))
     # Relative paths are the project's (absolute ones come from older records).
     logs = [(s.name, project.root / s.log_path if s.log_path else None) for s in recorded]
     known = {p.resolve() for _n, p in logs if p is not None}
-    names = {n for n, _p in logs}
+    recorded_names = {n for n, _p in logs}
     log_dir = project.state_dir / RUNS_DIR / detail.id
     if log_dir.is_dir():
         live = sorted(
-            (p for p in log_dir.glob("*.log") if p.resolve() not in known and p.stem not in names),
+            (p for p in log_dir.glob("*.log") if p.resolve() not in known and p.stem not in recorded_names),
             key=lambda p: p.stat().st_mtime,
         )
         logs += [(p.stem, p) for p in live]

@@ -92,7 +92,7 @@ def _read_info(directory: Path, *, builtin: bool) -> TemplateInfo:
     import yaml
 
     meta_path = directory / TEMPLATE_META
-    meta = {}
+    meta: dict = {}
     if meta_path.is_file():
         meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
     return TemplateInfo(

@@ -15,6 +15,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 LOCK_FILE = "opsctl.lock"
 SCHEMA = 1
@@ -50,7 +51,7 @@ def read_lock(root: Path) -> dict[str, StageImage]:
     for name, entry in (stages or {}).items():
         if isinstance(entry, dict):
             # Only text fields count: anything else in a hand-edited file is unknown.
-            fields = {k: _text(entry.get(k)) for k in StageImage.__dataclass_fields__}
+            fields: dict[str, Any] = {k: _text(entry.get(k)) for k in StageImage.__dataclass_fields__}
             result[str(name)] = StageImage(**{**fields, "executor": str(fields["executor"] or "local")})
     return result
 

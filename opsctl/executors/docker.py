@@ -89,7 +89,7 @@ class DockerExecutor:
             sandbox = self._sandboxes.pop(run_id, None)
         if sandbox is not None:
             sandbox.running.wait()
-            if sandbox.ok:
+            if sandbox.ok and sandbox.container_id is not None:  # (ok implies an id)
                 stop_network_sandbox(sandbox.container_id)
 
     def _labels(self, run_id: str | None, stage: str | None) -> dict:

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 from opsctl.errors import AmbiguousRunError, RunNotFoundError, StoreError, UsageError
 from opsctl.store import schema
@@ -174,9 +174,28 @@ class RunSummary(NamedTuple):
     metrics: dict[str, object]  # the requested metric keys that the run has
 
 
-class _DetailOnly(NamedTuple):
-    """The fields a :data:`RunDetail` has beyond :class:`RunSummary`'s."""
+class RunDetail(NamedTuple):
+    """Everything recorded about one run (``metrics`` holds all of them): :class:`RunSummary`'s
+    fields, in its order, then the detail's own. Named tuples have no field inheritance, so
+    the summary's are repeated (tests/store checks they match). The store's types are named
+    tuples, not dataclasses, because every class is built at import and `opsctl runs list`
+    imports this module: a dataclass costs ~0.9 ms to build (a named tuple ~0.1 ms), and the
+    dataclasses module ~11 ms to import (bench/runs.py measures the whole command)."""
 
+    id: str
+    status: str
+    started: float
+    finished: float | None
+    duration: float | None  # None while running
+    git_commit: str | None
+    dirty: bool
+    branch: str | None
+    ran: int
+    cached: int
+    failed: int
+    skipped: int
+    metrics: dict[str, object]
+    # -- beyond RunSummary
     user: str | None
     host: str | None
     pid: int | None
@@ -186,15 +205,6 @@ class _DetailOnly(NamedTuple):
     diff_hash: str | None
     params: dict[str, object]
     stages: list[StageRecord]  # in the order they started
-
-
-# RunSummary's fields, then _DetailOnly's: named tuples have no field inheritance,
-# hence the functional form. The store's types are named tuples, not dataclasses,
-# because every class is built at import and `opsctl runs list` imports this module:
-# a dataclass costs ~0.9 ms to build (a named tuple ~0.1 ms), and the dataclasses
-# module ~11 ms to import (bench/runs.py measures the whole command).
-RunDetail = NamedTuple("RunDetail", [*RunSummary.__annotations__.items(), *_DetailOnly.__annotations__.items()])
-RunDetail.__doc__ = "Everything recorded about one run (``metrics`` holds all of them)."
 
 
 class Producer(NamedTuple):
@@ -499,7 +509,7 @@ class RunStore:
             if "runs.id" in str(exc):
                 raise StoreError(f"run {run.id} is already in the run store {self._label}") from exc
             raise
-        return cur.lastrowid
+        return _rowid(cur)
 
     def _insert_stage(self, conn: sqlite3.Connection, rid: int, run_id: str, stage: StageRecord) -> None:
         try:
@@ -550,7 +560,7 @@ class RunStore:
         row = conn.execute("SELECT oid FROM objects WHERE path = ? AND hash = ?", (path, digest)).fetchone()
         if row is not None:
             return row[0]
-        return conn.execute("INSERT INTO objects (path, hash) VALUES (?, ?)", (path, digest)).lastrowid
+        return _rowid(conn.execute("INSERT INTO objects (path, hash) VALUES (?, ?)", (path, digest)))
 
     def _kid_for_write(self, conn: sqlite3.Connection, name: str) -> int:
         kid = self._names.get(name) or self._pending_names.get(name)
@@ -559,7 +569,7 @@ class RunStore:
             if row is not None:
                 kid = self._names[name] = row[0]
             else:
-                kid = self._pending_names[name] = conn.execute("INSERT INTO names (name) VALUES (?)", (name,)).lastrowid
+                kid = self._pending_names[name] = _rowid(conn.execute("INSERT INTO names (name) VALUES (?)", (name,)))
         return kid
 
     def _kid(self, conn: sqlite3.Connection, name: str) -> int | None:
@@ -950,7 +960,7 @@ class RunStore:
             "FROM stages WHERE rid = ? ORDER BY started IS NULL, started, sid",
             (rid,),
         )
-        return [StageRecord(*row[1:], artifacts=tuple(artifacts.get(row[0], ()))) for row in rows]
+        return [StageRecord._make([*row[1:], tuple(artifacts.get(row[0], ()))]) for row in rows]
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -1008,7 +1018,14 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _number(value: object) -> bool:
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid the INSERT just run on ``cursor`` made (typed optional: None before any INSERT)."""
+    if cursor.lastrowid is None:
+        raise StoreError("the run store did not return the id of a new row")
+    return cursor.lastrowid
+
+
+def _number(value: object) -> TypeGuard[numbers.Real]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -1035,7 +1052,7 @@ def _decode(num: object, value: str | None) -> object:
 def _comparable(value: object) -> tuple[str, object]:
     """Which column a filter value is compared with, and the value to compare."""
     if _number(value):
-        return "num", value if isinstance(value, numbers.Integral) and abs(value) < 2**63 else float(value)
+        return "num", value if isinstance(value, numbers.Integral) and abs(int(value)) < 2**63 else float(value)
     return "value", _json(value)
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from textual.screen import Screen
 
     from opsctl.core.dashboard import Dashboard, RunView
+    from opsctl.tui.screens.base import Navigation
     from opsctl.tui.screens.run import RunScreen
 
 
@@ -121,3 +122,9 @@ class OpsctlApp(App):
         yield SystemCommand("Pipeline", "The stage graph with each stage's status (2)", self.action_pipeline)
         yield SystemCommand("Models", "Registered models, versions and stages (3)", self.action_models)
         yield SystemCommand("Help", "The keys of this screen (?)", self.action_help)
+
+
+if TYPE_CHECKING:
+
+    def _navigates(app: OpsctlApp) -> Navigation:
+        return app  # mypy: the app is what its screens ask of it

@@ -23,6 +23,7 @@ from opsctl.store import (
     ArtifactRecord,
     Filter,
     NewRun,
+    RunDetail,
     RunRecord,
     RunStore,
     RunSummary,
@@ -803,3 +804,9 @@ def test_starts_with_and_contains_are_refused_on_params_and_text_takes_only_them
 )
 def test_sorting_by_run_columns(populated, sort, descending, expected):
     assert ids(populated.list_runs(sort=sort, descending=descending)) == expected
+
+
+def test_a_run_detail_starts_with_a_run_summary_field_for_field():
+    """get_run builds a RunDetail from a RunSummary's values followed by the detail's own."""
+    assert RunDetail._fields[: len(RunSummary._fields)] == RunSummary._fields
+    assert RunDetail.__annotations__ | RunSummary.__annotations__ == RunDetail.__annotations__

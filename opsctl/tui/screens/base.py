@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from textual.screen import Screen
 
 if TYPE_CHECKING:
-    from opsctl.core.dashboard import Dashboard
-    from opsctl.tui.app import OpsctlApp
+    from opsctl.core.dashboard import Dashboard, RunView
+
+
+class Navigation(Protocol):
+    """What screens ask of the dashboard app (``opsctl.tui.app.OpsctlApp``), beyond
+    Textual's own ``App``: spelled out here so that screens need not import the app,
+    which imports them."""
+
+    services: Dashboard
+    refresh_interval: float
+    run_views: dict[str, RunView]
+
+    def open_run(self, run_id: str, stage: str | None = None) -> None: ...
+    def open_compare(self, run_ids: list[str]) -> None: ...
+    def open_lineage(self, target: str) -> None: ...
+    def remember_run_view(self, view: RunView) -> None: ...
+    def action_pipeline(self) -> None: ...
 
 
 class DashboardScreen(Screen):
@@ -22,8 +37,8 @@ class DashboardScreen(Screen):
         return self.opsctl_app.services
 
     @property
-    def opsctl_app(self) -> OpsctlApp:
-        return self.app  # type: ignore[return-value]
+    def opsctl_app(self) -> Navigation:
+        return self.app  # type: ignore[return-value]  # an OpsctlApp: Textual types it as any App
 
     def show_error(self, exc: BaseException) -> None:
         """A service failed (a worker's exception): one line, as the CLI would print it."""

@@ -200,12 +200,12 @@ class LineageScreen(DashboardScreen):
         root_item = LineageItem(graph.nodes[graph.root], None)
         tree.reset(item_label(root_item, message.target), root_item)
         seen = {graph.root}
-        self._add_children(tree.root, graph.root, seen, {graph.root}, depth=1)
+        self._add_branches(tree.root, graph.root, seen, {graph.root}, depth=1)
         tree.root.expand()
         tree.move_cursor(tree.root)
         self._show_details(root_item)
 
-    def _add_children(self, parent: TreeNode, node_id: str, seen: set[str], ancestors: set[str], depth: int) -> None:
+    def _add_branches(self, parent: TreeNode, node_id: str, seen: set[str], ancestors: set[str], depth: int) -> None:
         assert self.graph is not None
         children = self.graph.ordered_children(node_id)
         for child_id, relation in children:
@@ -221,7 +221,7 @@ class LineageScreen(DashboardScreen):
                 parent.add_leaf(item_label(item), item)
                 continue
             branch = parent.add(item_label(item), item, expand=depth < EXPANDED_DEPTH)
-            self._add_children(branch, child_id, seen, ancestors | {child_id}, depth + 1)
+            self._add_branches(branch, child_id, seen, ancestors | {child_id}, depth + 1)
 
     # -- keys and events ---------------------------------------------------------------
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:

@@ -16,6 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
@@ -293,6 +294,8 @@ class ModelsScreen(DashboardScreen):
         self.query_one("#summary", Static).update(" · ".join(parts))
 
     def _show_model(self, name: str, *, keep_version: str | None = None) -> None:
+        if self.models is None:  # (called once they are loaded)
+            return
         self._shown = name
         model = self.models[name]
         detail = Text.assemble(
@@ -375,7 +378,7 @@ class ModelsScreen(DashboardScreen):
     def _row_key(table: DataTable) -> str | None:
         if not table.row_count:
             return None
-        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        row_key, _ = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0))
         return row_key.value
 
     def _selection(self) -> tuple[ModelDetails, ModelVersion | None] | None:

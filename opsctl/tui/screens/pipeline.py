@@ -14,6 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
@@ -211,7 +212,7 @@ class PipelineScreen(DashboardScreen):
         table = self.query_one("#pipeline-stages", DataTable)
         if not table.row_count:
             return None
-        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        row_key, _ = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0))
         return row_key.value
 
     def _show_detail(self, name: str | None) -> None:

@@ -133,6 +133,8 @@ class RunScreen(DashboardScreen):
     # -- loading -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="run")
     def _load(self) -> None:
+        if self.run_id is None:  # not shown yet (the app calls show() before pushing it)
+            return
         try:
             view = self.services.run_view(self.run_id)
         except Exception as exc:  # noqa: BLE001 - a toast; the screen stays
@@ -198,8 +200,9 @@ class RunScreen(DashboardScreen):
 
     @on(DataTable.RowHighlighted, "#stages")
     def _stage_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value != self.stage:
-            self._show_stage(event.row_key.value)
+        stage = event.row_key.value if event.row_key is not None else None
+        if stage is not None and stage != self.stage:
+            self._show_stage(stage)
 
     def _show_stage(self, stage: str) -> None:
         self.stage = stage

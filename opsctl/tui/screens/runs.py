@@ -226,7 +226,8 @@ class RunsScreen(DashboardScreen):
 
     @on(DataTable.RowSelected, "#runs")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.opsctl_app.open_run(event.row_key.value)
+        if event.row_key.value is not None:  # (every row's key is its run's id)
+            self.opsctl_app.open_run(event.row_key.value)
 
     def action_open(self) -> None:
         run_id = self._cursor_run()

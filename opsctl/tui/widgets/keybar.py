@@ -9,10 +9,16 @@ and swapped only when a screen asks. A click on a key runs it, as Footer's do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.widgets import Static
+
+# (key shown, what it does, the action a click runs, the node it runs on); no action: not clickable
+Key = tuple[str, str, str | None, DOMNode | None]
 
 
 class KeyBar(Static):
@@ -28,9 +34,9 @@ class KeyBar(Static):
 
     def __init__(self) -> None:
         super().__init__(id="keybar")
-        self._keys: list[tuple[str, str, str, object]] = []  # the screen's: dropped first when narrow
-        self._always: list[tuple[str, str, str, object]] = []  # the app's (quit, help): always shown
-        self._spans: list[tuple[int, int, str, object]] = []  # start, end, action, where it runs
+        self._keys: list[Key] = []  # the screen's: dropped first when narrow
+        self._always: list[Key] = []  # the app's (quit, help): always shown
+        self._spans: list[tuple[int, int, str, DOMNode | None]] = []  # start, end, action, where it runs
 
     def on_mount(self) -> None:
         self.show_screen_keys()
@@ -40,7 +46,7 @@ class KeyBar(Static):
 
     def show_screen_keys(self) -> None:
         """The screen's shown bindings, then the app's."""
-        keys: dict[object, list] = {self.screen: [], self.app: []}
+        keys: dict[DOMNode, list[Key]] = {self.screen: [], self.app: []}
         seen: set[str] = set()
         for owner in (self.screen, self.app):
             for binding in (b if isinstance(b, Binding) else Binding(*b) for b in type(owner).BINDINGS):
@@ -57,9 +63,7 @@ class KeyBar(Static):
                 )
         self.show_keys(keys[self.screen], always=keys[self.app])
 
-    def show_keys(
-        self, keys: list[tuple[str, str, str, object]], always: list[tuple[str, str, str, object]] = ()
-    ) -> None:
+    def show_keys(self, keys: Sequence[Key], always: Sequence[Key] = ()) -> None:
         """(key shown, what it does, the action a click runs, where it runs) for each key.
         In a narrow terminal the last of KEYS give way ("…", and ? lists them all); the
         ALWAYS keys stay."""
@@ -68,9 +72,9 @@ class KeyBar(Static):
 
     def _draw(self) -> None:
         width = self.content_size.width or self.app.size.width
-        palette = [("^p", "palette", "command_palette", self.app)]
+        palette: list[Key] = [("^p", "palette", "command_palette", self.app)]
         room = width - sum(_width(entry) for entry in [*self._always, *palette])
-        shown = []
+        shown: list[Key] = []
         for entry in self._keys:
             room -= _width(entry)
             if room < 2:  # leave room for the "…"
@@ -98,6 +102,6 @@ class KeyBar(Static):
                 return
 
 
-def _width(entry: tuple[str, str, object, object]) -> int:
+def _width(entry: Key) -> int:
     key, description, _action, _owner = entry
     return len(key) + (len(description) + 1 if description else 0) + 2

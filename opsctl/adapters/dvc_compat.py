@@ -1,0 +1,158 @@
+"""Every use of DVC's private internals, in one place.
+
+DVC's only stable Python API is ``dvc.api``; running stages the way ``dvc repro`` does
+(see ``opsctl.adapters.dvc_run``) needs a few names with a leading underscore, and
+routing DVC's progress bars and lock-file edits through opsctl replaces a few module
+attributes. Each function below is the only place its internal is touched, and says
+what it does and which DVC versions it was read against.
+
+:data:`SUPPORTED_DVC` is the range all of them were checked against. It is enforced
+once per process, when the DVC adapter is first used (``opsctl.adapters.dvc._prepare_dvc``,
+and ``opsctl doctor``), and ``pyproject.toml`` pins ``dvc`` to the same range
+(``tests/adapters/test_dvc_compat.py`` checks that they agree).
+
+To support a newer DVC: read each function here against its source, run the test suite
+with it installed, then widen SUPPORTED_DVC and the pin in pyproject.toml together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import IO, Any
+
+from opsctl.errors import DvcVersionError
+
+# Read against DVC 3.50.0 and 3.67.1 (the suite runs on 3.67.1).
+SUPPORTED_DVC = ">=3.50,<3.68"
+
+
+def check_dvc_version(installed: str) -> str:
+    """``installed`` when it is inside :data:`SUPPORTED_DVC`; otherwise DvcVersionError
+    (exit 4) naming both. A pre-release counts as its release (3.68.0rc1 is outside)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        inside = Version(installed) in SpecifierSet(SUPPORTED_DVC, prereleases=True)
+    except InvalidVersion:
+        inside = False
+    if not inside:
+        raise DvcVersionError(
+            f"DVC {installed} is installed; this opsctl works with DVC {SUPPORTED_DVC}",
+            hint=f"pip install 'dvc{SUPPORTED_DVC}' in opsctl's environment (opsctl uses DVC internals "
+            "checked only against these versions)",
+        )
+    return installed
+
+
+# -- the repository lock ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lock_counted_as_held(repo: Any) -> Iterator[None]:
+    """While opsctl holds ``repo.lock`` itself, DVC's ``@locked`` methods called inside
+    must see it held and not take it again: DVC's ``lock_repo`` counts that in
+    ``Repo._lock_depth`` (DVC 3.50-3.67: an int, 0 when unlocked). Unlike ``lock_repo``
+    this does not reset the repo's caches on every take and release."""
+    repo._lock_depth += 1
+    try:
+        yield
+    finally:
+        repo._lock_depth -= 1
+
+
+# -- the run cache ---------------------------------------------------------------------
+
+
+def can_hash(stage: Any) -> bool:
+    """Whether the run cache can hold ``stage`` at all (a command, no always_changed,
+    deps and outs DVC can hash): ``dvc.stage.cache._can_hash`` (DVC 3.50-3.67)."""
+    from dvc.stage.cache import _can_hash
+
+    return bool(_can_hash(stage))
+
+
+def cached_run(repo: Any, stage: Any) -> Any | None:
+    """The run-cache entry for ``stage``'s current deps and params, as a stage object
+    whose ``outs_cached()`` says whether its outputs are in the cache; None when there is
+    no entry. No writes. ``StageCache._load`` (RunCacheNotFoundError or a falsy entry when
+    absent) and ``StageCache._create_stage(cache, wdir=)`` (DVC 3.50-3.67), the same
+    calls ``StageCache.restore`` makes before it checks outputs out."""
+    from dvc.stage.cache import RunCacheNotFoundError
+
+    try:
+        cache = repo.stage_cache._load(stage)
+    except RunCacheNotFoundError:
+        return None
+    if not cache:
+        return None
+    return repo.stage_cache._create_stage(cache, wdir=stage.wdir)
+
+
+# -- dvc.lock ------------------------------------------------------------------------------
+
+
+def lockfile_path(stage: Any) -> str:
+    """The ``dvc.lock`` a pipeline stage's entry lives in: ``ProjectFile._lockfile.path``
+    (DVC 3.50-3.67: a property building the Lockfile next to the stage's dvc.yaml)."""
+    return str(stage.dvcfile._lockfile.path)
+
+
+def dump_yaml(data: Any, stream: IO[str]) -> None:
+    """Write ``data`` as DVC writes dvc.lock (ruamel, its width and indentation, comments
+    kept from ``parse_yaml_for_update``): ``dvc.utils.serialize._yaml._dump`` (DVC 3.50-3.67)."""
+    from dvc.utils.serialize._yaml import _dump
+
+    _dump(data, stream)
+
+
+# -- module attributes opsctl replaces -----------------------------------------------------
+
+
+def wrap_rwlock_edits(around: Callable[[], AbstractContextManager[Any]]) -> None:
+    """Run every edit of ``.dvc/tmp/rwlock`` inside ``around()``: replaces
+    ``dvc.rwlock._edit_rwlock(lock_dir, fs, hardlink)`` (DVC 3.50-3.67: a context manager
+    that reads the file, yields the dict, then truncates and rewrites it), which DVC's
+    own ``rwlock`` helpers look up at call time. Once per process: the replacement is
+    marked ``opsctl_guarded``."""
+    from dvc import rwlock
+
+    edit = rwlock._edit_rwlock
+    if getattr(edit, "opsctl_guarded", False):
+        return
+
+    @contextlib.contextmanager
+    def guarded_edit(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with around(), edit(*args, **kwargs) as lock:
+            yield lock
+
+    guarded_edit.opsctl_guarded = True  # type: ignore[attr-defined]  # a marker on the function object
+    rwlock._edit_rwlock = guarded_edit
+
+
+@contextlib.contextmanager
+def progress_bars_replaced(tqdm_class: type) -> Iterator[None]:
+    """Inside the block, every progress bar DVC and dvc-data make is a ``tqdm_class``
+    (a subclass of ``dvc.progress.Tqdm``): DVC makes them with ``dvc.ui.ui.progress(...)``
+    and from ``Tqdm`` looked up in ``dvc.fs.callbacks`` and ``dvc_data.callbacks`` (DVC
+    3.50-3.67, dvc-data 3.x). Those three attributes are replaced and put back after."""
+    import dvc.fs.callbacks as fs_callbacks
+    import dvc_data.callbacks as data_callbacks
+    from dvc.ui import ui
+
+    original_progress = ui.__dict__.get("progress")  # normally none: the class's method
+    original_classes = (fs_callbacks.Tqdm, data_callbacks.Tqdm)
+    ui.progress = lambda *a, **k: tqdm_class(*a, **k)
+    # Replacing a class of a typed module (dvc_data) is the point here; dvc_data's Tqdm is a sibling of
+    # dvc.progress.Tqdm (same interface), not a base of it.
+    fs_callbacks.Tqdm = data_callbacks.Tqdm = tqdm_class  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        fs_callbacks.Tqdm, data_callbacks.Tqdm = original_classes  # type: ignore[misc]
+        if original_progress is None:
+            del ui.progress
+        else:
+            ui.progress = original_progress
