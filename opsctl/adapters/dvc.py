@@ -20,6 +20,7 @@ from opsctl.errors import (
     RepoLockedError,
     ToolUnavailableError,
 )
+from opsctl.secrets import mask_url, mask_value
 
 
 def dvc_version() -> str:
@@ -169,7 +170,7 @@ def _translate() -> Iterator[None]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     text += _yaml_detail(exc)
-    return " ".join(text.split())
+    return mask_url(" ".join(text.split()))  # a remote's URL in DVC's message may carry a password
 
 
 def _yaml_detail(exc: BaseException) -> str:
@@ -537,8 +538,7 @@ def _raise_remote_error(repo, remote: str | None, exc: BaseException) -> None:
     """Turn network and storage failures into one line that names the remote."""
     from dvc.exceptions import DownloadError, UploadError
 
-    name = remote or repo.config["core"].get("remote") or "?"
-    url = repo.config["remote"].get(name, {}).get("url", "?")
+    name, url = _remote_identity(repo, remote)
     # OSError covers a local remote that cannot be written (missing mount, a file in the way).
     if isinstance(exc, (UploadError, DownloadError, OSError)) or _looks_like_network(exc):
         raise RemoteUnavailableError(
@@ -640,8 +640,9 @@ def _tree_size(path: Path) -> int:
 
 
 def _remote_identity(repo, remote: str | None) -> tuple[str, str]:
+    """The remote's name and URL as they may be shown (the URL's password masked)."""
     name = remote or repo.config["core"].get("remote") or "?"
-    return name, str(repo.config["remote"].get(name, {}).get("url", "?"))
+    return name, mask_url(str(repo.config["remote"].get(name, {}).get("url", "?")))
 
 
 def _pending_bytes(root: Path, repo, targets, remote) -> int | None:
@@ -752,22 +753,19 @@ def list_remotes(root: Path) -> list[RemoteInfo]:
     with _translate():
         config = Config(dvc_dir=str(root / ".dvc"))
         default = config["core"].get("remote")
-        # Options as written in the config files (read() merges levels without
-        # the schema's defaults), secrets left out.
+        # Options as written in the config files (read() merges every level, .dvc/config.local
+        # included: they are the user's remotes, without the schema's defaults), each value
+        # masked by the one rule of opsctl/secrets.py: secret options as ***, URL passwords too.
         written = config.read()
         return [
             RemoteInfo(
                 name,
-                str(conf.get("url", "")),
+                mask_url(str(conf.get("url", ""))),
                 name == default,
-                {k: v for k, v in written.get("remote", {}).get(name, {}).items() if k != "url" and not _secret_key(k)},
+                {k: mask_value(k, v) for k, v in written.get("remote", {}).get(name, {}).items() if k != "url"},
             )
             for name, conf in sorted(config["remote"].items())
         ]
-
-
-def _secret_key(key: str) -> bool:
-    return any(word in key.lower() for word in ("secret", "password", "token", "key_id", "credential"))
 
 
 def configure_remote(

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from opsctl.core.formatting import is_number
 from opsctl.core.project import STATE_DIR, Project
 from opsctl.errors import UsageError
+from opsctl.secrets import mask_mapping
 
 STORE_FILE = "opsctl.db"  # under .opsctl/
 
@@ -151,7 +152,12 @@ class RunRecorder:
                     image_id=stage.image_id,
                     exit_code=stage.exit_code,
                     log_path=self._relative(stage.log_path),
-                    artifacts=[ArtifactRecord(kind=h.kind, path=h.path, hash=h.hash) for h in stage.hashes],
+                    artifacts=[
+                        ArtifactRecord(
+                            kind=h.kind, path=h.path, hash=_masked_param(h.hash) if h.kind == "param" else h.hash
+                        )
+                        for h in stage.hashes
+                    ],
                 ),
             )
 
@@ -168,7 +174,7 @@ class RunRecorder:
 
     def finish(self, report, status: str, params: dict, metrics: dict) -> None:
         def action():
-            self.store.finish_run(report.run_id, status, report.finished, params, metrics)
+            self.store.finish_run(report.run_id, status, report.finished, mask_mapping(params), metrics)
             previous = self.store.previous_run(report.run_id, self.branch)
             if previous is not None:
                 report.previous_run_id = previous.id
@@ -181,6 +187,22 @@ class RunRecorder:
         if self.store is not None:
             self.store.close()
         self.store = None
+
+
+def _masked_param(values: str | None) -> str | None:
+    """A param dependency's values as DVC recorded them (JSON ``{"db.password": ...}``), with
+    secret-looking keys masked: the store never keeps a secret (the rule: opsctl/secrets.py)."""
+    import json
+
+    if not values:
+        return values
+    try:
+        loaded = json.loads(values)
+    except ValueError:
+        return values
+    if not isinstance(loaded, dict):
+        return values
+    return json.dumps(mask_mapping(loaded), sort_keys=True, default=str)
 
 
 # -- queries ---------------------------------------------------------------------------
