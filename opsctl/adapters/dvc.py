@@ -10,7 +10,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opsctl.errors import (
@@ -584,6 +584,7 @@ class TransferResult:
     files: int
     bytes: int | None
     changed: list[str]
+    not_produced: list[str] = field(default_factory=list)  # pull: outputs of stages that never ran
 
 
 def push(
@@ -611,14 +612,23 @@ def pull(
     with reporting_progress(progress), locked_repo(root) as repo:
         _require_remote(repo, remote)
         name, url = _remote_identity(repo, remote)
+        unproduced = _unproduced_outputs(root, repo)
+        not_produced: list[str] = []
         try:
-            result = repo.pull(targets=targets or None, jobs=jobs, remote=remote)
+            with _quiet_about(root, unproduced):
+                result = repo.pull(targets=targets or None, jobs=jobs, remote=remote)
         except CheckoutError as exc:
-            raise DvcError(
-                f"pulled what remote '{name}' has, but {len(exc.target_infos)} output(s) are missing there: "
-                + ", ".join(exc.target_infos[:5]),
-                hint="push them from a clone that has them, or produce them with the pipeline",
-            ) from exc
+            # An output with no hash in dvc.lock (its stage never ran) is not data the remote
+            # lacks: there is nothing to download yet. Only recorded data that is missing fails.
+            failed = sorted({_rel(root, root / p) for p in exc.target_infos})
+            missing = [p for p in failed if p not in unproduced]
+            if missing:
+                raise DvcError(
+                    f"pulled what remote '{name}' has, but {len(missing)} output(s) recorded in the lock files "
+                    "are missing there: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+                    hint="push them from a clone that has them, or produce them with the pipeline",
+                ) from exc
+            not_produced, result = failed, exc.result
         except Exception as exc:
             _raise_remote_error(repo, remote, exc)
             raise
@@ -630,7 +640,36 @@ def pull(
             }
         )
         nbytes = sum(_tree_size(root / p) for p in changed)
-        return TransferResult(name, url, int(result.get("stats", {}).get("fetched", 0)), nbytes, changed)
+        fetched = int(result.get("stats", {}).get("fetched", 0))
+        return TransferResult(name, url, fetched, nbytes, changed, not_produced)
+
+
+def _unproduced_outputs(root: Path, repo) -> set[str]:
+    """Cached outputs with no hash recorded (a stage that never ran, or is not in dvc.lock yet)."""
+    return {_rel(root, out.fs_path) for out in repo.index.outs if out.use_cache and not out.hash_info}
+
+
+@contextlib.contextmanager
+def _quiet_about(root: Path, paths: set[str]) -> Iterator[None]:
+    """Drop DVC's "No file hash info found for ..." warnings about ``paths``: opsctl says it in words."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("No file hash info found") or not record.args:
+            return True
+        try:
+            return _rel(root, str(record.args[0])) not in paths  # type: ignore[index]
+        except ValueError:
+            return True
+
+    loggers = [logging.getLogger(n) for n in ("dvc_data.index.checkout", "dvc_data.hashfile.checkout")]
+    for logger in loggers:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(keep)
 
 
 def _tree_size(path: Path) -> int:
