@@ -132,6 +132,11 @@ class StoreError(OpsctlError):
     damaged, or locked by another process for longer than the busy timeout."""
 
 
+class StoreDamagedError(StoreError):
+    """The run store's file is damaged (SQLite: "database disk image is malformed"); what is
+    still readable is kept by ``opsctl runs repair``."""
+
+
 class StoreVersionError(StoreError):
     """The run store was written by a newer opsctl (a schema version this one does not know)."""
 

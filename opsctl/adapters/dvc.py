@@ -10,7 +10,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from opsctl.errors import (
     RepoLockedError,
     ToolUnavailableError,
 )
+from opsctl.secrets import mask_url, mask_value
 
 
 def dvc_version() -> str:
@@ -160,7 +161,7 @@ def _translate() -> Iterator[None]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     text += _yaml_detail(exc)
-    return " ".join(text.split())
+    return mask_url(" ".join(text.split()))  # a remote's URL in DVC's message may carry a password
 
 
 def _yaml_detail(exc: BaseException) -> str:
@@ -513,8 +514,7 @@ def _raise_remote_error(repo, remote: str | None, exc: BaseException) -> None:
     """Turn network and storage failures into one line that names the remote."""
     from dvc.exceptions import DownloadError, UploadError
 
-    name = remote or repo.config["core"].get("remote") or "?"
-    url = repo.config["remote"].get(name, {}).get("url", "?")
+    name, url = _remote_identity(repo, remote)
     # OSError covers a local remote that cannot be written (missing mount, a file in the way).
     if isinstance(exc, (UploadError, DownloadError, OSError)) or _looks_like_network(exc):
         raise RemoteUnavailableError(
@@ -560,6 +560,7 @@ class TransferResult:
     files: int
     bytes: int | None
     changed: list[str]
+    not_produced: list[str] = field(default_factory=list)  # pull: outputs of stages that never ran
 
 
 def push(
@@ -587,14 +588,23 @@ def pull(
     with reporting_progress(progress), locked_repo(root) as repo:
         _require_remote(repo, remote)
         name, url = _remote_identity(repo, remote)
+        unproduced = _unproduced_outputs(root, repo)
+        not_produced: list[str] = []
         try:
-            result = repo.pull(targets=targets or None, jobs=jobs, remote=remote)
+            with _quiet_about(root, unproduced):
+                result = repo.pull(targets=targets or None, jobs=jobs, remote=remote)
         except CheckoutError as exc:
-            raise DvcError(
-                f"pulled what remote '{name}' has, but {len(exc.target_infos)} output(s) are missing there: "
-                + ", ".join(exc.target_infos[:5]),
-                hint="push them from a clone that has them, or produce them with the pipeline",
-            ) from exc
+            # An output with no hash in dvc.lock (its stage never ran) is not data the remote
+            # lacks: there is nothing to download yet. Only recorded data that is missing fails.
+            failed = sorted({_rel(root, root / p) for p in exc.target_infos})
+            missing = [p for p in failed if p not in unproduced]
+            if missing:
+                raise DvcError(
+                    f"pulled what remote '{name}' has, but {len(missing)} output(s) recorded in the lock files "
+                    "are missing there: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+                    hint="push them from a clone that has them, or produce them with the pipeline",
+                ) from exc
+            not_produced, result = failed, exc.result
         except Exception as exc:
             _raise_remote_error(repo, remote, exc)
             raise
@@ -606,7 +616,36 @@ def pull(
             }
         )
         nbytes = sum(_tree_size(root / p) for p in changed)
-        return TransferResult(name, url, int(result.get("stats", {}).get("fetched", 0)), nbytes, changed)
+        fetched = int(result.get("stats", {}).get("fetched", 0))
+        return TransferResult(name, url, fetched, nbytes, changed, not_produced)
+
+
+def _unproduced_outputs(root: Path, repo) -> set[str]:
+    """Cached outputs with no hash recorded (a stage that never ran, or is not in dvc.lock yet)."""
+    return {_rel(root, out.fs_path) for out in repo.index.outs if out.use_cache and not out.hash_info}
+
+
+@contextlib.contextmanager
+def _quiet_about(root: Path, paths: set[str]) -> Iterator[None]:
+    """Drop DVC's "No file hash info found for ..." warnings about ``paths``: opsctl says it in words."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("No file hash info found") or not record.args:
+            return True
+        try:
+            return _rel(root, str(record.args[0])) not in paths  # type: ignore[index]
+        except ValueError:
+            return True
+
+    loggers = [logging.getLogger(n) for n in ("dvc_data.index.checkout", "dvc_data.hashfile.checkout")]
+    for logger in loggers:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(keep)
 
 
 def _tree_size(path: Path) -> int:
@@ -616,8 +655,9 @@ def _tree_size(path: Path) -> int:
 
 
 def _remote_identity(repo, remote: str | None) -> tuple[str, str]:
+    """The remote's name and URL as they may be shown (the URL's password masked)."""
     name = remote or repo.config["core"].get("remote") or "?"
-    return name, str(repo.config["remote"].get(name, {}).get("url", "?"))
+    return name, mask_url(str(repo.config["remote"].get(name, {}).get("url", "?")))
 
 
 def _pending_bytes(root: Path, repo, targets, remote) -> int | None:
@@ -728,22 +768,19 @@ def list_remotes(root: Path) -> list[RemoteInfo]:
     with _translate():
         config = Config(dvc_dir=str(root / ".dvc"))
         default = config["core"].get("remote")
-        # Options as written in the config files (read() merges levels without
-        # the schema's defaults), secrets left out.
+        # Options as written in the config files (read() merges every level, .dvc/config.local
+        # included: they are the user's remotes, without the schema's defaults), each value
+        # masked by the one rule of opsctl/secrets.py: secret options as ***, URL passwords too.
         written = config.read()
         return [
             RemoteInfo(
                 name,
-                str(conf.get("url", "")),
+                mask_url(str(conf.get("url", ""))),
                 name == default,
-                {k: v for k, v in written.get("remote", {}).get(name, {}).items() if k != "url" and not _secret_key(k)},
+                {k: mask_value(k, v) for k, v in written.get("remote", {}).get(name, {}).items() if k != "url"},
             )
             for name, conf in sorted(config["remote"].items())
         ]
-
-
-def _secret_key(key: str) -> bool:
-    return any(word in key.lower() for word in ("secret", "password", "token", "key_id", "credential"))
 
 
 def configure_remote(

@@ -118,17 +118,19 @@ def _transfer(direction: str, targets: list[str], remote: Optional[str], jobs: O
     preposition = "to" if direction == "push" else "from"
     if not result.files and not result.changed:
         out.success(f"Nothing to {direction}: remote '{result.remote}' and the workspace already agree.")
-        return
-    out.success(
-        f"{verb} {result.files} file{'s' if result.files != 1 else ''} "
-        f"({human_bytes(result.bytes)}) {preposition} remote '{result.remote}' ({result.url})"
-    )
-    if result.changed:
-        out.info(
-            "Updated in the workspace: "
-            + ", ".join(result.changed[:10])
-            + (f" and {len(result.changed) - 10} more" if len(result.changed) > 10 else "")
+    else:
+        out.success(
+            f"{verb} {result.files} file{'s' if result.files != 1 else ''} "
+            f"({human_bytes(result.bytes)}) {preposition} remote '{result.remote}' ({result.url})"
         )
+    if result.changed:
+        out.info("Updated in the workspace: " + _some(result.changed))
+    if result.not_produced:
+        out.info(f"Not produced yet (run the pipeline: `opsctl run`): {_some(result.not_produced)}")
+
+
+def _some(paths: list[str], limit: int = 10) -> str:
+    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 TARGETS = typer.Argument(None, metavar="TARGET", help="Tracked paths or .dvc files (default: everything tracked).")

@@ -126,3 +126,33 @@ def _read_lines(path):
         return []
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.readlines()
+
+
+@app.command("repair")
+def repair_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Repair a damaged run store, keeping every run that can still be read.
+
+    The damaged file is kept beside it as opsctl.db.damaged-TIME. Runs finished while the
+    store could not be written (kept in .opsctl/pending/) are recorded.
+    """
+    from opsctl.core.project import open_project
+    from opsctl.core.runs import repair_store
+
+    result = repair_store(open_project())
+    if as_json:
+        out.json(vars(result))
+        return
+    if result.backup is None:
+        out.success("The run store is sound: nothing to repair.")
+    else:
+        kept = result.kept
+        out.success(
+            f"Repaired the run store: kept {kept.get('runs', 0)} run{'s' if kept.get('runs', 0) != 1 else ''} "
+            f"({kept.get('stages', 0)} stages)"
+            + (f"; rows lost from: {', '.join(result.damaged)}" if result.damaged else "; nothing lost")
+        )
+        out.info(f"The damaged file is kept as {result.backup} (delete it when you no longer need it).")
+    if result.settled:
+        out.info(
+            f"Recorded {len(result.settled)} run(s) kept aside meanwhile: {', '.join(r[:8] for r in result.settled)}"
+        )

@@ -137,6 +137,7 @@ class Transfer:
     files: int
     bytes: int | None
     changed: list[str]
+    not_produced: list[str] = field(default_factory=list)  # pull: outputs of stages that never ran (no hash yet)
 
 
 def transfer_data(
@@ -163,7 +164,9 @@ def transfer_data(
     if targets and cwd.resolve() != project.root.resolve():
         targets = [os.path.relpath(cwd / t, project.root) for t in targets]
     result = move(project.root, targets, remote=remote, jobs=jobs, progress=progress)
-    return Transfer(direction, result.remote, result.url, result.files, result.bytes, result.changed)
+    return Transfer(
+        direction, result.remote, result.url, result.files, result.bytes, result.changed, result.not_produced
+    )
 
 
 # -- diff and ls --------------------------------------------------------------------

@@ -9,15 +9,18 @@ them, and per stage its outcome, image and the DVC hash of every dep and out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from opsctl.core.formatting import is_number
 from opsctl.core.project import STATE_DIR, Project
-from opsctl.errors import UsageError
+from opsctl.errors import StoreError, UsageError
+from opsctl.secrets import mask_mapping
 
 STORE_FILE = "opsctl.db"  # under .opsctl/
 RUNS_DIR = "runs"  # under .opsctl/: one directory of stage logs per run
@@ -34,6 +37,7 @@ def open_store(project: Project, *, reap: bool = True):
     project.state_dir.mkdir(exist_ok=True)
     store = RunStore(store_path(project))
     if reap:
+        settle_kept_runs(project, store)  # before reaping: a run kept aside gets its own status, not "interrupted"
         store.reap_dead_runs(_alive)
     return store
 
@@ -71,14 +75,23 @@ class RunRecorder:
 
     Called from the thread that drives the scheduler only (SQLite connections are per
     thread). A store that can't be written never fails the run: the run's results are
-    in dvc.lock; the record is a report of them. The error is kept for the caller."""
+    in dvc.lock; the record is a report of them. The error is kept for the caller.
+
+    Nor does such a store turn the run into an "interrupted" one later: when the end of
+    the run cannot be written (a damaged page, a full disk), its final status is written
+    alone if it can be, and the whole record is kept aside in ``.opsctl/pending/ID.json``
+    (in room reserved when the run began, so a full disk does not stop that either), for
+    :func:`settle_kept_runs` to record as soon as the store takes writes again."""
 
     def __init__(self, project: Project) -> None:
         self.project = project
-        self.store = None
+        self.store: Any = None  # a RunStore once begun (imported off the critical path)
         self.error: Exception | None = None
         self.branch: str | None = None
         self.begun = False
+        self._new_run = None  # the NewRun as begun
+        self._stages: list = []  # StageRecords, whether or not the store took them
+        self._kept: Path | None = None  # the room reserved for this run's record (see finish)
         # Asking Git about the work tree (and importing the store) takes ~40 ms: do it while
         # images are checked, not on the run's critical path. Nothing is written before begin().
         self._ready: dict = {}
@@ -109,55 +122,54 @@ class RunRecorder:
         from opsctl.store import NewRun
 
         self.begun = True
+        self._kept = _reserve(self.project, report.run_id)
 
         def action():
             self._preparing.join()
             if "error" in self._ready:
                 raise self._ready["error"]
             state = self._ready["state"]
-            self.store = open_store(self.project)
             self.branch = state.branch
-            self.store.begin_run(
-                NewRun(
-                    id=report.run_id,
-                    started=report.started,
-                    user=current_user(),
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    git_commit=state.commit,
-                    branch=state.branch,
-                    dirty=state.dirty,
-                    diff_hash=state.diff_hash,
-                    executor=report.executor,
-                    jobs=report.jobs,
-                    targets=list(targets),
-                )
+            self._new_run = NewRun(
+                id=report.run_id,
+                started=report.started,
+                user=current_user(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                git_commit=state.commit,
+                branch=state.branch,
+                dirty=state.dirty,
+                diff_hash=state.diff_hash,
+                executor=report.executor,
+                jobs=report.jobs,
+                targets=list(targets),
             )
+            self.store = open_store(self.project)
+            self.store.begin_run(self._new_run)
 
         self._guard(action)
 
     def stage(self, run_id: str, stage) -> None:
         from opsctl.store import ArtifactRecord, StageRecord
 
-        def action():
-            self.store.record_stage(
-                run_id,
-                StageRecord(
-                    name=stage.name,
-                    outcome=stage.status,
-                    detail=stage.detail,
-                    started=stage.started,
-                    duration=stage.duration,
-                    cmd=stage.cmd,
-                    image_ref=stage.image_ref,
-                    image_id=stage.image_id,
-                    exit_code=stage.exit_code,
-                    log_path=self._relative(stage.log_path),
-                    artifacts=[ArtifactRecord(kind=h.kind, path=h.path, hash=h.hash) for h in stage.hashes],
-                ),
-            )
-
-        self._guard(action)
+        record = StageRecord(
+            name=stage.name,
+            outcome=stage.status,
+            detail=stage.detail,
+            started=stage.started,
+            duration=stage.duration,
+            cmd=stage.cmd,
+            image_ref=stage.image_ref,
+            image_id=stage.image_id,
+            exit_code=stage.exit_code,
+            log_path=self._relative(stage.log_path),
+            artifacts=[
+                ArtifactRecord(kind=h.kind, path=h.path, hash=_masked_param(h.hash) if h.kind == "param" else h.hash)
+                for h in stage.hashes
+            ],
+        )
+        self._stages.append(record)
+        self._guard(lambda: self.store.record_stage(run_id, record))
 
     def _relative(self, path) -> str | None:
         """Log paths relative to the project: a moved or copied project keeps finding them."""
@@ -169,6 +181,8 @@ class RunRecorder:
             return str(path)
 
     def finish(self, report, status: str, params: dict, metrics: dict) -> None:
+        params = mask_mapping(params)
+
         def action():
             self.store.finish_run(report.run_id, status, report.finished, params, metrics)
             previous = self.store.previous_run(report.run_id, self.branch)
@@ -177,12 +191,215 @@ class RunRecorder:
                 report.previous_metrics = dict(previous.metrics)
 
         self._guard(action)
+        if self.error is None:
+            _release(self._kept)
+            return
+        if self.store is not None:
+            with contextlib.suppress(Exception):  # the status alone, so the run is not reaped as interrupted
+                self.store.mark_finished(report.run_id, status, report.finished)
+        if self._new_run is not None:
+            kept = _keep_aside(
+                self.project, self._kept, self._new_run, self._stages, status, report.finished, params, metrics
+            )
+            if kept is not None:
+                self.error = StoreError(f"{_one_line(self.error)}; {_kept_note(self.project, kept, self.error)}")
 
     def close(self) -> None:
         self._preparing.join()
         if self.store is not None:
             self.store.close()
         self.store = None
+
+
+# -- runs kept aside while the store could not take them ------------------------------------
+
+PENDING_DIR = "pending"  # under .opsctl/: one JSON file per run the store could not take whole
+_RESERVED = 16384  # bytes set aside per running run: its record fits, stages included, in most runs
+
+
+def _reserve(project: Project, run_id: str) -> Path | None:
+    """Room for this run's record, taken while the disk has some: a placeholder that says
+    which process owns it. None when even that cannot be written (nothing is kept then)."""
+    import json
+    import socket
+
+    path = project.state_dir / PENDING_DIR / f"{run_id}.json"
+    text = json.dumps({"run": {"id": run_id, "host": socket.gethostname(), "pid": os.getpid()}, "status": None})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.ljust(_RESERVED))
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return path
+
+
+def _release(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _keep_aside(project, reserved, new_run, stages, status, finished, params, metrics) -> Path | None:
+    """Write the whole record beside the store; on a full disk, into the reserved room, with
+    as much of the record as fits (stages without their hashes, then the status alone)."""
+    import json
+
+    path = project.state_dir / PENDING_DIR / f"{new_run.id}.json"
+    stage_dicts = [{**s._asdict(), "artifacts": [list(a) for a in s.artifacts]} for s in stages]
+    run = {**new_run._asdict(), "targets": list(new_run.targets)}
+    record = {"run": run, "stages": stage_dicts, "status": status, "finished": finished}
+    whole = json.dumps({**record, "params": params, "metrics": metrics}, default=str)
+    try:
+        tmp = path.with_suffix(".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(whole, encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.with_suffix(".tmp").unlink()
+    if reserved is None or not reserved.exists():
+        return None
+    for text in (
+        whole,
+        json.dumps({**record, "stages": [{**s, "artifacts": []} for s in stage_dicts]}, default=str),
+        json.dumps({"run": run, "status": status, "finished": finished}, default=str),
+    ):
+        if len(text.encode()) <= _RESERVED:
+            try:
+                with open(reserved, "r+", encoding="utf-8") as f:  # overwritten in place: no new blocks needed
+                    f.write(text.ljust(_RESERVED))
+                return reserved
+            except OSError:
+                return None
+    return None
+
+
+def _one_line(exc: Exception) -> str:
+    return str(exc).rstrip(".")
+
+
+def _kept_note(project: Project, kept: Path, error: Exception) -> str:
+    from opsctl.errors import StoreDamagedError
+
+    where = kept.relative_to(project.root).as_posix() if kept.is_relative_to(project.root) else str(kept)
+    if isinstance(error, StoreDamagedError):
+        return f"this run is kept in {where}: `opsctl runs repair` keeps every readable run and adds it"
+    return f"this run is kept in {where} and recorded by the next opsctl command that can write the store"
+
+
+def settle_kept_runs(project: Project, store) -> list[str]:
+    """Record the runs kept aside (see :class:`RunRecorder`) now that ``store`` may take them;
+    return their ids. A file stays while the store refuses it; never raises."""
+    import json
+
+    directory = project.state_dir / PENDING_DIR
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    settled = []
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        path = directory / name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            run = data["run"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if data.get("status") is None:  # room reserved by a run: still at work, or killed
+            if not _alive(run.get("host") or "", int(run.get("pid") or 0)):
+                _release(path)
+            continue
+        try:
+            _settle(store, data)
+        except Exception:  # noqa: BLE001 — still not writable: keep the file, say the status if possible
+            with contextlib.suppress(Exception):
+                store.mark_finished(run["id"], data["status"], data.get("finished") or run.get("started"))
+            continue
+        _release(path)
+        settled.append(run["id"])
+    return settled
+
+
+def _settle(store, data: dict) -> None:
+    from opsctl.store import ArtifactRecord, NewRun, RunRecord, StageRecord
+
+    run = data["run"]
+    stages = [
+        StageRecord(**{**s, "artifacts": [ArtifactRecord(*a) for a in s.get("artifacts", [])]})
+        for s in data.get("stages") or []
+    ]
+    params, metrics = data.get("params") or {}, data.get("metrics") or {}
+    finished = float(data.get("finished") or run.get("started") or 0.0)
+    if not store.has_run(run["id"]):
+        if "started" not in run:
+            return  # only the status was kept, of a run the store never had: nothing to record
+        new_run = NewRun(**{**run, "targets": tuple(run.get("targets") or ())})
+        store.record_run(RunRecord(new_run, data["status"], finished, stages, params, metrics))
+        return
+    recorded = {s.name for s in store.get_run(run["id"]).stages}
+    for stage in stages:
+        if stage.name not in recorded:
+            store.record_stage(run["id"], stage)
+    store.finish_run(run["id"], data["status"], finished, params, metrics)
+
+
+def _masked_param(values: str | None) -> str | None:
+    """A param dependency's values as DVC recorded them (JSON ``{"db.password": ...}``), with
+    secret-looking keys masked: the store never keeps a secret (the rule: opsctl/secrets.py)."""
+    import json
+
+    if not values:
+        return values
+    try:
+        loaded = json.loads(values)
+    except ValueError:
+        return values
+    if not isinstance(loaded, dict):
+        return values
+    return json.dumps(mask_mapping(loaded), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class StoreRepair:
+    problems: list[str]  # what SQLite's integrity check found (empty: the store was sound)
+    kept: dict[str, int]  # table -> rows kept
+    damaged: list[str]  # tables some rows of which could not be read
+    backup: str | None  # the damaged file, kept (relative to the project)
+    settled: list[str]  # runs kept aside meanwhile, now recorded
+
+
+def repair_store(project: Project) -> StoreRepair:
+    """``opsctl runs repair``: a damaged store is replaced by a new one holding every row
+    that can still be read (the damaged file kept beside it); runs kept aside while it
+    could not be written are then recorded. A sound store is left as it is."""
+    from opsctl.store.repair import repair
+
+    def running(rows: list[tuple[str, str, int]]) -> str | None:
+        busy = [f"{run_id[:8]} (pid {pid})" for run_id, host, pid in rows if _alive(host, pid)]
+        return f"run {', '.join(busy)} is still running" if busy else None
+
+    path = store_path(project)
+    report = repair(path, running) if path.exists() else None
+    store = open_store(project, reap=False)
+    try:
+        settled = settle_kept_runs(project, store)
+        store.reap_dead_runs(_alive)
+    finally:
+        store.close()
+    backup = report.backup if report is not None else None
+    return StoreRepair(
+        problems=report.problems if report is not None else [],
+        kept=report.kept if report is not None else {},
+        damaged=report.damaged if report is not None else [],
+        backup=backup.relative_to(project.root).as_posix() if backup is not None else None,
+        settled=settled,
+    )
 
 
 # -- queries ---------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from opsctl.secrets import masker as masker  # re-exported to the executors: the one rule, in opsctl/secrets.py
+
 DEFAULT_PIDS = 4096  # processes (and threads) a stage container may have at once: a fork bomb stops there
 
 
@@ -39,28 +41,6 @@ class StageInvocation:
     @property
     def project_root(self) -> Path:
         return self.root or self.workdir
-
-
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "CREDENTIAL")
-
-
-def looks_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(word in upper for word in SECRET_WORDS)
-
-
-def masker(env: dict[str, str]) -> Callable[[str], str]:
-    """A function that replaces the values of secret-looking variables in a log line with ***."""
-    secrets = sorted((v for k, v in env.items() if looks_secret(k) and len(v) >= 4), key=len, reverse=True)
-    if not secrets:
-        return lambda line: line
-
-    def mask(line: str) -> str:
-        for value in secrets:
-            line = line.replace(value, "***")
-        return line
-
-    return mask
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple, TypeGuard
 
-from opsctl.errors import AmbiguousRunError, RunNotFoundError, StoreError, UsageError
+from opsctl.errors import AmbiguousRunError, RunNotFoundError, StoreDamagedError, StoreError, UsageError
 from opsctl.store import schema
 
 RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "running", "succeeded", "failed", "interrupted"
@@ -55,6 +55,9 @@ PREFIX_OP = "^="  # "starts with": for run columns and the "text" field only
 CONTAINS_OP = "*="  # "contains": the same fields (a substring scan costs what a prefix one does here)
 TEXT_OPS = (PREFIX_OP, CONTAINS_OP)
 MIN_PREFIX = 4  # shorter prefixes match too many runs to be meant as one
+REPAIR_HINT = (
+    "run `opsctl runs repair`: it copies every readable run into a new store and keeps the damaged file beside it"
+)
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another before giving up
 
 _ID = re.compile(r"[0-9a-f]{4,64}")
@@ -330,9 +333,11 @@ class RunStore:
                 f"{self._label} is not a run store ({text})", hint="move the file aside: opsctl starts a new run store"
             )
         if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
+            return StoreDamagedError(f"the run store {self._label} is damaged ({text})", hint=REPAIR_HINT)
+        if name.startswith("SQLITE_FULL") or "disk is full" in text:
             return StoreError(
-                f"the run store {self._label} is damaged ({text})",
-                hint="move the file aside (opsctl starts a new run store) or restore it from a backup",
+                f"the run store {self._label} cannot grow: the disk is full",
+                hint="free some space; runs finished meanwhile are recorded by the next opsctl command",
             )
         if name.startswith("SQLITE_BUSY") or "locked" in text:
             return StoreError(
@@ -420,6 +425,18 @@ class RunStore:
             self._insert_values(conn, "params", rid, params)
             self._insert_values(conn, "metrics", rid, metrics)
             self._recount(conn, rid)
+
+    def mark_finished(self, run_id: str, status: str, finished: float) -> None:
+        """Only a run's final status and end time: what :meth:`finish_run` falls back to when the
+        store cannot take the rest (a damaged page under params), so the run is not left
+        ``running`` for the next opsctl to mark interrupted."""
+        _check_final(status)
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
+
+    def has_run(self, run_id: str) -> bool:
+        with self._read() as conn:
+            return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
 
     def record_run(self, record: RunRecord) -> None:
         """Write a whole finished run (run, stages, artifacts, params, metrics) in ONE
