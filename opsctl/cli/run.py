@@ -44,6 +44,9 @@ def run(
         help="Override a param for this run (written to params.yaml, as `dvc exp run -S`).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or the run's result as JSON."),
+    wait: bool = typer.Option(
+        False, "--wait", help="If another run (opsctl run, dvc repro) holds the project, wait for it to end."
+    ),
 ) -> None:
     """Run the pipeline's stale stages, in parallel, each in its image.
 
@@ -66,6 +69,7 @@ def run(
         dry_run=dry_run,
         keep_going=keep_going,
         overrides=list(set_params or []),
+        wait=wait,
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
     if options.overrides and not dry_run:
@@ -287,6 +291,9 @@ class _PlainDisplay:
     def __exit__(self, *exc) -> None:
         pass
 
+    def waiting(self, holder) -> None:
+        out.info(f"waiting for {holder.describe()} to finish (it holds this project)")
+
     def planned(self, plan) -> None:
         self._width = max((len(s.name) for s in plan.to_run), default=0)
         if plan.to_run and not self._dry_run:
@@ -361,6 +368,11 @@ class _LiveDisplay:
             if self._total:
                 grid.add_row("", Text(f"{self._done}/{self._total} stages done", style="dim"), "", "")
         return grid
+
+    def waiting(self, holder) -> None:
+        from rich.text import Text
+
+        self._live.console.print(Text(f"waiting for {holder.describe()} to finish (it holds this project)"))
 
     def planned(self, plan) -> None:
         self._total = len(plan.to_run)
