@@ -113,13 +113,18 @@ def lock_holder(lockfile: str) -> LockHolder | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            content = os.read(fd, 64).decode("ascii", "replace").strip()
+            pass
         else:
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
+        for _ in range(20):  # the holder writes its pid right after taking the lock
+            content = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            if content.isdigit():
+                break
+            time.sleep(0.025)
     finally:
         os.close(fd)
-    pid = int(content) if content.isdigit() else None  # empty for a moment after the holder took it
+    pid = int(content) if content.isdigit() else None
     return LockHolder(pid, _argv_of(pid) if pid else ())
 
 

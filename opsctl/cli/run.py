@@ -72,8 +72,6 @@ def run(
         wait=wait,
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
-    if options.overrides and not dry_run:
-        out.info(f"Setting {', '.join(options.overrides)} (written to the params file, as `dvc exp run -S` does)")
     try:
         with _terminate_as_interrupt(), showing_build_log_tail(), display:
             report = run_pipeline(project, options, display)
@@ -275,6 +273,14 @@ def _built_line(record) -> str:
     return f"built image {record.name} ({record.ref}) in {record.seconds:.1f} s"
 
 
+def _waiting_line(holder) -> str:
+    return f"waiting for {holder.describe()} to finish (it holds this project)"
+
+
+def _params_line(overrides: list[str]) -> str:
+    return f"Setting {', '.join(overrides)} (written to the params file, as `dvc exp run -S` does)"
+
+
 class _PlainDisplay:
     """Off a terminal: every log line with its stage as a prefix, one line per finished stage."""
 
@@ -292,7 +298,11 @@ class _PlainDisplay:
         pass
 
     def waiting(self, holder) -> None:
-        out.info(f"waiting for {holder.describe()} to finish (it holds this project)")
+        out.info(_waiting_line(holder))
+
+    def params_set(self, overrides: list[str]) -> None:
+        if not self._dry_run:
+            out.info(_params_line(overrides))
 
     def planned(self, plan) -> None:
         self._width = max((len(s.name) for s in plan.to_run), default=0)
@@ -372,7 +382,12 @@ class _LiveDisplay:
     def waiting(self, holder) -> None:
         from rich.text import Text
 
-        self._live.console.print(Text(f"waiting for {holder.describe()} to finish (it holds this project)"))
+        self._live.console.print(Text(_waiting_line(holder)))
+
+    def params_set(self, overrides: list[str]) -> None:
+        from rich.text import Text
+
+        self._live.console.print(Text(_params_line(overrides)))
 
     def planned(self, plan) -> None:
         self._total = len(plan.to_run)

@@ -99,6 +99,9 @@ class RunEvents:
     def waiting(self, holder) -> None:
         """Another run holds the project (``holder.describe()`` names it); ``wait`` waits for it."""
 
+    def params_set(self, overrides: list[str]) -> None:
+        """The -S values (as given) were written to the params files; the run goes ahead."""
+
     def planned(self, plan: Plan) -> None: ...
 
     def building(self, image: str, line: str) -> None: ...
@@ -156,6 +159,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             return _dry_run_with_overrides(project, session, options, overrides, report, events)
         if overrides:
             report.params_changed = apply_param_overrides(project.root, overrides)
+            events.params_set(options.overrides)
         plan = make_plan(
             project,
             options.targets,
