@@ -10,11 +10,14 @@ before the command, ``record`` after) so that commands of independent stages
 can run at the same time. One in-process lock serialises the DVC steps, so
 ``dvc.lock`` is always written whole, by one writer at a time.
 
-A session holds DVC's repository lock (``.dvc/tmp/lock``, the one ``dvc repro``
-holds for its whole run) from open to close: two runs of one project, or a run
-and ``dvc repro``, never remove and write the same outputs at once. Another run
-holding it is reported at once, naming it (:class:`LockHolder`); any other
-holder, a short DVC command, is waited for a bounded time.
+A session holds DVC's repository lock (``.dvc/tmp/lock``, which every DVC
+command that writes takes) from open to close: two runs of one project, or a
+run and ``dvc repro``, never remove and write the same outputs at once. ``dvc
+repro`` itself lets go of that lock while a stage's command runs, and then
+names the stage's paths in its rwlock file instead; a session counts both.
+Another run holding the project is reported at once, naming it
+(:class:`LockHolder`); any other holder, a short DVC command, is waited for a
+bounded time.
 """
 
 from __future__ import annotations
@@ -148,15 +151,13 @@ def _stage_running(repo) -> LockHolder | None:
         with make_lock(os.path.join(tmp_dir, RWLOCK_LOCK), tmp_dir=tmp_dir, hardlink_lock=hardlink):
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
+        infos = list((data.get("write") or {}).values())
+        for readers in (data.get("read") or {}).values():
+            infos += readers if isinstance(readers, list) else [readers]
     except FileNotFoundError:
         return None
-    except Exception:  # noqa: BLE001 — unreadable or corrupted: DVC itself reports that when it gets there
+    except Exception:  # noqa: BLE001 — unreadable or malformed: DVC itself reports that when it gets there
         return None
-    if not isinstance(data, dict):
-        return None
-    infos = list((data.get("write") or {}).values())
-    for readers in (data.get("read") or {}).values():
-        infos += readers if isinstance(readers, list) else [readers]
     for info in infos:
         pid = info.get("pid") if isinstance(info, dict) else None
         if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
