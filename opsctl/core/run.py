@@ -17,13 +17,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
 from opsctl.core.runs import RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from opsctl.adapters.dvc_run import LockHolder, RunSession
 
 RUNS_DIR = "runs"  # under .opsctl/: one directory of stage logs per run
 LOG_TAIL = 20
@@ -96,7 +99,7 @@ class RunReport:
 class RunEvents:
     """What a front end hears during a run (called from worker threads; keep it quick)."""
 
-    def waiting(self, holder) -> None:
+    def waiting(self, holder: LockHolder) -> None:
         """Another run holds the project (``holder.describe()`` names it); ``wait`` waits for it."""
 
     def params_set(self, overrides: list[str]) -> None:
@@ -202,7 +205,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     return report
 
 
-def _open_session(project: Project, options: RunOptions, events: RunEvents):
+def _open_session(project: Project, options: RunOptions, events: RunEvents) -> RunSession:
     from opsctl.adapters.dvc_run import RunSession
     from opsctl.errors import ProjectBusyError
 
