@@ -153,6 +153,7 @@ complete -c opsctl -n '__opsctl_at '\''run'\''' -l dry-run -d 'Print the plan (w
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l keep-going -s k -d 'After a failure, let independent stages carry on'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l set-param -s S -r -F -d 'Override a param for this run (written to params.yaml, as `dvc exp run -S`)'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l json -d 'Print the plan or the run'\''s result as JSON'
+complete -c opsctl -n '__opsctl_at '\''run'\''' -l wait -d 'If another run (opsctl run, dvc repro) holds the project, wait for it to end'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l help -s h -d 'Show help and exit.'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -F
 complete -c opsctl -n '__opsctl_at '\''runs'\''' -a compare -d 'Params and metrics of runs side by side; changed values marked, numeric deltas'

@@ -108,6 +108,11 @@ class RepoLockedError(DvcError):
     """Another DVC or opsctl process holds the project's lock (``.dvc/tmp/lock``)."""
 
 
+class ProjectBusyError(RepoLockedError):
+    """Another run (``opsctl run``, ``dvc repro``) holds the project's lock: refused at once,
+    naming it, rather than waited for (it holds the lock for as long as its stages take)."""
+
+
 class RemoteUnavailableError(ToolUnavailableError):
     pass
 

@@ -7,9 +7,17 @@ run the command; then hash deps and outs, commit the outs to the cache, save
 the run-cache entry and write the stage's ``dvc.lock`` entry. :class:`RunSession`
 does the same steps through the same DVC objects, split in two (``prepare``
 before the command, ``record`` after) so that commands of independent stages
-can run at the same time. Every DVC step holds DVC's repository lock only for
-its own duration, and one in-process lock serialises them, so ``dvc.lock`` is
-always written whole, by one writer at a time.
+can run at the same time. One in-process lock serialises the DVC steps, so
+``dvc.lock`` is always written whole, by one writer at a time.
+
+A session holds DVC's repository lock (``.dvc/tmp/lock``, which every DVC
+command that writes takes) from open to close: two runs of one project, or a
+run and ``dvc repro``, never remove and write the same outputs at once. ``dvc
+repro`` itself lets go of that lock while a stage's command runs, and then
+names the stage's paths in its rwlock file instead; a session counts both.
+Another run holding the project is reported at once, naming it
+(:class:`LockHolder`); any other holder, a short DVC command, is waited for a
+bounded time.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +41,7 @@ from opsctl.adapters.dvc import (
     lock_timeout,
     project_root_cwd,
 )
-from opsctl.errors import DvcError, RepoLockedError, UsageError
+from opsctl.errors import DvcError, ProjectBusyError, RepoLockedError, UsageError
 
 # What ``prepare`` decided for a stage.
 UP_TO_DATE, RESTORED, EXECUTE = "up-to-date", "restored", "execute"
@@ -56,10 +64,152 @@ class StageOutputMissing(Exception):
     """The command exited 0 but did not write a declared output."""
 
 
-class RunSession:
-    """One open DVC repository for the length of a run; thread-safe."""
+@dataclass(frozen=True)
+class LockHolder:
+    """The process holding a project's DVC lock: DVC's lock file records its pid, and
+    ``/proc`` its command line (``argv``; empty when unknown)."""
 
-    def __init__(self, root: Path) -> None:
+    pid: int | None
+    argv: tuple[str, ...] = ()
+    in_stage: bool = False  # DVC is running one of its stage commands (DVC's rwlock names it)
+
+    @property
+    def command(self) -> str | None:
+        """As the user typed it: ``opsctl run -j 2``, ``dvc repro`` (no interpreter, no path)."""
+        import shlex
+
+        if not self.argv:
+            return None
+        text = " ".join(shlex.join(self.argv).split())  # one line, whatever the arguments hold
+        return text if len(text) <= 100 else text[:99] + "…"
+
+    @property
+    def is_run(self) -> bool:
+        """A pipeline run (``opsctl run``, ``dvc repro``, ``dvc exp run``): it holds the lock
+        for as long as its stages take, so waiting a few seconds for it is pointless."""
+        if self.in_stage:
+            return True
+        if not self.argv:
+            return False
+        tool, words = self.argv[0], [a for a in self.argv[1:] if not a.startswith("-")]
+        if tool == "opsctl":
+            return words[:1] == ["run"] and "--dry-run" not in self.argv
+        return tool == "dvc" and (words[:1] == ["repro"] or words[:2] == ["exp", "run"])
+
+    def describe(self) -> str:
+        if self.pid is None:
+            return "another process"
+        return f"pid {self.pid}" + (f" ({self.command})" if self.command else "")
+
+
+def lock_holder(lockfile: str) -> LockHolder | None:
+    """Who holds DVC's lock file now (None: nobody). DVC's default lock is an ``flock`` on
+    the file, taken by zc.lockfile, which then writes the holder's pid into it; the kernel
+    drops it when the holder exits, even on SIGKILL. Asks without taking it."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: DVC's own attempt will say
+        return None
+    try:
+        fd = os.open(lockfile, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file yet: nobody holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        for _ in range(20):  # the holder writes its pid right after taking the lock
+            content = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            if content.isdigit():
+                break
+            time.sleep(0.025)
+    finally:
+        os.close(fd)
+    pid = int(content) if content.isdigit() else None
+    return LockHolder(pid, _argv_of(pid) if pid else ())
+
+
+def _stage_running(repo) -> LockHolder | None:
+    """A DVC process running a stage's command. ``dvc repro`` holds the repository lock
+    except while a stage's command runs; then its stage's outs and deps are entries of
+    DVC's rwlock file (``.dvc/tmp/rwlock``: pid and command line of each). Call with the
+    repository lock held (DVC adds entries only while holding it)."""
+    import json
+
+    from dvc.lock import make_lock
+    from dvc.rwlock import RWLOCK_FILE, RWLOCK_LOCK
+
+    tmp_dir = repo.tmp_dir
+    if not tmp_dir:
+        return None
+    path = os.path.join(tmp_dir, RWLOCK_FILE)
+    hardlink = repo.config["core"].get("hardlink_lock", False)
+    try:
+        # The guard DVC takes to edit the file (held for a moment): never read half of it.
+        with make_lock(os.path.join(tmp_dir, RWLOCK_LOCK), tmp_dir=tmp_dir, hardlink_lock=hardlink):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        infos = list((data.get("write") or {}).values())
+        for readers in (data.get("read") or {}).values():
+            infos += readers if isinstance(readers, list) else [readers]
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 — unreadable or malformed: DVC itself reports that when it gets there
+        return None
+    for info in infos:
+        pid = info.get("pid") if isinstance(info, dict) else None
+        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+            argv = _argv_of(pid) or _as_typed(str(info.get("cmd", "")).split())
+            return LockHolder(pid, argv, in_stage=True)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _argv_of(pid: int) -> tuple[str, ...]:
+    """The command line of PID as typed (see :func:`_as_typed`); empty when unreadable
+    (gone, not Linux)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    return _as_typed([a for a in raw.decode("utf-8", "replace").split("\0") if a])
+
+
+def _as_typed(argv: list[str]) -> tuple[str, ...]:
+    """``python -m opsctl run`` and ``python .../bin/dvc repro`` -> ``opsctl run``, ``dvc repro``."""
+    if argv and os.path.basename(argv[0]).startswith("python"):
+        argv = argv[1:]
+        while argv and argv[0].startswith("-") and argv[0] not in ("-m", "-c"):
+            argv = argv[1:]  # interpreter options (-u, -B ...)
+        if argv[:1] == ["-m"]:
+            argv = argv[1:]
+        elif argv[:1] == ["-c"]:
+            argv = ["python", *argv]
+    if not argv:
+        return ()
+    return (os.path.basename(argv[0]), *argv[1:])
+
+
+class RunSession:
+    """One open DVC repository, holding DVC's lock, for the length of a run; thread-safe.
+
+    ``wait``: wait as long as it takes for another holder of the lock (calling
+    ``on_wait(holder)`` when a new one is seen) instead of refusing."""
+
+    def __init__(self, root: Path, *, wait: bool = False, on_wait: Callable[[LockHolder], None] | None = None) -> None:
         _prepare_dvc()
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo
@@ -71,17 +221,77 @@ class RunSession:
         except NotDvcRepoError:
             project_root_cwd.leave()
             raise DvcError(f"{root} is not a DVC repository", hint="run `dvc init` there") from None
+        except BaseException:
+            project_root_cwd.leave()
+            raise
+        try:
+            self._take_lock(wait, on_wait)
+        except BaseException:
+            self._repo.close()
+            project_root_cwd.leave()
+            raise
         self._mutex = threading.Lock()
         self._stages: dict[str, Any] = {}  # name -> the DVC stage object between prepare and record
         self.changed_data_sources: list[str] = []  # set by plan()
         self._planned: dict[str, Any] = {}  # name -> DVC stage object, set by plan()
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
 
+    def _take_lock(self, wait: bool, on_wait: Callable[[LockHolder], None] | None) -> None:
+        """DVC's repository lock, for the whole session. Unlike DVC's own ``lock_repo`` the
+        repo is not reset on taking it: nothing was read yet."""
+        from dvc.lock import Lock, LockError
+
+        repo = self._repo
+        # The default flock-based lock can be asked who holds it; `core.hardlink_lock` can't.
+        lockfile = repo.lock.lockfile if isinstance(repo.lock, Lock) else None
+        deadline: float | None = None
+        announced: set[int | None] = set()  # pids on_wait was told about
+        while True:
+            holder = lock_holder(lockfile) if lockfile else None
+            if holder is None:
+                try:
+                    repo.lock.lock()  # DVC retries for 3 s if another process took it meanwhile
+                except LockError:
+                    holder = (lock_holder(lockfile) if lockfile else None) or LockHolder(None)
+                else:
+                    holder = _stage_running(repo)
+                    if holder is None:
+                        break
+                    repo.lock.unlock()  # `dvc repro` needs it back when its stage's command ends
+            if wait:
+                # Once per holder: `dvc repro` is seen by turns through both of its locks, and the
+                # pid is missing for a moment while a new holder writes it.
+                if on_wait is not None and holder.pid not in announced and (holder.pid or not announced):
+                    on_wait(holder)
+                announced.add(holder.pid)
+            elif holder.is_run:
+                raise ProjectBusyError(
+                    f"another run holds this project: {holder.describe()}", hint="let it finish, then try again"
+                )
+            else:
+                # A short DVC or opsctl command (add, push, status): worth a bounded wait.
+                deadline = deadline or time.monotonic() + lock_timeout()
+                if time.monotonic() >= deadline:
+                    who = f": {holder.describe()}" if holder.pid else ""
+                    raise RepoLockedError(
+                        f"another DVC or opsctl command holds this project's lock (waited {lock_timeout():g} s){who}",
+                        hint=f"let it finish, or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
+                    )
+            time.sleep(0.1)
+        # DVC's @locked methods called during the session see the lock held and don't retake it.
+        self._held = contextlib.ExitStack()
+        self._held.enter_context(dvc_compat.lock_counted_as_held(repo))
+
     def close(self) -> None:
         try:
             self._repo.close()
         finally:
-            project_root_cwd.leave()
+            try:
+                if self._repo.lock.is_locked:
+                    self._held.close()
+                    self._repo.lock.unlock()
+            finally:
+                project_root_cwd.leave()
 
     def __enter__(self) -> RunSession:
         return self
@@ -91,33 +301,14 @@ class RunSession:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Any]:
-        """DVC's repository lock (bounded wait) inside the in-process mutex.
+        """The repo, to one DVC step at a time (DVC's lock is held for the whole session).
 
-        Unlike DVC's own ``lock_repo`` this does not reset the repo on every take and
-        release: a reset re-reads the config and .dvcignore and reopens the state
-        database, which made each stage's record cost 0.1-0.3 s. Between our steps
-        only stage commands touch the workspace, and each stage keeps its own object."""
-        from dvc.lock import LockError
-
-        repo = self._repo
+        Unlike DVC's own ``lock_repo`` this does not reset the repo on every step: a reset
+        re-reads the config and .dvcignore and reopens the state database, which made each
+        stage's record cost 0.1-0.3 s. Between our steps only stage commands touch the
+        workspace, and each stage keeps its own object."""
         with self._mutex, _translate():
-            deadline = time.monotonic() + lock_timeout()
-            while True:
-                try:
-                    repo.lock.lock()
-                    break
-                except LockError:
-                    if time.monotonic() >= deadline:
-                        raise RepoLockedError(
-                            "another DVC or opsctl command holds this project's lock",
-                            hint=f"let it finish, or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
-                        ) from None
-                    time.sleep(0.1)
-            try:
-                with dvc_compat.lock_counted_as_held(repo):  # DVC's @locked methods inside see it held
-                    yield repo
-            finally:
-                repo.lock.unlock()
+            yield self._repo
 
     # -- planning ---------------------------------------------------------------------
 

@@ -49,6 +49,9 @@ def run(
         help="Override a param for this run (written to params.yaml, as `dvc exp run -S`).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the plan or the run's result as JSON."),
+    wait: bool = typer.Option(
+        False, "--wait", help="If another run (opsctl run, dvc repro) holds the project, wait for it to end."
+    ),
 ) -> None:
     """Run the pipeline's stale stages, in parallel, each in its image.
 
@@ -58,7 +61,7 @@ def run(
     re-runs nothing.
     """
     from opsctl.core.project import open_project
-    from opsctl.core.run import RunOptions, parse_overrides, run_pipeline
+    from opsctl.core.run import RunOptions, run_pipeline
     from opsctl.core.scheduler import SchedulerInterrupted
     from opsctl.errors import InterruptedByUser, StageFailedError
 
@@ -71,11 +74,9 @@ def run(
         dry_run=dry_run,
         keep_going=keep_going,
         overrides=list(set_params or []),
+        wait=wait,
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
-    if options.overrides and not dry_run:
-        parse_overrides(options.overrides, root=project.root)  # refused (exit 2) before it is announced
-        out.info(f"Setting {', '.join(options.overrides)} (written to the params file, as `dvc exp run -S` does)")
     try:
         with _terminate_as_interrupt(), showing_build_log_tail(), display:
             report = run_pipeline(project, options, display)
@@ -277,6 +278,14 @@ def _built_line(record) -> str:
     return f"built image {record.name} ({record.ref}) in {record.seconds:.1f} s"
 
 
+def _waiting_line(holder) -> str:
+    return f"waiting for {holder.describe()} to finish (it holds this project)"
+
+
+def _params_line(overrides: list[str]) -> str:
+    return f"Setting {', '.join(overrides)} (written to the params file, as `dvc exp run -S` does)"
+
+
 class _PlainDisplay(RunEvents):
     """Off a terminal: every log line with its stage as a prefix, one line per finished stage."""
 
@@ -292,6 +301,13 @@ class _PlainDisplay(RunEvents):
 
     def __exit__(self, *exc) -> None:
         pass
+
+    def waiting(self, holder) -> None:
+        out.info(_waiting_line(holder))
+
+    def params_set(self, overrides: list[str]) -> None:
+        if not self._dry_run:
+            out.info(_params_line(overrides))
 
     def planned(self, plan) -> None:
         _warn(plan)
@@ -377,6 +393,16 @@ class _LiveDisplay(RunEvents):
             if self._total:
                 grid.add_row("", Text(f"{self._done}/{self._total} stages done", style="dim"), "", "")
         return grid
+
+    def waiting(self, holder) -> None:
+        from rich.text import Text
+
+        self._live.console.print(Text(_waiting_line(holder)))
+
+    def params_set(self, overrides: list[str]) -> None:
+        from rich.text import Text
+
+        self._live.console.print(Text(_params_line(overrides)))
 
     def planned(self, plan) -> None:
         _warn(plan)

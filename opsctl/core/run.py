@@ -17,13 +17,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
 from opsctl.core.runs import RUNS_DIR, RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from opsctl.adapters.dvc_run import LockHolder, RunSession
 
 LOG_TAIL = 20
 
@@ -37,6 +40,7 @@ class RunOptions:
     dry_run: bool = False
     keep_going: bool = False
     overrides: list[str] = field(default_factory=list)  # -S [FILE:]KEY=VALUE
+    wait: bool = False  # another run holds the project: wait for it instead of refusing
 
 
 @dataclass
@@ -94,6 +98,12 @@ class RunReport:
 class RunEvents:
     """What a front end hears during a run (called from worker threads; keep it quick)."""
 
+    def waiting(self, holder: LockHolder) -> None:
+        """Another run holds the project (``holder.describe()`` names it); ``wait`` waits for it."""
+
+    def params_set(self, overrides: list[str]) -> None:
+        """The -S values (as given) were written to the params files; the run goes ahead."""
+
     def planned(self, plan: Plan) -> None: ...
 
     def building(self, image: str, line: str) -> None: ...
@@ -148,7 +158,7 @@ def parse_overrides(items: list[str], root: Path | None = None) -> list[tuple[st
 def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None = None) -> RunReport:
     """Plan, then run the stale stages. Raises SchedulerInterrupted (with the report as
     ``.report``) on Ctrl-C; a failed stage is in the report, not an exception."""
-    from opsctl.adapters.dvc_run import RunSession, apply_param_overrides
+    from opsctl.adapters.dvc_run import apply_param_overrides
 
     events = events or RunEvents()
     executor_name = options.executor or project.config.executor
@@ -161,12 +171,14 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     run_id = secrets.token_hex(6)
     report = RunReport(run_id, Plan(executor_name), executor_name, jobs, time.time())
 
-    if options.dry_run and overrides:
-        return _dry_run_with_overrides(project, options, overrides, report, events)
-    if overrides:
-        report.params_changed = apply_param_overrides(project.root, overrides)
-
-    with RunSession(project.root) as session:
+    # One run at a time: the session holds DVC's repository lock (the one `dvc repro` holds)
+    # until the run is over, and it is taken before anything is touched, -S params included.
+    with _open_session(project, options, events) as session:
+        if options.dry_run and overrides:
+            return _dry_run_with_overrides(project, session, options, overrides, report, events)
+        if overrides:
+            report.params_changed = apply_param_overrides(project.root, overrides)
+            events.params_set(options.overrides)
         plan = make_plan(
             project,
             options.targets,
@@ -209,7 +221,19 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     return report
 
 
-def _dry_run_with_overrides(project, options, overrides, report, events) -> RunReport:
+def _open_session(project: Project, options: RunOptions, events: RunEvents) -> RunSession:
+    from opsctl.adapters.dvc_run import RunSession
+    from opsctl.errors import ProjectBusyError
+
+    try:
+        return RunSession(project.root, wait=options.wait, on_wait=events.waiting)
+    except ProjectBusyError as exc:
+        if not options.dry_run:
+            exc.hint = "let it finish, or add --wait to start this run when it does"
+        raise
+
+
+def _dry_run_with_overrides(project, session, options, overrides, report, events) -> RunReport:
     """The plan as it would be with the -S values, then params files put back as they were."""
     from opsctl.adapters.dvc_run import apply_param_overrides
     from opsctl.core.rollback import FileTransaction
@@ -220,7 +244,12 @@ def _dry_run_with_overrides(project, options, overrides, report, events) -> RunR
             tx.preserve(project.root / file)
         report.params_changed = apply_param_overrides(project.root, overrides)
         report.plan = make_plan(
-            project, options.targets, executor=report.executor, force=options.force, check_run_cache=True
+            project,
+            options.targets,
+            executor=report.executor,
+            force=options.force,
+            session=session,
+            check_run_cache=True,
         )
         events.planned(report.plan)
         tx.rollback()
