@@ -25,9 +25,13 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     """
     from opsctl.core.pipeline import pipeline_status
     from opsctl.core.project import open_project
+    from opsctl.core.runs import mark_dead_runs
 
     project = open_project()
     stages = pipeline_status(project)
+    for dead in mark_dead_runs(project):  # a run killed half way: say so where the user looks next
+        stopped = f"; stopped: {', '.join(dead.stopped)}" if dead.stopped else ""
+        out.warn(f"run {dead.run_id} was left running by an opsctl that is gone: marked interrupted{stopped}")
     if as_json:
         out.json(
             [
