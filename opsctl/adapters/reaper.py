@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 DONE = b"done\n"  # what opsctl writes when it has cleaned up after itself
@@ -46,6 +47,8 @@ class Reaper:
         stdin = self._proc.stdin
         if stdin is None or stdin.closed:
             return
+        with _open_lock:
+            _open_ends.discard(stdin)
         try:
             stdin.write(DONE)
             stdin.close()
@@ -72,7 +75,30 @@ def start_reaper(label: str, value: str) -> Reaper:
         cwd="/",
         start_new_session=True,
     )
+    global _fork_guarded
+    with _open_lock:
+        if not _fork_guarded:
+            os.register_at_fork(after_in_child=_close_inherited_ends)
+            _fork_guarded = True
+        _open_ends.add(proc.stdin)
     return Reaper(proc)
+
+
+# opsctl's ends of its reapers' pipes. A library that forks without exec (DVC's daemon
+# does, to detach) would leave a copy of them open in the child, and the reaper would
+# not see opsctl's death until that child ended too: children close theirs at once.
+_open_ends: set = set()
+_open_lock = threading.Lock()
+_fork_guarded = False
+
+
+def _close_inherited_ends() -> None:
+    for end in list(_open_ends):
+        try:
+            end.close()
+        except OSError:
+            pass
+    _open_ends.clear()
 
 
 def sweep(label_filter: str) -> int:

@@ -222,13 +222,16 @@ def test_containers_of_a_killed_opsctl_are_reaped(tmp_path, busybox_image, docke
 
 
 PARENT = """
-import sys, time
+import os, sys, time
 from opsctl.adapters.reaper import start_reaper
 reaper = start_reaper("org.opsctl.run", sys.argv[1])
 print(reaper.pid, flush=True)
 if sys.argv[2] == "close":
     reaper.close()
     print("closed", flush=True)
+if sys.argv[2] == "fork" and os.fork() == 0:  # a library's detached helper: fork, no exec
+    time.sleep(60)
+    os._exit(0)
 time.sleep(600)
 """
 
@@ -255,11 +258,17 @@ def _poll(condition, timeout: float = 20.0) -> bool:
     return condition()
 
 
-def test_the_reaper_removes_the_containers_when_its_opsctl_is_killed(busybox_image, docker_engine):
-    run_id = "run-reaper-sigkill"
+@pytest.mark.parametrize("forked", [False, True])
+def test_the_reaper_removes_the_containers_when_its_opsctl_is_killed(busybox_image, docker_engine, forked):
+    """Also when opsctl had forked a child that lives on (it gets no copy of the pipe)."""
+    run_id = f"run-reaper-sigkill-{forked}"
     container = _labelled_sleeper(docker_engine, run_id)
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, run_id, "keep"], stdout=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-c", PARENT, run_id, "fork" if forked else "keep"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
     )
     try:
         reaper_pid = int(parent.stdout.readline())
@@ -268,7 +277,10 @@ def test_the_reaper_removes_the_containers_when_its_opsctl_is_killed(busybox_ima
         assert _poll(lambda: containers_labelled(RUN_LABEL, run_id) == []), "the run's container is still there"
         assert _poll(lambda: _gone(reaper_pid)), "the reaper did not exit"
     finally:
-        parent.kill()
+        try:
+            os.killpg(parent.pid, signal.SIGKILL)  # the forked child too
+        except ProcessLookupError:
+            pass
         try:
             container.remove(force=True)
         except Exception:
