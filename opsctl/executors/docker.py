@@ -24,8 +24,9 @@ from opsctl.executors.base import LogSink, StageInvocation, StageOutcome, masker
 
 RUN_LABEL = "org.opsctl.run"
 STAGE_LABEL = "org.opsctl.stage"
-# "<host>:<pid>" of the opsctl process that owns a container: a later run removes
-# containers whose owner died without cleaning up (SIGKILL, power loss).
+# "<host>:<pid>" of the opsctl process that owns a container. A killed opsctl's reaper
+# (adapters/reaper.py) removes its containers at once; should the reaper be gone too (a
+# reboot, `kill -9` of both), the next run removes containers whose owner is gone.
 OWNER_LABEL = "org.opsctl.owner"
 
 
