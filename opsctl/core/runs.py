@@ -58,12 +58,15 @@ def mark_dead_runs(project: Project) -> list[DeadRun]:
 def _mark_dead_runs(project: Project, store) -> list[DeadRun]:
     """The stages a dead run had recorded stay as they were; a stage that was running when
     it died has a log file but no record: it is recorded ``interrupted``, with its log."""
-    from opsctl.core.run import RUNS_DIR
+    dead = store.reap_dead_runs(_alive)  # only those this call marked: no stage is added twice
+    if not dead:
+        return []
+    from opsctl.core.run import RUNS_DIR  # only now: `opsctl runs list` starts without it
     from opsctl.errors import OpsctlError
     from opsctl.store import StageRecord
 
     marked = []
-    for run_id in store.reap_dead_runs(_alive):  # only those this call marked: no stage is added twice
+    for run_id in dead:
         stopped: list[str] = []
         try:
             recorded = store.get_run(run_id).stages
