@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
+
+ONCE_FOR = 10.0  # seconds: a run's clean-up after Ctrl-C takes about one
 
 Handler = Callable[[int, "FrameType | None"], None]
 
@@ -18,9 +21,11 @@ def interrupt_handler(*, once: bool = False) -> Handler:
     which DVC uses). Then the signal is re-sent a moment later, when the finaliser has
     returned — while this handler is still the one.
 
-    ``once``: only the first signal raises; later ones are ignored, so that a second
-    Ctrl-C (or SIGTERM) cannot cut short the clean-up that the first one started."""
-    raised = threading.Event()
+    ``once``: the first signal raises; those that follow within ``ONCE_FOR`` seconds are
+    ignored, so that a second Ctrl-C (or SIGTERM) cannot cut short the clean-up that the
+    first one started. Later ones raise again: should the first have been swallowed by
+    some library, Ctrl-C still works."""
+    raised_at: list[float] = []
 
     def resend(signum: int) -> None:
         # Only while this handler is still the one: once the command has ended,
@@ -29,7 +34,7 @@ def interrupt_handler(*, once: bool = False) -> Handler:
             os.kill(os.getpid(), signum)
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if once and raised.is_set():
+        if once and raised_at and time.monotonic() - raised_at[-1] < ONCE_FOR:
             return
         probe = frame
         while probe is not None:
@@ -39,7 +44,7 @@ def interrupt_handler(*, once: bool = False) -> Handler:
                 timer.start()
                 return
             probe = probe.f_back
-        raised.set()
+        raised_at.append(time.monotonic())
         raise KeyboardInterrupt
 
     return handler
