@@ -300,21 +300,35 @@ def network_exists(name: str) -> bool:
 
 
 def remove_containers(label: str, value: str) -> int:
-    """Force-remove every container carrying ``label=value`` (stops them first); how many."""
-    from docker.errors import DockerException
-
-    client = _client()
+    """Force-remove every container carrying ``label=value`` (a running one is killed, not
+    stopped: nothing waits for a stage to end); how many. Listed with one engine call, so
+    a container that goes meanwhile (its stage thread removed it) is no error."""
+    api = _stage_client().api
     removed = 0
+    for container in api.containers(all=True, filters={"label": f"{label}={value}"}):
+        removed += _force_remove(api, container["Id"])
+    return removed
+
+
+def _force_remove(api, container_id: str) -> bool:
+    """Remove a container, running or not; False when it was gone already. When another
+    process is removing it at that moment (a parallel run reaping the same orphan), wait
+    until it is gone: after this call the container is never still listed."""
+    from docker.errors import APIError, NotFound
+
     try:
-        for container in client.containers.list(all=True, filters={"label": f"{label}={value}"}):
-            try:
-                container.remove(force=True)
-                removed += 1
-            except DockerException:
-                pass  # already gone: its own stage thread removed it
-        return removed
-    finally:
-        client.close()
+        api.remove_container(container_id, force=True)
+        return True
+    except NotFound:
+        return False
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: "removal already in progress"
+            return False
+    try:
+        api.wait(container_id, timeout=10, condition="removed")
+    except Exception:  # noqa: BLE001 — gone before the wait (404), or a wait that timed out: nothing more to do
+        pass
+    return False
 
 
 def create_network_sandbox(image: str, labels: dict) -> str | None:
@@ -381,33 +395,25 @@ def stop_network_sandbox(container_id: str) -> None:
 
 def remove_orphans(owner_label: str, alive) -> int:
     """Remove containers labelled ``owner_label=<host>:<pid>`` for this host whose process
-    ``alive(pid)`` says is gone (an opsctl killed with SIGKILL can't clean up after itself)."""
+    ``alive(pid)`` says is gone (an opsctl killed with SIGKILL whose reaper died too, a
+    reboot); how many."""
     import socket
 
-    from docker.errors import DockerException
-
-    client = _client()
+    api = _stage_client().api
     removed = 0
     host = socket.gethostname()
-    try:
-        for container in client.containers.list(all=True, filters={"label": owner_label}):
-            owner_host, _, pid = container.labels.get(owner_label, "").rpartition(":")
-            if owner_host == host and pid.isdigit() and not alive(int(pid)):
-                try:
-                    container.remove(force=True)
-                    removed += 1
-                except DockerException:
-                    pass
-        return removed
-    finally:
-        client.close()
+    for container in api.containers(all=True, filters={"label": owner_label}):
+        owner_host, _, pid = (container.get("Labels") or {}).get(owner_label, "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not alive(int(pid)):
+            removed += _force_remove(api, container["Id"])
+    return removed
 
 
 def containers_labelled(label: str, value: str) -> list[str]:
     """Ids of containers (running or not) carrying ``label=value``."""
     client = _client()
     try:
-        return [c.id for c in client.containers.list(all=True, filters={"label": f"{label}={value}"})]
+        return [c["Id"] for c in client.api.containers(all=True, filters={"label": f"{label}={value}"})]
     finally:
         client.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -111,32 +110,14 @@ def main_with_exit_code(argv: list[str] | None = None) -> int:
 
 
 def _install_sigint_handler() -> None:
-    """Ctrl-C raises KeyboardInterrupt, as by default, except inside a ``__del__``:
-    Python swallows exceptions there ("Exception ignored in ..."), so the interrupt
-    would be lost (seen with dulwich's object store, which DVC uses). Then it is
-    re-sent a moment later, when the finaliser has returned."""
+    """Ctrl-C raises KeyboardInterrupt, as by default, except inside a ``__del__``
+    (see :func:`opsctl.cli.interrupts.interrupt_handler`)."""
     import signal
     import threading
 
+    from opsctl.cli.interrupts import interrupt_handler
+
     if threading.current_thread() is not threading.main_thread():
         return
-
-    def resend() -> None:
-        # Only while this handler is still the one: once the command has ended,
-        # opsctl ignores Ctrl-C, and Python's shutdown puts the default (kill) back.
-        if signal.getsignal(signal.SIGINT) is on_sigint:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def on_sigint(signum, frame):
-        probe = frame
-        while probe is not None:
-            if probe.f_code.co_name == "__del__":
-                timer = threading.Timer(0.05, resend)
-                timer.daemon = True  # never holds up the exit
-                timer.start()
-                return
-            probe = probe.f_back
-        raise KeyboardInterrupt
-
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, on_sigint)
+        signal.signal(signal.SIGINT, interrupt_handler())

@@ -25,12 +25,16 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     """
     from opsctl.core.pipeline import make_plan
     from opsctl.core.project import open_project
+    from opsctl.core.runs import mark_dead_runs
 
     project = open_project()
     plan = make_plan(project, [], executor=None, force=False)
     for warning in plan.warnings:
         out.warn(warning)
     stages = plan.steps
+    for dead in mark_dead_runs(project):  # a run killed half way: say so where the user looks next
+        stopped = f"; stopped: {', '.join(dead.stopped)}" if dead.stopped else ""
+        out.warn(f"run {dead.run_id} was left running by an opsctl that is gone: marked interrupted{stopped}")
     if as_json:
         out.json(
             [

@@ -78,7 +78,7 @@ def run(
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
     try:
-        with _terminate_as_interrupt(), showing_build_log_tail(), display:
+        with _interrupts_stop_the_run(), showing_build_log_tail(), display:
             report = run_pipeline(project, options, display)
     except SchedulerInterrupted as exc:
         partial = getattr(exc, "report", None)
@@ -143,19 +143,33 @@ def run(
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (a CI job cancelled, `kill`) stops a run the way Ctrl-C does: containers
-    removed, finished stages kept. Without this the process would just die."""
+def _interrupts_stop_the_run():
+    """Ctrl-C and SIGTERM (a CI job cancelled, `kill`) stop a run: containers removed,
+    finished stages kept, the stopped ones recorded interrupted. The first one does it;
+    any more that come while it does (an impatient second Ctrl-C, a supervisor's repeated
+    SIGTERM) are ignored rather than cutting that clean-up short — which would leave
+    containers running and opsctl waiting for them. Without this SIGTERM would just
+    kill the process."""
     import signal
+    import threading
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
+    from opsctl.cli.interrupts import interrupt_handler
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    if threading.current_thread() is not threading.main_thread():  # in-process callers (tests)
+        yield
+        return
+    handler = interrupt_handler(once=True)
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    interrupted = False
     try:
         yield
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, before in previous.items():
+            # Once interrupted, the rest is saying so and exiting 130: more signals wait.
+            signal.signal(signum, signal.SIG_IGN if interrupted else before)
 
 
 def _print_metrics(report) -> None:

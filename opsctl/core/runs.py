@@ -38,8 +38,64 @@ def open_store(project: Project, *, reap: bool = True):
     store = RunStore(store_path(project))
     if reap:
         settle_kept_runs(project, store)  # before reaping: a run kept aside gets its own status, not "interrupted"
-        store.reap_dead_runs(_alive)
+        _mark_dead_runs(project, store)
     return store
+
+
+class DeadRun(NamedTuple):
+    run_id: str
+    stopped: list[str]  # the stages it was running when its process died
+
+
+def mark_dead_runs(project: Project) -> list[DeadRun]:
+    """Mark interrupted the runs left "running" by an opsctl that is gone (killed with
+    SIGKILL, a crash, a reboot), as every command that opens the run store does; what
+    this call marked. Commands that have no other use for the store (``opsctl status``)
+    call this, so that whatever the user looks at next tells the truth."""
+    if not store_path(project).exists():
+        return []
+    store = open_store(project, reap=False)
+    try:
+        return _mark_dead_runs(project, store)
+    finally:
+        store.close()
+
+
+def _mark_dead_runs(project: Project, store) -> list[DeadRun]:
+    """The stages a dead run had recorded stay as they were; a stage that was running when
+    it died has a log file but no record: it is recorded ``interrupted``, with its log."""
+    dead = store.reap_dead_runs(_alive)  # only those this call marked: no stage is added twice
+    if not dead:
+        return []
+    from opsctl.errors import OpsctlError
+    from opsctl.store import StageRecord
+
+    marked = []
+    for run_id in dead:
+        stopped: list[str] = []
+        try:
+            recorded = store.get_run(run_id).stages
+            names = {s.name for s in recorded}
+            logs = {s.log_path for s in recorded if s.log_path}
+            log_dir = project.state_dir / RUNS_DIR / run_id
+            for log in sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []:
+                relative = log.relative_to(project.root).as_posix()
+                if log.stem in names or relative in logs or str(log) in logs:
+                    continue
+                store.record_stage(
+                    run_id,
+                    StageRecord(
+                        name=log.stem,
+                        outcome="interrupted",
+                        detail="its opsctl process died while it ran",
+                        log_path=relative,
+                    ),
+                )
+                stopped.append(log.stem)
+        except OpsctlError:
+            pass  # the run is marked; its stages as far as they could be told
+        marked.append(DeadRun(run_id, stopped))
+    return marked
 
 
 def _alive(host: str, pid: int) -> bool:

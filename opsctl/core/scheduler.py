@@ -2,15 +2,16 @@
 
 Pure scheduling: what "running a stage" means is the caller's ``run_stage``
 function (an executor, a run-cache restore, a fake in tests). Rules, from
-DESIGN.md:
+docs/architecture.md:
 
 - a stage starts when every upstream stage succeeded (ran or was restored);
 - a failed stage's dependants never start;
 - after a failure nothing new starts, and stages already running finish,
   unless ``keep_going``, which lets independent branches carry on;
-- Ctrl-C (KeyboardInterrupt in the calling thread) calls ``cancel`` (e.g. stop
+- Ctrl-C (KeyboardInterrupt in the calling thread) calls ``cancel`` (e.g. remove
   the run's containers), waits for the running stages to return, marks them
-  interrupted (unless one finished before the cancel reached it), and re-raises.
+  interrupted (unless one finished before the cancel reached it), and re-raises;
+  more Ctrl-C meanwhile do not cut that short.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import concurrent.futures as futures
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 RAN, CACHED, FAILED, SKIPPED, INTERRUPTED = "ran", "cached", "failed", "skipped", "interrupted"
 
@@ -153,11 +157,14 @@ def run_stages(
         except KeyboardInterrupt:
             result.interrupted = True
             if cancel is not None:
-                cancel()
+                try:
+                    _despite_interrupts(cancel)
+                except Exception:  # noqa: BLE001 — the stages are still waited for and recorded
+                    pass
             for future, name in list(running.items()):
                 try:
-                    report = future.result()
-                except BaseException:  # noqa: BLE001 — a stage that broke off under the cancel was interrupted
+                    report = _despite_interrupts(future.result)
+                except Exception:  # noqa: BLE001 — a stage that broke off under the cancel was interrupted
                     report = None
                 if report is not None and report.status in (RAN, CACHED):
                     # It finished (and recorded itself) before the cancel reached it: say so,
@@ -170,6 +177,17 @@ def run_stages(
                     finish(name, SKIPPED, "not started: interrupted")
             raise SchedulerInterrupted(result) from None
     return result
+
+
+def _despite_interrupts(call: Callable[[], T]) -> T:
+    """``call()`` to its end even when more Ctrl-C come meanwhile: a second Ctrl-C must not
+    cut the clean-up of the first short (each one just starts ``call`` again; the callers'
+    calls may be repeated)."""
+    while True:
+        try:
+            return call()
+        except KeyboardInterrupt:
+            continue
 
 
 def _check_acyclic(upstream: dict[str, set[str]]) -> None:

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from typing import NamedTuple
 
 from opsctl.adapters.docker import (
     ContainerSpec,
@@ -18,12 +19,14 @@ from opsctl.adapters.docker import (
     start_network_sandbox,
     stop_network_sandbox,
 )
+from opsctl.adapters.reaper import Reaper, start_reaper
 from opsctl.executors.base import LogSink, StageInvocation, StageOutcome, masker
 
 RUN_LABEL = "org.opsctl.run"
 STAGE_LABEL = "org.opsctl.stage"
-# "<host>:<pid>" of the opsctl process that owns a container: a later run removes
-# containers whose owner died without cleaning up (SIGKILL, power loss).
+# "<host>:<pid>" of the opsctl process that owns a container. A killed opsctl's reaper
+# (adapters/reaper.py) removes its containers at once; should the reaper be gone too (a
+# reboot, `kill -9` of both), the next run removes containers whose owner is gone.
 OWNER_LABEL = "org.opsctl.owner"
 
 
@@ -32,8 +35,7 @@ class DockerExecutor:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sandboxes: dict[str, _Sandbox] = {}  # run id -> its network sandbox
-        self._reaped = False
+        self._runs: dict[str, _RunContainers] = {}  # run id -> its reaper and network sandbox
 
     def run(self, invocation: StageInvocation, on_line: LogSink | None = None) -> StageOutcome:
         settings = invocation.container
@@ -43,14 +45,16 @@ class DockerExecutor:
         mask = masker(invocation.env)
         network = settings.network or "none"
         network_ready = None
-        if network == "none" and invocation.run_id:
-            # Still no network at all, only loopback: the namespace is shared with the
-            # run's other stages instead of created (and paid for) per container.
-            sandbox = self._sandbox_for(invocation.run_id, settings.image)
-            sandbox.created.wait()
-            if sandbox.container_id is not None:
-                network = f"container:{sandbox.container_id}"
-                network_ready = sandbox.wait_running
+        if invocation.run_id:
+            run = self._run_for(invocation.run_id, settings.image)
+            run.sandbox.reaped.wait()  # orphans of killed runs are gone before this run's first container
+            if network == "none":
+                # Still no network at all, only loopback: the namespace is shared with the
+                # run's other stages instead of created (and paid for) per container.
+                run.sandbox.created.wait()
+                if run.sandbox.container_id is not None:
+                    network = f"container:{run.sandbox.container_id}"
+                    network_ready = run.sandbox.wait_running
         root = invocation.project_root.resolve()
         relative = invocation.workdir.resolve().relative_to(root).as_posix()
         spec = ContainerSpec(
@@ -81,16 +85,20 @@ class DockerExecutor:
         return StageOutcome(invocation.stage, exit_code, time.monotonic() - started, invocation.log_path)
 
     def cancel(self, run_id: str) -> None:
-        remove_containers(RUN_LABEL, run_id)  # the stages' containers and the sandbox
+        """Ctrl-C: kill and remove the run's containers now (the stages' and the sandbox);
+        their stage threads then see them gone and return."""
+        remove_containers(RUN_LABEL, run_id)
 
     def close(self, run_id: str) -> None:
-        """The run is over: remove its network sandbox."""
+        """The run is over: remove its network sandbox, then let its reaper go."""
         with self._lock:
-            sandbox = self._sandboxes.pop(run_id, None)
-        if sandbox is not None:
-            sandbox.running.wait()
-            if sandbox.ok and sandbox.container_id is not None:  # (ok implies an id)
-                stop_network_sandbox(sandbox.container_id)
+            run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        run.sandbox.running.wait()
+        if run.sandbox.ok and run.sandbox.container_id is not None:
+            stop_network_sandbox(run.sandbox.container_id)
+        run.reaper.close()
 
     def _labels(self, run_id: str | None, stage: str | None) -> dict:
         labels = {RUN_LABEL: run_id or "", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
@@ -99,40 +107,54 @@ class DockerExecutor:
         return labels
 
     def open(self, run_id: str, image: str) -> None:
-        """Start the run's network sandbox in the background, so that it is ready by the time
-        the first stage has been prepared (and not started in front of every stage)."""
-        self._sandbox_for(run_id, image)
+        """Before the run's first container: start its reaper, and (in the background) reap
+        what killed runs left and make its network sandbox, so that both are done by the
+        time the first stage has been prepared instead of in front of every stage."""
+        self._run_for(run_id, image)
 
-    def _sandbox_for(self, run_id: str, image: str) -> _Sandbox:
+    def _run_for(self, run_id: str, image: str) -> _RunContainers:
         with self._lock:
-            sandbox = self._sandboxes.get(run_id)
-            if sandbox is None:
-                sandbox = self._sandboxes[run_id] = _Sandbox()
-                reap = not self._reaped
-                self._reaped = True
+            run = self._runs.get(run_id)
+            if run is None:
+                # The reaper first: from now on, whatever happens to this process, no
+                # container of the run outlives it by more than a moment.
+                reaper = start_reaper(RUN_LABEL, run_id)
+                run = self._runs[run_id] = _RunContainers(reaper, _Sandbox())
                 threading.Thread(
-                    target=sandbox.start,
-                    args=(image, self._labels(run_id, None), reap),
+                    target=run.sandbox.start,
+                    args=(image, self._labels(run_id, None)),
                     name="opsctl-sandbox",
                     daemon=True,
                 ).start()
-            return sandbox
+            return run
+
+
+class _RunContainers(NamedTuple):
+    reaper: Reaper
+    sandbox: _Sandbox
 
 
 class _Sandbox:
-    """The run's network sandbox, made in the background: ``created`` once its id is known
-    (stage containers can be created to join it), ``running`` once it started (or failed)."""
+    """The run's network sandbox, made in the background: ``reaped`` once the containers
+    of killed runs are removed (before it, no container of the run is made), ``created``
+    once its id is known (stage containers can be created to join it), ``running`` once
+    it started (or failed)."""
 
     def __init__(self) -> None:
+        self.reaped = threading.Event()
         self.created = threading.Event()
         self.running = threading.Event()
         self.container_id: str | None = None
         self.ok = False
 
-    def start(self, image: str, labels: dict, reap_orphans: bool) -> None:
+    def start(self, image: str, labels: dict) -> None:
         try:
-            if reap_orphans:
-                remove_orphans(OWNER_LABEL, _alive)
+            remove_orphans(OWNER_LABEL, _alive)
+        except Exception:  # noqa: BLE001 — an engine error shows itself when the stage's container is made
+            pass
+        finally:
+            self.reaped.set()
+        try:
             self.container_id = create_network_sandbox(image, labels)
         except Exception:  # noqa: BLE001 — no sandbox: each container gets its own empty namespace instead
             self.container_id = None

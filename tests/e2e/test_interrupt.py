@@ -1,16 +1,28 @@
-"""Ctrl-C during `opsctl init` leaves no half-made project behind."""
+"""Interrupting opsctl: Ctrl-C during `opsctl init` leaves no half-made project behind;
+Ctrl-C, SIGTERM (any number of them) or SIGKILL during `opsctl run` with the docker
+executor leave no container behind and the run recorded interrupted."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import tree
+from tests.conftest import PYTHON, run_opsctl, tree
+from tests.e2e import test_run_docker as docker_e2e
+
+# The Docker fixtures are test_run_docker.py's.
+busybox_image = docker_e2e.busybox_image
+busybox_project = docker_e2e.busybox_project
+RUN_LABEL, STAGE_LABEL, _containers_of_run = docker_e2e.RUN_LABEL, docker_e2e.STAGE_LABEL, docker_e2e._containers_of_run
 
 
 def _interrupt_when(cmd: list[str], cwd: Path, ready) -> subprocess.CompletedProcess | None:
@@ -104,3 +116,158 @@ def test_ctrl_c_at_any_moment_leaves_all_or_nothing(tmp_path):
             assert list(parent.iterdir()) == [], f"Ctrl-C after {delay:.2f}s left {list(parent.iterdir())}: {err}"
             interrupted += 1
     assert interrupted, "no run was interrupted mid-way; the sweep tested nothing"
+
+
+# -- `opsctl run` with the docker executor: Ctrl-C, SIGTERM, SIGKILL ----------------------------
+
+
+class _Run:
+    """`opsctl run ARGS` in a session of its own (as a terminal's foreground job is in a
+    process group of its own), its output collected as it comes."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        import docker
+
+        self.root = root
+        self._engine = docker.from_env()
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "opsctl", "run", *args],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._err: list[str] = []
+        self._pump = threading.Thread(target=lambda: self._err.extend(self.proc.stderr), daemon=True)
+        self._pump.start()
+
+    @property
+    def stderr(self) -> str:
+        self._pump.join(timeout=0 if self.proc.poll() is None else 30)
+        return "".join(self._err)
+
+    def run_id(self) -> str | None:
+        runs = self.root / ".opsctl" / "runs"
+        found = sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+        return found[0] if len(found) == 1 else None
+
+    def stage_running(self, stage: str) -> bool:
+        run_id = self.run_id()
+        filters = {"label": [f"{RUN_LABEL}={run_id}", f"{STAGE_LABEL}={stage}"], "status": "running"}
+        return run_id is not None and bool(self._engine.api.containers(filters=filters))
+
+    def kill(self) -> None:
+        """The test's own clean-up (its assertions come after): never leave the process behind."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._engine.close()
+
+
+# A finished stage, then one that writes into the workspace until it is stopped.
+TICKING = {
+    "quick": {"cmd": "echo quick > q.txt", "outs": ["q.txt"]},
+    "slow": {
+        "cmd": "i=0; while [ $i -lt 300 ]; do echo $i >> ticks.txt; i=$((i+1)); sleep 0.1; done; echo > o.txt",
+        "deps": ["q.txt"],
+        "outs": ["o.txt"],
+    },
+}
+
+
+def _ticking_run(busybox_project) -> tuple[Path, _Run]:
+    root = busybox_project(TICKING)
+    live = _Run(root, "-j", "2")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and live.proc.poll() is None:
+        if live.stage_running("slow") and (root / "ticks.txt").is_file():
+            return root, live
+        time.sleep(0.05)
+    live.kill()
+    pytest.fail(f"the slow stage never started\n{live.stderr}")
+
+
+def _recorded_stages(root: Path, run_id: str) -> tuple[str, dict]:
+    shown = run_opsctl("runs", "show", run_id, "--json", cwd=root, check=True)
+    detail = json.loads(shown.stdout)
+    return detail["status"], {s["name"]: s["outcome"] for s in detail["stages"]}
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    "signals",
+    [
+        ("SIGINT", "SIGINT"),  # an impatient second Ctrl-C, 50 ms after the first
+        ("SIGINT", "SIGINT", "SIGINT"),
+        ("SIGTERM",),
+        ("SIGTERM", "SIGTERM"),
+        ("SIGINT", "SIGTERM"),
+        ("group:SIGINT", "group:SIGINT"),  # Ctrl-C at a terminal: the whole foreground process group
+    ],
+)
+def test_any_number_of_interrupts_remove_the_containers_and_record_the_stages(busybox_project, signals):
+    root, live = _ticking_run(busybox_project)
+    run_id = live.run_id()
+    try:
+        for i, name in enumerate(signals):
+            if i:
+                time.sleep(0.05)
+            group, _, name = name.rpartition(":")
+            if group:
+                os.killpg(live.proc.pid, getattr(signal, name))
+            else:
+                live.proc.send_signal(getattr(signal, name))
+        # Waiting the stage out (30 s) would time out here: it is stopped, not waited for.
+        live.proc.wait(timeout=20)
+    finally:
+        live.kill()
+    assert live.proc.returncode == 130, live.stderr
+    assert f"run {run_id} interrupted; stopped: slow" in live.stderr
+    assert _containers_of_run(run_id) == []
+    assert _recorded_stages(root, run_id) == ("interrupted", {"quick": "ran", "slow": "interrupted"})
+    assert sorted(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == ["quick"]
+
+
+def _wait_until(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.docker
+def test_the_containers_of_a_killed_opsctl_are_removed_and_the_run_marked_interrupted(busybox_project):
+    root, live = _ticking_run(busybox_project)
+    run_id = live.run_id()
+    try:
+        live.proc.kill()  # SIGKILL: opsctl cleans nothing up itself
+        live.proc.wait(timeout=30)
+    finally:
+        live.kill()
+    # Its reaper notices and removes the run's containers (stage and network sandbox).
+    assert _wait_until(lambda: _containers_of_run(run_id) == []), f"still there: {_containers_of_run(run_id)}"
+    ticks = (root / "ticks.txt").read_text()
+    time.sleep(0.5)  # the stage wrote every 0.1 s while it ran
+    assert (root / "ticks.txt").read_text() == ticks, "the stage still writes into the workspace"
+
+    status = run_opsctl("status", cwd=root)
+    assert status.returncode == 0, status.stderr
+    assert f"run {run_id} was left running by an opsctl that is gone: marked interrupted; stopped: slow" in (
+        status.stderr
+    )
+    listed = run_opsctl("runs", "list", "--json", cwd=root, check=True)
+    assert [(r["id"], r["status"], r["stages"]["ran"]) for r in json.loads(listed.stdout)] == [
+        (run_id, "interrupted", 1)
+    ]
+    # The stage it had recorded is kept; the one it was running shows as interrupted, with its log.
+    assert _recorded_stages(root, run_id) == ("interrupted", {"quick": "ran", "slow": "interrupted"})
+    shown = json.loads(run_opsctl("runs", "show", run_id, "--json", cwd=root, check=True).stdout)
+    slow = next(s for s in shown["stages"] if s["name"] == "slow")
+    assert slow["log"] == f".opsctl/runs/{run_id}/slow.log"
+    # A second look marks nothing again.
+    again = run_opsctl("status", cwd=root)
+    assert "left running" not in again.stderr

@@ -169,7 +169,10 @@ def test_a_runs_stages_share_one_empty_network_namespace(tmp_path, busybox_image
     assert containers_labelled(RUN_LABEL, "run-shared-ns") == []
 
 
-def test_containers_of_a_killed_opsctl_are_reaped(tmp_path, busybox_image, docker_engine):
+@pytest.mark.parametrize("network", [None, "host"])
+def test_containers_of_a_killed_opsctl_are_reaped(tmp_path, busybox_image, docker_engine, network):
+    """Removed before the run's first container starts, whatever the stage's network (with
+    network host no sandbox is made: the reap used to come with the sandbox)."""
     import socket
 
     from opsctl.executors.docker import OWNER_LABEL
@@ -178,19 +181,156 @@ def test_containers_of_a_killed_opsctl_are_reaped(tmp_path, busybox_image, docke
     orphan = docker_engine.containers.create(
         IMAGE,
         ["sleep", "600"],
-        labels={RUN_LABEL: "run-orphan", OWNER_LABEL: f"{socket.gethostname()}:{dead.stdout.strip()}"},
+        labels={RUN_LABEL: f"run-orphan-{network}", OWNER_LABEL: f"{socket.gethostname()}:{dead.stdout.strip()}"},
     )
     mine = docker_engine.containers.create(
-        IMAGE, ["sleep", "600"], labels={RUN_LABEL: "run-alive", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
+        IMAGE,
+        ["sleep", "600"],
+        labels={RUN_LABEL: f"run-alive-{network}", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"},
     )
+    seen_while_running = []
     try:
-        outcome, _ = invoke(tmp_path, "true", run_id="run-reaper")
+        invocation = StageInvocation(
+            stage="s",
+            cmd="echo running",
+            workdir=tmp_path,
+            log_path=tmp_path / "s.log",
+            run_id=f"run-reaper-{network}",
+            container=ContainerSettings(image=IMAGE, network=network),
+        )
+        executor = DockerExecutor()
+        try:
+            # What the engine holds while the stage runs: the reap happened before it started.
+            outcome = executor.run(
+                invocation,
+                on_line=lambda s, line: seen_while_running.append(
+                    containers_labelled(RUN_LABEL, f"run-orphan-{network}")
+                ),
+            )
+        finally:
+            executor.close(f"run-reaper-{network}")
         assert outcome.succeeded
-        assert containers_labelled(RUN_LABEL, "run-orphan") == []  # its opsctl is gone
-        assert containers_labelled(RUN_LABEL, "run-alive") == [mine.id]  # a live owner's container stays
+        assert seen_while_running == [[]]  # its opsctl is gone
+        assert containers_labelled(RUN_LABEL, f"run-orphan-{network}") == []
+        assert containers_labelled(RUN_LABEL, f"run-alive-{network}") == [mine.id]  # a live owner's container stays
     finally:
         for container in (orphan, mine):
             try:
                 container.remove(force=True)
             except Exception:
                 pass
+
+
+PARENT = """
+import os, sys, time
+from opsctl.adapters.reaper import start_reaper
+reaper = start_reaper("org.opsctl.run", sys.argv[1])
+print(reaper.pid, flush=True)
+if sys.argv[2] == "close":
+    reaper.close()
+    print("closed", flush=True)
+if sys.argv[2] == "fork" and os.fork() == 0:  # a library's detached helper: fork, no exec
+    time.sleep(60)
+    os._exit(0)
+time.sleep(600)
+"""
+
+
+def _labelled_sleeper(docker_engine, run_id: str):
+    container = docker_engine.containers.run(IMAGE, ["sleep", "600"], labels={RUN_LABEL: run_id}, detach=True)
+    return container
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie until init reaps it: as good as gone.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _poll(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.parametrize("forked", [False, True])
+def test_the_reaper_removes_the_containers_when_its_opsctl_is_killed(busybox_image, docker_engine, forked):
+    """Also when opsctl had forked a child that lives on (it gets no copy of the pipe)."""
+    run_id = f"run-reaper-sigkill-{forked}"
+    container = _labelled_sleeper(docker_engine, run_id)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, run_id, "fork" if forked else "keep"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    try:
+        reaper_pid = int(parent.stdout.readline())
+        parent.kill()  # SIGKILL: the pipe to the reaper ends with it
+        parent.wait()
+        assert _poll(lambda: containers_labelled(RUN_LABEL, run_id) == []), "the run's container is still there"
+        assert _poll(lambda: _gone(reaper_pid)), "the reaper did not exit"
+    finally:
+        try:
+            os.killpg(parent.pid, signal.SIGKILL)  # the forked child too
+        except ProcessLookupError:
+            pass
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
+
+
+def test_a_closed_reaper_leaves_and_removes_nothing(busybox_image, docker_engine):
+    """A run that cleaned up after itself tells its reaper so: it exits without a sweep."""
+    run_id = "run-reaper-closed"
+    container = _labelled_sleeper(docker_engine, run_id)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, run_id, "close"], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        reaper_pid = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == "closed"
+        assert _poll(lambda: _gone(reaper_pid)), "the reaper did not exit"
+        parent.kill()
+        parent.wait()
+        time.sleep(0.5)
+        assert containers_labelled(RUN_LABEL, run_id) == [container.id]
+    finally:
+        parent.kill()
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
+
+
+def test_a_ctrl_c_at_the_terminal_does_not_reach_the_reaper(busybox_image, docker_engine):
+    """The reaper lives in a session of its own: the terminal's SIGINT to opsctl's process
+    group leaves it watching (it is what cleans up should opsctl then be killed)."""
+    run_id = "run-reaper-group"
+    container = _labelled_sleeper(docker_engine, run_id)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, run_id, "keep"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    try:
+        reaper_pid = int(parent.stdout.readline())
+        assert os.getpgid(reaper_pid) != parent.pid
+        os.killpg(parent.pid, signal.SIGINT)
+        parent.wait(timeout=30)
+        assert _poll(lambda: containers_labelled(RUN_LABEL, run_id) == []), "the run's container is still there"
+    finally:
+        parent.kill()
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
