@@ -3,7 +3,7 @@
 Services raise these; the CLI's single handler (``opsctl.cli.main``) prints
 ``str(error)`` as one line on stderr, the hint (if any) on the next, and exits
 with the class's ``exit_code``. Exit codes are part of the public contract
-(DESIGN.md): 0 ok, 1 error, 2 usage, 3 not an opsctl project, 4 an external
+(docs/architecture.md, "Errors and exit codes"): 0 ok, 1 error, 2 usage, 3 not an opsctl project, 4 an external
 tool or engine is unavailable, 5 a stage failed, 130 interrupted.
 """
 

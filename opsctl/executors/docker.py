@@ -1,6 +1,7 @@
-"""Run a stage in a container of its image, with the safe defaults of DESIGN.md:
-workspace at /workspace, the invoking uid:gid, no capabilities, no-new-privileges,
-network none unless the stage asks, limits from opsctl.yaml, labelled, removed after."""
+"""Run a stage in a container of its image, with the rules of docs/architecture.md
+("Containers"): workspace at /workspace with the pipeline's own files read-only and
+.opsctl/ hidden, the invoking uid:gid, no capabilities, no-new-privileges, network none
+unless the stage asks, a pids limit and limits from opsctl.yaml, labelled, removed after."""
 
 from __future__ import annotations
 
