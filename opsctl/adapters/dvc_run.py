@@ -41,6 +41,7 @@ from opsctl.adapters.dvc import (
     lock_timeout,
     project_root_cwd,
 )
+from opsctl.adapters.processes import pid_alive
 from opsctl.errors import DvcError, ProjectBusyError, RepoLockedError, UsageError
 
 # What ``prepare`` decided for a stage.
@@ -162,20 +163,10 @@ def _stage_running(repo) -> LockHolder | None:
         return None
     for info in infos:
         pid = info.get("pid") if isinstance(info, dict) else None
-        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+        if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
             argv = _argv_of(pid) or _as_typed(str(info.get("cmd", "")).split())
             return LockHolder(pid, argv, in_stage=True)
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _argv_of(pid: int) -> tuple[str, ...]:
@@ -209,7 +200,18 @@ class RunSession:
     ``wait``: wait as long as it takes for another holder of the lock (calling
     ``on_wait(holder)`` when a new one is seen) instead of refusing."""
 
-    def __init__(self, root: Path, *, wait: bool = False, on_wait: Callable[[LockHolder], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        wait: bool = False,
+        on_wait: Callable[[LockHolder], None] | None = None,
+        read_only: bool = False,
+    ) -> None:
+        """``read_only``: for a session that only plans (``opsctl status``, the dashboard's
+        pipeline): it takes no lock, so it answers while a run holds the project — what it
+        reads, ``dvc.lock`` included, is only ever replaced whole. It must not prepare,
+        record or commit anything."""
         _prepare_dvc()
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo
@@ -224,8 +226,20 @@ class RunSession:
         except BaseException:
             project_root_cwd.leave()
             raise
+        self.read_only = read_only
+        self._held = contextlib.ExitStack()
         try:
-            self._take_lock(wait, on_wait)
+            if read_only:
+                from dvc.lock import LockNoop
+
+                # DVC's own lock-free stand-in (what it uses for a repo at a Git revision), held:
+                # its status methods assert the repo lock is held, and its @locked methods called
+                # while planning must not take the real one and queue behind the run.
+                self._repo.lock = LockNoop()
+                self._repo.lock.lock()
+                self._held.enter_context(dvc_compat.lock_counted_as_held(self._repo))
+            else:
+                self._take_lock(wait, on_wait)
         except BaseException:
             self._repo.close()
             project_root_cwd.leave()
@@ -235,6 +249,10 @@ class RunSession:
         self.changed_data_sources: list[str] = []  # set by plan()
         self._planned: dict[str, Any] = {}  # name -> DVC stage object, set by plan()
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
+
+    def _must_write(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only RunSession only plans: it holds no lock to write under")
 
     def _take_lock(self, wait: bool, on_wait: Callable[[LockHolder], None] | None) -> None:
         """DVC's repository lock, for the whole session. Unlike DVC's own ``lock_repo`` the
@@ -279,7 +297,6 @@ class RunSession:
                     )
             time.sleep(0.1)
         # DVC's @locked methods called during the session see the lock held and don't retake it.
-        self._held = contextlib.ExitStack()
         self._held.enter_context(dvc_compat.lock_counted_as_held(repo))
 
     def close(self) -> None:
@@ -287,8 +304,8 @@ class RunSession:
             self._repo.close()
         finally:
             try:
-                if self._repo.lock.is_locked:
-                    self._held.close()
+                self._held.close()
+                if not self.read_only and self._repo.lock.is_locked:
                     self._repo.lock.unlock()
             finally:
                 project_root_cwd.leave()
@@ -316,6 +333,7 @@ class RunSession:
         """The pipeline stages ``targets`` need (all when none), upstream first, each with
         DVC's reasons for being stale. Unknown targets: UsageError naming close ones."""
         import networkx as nx
+        from dvc.lock import LockError
         from dvc.stage import PipelineStage as DvcPipelineStage
 
         with self._locked() as repo:
@@ -328,7 +346,15 @@ class RunSession:
                     wanted |= {by_name[target]} | nx.descendants(graph, by_name[target])
                 graph = graph.subgraph(wanted)
             # DVC's own change detection: the same call as `dvc status [TARGET...]`.
-            status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
+            try:
+                status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
+            except LockError:
+                # Only a read-only session gets here: `dvc repro` is writing a stage's outputs
+                # (DVC's rwlock names it), so their state is not known until it finishes.
+                holder = _stage_running(repo) or LockHolder(None)
+                raise ProjectBusyError(
+                    f"another run holds this project: {holder.describe()}", hint="let it finish, then try again"
+                ) from None
             # Keep the stage objects: a stage's own dvc.lock entry (what its deps and outs were)
             # changes only when it runs itself, so later steps need not re-read the index.
             self._planned = {s.addressing: s for s in graph if isinstance(s, DvcPipelineStage)}
@@ -345,6 +371,7 @@ class RunSession:
 
     def commit_data_sources(self, paths: list[str]) -> None:
         """Commit changed data-source ``.dvc`` files, exactly as ``dvc repro`` does."""
+        self._must_write()
         with self._locked() as repo:
             for stage in repo.index.stages:
                 if stage.relpath in paths:
@@ -372,6 +399,7 @@ class RunSession:
         e.g. an upstream stage re-ran but produced the same outputs), RESTORED (the run
         cache had it: outputs checked out, lock entry written), or EXECUTE (outputs
         removed, as ``dvc repro`` does; run the command, then call :meth:`record`)."""
+        self._must_write()
         from dvc.stage.cache import RunCacheNotFoundError
 
         with self._locked() as repo:
@@ -395,6 +423,7 @@ class RunSession:
         """After a command exited 0: hash deps and outs, commit outs, save the run-cache
         entry, write the ``dvc.lock`` entry. StageOutputMissing when an output is absent
         (nothing written for the stage then)."""
+        self._must_write()
         from dvc.output import OutputDoesNotExistError
 
         with self._locked():

@@ -140,7 +140,7 @@ def repair_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON
 
     result = repair_store(open_project())
     if as_json:
-        out.json(vars(result))
+        out.json(result._asdict())
         return
     if result.backup is None:
         out.success("The run store is sound: nothing to repair.")

@@ -82,13 +82,15 @@ def make_plan(
     session=None,
     check_run_cache: bool = False,
 ) -> Plan:
-    """What ``opsctl run TARGET...`` would do. ``session``: an open RunSession to reuse."""
+    """What ``opsctl run TARGET...`` would do. ``session``: an open RunSession to reuse;
+    without one the plan is read without taking the project's lock, so it answers while a
+    run holds the project (what it reads is only ever replaced whole)."""
     from opsctl.adapters.dvc_run import RunSession
     from opsctl.core.stagelock import read_lock
 
     executor = executor or project.config.executor
     if session is None:
-        with RunSession(project.root) as own:
+        with RunSession(project.root, read_only=True) as own:
             return make_plan(
                 project, targets, executor=executor, force=force, session=own, check_run_cache=check_run_cache
             )

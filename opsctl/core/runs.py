@@ -13,7 +13,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -105,13 +104,9 @@ def _alive(host: str, pid: int) -> bool:
 
     if host != socket.gethostname():
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from opsctl.adapters.processes import pid_alive
+
+    return pid_alive(pid)
 
 
 def current_user() -> str:
@@ -421,8 +416,7 @@ def _masked_param(values: str | None) -> str | None:
     return json.dumps(mask_mapping(loaded), sort_keys=True, default=str)
 
 
-@dataclass(frozen=True)
-class StoreRepair:
+class StoreRepair(NamedTuple):  # (not a dataclass: `opsctl runs list` imports this module, see store/runs.py)
     problems: list[str]  # what SQLite's integrity check found (empty: the store was sound)
     kept: dict[str, int]  # table -> rows kept
     damaged: list[str]  # tables some rows of which could not be read

@@ -20,6 +20,7 @@ from opsctl.adapters.docker import (
     start_network_sandbox,
     stop_network_sandbox,
 )
+from opsctl.adapters.processes import pid_alive
 from opsctl.adapters.reaper import Reaper, start_reaper
 from opsctl.executors.base import LogSink, StageInvocation, StageOutcome, masker
 
@@ -150,7 +151,7 @@ class _Sandbox:
 
     def start(self, image: str, labels: dict) -> None:
         try:
-            remove_orphans(OWNER_LABEL, _alive)
+            remove_orphans(OWNER_LABEL, pid_alive)
         except Exception:  # noqa: BLE001 — an engine error shows itself when the stage's container is made
             pass
         finally:
@@ -171,13 +172,3 @@ class _Sandbox:
     def wait_running(self) -> bool:
         self.running.wait()
         return self.ok
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process, alive
-    return True

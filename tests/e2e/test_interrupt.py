@@ -9,14 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import PYTHON, run_opsctl, tree
+from tests.conftest import run_opsctl, tree
 from tests.e2e import test_run_docker as docker_e2e
 
 # The Docker fixtures are test_run_docker.py's.
@@ -121,51 +120,6 @@ def test_ctrl_c_at_any_moment_leaves_all_or_nothing(tmp_path):
 # -- `opsctl run` with the docker executor: Ctrl-C, SIGTERM, SIGKILL ----------------------------
 
 
-class _Run:
-    """`opsctl run ARGS` in a session of its own (as a terminal's foreground job is in a
-    process group of its own), its output collected as it comes."""
-
-    def __init__(self, root: Path, *args: str) -> None:
-        import docker
-
-        self.root = root
-        self._engine = docker.from_env()
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", "opsctl", "run", *args],
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self._err: list[str] = []
-        self._pump = threading.Thread(target=lambda: self._err.extend(self.proc.stderr), daemon=True)
-        self._pump.start()
-
-    @property
-    def stderr(self) -> str:
-        self._pump.join(timeout=0 if self.proc.poll() is None else 30)
-        return "".join(self._err)
-
-    def run_id(self) -> str | None:
-        runs = self.root / ".opsctl" / "runs"
-        found = sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
-        return found[0] if len(found) == 1 else None
-
-    def stage_running(self, stage: str) -> bool:
-        run_id = self.run_id()
-        filters = {"label": [f"{RUN_LABEL}={run_id}", f"{STAGE_LABEL}={stage}"], "status": "running"}
-        return run_id is not None and bool(self._engine.api.containers(filters=filters))
-
-    def kill(self) -> None:
-        """The test's own clean-up (its assertions come after): never leave the process behind."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._engine.close()
-
-
 # A finished stage, then one that writes into the workspace until it is stopped.
 TICKING = {
     "quick": {"cmd": "echo quick > q.txt", "outs": ["q.txt"]},
@@ -177,9 +131,9 @@ TICKING = {
 }
 
 
-def _ticking_run(busybox_project) -> tuple[Path, _Run]:
+def _ticking_run(busybox_project) -> tuple[Path, docker_e2e._LiveRun]:
     root = busybox_project(TICKING)
-    live = _Run(root, "-j", "2")
+    live = docker_e2e._LiveRun(root, "-j", "2", new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and live.proc.poll() is None:
         if live.stage_running("slow") and (root / "ticks.txt").is_file():

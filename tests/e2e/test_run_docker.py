@@ -312,9 +312,10 @@ def test_stage_that_exits_0_without_its_output_fails(busybox_project):
 
 class _LiveRun:
     """`opsctl run ARGS` started as a user starts it (its own process, no shell), its stderr
-    read as it comes, so a test can act on what it has printed so far."""
+    read as it comes, so a test can act on what it has printed so far. ``new_session``: in a
+    process group of its own, as a terminal's foreground job is."""
 
-    def __init__(self, root: Path, *args: str) -> None:
+    def __init__(self, root: Path, *args: str, new_session: bool = False) -> None:
         import docker
 
         self.root = root
@@ -326,6 +327,7 @@ class _LiveRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=new_session,
         )
         self._out: list[str] = []
         self._err: list[str] = []
@@ -343,6 +345,9 @@ class _LiveRun:
 
     @property
     def stderr(self) -> str:
+        if self.proc.poll() is not None:  # ended: all of it
+            for pump in self._pumps:
+                pump.join(timeout=30)
         return "".join(self._err)
 
     @property
@@ -363,6 +368,9 @@ class _LiveRun:
         if running:
             filters["status"] = "running"
         return self._engine.api.containers(all=not running, filters=filters)
+
+    def stage_running(self, stage: str) -> bool:
+        return bool(self.containers(stage, running=True))
 
     def interrupt_when(self, ready, *, poll: float = 0.1) -> None:
         """SIGINT (Ctrl-C) as soon as ``ready()``; then wait for the process to end."""
