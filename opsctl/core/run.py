@@ -340,7 +340,7 @@ def _execute(
         stage.duration = outcome.duration
         if cancelled.is_set():
             session.forget(name)
-            return StageReport(FAILED, "stopped by Ctrl-C")
+            return StageReport(FAILED, "stopped: the run was interrupted (Ctrl-C or SIGTERM)")
         if not outcome.succeeded:
             session.forget(name)
             return StageReport(FAILED, f"exit code {outcome.exit_code}")

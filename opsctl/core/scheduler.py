@@ -171,7 +171,7 @@ def run_stages(
                     # or the report would disagree with dvc.lock.
                     finish(name, report.status, report.detail)
                 else:
-                    finish(name, INTERRUPTED, "stopped by Ctrl-C")
+                    finish(name, INTERRUPTED, "stopped: the run was interrupted (Ctrl-C or SIGTERM)")
             for name in order:
                 if name not in result.results:
                     finish(name, SKIPPED, "not started: interrupted")
