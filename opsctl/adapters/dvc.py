@@ -12,17 +12,21 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsctl.adapters import dvc_compat
 from opsctl.errors import (
     AlreadyInGitError,
     DvcError,
+    ProjectBusyError,
     RemoteUnavailableError,
     RepoLockedError,
     ToolUnavailableError,
 )
 from opsctl.secrets import mask_url, mask_value
+
+if TYPE_CHECKING:
+    from opsctl.adapters.dvc_lock import LockHolder
 
 
 def dvc_version() -> str:
@@ -389,13 +393,29 @@ def locked_repo(root: Path, timeout: float | None = None) -> Iterator[Any]:
                 stack.enter_context(lock_repo(repo))
                 break
             except LockError:
+                holder = _lock_holder_of(repo)
+                if holder is not None and holder.is_run:
+                    # A pipeline run holds the project for as long as its stages take: say so now.
+                    raise ProjectBusyError(
+                        f"a run holds this project: {holder.describe()}", hint="let it finish, then try again"
+                    ) from None
                 if time.monotonic() >= deadline:
+                    who = f": {holder.describe()}" if holder is not None and holder.pid else ""
                     raise RepoLockedError(
-                        f"another DVC or opsctl command holds this project's lock (waited {timeout:g} s)",
+                        f"another DVC or opsctl command holds this project's lock (waited {timeout:g} s){who}",
                         hint=f"let it finish, or wait longer with {LOCK_TIMEOUT_ENV}=SECONDS",
                     ) from None
                 time.sleep(0.2)
         yield repo
+
+
+def _lock_holder_of(repo: Any) -> LockHolder | None:
+    """Who holds ``repo``'s lock (see adapters/dvc_lock.py); None when it can't be told."""
+    from dvc.lock import Lock
+
+    from opsctl.adapters.dvc_lock import lock_holder
+
+    return lock_holder(repo.lock.lockfile) if isinstance(repo.lock, Lock) else None
 
 
 @dataclass(frozen=True)

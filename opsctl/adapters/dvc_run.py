@@ -41,7 +41,7 @@ from opsctl.adapters.dvc import (
     lock_timeout,
     project_root_cwd,
 )
-from opsctl.adapters.processes import pid_alive
+from opsctl.adapters.dvc_lock import LockHolder, lock_holder, stage_running
 from opsctl.errors import DvcError, ProjectBusyError, RepoLockedError, UsageError
 
 # What ``prepare`` decided for a stage.
@@ -63,135 +63,6 @@ class RecordedStage:
 
 class StageOutputMissing(Exception):
     """The command exited 0 but did not write a declared output."""
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """The process holding a project's DVC lock: DVC's lock file records its pid, and
-    ``/proc`` its command line (``argv``; empty when unknown)."""
-
-    pid: int | None
-    argv: tuple[str, ...] = ()
-    in_stage: bool = False  # DVC is running one of its stage commands (DVC's rwlock names it)
-
-    @property
-    def command(self) -> str | None:
-        """As the user typed it: ``opsctl run -j 2``, ``dvc repro`` (no interpreter, no path)."""
-        import shlex
-
-        if not self.argv:
-            return None
-        text = " ".join(shlex.join(self.argv).split())  # one line, whatever the arguments hold
-        return text if len(text) <= 100 else text[:99] + "…"
-
-    @property
-    def is_run(self) -> bool:
-        """A pipeline run (``opsctl run``, ``dvc repro``, ``dvc exp run``): it holds the lock
-        for as long as its stages take, so waiting a few seconds for it is pointless."""
-        if self.in_stage:
-            return True
-        if not self.argv:
-            return False
-        tool, words = self.argv[0], [a for a in self.argv[1:] if not a.startswith("-")]
-        if tool == "opsctl":
-            return words[:1] == ["run"] and "--dry-run" not in self.argv
-        return tool == "dvc" and (words[:1] == ["repro"] or words[:2] == ["exp", "run"])
-
-    def describe(self) -> str:
-        if self.pid is None:
-            return "another process"
-        return f"pid {self.pid}" + (f" ({self.command})" if self.command else "")
-
-
-def lock_holder(lockfile: str) -> LockHolder | None:
-    """Who holds DVC's lock file now (None: nobody). DVC's default lock is an ``flock`` on
-    the file, taken by zc.lockfile, which then writes the holder's pid into it; the kernel
-    drops it when the holder exits, even on SIGKILL. Asks without taking it."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: DVC's own attempt will say
-        return None
-    try:
-        fd = os.open(lockfile, os.O_RDONLY)
-    except OSError:
-        return None  # no lock file yet: nobody holds it
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            pass
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        for _ in range(20):  # the holder writes its pid right after taking the lock
-            content = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            if content.isdigit():
-                break
-            time.sleep(0.025)
-    finally:
-        os.close(fd)
-    pid = int(content) if content.isdigit() else None
-    return LockHolder(pid, _argv_of(pid) if pid else ())
-
-
-def _stage_running(repo) -> LockHolder | None:
-    """A DVC process running a stage's command. ``dvc repro`` holds the repository lock
-    except while a stage's command runs; then its stage's outs and deps are entries of
-    DVC's rwlock file (``.dvc/tmp/rwlock``: pid and command line of each). Call with the
-    repository lock held (DVC adds entries only while holding it)."""
-    import json
-
-    from dvc.lock import make_lock
-    from dvc.rwlock import RWLOCK_FILE, RWLOCK_LOCK
-
-    tmp_dir = repo.tmp_dir
-    if not tmp_dir:
-        return None
-    path = os.path.join(tmp_dir, RWLOCK_FILE)
-    hardlink = repo.config["core"].get("hardlink_lock", False)
-    try:
-        # The guard DVC takes to edit the file (held for a moment): never read half of it.
-        with make_lock(os.path.join(tmp_dir, RWLOCK_LOCK), tmp_dir=tmp_dir, hardlink_lock=hardlink):
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        infos = list((data.get("write") or {}).values())
-        for readers in (data.get("read") or {}).values():
-            infos += readers if isinstance(readers, list) else [readers]
-    except FileNotFoundError:
-        return None
-    except Exception:  # noqa: BLE001 — unreadable or malformed: DVC itself reports that when it gets there
-        return None
-    for info in infos:
-        pid = info.get("pid") if isinstance(info, dict) else None
-        if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
-            argv = _argv_of(pid) or _as_typed(str(info.get("cmd", "")).split())
-            return LockHolder(pid, argv, in_stage=True)
-    return None
-
-
-def _argv_of(pid: int) -> tuple[str, ...]:
-    """The command line of PID as typed (see :func:`_as_typed`); empty when unreadable
-    (gone, not Linux)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ()
-    return _as_typed([a for a in raw.decode("utf-8", "replace").split("\0") if a])
-
-
-def _as_typed(argv: list[str]) -> tuple[str, ...]:
-    """``python -m opsctl run`` and ``python .../bin/dvc repro`` -> ``opsctl run``, ``dvc repro``."""
-    if argv and os.path.basename(argv[0]).startswith("python"):
-        argv = argv[1:]
-        while argv and argv[0].startswith("-") and argv[0] not in ("-m", "-c"):
-            argv = argv[1:]  # interpreter options (-u, -B ...)
-        if argv[:1] == ["-m"]:
-            argv = argv[1:]
-        elif argv[:1] == ["-c"]:
-            argv = ["python", *argv]
-    if not argv:
-        return ()
-    return (os.path.basename(argv[0]), *argv[1:])
 
 
 class RunSession:
@@ -272,7 +143,7 @@ class RunSession:
                 except LockError:
                     holder = (lock_holder(lockfile) if lockfile else None) or LockHolder(None)
                 else:
-                    holder = _stage_running(repo)
+                    holder = stage_running(repo)
                     if holder is None:
                         break
                     repo.lock.unlock()  # `dvc repro` needs it back when its stage's command ends
@@ -351,7 +222,7 @@ class RunSession:
             except LockError:
                 # Only a read-only session gets here: `dvc repro` is writing a stage's outputs
                 # (DVC's rwlock names it), so their state is not known until it finishes.
-                holder = _stage_running(repo) or LockHolder(None)
+                holder = stage_running(repo) or LockHolder(None)
                 raise ProjectBusyError(
                     f"another run holds this project: {holder.describe()}", hint="let it finish, then try again"
                 ) from None

@@ -26,7 +26,8 @@ from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, Sta
 from opsctl.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from opsctl.adapters.dvc_run import LockHolder, RunSession
+    from opsctl.adapters.dvc_lock import LockHolder
+    from opsctl.adapters.dvc_run import RunSession
 
 LOG_TAIL = 20
 

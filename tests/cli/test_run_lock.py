@@ -310,7 +310,7 @@ def test_a_short_command_holding_the_lock_is_waited_for_then_named(tmp_path):
 
 
 def test_the_holder_is_named_as_the_user_typed_it():
-    from opsctl.adapters.dvc_run import LockHolder, _as_typed
+    from opsctl.adapters.dvc_lock import LockHolder, _as_typed
 
     assert _as_typed(["/usr/bin/python3.11", "-u", "-m", "opsctl", "run", "-j", "2"]) == ("opsctl", "run", "-j", "2")
     assert _as_typed(["/venv/bin/python", "/venv/bin/dvc", "repro"]) == ("dvc", "repro")
@@ -322,3 +322,28 @@ def test_the_holder_is_named_as_the_user_typed_it():
     assert all(LockHolder(5, argv).is_run for argv in runs_)
     assert not any(LockHolder(5, argv).is_run for argv in others)
     assert LockHolder(5, ("dvc", "commit"), in_stage=True).is_run  # DVC is running a stage's command
+
+
+def test_a_data_command_during_a_run_is_refused_at_once_naming_the_run(tmp_path):
+    """A run holds the project for as long as its stages take: `data add` says so instead of
+    waiting out its lock timeout (set long here: the refusal must come while the run goes on)."""
+    release = tmp_path / "release"
+    root = make_project(tmp_path / "p", gated_stage(release))
+    (root / "data.csv").write_text("a,b\n1,2\n")
+    first = start(opsctl("run", "--executor", "local"), root)
+    try:
+        wait_until(lambda: began(root), what="the run's stage")
+        added = run_opsctl("data", "add", "data.csv", cwd=root, timeout=120, env={"OPSCTL_LOCK_TIMEOUT": "60"})
+        still_running = first.poll() is None
+    finally:
+        release.touch()
+        first_code, _first_out, first_err = finish(first)
+    assert added.returncode == 1, added.stderr
+    assert (
+        added.stderr.splitlines()[0]
+        == f"error: a run holds this project: pid {first.pid} (opsctl run --executor local)"
+    )
+    assert still_running, "data add waited for the run to end"
+    assert not (root / "data.csv.dvc").exists()
+    assert first_code == 0, first_err
+    assert_one_whole_result(root)
