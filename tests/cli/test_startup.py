@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ["dvc", "docker", "git", "textual", "copier", "sqlite3"]
+HEAVY = ["dvc", "docker", "git", "textual", "copier", "sqlite3", "pandas", "pandera", "scipy", "dask"]
 
 PROBE = """
 import json, sys
