@@ -15,8 +15,9 @@ end-of-file exactly when opsctl closes it or dies, however it dies:
   later (a container that opsctl asked for just before it died may appear only
   then), and exits.
 
-It imports only the standard library until it has to reap; then the docker SDK,
-which honours ``DOCKER_HOST`` (and its TLS settings) as opsctl's own client does.
+It imports only the standard library until it has to reap; then it removes them with
+``adapters.docker.remove_containers``, the docker SDK honouring ``DOCKER_HOST`` (and its
+TLS settings) as opsctl's own client does.
 """
 
 from __future__ import annotations
@@ -101,25 +102,6 @@ def _close_inherited_ends() -> None:
     _open_ends.clear()
 
 
-def sweep(label_filter: str) -> int:
-    """Force-remove every container (running or not) matching ``label_filter``; how many."""
-    import docker
-    from docker.errors import DockerException
-
-    client = docker.from_env()
-    removed = 0
-    try:
-        for container in client.api.containers(all=True, filters={"label": label_filter}):
-            try:
-                client.api.remove_container(container["Id"], force=True)
-                removed += 1
-            except DockerException:
-                pass  # gone already, or being removed by someone else
-    finally:
-        client.close()
-    return removed
-
-
 class _Terminated(Exception):
     pass
 
@@ -148,11 +130,14 @@ def main(argv: list[str]) -> int:
     if received.endswith(DONE):
         return 0
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the sweeps are short: let them finish
+    from opsctl.adapters.docker import remove_containers  # only now: the docker SDK is heavy
+
+    label, _, value = label_filter.partition("=")
     for attempt in range(2):
         if attempt:
             time.sleep(SECOND_SWEEP)
         try:
-            sweep(label_filter)
+            remove_containers(label, value)
         except Exception:  # noqa: BLE001 — no engine now: nothing this process can do about it
             return 1
     return 0
