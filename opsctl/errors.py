@@ -4,7 +4,7 @@ Services raise these; the CLI's single handler (``opsctl.cli.main``) prints
 ``str(error)`` as one line on stderr, the hint (if any) on the next, and exits
 with the class's ``exit_code``. Exit codes are part of the public contract
 (docs/architecture.md, "Errors and exit codes"): 0 ok, 1 error, 2 usage, 3 not an opsctl project, 4 an external
-tool or engine is unavailable, 5 a stage failed, 130 interrupted.
+tool or engine is unavailable, 5 a stage failed, 6 a data check failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ EXIT_USAGE = 2
 EXIT_NOT_A_PROJECT = 3
 EXIT_UNAVAILABLE = 4
 EXIT_STAGE_FAILED = 5
+EXIT_CHECK_FAILED = 6
 EXIT_INTERRUPTED = 130
 
 
@@ -50,6 +51,12 @@ class ToolUnavailableError(OpsctlError):
 
 class StageFailedError(OpsctlError):
     exit_code = EXIT_STAGE_FAILED
+
+
+class DataCheckFailedError(OpsctlError):
+    """A data check (``opsctl data validate``), a drift gate or a report gate failed."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 class InterruptedByUser(OpsctlError):

@@ -12,10 +12,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsctl.core.yamlload import cut, quote
 from opsctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opsctl.core.checks import DatasetChecks
 
 CONFIG_FILE = "opsctl.yaml"
 EXECUTORS = ("docker", "local")
@@ -84,6 +87,7 @@ class ProjectConfig:
     images: dict[str, ImageSpec] = field(default_factory=dict)
     stages: dict[str, StageSettings] = field(default_factory=dict)
     remotes: dict[str, RemoteSpec] = field(default_factory=dict)
+    checks: dict[str, DatasetChecks] = field(default_factory=dict)  # dataset path -> its data checks
 
     def settings_for(self, stage: str) -> StageSettings:
         """The stage's own settings laid over the ``default`` entry."""
@@ -135,7 +139,7 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
     """Validate a parsed ``opsctl.yaml`` document into a :class:`ProjectConfig`."""
     v = _Validator(source)
     doc = v.mapping(raw, "")
-    v.known_keys(doc, "", {"project", "executor", "images", "stages", "remotes"})
+    v.known_keys(doc, "", {"project", "executor", "images", "stages", "remotes", "checks"})
 
     project = doc.get("project", root.name if root else None)
     if project is None:
@@ -172,7 +176,12 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
             v.boolean(spec.get("default", False), f"{path}.default"),
         )
 
-    return ProjectConfig(project=project, executor=executor, images=images, stages=stages, remotes=remotes)
+    from opsctl.core.checks import parse_checks
+
+    checks = parse_checks(v, doc["checks"] if doc.get("checks") is not None else {})
+    return ProjectConfig(
+        project=project, executor=executor, images=images, stages=stages, remotes=remotes, checks=checks
+    )
 
 
 def _parse_image(v: _Validator, name: str, spec: Any) -> ImageSpec:

@@ -35,6 +35,7 @@ from opsctl.errors import (
         (TemplateUnreachableError, 4),
         (DoctorFailedError, 4),
         (StageFailedError, 5),
+        (errors.DataCheckFailedError, 6),
         (InterruptedByUser, 130),
         (ConfigError, 1),
         (TemplateNotFoundError, 2),
@@ -58,8 +59,9 @@ def test_exit_code_constants():
         errors.EXIT_NOT_A_PROJECT,
         errors.EXIT_UNAVAILABLE,
         errors.EXIT_STAGE_FAILED,
+        errors.EXIT_CHECK_FAILED,
         errors.EXIT_INTERRUPTED,
-    ) == (0, 1, 2, 3, 4, 5, 130)
+    ) == (0, 1, 2, 3, 4, 5, 6, 130)
 
 
 @pytest.mark.parametrize("cls", [EngineUnavailableError, TemplateUnreachableError])
