@@ -152,6 +152,21 @@ def open_repo(root: Path) -> Iterator[Any]:
         project_root_cwd.leave()
 
 
+def dataset_hashes(root: Path, paths: list[str]) -> dict[str, str | None]:
+    """DVC's hash of each workspace path (see dvc_compat.dataset_hash); None for one that
+    can't be hashed. Takes no lock: it reads the workspace and DVC's state database only."""
+    from opsctl.adapters import dvc_compat
+
+    hashes: dict[str, str | None] = {}
+    with open_repo(root) as repo:
+        for path in paths:
+            try:
+                hashes[path] = dvc_compat.dataset_hash(repo, str(root / path))
+            except Exception:  # noqa: BLE001 — a hash is an optimisation (verdict cache) and a record detail
+                hashes[path] = None
+    return hashes
+
+
 @contextlib.contextmanager
 def _translate() -> Iterator[None]:
     from dvc.exceptions import DvcException

@@ -323,6 +323,15 @@ class RunSession:
             metrics = _flatten_show(repo.metrics.show(hide_workspace=False), plain_file=None)
         return params, metrics
 
+    def dataset_hash(self, path: str) -> str | None:
+        """DVC's hash of a workspace file or directory (relative to the root), None when it
+        can't be hashed: what a data check's verdict is cached and recorded by."""
+        with self._locked() as repo:
+            try:
+                return dvc_compat.dataset_hash(repo, str(self.root / path))
+            except Exception:  # noqa: BLE001 — the hash only keys the verdict cache
+                return None
+
     def hashes(self, name: str) -> RecordedStage:
         """Deps and outs of a stage as its ``dvc.lock`` entry records them."""
         with self._locked() as repo:
