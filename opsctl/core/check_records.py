@@ -113,18 +113,24 @@ class DatasetState(NamedTuple):
 
 
 def record_verdicts(
-    project: Project, verdicts: list[DatasetVerdict], *, run_id: str | None = None, stage: str | None = None
+    project: Project,
+    verdicts: list[DatasetVerdict],
+    *,
+    run_id: str | None = None,
+    stage: str | None = None,
+    at: float | None = None,
 ) -> str | None:
     """Record these verdicts (one transaction: all or none) with their run and stage when
-    given; return None, or one line saying why they were not (all) recorded. A damaged,
-    full or locked store never raises here (an interrupt does: nothing is written then)."""
+    given, as given at ``at`` (unix time; default: now); return None, or one line saying why
+    they were not (all) recorded. A damaged, full or locked store never raises here (an
+    interrupt does: nothing is written then)."""
     if not verdicts:
         return None
     from opsctl.core.runs import _one_line, open_store
     from opsctl.errors import OpsctlError
     from opsctl.store.validations import ValidationRecord, add_validations
 
-    now = time.time()
+    now = time.time() if at is None else at
     records = [
         ValidationRecord(
             path=v.path,
