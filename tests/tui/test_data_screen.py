@@ -233,3 +233,20 @@ def test_help_lists_key_4(project):
         assert "Data" in shown(app.screen, ".title") and "last verdict" in shown(app.screen, "#help-description")
 
     drive(project, scenario)
+
+
+def test_the_lineage_screen_shows_a_data_nodes_verdict():
+    """The lineage screen's words come from core/lineage.py (tested over a real project in
+    tests/cli/test_check_verdicts.py); here: its colour and its detail pane."""
+    from opsctl.core.lineage import Node
+    from opsctl.tui.screens.lineage import LineageItem, describe, details
+
+    checks = {"passed": False, "checks_hash": "e" * 16, "at": 1_767_225_600.0, "failed": 2, "run": RUN}
+    node = Node("artifact:data/f@x", "artifact", "data/f", {"path": "data/f", "hash": "x", "checks": checks})
+    label = describe(node)
+    assert label.plain.endswith("✗ 2 checks failed")
+    assert any(
+        span.style == "red" and label.plain[span.start : span.end] == "✗ 2 checks failed" for span in label.spans
+    )
+    text = details(LineageItem(node, None)).plain
+    assert f"checks: ✗ 2 checks failed (checks {'e' * 16}, " in text and f"run {RUN[:8]})" in text
