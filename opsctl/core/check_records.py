@@ -172,23 +172,24 @@ def _bounded(failure: dict) -> dict:
 # -- reading ---------------------------------------------------------------------------
 
 
-def passed_before(project: Project, data_hash: str | None, checks_hash: str | None) -> bool:
-    """The verdict cache: this data (by hash) passed these checks (by hash) before. An
-    unknown hash never matches; a missing store is not created; a store that cannot be
-    read answers False (the data is then validated again, which is always safe)."""
+def passed_before(project: Project, data_hash: str | None, checks_hash: str | None) -> int | None:
+    """The verdict cache: the row count of an earlier verdict in which this data (by hash)
+    passed these checks (by hash) without a failure, or None. An unknown hash never matches;
+    a missing store is not created; a store that cannot be read answers None (the data is
+    then validated again, which is always safe)."""
     if not data_hash or not checks_hash:
-        return False
+        return None
     from opsctl.core.runs import open_store, store_path
     from opsctl.errors import StoreError
     from opsctl.store.validations import passed_before as cached
 
     if not store_path(project).exists():
-        return False
+        return None
     try:
         with open_store(project, reap=False) as store:
             return cached(store, data_hash, checks_hash)
     except StoreError:
-        return False
+        return None
 
 
 def run_verdicts(project: Project, run_id: str) -> list[RecordedVerdict]:

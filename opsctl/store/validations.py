@@ -70,17 +70,20 @@ def add_validations(store: RunStore, records: Sequence[ValidationRecord], run_id
     return run_id is None or rid is not None
 
 
-def passed_before(store: RunStore, data_hash: str | None, checks_hash: str | None) -> bool:
-    """Whether this data (by hash) passed these checks (by hash) before: the verdict cache.
-    An unknown hash ('' or None) never matches."""
+def passed_before(store: RunStore, data_hash: str | None, checks_hash: str | None) -> int | None:
+    """The verdict cache: the row count of a verdict in which this data (by hash) passed
+    these checks (by hash) with no failure at all (a pass that tolerated failing rows is not
+    reused: its failures are worth seeing again); None when there is none. An unknown hash
+    ('' or None) never matches."""
     if not data_hash or not checks_hash:
-        return False
+        return None
     with store._read() as conn:
         row = conn.execute(
-            "SELECT 1 FROM validations WHERE data_hash = ? AND checks_hash = ? AND passed = 1 LIMIT 1",
+            "SELECT n_rows FROM validations WHERE data_hash = ? AND checks_hash = ? AND passed = 1 "
+            "AND failures = '[]' AND n_rows >= 0 LIMIT 1",
             (data_hash, checks_hash),
         ).fetchone()
-    return row is not None
+    return None if row is None else int(row[0])
 
 
 def run_validations(store: RunStore, run_id: str) -> list[ValidationRecord]:

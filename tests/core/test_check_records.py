@@ -97,17 +97,17 @@ def test_a_runs_verdicts_read_back_as_given(project):
 
 def test_the_verdict_cache_matches_data_and_checks_hash_of_a_pass(project):
     root = project.root
-    assert not passed_before(project, "b" * 32, "c" * 16)
+    assert passed_before(project, "b" * 32, "c" * 16) is None
     assert not store_path(project).exists()  # asking did not create the store
     assert not (root / ".opsctl").exists()
     record_verdicts(project, [passing(), failing()])
-    assert passed_before(project, "b" * 32, "c" * 16)
-    assert not passed_before(project, "a" * 32, "c" * 16)  # that data failed
-    assert not passed_before(project, "b" * 32, "d" * 16)  # other checks
-    assert not passed_before(project, "", "c" * 16) and not passed_before(project, None, "c" * 16)
+    assert passed_before(project, "b" * 32, "c" * 16) is not None
+    assert passed_before(project, "a" * 32, "c" * 16) is None  # that data failed
+    assert passed_before(project, "b" * 32, "d" * 16) is None  # other checks
+    assert passed_before(project, "", "c" * 16) is None and passed_before(project, None, "c" * 16) is None
     # an unknown hash is stored as unknown and never matches
     record_verdicts(project, [passing(data_hash=None)])
-    assert not passed_before(project, "", "c" * 16)
+    assert passed_before(project, "", "c" * 16) is None
     assert dataset_overview(project)[0].last.hash is None
 
 
@@ -120,7 +120,7 @@ def test_a_store_that_cannot_be_written_costs_the_record_not_the_validation(proj
     assert error is not None and "\n" not in error
     assert error.startswith("the data-check verdicts were not recorded: ") and str(path) in error
     assert "move the file aside" in error  # the store error's hint: what to do
-    assert passed_before(project, "a" * 32, "c" * 16) is False  # a cache miss, not a crash
+    assert passed_before(project, "a" * 32, "c" * 16) is None  # a cache miss, not a crash
     assert path.read_bytes() == junk
 
 

@@ -82,12 +82,12 @@ def test_a_standalone_verdict_has_no_run_and_an_unknown_run_is_said(store):
 
 def test_passed_before_needs_both_hashes_and_a_pass(store):
     add_validations(store, [verdict(data_hash="a" * 32, passed=False), verdict(data_hash="", checks_hash="c" * 16)])
-    assert not passed_before(store, "a" * 32, "c" * 16)  # it failed
-    assert not passed_before(store, "", "c" * 16) and not passed_before(store, None, "c" * 16)
+    assert passed_before(store, "a" * 32, "c" * 16) is None  # it failed
+    assert passed_before(store, "", "c" * 16) is None and passed_before(store, None, "c" * 16) is None
     add_validations(store, [verdict(data_hash="a" * 32)])
-    assert passed_before(store, "a" * 32, "c" * 16)
-    assert not passed_before(store, "a" * 32, "e" * 16)  # other checks
-    assert not passed_before(store, "b" * 32, "c" * 16)  # other data
+    assert passed_before(store, "a" * 32, "c" * 16) is not None
+    assert passed_before(store, "a" * 32, "e" * 16) is None  # other checks
+    assert passed_before(store, "b" * 32, "c" * 16) is None  # other data
 
 
 def test_last_verdict_per_path_and_by_version(store):
