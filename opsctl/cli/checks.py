@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from opsctl.cli.output import Styled, out
+from opsctl.core.checks import TABLE_CHECKS
 
 EXAMPLES_SHOWN = 3
 
@@ -59,30 +60,39 @@ def _show(report: Any) -> None:
     if not out.is_tty(sys.stdout):
         rows = []
         for d in report.datasets:
-            if d.passed:
-                rows.append((d.path, "passed", "", "", 0, ""))
-            for f in d.failures:
-                rows.append((d.path, "failed", f.check, f.column or "", f.count, _examples(f, limit=None)))
+            verdict = "passed" if d.passed else "failed"
+            if not d.failures:
+                rows.append((d.path, verdict, "", "", 0, ""))
+            for f in d.failures:  # a pass with failures: within max_failing_rows
+                rows.append((d.path, verdict, f.check, f.column or "", f.count, _examples(f, limit=None)))
         out.table(["dataset", "verdict", "check", "column", "failing", "examples"], rows)
         return
     for d in report.datasets:
-        rows_text = f"{d.rows:,} rows, "
+        rows_text = f"{d.rows:,} rows, {d.checks} checks"
         cached = ", same data passed before" if d.cached else ""
-        if d.passed:
-            out.success(f"{d.path}: passed ({rows_text}{d.checks} checks{cached})")
+        if not d.failures:
+            out.success(f"{d.path}: passed ({rows_text}{cached})")
             continue
+        if d.passed:
+            title = (
+                f"✓ {d.path}: passed ({rows_text}) with {d.failing_rows:,} failing rows, "
+                f"within max_failing_rows ({d.allowed_failing_rows:,})"
+            )
+        else:
+            title = f"✗ {d.path}: {len(d.failures)} of {d.checks} checks failed ({d.rows:,} rows)"
+        style = "yellow" if d.passed else "red"
         out.table(
             ["check", "column", "failing rows", "examples"],
             [
                 (
-                    Styled(f.check, "red"),
+                    Styled(f.check, style),
                     f.column or "",
-                    f.detail if f.check in ("rows", "present", "strict") else f"{f.count:,}",
+                    f.detail if f.check in TABLE_CHECKS else f"{f.count:,}",
                     _examples(f),
                 )
                 for f in d.failures
             ],
-            title=f"✗ {d.path}: {len(d.failures)} of {d.checks} checks failed ({rows_text.rstrip(', ')})",
+            title=title,
         )
 
 

@@ -300,7 +300,10 @@ def _checked_line(stage: str, when: str, verdict) -> tuple[str, str]:
     where = f"{when} {stage}"
     if verdict.passed:
         again = ", same data passed before" if verdict.cached else ""
-        return f"✓ checks of {verdict.path} passed ({where}: {rows}{verdict.checks} checks{again})", "green"
+        tolerated = f"; {verdict.failing_rows:,} failing rows tolerated" if verdict.failures else ""
+        moved = f", moved to {verdict.quarantine}" if verdict.quarantined else ""
+        text = f"✓ checks of {verdict.path} passed ({where}: {rows}{verdict.checks} checks{again}{tolerated}{moved})"
+        return text, "yellow" if verdict.failures else "green"
     return f"✗ checks of {verdict.path} failed ({where}): {verdict.summary()}", "red"
 
 

@@ -33,3 +33,24 @@ def test_pipeline_runs_with_dvc_repro(tmp_path, template):
     if template == "ml-pipeline":
         metrics = json.loads((root / "metrics.json").read_text())
         assert 0.5 < metrics["accuracy"] <= 1.0
+
+
+def test_data_pipeline_checks_quarantine_the_dirty_rows(tmp_path):
+    """The template's declared checks catch the sample's broken rows in `opsctl run`: they move
+    to data/ingested/rejected.csv with the checks they broke, and DVC versions both files."""
+    run_opsctl("init", "proj", "--template", "data-pipeline", "--defaults", cwd=tmp_path, check=True)
+    root = tmp_path / "proj"
+    result = run_opsctl("run", "--executor", "local", "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "16 failing rows tolerated, moved to data/ingested/rejected.csv" in result.stderr
+    rejected = (root / "data/ingested/rejected.csv").read_text().splitlines()
+    assert rejected[0].endswith(",failed_checks") and len(rejected) == 17
+    reasons = "\n".join(rejected[1:])
+    for check in ("type(quantity)", "nullable(customer_id)", "in(currency)", "unique(order_id)", "max(order_date)"):
+        assert check in reasons
+    kept = (root / "data/ingested/orders.csv").read_text().splitlines()
+    assert len(kept) == 1 + 403 - 16
+    assert "up to date" in run([BIN / "dvc", "status"], cwd=root).stdout
+    shown = json.loads(run_opsctl("runs", "show", json.loads(result.stdout)["run_id"], "--json", cwd=root).stdout)
+    verdicts = {c["path"]: c for c in shown["checks"]}
+    assert verdicts["data/ingested/orders.csv"]["passed"] and verdicts["data/transformed/daily_sales.csv"]["passed"]

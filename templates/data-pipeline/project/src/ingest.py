@@ -1,6 +1,6 @@
 """Ingest the raw orders export into a normalized staging file.
 
-Keeps every row (validation happens in the next stage) but normalizes the
+Keeps every row (opsctl checks them right after this stage) but normalizes the
 format: snake_case headers, trimmed strings, upper-case country and currency
 codes, lower-case categories and statuses, and a `source_row` column that
 points back to the line of the raw file.
@@ -19,7 +19,7 @@ LOWER = ["category", "status"]
 
 
 def main() -> None:
-    # Read everything as text: typing and checking values is the validate stage's job.
+    # Read everything as text: the checks in opsctl.yaml say which values are valid.
     df = pd.read_csv(RAW, dtype=str, keep_default_na=False)
     df.columns = [c.strip().lower().replace(" ", "_") for c in df.columns]
     df = df.apply(lambda col: col.str.strip())
