@@ -78,6 +78,17 @@ step opsctl runs compare "${runs[1]}" "${runs[0]}"
 step opsctl runs show "${runs[0]}"
 step git add -A
 step git commit -qm "Train with 50 trees"
+# Data checks: the ones the template declares pass; a broken raw row stops the run (exit 5)
+# before any stage reads it, and DVC still points at the good version, which comes back.
+step opsctl data validate
+cp data/raw/churn.csv /tmp/opsctl-demo-churn.csv
+sed -i '11s/^\(C[0-9]*\),\([01]\),\([a-z]*\),[0-9]*,/\1,\2,\3,-5,/' data/raw/churn.csv   # tenure -5 in row 10
+step sed -n 11p data/raw/churn.csv
+if step opsctl run; then echo "demo: the broken row was not caught" >&2; exit 1; else code=$?; fi
+[ "$code" = 5 ] || { echo "demo: opsctl run exited $code, expected 5 (a stage failed)" >&2; exit 1; }
+step dvc checkout --force data/raw/churn.csv    # the .dvc file still names the good data
+step opsctl data validate
+step opsctl run
 step opsctl model register churn models/model.pkl
 step opsctl model promote churn 0.0.1 --to prod
 step opsctl lineage churn@v0.0.1

@@ -18,6 +18,14 @@ def test_demo_script_scaffolds_runs_and_pushes(tmp_path):
     assert "Data and pipelines are up to date." in result.stdout  # and DVC agrees
     assert "✓ run " in result.stderr and "4 ran" in result.stderr
     assert "2 ran" in result.stderr  # the second run, with -S: train and evaluate only
+    # The data checks pass, then catch the broken raw row before any stage reads it (exit 5),
+    # and the good version comes back from DVC.
+    checks = result.stdout.split("$ opsctl data validate", 1)[1]
+    assert "data/raw/churn.csv\tpassed" in checks
+    assert "✗ checks of data/raw/churn.csv failed (before prepare): 1 check failed: min(tenure_months) 1 row" in (
+        result.stderr
+    )
+    assert "error: stage prepare failed" in result.stderr
     # The runs are recorded, compared, and the registered model's lineage goes back to the raw data.
     assert "params.train.n_estimators\t100\t50\t-50" in result.stdout
     assert "✓ Registered churn v0.0.1" in result.stderr and "is now in prod" in result.stderr

@@ -291,6 +291,33 @@ def test_failed_stage_stops_its_dependants_and_leaves_no_container(busybox_proje
     assert _containers_of_run(report["run_id"]) == []
 
 
+def test_a_data_check_fails_a_container_stage_like_its_command_would(busybox_project):
+    """The gate after a stage that ran in a container: its output breaks a check, so the stage
+    fails — no dvc.lock entry, its dependant never starts, no container left — and the
+    failing rows are in the stage's log after the container's own lines."""
+    root = busybox_project(
+        {
+            "rows": {"cmd": "printf 'id,n\\n1,5\\n2,-7\\n2,9\\n' > rows.csv && echo wrote rows", "outs": ["rows.csv"]},
+            "sum": {"cmd": "cat rows.csv > sum.txt", "deps": ["rows.csv"], "outs": ["sum.txt"]},
+        }
+    )
+    config = yaml.safe_load((root / "opsctl.yaml").read_text())
+    config["checks"] = {"rows.csv": {"unique": [["id"]], "columns": {"n": {"type": "int", "min": 0}}}}
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result, report = _run_json(root)
+    assert result.returncode == 5, result.stderr
+    by_stage = {s["stage"]: s for s in report["stages"]}
+    assert by_stage["rows"]["status"] == "failed" and by_stage["rows"]["exit_code"] == 0
+    assert "data check failed: rows.csv: 2 checks failed" in by_stage["rows"]["detail"]
+    assert by_stage["sum"]["status"] == "skipped"
+    assert _lock_stages(root) == {}
+    assert _containers_of_run(report["run_id"]) == []
+    log = Path(by_stage["rows"]["log"]).read_text().splitlines()
+    assert log[0] == "wrote rows"
+    assert "opsctl:   min(n): 1 failing: row 2: -7" in log
+    assert any(line.startswith("opsctl:   unique: 1 failing") and "row 3: 2" in line for line in log)
+
+
 # -- 5. a stage that writes nothing ------------------------------------------------------------
 
 
