@@ -173,3 +173,93 @@ def test_unreadable_output_is_a_failed_check_not_a_crash(tmp_path):
 def _last_run(root: Path) -> str:
     runs = json.loads(run_opsctl("runs", "list", "--json", "--limit", "1", cwd=root).stdout)
     return runs[0]["id"]
+
+
+def test_the_same_data_is_not_checked_twice(tmp_path):
+    root = gated_project(tmp_path)
+    first = run_opsctl("run", cwd=root)
+    assert "✓ checks of data/raw.csv passed (before adult: 3 rows" in first.stderr
+    assert "same data passed before" not in first.stderr
+    again = run_opsctl("run", "--force", cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert "✓ checks of data/raw.csv passed (before adult: 3 rows, 8 checks, same data passed before)" in again.stderr
+    # Other checks on the same data: read again.
+    config = yaml.safe_load((root / "opsctl.yaml").read_text())
+    config["checks"]["data/raw.csv"]["rows"] = {"min": 1}
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
+    third = run_opsctl("run", "--force", cwd=root)
+    assert "✓ checks of data/raw.csv passed (before adult: 3 rows, 9 checks)" in third.stderr
+
+
+QUARANTINE_STAGES = {
+    "clean": {
+        "cmd": "mkdir -p out && cp data/raw.csv out/rows.csv",
+        "deps": ["data/raw.csv"],
+        "outs": ["out"],
+    },
+    "use": {"cmd": "wc -l < out/rows.csv > n.txt", "deps": ["out"], "outs": ["n.txt"]},
+}
+
+
+def quarantine_project(tmp_path: Path, raw: str, checks: dict) -> Path:
+    return make_project(
+        tmp_path / "p",
+        QUARANTINE_STAGES,
+        files={
+            "opsctl.yaml": yaml.safe_dump({"project": "p", "executor": "local", "checks": {"out/rows.csv": checks}}),
+            "data/raw.csv": raw,
+        },
+    )
+
+
+ROWS_CHECKS = {
+    "max_failing_rows": 2,
+    "quarantine": "out/rejected.csv",
+    "unique": [["id"]],
+    "columns": {"id": {"type": "int"}, "age": {"type": "int", "min": 0}},
+}
+
+
+def test_quarantine_moves_failing_rows_and_dvc_versions_both_files(tmp_path):
+    root = quarantine_project(tmp_path, "id,age\n1,30\n2,-4\n3,x\n1,50\n4,60\n", ROWS_CHECKS)
+    # 3 failing rows — (2,-4), (3,x) and the repeated id 1 — are more than max_failing_rows: 2.
+    report = opsctl_run(root, code=5)
+    assert statuses(report)["clean"] == "failed"
+    assert "data check failed: out/rows.csv: 3 checks failed" in report["stages"][0]["detail"]
+    assert not (root / "out" / "rejected.csv").exists()  # past the tolerance nothing is rewritten
+    assert (root / "out" / "rows.csv").read_text().count("\n") == 6
+
+    config = yaml.safe_load((root / "opsctl.yaml").read_text())
+    config["checks"]["out/rows.csv"]["max_failing_rows"] = "60%"
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
+    result = run_opsctl("run", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "3 failing rows tolerated, moved to out/rejected.csv" in result.stderr
+    assert (root / "out" / "rows.csv").read_text() == "id,age\n1,30\n4,60\n"
+    assert (root / "out" / "rejected.csv").read_text() == (
+        "id,age,failed_checks\n2,-4,min(age)\n3,x,type(age)\n1,50,unique(id)\n"
+    )
+    assert (root / "n.txt").read_text().strip() == "3"  # the next stage saw the kept rows
+    dvc_is_clean(root)
+
+
+def test_quarantine_outside_the_stage_outputs_fails_the_stage(tmp_path):
+    checks = {**ROWS_CHECKS, "quarantine": "rejected.csv"}
+    root = quarantine_project(tmp_path, "id,age\n1,30\n2,-4\n", checks)
+    report = opsctl_run(root, code=5)
+    assert "rejected.csv is not an output of stage clean" in report["stages"][0]["detail"]
+    assert (root / "out" / "rows.csv").read_text() == "id,age\n1,30\n2,-4\n"
+    assert lock_stages(root) == set()
+
+
+def test_validate_reports_tolerated_rows_and_rewrites_nothing(tmp_path):
+    root = quarantine_project(tmp_path, "id,age\n1,30\n2,-4\n", {**ROWS_CHECKS, "max_failing_rows": "50%"})
+    (root / "out").mkdir()
+    (root / "out" / "rows.csv").write_text("id,age\n1,30\n2,-4\n")
+    result = run_opsctl("data", "validate", "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)["datasets"][0]
+    assert verdict["passed"] and verdict["failing_rows"] == 1 and verdict["allowed_failing_rows"] == 1
+    assert [f["check"] for f in verdict["failures"]] == ["min"]
+    assert (root / "out" / "rows.csv").read_text() == "id,age\n1,30\n2,-4\n"
+    assert not (root / "out" / "rejected.csv").exists()
