@@ -13,7 +13,6 @@ from typing import Any
 import typer
 
 from opsctl.cli.output import Styled, out
-from opsctl.core.checks import TABLE_CHECKS
 
 EXAMPLES_SHOWN = 3
 
@@ -57,6 +56,8 @@ def validate(
 
 
 def _show(report: Any) -> None:
+    from opsctl.core.checks import TABLE_CHECKS
+
     if not out.is_tty(sys.stdout):
         rows = []
         for d in report.datasets:

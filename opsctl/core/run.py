@@ -552,6 +552,8 @@ class DataGates:
             verdict.failures.append(Failure(QUARANTINE, None, 1, detail=why))
             return
         verdict.quarantined = quarantine_rows(self._project.root, checks, row_checks)
+        # The verdict is recorded against the data as it is committed (what dvc.lock and lineage name).
+        verdict.hash = self._session.dataset_hash(checks.path)
 
     def _record(self, verdict: DatasetVerdict, stage: str) -> None:
         from opsctl.core.check_records import record_verdicts
