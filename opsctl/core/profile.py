@@ -306,6 +306,8 @@ def _fits(values: pd.Series, kind: str, csv: bool, *, had_nulls: bool) -> bool:
             bool(part.astype("string").str.strip().str.lower().isin(_BOOL_TEXT).all())
             for part in (values.iloc[:SAMPLE_ROWS], values)
         )
+    if types.is_datetime64_any_dtype(dtype):
+        return kind == "datetime"  # to_numeric would read timestamps as nanoseconds
     if kind == "int" and types.is_float_dtype(dtype) and not had_nulls:
         return (
             False  # floats with no null among them: the data wrote decimals (an int column read with blanks is float)
