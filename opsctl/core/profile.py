@@ -170,10 +170,12 @@ class _Column:
         self.nulls = 0
         self.values = 0
         self.low: float | int | None = None
+        self.unbounded = False  # an infinite value was seen: no min/max
         self.high: float | int | None = None
         self.categories: set[Any] | None = set()
         self.text_only = True  # every chunk held the column as text (an `in:` list compares text)
         self.hashes: list[Any] | None = []  # sorted hashes per chunk while the column may be a key
+        self.hash_kind: str | None = None  # how the chunks hashed so far held it: "int" or "text"
         self.files = 0  # how many of the dataset's files hold the column
 
     def update(self, series: pd.Series, csv: bool) -> None:
@@ -192,8 +194,14 @@ class _Column:
             self.text_only = False
         values = series[present]
         for kind in [t for t in _TYPES if t in self.types]:
+            if kind == "float" and "int" in self.types:
+                continue  # every int is a float: tried only once int is out
+            if kind == "str" and csv:
+                continue  # in a CSV every value is text
             if not _fits(values, kind, csv, had_nulls=count < len(series)):
                 self.types.discard(kind)
+                if kind == "int" and "float" in self.types and not _fits(values, "float", csv, had_nulls=True):
+                    self.types.discard("float")
         if self.types & {"int", "float"}:
             self._range(values)
         if self.categories is not None:
@@ -204,12 +212,18 @@ class _Column:
     def _range(self, values: pd.Series) -> None:
         import numpy as np
         import pandas as pd
+        from pandas.api import types
 
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        numbers = numbers[np.isfinite(numbers)]
-        if not len(numbers):
-            return
-        low, high = numbers.min().item(), numbers.max().item()
+        if types.is_integer_dtype(values.dtype):  # exact: past 2**53 a float would round a bound inwards
+            low, high = int(values.min()), int(values.max())
+        else:
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            if np.isinf(numbers).any():  # `inf` passes as a float but no range holds it
+                self.unbounded = True
+            numbers = numbers[np.isfinite(numbers)]
+            if not len(numbers):
+                return
+            low, high = numbers.min().item(), numbers.max().item()
         self.low = low if self.low is None else min(self.low, low)
         self.high = high if self.high is None else max(self.high, high)
 
@@ -234,16 +248,21 @@ class _Column:
             self.categories = None
 
     def _hash(self, values: pd.Series) -> None:
-        """Keep the column as a key candidate while no value repeats (the engine's row hashes
-        of the values as text: the same value read as 1 in one chunk and "1" in another is one key)."""
+        """Keep the column as a key candidate while no value repeats (the engine's row hashes)."""
         import numpy as np
         import pandas as pd
+        from pandas.api import types
 
-        if not self.types & {"int", "str"}:
+        # 1 in one chunk and "1" in another hash apart but are one key to validate: a column
+        # read as integers in some chunks and as anything else in others is no key.
+        kind = "int" if types.is_integer_dtype(values.dtype) else "text"
+        best = next((t for t in _TYPES if t in self.types), None)  # what the column is so far; a key is an int or str
+        if best not in ("int", "str") or self.hash_kind not in (None, kind):
             self.hashes = None
             return
+        self.hash_kind = kind
         try:
-            hashes = pd.util.hash_pandas_object(values.astype("string"), index=False).to_numpy()
+            hashes = pd.util.hash_pandas_object(values, index=False).to_numpy()
         except (TypeError, ValueError):
             self.hashes = None
             return
@@ -266,7 +285,7 @@ class _Column:
             and self.values >= 2
             and (kind == "str" or (kind == "int" and looks_like_key(self.name)))
         )
-        if kind in ("int", "float") and self.low is not None and self.high is not None:
+        if kind in ("int", "float") and self.low is not None and self.high is not None and not self.unbounded:
             if kind == "int":
                 col.min, col.max = int(math.floor(self.low)), int(math.ceil(self.high))
             else:

@@ -112,6 +112,13 @@ def test_categories_need_repetition_and_few_values(project):
     assert "in" not in columns(profile_dataset(project.root, "e.csv", "csv"))["c"]
 
 
+def test_no_range_holds_an_infinite_value_and_big_ints_stay_exact(project):
+    (project.root / "d.csv").write_text("x,big\n1.5,9007199254740993\ninf,9007199254740995\n2.5,1\n")
+    found = profile_dataset(project.root, "d.csv", "csv")
+    assert columns(found) == {"x": {"type": "float"}, "big": {"type": "int", "min": 1, "max": 9007199254740995}}
+    assert_passes(project.root, found)
+
+
 def test_every_value_null_gives_no_type(project):
     (project.root / "d.csv").write_text("a,b\n,1\n,2\n")
     found = profile_dataset(project.root, "d.csv", "csv")
@@ -181,6 +188,8 @@ def test_across_chunks(project, monkeypatch):
             "late_null": "" if i == 3200 else i,
             "grade": "abc"[i % 3] if i < 3000 else "d",  # a fourth category in the last chunk
             "wide": f"w{i % 60}",  # past the categories tracked
+            # ints, then text in the last chunk, where "5" repeats the 5 of the first as validate reads it
+            "late_text_id": i if i < 3000 else ("5" if i == 3000 else f"x{i}"),
         }
         for i in range(n)
     ]
@@ -193,6 +202,7 @@ def test_across_chunks(project, monkeypatch):
     assert cols["late_null"] == {"type": "int", "nullable": True, "min": 0, "max": 3499}
     assert cols["grade"]["in"] == ["a", "b", "c", "d"]
     assert "in" not in cols["wide"]
+    assert cols["late_text_id"] == {"type": "str"}  # not proposed as a key
     assert_passes(project.root, found)
 
 
