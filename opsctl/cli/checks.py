@@ -146,8 +146,13 @@ def profile(
 
         raise UsageError("--force only means something with --write")
     project = open_project()
-    with out.status(f"profiling {path}"):
-        found = profile_dataset(project, path, fmt)
+    with _progress() as progress:
+        found = profile_dataset(
+            project,
+            path,
+            fmt,
+            on_progress=None if progress is None else lambda done, total: progress(path, done, total),
+        )
     if write:
         replaced = project.has_config_file and found.path in project.config.checks
         written = write_checks(project, found, force=force)

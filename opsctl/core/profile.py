@@ -30,6 +30,7 @@ from opsctl.errors import ConfigError, DataParseError, OpsctlError, UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from opsctl.core.check_engine import Progress
     from opsctl.core.project import Project
 
 CATEGORY_TRACK = 50  # distinct values kept per column; past it the column is not a category set
@@ -118,7 +119,9 @@ class DatasetProfile:
 # ---- inferring ------------------------------------------------------------------------------
 
 
-def profile(project: Project, given: str, fmt: str | None = None) -> DatasetProfile:
+def profile(
+    project: Project, given: str, fmt: str | None = None, *, on_progress: Progress | None = None
+) -> DatasetProfile:
     """``opsctl data profile PATH``: the profile of the dataset at PATH (as typed). UsageError
     for a path outside the project or not in the workspace; DataParseError for data that
     can't be read."""
@@ -133,7 +136,7 @@ def profile(project: Project, given: str, fmt: str | None = None) -> DatasetProf
             hint="`opsctl data pull` fetches tracked data; `opsctl run` produces a stage's outputs",
         )
     fmt, said = _format(project.root, path, fmt)
-    return profile_dataset(project.root, path, fmt, format_said=said)
+    return profile_dataset(project.root, path, fmt, format_said=said, on_progress=on_progress)
 
 
 def _format(root: Path, path: str, given: str | None) -> tuple[str, bool]:
@@ -358,7 +361,9 @@ def _round(value: float, rounding: str) -> float | int:
     return float(rounded)
 
 
-def profile_dataset(root: Path, path: str, fmt: str, *, format_said: bool = False) -> DatasetProfile:
+def profile_dataset(
+    root: Path, path: str, fmt: str, *, format_said: bool = False, on_progress: Progress | None = None
+) -> DatasetProfile:
     """Profile the dataset ``path`` (relative to ROOT) in one pass over its chunks."""
     from opsctl.core.check_engine import dataset_files, iter_chunks
 
@@ -366,7 +371,7 @@ def profile_dataset(root: Path, path: str, fmt: str, *, format_said: bool = Fals
     columns: dict[str, _Column] = {}
     file_count = 0
     rows = 0
-    for chunk in iter_chunks(root, path, fmt):
+    for chunk in iter_chunks(root, path, fmt, on_progress=on_progress):
         frame = chunk.frame.reset_index(drop=True)
         if chunk.first_row == 1:
             file_count += 1

@@ -4,13 +4,18 @@ it prints, what --write does to opsctl.yaml, and the round trip through `opsctl 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import git_dvc_project, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, run_opsctl
 
 ROWS = 30
 
@@ -202,3 +207,35 @@ def test_bad_input_is_one_line_and_its_exit_code(project, args, code, message):
         assert result.stderr.splitlines()[0].startswith(message), result.stderr
         assert result.stdout == ""
         assert not (project / "opsctl.yaml").exists()  # nothing written
+
+
+def test_ctrl_c_while_reading_exits_130_and_writes_nothing(project):
+    (project / "opsctl.yaml").write_text(EXISTING)
+    n = 2_000_000
+    pd.DataFrame({"id": np.arange(n), "v": np.arange(n) % 97, "s": np.arange(n).astype(str)}).to_csv(
+        project / "big.csv", index=False
+    )
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "opsctl", "data", "profile", "big.csv", "--write"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:  # until it has the data file open
+        try:
+            if any(
+                os.readlink(f"/proc/{proc.pid}/fd/{fd}").endswith("big.csv")
+                for fd in os.listdir(f"/proc/{proc.pid}/fd")
+            ):
+                break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    assert proc.poll() is None, "profile finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert (project / "opsctl.yaml").read_text() == EXISTING
+    assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
