@@ -173,8 +173,8 @@ class _Column:
         self.nulls = 0
         self.values = 0
         self.low: float | int | None = None
-        self.unbounded = False  # an infinite value was seen: no min/max
         self.high: float | int | None = None
+        self.unbounded = False  # an infinite value was seen: no min/max
         self.categories: set[Any] | None = set()
         self.text_only = True  # every chunk held the column as text (an `in:` list compares text)
         self.hashes: list[Any] | None = []  # sorted hashes per chunk while the column may be a key
@@ -192,8 +192,7 @@ class _Column:
             self.hashes = None
         if not count:
             return
-        numeric = types.is_numeric_dtype(series.dtype) and not types.is_bool_dtype(series.dtype)
-        if numeric or types.is_bool_dtype(series.dtype):
+        if types.is_numeric_dtype(series.dtype):  # numbers or booleans: their text is not known
             self.text_only = False
         values = series[present]
         for kind in [t for t in _TYPES if t in self.types]:
@@ -331,9 +330,8 @@ def _fits(values: pd.Series, kind: str, csv: bool, *, had_nulls: bool) -> bool:
     if types.is_datetime64_any_dtype(dtype):
         return kind == "datetime"  # to_numeric would read timestamps as nanoseconds
     if kind == "int" and types.is_float_dtype(dtype) and not had_nulls:
-        return (
-            False  # floats with no null among them: the data wrote decimals (an int column read with blanks is float)
-        )
+        # Floats with no null among them: the data wrote decimals (ints read with blanks are floats too).
+        return False
     if kind == "datetime" and (numeric or types.is_bool_dtype(dtype)):
         return False  # to_datetime reads numbers as epoch offsets: not a date column
     for part in (values.iloc[:SAMPLE_ROWS], values):  # a few values first: most columns fail fast

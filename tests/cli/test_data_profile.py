@@ -187,6 +187,7 @@ def test_existing_checks_are_kept_unless_forced(project):
     [
         (["data/none.csv"], 2, "error: data/none.csv: is not in the workspace"),
         (["/"], 2, "error: /: is outside the project"),
+        (["."], 2, "error: .: is the project itself, not a dataset"),
         (["data/orders.txt"], 2, "error: data/orders.txt: its extension names no format"),
         (["data/orders.csv", "--format", "xml"], 2, "error: --format xml: expected one of csv, parquet, jsonl"),
         (["data/orders.csv", "--force"], 2, "error: --force only means something with --write"),
