@@ -131,3 +131,44 @@ def _progress() -> Iterator[Any]:
             progress.update(tasks[path], completed=done, total=total)
 
         yield update
+
+
+def profile(
+    path: str = typer.Argument(..., metavar="PATH", help="The dataset: a file, or a directory read as one table."),
+    write: bool = typer.Option(False, "--write", help="Add the block under checks: in opsctl.yaml (kept as it is)."),
+    force: bool = typer.Option(False, "--force", help="With --write: replace the dataset's existing checks."),
+    fmt: str = typer.Option(
+        None, "--format", metavar="FORMAT", help="csv, parquet or jsonl (default: from the extension)."
+    ),
+) -> None:
+    """Infer a starting checks: block for a dataset from its data.
+
+    Prints YAML (a checks: section; paste its entry under checks: in opsctl.yaml), or with
+    --write adds it there. Ranges and categories are the values seen: review them. Exit 2
+    for a path not in the workspace, 1 for data that can't be read or existing checks
+    without --force.
+    """
+    from opsctl.core.profile import profile as profile_dataset
+    from opsctl.core.profile import render, write_checks
+    from opsctl.core.project import open_project
+
+    if force and not write:
+        from opsctl.errors import UsageError
+
+        raise UsageError("--force only means something with --write")
+    project = open_project()
+    with _progress() as progress:
+        found = profile_dataset(
+            project,
+            path,
+            fmt,
+            on_progress=None if progress is None else lambda done, total: progress(path, done, total),
+        )
+    if write:
+        replaced = project.has_config_file and found.path in project.config.checks
+        written = write_checks(project, found, force=force)
+        out.success(f"{'replaced' if replaced else 'added'} the checks of {found.path} in {written.name}")
+    else:
+        sys.stdout.write(render(found, project.root))
+        sys.stdout.flush()
+    out.info(found.summary())

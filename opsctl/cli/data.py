@@ -19,6 +19,7 @@ remote_app = typer.Typer(
 )
 app.add_typer(remote_app, name="remote")
 app.command("validate")(checks.validate)
+app.command("profile")(checks.profile)
 
 JSON = typer.Option(False, "--json", help="Print as JSON.")
 
