@@ -24,7 +24,7 @@ pyarrow and pandera, so only the validate path imports it. How a dataset is chec
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -121,7 +121,7 @@ def run_checks(root: Path, checks: DatasetChecks, *, on_progress: Progress | Non
         if schema is not None and len(frame):
             _validate(schema, checks, frame, chunk, untyped, tally)
         for cols, earlier in seen_keys.items():
-            _check_unique(cols, frame, chunk, earlier, tally)
+            _check_unique(checks, cols, frame, chunk, earlier, tally)
         rows += len(frame)
     if not read_any:  # not one chunk: an empty file has no columns
         _check_columns(checks, [], tally)
@@ -194,13 +194,14 @@ class _BoundedReader(io.RawIOBase):
             first = data.find(b"\n")
             if first < 0:
                 self._line += n
-            elif self._line + first > MAX_LINE_BYTES:
-                self._line += first
             else:
-                self._line = n - data.rfind(b"\n") - 1
+                longest = self._line + first
+                if n > MAX_LINE_BYTES:  # whole lines inside this block (only when the bound is below a block)
+                    longest = max(longest, max(len(line) for line in data[first + 1 :].split(b"\n")))
+                self._line = longest if longest > MAX_LINE_BYTES else n - data.rfind(b"\n") - 1
             if self._line > MAX_LINE_BYTES:
                 raise DataParseError(
-                    f"{self._shown}: a line longer than {MAX_LINE_BYTES >> 20} MiB near byte {self.position + n:,}: "
+                    f"{self._shown}: a line longer than {_size(MAX_LINE_BYTES)} before byte {self.position + n:,}: "
                     "not a table opsctl reads"
                 )
             self.position += n
@@ -209,6 +210,10 @@ class _BoundedReader(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n:,} bytes"
 
 
 def _rows_per_chunk(path: Path) -> int:
@@ -233,7 +238,8 @@ def _csv_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int
             chunksize=_rows_per_chunk(path),
             keep_default_na=False,
             na_values=[""],
-            sep="\t" if path.suffix.lower() == ".tsv" else ",",
+            skip_blank_lines=False,  # a blank line is a row of empty values: row N stays line N + 1
+            sep=_separator(path),
             low_memory=False,
         )
         with reader:
@@ -263,18 +269,22 @@ def _csv_error(path: Path, shown: str, exc: Exception) -> str:
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
         for number, content in enumerate(f, 1):
             if number == line:
-                column = _field_start(content, expected) + 1
+                column = _field_start(content, expected, _separator(path)) + 1
                 break
     return f"{shown}:{line}:{column}: expected {expected} fields, found {match.group(3)} (a stray comma or quote?)"
 
 
-def _field_start(line: str, index: int) -> int:
+def _separator(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _field_start(line: str, index: int, sep: str) -> int:
     """The character offset where field number ``index`` (0-based) of a CSV line starts."""
     quoted, field = False, 0
     for offset, char in enumerate(line):
         if char == '"':
             quoted = not quoted
-        elif char == "," and not quoted:
+        elif char == sep and not quoted:
             field += 1
             if field == index:
                 return offset + 1
@@ -283,21 +293,32 @@ def _field_start(line: str, index: int) -> int:
 
 def _utf8_error(path: Path, shown: str) -> str:
     """The line and column of the first byte that is not UTF-8 (read again, only on failure)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line, column, offset = 1, 1, 0
+    line, column, offset, carry = 1, 1, 0, b""
     with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            for i in range(len(block)):
-                try:
-                    text = decoder.decode(block[i : i + 1])
-                except UnicodeDecodeError:
-                    return (
-                        f"{shown}:{line}:{column}: byte 0x{block[i]:02x} at offset {offset + i:,} is not UTF-8 "
-                        "(re-save the file as UTF-8)"
-                    )
-                for char in text:
-                    line, column = (line + 1, 1) if char == "\n" else (line, column + 1)
-            offset += len(block)
+        while True:
+            block = f.read(_BLOCK)
+            data = carry + block
+            if not data:
+                break
+            try:
+                text, carry, bad = data.decode("utf-8"), b"", None
+            except UnicodeDecodeError as exc:
+                text = data[: exc.start].decode("utf-8")
+                carry = data[exc.start :]
+                if block and exc.reason == "unexpected end of data":  # a character cut by the block's end
+                    bad = None
+                else:
+                    bad = exc.start
+            newlines = text.count("\n")
+            line, column = (line + newlines, len(text) - text.rfind("\n")) if newlines else (line, column + len(text))
+            if bad is not None:
+                return (
+                    f"{shown}:{line}:{column}: byte 0x{data[bad]:02x} at offset {offset + bad:,} is not UTF-8 "
+                    "(re-save the file as UTF-8)"
+                )
+            offset += len(data) - len(carry)
+            if not block:
+                break
     return f"{shown}: not UTF-8 text"
 
 
@@ -335,13 +356,13 @@ def _jsonl_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, i
     try:
         if path.stat().st_size == 0:
             return
-        with pd.read_json(stream, lines=True, chunksize=_rows_per_chunk(path), convert_dates=False) as reader:
+        with pd.read_json(stream, lines=True, chunksize=_rows_per_chunk(path), dtype=False) as reader:
             for frame in reader:
                 yield frame, first_row, raw.position
                 first_row += len(frame)
     except UnicodeDecodeError:
         raise DataParseError(_utf8_error(path, shown)) from None
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a line that is an array, not an object
         raise DataParseError(_jsonl_error(path, shown, exc)) from None
     finally:
         stream.close()
@@ -530,25 +551,61 @@ def _validate(
             tally.add(name, str(column), int(len(rows)), _examples(values, rows, chunk))
 
 
-def _check_unique(cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earlier: list[Any], tally: _Tally) -> None:
+def _check_unique(
+    checks: DatasetChecks, cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earlier: list[Any], tally: _Tally
+) -> None:
+    """Rows whose key repeats one of an earlier row, in this chunk or any before. ``earlier``
+    holds sorted runs of the hashes seen so far, merged so that there are only log2(chunks)
+    of them to search (a 10 GB file is not 300 searches per chunk)."""
     import numpy as np
     import pandas as pd
 
     if any(c not in frame.columns for c in cols) or not len(frame):
         return  # a missing column is reported by `present`
-    keys = frame[list(cols)]
-    hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-    dup = pd.Series(hashes).duplicated().to_numpy()
-    for previous in earlier:  # sorted hashes of each earlier chunk
+    keys = pd.DataFrame({c: _key_values(frame[c], checks.column(c)) for c in cols})
+    # A key with an empty part is no key (as in SQL): `nullable` reports it, and a value of
+    # the wrong type, a null by now, is not also a duplicate of every other one.
+    complete = np.flatnonzero(keys.notna().all(axis=1).to_numpy())
+    hashes = pd.util.hash_pandas_object(keys.iloc[complete], index=False).to_numpy()
+    dup = np.array(pd.Series(hashes).duplicated().to_numpy(), copy=True)
+    for previous in earlier:
         pos = np.searchsorted(previous, hashes)
         pos[pos == len(previous)] = 0
         dup |= previous[pos] == hashes
     count = int(dup.sum())
     label = ",".join(cols)
     if count:
-        rows = np.flatnonzero(dup)[:MAX_EXAMPLES]
+        rows = complete[np.flatnonzero(dup)[:MAX_EXAMPLES]]
+        original = chunk.frame.reset_index(drop=True)
         values = [
-            _plain(keys.iloc[r, 0]) if len(cols) == 1 else ", ".join(str(_plain(v)) for v in keys.iloc[r]) for r in rows
+            _plain(original[cols[0]].iloc[r])
+            if len(cols) == 1
+            else ", ".join(str(_plain(original[c].iloc[r])) for c in cols)
+            for r in rows
         ]
         tally.add(UNIQUE, label, count, _examples(values, rows, chunk), detail=f"rows repeating an earlier ({label})")
     earlier.append(np.sort(hashes))
+    while len(earlier) > 1 and len(earlier[-2]) <= 2 * len(earlier[-1]):
+        last = earlier.pop()
+        earlier[-1] = np.sort(np.concatenate([earlier[-1], last]))
+
+
+def _key_values(series: pd.Series, col: Any) -> pd.Series:
+    """A key column in one dtype whatever its chunk held: pandas reads the same column as
+    int64 in one chunk and float64 (an empty value) or text (a bad value) in the next, and
+    those hash differently. Typed columns are already coerced: ints become Int64, so 7 and
+    7.0 are one key and ids past 2**53 stay exact; an untyped column is compared as text."""
+    from pandas.api import types
+
+    kind = col.type if col is not None else None
+    if kind == "float":
+        return series.astype("Float64")
+    if kind in ("bool", "datetime"):
+        return series
+    numeric = types.is_numeric_dtype(series.dtype) and not types.is_bool_dtype(series.dtype)
+    if not numeric:  # an untyped column of text (a typed int column is always numeric by now)
+        return series.astype("string")
+    if types.is_integer_dtype(series.dtype) or kind == "int" or bool((series.dropna() % 1 == 0).all()):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):  # past int64: kept as floats
+            series = series.astype("Int64")  # 7.0 (an int column that held an empty value) is 7
+    return series if kind == "int" else series.astype("string")
