@@ -92,6 +92,31 @@ def test_datetime_iso_and_with_a_format(tmp_path):
     assert ("nullable", "iso") not in found  # a value of the wrong type is not also a null
 
 
+def test_datetime_chunks_read_fast_or_by_pandas_give_pandas_verdicts(tmp_path, small_chunks):
+    """Chunks of plain ISO dates take pyarrow's fast path; a chunk with any other spelling goes
+    to pandas' ISO 8601 parser: the verdicts are the same as pandas' alone."""
+    dates = [f"2024-01-{1 + i % 28:02d}" for i in range(4000)]
+    dates[1500] = "2024-1-5"  # pandas reads it; pyarrow refuses it: that chunk goes to pandas
+    dates[2500] = "2024-02-30"  # no such day
+    dates[2501] = "2024-01-01T10:00:00"
+    dates[3500] = "2024-01-02 03:04:05.123456789"  # nanoseconds: pandas, in its own unit
+    write(tmp_path, "d.csv", "when\n" + "\n".join(dates) + "\n")
+    _, found = validate(tmp_path, "d.csv", col("when", type="datetime"))
+    expected = pd.to_datetime(pd.Series(dates), errors="coerce", format="ISO8601").isna()
+    assert found["type", "when"].count == int(expected.sum()) == 1
+    assert found["type", "when"].examples == ex((2501, "2024-02-30"))
+
+
+def test_unique_datetimes_across_chunks_parsed_in_different_units(tmp_path, small_chunks):
+    dates = [f"{2000 + i // 3000}-{1 + i // 250 % 12:02d}-{1 + i % 25:02d} {i % 24:02d}:00:00" for i in range(6000)]
+    dates[5000] = dates[10]  # a chunk read by pyarrow (us) repeats one...
+    dates[5001] = dates[10].replace(" ", "T") + ".000000000"  # ...and the same instant, written in ns
+    write(tmp_path, "d.csv", "when\n" + "\n".join(dates) + "\n")
+    assert len(set(pd.to_datetime(pd.Series(dates), format="ISO8601"))) == 6000 - 2
+    _, found = validate(tmp_path, "d.csv", col("when", type="datetime"), unique=(("when",),))
+    assert [e.row for e in found["unique", None].examples] == [5001, 5002]
+
+
 def test_str_column_in_jsonl_with_a_number(tmp_path):
     lines = [{"s": "a"}, {"s": 5}, {"s": None}, {"s": "b"}]
     write(tmp_path, "t.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
@@ -149,7 +174,7 @@ def test_min_and_max(tmp_path):
 def test_min_and_max_still_checked_when_a_value_is_not_a_number(tmp_path):
     _, found = validate(tmp_path, write(tmp_path, "t.csv", "n\n5\nx\n500\n"), col("n", type="int", max=100))
     assert found["type", "n"].examples == ex((2, "x"))
-    assert found["max", "n"].examples == ex((3, "500"))  # the value as the file holds it
+    assert found["max", "n"].examples == ex((3, 500))  # a number, though this chunk read the column as text
     assert ("nullable", "n") not in found
 
 
