@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -125,8 +126,9 @@ def parse_checks(v: Any, raw: Any) -> dict[str, DatasetChecks]:
             for name, col in v.mapping(spec.get("columns", {}) or {}, f"{key}.columns").items()
         )
         unique = _unique(v, spec.get("unique", []), f"{key}.unique")
-        datasets[path.rstrip("/")] = DatasetChecks(
-            path=path.rstrip("/"),
+        path = posixpath.normpath(path)  # ./data/x.csv and data/x.csv/ are data/x.csv, as a typed path is
+        datasets[path] = DatasetChecks(
+            path=path,
             format=fmt,
             rows_min=rows_min,
             rows_max=rows_max,

@@ -103,6 +103,12 @@ def test_format_defaults_from_the_extension(path, fmt):
     assert checks_of(text)[path.rstrip("/")].format == fmt
 
 
+def test_dataset_keys_are_normalised_like_a_typed_path():
+    checks = checks_of("project: p\nexecutor: local\nchecks:\n  ./data//raw/x.csv: {}\n  data/d/: {format: csv}\n")
+    assert list(checks) == ["data/raw/x.csv", "data/d"]
+    assert checks["data/raw/x.csv"].path == "data/raw/x.csv"
+
+
 def test_an_empty_dataset_entry_is_no_checks():
     assert checks_of("project: p\nexecutor: local\nchecks:\n  a.csv:\n").get("a.csv") == DatasetChecks("a.csv", "csv")
 
