@@ -7,17 +7,19 @@ pyarrow and pandera, so only the validate path imports it. How a dataset is chec
   lines, pyarrow for parquet), so memory stays flat however big the file is. A directory
   is its files of the dataset's format, in path order, read as one table.
 - Only an empty field is a null: pandas' default also reads ``NA``, ``null`` and ``None`` as
-  missing, which would make Namibia's country code a null.
+  missing, which would make Namibia's country code a null. A blank CSV line is a row of
+  nulls (not skipped), so row N stays line N + 1.
 - Each declared column is first brought to its type here (``int``, ``float``, ``bool``,
   ``datetime``, ``str``): a value that is not of the type is a ``type`` failure and then a
   null for the value checks, so one bad value never hides the others' range failures
   (pandera's own coercion gives up on the whole column).
 - The value checks (``nullable``, ``min``, ``max``, ``in``, ``regex``) are a pandera schema
   validated lazily per chunk; its failure cases give the counts and the examples.
-- ``unique`` spans chunks: each row's key columns are hashed (64-bit, pandas' own row hash)
-  and compared with every earlier chunk's hashes, 8 bytes per row. Two different keys
-  sharing a hash (odds ~n²/2⁶⁵, about 3·10⁻⁸ for a million rows) would be reported as a
-  duplicate.
+- ``unique`` spans chunks: each row's key columns, in one dtype whatever each chunk read
+  them as, are hashed (64-bit, pandas' own row hash) and looked up in sorted runs of every
+  earlier chunk's hashes, 8 bytes per row. A key with an empty part is skipped, as in SQL.
+  Two different keys sharing a hash (odds ~n²/2⁶⁵, about 3·10⁻⁸ for a million rows) would
+  be reported as a duplicate.
 - Input is bounded: a line longer than :data:`MAX_LINE_BYTES` is refused before it is
   buffered (a hostile file without newlines cannot exhaust memory).
 """
