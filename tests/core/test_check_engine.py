@@ -521,3 +521,24 @@ def test_progress_reaches_the_total(tmp_path, small_chunks):
     size = (tmp_path / "p.csv").stat().st_size
     assert len(seen) > 2 and seen[-1] == (size, size)
     assert [d for d, _t in seen] == sorted(d for d, _t in seen)
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read_as_excel_writes_them(tmp_path):
+    (tmp_path / "x.csv").write_bytes(b"\xef\xbb\xbfid,n\r\n1,2\r\n3,x\r\n")
+    rows, found = validate(tmp_path, "x.csv", col("id", type="int"), col("n", type="int"), strict=True)
+    assert rows == 2
+    assert found == {("type", "n"): Failure("type", "n", 1, ex((2, "x")), "values that are not int")}
+
+
+def test_a_short_row_reads_its_missing_fields_as_empty(tmp_path):
+    """pandas' parser can't tell `1` from `1,` in a two-column file: both are a row whose
+    second field is empty, which `nullable` reports (a long row is a parse error)."""
+    write(tmp_path, "s.csv", "a,b\n1,2\n3\n")
+    _, found = validate(tmp_path, "s.csv", col("a", type="int"), col("b", type="int"))
+    assert found == {("nullable", "b"): Failure("nullable", "b", 1, ex((2, None)))}
+
+
+def test_json_lines_rows_count_objects_blank_lines_skipped(tmp_path):
+    write(tmp_path, "b.jsonl", '{"a": 1}\n\n{"a": -1}\n')
+    _, found = validate(tmp_path, "b.jsonl", col("a", type="int", min=0), fmt="jsonl")
+    assert found["min", "a"].examples == ex((2, -1))
