@@ -609,10 +609,12 @@ def _check_unique(
     if count:
         rows = complete[np.flatnonzero(dup)[:MAX_EXAMPLES]]
         original = chunk.frame.reset_index(drop=True)
+        # as in the other checks' examples: a number as a number, anything else as the file holds it
+        shown = {
+            c: keys[c] if getattr(checks.column(c), "type", None) in ("int", "float") else original[c] for c in cols
+        }
         values = [
-            _plain(original[cols[0]].iloc[r])
-            if len(cols) == 1
-            else ", ".join(str(_plain(original[c].iloc[r])) for c in cols)
+            _plain(shown[cols[0]].iloc[r]) if len(cols) == 1 else ", ".join(str(_plain(shown[c].iloc[r])) for c in cols)
             for r in rows
         ]
         tally.add(UNIQUE, label, count, _examples(values, rows, chunk), detail=f"rows repeating an earlier ({label})")

@@ -256,7 +256,7 @@ def test_unique_across_chunks_that_pandas_reads_in_different_dtypes(tmp_path, sm
     ids[2501] = "8"
     write(tmp_path, "t.csv", "id\n" + "".join(f"{i}\n" for i in ids))
     _, typed = validate(tmp_path, "t.csv", col("id", type="int", nullable=True), unique=(("id",),))
-    assert typed["unique", None].examples == ex((1502, 7.0), (2502, "8"))  # values as each chunk read them
+    assert typed["unique", None].examples == ex((1502, 7), (2502, 8))  # numbers, however each chunk read them
     _, untyped = validate(tmp_path, "t.csv", unique=(("id",),))
     assert untyped["unique", None].examples == ex((1502, 7.0), (2502, "8"))  # as each chunk read them
 
@@ -267,7 +267,7 @@ def test_unique_skips_keys_with_an_empty_part(tmp_path):
         "t.csv", "csv", unique=(("id",), ("a", "b")), columns=(col("id", type="int", nullable=True),)
     )
     by_key = {f.detail: f for f in check_engine.run_checks(tmp_path, checks)[1] if f.check == "unique"}
-    assert by_key["rows repeating an earlier (id)"].examples == ex((5, "7"), (6, "7"))
+    assert by_key["rows repeating an earlier (id)"].examples == ex((5, 7), (6, 7))
     assert by_key["rows repeating an earlier (a,b)"].examples == ex((6, "2, x"))
 
 
