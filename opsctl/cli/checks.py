@@ -102,7 +102,7 @@ def _examples(failure: Any, limit: int | None = EXAMPLES_SHOWN) -> str:
     text = "; ".join(
         f"{e.file + ' ' if e.file else ''}row {e.row}: {'(empty)' if e.value is None else repr(e.value)}" for e in shown
     )
-    if failure.check == "unique" and failure.detail:
+    if failure.detail and (failure.check == "unique" or not text):  # rows, present, strict: what was found
         text = f"{failure.detail}: {text}" if text else failure.detail
     return text
 

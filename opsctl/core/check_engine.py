@@ -7,24 +7,26 @@ pyarrow and pandera, so only the validate path imports it. How a dataset is chec
   lines, pyarrow for parquet), so memory stays flat however big the file is. A directory
   is its files of the dataset's format, in path order, read as one table.
 - Only an empty field is a null: pandas' default also reads ``NA``, ``null`` and ``None`` as
-  missing, which would make Namibia's country code a null.
+  missing, which would make Namibia's country code a null. A blank CSV line is a row of
+  nulls (not skipped), so row N stays line N + 1.
 - Each declared column is first brought to its type here (``int``, ``float``, ``bool``,
   ``datetime``, ``str``): a value that is not of the type is a ``type`` failure and then a
   null for the value checks, so one bad value never hides the others' range failures
   (pandera's own coercion gives up on the whole column).
 - The value checks (``nullable``, ``min``, ``max``, ``in``, ``regex``) are a pandera schema
   validated lazily per chunk; its failure cases give the counts and the examples.
-- ``unique`` spans chunks: each row's key columns are hashed (64-bit, pandas' own row hash)
-  and compared with every earlier chunk's hashes, 8 bytes per row. Two different keys
-  sharing a hash (odds ~n²/2⁶⁵, about 3·10⁻⁸ for a million rows) would be reported as a
-  duplicate.
+- ``unique`` spans chunks: each row's key columns, in one dtype whatever each chunk read
+  them as, are hashed (64-bit, pandas' own row hash) and looked up in sorted runs of every
+  earlier chunk's hashes, 8 bytes per row. A key with an empty part is skipped, as in SQL.
+  Two different keys sharing a hash (odds ~n²/2⁶⁵, about 3·10⁻⁸ for a million rows) would
+  be reported as a duplicate.
 - Input is bounded: a line longer than :data:`MAX_LINE_BYTES` is refused before it is
   buffered (a hostile file without newlines cannot exhaust memory).
 """
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import io
 import os
 from collections.abc import Callable, Iterator
@@ -113,7 +115,8 @@ class _Tally:
 
     def failures(self, order: list[tuple[str, str | None]]) -> list[Failure]:
         rank = {key: i for i, key in enumerate(order)}
-        keys = sorted(self.counts, key=lambda k: rank.get(k, len(rank)))
+        # strict's failures are per column, declared once for the table: they rank where it does
+        keys = sorted(self.counts, key=lambda k: rank.get(k, rank.get((k[0], None), len(rank))))
         # A unique set is a table-level check: its columns are in the detail, not in ``column``.
         return [
             Failure(
@@ -162,7 +165,7 @@ def check_rows(
         if schema is not None and len(frame):
             _validate(schema, checks, frame, chunk, untyped, tally)
         for cols, earlier in seen_keys.items():
-            _check_unique(cols, frame, chunk, earlier, tally)
+            _check_unique(checks, cols, frame, chunk, earlier, tally)
         tally.end_chunk(chunk)
         rows += len(frame)
     if not read_any:  # not one chunk: an empty file has no columns
@@ -197,8 +200,11 @@ def dataset_files(root: Path, path: str, fmt: str) -> list[Path]:
     return files
 
 
-def iter_chunks(root: Path, path: str, fmt: str, *, on_progress: Progress | None = None) -> Iterator[Chunk]:
-    """The dataset's rows in chunks (see the module's docstring). Raises DataParseError."""
+def iter_chunks(
+    root: Path, path: str, fmt: str, *, on_progress: Progress | None = None, text: bool = False
+) -> Iterator[Chunk]:
+    """The dataset's rows in chunks (see the module's docstring). Raises DataParseError.
+    ``text`` (CSV only): every value as the file writes it."""
     files = dataset_files(root, path, fmt)
     total = sum(f.stat().st_size for f in files)
     done = 0
@@ -206,8 +212,8 @@ def iter_chunks(root: Path, path: str, fmt: str, *, on_progress: Progress | None
         rel = os.path.relpath(file, root) if len(files) > 1 or file != root / path else None
         shown = rel or path
         size = file.stat().st_size
-        reader = {"csv": _csv_chunks, "parquet": _parquet_chunks, "jsonl": _jsonl_chunks}[fmt]
-        for frame, first_row, position in reader(file, shown):
+        chunks = _csv_chunks(file, shown, text=text) if fmt == "csv" else _READERS[fmt](file, shown)
+        for frame, first_row, position in chunks:
             if on_progress is not None:
                 on_progress(done + position, total)
             yield Chunk(frame, first_row, rel)
@@ -236,13 +242,14 @@ class _BoundedReader(io.RawIOBase):
             first = data.find(b"\n")
             if first < 0:
                 self._line += n
-            elif self._line + first > MAX_LINE_BYTES:
-                self._line += first
             else:
-                self._line = n - data.rfind(b"\n") - 1
+                longest = self._line + first
+                if n > MAX_LINE_BYTES:  # whole lines inside this block (only when the bound is below a block)
+                    longest = max(longest, max(len(line) for line in data[first + 1 :].split(b"\n")))
+                self._line = longest if longest > MAX_LINE_BYTES else n - data.rfind(b"\n") - 1
             if self._line > MAX_LINE_BYTES:
                 raise DataParseError(
-                    f"{self._shown}: a line longer than {MAX_LINE_BYTES >> 20} MiB near byte {self.position + n:,}: "
+                    f"{self._shown}: a line longer than {_size(MAX_LINE_BYTES)} before byte {self.position + n:,}: "
                     "not a table opsctl reads"
                 )
             self.position += n
@@ -253,6 +260,10 @@ class _BoundedReader(io.RawIOBase):
         super().close()
 
 
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
 def _rows_per_chunk(path: Path) -> int:
     """About CHUNK_BYTES of input per chunk, from the length of the first lines."""
     with open(path, "rb") as f:
@@ -261,8 +272,14 @@ def _rows_per_chunk(path: Path) -> int:
     return max(1000, CHUNK_BYTES * lines // max(len(sample), 1))
 
 
-def _csv_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _csv_chunks(path: Path, shown: str, *, text: bool = False) -> Iterator[tuple[pd.DataFrame, int, int]]:
+    """``text``: every value as the file writes it (a string, empty ones too), for rewriting
+    the file row for row (core/quarantine.py); the rows are the same either way."""
     import pandas as pd
+
+    values: dict[str, Any] = (
+        {"dtype": str, "na_filter": False} if text else {"keep_default_na": False, "na_values": [""]}
+    )
 
     raw = _BoundedReader(path, shown)
     stream = io.BufferedReader(raw, buffer_size=_BLOCK)
@@ -273,9 +290,9 @@ def _csv_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int
         reader = pd.read_csv(
             stream,
             chunksize=_rows_per_chunk(path),
-            keep_default_na=False,
-            na_values=[""],
-            sep="\t" if path.suffix.lower() == ".tsv" else ",",
+            **values,
+            skip_blank_lines=False,  # a blank line is a row of empty values: row N stays line N + 1
+            sep=_separator(path),
             low_memory=False,
         )
         with reader:
@@ -305,18 +322,22 @@ def _csv_error(path: Path, shown: str, exc: Exception) -> str:
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
         for number, content in enumerate(f, 1):
             if number == line:
-                column = _field_start(content, expected) + 1
+                column = _field_start(content, expected, _separator(path)) + 1
                 break
     return f"{shown}:{line}:{column}: expected {expected} fields, found {match.group(3)} (a stray comma or quote?)"
 
 
-def _field_start(line: str, index: int) -> int:
+def _separator(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _field_start(line: str, index: int, sep: str) -> int:
     """The character offset where field number ``index`` (0-based) of a CSV line starts."""
     quoted, field = False, 0
     for offset, char in enumerate(line):
         if char == '"':
             quoted = not quoted
-        elif char == "," and not quoted:
+        elif char == sep and not quoted:
             field += 1
             if field == index:
                 return offset + 1
@@ -325,21 +346,32 @@ def _field_start(line: str, index: int) -> int:
 
 def _utf8_error(path: Path, shown: str) -> str:
     """The line and column of the first byte that is not UTF-8 (read again, only on failure)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line, column, offset = 1, 1, 0
+    line, column, offset, carry = 1, 1, 0, b""
     with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            for i in range(len(block)):
-                try:
-                    text = decoder.decode(block[i : i + 1])
-                except UnicodeDecodeError:
-                    return (
-                        f"{shown}:{line}:{column}: byte 0x{block[i]:02x} at offset {offset + i:,} is not UTF-8 "
-                        "(re-save the file as UTF-8)"
-                    )
-                for char in text:
-                    line, column = (line + 1, 1) if char == "\n" else (line, column + 1)
-            offset += len(block)
+        while True:
+            block = f.read(_BLOCK)
+            data = carry + block
+            if not data:
+                break
+            try:
+                text, carry, bad = data.decode("utf-8"), b"", None
+            except UnicodeDecodeError as exc:
+                text = data[: exc.start].decode("utf-8")
+                carry = data[exc.start :]
+                if block and exc.reason == "unexpected end of data":  # a character cut by the block's end
+                    bad = None
+                else:
+                    bad = exc.start
+            newlines = text.count("\n")
+            line, column = (line + newlines, len(text) - text.rfind("\n")) if newlines else (line, column + len(text))
+            if bad is not None:
+                return (
+                    f"{shown}:{line}:{column}: byte 0x{data[bad]:02x} at offset {offset + bad:,} is not UTF-8 "
+                    "(re-save the file as UTF-8)"
+                )
+            offset += len(data) - len(carry)
+            if not block:
+                break
     return f"{shown}: not UTF-8 text"
 
 
@@ -377,13 +409,13 @@ def _jsonl_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, i
     try:
         if path.stat().st_size == 0:
             return
-        with pd.read_json(stream, lines=True, chunksize=_rows_per_chunk(path), convert_dates=False) as reader:
+        with pd.read_json(stream, lines=True, chunksize=_rows_per_chunk(path), dtype=False) as reader:
             for frame in reader:
                 yield frame, first_row, raw.position
                 first_row += len(frame)
     except UnicodeDecodeError:
         raise DataParseError(_utf8_error(path, shown)) from None
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a line that is an array, not an object
         raise DataParseError(_jsonl_error(path, shown, exc)) from None
     finally:
         stream.close()
@@ -409,6 +441,9 @@ def _jsonl_error(path: Path, shown: str, exc: Exception) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+_READERS = {"parquet": _parquet_chunks, "jsonl": _jsonl_chunks}
 
 
 # ---- checking -------------------------------------------------------------------------------
@@ -506,6 +541,8 @@ def _coerce(series: pd.Series, kind: str, date_format: str | None, *, csv: bool)
     # datetime
     if types.is_datetime64_any_dtype(series.dtype):
         return series, None
+    if date_format is None and (fast := _iso_dates(series)) is not None:
+        return fast, None
     text = series.astype("string")
     parsed = pd.to_datetime(text, errors="coerce", format=date_format or "ISO8601")
     bad = present & parsed.isna()
@@ -519,6 +556,24 @@ def _bound(value: Any, kind: str | None) -> Any:
 
         return pd.Timestamp(value)
     return value
+
+
+def _iso_dates(series: pd.Series) -> pd.Series | None:
+    """A text column of plain ISO 8601 dates and times (2024-01-31, 2024-01-31T10:00:00) read by
+    pyarrow's cast, several times faster than pandas. It reads a strict subset of what pandas'
+    ISO8601 parser reads, to the same values, and refuses the whole column otherwise (a bad
+    value, an offset, 2024-1-5): None then, and pandas reads it, its verdicts unchanged."""
+    import pandas as pd
+    import pyarrow as pa
+    from pandas.api import types
+
+    if not types.is_string_dtype(series.dtype) or types.is_object_dtype(series.dtype):
+        return None
+    try:
+        parsed = pa.array(series).cast(pa.timestamp("us"))
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=series.index, name=series.name)
 
 
 class _Schema(NamedTuple):
@@ -552,7 +607,8 @@ def _schema(checks: DatasetChecks) -> _Schema | None:
 def _validate(
     schema: _Schema, checks: DatasetChecks, frame: pd.DataFrame, chunk: Chunk, untyped: dict[str, Any], tally: _Tally
 ) -> None:
-    """The pandera checks of one chunk. Examples show values as the file holds them (``chunk.frame``)."""
+    """The pandera checks of one chunk. Examples show a number as a number, other values as the
+    file holds them (``chunk.frame``)."""
     import pandera.errors as pe
 
     # An untyped column in a CSV: `in:` and `regex:` compare text, as the file holds it.
@@ -577,32 +633,80 @@ def _validate(
                 rows = rows[~untyped[str(column)][rows]]
             if not len(rows):
                 continue
-            original = chunk.frame[column]
-            values = [None] * len(rows) if name == NULLABLE else original.iloc[rows[:MAX_EXAMPLES]]
+            kind = getattr(checks.column(str(column)), "type", None)
+            if name == NULLABLE:
+                values: Any = [None] * len(rows)
+            elif kind in ("int", "float"):  # the number, whether its chunk read the column as numbers or as text
+                values = [int(v) if kind == "int" else v for v in frame[column].iloc[rows[:MAX_EXAMPLES]]]
+            else:  # as the file holds it (a date as written, not as parsed)
+                values = chunk.frame[column].iloc[rows[:MAX_EXAMPLES]]
             tally.add(name, str(column), int(len(rows)), _examples(values, rows, chunk))
             tally.mark(rows, f"{name}({column})")
 
 
-def _check_unique(cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earlier: list[Any], tally: _Tally) -> None:
+def _check_unique(
+    checks: DatasetChecks, cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earlier: list[Any], tally: _Tally
+) -> None:
+    """Rows whose key repeats one of an earlier row, in this chunk or any before. ``earlier``
+    holds sorted runs of the hashes seen so far, merged so that there are only log2(chunks)
+    of them to search (a 10 GB file is not 300 searches per chunk)."""
     import numpy as np
     import pandas as pd
 
     if any(c not in frame.columns for c in cols) or not len(frame):
         return  # a missing column is reported by `present`
-    keys = frame[list(cols)]
-    hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-    dup = pd.Series(hashes).duplicated().to_numpy(copy=True)  # written below; pandas 3 hands out read-only views
-    for previous in earlier:  # sorted hashes of each earlier chunk
-        pos = np.searchsorted(previous, hashes)
+    keys = pd.DataFrame({c: _key_values(frame[c], checks.column(c)) for c in cols})
+    # A key with an empty part is no key (as in SQL): `nullable` reports it, and a value of
+    # the wrong type, a null by now, is not also a duplicate of every other one.
+    complete = np.flatnonzero(keys.notna().all(axis=1).to_numpy())
+    hashes = pd.util.hash_pandas_object(keys.iloc[complete], index=False).to_numpy()
+    dup = np.array(pd.Series(hashes).duplicated().to_numpy(), copy=True)  # repeats within the chunk
+    ordered = np.sort(hashes)  # searched in order, the earlier sorted runs are walked in memory order
+    for previous in earlier:
+        pos = np.searchsorted(previous, ordered)
         pos[pos == len(previous)] = 0
-        dup |= previous[pos] == hashes
+        seen = ordered[previous[pos] == ordered]
+        if len(seen):
+            dup |= np.isin(hashes, seen)
     count = int(dup.sum())
     label = ",".join(cols)
     if count:
-        tally.mark(np.flatnonzero(dup), f"{UNIQUE}({label})")
-        rows = np.flatnonzero(dup)[:MAX_EXAMPLES]
+        tally.mark(complete[np.flatnonzero(dup)], f"{UNIQUE}({label})")
+        rows = complete[np.flatnonzero(dup)[:MAX_EXAMPLES]]
+        original = chunk.frame.reset_index(drop=True)
+        # as in the other checks' examples: a number as a number, anything else as the file holds it
+        shown = {
+            c: keys[c] if getattr(checks.column(c), "type", None) in ("int", "float") else original[c] for c in cols
+        }
         values = [
-            _plain(keys.iloc[r, 0]) if len(cols) == 1 else ", ".join(str(_plain(v)) for v in keys.iloc[r]) for r in rows
+            _plain(shown[cols[0]].iloc[r]) if len(cols) == 1 else ", ".join(str(_plain(shown[c].iloc[r])) for c in cols)
+            for r in rows
         ]
         tally.add(UNIQUE, label, count, _examples(values, rows, chunk), detail=f"rows repeating an earlier ({label})")
-    earlier.append(np.sort(hashes))
+    earlier.append(ordered)
+    while len(earlier) > 1 and len(earlier[-2]) <= 2 * len(earlier[-1]):
+        last = earlier.pop()
+        earlier[-1] = np.sort(np.concatenate([earlier[-1], last]))
+
+
+def _key_values(series: pd.Series, col: Any) -> pd.Series:
+    """A key column in one dtype whatever its chunk held: pandas reads the same column as
+    int64 in one chunk and float64 (an empty value) or text (a bad value) in the next, and
+    those hash differently. Typed columns are already coerced: ints become Int64, so 7 and
+    7.0 are one key and ids past 2**53 stay exact; an untyped column is compared as text."""
+    from pandas.api import types
+
+    kind = col.type if col is not None else None
+    if kind == "float":
+        return series.astype("Float64")
+    if kind == "datetime":  # one unit in every chunk (pandas picks it from the text's precision)
+        return series.dt.as_unit("us") if types.is_datetime64_any_dtype(series.dtype) else series
+    if kind == "bool":
+        return series
+    numeric = types.is_numeric_dtype(series.dtype) and not types.is_bool_dtype(series.dtype)
+    if not numeric:  # an untyped column of text (a typed int column is always numeric by now)
+        return series.astype("string")
+    if types.is_integer_dtype(series.dtype) or kind == "int" or bool((series.dropna() % 1 == 0).all()):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):  # past int64: kept as floats
+            series = series.astype("Int64")  # 7.0 (an int column that held an empty value) is 7
+    return series if kind == "int" else series.astype("string")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -138,17 +139,19 @@ def parse_checks(v: Any, raw: Any) -> dict[str, DatasetChecks]:
         )
         unique = _unique(v, spec.get("unique", []), f"{key}.unique")
         max_rows, max_share = _tolerance(v, spec.get("max_failing_rows", 0), f"{key}.max_failing_rows")
+        path = posixpath.normpath(path)  # ./data/x.csv and data/x.csv/ are data/x.csv, as a typed path is
         quarantine = spec.get("quarantine")
         if quarantine is not None:
-            quarantine = v.relative_path(quarantine, f"{key}.quarantine", "in the project (a CSV file)").rstrip("/")
+            quarantine = v.relative_path(quarantine, f"{key}.quarantine", "in the project (a CSV file)")
+            quarantine = posixpath.normpath(quarantine)
             if fmt != "csv" or format_of(quarantine) != "csv":
                 raise v.error(
                     f"{key}.quarantine", "a .csv file, for a csv dataset (rows are moved as text)", quarantine
                 )
-            if quarantine == path.rstrip("/"):
+            if quarantine == path:
                 raise v.error(f"{key}.quarantine", "a file other than the dataset itself", quarantine)
-        datasets[path.rstrip("/")] = DatasetChecks(
-            path=path.rstrip("/"),
+        datasets[path] = DatasetChecks(
+            path=path,
             format=fmt,
             rows_min=rows_min,
             rows_max=rows_max,

@@ -4,8 +4,9 @@ another file, as Delta Live Tables' ``expect_or_drop`` or dbt's ``store_failures
 
 Only a run does it, right after the stage succeeded and before its outputs are committed,
 and only within ``max_failing_rows``: past it the gate fails and nothing is rewritten. The
-dataset keeps the rows that passed, byte for byte as text (read and written with every value
-as a string); the quarantine file gets the failing rows plus a ``failed_checks`` column.
+dataset keeps the rows that passed, each value as the file wrote it (read and written as text;
+quoting is pandas', and a blank line — a row of empty values to the checks — is written as
+one); the quarantine file gets the failing rows plus a ``failed_checks`` column.
 Both files are written beside their target and renamed over it, so a crash leaves either the
 old file or the new one. ``opsctl data validate`` never rewrites anything.
 """
@@ -26,7 +27,7 @@ def quarantine_rows(root: Path, checks: DatasetChecks, row_checks: dict[tuple[st
     dataset to ``checks.quarantine``; the number of rows moved."""
     import pandas as pd
 
-    from opsctl.core.check_engine import _rows_per_chunk
+    from opsctl.core.check_engine import iter_chunks
 
     assert checks.quarantine is not None
     source = root / checks.path
@@ -41,22 +42,18 @@ def quarantine_rows(root: Path, checks: DatasetChecks, row_checks: dict[tuple[st
             open(kept_tmp, "w", encoding="utf-8", newline="") as kept,
             open(moved_tmp, "w", encoding="utf-8", newline="") as bad,
         ):
-            first_row = 1
             header = True
-            # The same reading as the engine's (blank lines skipped), so row numbers agree.
-            with pd.read_csv(
-                source, dtype=str, keep_default_na=False, na_filter=False, chunksize=_rows_per_chunk(source)
-            ) as reader:
-                for frame in reader:
-                    rows = pd.RangeIndex(first_row, first_row + len(frame))
-                    is_bad = rows.isin(list(failing))
-                    frame[~is_bad].to_csv(kept, index=False, header=header)
-                    out = frame[is_bad].copy()
-                    out[FAILED_CHECKS_COLUMN] = [failing[r] for r in rows[is_bad]]
-                    out.to_csv(bad, index=False, header=header)
-                    moved += len(out)
-                    first_row += len(frame)
-                    header = False
+            # The engine's own reading, values as text: the row numbers are the ones it reported.
+            for chunk in iter_chunks(root, checks.path, checks.format, text=True):
+                frame = chunk.frame
+                rows = pd.RangeIndex(chunk.first_row, chunk.first_row + len(frame))
+                is_bad = rows.isin(list(failing))
+                frame[~is_bad].to_csv(kept, index=False, header=header)
+                out = frame[is_bad].copy()
+                out[FAILED_CHECKS_COLUMN] = [failing[r] for r in rows[is_bad]]
+                out.to_csv(bad, index=False, header=header)
+                moved += len(out)
+                header = False
         os.replace(moved_tmp, target)
         os.replace(kept_tmp, source)
     finally:

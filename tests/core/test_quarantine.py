@@ -90,10 +90,11 @@ def test_quarantine_rows_moves_exactly_the_named_rows_as_text(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "rows.csv").write_text(text)
     checks = checks_of({"quarantine": "out/bad/rejected.csv"})
-    moved = quarantine_rows(tmp_path, checks, {(None, 2): ["min(price)"], (None, 3): ["nullable(price)", "in(name)"]})
+    moved = quarantine_rows(tmp_path, checks, {(None, 2): ["min(price)"], (None, 4): ["nullable(price)", "in(name)"]})
     assert moved == 2
-    # Values stay as the file wrote them (007, NA, the quoted comma); the blank line is not a row.
-    assert (tmp_path / "out" / "rows.csv").read_text() == 'id,name,price\n1,"Smith, J",1.50\n4,ok,2\n'
+    # Values stay as the file wrote them (007, NA, the quoted comma); the blank line is row 3
+    # (a row of empty values, as the checks count it) and stays one.
+    assert (tmp_path / "out" / "rows.csv").read_text() == 'id,name,price\n1,"Smith, J",1.50\n,,\n4,ok,2\n'
     assert (tmp_path / "out" / "bad" / "rejected.csv").read_text() == (
         "id,name,price,failed_checks\n2,x,007,min(price)\n3,NA,,nullable(price);in(name)\n"
     )
