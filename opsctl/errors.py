@@ -59,6 +59,10 @@ class DataCheckFailedError(OpsctlError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class DataParseError(OpsctlError):
+    """A dataset's file can't be read as its format (named with its line and column where known)."""
+
+
 class InterruptedByUser(OpsctlError):
     exit_code = EXIT_INTERRUPTED
 

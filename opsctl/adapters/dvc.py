@@ -152,6 +152,21 @@ def open_repo(root: Path) -> Iterator[Any]:
         project_root_cwd.leave()
 
 
+def dataset_hashes(root: Path, paths: list[str]) -> dict[str, str | None]:
+    """DVC's hash of each workspace path (see dvc_compat.dataset_hash); None for one that
+    can't be hashed. Takes no lock: it reads the workspace and DVC's state database only."""
+    from opsctl.adapters import dvc_compat
+
+    hashes: dict[str, str | None] = {}
+    with open_repo(root) as repo:
+        for path in paths:
+            try:
+                hashes[path] = dvc_compat.dataset_hash(repo, str(root / path))
+            except Exception:  # noqa: BLE001 — a hash is an optimisation (verdict cache) and a record detail
+                hashes[path] = None
+    return hashes
+
+
 @contextlib.contextmanager
 def _translate() -> Iterator[None]:
     from dvc.exceptions import DvcException
@@ -243,6 +258,8 @@ class PipelineStage:
     changes: tuple[StageChange, ...]  # DVC's reasons for it being stale; empty when up to date (or not asked)
     wdir: str = "."  # where its command runs, relative to the project root
     frozen: bool = False
+    dep_paths: tuple[str, ...] = ()  # local deps and outs relative to the project root (deps/outs are
+    out_paths: tuple[str, ...] = ()  # as dvc.yaml writes them, relative to the stage's wdir)
 
 
 def pipeline_graph(root: Path) -> list[PipelineStage]:
@@ -277,6 +294,8 @@ def _pipeline_stages(repo, graph, status: dict | None = None) -> list[PipelineSt
                 cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
                 deps=tuple(str(d.def_path) for d in stage.deps),
                 outs=tuple(str(o.def_path) for o in stage.outs),
+                dep_paths=_local_paths(root, stage.deps),
+                out_paths=_local_paths(root, stage.outs),
                 upstream=tuple(
                     sorted(d.addressing for d in graph.successors(stage) if isinstance(d, DvcPipelineStage))
                 ),
@@ -462,6 +481,19 @@ def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[Trac
 
 def _rel(root: Path, path) -> str:
     return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def _local_paths(root: Path, items) -> tuple[str, ...]:
+    """The deps or outs of a stage that are in the project, relative to its root."""
+    paths = []
+    for item in items:
+        if item.protocol != "local":
+            continue
+        try:
+            paths.append(_rel(root, item.fs_path))
+        except ValueError:  # outside the project
+            continue
+    return tuple(paths)
 
 
 def _output(root: Path, out) -> TrackedOutput:

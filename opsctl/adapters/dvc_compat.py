@@ -91,6 +91,20 @@ def cached_run(repo: Any, stage: Any) -> Any | None:
     return repo.stage_cache._create_stage(cache, wdir=stage.wdir)
 
 
+# -- hashing -------------------------------------------------------------------------------
+
+
+def dataset_hash(repo: Any, path: str) -> str:
+    """DVC's md5 of a workspace file or directory (a directory's ends in ``.dir``), as ``dvc
+    add`` would record it, through DVC's state database: a file unchanged since DVC last
+    hashed it is not read again. ``dvc_data.hashfile.build.build(odb, path, fs, "md5",
+    ignore=, dry_run=True)`` (dvc-data 3.x, DVC 3.50-3.67); nothing is written to the cache."""
+    from dvc_data.hashfile.build import build
+
+    _odb, _meta, obj = build(repo.cache.local, path, repo.fs, "md5", ignore=repo.dvcignore, dry_run=True)
+    return str(obj.hash_info.value)
+
+
 # -- dvc.lock ------------------------------------------------------------------------------
 
 

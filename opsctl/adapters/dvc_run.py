@@ -35,6 +35,7 @@ from opsctl.adapters import dvc_compat
 from opsctl.adapters.dvc import (
     LOCK_TIMEOUT_ENV,
     PipelineStage,
+    _local_paths,
     _pipeline_stages,
     _prepare_dvc,
     _translate,
@@ -118,6 +119,7 @@ class RunSession:
         self._mutex = threading.Lock()
         self._stages: dict[str, Any] = {}  # name -> the DVC stage object between prepare and record
         self.changed_data_sources: list[str] = []  # set by plan()
+        self.data_source_outs: dict[str, tuple[str, ...]] = {}  # .dvc file -> its paths (from the project root)
         self._planned: dict[str, Any] = {}  # name -> DVC stage object, set by plan()
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
 
@@ -238,6 +240,12 @@ class RunSession:
                 and not s.is_import
                 and s.addressing in status
             )
+            root = Path(repo.root_dir)
+            self.data_source_outs = {
+                s.relpath: _local_paths(root, s.outs)
+                for s in graph
+                if not isinstance(s, DvcPipelineStage) and s.is_data_source
+            }
             return _pipeline_stages(repo, graph, status)
 
     def commit_data_sources(self, paths: list[str]) -> None:
@@ -265,11 +273,13 @@ class RunSession:
 
     # -- running ------------------------------------------------------------------------
 
-    def prepare(self, name: str, *, recheck: bool, use_run_cache: bool) -> str:
+    def prepare(self, name: str, *, recheck: bool, use_run_cache: bool, record_restored: bool = True) -> str:
         """Before a stage's command: UP_TO_DATE (``recheck`` and DVC now sees no change,
         e.g. an upstream stage re-ran but produced the same outputs), RESTORED (the run
-        cache had it: outputs checked out, lock entry written), or EXECUTE (outputs
-        removed, as ``dvc repro`` does; run the command, then call :meth:`record`)."""
+        cache had it: outputs checked out, lock entry written — unless ``record_restored``
+        is False: then the caller checks the outputs first and calls :meth:`record` or
+        :meth:`forget`), or EXECUTE (outputs removed, as ``dvc repro`` does; run the
+        command, then call :meth:`record`)."""
         self._must_write()
         from dvc.stage.cache import RunCacheNotFoundError
 
@@ -284,7 +294,10 @@ class RunSession:
                 except RunCacheNotFoundError:
                     pass
                 else:
-                    self._save(stage)
+                    if record_restored:
+                        self._save(stage)
+                    else:
+                        self._stages[name] = stage
                     return RESTORED
             stage.save_deps()
             self._stages[name] = stage
@@ -322,6 +335,15 @@ class RunSession:
             params = _flatten_show(repo.params.show(hide_workspace=False), plain_file="params.yaml")
             metrics = _flatten_show(repo.metrics.show(hide_workspace=False), plain_file=None)
         return params, metrics
+
+    def dataset_hash(self, path: str) -> str | None:
+        """DVC's hash of a workspace file or directory (relative to the root), None when it
+        can't be hashed: what a data check's verdict is cached and recorded by."""
+        with self._locked() as repo:
+            try:
+                return dvc_compat.dataset_hash(repo, str(self.root / path))
+            except Exception:  # noqa: BLE001 — the hash only keys the verdict cache
+                return None
 
     def hashes(self, name: str) -> RecordedStage:
         """Deps and outs of a stage as its ``dvc.lock`` entry records them."""

@@ -6,14 +6,19 @@ from typing import Optional
 
 import typer
 
+from opsctl.cli import checks
 from opsctl.cli.output import Styled, out
 
-app = typer.Typer(help="Version data with DVC.\n\nAdd, status, push/pull, diff, ls, remotes.", no_args_is_help=True)
+app = typer.Typer(
+    help="Version and check data.\n\nAdd, status, push/pull, diff, ls, remotes (DVC); validate and profile (data checks).",
+    no_args_is_help=True,
+)
 remote_app = typer.Typer(
     help="Where pushed data is stored.\n\nLocal directories and s3:// (also S3-compatible servers).",
     no_args_is_help=True,
 )
 app.add_typer(remote_app, name="remote")
+app.command("validate")(checks.validate)
 
 JSON = typer.Option(False, "--json", help="Print as JSON.")
 

@@ -206,6 +206,7 @@ def _print_plan(report, as_json: bool) -> None:
                         "upstream": s.upstream,
                         "cmd": s.cmd,
                         "image": s.image.ref if s.image else None,
+                        "checks": {"before": plan.gates_of(s.name, "before"), "after": plan.gates_of(s.name, "after")},
                     }
                     for s in plan.steps
                 ],
@@ -220,6 +221,12 @@ def _print_plan(report, as_json: bool) -> None:
         ["stage", "action", "why"],
         [(s.name, Styled(_action(s), styles[_action(s)]), "; ".join(s.reasons)) for s in plan.steps],
     )
+    gates = [g for g in plan.gates if any(s.name == g.stage for s in plan.to_run)]
+    if gates:
+        out.table(
+            ["data checks", "dataset"],
+            [(f"{g.when} {g.stage}", g.dataset) for g in gates],
+        )
     runs = sum(_action(s) == "run" for s in plan.steps)
     restores = sum(_action(s) == "restore" for s in plan.steps)
     out.info(
@@ -288,6 +295,15 @@ def _finish_line(stage) -> tuple[str, str]:
     return f"- {stage.name} {stage.status}: {stage.detail}", "yellow"
 
 
+def _checked_line(stage: str, when: str, verdict) -> tuple[str, str]:
+    rows = "" if verdict.rows < 0 else f"{verdict.rows:,} rows, "
+    where = f"{when} {stage}"
+    if verdict.passed:
+        again = ", same data passed before" if verdict.cached else ""
+        return f"✓ checks of {verdict.path} passed ({where}: {rows}{verdict.checks} checks{again})", "green"
+    return f"✗ checks of {verdict.path} failed ({where}): {verdict.summary()}", "red"
+
+
 def _built_line(record) -> str:
     return f"built image {record.name} ({record.ref}) in {record.seconds:.1f} s"
 
@@ -353,6 +369,10 @@ class _PlainDisplay(RunEvents):
 
     def stage_finished(self, stage) -> None:
         text, _style = _finish_line(stage)
+        out.info(text)
+
+    def checked(self, stage: str, when: str, verdict) -> None:
+        text, _style = _checked_line(stage, when, verdict)
         out.info(text)
 
     def warning(self, text: str) -> None:
@@ -451,6 +471,12 @@ class _LiveDisplay(RunEvents):
             self._running.pop(stage.name, None)
             self._done += 1
         text, style = _finish_line(stage)
+        self._live.console.print(Text(text, style=style))
+
+    def checked(self, stage: str, when: str, verdict) -> None:
+        from rich.text import Text
+
+        text, style = _checked_line(stage, when, verdict)
         self._live.console.print(Text(text, style=style))
 
     def warning(self, text: str) -> None:

@@ -287,7 +287,11 @@ class DatasetVerdict:
     def summary(self, limit: int = 3) -> str:
         """One line for a stage's failure message: ``3 checks failed: type(tenure) 2 rows, ...``."""
         parts = [
-            f"{f.check}({f.column}) {f.count} row{'s' if f.count != 1 else ''}" if f.column else f"{f.check}"
+            f"{f.check}({f.column}) {f.count} row{'s' if f.count != 1 else ''}"
+            if f.column and f.check not in (PRESENT, STRICT)
+            else f"{f.check} ({f.detail})"
+            if f.detail
+            else f.check
             for f in self.failures[:limit]
         ]
         more = f", +{len(self.failures) - limit} more" if len(self.failures) > limit else ""

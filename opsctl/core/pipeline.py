@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from opsctl.core.gates import Gate, plan_gates
 from opsctl.core.project import Project
 from opsctl.core.stagelock import StageImage
 
@@ -41,6 +42,8 @@ class PlanStep:
     image_changed: bool  # its image differs from the one it last ran in (the run cache can't know)
     image: StageImageUse | None = None
     restorable: bool | None = None  # dry-run only: the run cache holds this exact stage
+    deps: tuple[str, ...] = ()  # local deps and outs, relative to the project root
+    outs: tuple[str, ...] = ()
 
     @property
     def stale(self) -> bool:
@@ -52,10 +55,15 @@ class Plan:
     executor: str
     steps: list[PlanStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # for the front end to show (core never prints)
+    gates: list[Gate] = field(default_factory=list)  # the data checks of every stage (core/gates.py)
 
     @property
     def to_run(self) -> list[PlanStep]:
         return [s for s in self.steps if s.stale]
+
+    def gates_of(self, stage: str, when: str) -> list[str]:
+        """The datasets checked ``when`` (BEFORE or AFTER) ``stage`` runs."""
+        return [g.dataset for g in self.gates if g.stage == stage and g.when == when]
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,8 @@ def make_plan(
     plan = Plan(executor, plan_steps(stages, images, lock, force=force))
     if not targets:  # only the whole pipeline says which stages dvc.yaml has
         plan.warnings = unknown_stage_warnings(project, [s.name for s in stages])
+    if project.config.checks:
+        plan.gates = plan_gates(project.config.checks, [(s.name, s.deps, s.outs) for s in plan.steps])
     if check_run_cache:
         plan.steps = [_with_restorable(session, s) for s in plan.steps]
     return plan
@@ -179,6 +189,8 @@ def plan_steps(
                 upstream_stale=bool(stale_upstream),
                 image_changed=bool(image_reason),
                 image=use,
+                deps=tuple(getattr(stage, "dep_paths", ())),
+                outs=tuple(getattr(stage, "out_paths", ())),
             )
         )
     return steps

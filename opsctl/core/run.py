@@ -28,6 +28,7 @@ from opsctl.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from opsctl.adapters.dvc_lock import LockHolder
     from opsctl.adapters.dvc_run import RunSession
+    from opsctl.core.checks import DatasetVerdict
 
 LOG_TAIL = 20
 
@@ -121,6 +122,9 @@ class RunEvents:
     def warning(self, text: str) -> None:
         """Something the user should know before the stages run (one line)."""
 
+    def checked(self, stage: str, when: str, verdict: DatasetVerdict) -> None:
+        """A data gate ran: ``verdict`` of a dataset checked ``when`` (gates.BEFORE/AFTER) ``stage`` runs."""
+
 
 def parse_overrides(items: list[str], root: Path | None = None) -> list[tuple[str, str, object]]:
     """``[FILE:]KEY=VALUE`` -> (file, dotted key, YAML-parsed value); UsageError when malformed
@@ -189,11 +193,17 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             check_run_cache=options.dry_run,
         )
         report.plan = plan
-        if session.changed_data_sources and not options.dry_run:
-            # The plan already counts their stages as stale (their deps changed).
-            session.commit_data_sources(session.changed_data_sources)
-            report.committed_data = list(session.changed_data_sources)
         events.planned(plan)
+        gates = DataGates(project, session, run_id, events)
+        if session.changed_data_sources and not options.dry_run:
+            # The plan already counts their stages as stale (their deps changed). Data that
+            # fails its checks is not committed: its .dvc file keeps pointing at the last good
+            # version (`dvc checkout` brings it back), and the stages reading it fail.
+            bad = gates.check_changed_sources(plan, session.changed_data_sources, session.data_source_outs)
+            good = [dvcfile for dvcfile in session.changed_data_sources if dvcfile not in bad]
+            if good:
+                session.commit_data_sources(good)
+            report.committed_data = good
         if options.dry_run or not plan.to_run:
             # Nothing stale is not a run: no record (`opsctl run` in an up-to-date project stays instant).
             report.finished = time.time()
@@ -201,7 +211,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
         recorder = RunRecorder(project)
         status = "failed"
         try:
-            _execute(project, session, plan, options, jobs, report, events, recorder)
+            _execute(project, session, plan, options, jobs, report, events, recorder, gates)
             status = "failed" if report.failed else "succeeded"
         except KeyboardInterrupt:  # SchedulerInterrupted included
             status = "interrupted"
@@ -267,10 +277,13 @@ def _execute(
     report: RunReport,
     events: RunEvents,
     recorder: RunRecorder,
+    gates: DataGates,
 ) -> None:
     from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
     from opsctl.core.stagelock import StageImage, record_stage
     from opsctl.executors.base import DEFAULT_PIDS, ContainerSettings, StageInvocation
+
+    from opsctl.core.gates import AFTER, BEFORE
 
     steps = {s.name: s for s in plan.to_run}
     if plan.executor == DOCKER:  # an unknown network fails here, before any build or container
@@ -294,16 +307,41 @@ def _execute(
         )
         by_name[name] = stage
         started = time.monotonic()
+        log_path = logs_dir / f"{_safe(name)}.log"  # the stage's own log; gates append what failed
+        # Data it reads that no stage writes is checked before it touches anything.
+        failed_data = gates.failures(name, BEFORE, plan.gates_of(name, BEFORE), log_path)
+        if failed_data:
+            stage.log_path = log_path
+            stage.duration = time.monotonic() - started
+            return StageReport(FAILED, f"not run: {failed_data}")
+        after = plan.gates_of(name, AFTER)
         # A stage stale only because something upstream ran: DVC decides again now that
         # the upstream outputs exist (unchanged outputs mean nothing to do, as in dvc repro).
         recheck = not step.own_change and not options.force
-        decision = session.prepare(name, recheck=recheck, use_run_cache=not options.force and not step.image_changed)
+        decision = session.prepare(
+            name,
+            recheck=recheck,
+            use_run_cache=not options.force and not step.image_changed,
+            record_restored=not after,
+        )
         lock_entry = StageImage(plan.executor, image_name, ref, identity)
         if decision == UP_TO_DATE:
             stage.hashes = session.hashes(name).hashes
             stage.duration = time.monotonic() - started
+            failed_data = gates.failures(name, AFTER, after, log_path)
+            if failed_data:
+                stage.log_path = log_path
+                return StageReport(FAILED, failed_data)
             return StageReport(CACHED, "up to date once upstream finished")
         if decision == RESTORED:
+            if after:  # its outputs are checked before they are recorded
+                failed_data = gates.failures(name, AFTER, after, log_path)
+                if failed_data:
+                    stage.log_path = log_path
+                    session.forget(name)
+                    stage.duration = time.monotonic() - started
+                    return StageReport(FAILED, f"restored from the run cache, then {failed_data}")
+                session.record(name)
             record_stage(project.root, name, lock_entry)
             stage.hashes = session.hashes(name).hashes
             stage.duration = time.monotonic() - started
@@ -326,12 +364,12 @@ def _execute(
             cmd=step.cmd,
             workdir=project.root / step.wdir,
             root=project.root,
-            log_path=logs_dir / f"{_safe(name)}.log",
+            log_path=log_path,
             env={k: os.environ[k] for k in settings.env if k in os.environ},
             run_id=report.run_id,
             container=container,
         )
-        stage.log_path = invocation.log_path
+        stage.log_path = log_path
         try:
             outcome = executor.run(invocation, on_line=events.stage_line)
         except BaseException:
@@ -345,6 +383,10 @@ def _execute(
         if not outcome.succeeded:
             session.forget(name)
             return StageReport(FAILED, f"exit code {outcome.exit_code}")
+        failed_data = gates.failures(name, AFTER, after, log_path)
+        if failed_data:
+            session.forget(name)
+            return StageReport(FAILED, failed_data)
         try:
             stage.hashes = session.record(name).hashes
         except StageOutputMissing as exc:
@@ -365,6 +407,7 @@ def _execute(
 
     tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
     recorder.begin(report, options.targets)  # everything is ready: from here on it is a run
+    gates.begin_recording()  # verdicts of data checked before (changed sources) are recorded with the run
     if images:
         executor.open(report.run_id, images[tasks[0].name].ref)
     try:
@@ -387,6 +430,122 @@ def _execute(
         exc.report = report  # type: ignore[attr-defined]
         raise
     report.stages = [by_name[t.name] for t in tasks]
+
+
+class DataGates:
+    """The data checks of one run (core/gates.py says which run where). A dataset read by
+    several stages is checked once per run; across runs, the same bytes that passed the same
+    checks are not read again (core/validation.py). Each verdict is recorded with the run
+    and the stage it gated. Called from stage threads."""
+
+    def __init__(self, project: Project, session, run_id: str, events: RunEvents) -> None:
+        self._project = project
+        self._session = session
+        self._run_id = run_id
+        self._events = events
+        self._mutex = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._before: dict[str, DatasetVerdict] = {}  # a source's verdict, for every stage reading it
+        self._record_warned = False
+        self._recording = False  # until the run's record exists, verdicts wait in _pending
+        self._pending: list[tuple[DatasetVerdict, str]] = []
+
+    def check_changed_sources(self, plan: Plan, dvcfiles: list[str], outs: dict[str, tuple[str, ...]]) -> set[str]:
+        """Check, before they are committed, the changed data sources that have checks; the
+        .dvc files whose data failed."""
+        from opsctl.core.gates import BEFORE, overlap
+
+        bad = set()
+        for dvcfile in dvcfiles:
+            for gate in plan.gates:
+                if gate.when != BEFORE or not any(overlap(gate.dataset, p) for p in outs.get(dvcfile, ())):
+                    continue
+                if not any(s.name == gate.stage for s in plan.to_run):
+                    continue
+                if self.failures(gate.stage, BEFORE, [gate.dataset], None):
+                    bad.add(dvcfile)
+        return bad
+
+    def begin_recording(self) -> None:
+        with self._mutex:
+            self._recording, pending, self._pending = True, self._pending, []
+        for verdict, stage in pending:
+            self._record(verdict, stage)
+
+    def failures(self, stage: str, when: str, datasets: list[str], log_path: Path | None) -> str:
+        """Check ``datasets`` for ``stage``; '' when all passed, else one line saying what
+        failed (the failing checks are also appended to the stage's log)."""
+        from opsctl.core.gates import BEFORE
+
+        failed = []
+        for path in datasets:
+            with self._mutex:
+                lock = self._locks.setdefault(path, threading.Lock())
+            with lock:
+                verdict = self._before.get(path) if when == BEFORE else None
+                if verdict is None:
+                    verdict = self._check(stage, path)
+                    if when == BEFORE:
+                        self._before[path] = verdict
+                    self._events.checked(stage, when, verdict)
+            if not verdict.passed:
+                failed.append(verdict)
+        if not failed:
+            return ""
+        if log_path is not None:
+            _log_failures(log_path, failed)
+        shown = "; ".join(f"{v.path}: {v.summary()}" for v in failed)
+        return f"data check failed: {shown}"
+
+    def _check(self, stage: str, path: str) -> DatasetVerdict:
+        from opsctl.core.check_records import passed_before
+        from opsctl.core.checks import PRESENT, DatasetVerdict, Failure
+        from opsctl.core.validation import check_dataset
+        from opsctl.errors import OpsctlError
+
+        checks = self._project.config.checks[path]
+        data_hash = None
+        if not (self._project.root / path).exists():
+            failure = Failure(PRESENT, None, 1, detail=f"{path} is not in the workspace")
+            verdict = DatasetVerdict(path, None, checks.digest, 0, len(checks.names()), [failure])
+        else:
+            data_hash = self._session.dataset_hash(path)
+            try:
+                verdict = check_dataset(
+                    self._project.root, checks, data_hash, reuse=lambda h, c: passed_before(self._project, h, c)
+                )
+            except OpsctlError as exc:  # unreadable data (DataParseError): a failed check, not a crashed run
+                failure = Failure("read", None, 1, detail=str(exc))
+                verdict = DatasetVerdict(path, data_hash, checks.digest, 0, len(checks.names()), [failure])
+        with self._mutex:
+            if not self._recording:
+                self._pending.append((verdict, stage))
+                return verdict
+        self._record(verdict, stage)
+        return verdict
+
+    def _record(self, verdict: DatasetVerdict, stage: str) -> None:
+        from opsctl.core.check_records import record_verdicts
+
+        error = record_verdicts(self._project, [verdict], run_id=self._run_id, stage=stage)
+        if error and not self._record_warned:
+            self._record_warned = True
+            self._events.warning(f"data check verdicts were not recorded in the run store: {error}")
+
+
+def _log_failures(log_path: Path, verdicts: list[DatasetVerdict]) -> None:
+    """The failing checks at the end of the stage's log, where `opsctl runs logs` shows them."""
+    lines = []
+    for verdict in verdicts:
+        lines.append(f"opsctl: data check failed: {verdict.path}: {verdict.summary(limit=len(verdict.failures))}")
+        for failure in verdict.failures:
+            where = f"{failure.check}({failure.column})" if failure.column else failure.check
+            examples = ", ".join(f"row {e.row}: {e.value!r}" for e in failure.examples)
+            detail = f" — {failure.detail}" if failure.detail else ""
+            lines.append(f"opsctl:   {where}: {failure.count} failing{detail}{': ' + examples if examples else ''}")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 class StageImageRef(NamedTuple):
