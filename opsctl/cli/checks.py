@@ -66,7 +66,7 @@ def _show(report: Any) -> None:
         out.table(["dataset", "verdict", "check", "column", "failing", "examples"], rows)
         return
     for d in report.datasets:
-        rows_text = "" if d.rows < 0 else f"{d.rows:,} rows, "
+        rows_text = f"{d.rows:,} rows, "
         cached = ", same data passed before" if d.cached else ""
         if d.passed:
             out.success(f"{d.path}: passed ({rows_text}{d.checks} checks{cached})")

@@ -296,7 +296,7 @@ def _finish_line(stage) -> tuple[str, str]:
 
 
 def _checked_line(stage: str, when: str, verdict) -> tuple[str, str]:
-    rows = "" if verdict.rows < 0 else f"{verdict.rows:,} rows, "
+    rows = f"{verdict.rows:,} rows, "
     where = f"{when} {stage}"
     if verdict.passed:
         again = ", same data passed before" if verdict.cached else ""

@@ -12,11 +12,14 @@ import sys
 from opsctl.cli.output import Styled, out
 from opsctl.core.formatting import (
     STATUS_STYLES,
+    VERDICT_STYLES,
     commit_label,
     duration_text,
+    failure_label,
     image_label,
     outcome_style,
     value_text,
+    verdict_text,
     when,
 )
 
@@ -62,12 +65,15 @@ def print_run_list(limit: int, status: str | None, where: list[str], sort: str |
 
 def print_run(run: str, as_json: bool) -> None:
     """One run: what ran, with which code, params and images, and what each stage did."""
+    from opsctl.core.check_records import run_verdicts
     from opsctl.core.project import open_project
     from opsctl.core.runs import show_run
 
-    detail = show_run(open_project(read_config=False), run)
+    project = open_project(read_config=False)
+    detail = show_run(project, run)
+    verdicts = run_verdicts(project, detail.id)
     if as_json:
-        out.json(detail_json(detail))
+        out.json({**detail_json(detail), "checks": [v.as_json() for v in verdicts]})
         return
     w = sys.stdout.write
     w(f"run       {detail.id}\n")
@@ -93,6 +99,21 @@ def print_run(run: str, as_json: bool) -> None:
             for s in detail.stages
         ],
     )
+    if verdicts:
+        w("\nchecks\n")
+        out.table(
+            ["dataset", "stage", "verdict", "rows", "failing checks"],
+            [
+                (
+                    v.path,
+                    v.stage or "",
+                    Styled(verdict_text(v.passed, v.failed_checks, cached=v.cached), VERDICT_STYLES[v.passed]),
+                    v.rows,
+                    ", ".join(failure_label(f) for f in v.failures),
+                )
+                for v in verdicts
+            ],
+        )
     if detail.params:
         w("\nparams\n")
         for key, value in sorted(detail.params.items()):

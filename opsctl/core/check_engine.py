@@ -75,6 +75,30 @@ class _Tally:
         self.counts: dict[tuple[str, str | None], int] = {}
         self.examples: dict[tuple[str, str | None], list[Example]] = {}
         self.details: dict[tuple[str, str | None], str] = {}
+        self.failing_rows = 0  # distinct rows failing a row-level check
+        self.keep_rows = 0  # how many of them to remember with their checks (quarantine)
+        self.row_checks: dict[tuple[str | None, int], list[str]] = {}  # (file, row) -> the checks it failed
+        self._marks: list[tuple[Any, str]] = []  # this chunk's failing positions, per check
+
+    def mark(self, positions: Any, label: str) -> None:
+        """Rows of the current chunk (0-based positions) that failed the row-level check ``label``."""
+        self._marks.append((positions, label))
+
+    def end_chunk(self, chunk: Chunk) -> None:
+        import numpy as np
+
+        if not self._marks:
+            return
+        failing = np.unique(np.concatenate([np.asarray(p, dtype=np.int64) for p, _label in self._marks]))
+        self.failing_rows += len(failing)
+        room = self.keep_rows - len(self.row_checks)
+        if room > 0:
+            kept = set(failing[:room].tolist())
+            for positions, label in self._marks:
+                for position in np.asarray(positions).tolist():
+                    if position in kept:
+                        self.row_checks.setdefault((chunk.file, chunk.first_row + position), []).append(label)
+        self._marks = []
 
     def add(
         self, check: str, column: str | None, count: int, examples: list[Example] | None = None, detail: str = ""
@@ -107,7 +131,24 @@ class _Tally:
 def run_checks(root: Path, checks: DatasetChecks, *, on_progress: Progress | None = None) -> tuple[int, list[Failure]]:
     """Check the dataset ``checks.path`` (relative to ROOT): its row count and its failures,
     table-level checks first. Raises DataParseError (exit 1) for data that can't be read."""
+    result = check_rows(root, checks, on_progress=on_progress)
+    return result.rows, result.failures
+
+
+class RowsChecked(NamedTuple):
+    rows: int
+    failures: list[Failure]
+    failing_rows: int  # distinct rows that failed a row-level check
+    row_checks: dict[tuple[str | None, int], list[str]]  # the first ``keep_rows`` of them: (file, row) -> checks
+
+
+def check_rows(
+    root: Path, checks: DatasetChecks, *, keep_rows: int = 0, on_progress: Progress | None = None
+) -> RowsChecked:
+    """:func:`run_checks`, also counting the distinct failing rows and remembering the first
+    ``keep_rows`` of them with the checks each failed (what a quarantine moves)."""
     tally = _Tally()
+    tally.keep_rows = keep_rows
     schema = _schema(checks)
     seen_keys: dict[tuple[str, ...], list[Any]] = {cols: [] for cols in checks.unique}
     rows = 0
@@ -122,6 +163,7 @@ def run_checks(root: Path, checks: DatasetChecks, *, on_progress: Progress | Non
             _validate(schema, checks, frame, chunk, untyped, tally)
         for cols, earlier in seen_keys.items():
             _check_unique(cols, frame, chunk, earlier, tally)
+        tally.end_chunk(chunk)
         rows += len(frame)
     if not read_any:  # not one chunk: an empty file has no columns
         _check_columns(checks, [], tally)
@@ -129,7 +171,7 @@ def run_checks(root: Path, checks: DatasetChecks, *, on_progress: Progress | Non
         tally.add(ROWS, None, 1, detail=f"{rows:,} rows, expected at least {checks.rows_min:,}")
     if checks.rows_max is not None and rows > checks.rows_max:
         tally.add(ROWS, None, 1, detail=f"{rows:,} rows, expected at most {checks.rows_max:,}")
-    return rows, tally.failures(checks.names())
+    return RowsChecked(rows, tally.failures(checks.names()), tally.failing_rows, tally.row_checks)
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -424,6 +466,7 @@ def _typed(
                 rows = np.flatnonzero(bad.to_numpy())
                 examples = _examples(series.iloc[rows[:MAX_EXAMPLES]], rows, chunk)
                 tally.add(TYPE, col.name, count, examples, detail=f"values that are not {col.type}")
+                tally.mark(rows, f"{TYPE}({col.name})")
                 untyped[col.name] = bad.to_numpy()
         typed_frame[col.name] = typed
     return typed_frame, untyped
@@ -469,6 +512,15 @@ def _coerce(series: pd.Series, kind: str, date_format: str | None, *, csv: bool)
     return parsed, bad if bool(bad.any()) else None
 
 
+def _bound(value: Any, kind: str | None) -> Any:
+    """A min or max as the typed column compares it: a datetime column's bound is an ISO date."""
+    if kind == "datetime":
+        import pandas as pd
+
+        return pd.Timestamp(value)
+    return value
+
+
 class _Schema(NamedTuple):
     pandera: Any  # a pandera DataFrameSchema
     names: dict[str, list[str]]  # column -> the check name of each of its pandera checks, by check_number
@@ -482,9 +534,9 @@ def _schema(checks: DatasetChecks) -> _Schema | None:
     for col in checks.columns:
         declared: list[tuple[str, Any]] = []
         if col.min is not None:
-            declared.append((MIN, pa.Check.ge(col.min)))
+            declared.append((MIN, pa.Check.ge(_bound(col.min, col.type))))
         if col.max is not None:
-            declared.append((MAX, pa.Check.le(col.max)))
+            declared.append((MAX, pa.Check.le(_bound(col.max, col.type))))
         if col.allowed is not None:
             allowed = [str(v) for v in col.allowed] if col.type in (None, "str") else list(col.allowed)
             declared.append((IN, pa.Check.isin(allowed)))
@@ -528,6 +580,7 @@ def _validate(
             original = chunk.frame[column]
             values = [None] * len(rows) if name == NULLABLE else original.iloc[rows[:MAX_EXAMPLES]]
             tally.add(name, str(column), int(len(rows)), _examples(values, rows, chunk))
+            tally.mark(rows, f"{name}({column})")
 
 
 def _check_unique(cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earlier: list[Any], tally: _Tally) -> None:
@@ -546,6 +599,7 @@ def _check_unique(cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earl
     count = int(dup.sum())
     label = ",".join(cols)
     if count:
+        tally.mark(np.flatnonzero(dup), f"{UNIQUE}({label})")
         rows = np.flatnonzero(dup)[:MAX_EXAMPLES]
         values = [
             _plain(keys.iloc[r, 0]) if len(cols) == 1 else ", ".join(str(_plain(v)) for v in keys.iloc[r]) for r in rows

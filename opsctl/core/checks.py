@@ -33,6 +33,9 @@ ENGINE_VERSION = "1"  # bump when the meaning of a check changes: cached verdict
 # Check names, as a failure reports them: the opsctl.yaml key that declared the check.
 ROWS, UNIQUE, STRICT, PRESENT = "rows", "unique", "strict", "present"
 TYPE, NULLABLE, MIN, MAX, IN, REGEX = "type", "nullable", "min", "max", "in", "regex"
+READ = "read"  # the data could not be read (a run's gate reports it as a failed check)
+QUARANTINE = "quarantine"  # a run could not move the failing rows to the quarantine file
+TABLE_CHECKS = (ROWS, STRICT, PRESENT, READ, QUARANTINE)  # about the table, not rows: never tolerated
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,8 @@ class ColumnChecks:
     name: str
     type: str | None = None
     nullable: bool = False
-    min: float | int | None = None
-    max: float | int | None = None
+    min: float | int | str | None = None  # a datetime column's bounds are ISO dates (text)
+    max: float | int | str | None = None
     allowed: tuple[Any, ...] | None = None  # `in:` in opsctl.yaml
     regex: str | None = None
     date_format: str | None = None  # `format:` of a datetime column (strftime codes); default ISO 8601
@@ -75,6 +78,15 @@ class DatasetChecks:
     unique: tuple[tuple[str, ...], ...] = ()
     strict: bool = False
     columns: tuple[ColumnChecks, ...] = ()
+    # Rows that may fail row-level checks and still pass: a count, or a share of the rows.
+    max_failing_rows: int = 0
+    max_failing_share: float | None = None
+    quarantine: str | None = None  # in a run, rows failing row-level checks move to this CSV file
+
+    def allowed_failing_rows(self, rows: int) -> int:
+        if self.max_failing_share is not None:
+            return int(self.max_failing_share * rows)
+        return self.max_failing_rows
 
     def column(self, name: str) -> ColumnChecks | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -114,7 +126,7 @@ def parse_checks(v: Any, raw: Any) -> dict[str, DatasetChecks]:
         key = f"checks.{path}"
         v.relative_path(path, key, "in the project (a dataset's file or directory)")
         spec = v.mapping(spec if spec is not None else {}, key)
-        v.known_keys(spec, key, {"format", "rows", "unique", "strict", "columns"})
+        v.known_keys(spec, key, {"format", "rows", "unique", "strict", "columns", "max_failing_rows", "quarantine"})
         fmt = spec.get("format", format_of(path))
         if fmt is None:
             raise v.error(f"{key}.format", "csv, parquet or jsonl (the path's extension names none)", None)
@@ -125,6 +137,16 @@ def parse_checks(v: Any, raw: Any) -> dict[str, DatasetChecks]:
             for name, col in v.mapping(spec.get("columns", {}) or {}, f"{key}.columns").items()
         )
         unique = _unique(v, spec.get("unique", []), f"{key}.unique")
+        max_rows, max_share = _tolerance(v, spec.get("max_failing_rows", 0), f"{key}.max_failing_rows")
+        quarantine = spec.get("quarantine")
+        if quarantine is not None:
+            quarantine = v.relative_path(quarantine, f"{key}.quarantine", "in the project (a CSV file)").rstrip("/")
+            if fmt != "csv" or format_of(quarantine) != "csv":
+                raise v.error(
+                    f"{key}.quarantine", "a .csv file, for a csv dataset (rows are moved as text)", quarantine
+                )
+            if quarantine == path.rstrip("/"):
+                raise v.error(f"{key}.quarantine", "a file other than the dataset itself", quarantine)
         datasets[path.rstrip("/")] = DatasetChecks(
             path=path.rstrip("/"),
             format=fmt,
@@ -133,8 +155,26 @@ def parse_checks(v: Any, raw: Any) -> dict[str, DatasetChecks]:
             unique=unique,
             strict=v.boolean(spec.get("strict", False), f"{key}.strict"),
             columns=columns,
+            max_failing_rows=max_rows,
+            max_failing_share=max_share,
+            quarantine=quarantine,
         )
     return datasets
+
+
+def _tolerance(v: Any, value: Any, path: str) -> tuple[int, float | None]:
+    """``max_failing_rows: 25`` (rows) or ``"10%"`` (of the dataset's rows)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1]) / 100
+        except ValueError:
+            share = -1.0
+        if not 0 <= share <= 1:
+            raise v.error(path, "a number of rows or a percentage such as '10%'", value)
+        return 0, share
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise v.error(path, "a number of rows or a percentage such as '10%'", value)
+    return value, None
 
 
 def _count(v: Any, value: Any, path: str) -> int | None:
@@ -179,15 +219,33 @@ def _number(v: Any, value: Any, path: str) -> float | int | None:
     return value
 
 
+def _bound(v: Any, value: Any, path: str, col_type: str | None) -> Any:
+    """A min or max: a number, or for a datetime column a date (YAML's 2024-01-01) or an ISO date text."""
+    import datetime as dt
+
+    if col_type != "datetime" or value is None:
+        return _number(v, value, path)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise v.error(path, "a date such as 2024-01-31 (ISO 8601)", value) from None
+        return value
+    raise v.error(path, "a date such as 2024-01-31 (ISO 8601)", value)
+
+
 def _column(v: Any, name: str, spec: Any, path: str) -> ColumnChecks:
     spec = v.mapping(spec if spec is not None else {}, path)
     v.known_keys(spec, path, {"type", "nullable", "min", "max", "in", "regex", "format"})
     col_type = v.choice(spec["type"], f"{path}.type", TYPES) if "type" in spec else None
-    low, high = _number(v, spec.get("min"), f"{path}.min"), _number(v, spec.get("max"), f"{path}.max")
+    if ("min" in spec or "max" in spec) and col_type not in (None, "int", "float", "datetime"):
+        raise v.error(f"{path}.type", "int, float or datetime (min and max compare numbers or dates)", col_type)
+    low = _bound(v, spec.get("min"), f"{path}.min", col_type)
+    high = _bound(v, spec.get("max"), f"{path}.max", col_type)
     if low is not None and high is not None and low > high:
         raise v.error(f"{path}.max", f"at least {path}.min ({low})", high)
-    if (low is not None or high is not None) and col_type not in (None, "int", "float"):
-        raise v.error(f"{path}.type", "int or float (min and max compare numbers)", col_type)
     allowed = spec.get("in")
     if allowed is not None:
         if not isinstance(allowed, list) or not allowed or len(allowed) > MAX_ALLOWED_VALUES:
@@ -268,10 +326,23 @@ class DatasetVerdict:
     failures: list[Failure] = field(default_factory=list)
     duration: float = 0.0
     cached: bool = False  # the same data and checks passed before: taken from the run store
+    failing_rows: int = 0  # distinct rows failing a row-level check
+    allowed_failing_rows: int = 0  # max_failing_rows, in rows
+    quarantined: int = 0  # rows a run moved to the dataset's quarantine file
+    quarantine: str | None = None
+
+    @property
+    def tolerated(self) -> bool:
+        """Every failure is a row-level one, on no more rows than ``max_failing_rows`` allows."""
+        return (
+            bool(self.failures)
+            and all(f.check not in TABLE_CHECKS for f in self.failures)
+            and self.failing_rows <= self.allowed_failing_rows
+        )
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures or self.tolerated
 
     def as_json(self) -> dict:
         return {
@@ -281,6 +352,10 @@ class DatasetVerdict:
             "passed": self.passed,
             "checks": self.checks,
             "cached": self.cached,
+            "failing_rows": self.failing_rows,
+            "allowed_failing_rows": self.allowed_failing_rows,
+            "quarantined": self.quarantined,
+            "quarantine": self.quarantine,
             "failures": [f.as_json() for f in self.failures],
         }
 

@@ -73,6 +73,7 @@ class RunsPage(NamedTuple):
 class RunView(NamedTuple):
     detail: RunDetail
     logs: list[tuple[str, Path | None]]  # (stage, log file)
+    checks: tuple = ()  # the run's data-check verdicts (core/check_records.py RecordedVerdict), as given
 
 
 class LogChunk(NamedTuple):
@@ -145,10 +146,11 @@ class Dashboard:
     def run_view(self, run_id: str) -> RunView:
         """A run and its stages' log files (in the order they started, running stages
         included): what the run screen shows, in one read of the store."""
+        from opsctl.core.check_records import run_verdicts
         from opsctl.core.runs import logs_of, show_run
 
         detail = show_run(self.project, run_id)
-        return RunView(detail, logs_of(self.project, detail))
+        return RunView(detail, logs_of(self.project, detail), tuple(run_verdicts(self.project, detail.id)))
 
     @staticmethod
     def read_log(path: Path | None, offset: int = 0, *, limit: int = 1 << 20) -> LogChunk:
@@ -209,11 +211,20 @@ class Dashboard:
         if not newest:
             return set(), set()
         run = newest[0]
-        detail, logs = self.run_view(run.id)
+        view = self.run_view(run.id)
+        detail, logs = view.detail, view.logs
         recorded = {s.name: s.outcome for s in detail.stages}
         running = {name for name, _ in logs if name not in recorded} if run.status == "running" else set()
         failed = {name for name, outcome in recorded.items() if outcome == "failed"}
         return running, failed
+
+    # -- data checks -------------------------------------------------------------------
+    def datasets(self) -> list:
+        """The datasets with checks (then those with verdicts only), each with its last
+        verdict: what the Data screen lists (core/check_records.py DatasetState)."""
+        from opsctl.core.check_records import dataset_overview
+
+        return dataset_overview(self.project)
 
     # -- models ----------------------------------------------------------------------
     def models(self) -> list:

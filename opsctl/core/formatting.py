@@ -64,3 +64,30 @@ def delta_text(delta) -> str:
     if delta == 0:
         return "0"
     return f"{delta:+.4g}"
+
+
+# -- data-check verdicts (runs show, lineage, the dashboard's run and Data screens) ----------
+
+VERDICT_STYLES = {True: "green", False: "red"}
+
+
+def verdict_text(passed: bool, failed: int, *, cached: bool = False) -> str:
+    """``✓ checks passed`` / ``✗ 2 checks failed``: a glyph as well as words, for no colour."""
+    if passed:
+        return "✓ checks passed" + (" (cached)" if cached else "")
+    return f"✗ {failed} check{'s' if failed != 1 else ''} failed"
+
+
+def failure_label(failure: dict) -> str:
+    """One failing check (``Failure.as_json()``): ``type(tenure) 2 rows``, ``rows: 3 < min 100``."""
+    check, column, count = failure.get("check", "?"), failure.get("column"), failure.get("count") or 0
+    if column:
+        return f"{check}({column}) {count} row{'s' if count != 1 else ''}"
+    detail = failure.get("detail")
+    return f"{check}: {detail}" if detail else str(check)
+
+
+def example_text(example: dict) -> str:
+    """A failing value and where: ``row 12: 'abc'`` (``file.csv row 3: …`` in a directory)."""
+    where = f"{example['file']} row {example.get('row')}" if example.get("file") else f"row {example.get('row')}"
+    return f"{where}: {example.get('value')!r}"

@@ -27,12 +27,12 @@ class Gate:
     when: str  # BEFORE | AFTER
 
 
-def _inside(path: str, directory: str) -> bool:
+def inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def overlap(a: str, b: str) -> bool:
-    return _inside(a, b) or _inside(b, a)
+    return inside(a, b) or inside(b, a)
 
 
 def plan_gates(datasets: Iterable[str], stages: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> list[Gate]:
@@ -43,10 +43,10 @@ def plan_gates(datasets: Iterable[str], stages: Sequence[tuple[str, Sequence[str
     gates = []
     for name, deps, outs in stages:
         for dataset in datasets:
-            if any(_inside(dataset, out) for out in outs):
+            if any(inside(dataset, out) for out in outs):
                 continue  # its own output: checked after it
             read = any(overlap(dataset, dep) for dep in deps)
             if read and not any(overlap(dataset, out) for out in produced):
                 gates.append(Gate(name, dataset, BEFORE))
-        gates += [Gate(name, dataset, AFTER) for dataset in datasets if any(_inside(dataset, out) for out in outs)]
+        gates += [Gate(name, dataset, AFTER) for dataset in datasets if any(inside(dataset, out) for out in outs)]
     return gates

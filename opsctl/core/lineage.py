@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from opsctl.core.formatting import verdict_text
 from opsctl.core.project import Project
 from opsctl.errors import UsageError
 
@@ -58,10 +59,12 @@ def describe(node: Node) -> str:
 
     a = node.attrs
     short = (a.get("hash") or "?")[:12]
+    checks = a.get("checks")
+    verdict = f"  {verdict_text(checks['passed'], checks['failed'])}" if checks else ""
     if node.kind == "artifact":
-        return f"{node.label}  md5 {short}  (output of {a.get('output_of')})"
+        return f"{node.label}  md5 {short}  (output of {a.get('output_of')}){verdict}"
     if node.kind == "data":
-        return f"{node.label}  md5 {short}  (data, {a.get('dvcfile')})"
+        return f"{node.label}  md5 {short}  (data, {a.get('dvcfile')}){verdict}"
     if node.kind == "source":
         return f"{node.label}  md5 {short}  (source, in Git)"
     if node.kind == "stage" and a.get("recorded_in") == "dvc.lock":
@@ -159,9 +162,23 @@ class _Builder:
             self.graph.add(Node(node_id, "source", path, {"path": path, "hash": digest, "versioned_by": "git"}))
             return node_id
         if out.stage is None:  # `dvc add`ed data: the end of the line
-            self.graph.add(Node(node_id, "data", path, {"path": path, "hash": digest, "dvcfile": out.dvcfile}))
+            self.graph.add(
+                Node(
+                    node_id,
+                    "data",
+                    path,
+                    {"path": path, "hash": digest, "dvcfile": out.dvcfile, "checks": self._checks(path, digest)},
+                )
+            )
             return node_id
-        self.graph.add(Node(node_id, "artifact", path, {"path": path, "hash": digest, "output_of": out.stage}))
+        self.graph.add(
+            Node(
+                node_id,
+                "artifact",
+                path,
+                {"path": path, "hash": digest, "output_of": out.stage, "checks": self._checks(path, digest)},
+            )
+        )
         producer = self._producer(out, path, digest, run_hint, before)
         if producer is None:
             locked = self._locked_producer(out, path, digest)
@@ -186,6 +203,14 @@ class _Builder:
         stage_id = self.stage(run, stage)
         self.graph.link(node_id, stage_id, "produced by")
         return node_id
+
+    def _checks(self, path: str, digest: str | None) -> dict | None:
+        """The data checks this very version (path and hash) passed or failed, if recorded."""
+        if self.store is None:
+            return None
+        from opsctl.core.check_records import verdict_of, verdict_summary
+
+        return verdict_summary(verdict_of(self.store, path, digest))
 
     def _owning_output(self, path: str):
         if path in self.outputs:

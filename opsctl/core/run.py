@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from opsctl.core.gates import AFTER, BEFORE
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
+from opsctl.core.quarantine import MAX_QUARANTINE_ROWS
 from opsctl.core.runs import RUNS_DIR, RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, UsageError
@@ -194,7 +196,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
         )
         report.plan = plan
         events.planned(plan)
-        gates = DataGates(project, session, run_id, events)
+        gates = DataGates(project, session, run_id, events, plan)
         if session.changed_data_sources and not options.dry_run:
             # The plan already counts their stages as stale (their deps changed). Data that
             # fails its checks is not committed: its .dvc file keeps pointing at the last good
@@ -282,8 +284,6 @@ def _execute(
     from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
     from opsctl.core.stagelock import StageImage, record_stage
     from opsctl.executors.base import DEFAULT_PIDS, ContainerSettings, StageInvocation
-
-    from opsctl.core.gates import AFTER, BEFORE
 
     steps = {s.name: s for s in plan.to_run}
     if plan.executor == DOCKER:  # an unknown network fails here, before any build or container
@@ -438,8 +438,9 @@ class DataGates:
     checks are not read again (core/validation.py). Each verdict is recorded with the run
     and the stage it gated. Called from stage threads."""
 
-    def __init__(self, project: Project, session, run_id: str, events: RunEvents) -> None:
+    def __init__(self, project: Project, session, run_id: str, events: RunEvents, plan: Plan) -> None:
         self._project = project
+        self._plan = plan
         self._session = session
         self._run_id = run_id
         self._events = events
@@ -453,7 +454,7 @@ class DataGates:
     def check_changed_sources(self, plan: Plan, dvcfiles: list[str], outs: dict[str, tuple[str, ...]]) -> set[str]:
         """Check, before they are committed, the changed data sources that have checks; the
         .dvc files whose data failed."""
-        from opsctl.core.gates import BEFORE, overlap
+        from opsctl.core.gates import overlap
 
         bad = set()
         for dvcfile in dvcfiles:
@@ -475,8 +476,6 @@ class DataGates:
     def failures(self, stage: str, when: str, datasets: list[str], log_path: Path | None) -> str:
         """Check ``datasets`` for ``stage``; '' when all passed, else one line saying what
         failed (the failing checks are also appended to the stage's log)."""
-        from opsctl.core.gates import BEFORE
-
         failed = []
         for path in datasets:
             with self._mutex:
@@ -484,7 +483,7 @@ class DataGates:
             with lock:
                 verdict = self._before.get(path) if when == BEFORE else None
                 if verdict is None:
-                    verdict = self._check(stage, path)
+                    verdict = self._check(stage, when, path)
                     if when == BEFORE:
                         self._before[path] = verdict
                     self._events.checked(stage, when, verdict)
@@ -497,9 +496,9 @@ class DataGates:
         shown = "; ".join(f"{v.path}: {v.summary()}" for v in failed)
         return f"data check failed: {shown}"
 
-    def _check(self, stage: str, path: str) -> DatasetVerdict:
+    def _check(self, stage: str, when: str, path: str) -> DatasetVerdict:
         from opsctl.core.check_records import passed_before
-        from opsctl.core.checks import PRESENT, DatasetVerdict, Failure
+        from opsctl.core.checks import PRESENT, READ, DatasetVerdict, Failure
         from opsctl.core.validation import check_dataset
         from opsctl.errors import OpsctlError
 
@@ -511,11 +510,18 @@ class DataGates:
         else:
             data_hash = self._session.dataset_hash(path)
             try:
-                verdict = check_dataset(
-                    self._project.root, checks, data_hash, reuse=lambda h, c: passed_before(self._project, h, c)
+                verdict, row_checks = check_dataset(
+                    self._project.root,
+                    checks,
+                    data_hash,
+                    # A dataset with a quarantine is read every time: its rows must be moved again.
+                    reuse=None if checks.quarantine else lambda h, c: passed_before(self._project, h, c),
+                    keep_rows=MAX_QUARANTINE_ROWS + 1 if checks.quarantine else 0,
                 )
+                if checks.quarantine and verdict.tolerated:
+                    self._quarantine(stage, when, checks, verdict, row_checks)
             except OpsctlError as exc:  # unreadable data (DataParseError): a failed check, not a crashed run
-                failure = Failure("read", None, 1, detail=str(exc))
+                failure = Failure(READ, None, 1, detail=str(exc))
                 verdict = DatasetVerdict(path, data_hash, checks.digest, 0, len(checks.names()), [failure])
         with self._mutex:
             if not self._recording:
@@ -523,6 +529,29 @@ class DataGates:
                 return verdict
         self._record(verdict, stage)
         return verdict
+
+    def _quarantine(self, stage: str, when: str, checks, verdict: DatasetVerdict, row_checks: dict) -> None:
+        """Move the failing rows of a stage's output to its quarantine file (core/quarantine.py),
+        or turn the verdict into a failure saying why they can't be moved."""
+        from opsctl.core.checks import QUARANTINE, Failure
+        from opsctl.core.gates import inside
+        from opsctl.core.quarantine import quarantine_rows
+
+        outs = next((s.outs for s in self._plan.steps if s.name == stage), ())
+        why = None
+        if when != AFTER:
+            why = f"{checks.path} is not written by a stage: only a stage's output can have rows moved"
+        elif not any(inside(checks.quarantine, out) for out in outs):
+            why = (
+                f"{checks.quarantine} is not an output of stage {stage}: declare it (or its directory) "
+                "under the stage's outs in dvc.yaml so DVC versions it"
+            )
+        elif verdict.failing_rows > MAX_QUARANTINE_ROWS:
+            why = f"{verdict.failing_rows:,} failing rows: a run moves at most {MAX_QUARANTINE_ROWS:,}"
+        if why is not None:
+            verdict.failures.append(Failure(QUARANTINE, None, 1, detail=why))
+            return
+        verdict.quarantined = quarantine_rows(self._project.root, checks, row_checks)
 
     def _record(self, verdict: DatasetVerdict, stage: str) -> None:
         from opsctl.core.check_records import record_verdicts

@@ -75,17 +75,21 @@ def check_dataset(
     checks: DatasetChecks,
     data_hash: str | None,
     *,
-    reuse: Callable[[str, str], bool] | None = None,
+    reuse: Callable[[str, str], int | None] | None = None,
     on_progress: ProgressCallback | None = None,
-) -> DatasetVerdict:
-    """One dataset's verdict: from the cache when ``reuse(data_hash, checks_hash)`` says
-    these bytes passed these checks before, else by reading the data."""
-    from opsctl.core.check_engine import run_checks
+    keep_rows: int = 0,
+) -> tuple[DatasetVerdict, dict]:
+    """One dataset's verdict: from the cache when ``reuse(data_hash, checks_hash)`` gives
+    the row count of an earlier pass of these bytes through these checks, else by reading
+    the data. Also the first
+    ``keep_rows`` failing rows with their checks ((file, row) -> checks), for a quarantine."""
+    from opsctl.core.check_engine import check_rows
 
     started = time.monotonic()
     digest = checks.digest
-    if reuse is not None and data_hash and reuse(data_hash, digest):
-        return DatasetVerdict(checks.path, data_hash, digest, rows=-1, checks=len(checks.names()), cached=True)
+    rows = reuse(data_hash, digest) if reuse is not None and data_hash else None
+    if rows is not None:
+        return DatasetVerdict(checks.path, data_hash, digest, rows=rows, checks=len(checks.names()), cached=True), {}
     progress = None
     if on_progress is not None:
         path = checks.path
@@ -93,16 +97,20 @@ def check_dataset(
         def progress(done: int, total: int) -> None:
             on_progress(path, done, total)
 
-    rows, failures = run_checks(root, checks, on_progress=progress)
-    return DatasetVerdict(
+    found = check_rows(root, checks, keep_rows=keep_rows, on_progress=progress)
+    verdict = DatasetVerdict(
         checks.path,
         data_hash,
         digest,
-        rows=rows,
+        rows=found.rows,
         checks=len(checks.names()),
-        failures=failures,
+        failures=found.failures,
         duration=time.monotonic() - started,
+        failing_rows=found.failing_rows,
+        allowed_failing_rows=checks.allowed_failing_rows(found.rows),
+        quarantine=checks.quarantine,
     )
+    return verdict, found.row_checks
 
 
 def validate_datasets(
@@ -121,12 +129,12 @@ def validate_datasets(
     selected = select_datasets(project, paths)
     hashes = dataset_hashes(project.root, [c.path for c in selected])
 
-    def reuse(data_hash: str, checks_hash: str) -> bool:
+    def reuse(data_hash: str, checks_hash: str) -> int | None:
         return passed_before(project, data_hash, checks_hash)
 
     report = ValidationReport()
     for checks in selected:
-        verdict = check_dataset(
+        verdict, _rows = check_dataset(
             project.root, checks, hashes.get(checks.path), reuse=reuse if use_cache else None, on_progress=on_progress
         )
         report.datasets.append(verdict)

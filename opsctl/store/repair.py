@@ -32,7 +32,10 @@ _TABLES = (
     ("artifacts", ("sid", "kind", "oid")),
     ("params", ("rid", "kid")),
     ("metrics", ("rid", "kid")),
+    ("validations", ("vid",)),
 )
+# Tables a store only has from a schema version on: an older damaged store has none to copy.
+_SINCE = {"validations": 3}
 _MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 # Rows whose parent was lost with a damaged page mean nothing on their own.
 _ORPHANS = (
@@ -40,6 +43,8 @@ _ORPHANS = (
     "DELETE FROM artifacts WHERE sid NOT IN (SELECT sid FROM stages) OR oid NOT IN (SELECT oid FROM objects)",
     "DELETE FROM params WHERE rid NOT IN (SELECT rid FROM runs) OR kid NOT IN (SELECT kid FROM names)",
     "DELETE FROM metrics WHERE rid NOT IN (SELECT rid FROM runs) OR kid NOT IN (SELECT kid FROM names)",
+    # a verdict is about its data: it outlives a lost run, as a standalone one
+    "UPDATE validations SET rid = NULL WHERE rid IS NOT NULL AND rid NOT IN (SELECT rid FROM runs)",
 )
 _RECOUNT = (
     "UPDATE runs SET (n_ran, n_cached, n_failed, n_skipped) = "
@@ -105,7 +110,7 @@ def repair(path: Path, running: Callable[[list[tuple[str, str, int]]], str | Non
             reason = running([(i, h or "", p) for i, h, p in rows if p is not None])
             if reason:
                 raise StoreError(f"cannot repair the run store now: {reason}", hint="repair it when that run ended")
-        _copy(source, fresh, report)
+        _copy(source, fresh, report, version)
     finally:
         source.close()
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -123,12 +128,14 @@ def _files_of(path: Path) -> list[Path]:
     return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
 
 
-def _copy(source: sqlite3.Connection, fresh: Path, report: RepairReport) -> None:
+def _copy(source: sqlite3.Connection, fresh: Path, report: RepairReport, version: int) -> None:
     dest = sqlite3.connect(fresh, isolation_level=None)
     try:
         schema.migrate(dest)
         dest.execute("BEGIN IMMEDIATE")
         for table, key in _TABLES:
+            if version < _SINCE.get(table, 0):
+                continue
             columns = [r[1] for r in dest.execute(f"PRAGMA table_info({table})")]
             insert = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             kept = 0

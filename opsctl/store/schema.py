@@ -140,7 +140,39 @@ _V2 = (
     "CREATE INDEX artifacts_by_object ON artifacts (oid, kind, sid)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2)
+# Migration 3: data-check verdicts, one row per dataset validated (a standalone
+# `opsctl data validate`, or a gate of a run). A verdict is about data, not about the run
+# that asked for it: ``rid`` is NULL for a standalone validation, and a run's deletion
+# leaves its verdicts as standalone ones (ON DELETE SET NULL) instead of dropping what is
+# still true of that data. ``data_hash`` is '' when unknown. ``failures`` is JSON: the
+# failing checks with their counts and a few example rows (small by construction).
+_V3 = (
+    """
+    CREATE TABLE validations (
+        vid         INTEGER PRIMARY KEY,
+        rid         INTEGER REFERENCES runs (rid) ON DELETE SET NULL,
+        stage       TEXT,
+        path        TEXT NOT NULL,
+        data_hash   TEXT NOT NULL DEFAULT '',
+        checks_hash TEXT NOT NULL,
+        passed      INTEGER NOT NULL CHECK (passed IN (0, 1)),
+        n_rows      INTEGER NOT NULL DEFAULT 0,
+        n_checks    INTEGER NOT NULL DEFAULT 0,
+        cached      INTEGER NOT NULL DEFAULT 0,  -- taken from an earlier passing verdict, not re-run
+        failures    TEXT NOT NULL DEFAULT '[]',
+        at          REAL NOT NULL,
+        duration    REAL
+    )
+    """,
+    # the last verdict of a path (the Data screen), and how many it had
+    "CREATE INDEX validations_by_path ON validations (path, at)",
+    # the verdict cache: did this data pass these checks before? (and lineage: this version's verdict)
+    "CREATE INDEX validations_by_hash ON validations (data_hash, checks_hash, passed)",
+    # a run's checks (`opsctl runs show`)
+    "CREATE INDEX validations_by_run ON validations (rid)",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 
 

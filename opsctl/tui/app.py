@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 class OpsctlApp(App):
     """k9s-style: a home screen of runs; keys open a run, a comparison, lineage, the
-    pipeline, the models; escape goes back; ? lists the keys of the screen in front."""
+    pipeline, the models, the data; escape goes back; ? lists the keys of the screen in front."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere (tests) find it too
     TITLE = "opsctl"
@@ -36,6 +36,7 @@ class OpsctlApp(App):
         Binding("1", "home", "Runs", show=False),
         Binding("2", "pipeline", "Pipeline", show=False),
         Binding("3", "models", "Models", show=False),
+        Binding("4", "data", "Data", show=False),
     ]
 
     def __init__(self, services: Dashboard, *, refresh_interval: float = 1.0) -> None:
@@ -99,6 +100,11 @@ class OpsctlApp(App):
 
         self._open_once(ModelsScreen)
 
+    def action_data(self) -> None:
+        from opsctl.tui.screens.data import DataScreen
+
+        self._open_once(DataScreen)
+
     def _open_once(self, screen_type: type) -> None:
         if isinstance(self.screen, screen_type):
             return
@@ -121,6 +127,7 @@ class OpsctlApp(App):
         yield SystemCommand("Runs", "The runs table (1)", self.action_home)
         yield SystemCommand("Pipeline", "The stage graph with each stage's status (2)", self.action_pipeline)
         yield SystemCommand("Models", "Registered models, versions and stages (3)", self.action_models)
+        yield SystemCommand("Data", "Datasets with checks and their last verdicts (4)", self.action_data)
         yield SystemCommand("Help", "The keys of this screen (?)", self.action_help)
 
 

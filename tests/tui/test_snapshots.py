@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from opsctl.core.check_records import record_verdicts
+from opsctl.core.checks import DatasetVerdict, Example, Failure
 from opsctl.core.dashboard import Dashboard, PipelineStageView
 from opsctl.core.lineage import Lineage, Node
 from opsctl.core.project import open_project
@@ -97,7 +99,57 @@ def project(tmp_path_factory) -> Path:
         )
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         store.record_runs(records)
+    record_checks(root, newest)
     return root
+
+
+CHECKS = """\
+checks:
+  data/raw.csv:
+    rows: {min: 1000}
+    unique: [[customer_id]]
+    columns:
+      customer_id: {type: int}
+      tenure: {type: int, min: 0, max: 120}
+      plan: {type: str, in: [basic, plus, pro]}
+  data/features:
+    format: parquet
+    columns:
+      monthly_fee: {type: float, min: 0}
+  data/incoming/batch.csv:
+    rows: {min: 1}
+"""
+
+
+def record_checks(root: Path, newest: str) -> None:
+    """Checks in opsctl.yaml, and verdicts at fixed times: the raw data passed its gate in
+    the newest run, the features failed two checks there; an older standalone verdict too."""
+    with open(root / "opsctl.yaml", "a") as f:
+        f.write(CHECKS)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "raw.csv").write_text("customer_id,tenure,plan\n1,3,basic\n")
+    (root / "data" / "features").mkdir()
+    project = open_project(root)
+    checks = project.config.checks
+    raw = DatasetVerdict("data/raw.csv", "5c5c" * 8, checks["data/raw.csv"].digest, rows=12000, checks=9)
+    features = DatasetVerdict(
+        "data/features",
+        "77aa" * 8 + ".dir",
+        checks["data/features"].digest,
+        rows=11800,
+        checks=4,
+        failures=[
+            Failure(
+                "min", "monthly_fee", 3, (Example(17, -4.5, "part-0.parquet"), Example(230, -1.0, "part-1.parquet"))
+            ),
+            Failure("type", "monthly_fee", 1, (Example(4411, "n/a", "part-1.parquet"),)),
+        ],
+    )
+    at = T0 + 11 * 3600 + 30
+    older = DatasetVerdict("data/features", "66bb" * 8 + ".dir", checks["data/features"].digest, rows=11500, checks=4)
+    assert record_verdicts(project, [older], at=T0) is None  # `opsctl data validate`, before the runs
+    assert record_verdicts(project, [raw], run_id=newest, stage="prepare", at=at) is None
+    assert record_verdicts(project, [features], run_id=newest, stage="featurize", at=at + 25) is None
 
 
 class FixedAnswers(Dashboard):
@@ -326,3 +378,24 @@ def test_pipeline_screen(app, snap_compare):
 
 def test_models_screen(app, snap_compare):
     assert shot(app, snap_compare, press=("3",))
+
+
+def test_data_screen(app, snap_compare):
+    assert shot(app, snap_compare, press=("4", "down"))  # the features: their failing checks below
+
+
+class NoChecks(FixedAnswers):
+    def datasets(self) -> list:
+        return []
+
+
+def test_data_screen_without_checks(project, monkeypatch, snap_compare):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.chdir(project)
+    app = OpsctlApp(NoChecks(open_project(project)), refresh_interval=3600)
+    try:
+        assert shot(app, snap_compare, press=("4",))
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from opsctl.core.formatting import OUTCOME_STYLES, STATUS_STYLES, value_text, when
+from opsctl.core.formatting import OUTCOME_STYLES, STATUS_STYLES, VERDICT_STYLES, value_text, verdict_text, when
 from opsctl.core.lineage import Lineage, Node, flat_params
 from opsctl.core.lineage import describe as core_describe
 from opsctl.tui.screens.base import DashboardScreen
@@ -83,6 +83,11 @@ def describe(node: Node) -> Text:
         text.highlight_words([a["status"]], STATUS_STYLES.get(a["status"], ""))
     if node.kind == "stage" and a.get("outcome"):
         text.highlight_words([a["outcome"]], OUTCOME_STYLES.get(a["outcome"], ""))
+    checks = a.get("checks")
+    if isinstance(checks, dict):
+        text.highlight_words(
+            [verdict_text(checks["passed"], checks.get("failed") or 0)], VERDICT_STYLES[bool(checks["passed"])]
+        )
     return text
 
 
@@ -111,6 +116,12 @@ def details(item: LineageItem) -> Text:
             value = f"{value:.1f}s" if isinstance(value, (int, float)) else value
         elif key == "values" and isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in flat_params(value))
+        elif key == "checks" and isinstance(value, dict):
+            by = f"run {value['run'][:8]}" if value.get("run") else "opsctl data validate"
+            value = (
+                f"{verdict_text(value['passed'], value.get('failed') or 0)} "
+                f"(checks {value.get('checks_hash')}, {when(value.get('at'))}, {by})"
+            )
         text.append(f"{key}: ", style="dim")
         text.append(f"{value_text(value)}\n")
     if item.stage and item.run_id:

@@ -17,22 +17,26 @@ from opsctl.core.dashboard import LogChunk, RunView
 from opsctl.core.formatting import (
     OUTCOME_STYLES,
     STATUS_STYLES,
+    VERDICT_STYLES,
     commit_label,
     duration_text,
+    failure_label,
     image_label,
     value_text,
+    verdict_text,
     when,
 )
 from opsctl.tui.screens.base import DashboardScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
 
-def values_text(detail) -> Text:
-    """Params, then metrics: a bold heading with the count, then one aligned
+def values_text(detail, checks=()) -> Text:
+    """The run's data checks first, when its gates gave any (a failed one is why a run
+    failed); then params, then metrics: a bold heading with the count, then one aligned
     ``key  value`` line each."""
     sections = [(name, sorted(getattr(detail, name).items())) for name in ("params", "metrics")]
     width = max((len(key) for _name, items in sections for key, _value in items), default=0)
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = checks_text(checks) if checks else Text(no_wrap=True, overflow="ellipsis")
     for name, items in sections:
         if text:
             text.append("\n")
@@ -40,6 +44,24 @@ def values_text(detail) -> Text:
         text.append(f"  {len(items) if items else 'none'}", style="dim")
         for key, value in items:
             text.append(f"\n  {key:<{width}}  {value_text(value)}")
+    return text
+
+
+def checks_text(checks) -> Text:
+    """A run's data checks (core/check_records.py RecordedVerdict): per dataset its verdict
+    and the gate (stage) that ran it, then each failing check with its count."""
+    failed = sum(not v.passed for v in checks)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("checks", style="bold")
+    text.append(f"  {len(checks)}" + (f", {failed} failed" if failed else ""), style="dim")
+    for v in checks:
+        text.append("\n  ")
+        text.append(verdict_text(v.passed, v.failed_checks, cached=v.cached), style=VERDICT_STYLES[v.passed])
+        text.append(f"  {v.path}")
+        if v.stage:
+            text.append(f"  ({v.stage})", style="dim")
+        for failure in v.failures:
+            text.append(f"\n      {failure_label(failure)}", style=VERDICT_STYLES[False])
     return text
 
 
@@ -63,8 +85,8 @@ class RunScreen(DashboardScreen):
     building a screen's widgets and styles costs more than a key press may take."""
 
     HELP = (
-        "One run: what each stage did, in which image, with which params; the log of the "
-        "stage under the cursor, followed while the run is still going."
+        "One run: what each stage did, in which image, with which params, and the data checks "
+        "its gates ran; the log of the stage under the cursor, followed while the run is still going."
     )
     CSS_PATH = "run.tcss"
     AUTO_FOCUS = "#stages"
@@ -186,7 +208,7 @@ class RunScreen(DashboardScreen):
         if keep in self.logs:
             stages.move_cursor(row=stages.get_row_index(keep), animate=False)
 
-        self.query_one("#values", Static).update(values_text(detail))
+        self.query_one("#values", Static).update(values_text(detail, view.checks))
         if first_load:
             stages.focus()
         if self.stage is None and stages.row_count:
