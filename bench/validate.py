@@ -172,9 +172,10 @@ def checks_spec(rows: int) -> dict:
 
 
 def count_checks(spec: dict) -> int:
-    """Checks as opsctl counts them (rows, unique, strict, and per column type, not-null, min, max, in, regex)."""
+    """Checks as opsctl counts them (rows, unique, strict, and per column present, type, not-null, min, max,
+    in, regex)."""
     per_column = sum(
-        ("type" in c) + (not c.get("nullable", False)) + sum(k in c for k in ("min", "max", "in", "regex"))
+        1 + ("type" in c) + (not c.get("nullable", False)) + sum(k in c for k in ("min", "max", "in", "regex"))
         for c in spec["columns"].values()
     )
     return ("rows" in spec) + len(spec.get("unique", [])) + bool(spec.get("strict")) + per_column
@@ -540,7 +541,7 @@ def main() -> int:
         spec_path = work / "checks.json"
         spec_path.write_text(json.dumps(spec))
         print(
-            f"checks: 20 columns, {count_checks(spec)} checks (types, not-null, 6 ranges, 4 sets, 2 regexes, "
+            f"checks: 20 columns, {count_checks(spec)} checks (present, types, not-null, 6 ranges, 4 sets, 2 regexes, "
             f"rows, unique id, strict); base file {base.stat().st_size / 1e6:.0f} MB; project in {project}",
             flush=True,
         )

@@ -591,7 +591,7 @@ def _check_unique(cols: tuple[str, ...], frame: pd.DataFrame, chunk: Chunk, earl
         return  # a missing column is reported by `present`
     keys = frame[list(cols)]
     hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-    dup = pd.Series(hashes).duplicated().to_numpy()
+    dup = pd.Series(hashes).duplicated().to_numpy(copy=True)  # pandas 3 hands out a read-only view; |= below
     for previous in earlier:  # sorted hashes of each earlier chunk
         pos = np.searchsorted(previous, hashes)
         pos[pos == len(previous)] = 0
