@@ -28,7 +28,8 @@ the figures are medians.
 - pandera (polars): `pl.read_csv(try_parse_dates=True)` + the polars schema, lazy.
 - GX: `great_expectations` 1.x in its own venv (GE-VENV, made with pip on first use),
   an ephemeral context, a pandas dataframe asset read with `pd.read_csv`.
-The baselines print their own import / read / validate split.
+The baselines print their own import / read / validate split. CPU (user + system) is shown
+beside wall time: on a busy machine it moves less (polars' threads make it exceed wall time).
 
 Targets: opsctl <= 1.10x pandera (pandas); opsctl's peak RSS <= 1.5 GB on the
 ROWS-row file and within +-20% of it on the doubled file.
@@ -369,6 +370,7 @@ def child_main(argv: list[str]) -> int:
 class Sample:
     seconds: float
     rss: int  # peak resident set size in bytes, of the process and the children it waited for
+    cpu: float  # user + system seconds of the process and those children (less swayed by a busy machine)
     code: int
     stdout: str
     stderr: str
@@ -384,7 +386,8 @@ def measured(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Sample(seconds, usage.ru_maxrss * 1024, proc.returncode, out.read().decode(), err.read().decode())
+        cpu = usage.ru_utime + usage.ru_stime
+        return Sample(seconds, usage.ru_maxrss * 1024, cpu, proc.returncode, out.read().decode(), err.read().decode())
 
 
 def last_line(text: str) -> str:
@@ -441,6 +444,10 @@ class Tool:
     @property
     def seconds(self) -> float:
         return statistics.median(s.seconds for s in self.samples or [])
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples or [])
 
     @property
     def rss(self) -> int:
@@ -590,7 +597,7 @@ def main() -> int:
 
         print()
         print(
-            f"{'tool':<40} {'time':>9}   {'peak RSS':>10}   {'vs pandera (pandas)':<19}   {'target':<22}   "
+            f"{'tool':<40} {'time':>9}   {'CPU':>9}   {'peak RSS':>10}   {'vs pandera (pandas)':<19}   {'target':<22}   "
             "import / read / validate"
         )
         pandas_tool = tools[1]
@@ -608,7 +615,7 @@ def main() -> int:
             if tool is opsctl and ratio is not None:
                 target = f"<= {TIME_TARGET:.2f}x   {verdict(ratio <= TIME_TARGET)}"
             print(
-                f"{tool.name:<40} {tool.seconds:7.2f} s   {mib(tool.rss)}   "
+                f"{tool.name:<40} {tool.seconds:7.2f} s   {tool.cpu:7.2f} s   {mib(tool.rss)}   "
                 f"{f'{ratio:5.2f}x' if ratio is not None else '-':<19}   {target:<22}   {split}".rstrip()
             )
         if ge_note:
