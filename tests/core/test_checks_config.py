@@ -122,7 +122,10 @@ def test_an_empty_dataset_entry_is_no_checks():
         ),
         ("  a.csv: {columns: {n: {type: integer}}}\n", "checks.a.csv.columns.n.type: expected one of int, float"),
         ("  a.csv: {columns: {n: {type: int, min: 5, max: 1}}}\n", "checks.a.csv.columns.n.max: expected at least"),
-        ("  a.csv: {columns: {n: {type: str, min: 0}}}\n", "checks.a.csv.columns.n.type: expected int, float or datetime"),
+        (
+            "  a.csv: {columns: {n: {type: str, min: 0}}}\n",
+            "checks.a.csv.columns.n.type: expected int, float or datetime",
+        ),
         ("  a.csv: {columns: {n: {type: str, in: basic}}}\n", "checks.a.csv.columns.n.in: expected a list"),
         ("  a.csv: {columns: {n: {type: str, in: []}}}\n", "checks.a.csv.columns.n.in: expected a list"),
         ("  a.csv: {columns: {n: {in: [[1]]}}}\n", "checks.a.csv.columns.n.in[0]: expected a string, number"),
