@@ -143,6 +143,7 @@ class RowsChecked(NamedTuple):
     failures: list[Failure]
     failing_rows: int  # distinct rows that failed a row-level check
     row_checks: dict[tuple[str | None, int], list[str]]  # the first ``keep_rows`` of them: (file, row) -> checks
+    md5: str | None = None  # a file dataset's md5 (DVC's hash of it), computed as it was read
 
 
 def check_rows(
@@ -156,7 +157,8 @@ def check_rows(
     seen_keys: dict[tuple[str, ...], list[Any]] = {cols: [] for cols in checks.unique}
     rows = 0
     read_any = False
-    for chunk in iter_chunks(root, checks.path, checks.format, on_progress=on_progress):
+    digests: dict[str, str] = {}
+    for chunk in iter_chunks(root, checks.path, checks.format, on_progress=on_progress, digests=digests):
         frame = chunk.frame
         if chunk.first_row == 1:  # each file of a directory has its own columns
             _check_columns(checks, [str(c) for c in frame.columns], tally)
@@ -174,7 +176,8 @@ def check_rows(
         tally.add(ROWS, None, 1, detail=f"{rows:,} rows, expected at least {checks.rows_min:,}")
     if checks.rows_max is not None and rows > checks.rows_max:
         tally.add(ROWS, None, 1, detail=f"{rows:,} rows, expected at most {checks.rows_max:,}")
-    return RowsChecked(rows, tally.failures(checks.names()), tally.failing_rows, tally.row_checks)
+    md5 = digests.get(str(root / checks.path))  # a directory's hash is DVC's tree hash: not this
+    return RowsChecked(rows, tally.failures(checks.names()), tally.failing_rows, tally.row_checks, md5)
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -201,10 +204,17 @@ def dataset_files(root: Path, path: str, fmt: str) -> list[Path]:
 
 
 def iter_chunks(
-    root: Path, path: str, fmt: str, *, on_progress: Progress | None = None, text: bool = False
+    root: Path,
+    path: str,
+    fmt: str,
+    *,
+    on_progress: Progress | None = None,
+    text: bool = False,
+    digests: dict[str, str] | None = None,
 ) -> Iterator[Chunk]:
     """The dataset's rows in chunks (see the module's docstring). Raises DataParseError.
-    ``text`` (CSV only): every value as the file writes it."""
+    ``text`` (CSV only): every value as the file writes it. ``digests``: filled with each
+    file's md5 (by its path) once it has been read to the end."""
     files = dataset_files(root, path, fmt)
     total = sum(f.stat().st_size for f in files)
     done = 0
@@ -212,7 +222,11 @@ def iter_chunks(
         rel = os.path.relpath(file, root) if len(files) > 1 or file != root / path else None
         shown = rel or path
         size = file.stat().st_size
-        chunks = _csv_chunks(file, shown, text=text) if fmt == "csv" else _READERS[fmt](file, shown)
+        chunks = (
+            _csv_chunks(file, shown, text=text, digests=digests)
+            if fmt == "csv"
+            else _READERS[fmt](file, shown, digests=digests)
+        )
         for frame, first_row, position in chunks:
             if on_progress is not None:
                 on_progress(done + position, total)
@@ -227,10 +241,22 @@ class _BoundedReader(io.RawIOBase):
     how far it got (for progress)."""
 
     def __init__(self, path: Path, shown: str) -> None:
+        import hashlib
+
         self._file = open(path, "rb")  # noqa: SIM115 — closed by close()
         self._shown = shown
         self._line = 0  # bytes since the last newline
         self.position = 0
+        # DVC's hash of a file is the md5 of its bytes: computed on the way, it costs no second
+        # read and spares importing DVC (core/validation.py).
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def drain(self) -> str:
+        """Read what the parser left unread (nothing, usually); the md5 of the whole file."""
+        buffer = bytearray(_BLOCK)
+        while self.readinto(buffer):
+            pass
+        return self.md5.hexdigest()
 
     def readable(self) -> bool:
         return True
@@ -239,6 +265,7 @@ class _BoundedReader(io.RawIOBase):
         n = self._file.readinto(buffer)
         if n:
             data = bytes(memoryview(buffer)[:n])
+            self.md5.update(data)
             first = data.find(b"\n")
             if first < 0:
                 self._line += n
@@ -272,7 +299,9 @@ def _rows_per_chunk(path: Path) -> int:
     return max(1000, CHUNK_BYTES * lines // max(len(sample), 1))
 
 
-def _csv_chunks(path: Path, shown: str, *, text: bool = False) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _csv_chunks(
+    path: Path, shown: str, *, text: bool = False, digests: dict[str, str] | None = None
+) -> Iterator[tuple[pd.DataFrame, int, int]]:
     """``text``: every value as the file writes it (a string, empty ones too), for rewriting
     the file row for row (core/quarantine.py); the rows are the same either way."""
     import pandas as pd
@@ -286,6 +315,8 @@ def _csv_chunks(path: Path, shown: str, *, text: bool = False) -> Iterator[tuple
     first_row = 1
     try:
         if path.stat().st_size == 0:
+            if digests is not None:
+                digests[str(path)] = raw.drain()
             return
         reader = pd.read_csv(
             stream,
@@ -299,7 +330,11 @@ def _csv_chunks(path: Path, shown: str, *, text: bool = False) -> Iterator[tuple
             for frame in reader:
                 yield frame, first_row, raw.position
                 first_row += len(frame)
+        if digests is not None:
+            digests[str(path)] = raw.drain()
     except pd.errors.EmptyDataError:
+        if digests is not None:
+            digests[str(path)] = raw.drain()
         return
     except UnicodeDecodeError:
         raise DataParseError(_utf8_error(path, shown)) from None
@@ -375,7 +410,9 @@ def _utf8_error(path: Path, shown: str) -> str:
     return f"{shown}: not UTF-8 text"
 
 
-def _parquet_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _parquet_chunks(
+    path: Path, shown: str, *, digests: dict[str, str] | None = None
+) -> Iterator[tuple[pd.DataFrame, int, int]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -398,9 +435,19 @@ def _parquet_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int,
             raise DataParseError(f"{shown}: not a readable parquet file ({_one_line(exc)})") from None
         if meta.num_rows == 0 and first_row == 1:
             yield file.schema_arrow.empty_table().to_pandas(), 1, size
+    if digests is not None:  # pyarrow reads by itself: one more pass, over compressed bytes
+        import hashlib
+
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            while block := f.read(_BLOCK):
+                md5.update(block)
+        digests[str(path)] = md5.hexdigest()
 
 
-def _jsonl_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _jsonl_chunks(
+    path: Path, shown: str, *, digests: dict[str, str] | None = None
+) -> Iterator[tuple[pd.DataFrame, int, int]]:
     import pandas as pd
 
     raw = _BoundedReader(path, shown)
@@ -413,6 +460,8 @@ def _jsonl_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, i
             for frame in reader:
                 yield frame, first_row, raw.position
                 first_row += len(frame)
+        if digests is not None:
+            digests[str(path)] = raw.drain()
     except UnicodeDecodeError:
         raise DataParseError(_utf8_error(path, shown)) from None
     except (ValueError, TypeError) as exc:  # TypeError: a line that is an array, not an object

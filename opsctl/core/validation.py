@@ -81,8 +81,9 @@ def check_dataset(
 ) -> tuple[DatasetVerdict, dict]:
     """One dataset's verdict: from the cache when ``reuse(data_hash, checks_hash)`` gives
     the row count of an earlier pass of these bytes through these checks, else by reading
-    the data. Also the first
-    ``keep_rows`` failing rows with their checks ((file, row) -> checks), for a quarantine."""
+    the data (a file's hash, when not given, is then the md5 computed as it was read). Also
+    the first ``keep_rows`` failing rows with their checks ((file, row) -> checks), for a
+    quarantine."""
     from opsctl.core.check_engine import check_rows
 
     started = time.monotonic()
@@ -100,7 +101,7 @@ def check_dataset(
     found = check_rows(root, checks, keep_rows=keep_rows, on_progress=progress)
     verdict = DatasetVerdict(
         checks.path,
-        data_hash,
+        data_hash or found.md5,
         digest,
         rows=found.rows,
         checks=len(checks.names()),
@@ -122,22 +123,36 @@ def validate_datasets(
     on_verdict: Callable[[DatasetVerdict], None] | None = None,
 ) -> tuple[ValidationReport, str | None]:
     """``opsctl data validate``: the report, and a one-line warning when the run store could
-    not record it (the verdicts stand either way)."""
-    from opsctl.adapters.dvc import dataset_hashes
+    not record it (the verdicts stand either way). A file's hash comes from the md5 remembered
+    for its stat, or is computed as it is read (core/data_hashes.py); only a directory's needs
+    DVC."""
+    from opsctl.core import data_hashes
     from opsctl.core.check_records import passed_before, record_verdicts
 
     selected = select_datasets(project, paths)
-    hashes = dataset_hashes(project.root, [c.path for c in selected])
+    stats = {c.path: data_hashes.signature(project.root / c.path) for c in selected}
+    hashes = {path: data_hashes.known_hash(project, path, stat) for path, stat in stats.items()}
+    directories = [c.path for c in selected if stats[c.path] is None]
+    if directories:
+        from opsctl.adapters.dvc import dataset_hashes
+
+        hashes.update(dataset_hashes(project.root, directories))
 
     def reuse(data_hash: str, checks_hash: str) -> int | None:
         return passed_before(project, data_hash, checks_hash)
 
     report = ValidationReport()
+    learned: dict[str, tuple[list[int], str]] = {}
     for checks in selected:
         verdict, _rows = check_dataset(
             project.root, checks, hashes.get(checks.path), reuse=reuse if use_cache else None, on_progress=on_progress
         )
+        stat = stats[checks.path]
+        if verdict.hash and stat is not None and data_hashes.signature(project.root / checks.path) == stat:
+            learned[checks.path] = (stat, verdict.hash)
         report.datasets.append(verdict)
         if on_verdict is not None:
             on_verdict(verdict)
-    return report, record_verdicts(project, report.datasets)
+    error = record_verdicts(project, report.datasets)
+    data_hashes.remember(project, learned)
+    return report, error

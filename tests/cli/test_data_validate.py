@@ -364,3 +364,24 @@ def test_ctrl_c_during_a_long_validation_exits_130_and_records_nothing(tmp_path)
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             for table in tables & {"validations"}:
                 assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+
+
+def test_an_unchanged_file_is_known_by_its_stat_and_a_changed_one_is_not(tmp_path):
+    """The hash computed while reading is DVC's, and the next validate of the unchanged file
+    finds its verdict without reading it; a file rewritten with other bytes is read again."""
+    root = tmp_path / "p"
+    root.mkdir()
+    run(["git", "init", "-q"], cwd=root)
+    run(["dvc", "init", "-q"], cwd=root)
+    (root / "opsctl.yaml").write_text("project: p\nchecks:\n  d.csv: {columns: {n: {type: int, min: 0}}}\n")
+    (root / "d.csv").write_text("n\n1\n2\n")
+    run(["dvc", "add", "-q", "d.csv"], cwd=root)
+    dvc_md5 = yaml.safe_load((root / "d.csv.dvc").read_text())["outs"][0]["md5"]
+    first = json.loads(run_opsctl("data", "validate", "--json", cwd=root).stdout)["datasets"][0]
+    assert first["hash"] == dvc_md5 and not first["cached"]
+    second = json.loads(run_opsctl("data", "validate", "--json", cwd=root).stdout)["datasets"][0]
+    assert second["cached"] and second["hash"] == dvc_md5 and second["rows"] == 2
+    (root / "d.csv").write_text("n\n1\n-2\n")
+    third = run_opsctl("data", "validate", "--json", cwd=root)
+    assert third.returncode == 6
+    assert not json.loads(third.stdout)["datasets"][0]["cached"]
