@@ -227,13 +227,66 @@ def iter_chunks(
             if fmt == "csv"
             else _READERS[fmt](file, shown, digests=digests)
         )
-        for frame, first_row, position in chunks:
+        for frame, first_row, position in _read_ahead(chunks):
             if on_progress is not None:
                 on_progress(done + position, total)
             yield Chunk(frame, first_row, rel)
         done += size
     if on_progress is not None:
         on_progress(total, total)
+
+
+_END = object()
+
+
+class _Raised(NamedTuple):
+    error: BaseException
+
+
+def _read_ahead(chunks: Iterator[Any]) -> Iterator[Any]:
+    """``chunks``, parsed one ahead in a thread while the caller checks the last one: pandas'
+    tokenizer, pyarrow and hashlib let go of the GIL, so on two cores reading and checking
+    overlap. At most two chunks wait in memory; the reader's errors are raised here; a caller
+    that stops early (an error, Ctrl-C) stops the reader after the chunk it is parsing."""
+    import queue
+    import threading
+
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in chunks:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 — handed to the caller, raised there
+            put(_Raised(exc))
+        finally:
+            chunks.close()  # type: ignore[attr-defined]  # a generator: its file is closed here
+
+    reader = threading.Thread(target=read, name="opsctl-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 class _BoundedReader(io.RawIOBase):
