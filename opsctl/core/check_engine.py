@@ -151,9 +151,16 @@ def check_rows(
 ) -> RowsChecked:
     """:func:`run_checks`, also counting the distinct failing rows and remembering the first
     ``keep_rows`` of them with the checks each failed (what a quarantine moves)."""
+    import threading
+
     tally = _Tally()
     tally.keep_rows = keep_rows
-    schema = _schema(checks)
+    # pandera takes ~0.5 s to import beyond pandas, and is first needed once a chunk is typed:
+    # imported in a thread, it overlaps the reading of the first chunk (which lets go of the GIL).
+    schema_ready: list[_Schema | None] = []
+    building = threading.Thread(target=lambda: schema_ready.append(_schema(checks)), name="opsctl-schema")
+    building.start()
+    schema: _Schema | None = None
     seen_keys: dict[tuple[str, ...], list[Any]] = {cols: [] for cols in checks.unique}
     rows = 0
     read_any = False
@@ -164,12 +171,18 @@ def check_rows(
             _check_columns(checks, [str(c) for c in frame.columns], tally)
             read_any = True
         frame, untyped = _typed(checks, frame, chunk, tally)
+        if building.is_alive() or not schema_ready:
+            building.join()
+            if not schema_ready:  # the thread failed: build it here, raising what it raised
+                schema_ready.append(_schema(checks))
+            schema = schema_ready[0]
         if schema is not None and len(frame):
             _validate(schema, checks, frame, chunk, untyped, tally)
         for cols, earlier in seen_keys.items():
             _check_unique(checks, cols, frame, chunk, earlier, tally)
         tally.end_chunk(chunk)
         rows += len(frame)
+    building.join()
     if not read_any:  # not one chunk: an empty file has no columns
         _check_columns(checks, [], tally)
     if checks.rows_min is not None and rows < checks.rows_min:
