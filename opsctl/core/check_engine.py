@@ -158,9 +158,35 @@ def check_rows(
     # pandera takes ~0.5 s to import beyond pandas, and is first needed once a chunk is typed:
     # imported in a thread, it overlaps the reading of the first chunk (which lets go of the GIL).
     schema_ready: list[_Schema | None] = []
-    building = threading.Thread(target=lambda: schema_ready.append(_schema(checks)), name="opsctl-schema")
+
+    def build() -> None:
+        try:
+            schema_ready.append(_schema(checks))
+        except BaseException:  # noqa: BLE001 — built again below, where the error is raised to the caller
+            pass
+
+    def schema_of() -> _Schema | None:
+        building.join()
+        return schema_ready[0] if schema_ready else _schema(checks)  # the thread failed: raise it here
+
+    building = threading.Thread(target=build, name="opsctl-schema")
     building.start()
+    try:
+        return _check_rows(root, checks, keep_rows, on_progress, tally, schema_of)
+    finally:
+        building.join()  # a read that failed early must not leave an import running into shutdown
+
+
+def _check_rows(
+    root: Path,
+    checks: DatasetChecks,
+    keep_rows: int,
+    on_progress: Progress | None,
+    tally: _Tally,
+    schema_of: Callable[[], _Schema | None],
+) -> RowsChecked:
     schema: _Schema | None = None
+    schema_known = False
     seen_keys: dict[tuple[str, ...], list[Any]] = {cols: [] for cols in checks.unique}
     rows = 0
     read_any = False
@@ -171,18 +197,14 @@ def check_rows(
             _check_columns(checks, [str(c) for c in frame.columns], tally)
             read_any = True
         frame, untyped = _typed(checks, frame, chunk, tally)
-        if building.is_alive() or not schema_ready:
-            building.join()
-            if not schema_ready:  # the thread failed: build it here, raising what it raised
-                schema_ready.append(_schema(checks))
-            schema = schema_ready[0]
+        if not schema_known:
+            schema, schema_known = schema_of(), True
         if schema is not None and len(frame):
             _validate(schema, checks, frame, chunk, untyped, tally)
         for cols, earlier in seen_keys.items():
             _check_unique(checks, cols, frame, chunk, earlier, tally)
         tally.end_chunk(chunk)
         rows += len(frame)
-    building.join()
     if not read_any:  # not one chunk: an empty file has no columns
         _check_columns(checks, [], tally)
     if checks.rows_min is not None and rows < checks.rows_min:

@@ -340,7 +340,7 @@ class DatasetVerdict:
         return (
             bool(self.failures)
             and all(f.check not in TABLE_CHECKS for f in self.failures)
-            and self.failing_rows <= self.allowed_failing_rows
+            and 0 < self.failing_rows <= self.allowed_failing_rows
         )
 
     @property

@@ -19,6 +19,7 @@ from tests.cli.test_runs import copy_project, ml_ran  # noqa: F401 — the share
 from tests.conftest import run_opsctl
 
 PREPARED = "data/prepared"
+FEATURES = "data/features"
 
 
 @pytest.fixture
@@ -52,6 +53,14 @@ def test_runs_show_json_lists_the_runs_checks(checked):
     result = run_opsctl("runs", "show", checked["run"][:8], "--json", cwd=checked["root"])
     assert result.returncode == 0, result.stderr
     checks = json.loads(result.stdout)["checks"]
+    # The run's own gates (the template's checks) came first; then the two recorded here.
+    gates = [(c["path"], c["stage"], c["passed"]) for c in checks[:3]]
+    assert gates == [
+        (RAW, "prepare", True),
+        (FEATURES + "/train.csv", "featurize", True),
+        (FEATURES + "/test.csv", "featurize", True),
+    ]
+    checks = checks[3:]
     assert [(c["path"], c["stage"], c["passed"], c["run"]) for c in checks] == [
         (RAW, "prepare", True, checked["run"]),
         (PREPARED, "prepare", False, checked["run"]),
@@ -93,16 +102,21 @@ def test_runs_show_text_lists_the_runs_checks(checked):
     lines = result.stdout.splitlines()
     at = lines.index("checks")
     assert lines[at + 1] == "dataset\tstage\tverdict\trows\tfailing checks"
-    assert lines[at + 2] == f"{RAW}\tprepare\t✓ checks passed\t1000\t"
-    assert lines[at + 3] == (
+    assert lines[at + 2] == f"{RAW}\tprepare\t✓ checks passed\t500\t"  # the run's own gate
+    assert lines[at + 5] == f"{RAW}\tprepare\t✓ checks passed\t1000\t"
+    assert lines[at + 6] == (
         f"{PREPARED}\tprepare\t✗ 2 checks failed\t800\ttype(tenure) 2 rows, rows: 800 rows, fewer than rows.min 1000"
     )
 
 
-def test_runs_show_of_a_run_without_checks_says_nothing_of_them(ml_ran):  # noqa: F811
-    result = run_opsctl("runs", "show", ml_ran["run"], cwd=ml_ran["root"])
+def test_runs_show_of_a_run_without_checks_says_nothing_of_them(tmp_path):
+    from tests.cli.test_run import CHAIN, make_project, opsctl_run
+
+    root = make_project(tmp_path / "p", CHAIN)
+    run_id = opsctl_run(root, "--executor", "local")["run_id"]
+    result = run_opsctl("runs", "show", run_id, cwd=root)
     assert result.returncode == 0 and "checks" not in result.stdout.splitlines()
-    shown = json.loads(run_opsctl("runs", "show", ml_ran["run"], "--json", cwd=ml_ran["root"]).stdout)
+    shown = json.loads(run_opsctl("runs", "show", run_id, "--json", cwd=root).stdout)
     assert shown["checks"] == []
 
 
@@ -119,9 +133,10 @@ def test_lineage_json_marks_the_data_nodes_that_were_checked(checked):
     prepared = g.one("artifact", path=PREPARED)
     assert prepared["checks"]["passed"] is False and prepared["checks"]["failed"] == 2
     assert prepared["checks"]["checks_hash"] == "e" * 16
-    # matched by path and hash: nodes without a verdict (the model, a file inside a directory) have null
+    # matched by path and hash: the model has no verdict; the features file has its gate's
     assert g.root["checks"] is None
-    assert g.one("artifact", path="data/features/train.csv")["checks"] is None
+    features = g.one("artifact", path=FEATURES + "/train.csv")["checks"]
+    assert features["passed"] is True and features["run"] == checked["run"]
     assert all("checks" not in n for n in g.of("source"))
 
 

@@ -77,13 +77,20 @@ def test_dry_run_plans_and_changes_nothing(ml_project):
     before = tree(ml_project)
     result = run_opsctl("run", "--dry-run", "--executor", "local", cwd=ml_project)
     assert result.returncode == 0, result.stderr
-    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    stages_table, checks_table = result.stdout.split("data checks\tdataset\n")
+    lines = [line.split("\t") for line in stages_table.splitlines()]
     assert lines[0] == ["stage", "action", "why"]
     assert [(row[0], row[1]) for row in lines[1:]] == [
         ("prepare", "run"),
         ("featurize", "run"),
         ("train", "run"),
         ("evaluate", "run"),
+    ]
+    # The template's data checks: the raw data before prepare, the features after featurize.
+    assert checks_table.splitlines() == [
+        "before prepare\tdata/raw/churn.csv",
+        "after featurize\tdata/features/train.csv",
+        "after featurize\tdata/features/test.csv",
     ]
     assert "never run" in lines[1][2] and "upstream prepare is stale" in lines[2][2]
     assert "Nothing was changed" in result.stderr
@@ -246,7 +253,8 @@ def test_cycle_is_refused(tmp_path):
 def test_changed_tracked_data_is_committed_first_as_dvc_repro_does(ml_project):
     opsctl_run(ml_project, "--executor", "local")
     raw = ml_project / "data" / "raw" / "churn.csv"
-    raw.write_text(raw.read_text() + raw.read_text().splitlines()[-1] + "\n")
+    last = raw.read_text().splitlines()[-1]
+    raw.write_text(raw.read_text() + "C9999," + last.split(",", 1)[1] + "\n")  # a new customer (ids are unique)
     result = run_opsctl("run", "--executor", "local", cwd=ml_project)
     assert result.returncode == 0, result.stderr
     assert "Committed changed data data/raw/churn.csv.dvc" in result.stderr
