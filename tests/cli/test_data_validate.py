@@ -288,8 +288,10 @@ def test_a_parquet_dataset_through_the_cli(tmp_path):
 
 
 def test_a_line_longer_than_the_bound_is_refused_in_bounded_memory(tmp_path):
-    """A 300 MiB 'line' (no newline at all): refused after 64 MiB, never held whole (opsctl
-    itself, with pandas and DVC imported, is about 175 MB; the line's part read adds ~64 MB)."""
+    """A 300 MiB 'line' (no newline at all): refused after 64 MiB, never held whole. opsctl
+    itself, with pandas and pandera imported, is about 160 MB and the part of the line read
+    adds ~64 MB (220 MB measured alone); holding the line whole would need 300 MB more than
+    that. The bound leaves room for the allocator (two threads, two arenas) under load."""
     root = bad_input(tmp_path, "data/l.csv", None)
     (root / "data").mkdir()
     with open(root / "data" / "l.csv", "wb") as f:
@@ -306,7 +308,7 @@ def test_a_line_longer_than_the_bound_is_refused_in_bounded_memory(tmp_path):
     assert stderr.strip() == (
         "error: data/l.csv: a line longer than 64 MiB before byte 68,157,440: not a table opsctl reads"
     )
-    assert usage.ru_maxrss * 1024 < 300 << 20, usage.ru_maxrss
+    assert usage.ru_maxrss * 1024 < 450 << 20, usage.ru_maxrss
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------
