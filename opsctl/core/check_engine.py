@@ -54,6 +54,7 @@ from opsctl.errors import DataParseError
 if TYPE_CHECKING:
     import pandas as pd
 
+_MAX_RUN = 1 << 20  # hashes in one sorted run of a unique check (8 MiB)
 CHUNK_BYTES = 32 << 20  # input bytes per chunk: a few times that in memory once parsed
 MAX_LINE_BYTES = 64 << 20  # one CSV or JSON line; past it the file is refused as unreadable
 _BLOCK = 1 << 20
@@ -143,7 +144,7 @@ class RowsChecked(NamedTuple):
     failures: list[Failure]
     failing_rows: int  # distinct rows that failed a row-level check
     row_checks: dict[tuple[str | None, int], list[str]]  # the first ``keep_rows`` of them: (file, row) -> checks
-    md5: str | None = None  # a file dataset's md5 (DVC's hash of it), computed as it was read
+    md5: str | None = None  # a file dataset's md5 (DVC's hash of it)
 
 
 def check_rows(
@@ -169,12 +170,33 @@ def check_rows(
         building.join()
         return schema_ready[0] if schema_ready else _schema(checks)  # the thread failed: raise it here
 
+    # DVC's hash of a file is the md5 of its bytes: computed here, on the core the reading
+    # leaves free, it spares importing DVC (core/validation.py). A directory's is DVC's tree hash.
+    target = root / checks.path
+    md5: list[str] = []
+    hashing = threading.Thread(target=lambda: md5.append(file_md5(target)), name="opsctl-md5")
     building = threading.Thread(target=build, name="opsctl-schema")
     building.start()
+    if target.is_file():
+        hashing.start()
     try:
-        return _check_rows(root, checks, keep_rows, on_progress, tally, schema_of)
+        found = _check_rows(root, checks, keep_rows, on_progress, tally, schema_of)
     finally:
         building.join()  # a read that failed early must not leave an import running into shutdown
+        if hashing.ident is not None:
+            hashing.join()
+    return found._replace(md5=md5[0] if md5 else None)
+
+
+def file_md5(path: Path) -> str:
+    """The md5 of a file's bytes: DVC's hash of it (``hash: md5``)."""
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_rows(
@@ -190,8 +212,7 @@ def _check_rows(
     seen_keys: dict[tuple[str, ...], list[Any]] = {cols: [] for cols in checks.unique}
     rows = 0
     read_any = False
-    digests: dict[str, str] = {}
-    for chunk in iter_chunks(root, checks.path, checks.format, on_progress=on_progress, digests=digests):
+    for chunk in iter_chunks(root, checks.path, checks.format, on_progress=on_progress):
         frame = chunk.frame
         if chunk.first_row == 1:  # each file of a directory has its own columns
             _check_columns(checks, [str(c) for c in frame.columns], tally)
@@ -211,8 +232,7 @@ def _check_rows(
         tally.add(ROWS, None, 1, detail=f"{rows:,} rows, expected at least {checks.rows_min:,}")
     if checks.rows_max is not None and rows > checks.rows_max:
         tally.add(ROWS, None, 1, detail=f"{rows:,} rows, expected at most {checks.rows_max:,}")
-    md5 = digests.get(str(root / checks.path))  # a directory's hash is DVC's tree hash: not this
-    return RowsChecked(rows, tally.failures(checks.names()), tally.failing_rows, tally.row_checks, md5)
+    return RowsChecked(rows, tally.failures(checks.names()), tally.failing_rows, tally.row_checks)
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -245,11 +265,9 @@ def iter_chunks(
     *,
     on_progress: Progress | None = None,
     text: bool = False,
-    digests: dict[str, str] | None = None,
 ) -> Iterator[Chunk]:
     """The dataset's rows in chunks (see the module's docstring). Raises DataParseError.
-    ``text`` (CSV only): every value as the file writes it. ``digests``: filled with each
-    file's md5 (by its path) once it has been read to the end."""
+    ``text`` (CSV only): every value as the file writes it."""
     files = dataset_files(root, path, fmt)
     total = sum(f.stat().st_size for f in files)
     done = 0
@@ -257,11 +275,7 @@ def iter_chunks(
         rel = os.path.relpath(file, root) if len(files) > 1 or file != root / path else None
         shown = rel or path
         size = file.stat().st_size
-        chunks = (
-            _csv_chunks(file, shown, text=text, digests=digests)
-            if fmt == "csv"
-            else _READERS[fmt](file, shown, digests=digests)
-        )
+        chunks = _csv_chunks(file, shown, text=text) if fmt == "csv" else _READERS[fmt](file, shown)
         for frame, first_row, position in _read_ahead(chunks):
             if on_progress is not None:
                 on_progress(done + position, total)
@@ -329,22 +343,10 @@ class _BoundedReader(io.RawIOBase):
     how far it got (for progress)."""
 
     def __init__(self, path: Path, shown: str) -> None:
-        import hashlib
-
         self._file = open(path, "rb")  # noqa: SIM115 — closed by close()
         self._shown = shown
         self._line = 0  # bytes since the last newline
         self.position = 0
-        # DVC's hash of a file is the md5 of its bytes: computed on the way, it costs no second
-        # read and spares importing DVC (core/validation.py).
-        self.md5 = hashlib.md5(usedforsecurity=False)
-
-    def drain(self) -> str:
-        """Read what the parser left unread (nothing, usually); the md5 of the whole file."""
-        buffer = bytearray(_BLOCK)
-        while self.readinto(buffer):
-            pass
-        return self.md5.hexdigest()
 
     def readable(self) -> bool:
         return True
@@ -353,7 +355,6 @@ class _BoundedReader(io.RawIOBase):
         n = self._file.readinto(buffer)
         if n:
             data = bytes(memoryview(buffer)[:n])
-            self.md5.update(data)
             first = data.find(b"\n")
             if first < 0:
                 self._line += n
@@ -387,9 +388,7 @@ def _rows_per_chunk(path: Path) -> int:
     return max(1000, CHUNK_BYTES * lines // max(len(sample), 1))
 
 
-def _csv_chunks(
-    path: Path, shown: str, *, text: bool = False, digests: dict[str, str] | None = None
-) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _csv_chunks(path: Path, shown: str, *, text: bool = False) -> Iterator[tuple[pd.DataFrame, int, int]]:
     """``text``: every value as the file writes it (a string, empty ones too), for rewriting
     the file row for row (core/quarantine.py); the rows are the same either way."""
     import pandas as pd
@@ -403,8 +402,6 @@ def _csv_chunks(
     first_row = 1
     try:
         if path.stat().st_size == 0:
-            if digests is not None:
-                digests[str(path)] = raw.drain()
             return
         reader = pd.read_csv(
             stream,
@@ -418,11 +415,7 @@ def _csv_chunks(
             for frame in reader:
                 yield frame, first_row, raw.position
                 first_row += len(frame)
-        if digests is not None:
-            digests[str(path)] = raw.drain()
     except pd.errors.EmptyDataError:
-        if digests is not None:
-            digests[str(path)] = raw.drain()
         return
     except UnicodeDecodeError:
         raise DataParseError(_utf8_error(path, shown)) from None
@@ -498,9 +491,7 @@ def _utf8_error(path: Path, shown: str) -> str:
     return f"{shown}: not UTF-8 text"
 
 
-def _parquet_chunks(
-    path: Path, shown: str, *, digests: dict[str, str] | None = None
-) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _parquet_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -523,19 +514,9 @@ def _parquet_chunks(
             raise DataParseError(f"{shown}: not a readable parquet file ({_one_line(exc)})") from None
         if meta.num_rows == 0 and first_row == 1:
             yield file.schema_arrow.empty_table().to_pandas(), 1, size
-    if digests is not None:  # pyarrow reads by itself: one more pass, over compressed bytes
-        import hashlib
-
-        md5 = hashlib.md5(usedforsecurity=False)
-        with open(path, "rb") as f:
-            while block := f.read(_BLOCK):
-                md5.update(block)
-        digests[str(path)] = md5.hexdigest()
 
 
-def _jsonl_chunks(
-    path: Path, shown: str, *, digests: dict[str, str] | None = None
-) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _jsonl_chunks(path: Path, shown: str) -> Iterator[tuple[pd.DataFrame, int, int]]:
     import pandas as pd
 
     raw = _BoundedReader(path, shown)
@@ -548,8 +529,6 @@ def _jsonl_chunks(
             for frame in reader:
                 yield frame, first_row, raw.position
                 first_row += len(frame)
-        if digests is not None:
-            digests[str(path)] = raw.drain()
     except UnicodeDecodeError:
         raise DataParseError(_utf8_error(path, shown)) from None
     except (ValueError, TypeError) as exc:  # TypeError: a line that is an array, not an object
@@ -821,7 +800,13 @@ def _check_unique(
         ]
         tally.add(UNIQUE, label, count, _examples(values, rows, chunk), detail=f"rows repeating an earlier ({label})")
     earlier.append(ordered)
-    while len(earlier) > 1 and len(earlier[-2]) <= 2 * len(earlier[-1]):
+    # Merging costs a copy of both runs: past MAX_RUN hashes a run is kept as it is, so memory
+    # grows by the 8 bytes a row the hashes take, not by the merges' copies.
+    while (
+        len(earlier) > 1
+        and len(earlier[-2]) <= 2 * len(earlier[-1])
+        and len(earlier[-2]) + len(earlier[-1]) <= _MAX_RUN
+    ):
         last = earlier.pop()
         earlier[-1] = np.sort(np.concatenate([earlier[-1], last]))
 
