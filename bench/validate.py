@@ -135,7 +135,10 @@ def dataset(data_dir: Path, rows: int, block_rows: int) -> Path:
     if not path.is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        make_csv(path, rows, block_rows)
+        # In a child process: a forked child's peak RSS (wait4) counts its parent's pages, so
+        # this process must stay small for the measurements that follow.
+        me = [sys.executable, str(Path(__file__).resolve()), "child", "generate", str(path), str(rows), str(block_rows)]
+        subprocess.run(me, check=True)
         print(f"  generated {path} in {time.perf_counter() - started:.1f} s", flush=True)
     return path
 
@@ -358,6 +361,9 @@ CHILDREN = {"pandera-pandas": child_pandera_pandas, "pandera-polars": child_pand
 
 
 def child_main(argv: list[str]) -> int:
+    if argv[0] == "generate":
+        make_csv(Path(argv[1]), int(argv[2]), int(argv[3]))
+        return 0
     tool, spec_path, csv = argv
     print(json.dumps(CHILDREN[tool](json.loads(Path(spec_path).read_text()), csv), default=str))
     return 0
