@@ -15,11 +15,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
 from opsctl.core.formatting import VERDICT_STYLES, example_text, failure_label, verdict_text, when
-from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.screens.base import StoreWatchingScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
 EMPTY = (
@@ -44,10 +43,6 @@ class DatasetsFailed(Message):
         super().__init__()
         self.error = error
         self.generation = generation
-
-
-class DataStoreChanged(Message):
-    """A verdict (or a run) was written since the datasets were read."""
 
 
 def verdict_cell(state) -> Text:
@@ -106,7 +101,7 @@ def detail_text(state) -> Text:
     return text
 
 
-class DataScreen(DashboardScreen):
+class DataScreen(StoreWatchingScreen):
     HELP = (
         "The datasets with checks in opsctl.yaml: whether each is in the workspace and its last verdict "
         "(from `opsctl data validate` or a gate of `opsctl run`); below, the selected dataset's failing "
@@ -123,9 +118,7 @@ class DataScreen(DashboardScreen):
         super().__init__()
         self.datasets: list | None = None
         self.loads = 0  # how many times the datasets were read and shown
-        self._marker: tuple | None = None
         self._generation = 0  # of the newest load asked for; older answers are dropped
-        self._poll: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -152,15 +145,7 @@ class DataScreen(DashboardScreen):
             table.add_column(label, key=key)
         self.query_one("#summary", Static).update("Reading the datasets…")
         self.load(quiet=False)
-        self._poll = self.set_interval(self.opsctl_app.refresh_interval, self._tick)
-
-    def on_screen_suspend(self) -> None:
-        if self._poll is not None:
-            self._poll.pause()
-
-    def on_screen_resume(self) -> None:
-        if self._poll is not None:
-            self._poll.resume()
+        self.watch_store()
 
     # -- loading -----------------------------------------------------------------------
     def load(self, *, quiet: bool) -> None:
@@ -179,21 +164,7 @@ class DataScreen(DashboardScreen):
             return
         self.post_message(DatasetsLoaded(datasets, marker, generation))
 
-    def _tick(self) -> None:
-        if self._marker is not None:
-            self._watch_store(self._marker)
-
-    @work(thread=True, exclusive=True, group="data-poll")
-    def _watch_store(self, seen: tuple) -> None:
-        try:
-            marker = self.services.store_marker()
-        except Exception:  # noqa: BLE001 - a passing stat failure: the next tick tries again
-            return
-        if marker != seen:
-            self.post_message(DataStoreChanged())
-
-    def on_data_store_changed(self, _message: DataStoreChanged) -> None:
-        self._marker = None  # until the new read lands: one reload per change
+    def store_changed(self) -> None:
         self.load(quiet=True)
 
     def on_datasets_failed(self, message: DatasetsFailed) -> None:

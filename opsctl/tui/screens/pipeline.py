@@ -16,12 +16,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
 from opsctl.core.dashboard import PipelineStageView
 from opsctl.core.formatting import STAGE_STATE_STYLES
-from opsctl.tui.screens.base import DashboardScreen
+from opsctl.tui.screens.base import StoreWatchingScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
 # A glyph as well as a colour, so the status reads without colour too.
@@ -54,10 +53,6 @@ class PipelineFailed(Message):
         self.generation = generation
 
 
-class PipelineStoreChanged(Message):
-    """A run or a stage was written since the statuses were read."""
-
-
 def summary(stages: list[PipelineStageView]) -> str:
     layers = max((s.layer for s in stages), default=0)
     counts = Counter(s.status for s in stages)
@@ -74,7 +69,7 @@ def status_text(status: str) -> Text:
     return Text(f"{STATUS_MARKS.get(status, '?')} {status}", style=STAGE_STATE_STYLES.get(status, ""))
 
 
-class PipelineScreen(DashboardScreen):
+class PipelineScreen(StoreWatchingScreen):
     HELP = (
         "The stage graph of dvc.yaml in layers (a stage waits for the ones after ◀──), "
         "each up to date, stale, running or failed; it re-reads itself when runs are recorded. "
@@ -91,11 +86,9 @@ class PipelineScreen(DashboardScreen):
         super().__init__()
         self.stages: list[PipelineStageView] | None = None
         self.loads = 0  # how many times the statuses were read and shown
-        self._marker: tuple | None = None
         self._generation = 0  # of the newest load asked for; older answers are dropped
         self._loading = False
         self._again = False  # asked to reload while a load ran: one more when it ends
-        self._poll: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,15 +106,7 @@ class PipelineScreen(DashboardScreen):
             table.add_column(label, key=key)
         self.query_one("#summary", Static).update("Reading the pipeline…")
         self.load(quiet=False)
-        self._poll = self.set_interval(self.opsctl_app.refresh_interval, self._tick)
-
-    def on_screen_suspend(self) -> None:
-        if self._poll is not None:
-            self._poll.pause()  # covered by another screen: nobody sees the statuses
-
-    def on_screen_resume(self) -> None:
-        if self._poll is not None:
-            self._poll.resume()
+        self.watch_store()
 
     # -- loading -----------------------------------------------------------------------
     def load(self, *, quiet: bool) -> None:
@@ -146,20 +131,10 @@ class PipelineScreen(DashboardScreen):
             return
         self.post_message(PipelineLoaded(stages, marker, generation))
 
-    def _tick(self) -> None:
-        if not self._loading and self._marker is not None:
-            self._watch_store(self._marker)
+    def can_watch(self) -> bool:
+        return not self._loading
 
-    @work(thread=True, exclusive=True, group="pipeline-poll")
-    def _watch_store(self, seen: tuple) -> None:
-        try:
-            marker = self.services.store_marker()
-        except Exception:  # noqa: BLE001 - a passing stat failure: the next tick tries again
-            return
-        if marker != seen:
-            self.post_message(PipelineStoreChanged())
-
-    def on_pipeline_store_changed(self, _message: PipelineStoreChanged) -> None:
+    def store_changed(self) -> None:
         self.load(quiet=True)
 
     def _finished(self) -> None:
