@@ -1,0 +1,171 @@
+"""Per-column drift statistics: has a column's distribution moved from its reference?
+
+The thin statistics layer of drift monitoring (issue 13's first piece): numpy and scipy only,
+imported only on the monitor path. The methods and their defaults are Evidently's, which
+are well tested in practice, computed with scipy's reference implementations:
+
+- ``ks`` (two-sample Kolmogorov-Smirnov, numeric), ``chi2`` (chi-squared test of the two
+  samples' category counts), ``ztest`` (two-proportion z-test, binary): p-values, drift when
+  p < threshold (0.05);
+- ``wasserstein`` (earth mover's distance divided by the reference's standard deviation),
+  ``jensenshannon`` (distance between binned or category frequencies), ``psi`` (population
+  stability index over the same bins): distances, drift when >= threshold (0.1).
+
+``auto`` picks as Evidently does: a reference of at most 1,000 rows gets the tests (ks for
+numbers, chi2 for categories, ztest for two categories); a larger one the distances
+(wasserstein for numbers, jensenshannon for categories). A numeric column with at most 5
+distinct values is treated as categorical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+METHODS = ("ks", "chi2", "ztest", "wasserstein", "jensenshannon", "psi")
+TESTS = ("ks", "chi2", "ztest")  # they give a p-value: drift when it is below the threshold
+DEFAULT_THRESHOLDS = {"ks": 0.05, "chi2": 0.05, "ztest": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.1}
+SMALL_REFERENCE = 1000  # rows: up to this, statistical tests; above it, distances
+FEW_VALUES = 5  # a numeric column with at most this many distinct values is compared as categories
+EMPTY_BIN = 0.0001  # a bin's share where it has no rows: the log in PSI and JS must stay finite
+MIN_STD = 0.001  # Wasserstein's normaliser for a (nearly) constant reference
+
+
+class ColumnDrift(NamedTuple):
+    method: str
+    statistic: float
+    p_value: float | None  # None for the distances
+    threshold: float
+    drift: bool
+
+
+def auto_method(numeric: bool, reference_rows: int, distinct: int) -> str:
+    """The method ``auto`` means for a column (see the module's docstring)."""
+    categorical = not numeric or distinct <= FEW_VALUES
+    if reference_rows <= SMALL_REFERENCE:
+        if not categorical:
+            return "ks"
+        return "ztest" if distinct <= 2 else "chi2"
+    return "jensenshannon" if categorical else "wasserstein"
+
+
+def compare(
+    reference: Any, current: Any, *, numeric: bool, method: str = "auto", threshold: float | None = None
+) -> ColumnDrift:
+    """The drift of one column. ``reference`` and ``current``: its values (nulls are left
+    out); ``numeric``: compare them as numbers (else as categories)."""
+    ref, cur = _values(reference, numeric), _values(current, numeric)
+    if not len(ref) or not len(cur):
+        raise ValueError("a column needs values in both the reference and the current data")
+    if method == "auto":
+        distinct = len(np.unique(np.concatenate([ref, cur]))) if numeric else len(set(ref) | set(cur))
+        method = auto_method(numeric, len(ref), distinct)
+    if method not in METHODS:
+        raise ValueError(f"unknown drift method {method!r} (one of {', '.join(METHODS)})")
+    limit = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
+    if method in ("ks", "wasserstein") and not numeric:
+        raise ValueError(f"{method} compares numbers: this column holds categories")
+    statistic, p_value = _METHODS[method](ref, cur, numeric)
+    drift = p_value < limit if p_value is not None else statistic >= limit
+    return ColumnDrift(method, float(statistic), None if p_value is None else float(p_value), limit, bool(drift))
+
+
+def _values(values: Any, numeric: bool) -> np.ndarray:
+    array = np.asarray(values, dtype=float if numeric else object)
+    if numeric:
+        return array[~np.isnan(array)]
+    return np.array([v for v in array if v is not None and v == v], dtype=object)  # v != v: NaN
+
+
+def ks(ref: np.ndarray, cur: np.ndarray, _numeric: bool = True) -> tuple[float, float | None]:
+    from scipy.stats import ks_2samp
+
+    result = ks_2samp(ref, cur)
+    return float(result.statistic), float(result.pvalue)
+
+
+def chi2(ref: np.ndarray, cur: np.ndarray, _numeric: bool = False) -> tuple[float, float | None]:
+    """Chi-squared test of independence on the 2 x k table of category counts (scipy's
+    ``chi2_contingency``). A two-sample test: the reference is a sample too, so same-source
+    data is flagged at the significance level (testing the current counts against the
+    reference's shares as if they were exact, as Evidently does, flags far more)."""
+    from scipy.stats import chi2_contingency
+
+    _keys, ref_counts, cur_counts = _counts(ref, cur)
+    if len(ref_counts) < 2:  # one category on both sides: nothing moved
+        return 0.0, 1.0
+    result = chi2_contingency(np.vstack([ref_counts, cur_counts]))
+    return float(result.statistic), float(result.pvalue)
+
+
+def ztest(ref: np.ndarray, cur: np.ndarray, _numeric: bool = False) -> tuple[float, float | None]:
+    """Two-proportion z-test on the share of the first category (the columns hold two)."""
+    from scipy.stats import norm
+
+    keys = sorted(set(ref.tolist()) | set(cur.tolist()), key=str)
+    if len(keys) > 2:
+        raise ValueError("ztest compares a column of two values")
+    first = keys[0]
+    p1, p2 = float(np.mean(ref == first)), float(np.mean(cur == first))
+    n1, n2 = len(ref), len(cur)
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    spread = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if spread == 0:  # one value everywhere: nothing moved
+        return 0.0, 1.0
+    z = (p1 - p2) / spread
+    return float(z), float(2 * (1 - norm.cdf(abs(z))))
+
+
+def wasserstein(ref: np.ndarray, cur: np.ndarray, _numeric: bool = True) -> tuple[float, float | None]:
+    from scipy.stats import wasserstein_distance
+
+    return float(wasserstein_distance(ref, cur) / max(float(np.std(ref)), MIN_STD)), None
+
+
+def jensenshannon(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    from scipy.spatial.distance import jensenshannon as js
+
+    ref_shares, cur_shares = binned_shares(ref, cur, numeric)
+    return float(js(ref_shares, cur_shares)), None
+
+
+def psi(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[float, float | None]:
+    """Population stability index: sum over bins of (ref - cur) * ln(ref / cur)."""
+    ref_shares, cur_shares = binned_shares(ref, cur, numeric)
+    return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares))), None
+
+
+def binned_shares(ref: np.ndarray, cur: np.ndarray, numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each side's share of rows per bin (numbers: Sturges' bins over both sides) or per
+    category, an empty bin counted as EMPTY_BIN."""
+    if numeric:
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+        ref_shares = np.histogram(ref, edges)[0] / len(ref)
+        cur_shares = np.histogram(cur, edges)[0] / len(cur)
+    else:
+        _keys, ref_counts, cur_counts = _counts(ref, cur)
+        ref_shares, cur_shares = ref_counts / len(ref), cur_counts / len(cur)
+    ref_shares = np.where(ref_shares == 0, EMPTY_BIN, ref_shares)
+    cur_shares = np.where(cur_shares == 0, EMPTY_BIN, cur_shares)
+    return ref_shares, cur_shares
+
+
+def _counts(ref: np.ndarray, cur: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+    """The categories of both sides (in a stable order) and each side's count of each."""
+    keys = sorted(set(ref.tolist()) | set(cur.tolist()), key=lambda v: (type(v).__name__, str(v)))
+    index = {key: i for i, key in enumerate(keys)}
+    ref_counts = np.bincount([index[v] for v in ref.tolist()], minlength=len(keys)).astype(float)
+    cur_counts = np.bincount([index[v] for v in cur.tolist()], minlength=len(keys)).astype(float)
+    return keys, ref_counts, cur_counts
+
+
+_METHODS: dict[str, Callable[[np.ndarray, np.ndarray, bool], tuple[float, float | None]]] = {
+    "ks": ks,
+    "chi2": chi2,
+    "ztest": ztest,
+    "wasserstein": wasserstein,
+    "jensenshannon": jensenshannon,
+    "psi": psi,
+}
