@@ -19,6 +19,7 @@ from opsctl.errors import ConfigError
 
 if TYPE_CHECKING:
     from opsctl.core.checks import DatasetChecks
+    from opsctl.core.drift_settings import DriftSettings
 
 CONFIG_FILE = "opsctl.yaml"
 EXECUTORS = ("docker", "local")
@@ -88,6 +89,7 @@ class ProjectConfig:
     stages: dict[str, StageSettings] = field(default_factory=dict)
     remotes: dict[str, RemoteSpec] = field(default_factory=dict)
     checks: dict[str, DatasetChecks] = field(default_factory=dict)  # dataset path -> its data checks
+    drift: dict[str, DriftSettings] = field(default_factory=dict)  # current dataset -> its reference and method
 
     def settings_for(self, stage: str) -> StageSettings:
         """The stage's own settings laid over the ``default`` entry."""
@@ -139,7 +141,7 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
     """Validate a parsed ``opsctl.yaml`` document into a :class:`ProjectConfig`."""
     v = _Validator(source)
     doc = v.mapping(raw, "")
-    v.known_keys(doc, "", {"project", "executor", "images", "stages", "remotes", "checks"})
+    v.known_keys(doc, "", {"project", "executor", "images", "stages", "remotes", "checks", "drift"})
 
     project = doc.get("project", root.name if root else None)
     if project is None:
@@ -177,10 +179,12 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
         )
 
     from opsctl.core.checks import parse_checks
+    from opsctl.core.drift_settings import parse_drift
 
     checks = parse_checks(v, doc["checks"] if doc.get("checks") is not None else {})
+    drift = parse_drift(v, doc["drift"] if doc.get("drift") is not None else {})
     return ProjectConfig(
-        project=project, executor=executor, images=images, stages=stages, remotes=remotes, checks=checks
+        project=project, executor=executor, images=images, stages=stages, remotes=remotes, checks=checks, drift=drift
     )
 
 

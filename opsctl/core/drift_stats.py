@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-METHODS = ("ks", "chi2", "ztest", "wasserstein", "jensenshannon", "psi")
+from opsctl.core.drift_settings import METHODS  # one list, also read by opsctl.yaml's parser
+
 TESTS = ("ks", "chi2", "ztest")  # they give a p-value: drift when it is below the threshold
 DEFAULT_THRESHOLDS = {"ks": 0.05, "chi2": 0.05, "ztest": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.1}
 SMALL_REFERENCE = 1000  # rows: up to this, statistical tests; above it, distances
