@@ -297,6 +297,14 @@ class Example:
     file: str | None = None  # the file within a directory dataset
 
 
+def failure_label(check: str, column: str | None, count: int, detail: str | None) -> str:
+    """One failing check in words: ``type(tenure) 2 rows``; a table-level one (and a column
+    missing or not declared) by what was found: ``rows: 3 rows, expected at least 5``."""
+    if column and check not in (PRESENT, STRICT):
+        return f"{check}({column}) {count} row{'s' if count != 1 else ''}"
+    return f"{check}: {detail}" if detail else check
+
+
 @dataclass(frozen=True)
 class Failure:
     check: str  # ROWS, UNIQUE, STRICT, PRESENT, TYPE, NULLABLE, MIN, MAX, IN, REGEX
@@ -304,6 +312,9 @@ class Failure:
     count: int  # failing rows (rows: the row count found; strict and present: 1)
     examples: tuple[Example, ...] = ()
     detail: str = ""  # for table-level checks: what was found against what was declared
+
+    def label(self) -> str:
+        return failure_label(self.check, self.column, self.count, self.detail)
 
     def as_json(self) -> dict:
         return {
@@ -364,14 +375,7 @@ class DatasetVerdict:
 
     def summary(self, limit: int = 3) -> str:
         """One line for a stage's failure message: ``3 checks failed: type(tenure) 2 rows, ...``."""
-        parts = [
-            f"{f.check}({f.column}) {f.count} row{'s' if f.count != 1 else ''}"
-            if f.column and f.check not in (PRESENT, STRICT)
-            else f"{f.check} ({f.detail})"
-            if f.detail
-            else f.check
-            for f in self.failures[:limit]
-        ]
+        parts = [f.label() for f in self.failures[:limit]]
         more = f", +{len(self.failures) - limit} more" if len(self.failures) > limit else ""
         return f"{len(self.failures)} check{'s' if len(self.failures) != 1 else ''} failed: {', '.join(parts)}{more}"
 

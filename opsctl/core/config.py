@@ -178,11 +178,15 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
             v.boolean(spec.get("default", False), f"{path}.default"),
         )
 
-    from opsctl.core.checks import parse_checks
-    from opsctl.core.drift_settings import parse_drift
+    checks, drift = {}, {}
+    if doc.get("checks") is not None:  # their parsers are imported only by projects that have them
+        from opsctl.core.checks import parse_checks
 
-    checks = parse_checks(v, doc["checks"] if doc.get("checks") is not None else {})
-    drift = parse_drift(v, doc["drift"] if doc.get("drift") is not None else {})
+        checks = parse_checks(v, doc["checks"])
+    if doc.get("drift") is not None:
+        from opsctl.core.drift_settings import parse_drift
+
+        drift = parse_drift(v, doc["drift"])
     return ProjectConfig(
         project=project, executor=executor, images=images, stages=stages, remotes=remotes, checks=checks, drift=drift
     )

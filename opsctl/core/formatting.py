@@ -80,11 +80,11 @@ def verdict_text(passed: bool, failed: int, *, cached: bool = False) -> str:
 
 def failure_label(failure: dict) -> str:
     """One failing check (``Failure.as_json()``): ``type(tenure) 2 rows``, ``rows: 3 < min 100``."""
-    check, column, count = failure.get("check", "?"), failure.get("column"), failure.get("count") or 0
-    if column:
-        return f"{check}({column}) {count} row{'s' if count != 1 else ''}"
-    detail = failure.get("detail")
-    return f"{check}: {detail}" if detail else str(check)
+    from opsctl.core.checks import failure_label as label
+
+    return label(
+        str(failure.get("check", "?")), failure.get("column"), failure.get("count") or 0, failure.get("detail")
+    )
 
 
 def example_text(example: dict) -> str:

@@ -566,12 +566,14 @@ class DataGates:
 
 def _log_failures(log_path: Path, verdicts: list[DatasetVerdict]) -> None:
     """The failing checks at the end of the stage's log, where `opsctl runs logs` shows them."""
+    from opsctl.core.formatting import example_text
+
     lines = []
     for verdict in verdicts:
         lines.append(f"opsctl: data check failed: {verdict.path}: {verdict.summary(limit=len(verdict.failures))}")
         for failure in verdict.failures:
             where = f"{failure.check}({failure.column})" if failure.column else failure.check
-            examples = ", ".join(f"row {e.row}: {e.value!r}" for e in failure.examples)
+            examples = ", ".join(example_text(e) for e in failure.as_json()["examples"])
             detail = f" — {failure.detail}" if failure.detail else ""
             lines.append(f"opsctl:   {where}: {failure.count} failing{detail}{': ' + examples if examples else ''}")
     log_path.parent.mkdir(parents=True, exist_ok=True)
