@@ -184,6 +184,11 @@ def _file_at(root: Path, rel: str, rev: str | None) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def file_at(root: Path, rel: str, rev: str) -> str | None:
+    """The text of ``rel`` (project-relative) at Git revision ``rev``; None when it has none."""
+    return _file_at(root, rel, rev)
+
+
 def declared_artifacts(root: Path, rev: str | None = None) -> dict[str, dict]:
     """The ``artifacts:`` section of the root ``dvc.yaml`` at ``rev`` (None: the workspace)."""
     section = _load_yaml(_file_at(root, PROJECT_FILE, rev)).get("artifacts") or {}

@@ -89,6 +89,8 @@ class ModelVersion:
     active: bool  # False once deregistered
     stages: tuple[str, ...] = ()  # the stages this version is in now
     metrics: dict | None = None
+    profile: str | None = None  # the reference profile of its training data (`register --profile`)
+    profile_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,8 @@ class Registration:
     md5: str
     run: str | None
     annotation_commit: str | None  # the commit opsctl made to declare the model in dvc.yaml, if any
+    profile: str | None = None
+    profile_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,10 +231,14 @@ def tag_name(name: str) -> str:
     return name.replace(":", "=")
 
 
-def registration_message(name: str, version: str, path: str, md5: str, run: str | None) -> str:
+def registration_message(
+    name: str, version: str, path: str, md5: str, run: str | None, profile: tuple[str, str] | None = None
+) -> str:
     lines = [f"Registering artifact {name} version {version}", "", f"path: {path}", f"md5: {md5}"]
     if run:
         lines.append(f"run: {run}")
+    if profile:
+        lines += [f"profile: {profile[0]}", f"profile-md5: {profile[1]}"]
     return "\n".join(lines) + "\n"
 
 
@@ -481,6 +489,8 @@ def _build_model(name: str, events: list[TagEvent], counter: int) -> Model:
                 run=meta.get("run"),
                 active=replay.eligible(version),
                 stages=tuple(in_stages.get(version, ())),
+                profile=meta.get("profile"),
+                profile_md5=meta.get("profile-md5"),
             )
         )
     for version in in_stages.keys() - registrations.keys():  # a stage on a bare commit (gto assign --skip-registration)
@@ -583,6 +593,7 @@ def register_model(
     resolve_run: ResolveRun | None = None,
     producing_run: ProducingRun | None = None,
     cwd: Path | None = None,
+    profile: str | None = None,
 ) -> Registration:
     """Register the model at PATH (a committed DVC-tracked output) as a new version of NAME.
 
@@ -609,6 +620,7 @@ def register_model(
 
     output = store.inspect_output(root, rel)
     md5 = _check_registrable(output)
+    reference = _check_profile(project, _project_path(project, cwd, profile)) if profile is not None else None
 
     declared = store.declared_artifacts(root, "HEAD")
     declare = name not in declared
@@ -634,12 +646,53 @@ def register_model(
     if declare:
         annotation = commit = store.declare_artifact(root, name, rel, f"opsctl: register model {name}", MODEL_TYPE)
     tag = f"{tag_name(name)}@{new_version}"
-    if not store.create_tag(root, tag, commit, registration_message(name, new_version, rel, md5, run_id)):
+    message = registration_message(name, new_version, rel, md5, run_id, reference)
+    if not store.create_tag(root, tag, commit, message):
         raise OpsctlError(
             f"tag {tag} exists already (registered at the same time elsewhere?)",
             hint="see `opsctl model show " + name + "` and register again",
         )
-    return Registration(name, new_version, tag, commit, rel, md5, run_id, annotation)
+    return Registration(name, new_version, tag, commit, rel, md5, run_id, annotation, *(reference or (None, None)))
+
+
+def _check_profile(project: Project, rel: str) -> tuple[str, str]:
+    """(path, md5) of a reference profile to register with a model version: it must be an
+    opsctl profile, committed to Git or tracked by DVC and committed, so that NAME@VERSION
+    finds its bytes later (``opsctl monitor drift --reference NAME@VERSION``)."""
+    import hashlib
+
+    from opsctl.adapters import registry as store
+    from opsctl.core.drift_data import read_profile_file
+
+    path = project.root / rel
+    if not path.is_file():
+        raise UsageError(f"{rel}: no such profile", hint=f"make it: opsctl monitor profile DATASET -o {rel}")
+    read_profile_file(path, rel)  # an OpsctlError when it is not a profile this opsctl reads
+    md5 = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    committed = store.file_at(project.root, rel, "HEAD")
+    if committed is not None and hashlib.md5(committed.encode(), usedforsecurity=False).hexdigest() == md5:
+        return rel, md5
+    output = store.inspect_output(project.root, rel)
+    if output.tracked and output.workspace == "ok" and output.committed and output.md5 == md5:
+        return rel, md5
+    raise GitError(
+        f"{rel} is not committed as it is in the workspace",
+        hint=f"`git add {rel} && git commit` (or `opsctl data add {rel}` and commit its .dvc file), then register",
+    )
+
+
+def profile_of_version(project: Project, name: str, version: str) -> tuple[str, str, str]:
+    """(profile path, its md5, the version's commit) registered with NAME at VERSION."""
+    wanted = normalize_version(version)
+    found = _model(project, name).find(wanted)
+    if found is None:
+        raise UsageError(f"{name} has no version {wanted}", hint=f"see `opsctl model show {name}`")
+    if not found.profile or not found.profile_md5:
+        raise UsageError(
+            f"{name} {wanted} has no reference profile",
+            hint="register versions with `opsctl model register NAME PATH --profile PROFILE`",
+        )
+    return found.profile, found.profile_md5, found.commit
 
 
 def _check_registrable(output) -> str:

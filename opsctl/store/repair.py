@@ -33,9 +33,10 @@ _TABLES = (
     ("params", ("rid", "kid")),
     ("metrics", ("rid", "kid")),
     ("validations", ("vid",)),
+    ("drift_checks", ("did",)),
 )
 # Tables a store only has from a schema version on: an older damaged store has none to copy.
-_SINCE = {"validations": 3}
+_SINCE = {"validations": 3, "drift_checks": 4}
 _MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 # Rows whose parent was lost with a damaged page mean nothing on their own.
 _ORPHANS = (
@@ -45,6 +46,7 @@ _ORPHANS = (
     "DELETE FROM metrics WHERE rid NOT IN (SELECT rid FROM runs) OR kid NOT IN (SELECT kid FROM names)",
     # a verdict is about its data: it outlives a lost run, as a standalone one
     "UPDATE validations SET rid = NULL WHERE rid IS NOT NULL AND rid NOT IN (SELECT rid FROM runs)",
+    "UPDATE drift_checks SET rid = NULL WHERE rid IS NOT NULL AND rid NOT IN (SELECT rid FROM runs)",
 )
 _RECOUNT = (
     "UPDATE runs SET (n_ran, n_cached, n_failed, n_skipped) = "

@@ -172,7 +172,39 @@ _V3 = (
     "CREATE INDEX validations_by_run ON validations (rid)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3)
+# Migration 4: drift checks, one row per comparison of a dataset with its reference (a
+# standalone `opsctl monitor drift`, or a drift gate of a run; ``rid`` as for validations).
+# ``reference`` is what the user named (a path, a profile, NAME@VERSION) and
+# ``reference_hash`` the md5 of its bytes, which is how a model version's profile finds the
+# checks made against it. ``columns`` is JSON: per column its method, statistic, p-value,
+# threshold and verdict (no data: a few hundred bytes per column).
+_V4 = (
+    """
+    CREATE TABLE drift_checks (
+        did             INTEGER PRIMARY KEY,
+        rid             INTEGER REFERENCES runs (rid) ON DELETE SET NULL,
+        stage           TEXT,
+        path            TEXT NOT NULL,
+        data_hash       TEXT NOT NULL DEFAULT '',
+        reference       TEXT NOT NULL,
+        reference_hash  TEXT NOT NULL DEFAULT '',
+        drift           INTEGER NOT NULL CHECK (drift IN (0, 1)),
+        share           REAL NOT NULL,
+        threshold_share REAL NOT NULL,
+        n_columns       INTEGER NOT NULL DEFAULT 0,
+        n_drifted       INTEGER NOT NULL DEFAULT 0,
+        n_rows          INTEGER NOT NULL DEFAULT 0,
+        columns         TEXT NOT NULL DEFAULT '[]',
+        at              REAL NOT NULL,
+        duration        REAL
+    )
+    """,
+    "CREATE INDEX drift_checks_by_path ON drift_checks (path, at)",
+    "CREATE INDEX drift_checks_by_reference ON drift_checks (reference_hash, at)",
+    "CREATE INDEX drift_checks_by_run ON drift_checks (rid)",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -164,7 +164,7 @@ def test_a_version_2_store_is_migrated_with_its_runs_and_takes_verdicts(tmp_path
         add_validations(store, [verdict(stage="prepare")], "abcdef012345")
         assert [v.run_id for v in run_validations(store, "abcdef012345")] == ["abcdef012345"]
     conn = sqlite3.connect(db)
-    assert schema.user_version(conn) == LATEST_VERSION == 3
+    assert schema.user_version(conn) == LATEST_VERSION == 4
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"validations_by_path", "validations_by_hash", "validations_by_run"} <= indexes
     conn.close()
