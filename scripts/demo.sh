@@ -3,7 +3,8 @@
 #   check the machine, scaffold a project (Git + DVC, sample data versioned),
 #   see what is stale, build the image and run the pipeline in containers
 #   (on the host when no Docker engine is reachable), change a param and run
-#   again, compare the two runs, register and promote the model, show its
+#   again, compare the two runs, check the data, register and promote the
+#   model with its reference profile, compare new data with it (drift), show its
 #   lineage, push the data to the project's remote and list where every piece
 #   of data is.
 # The demo project goes to $OPSCTL_DEMO_DIR (default: /tmp/opsctl-demo).
@@ -89,8 +90,32 @@ if step opsctl run; then echo "demo: the broken row was not caught" >&2; exit 1;
 step dvc checkout --force data/raw/churn.csv    # the .dvc file still names the good data
 step opsctl data validate
 step opsctl run
-step opsctl model register churn models/model.pkl
+# The model is registered with the profile of its training data, the reference drift is measured against.
+step opsctl model register churn models/model.pkl --profile monitor/churn.profile.json
 step opsctl model promote churn 0.0.1 --to prod
+# Drift: a batch of new customers like the ones it was trained on passes (exit 0); a batch
+# of newer, pricier month-to-month customers drifts (exit 6, the drifted columns named).
+step opsctl monitor drift data/incoming/batch.csv
+python3 - <<'EOF_PY'
+import csv
+with open("data/incoming/batch.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+for r in rows:
+    r["tenure_months"] = str(int(r["tenure_months"]) // 4)
+    r["monthly_charges"] = f"{float(r['monthly_charges']) * 1.5:.2f}"
+    r["total_charges"] = f"{float(r['monthly_charges']) * int(r['tenure_months']):.2f}"
+    r["contract"], r["internet_service"], r["payment_method"] = "month-to-month", "fiber", "electronic_check"
+with open("data/incoming/shifted.csv", "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+EOF_PY
+if step opsctl monitor drift data/incoming/shifted.csv --reference churn@v0.0.1; then
+    echo "demo: the shifted batch did not drift" >&2; exit 1
+else code=$?; fi
+[ "$code" = 6 ] || { echo "demo: opsctl monitor drift exited $code, expected 6 (drift)" >&2; exit 1; }
+step opsctl monitor history
+step opsctl model show churn
 step opsctl lineage churn@v0.0.1
 step opsctl data status
 step opsctl data push

@@ -36,7 +36,7 @@ def validate(
     from opsctl.errors import DataCheckFailedError
 
     project = open_project()
-    with _progress() as progress:
+    with byte_progress() as progress:
         report, record_error = validate_datasets(project, paths or [], use_cache=not no_cache, on_progress=progress)
     if record_error:
         out.warn(f"the verdicts were not recorded in the run store: {record_error}")
@@ -108,7 +108,7 @@ def _examples(failure: Any, limit: int | None = EXAMPLES_SHOWN) -> str:
 
 
 @contextlib.contextmanager
-def _progress() -> Iterator[Any]:
+def byte_progress() -> Iterator[Any]:
     """A bar per dataset on a terminal (bytes read); nothing for scripts."""
     if not out.interactive or out.quiet:
         yield None
@@ -157,7 +157,7 @@ def profile(
 
         raise UsageError("--force only means something with --write")
     project = open_project()
-    with _progress() as progress:
+    with byte_progress() as progress:
         found = profile_dataset(
             project,
             path,

@@ -12,6 +12,7 @@ from opsctl.cli import doctor as doctor_cmd
 from opsctl.cli import init as init_cmd
 from opsctl.cli import lineage as lineage_cmd
 from opsctl.cli import model as model_cmd
+from opsctl.cli import monitor as monitor_cmd
 from opsctl.cli import pipeline as pipeline_cmd
 from opsctl.cli import run as run_cmd
 from opsctl.cli import runs as runs_cmd
@@ -57,6 +58,7 @@ app.add_typer(templates_cmd.app, name="template")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(monitor_cmd.app, name="monitor")
 doctor_cmd.register(app)
 pipeline_cmd.register(app)
 run_cmd.register(app)

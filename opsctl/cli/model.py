@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from datetime import datetime
+from typing import Any, Optional
 
 import typer
 
@@ -70,6 +71,13 @@ def register(
     run: Optional[str] = typer.Option(
         None, "--run", metavar="RUN", help="The run that produced it (id or unique prefix; default: found by hash)."
     ),
+    profile: Optional[str] = typer.Option(
+        None,
+        "--profile",
+        metavar="PROFILE",
+        help="The reference profile of its training data (`opsctl monitor profile`), committed; "
+        "then `opsctl monitor drift --reference NAME@VERSION` compares with it.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Register a new version of a model.
@@ -80,7 +88,14 @@ def register(
     from opsctl.core.registry import register_model
 
     result = register_model(
-        _project(), name, path, version=version, run=run, resolve_run=_resolve_run, producing_run=_producing_run
+        _project(),
+        name,
+        path,
+        version=version,
+        run=run,
+        resolve_run=_resolve_run,
+        producing_run=_producing_run,
+        profile=profile,
     )
     if as_json:
         out.json(
@@ -93,6 +108,8 @@ def register(
                 "md5": result.md5,
                 "run": result.run,
                 "annotation_commit": result.annotation_commit,
+                "profile": result.profile,
+                "profile_md5": result.profile_md5,
             }
         )
         return
@@ -103,6 +120,12 @@ def register(
         f"Registered {result.name} {result.version}: {result.path} (md5 {result.md5[:12]}{run_note}) "
         f"at commit {result.commit[:7]}, tag {result.tag}"
     )
+    if result.profile:
+        out.info(
+            f"Its reference profile: {result.profile}; compare new data with it: "
+            f"opsctl monitor drift DATASET --reference {result.name}@{result.version}",
+            style="dim",
+        )
     _push_hint(result.tag)
 
 
@@ -133,7 +156,11 @@ def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as
     """A model's versions, newest first: commit, date, author, run, metrics, stages."""
     from opsctl.core.registry import show_model
 
-    details = show_model(_project(), name, run_metrics=_run_metrics)
+    from opsctl.core.monitoring import checks_against
+
+    project = _project()
+    details = show_model(project, name, run_metrics=_run_metrics)
+    drift = {v.version: checks_against(project, [v.profile_md5 or ""], limit=5) for v in details.versions if v.profile}
     if as_json:
         out.json(
             {
@@ -155,6 +182,9 @@ def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as
                         "run": v.run,
                         "metrics": v.metrics,
                         "stages": list(v.stages),
+                        "profile": v.profile,
+                        "profile_md5": v.profile_md5,
+                        "drift_checks": [_drift_json(r) for r in drift.get(v.version, [])],
                     }
                     for v in details.versions
                 ],
@@ -167,7 +197,7 @@ def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as
         + ("  [deprecated]" if details.deprecated else "")
     )
     out.table(
-        ["version", "stages", "created", "author", "commit", "run", "metrics"],
+        ["version", "stages", "created", "author", "commit", "run", "metrics", "drift"],
         [
             (
                 v.version,
@@ -177,10 +207,48 @@ def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as
                 v.commit[:7],
                 (v.run or "")[:12],
                 _metrics(v.metrics),
+                _drift_cell(drift[v.version][0] if drift.get(v.version) else None, bool(v.profile)),
             )
             for v in details.versions
         ],
     )
+    staged = [v for v in details.versions if v.stages and drift.get(v.version)]
+    for v in staged:
+        out.table(
+            ["when", "dataset", "verdict", "drifted", "columns", "run"],
+            [
+                (
+                    datetime.fromtimestamp(r.at).strftime("%Y-%m-%d %H:%M:%S"),
+                    r.path,
+                    Styled("drift", "red") if r.drift else Styled("ok", "green"),
+                    f"{len(r.drifted)}/{sum(1 for c in r.columns if c.get('compared', True))}",
+                    ", ".join(r.drifted[:4]),
+                    (r.run_id or "")[:12],
+                )
+                for r in drift[v.version]
+            ],
+            title=f"Drift checks against {name} {v.version} ({', '.join(v.stages)}): reference {v.profile}",
+        )
+
+
+def _drift_json(record) -> dict:
+    return {
+        "at": datetime.fromtimestamp(record.at).astimezone().isoformat(timespec="seconds"),
+        "dataset": record.path,
+        "hash": record.data_hash or None,
+        "drift": record.drift,
+        "share": record.share,
+        "drifted": record.drifted,
+        "run": record.run_id,
+    }
+
+
+def _drift_cell(record, has_profile: bool) -> Any:
+    if record is None:
+        return "no checks" if has_profile else ""
+    compared = sum(1 for c in record.columns if c.get("compared", True))
+    text = f"{'drift' if record.drift else 'ok'} {len(record.drifted)}/{compared}"
+    return Styled(text, "red" if record.drift else "green")
 
 
 def _metrics(metrics: dict | None) -> str:

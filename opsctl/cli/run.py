@@ -207,6 +207,7 @@ def _print_plan(report, as_json: bool) -> None:
                         "cmd": s.cmd,
                         "image": s.image.ref if s.image else None,
                         "checks": {"before": plan.gates_of(s.name, "before"), "after": plan.gates_of(s.name, "after")},
+                        "drift": plan.gates_of(s.name, "drift"),
                     }
                     for s in plan.steps
                 ],
@@ -225,7 +226,7 @@ def _print_plan(report, as_json: bool) -> None:
     if gates:
         out.table(
             ["data checks", "dataset"],
-            [(f"{g.when} {g.stage}", g.dataset) for g in gates],
+            [(f"{'drift before' if g.when == 'drift' else g.when} {g.stage}", g.dataset) for g in gates],
         )
     runs = sum(_action(s) == "run" for s in plan.steps)
     restores = sum(_action(s) == "restore" for s in plan.steps)
@@ -296,6 +297,10 @@ def _finish_line(stage) -> tuple[str, str]:
 
 
 def _checked_line(stage: str, when: str, verdict) -> tuple[str, str]:
+    if when == "drift":  # verdict: core.run.DriftVerdict
+        if verdict.drift:
+            return f"✗ {verdict.path} drifted from {verdict.reference} (before {stage}): {verdict.summary()}", "red"
+        return f"✓ no drift of {verdict.path} from {verdict.reference} (before {stage}: {verdict.summary()})", "green"
     rows = f"{verdict.rows:,} rows, "
     where = f"{when} {stage}"
     if verdict.passed:

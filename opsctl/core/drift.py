@@ -9,8 +9,9 @@ rather than failing the whole comparison:
   data changed shape, which no statistic measures but every model notices;
 - a column with values on one side only (all null on the other) has drifted (method
   ``nulls``);
-- a column null on both sides, or an identifier (more distinct values than a profile keeps
-  counts of), is listed as not compared and left out of the share.
+- a column null on both sides, or an identifier (a text column whose values are all distinct
+  in the reference, or with more than MAX_CATEGORIES of them), is listed as not compared and
+  left out of the share.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from opsctl.errors import UsageError
 
 PICTURE_BINS = 12  # bars in a column's picture of its two distributions
 PICTURE_CATEGORIES = 8
+MIN_IDENTIFIER_ROWS = 20  # a text column whose values are all distinct over this many rows is a key
 
 
 @dataclass
@@ -171,6 +173,8 @@ def compare_column(
         return not_compared("no values on either side (all null)")
     if ref.too_many or cur.too_many:
         return not_compared(f"over {MAX_CATEGORIES:,} distinct values (an identifier, not a distribution)")
+    if ref.kind == "categorical" and ref.count >= MIN_IDENTIFIER_ROWS and ref.distinct == ref.count:
+        return not_compared("every value distinct in the reference (an identifier, not a distribution)")
     if ref.kind != cur.kind:
         sides = {"numeric": "numbers", "categorical": "text"}
         return ColumnResult(
@@ -206,15 +210,15 @@ def _numeric(
     few = ref.counts is not None and cur.counts is not None
     distinct = len(set(ref.counts or {}) | set(cur.counts or {})) if few else drift_stats.FEW_VALUES + 1
     chosen = drift_stats.auto_method(True, ref.count, distinct) if method == "auto" else method
-    cur_values = cur.numbers(chosen)
-    ref_values = ref.numbers(chosen)
-    picture = _numeric_picture(ref_values, cur_values)
     if few and chosen in ("chi2", "ztest") or (few and chosen in ("jensenshannon", "psi") and method == "auto"):
         assert ref.counts is not None and cur.counts is not None
         counted = drift_stats.compare_counts(
             ref.counts, cur.counts, method=chosen, threshold=threshold, reference_rows=ref.count
         )
-        return counted, picture
+        return counted, _categorical_picture(ref.counts, cur.counts)
+    cur_values = cur.numbers(chosen)
+    ref_values = ref.numbers(chosen)
+    picture = _numeric_picture(ref_values, cur_values)
     if chosen in ("chi2", "ztest"):
         raise ValueError(f"{chosen} compares categories: this column has more than {drift_stats.FEW_VALUES} values")
     rebuilt = ref.values is None

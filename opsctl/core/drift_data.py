@@ -70,6 +70,7 @@ class ColumnData:
     values: np.ndarray | None = None  # numeric: the values, or a sample rebuilt from a profile
     counts: dict[Any, int] | None = None  # categorical, or numeric with few values: value -> count
     too_many: bool = False  # categorical with more than MAX_CATEGORIES values: not compared
+    distinct: int | None = None  # categorical: how many values (a profile keeps only its top ones)
     std: float | None = None  # a profile's exact spread (its rebuilt sample's is approximate)
     quantiles: np.ndarray | None = None  # a profile's numeric column: its quantile curve ...
     probabilities: np.ndarray | None = None  # ... at these probabilities
@@ -294,6 +295,8 @@ class _Builder:
             if column.kind == "numeric":
                 parts = self.parts.pop(name)
                 column.values = np.concatenate(parts) if parts else np.empty(0)
+            elif column.counts is not None:
+                column.distinct = len(column.counts)
             data.columns[name] = column
         return data
 
@@ -457,6 +460,7 @@ def _profile_data(raw: dict, label: str) -> DatasetData:
                 if len(top) > 10 * TOP:
                     raise ValueError(f"column {name}: more than {10 * TOP} top values")
                 column.counts = {_key(k): _count(v) for k, v in top}
+                column.distinct = _count(entry["distinct"])
                 other = _count(entry.get("other", 0))
                 if other:
                     column.counts[OTHER] = column.counts.get(OTHER, 0) + other

@@ -8,6 +8,9 @@ Pure: from the stages' deps and outs and the datasets with checks, which checks 
 - **after** a stage: a dataset that is one of its outputs, or inside an output directory.
   A failure fails the stage: no ``dvc.lock`` entry, its dependants don't start.
 
+- **drift** before a stage: a dataset under ``drift:`` that the stage reads (whoever wrote it)
+  is compared with its reference first; a dataset that drifted fails the stage.
+
 A dataset and a path overlap when they are the same path or one is inside the other (checks
 on ``data/raw/churn.csv``, a stage reading ``data/raw``).
 """
@@ -17,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-BEFORE, AFTER = "before", "after"
+BEFORE, AFTER, DRIFT = "before", "after", "drift"
 
 
 @dataclass(frozen=True)
 class Gate:
     stage: str
-    dataset: str  # a path under checks: in opsctl.yaml
-    when: str  # BEFORE | AFTER
+    dataset: str  # a path under checks: (or drift:, for DRIFT) in opsctl.yaml
+    when: str  # BEFORE | AFTER | DRIFT
 
 
 def inside(path: str, directory: str) -> bool:
@@ -50,3 +53,14 @@ def plan_gates(datasets: Iterable[str], stages: Sequence[tuple[str, Sequence[str
                 gates.append(Gate(name, dataset, BEFORE))
         gates += [Gate(name, dataset, AFTER) for dataset in datasets if any(inside(dataset, out) for out in outs)]
     return gates
+
+
+def plan_drift_gates(datasets: Iterable[str], stages: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> list[Gate]:
+    """The drift gates: each stage that reads a dataset under ``drift:`` compares it first."""
+    datasets = list(datasets)
+    return [
+        Gate(name, dataset, DRIFT)
+        for name, deps, _outs in stages
+        for dataset in datasets
+        if any(overlap(dataset, dep) for dep in deps)
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opsctl.core.gates import Gate, plan_gates
+from opsctl.core.gates import Gate, plan_drift_gates, plan_gates
 from opsctl.core.project import Project
 from opsctl.core.stagelock import StageImage
 
@@ -118,6 +118,8 @@ def make_plan(
         plan.warnings = unknown_stage_warnings(project, [s.name for s in stages])
     if project.config.checks:
         plan.gates = plan_gates(project.config.checks, [(s.name, s.deps, s.outs) for s in plan.steps])
+    if project.config.drift:
+        plan.gates += plan_drift_gates(project.config.drift, [(s.name, s.deps, s.outs) for s in plan.steps])
     if check_run_cache:
         plan.steps = [_with_restorable(session, s) for s in plan.steps]
     return plan

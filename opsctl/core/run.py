@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from opsctl.core.gates import AFTER, BEFORE
+from opsctl.core.gates import AFTER, BEFORE, DRIFT
 from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
 from opsctl.core.project import Project
 from opsctl.core.quarantine import MAX_QUARANTINE_ROWS
@@ -310,6 +310,7 @@ def _execute(
         log_path = logs_dir / f"{_safe(name)}.log"  # the stage's own log; gates append what failed
         # Data it reads that no stage writes is checked before it touches anything.
         failed_data = gates.failures(name, BEFORE, plan.gates_of(name, BEFORE), log_path)
+        failed_data = failed_data or gates.drift_failures(name, plan.gates_of(name, DRIFT), log_path)
         if failed_data:
             stage.log_path = log_path
             stage.duration = time.monotonic() - started
@@ -447,6 +448,7 @@ class DataGates:
         self._mutex = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._before: dict[str, DatasetVerdict] = {}  # a source's verdict, for every stage reading it
+        self._drift: dict[str, DriftVerdict] = {}  # a dataset's drift, for every stage reading it
         self._record_warned = False
         self._recording = False  # until the run's record exists, verdicts wait in _pending
         self._pending: list[tuple[DatasetVerdict, str]] = []
@@ -495,6 +497,63 @@ class DataGates:
             _log_failures(log_path, failed)
         shown = "; ".join(f"{v.path}: {v.summary()}" for v in failed)
         return f"data check failed: {shown}"
+
+    def drift_failures(self, stage: str, datasets: list[str], log_path: Path | None) -> str:
+        """Compare ``datasets`` (under drift: in opsctl.yaml) with their references before
+        ``stage`` runs; '' when none drifted, else one line saying which did (the columns'
+        results are also appended to the stage's log). Each dataset once per run."""
+        failed = []
+        for path in datasets:
+            with self._mutex:
+                lock = self._locks.setdefault(f"drift:{path}", threading.Lock())
+            with lock:
+                verdict = self._drift.get(path)
+                if verdict is None:
+                    verdict = self._drift[path] = self._check_drift(stage, path, log_path)
+                    self._events.checked(stage, DRIFT, verdict)
+            if verdict.drift:
+                failed.append(verdict)
+        if not failed:
+            return ""
+        return "data drifted: " + "; ".join(f"{v.path}: {v.summary()}" for v in failed)
+
+    def _check_drift(self, stage: str, path: str, log_path: Path | None) -> DriftVerdict:
+        from opsctl.core.monitoring import check_drift
+        from opsctl.errors import OpsctlError
+
+        settings = self._project.config.drift[path]
+        lines = []
+        try:
+            report, error = check_drift(self._project, settings, run_id=self._run_id, stage=stage)
+        except OpsctlError as exc:  # nothing to compare, unreadable data: the gate can't pass
+            verdict = DriftVerdict(path, settings.reference, True, error=str(exc))
+            lines.append(f"opsctl: drift check of {path} could not run: {exc}")
+        else:
+            if error and not self._record_warned:
+                self._record_warned = True
+                self._events.warning(error)
+            verdict = DriftVerdict(
+                path,
+                settings.reference,
+                report.drift,
+                drifted=tuple(c.column for c in report.drifted),
+                compared=len(report.compared),
+                share=report.share,
+                threshold_share=report.threshold_share,
+            )
+            lines.append(f"opsctl: drift of {path} from {settings.reference}: {verdict.summary()}")
+            for c in report.columns:
+                stat = "" if c.statistic is None else f" {c.statistic:.4g}"
+                p = "" if c.p_value is None else f" (p {c.p_value:.3g})"
+                mark = "drift" if c.drift else ("not compared" if not c.compared else "ok")
+                lines.append(
+                    f"opsctl:   {c.column}: {c.method or '-'}{stat}{p}: {mark}{' — ' + c.detail if c.detail else ''}"
+                )
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+        return verdict
 
     def _check(self, stage: str, when: str, path: str) -> DatasetVerdict:
         from opsctl.core.check_records import passed_before
@@ -562,6 +621,28 @@ class DataGates:
         if error and not self._record_warned:
             self._record_warned = True
             self._events.warning(f"data check verdicts were not recorded in the run store: {error}")
+
+
+class DriftVerdict(NamedTuple):
+    """What a drift gate found (the full report is in the run store)."""
+
+    path: str
+    reference: str
+    drift: bool
+    drifted: tuple[str, ...] = ()
+    compared: int = 0
+    share: float = 0.0
+    threshold_share: float = 0.0
+    error: str | None = None  # the comparison could not be made
+
+    def summary(self) -> str:
+        if self.error:
+            return f"could not be compared: {self.error}"
+        names = ", ".join(self.drifted[:5]) + (", …" if len(self.drifted) > 5 else "")
+        return (
+            f"{len(self.drifted)} of {self.compared} columns drifted ({self.share:.0%}; "
+            f"the dataset drifts at {self.threshold_share:.0%}){': ' + names if names else ''}"
+        )
 
 
 def _log_failures(log_path: Path, verdicts: list[DatasetVerdict]) -> None:
