@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from opsctl.core import drift, drift_data
-from opsctl.core.drift_report import COLLAPSE_AFTER, MAX_MD_ROWS, html, markdown, sparkline
+from opsctl.core.drift_report import MAX_MD_ROWS, PLOT_HEIGHT, html, markdown, sparkline
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -220,14 +220,14 @@ def test_not_compared_and_type_mismatch_columns_render():
 
 
 def test_a_long_markdown_table_is_collapsed_but_names_what_drifted():
-    columns = [column(f"c{i}", drift=i < 3) for i in range(COLLAPSE_AFTER + 1)]
+    columns = [column(f"c{i}", drift=i < 3) for i in range(21)]
     md = markdown(report(columns))
-    assert f"<details><summary>{COLLAPSE_AFTER + 1} columns compared</summary>" in md
+    assert "<details><summary>21 columns compared</summary>" in md
     assert md.index("<details>") < md.index("| Column |") < md.index("</details>")
     assert "Drifted: c0, c1, c2" in md
-    assert len(table_rows(md)) == COLLAPSE_AFTER + 1
-    short = markdown(report(columns[:COLLAPSE_AFTER]))
-    assert "<details>" not in short and len(table_rows(short)) == COLLAPSE_AFTER
+    assert len(table_rows(md)) == 21
+    short = markdown(report(columns[:20]))
+    assert "<details>" not in short and "Drifted:" not in short and len(table_rows(short)) == 20
 
 
 def test_a_very_long_markdown_table_is_cut_and_says_how_much():
@@ -296,7 +296,7 @@ def test_bar_heights_follow_the_shares_on_one_scale():
     rects = Tags(html(report([column("a", histogram=picture)]))).named("rect")
     heights = {cls: [float(r["height"]) for r in rects if r["class"] == cls] for cls in ("ref", "cur")}
     tallest = max(heights["ref"] + heights["cur"])
-    assert heights["cur"][3] == tallest  # the largest share of either side is the tallest bar
+    assert heights["cur"][3] == tallest == PLOT_HEIGHT  # the largest share of either side fills the plot
     for cls, shares in (("ref", shares_ref), ("cur", shares_cur)):
         assert [h / tallest for h in heights[cls]] == pytest.approx([s / 0.6 for s in shares], abs=1e-3)
     # bars stand on one baseline
