@@ -136,7 +136,8 @@ def drift(
     elif markdown:
         from opsctl.core.drift_report import markdown as render_markdown
 
-        sys.stdout.write(render_markdown(data))
+        text = render_markdown(data)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
     else:
         _show(report)
@@ -176,7 +177,8 @@ def _show(report: Any) -> None:
         verdict = "drift" if c.drift else ("—" if not c.compared else "ok")
         picture = ""
         if c.picture:
-            picture = f"{sparkline(c.picture['reference'])} → {sparkline(c.picture['current'])}"
+            top = max([*c.picture["reference"], *c.picture["current"]], default=0)  # one scale for both
+            picture = f"{sparkline(c.picture['reference'], top)} → {sparkline(c.picture['current'], top)}"
         cells = [
             c.column,
             c.method or "",

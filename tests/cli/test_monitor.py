@@ -250,3 +250,17 @@ def test_a_drift_gate_fails_the_stage_that_reads_drifted_data(project):
     assert passed.returncode == 0, passed.stderr
     assert "no drift of data/incoming/batch.csv" in passed.stderr
     assert (project / "scores.txt").exists() and "score" in yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+
+
+def test_markdown_and_html_reports(project):
+    result = monitor(
+        project, "drift", "data/incoming/shifted.csv", "-r", "data/train.csv", "--md", "--html", "out/r.html"
+    )
+    assert result.returncode == 6  # the reports don't change the gate
+    assert result.stdout.startswith("**Drift detected**") or "**Drift detected**" in result.stdout.splitlines()[0:3]
+    assert "| age |" in result.stdout.replace("\\", "")
+    page = (project / "out" / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") or page.lower().startswith("<!doctype html>")
+    assert page.count("<svg") == 5 and "http://" not in page and "https://" not in page
+    both = monitor(project, "drift", "data/incoming/same.csv", "-r", "data/train.csv", "--md", "--json")
+    assert both.returncode == 2 and "pick one" in both.stderr
