@@ -154,9 +154,8 @@ def list_(as_json: bool = JSON) -> None:
 @app.command("show")
 def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as_json: bool = JSON) -> None:
     """A model's versions, newest first: commit, date, author, run, metrics, stages."""
-    from opsctl.core.registry import show_model
-
     from opsctl.core.monitoring import checks_against
+    from opsctl.core.registry import show_model
 
     project = _project()
     details = show_model(project, name, run_metrics=_run_metrics)

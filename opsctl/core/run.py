@@ -124,8 +124,9 @@ class RunEvents:
     def warning(self, text: str) -> None:
         """Something the user should know before the stages run (one line)."""
 
-    def checked(self, stage: str, when: str, verdict: DatasetVerdict) -> None:
-        """A data gate ran: ``verdict`` of a dataset checked ``when`` (gates.BEFORE/AFTER) ``stage`` runs."""
+    def checked(self, stage: str, when: str, verdict: DatasetVerdict | DriftVerdict) -> None:
+        """A data gate ran: ``verdict`` of a dataset checked ``when`` (gates.BEFORE/AFTER) ``stage`` runs, or
+        its drift (gates.DRIFT: a DriftVerdict)."""
 
 
 def parse_overrides(items: list[str], root: Path | None = None) -> list[tuple[str, str, object]]:
