@@ -264,3 +264,15 @@ def test_markdown_and_html_reports(project):
     assert page.count("<svg") == 5 and "http://" not in page and "https://" not in page
     both = monitor(project, "drift", "data/incoming/same.csv", "-r", "data/train.csv", "--md", "--json")
     assert both.returncode == 2 and "pick one" in both.stderr
+
+
+def test_the_ml_template_ships_a_profile_of_its_training_data_and_a_clean_batch(ml_project):
+    profile = json.loads((ml_project / "monitor/churn.profile.json").read_text())
+    raw = (ml_project / "data/raw/churn.csv").read_bytes()
+    assert profile["dataset"] == "data/raw/churn.csv" and profile["hash"] == hashlib.md5(raw).hexdigest()
+    tracked = run(["git", "ls-files"], cwd=ml_project).stdout.split()
+    assert "monitor/churn.profile.json" in tracked and "data/incoming/batch.csv" in tracked
+    result = monitor(ml_project, "drift", "data/incoming/batch.csv", "--json")  # the drift: settings
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["reference"] == "monitor/churn.profile.json" and len(report["columns"]) == 10
