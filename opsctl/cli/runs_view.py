@@ -65,15 +65,32 @@ def print_run_list(limit: int, status: str | None, where: list[str], sort: str |
 
 def print_run(run: str, as_json: bool) -> None:
     """One run: what ran, with which code, params and images, and what each stage did."""
-    from opsctl.core.check_records import run_verdicts
+    from opsctl.core.check_records import run_drift_checks, run_verdicts
     from opsctl.core.project import open_project
     from opsctl.core.runs import show_run
 
     project = open_project(read_config=False)
     detail = show_run(project, run)
     verdicts = run_verdicts(project, detail.id)
+    drift = run_drift_checks(project, detail.id)
     if as_json:
-        out.json({**detail_json(detail), "checks": [v.as_json() for v in verdicts]})
+        out.json(
+            {
+                **detail_json(detail),
+                "checks": [v.as_json() for v in verdicts],
+                "drift": [
+                    {
+                        "dataset": d.path,
+                        "stage": d.stage,
+                        "reference": d.reference,
+                        "drift": d.drift,
+                        "share": d.share,
+                        "drifted": d.drifted,
+                    }
+                    for d in drift
+                ],
+            }
+        )
         return
     w = sys.stdout.write
     w(f"run       {detail.id}\n")
@@ -112,6 +129,22 @@ def print_run(run: str, as_json: bool) -> None:
                     ", ".join(failure_label(f) for f in v.failures),
                 )
                 for v in verdicts
+            ],
+        )
+    if drift:
+        w("\ndrift\n")
+        out.table(
+            ["dataset", "stage", "reference", "verdict", "drifted"],
+            [
+                (
+                    d.path,
+                    d.stage or "",
+                    d.reference,
+                    Styled("drift", "red") if d.drift else Styled("no drift", "green"),
+                    f"{len(d.drifted)}/{sum(1 for c in d.columns if c.get('compared', True))}"
+                    + (f": {', '.join(d.drifted[:4])}" if d.drifted else ""),
+                )
+                for d in drift
             ],
         )
     if detail.params:

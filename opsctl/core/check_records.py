@@ -207,6 +207,17 @@ def run_verdicts(project: Project, run_id: str) -> list[RecordedVerdict]:
     return [_recorded(r) for r in records]
 
 
+def run_drift_checks(project: Project, run_id: str) -> list:
+    """The drift checks a run's gates recorded (its full id), in order (store/drift_checks.py)."""
+    from opsctl.core.runs import open_store, store_path
+    from opsctl.store.drift_checks import run_drift_checks as of_run
+
+    if not store_path(project).exists():
+        return []
+    with open_store(project, reap=False) as store:
+        return of_run(store, run_id)
+
+
 def dataset_overview(project: Project) -> list[DatasetState]:
     """Every dataset with checks in opsctl.yaml (in its order), then the paths that have
     verdicts but no checks any more (sorted): existence in the workspace, last verdict and

@@ -244,6 +244,11 @@ def test_a_drift_gate_fails_the_stage_that_reads_drifted_data(project):
     assert not (project / "scores.txt").exists() and not (project / "dvc.lock").exists()
     checks = json.loads(monitor(project, "history", "--json").stdout)
     assert len(checks) == 1 and checks[0]["drift"] is True and checks[0]["stage"] == "score" and checks[0]["run"]
+    shown = json.loads(run_opsctl("runs", "show", checks[0]["run"], "--json", cwd=project, check=True).stdout)
+    assert [(d["dataset"], d["stage"], d["drift"]) for d in shown["drift"]] == [
+        ("data/incoming/batch.csv", "score", True)
+    ]
+    assert "age" in shown["drift"][0]["drifted"]
 
     batch.write_bytes((project / "data/incoming/same.csv").read_bytes())
     passed = run_opsctl("run", cwd=project)
