@@ -130,7 +130,7 @@ def drift(
         out.warn(record_error)
     data = report.to_json()
     if html_file:
-        _write_html(project_path(project, html_file), data, project.root)
+        _write_html(html_file, data)
     if as_json:
         out.json(data)
     elif markdown:
@@ -151,12 +151,17 @@ def drift(
     out.success(f"{report.current}: no drift from {report.reference}: {summary}")
 
 
-def _write_html(rel: str, data: dict, root: Any) -> None:
+def _write_html(given: str, data: dict) -> None:
+    """The report where the user said (anywhere: it is not project data), written atomically."""
     import os
+    from pathlib import Path
 
     from opsctl.core.drift_report import html
+    from opsctl.errors import UsageError
 
-    path = root / rel
+    path = Path(os.path.abspath(given))
+    if path.is_dir():
+        raise UsageError(f"--html {given}: is a directory (give a file name)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -164,7 +169,7 @@ def _write_html(rel: str, data: dict, root: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    out.info(f"wrote the HTML report to {rel}")
+    out.info(f"wrote the HTML report to {given}")
 
 
 def _show(report: Any) -> None:
