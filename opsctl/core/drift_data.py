@@ -259,7 +259,7 @@ class _Builder:
 
     def _add_numbers(self, column: ColumnData, array: Any, shown: str) -> None:
         values = _as_float(array)
-        present = values[~np.isnan(values)]  # a float column's NaN is a null too
+        present = values[np.isfinite(values)]  # NaN is a null, and so is ±inf: no statistic can hold it
         column.nulls += len(array) - len(present)
         column.count += len(present)
         self.held += len(present)

@@ -373,3 +373,12 @@ def test_a_profile_is_plain_json_without_nan():
     text = profile_json(build_profile(data, "d", ""))
     assert "Infinity" not in text.replace('"inf"', "")
     assert load_profile(text, "p").columns["f"].counts == {"inf": 1, 1.5: 1}
+
+
+def test_infinities_are_nulls_and_a_profile_of_them_is_plain_json(tmp_path):
+    (tmp_path / "d.csv").write_text("x\n" + "".join(f"{i}.5\n" for i in range(40)) + "inf\n-inf\n")
+    data = read_dataset(tmp_path, "d.csv")
+    x = data.columns["x"]
+    assert (x.count, x.nulls) == (40, 2) and np.isfinite(x.values).all()
+    back = load_profile(profile_json(build_profile(data, "d.csv", "")), "p")
+    assert back.columns["x"].quantiles[-1] == 39.5 and back.columns["x"].nulls == 2
