@@ -17,14 +17,18 @@ from opsctl.errors import EXIT_USAGE, UsageError
 SMALL, LARGE = (800, 700), (20_000, 15_000)  # (reference, current) rows: tests, then distances
 CATEGORIES = np.array([f"v{i:03d}" for i in range(300)])
 # How far a profile's statistics are from the raw reference's, observed over the cases below:
-# KS 0.0030 (its rebuilt sample has the reference's size: about 2 steps of 1/700), normalised
-# Wasserstein 0.0013, PSI 0.0018 and Jensen-Shannon 0.0011 on binned numbers; categories and
-# few-valued numbers exact (the profile keeps their counts). A column of more than TOP categories
-# is compared over the profile's top ones plus "(other)": a coarser table, so its statistic
-# differs (Jensen-Shannon by up to 0.029, chi-squared's by its degrees of freedom), its verdict not.
-KS_TOLERANCE = 0.006
-WASSERSTEIN_TOLERANCE = 0.005
+# on continuous columns KS 0.0038 (its rebuilt sample has the reference's size: under 3 steps of
+# 1/700), normalised Wasserstein 0.0016, PSI 0.0027 and Jensen-Shannon 0.0022 on binned numbers;
+# on a column of whole numbers with ties (ages 18-69) KS 0.0098 and Wasserstein 0.0070: the
+# profile's quantile curve is piecewise linear where the data's steps. Categories and
+# few-valued numbers are exact (the profile keeps their counts). A column of more than TOP
+# categories is compared over the profile's top ones plus "(other)": a coarser table, so its
+# statistic differs (Jensen-Shannon by up to 0.029, chi-squared's by its degrees of freedom),
+# its verdict not.
+KS_TOLERANCE = {"continuous": 0.006, "ties": 0.015}
+WASSERSTEIN_TOLERANCE = {"continuous": 0.005, "ties": 0.012}
 BINNED_TOLERANCE = 0.005
+TIES = {"age"}
 
 
 def zipf(rng, n: int, exponent: float) -> list[str]:
@@ -42,6 +46,7 @@ def dataset(rng, n: int, change: str | None = None) -> dict:
         "mean": rng.normal(0.5 if change == "mean" else 0.0, 1.0, n),
         "spread": rng.normal(0.0, 1.5 if change == "spread" else 1.0, n),
         "tail": rng.exponential(2.0, n) + (1.0 if change == "tail" else 0.0),
+        "age": rng.integers(18, 70, n) + (5 if change == "age" else 0),  # whole numbers: ties
         "plan": CATEGORIES[rng.choice(3, n, p=[0.35, 0.3, 0.35] if change == "mix" else mix)].tolist(),
         "flag": rng.binomial(1, 0.45 if change == "flag" else 0.3, n),
         "new": new.tolist(),
@@ -73,7 +78,7 @@ def raw_and_profile(ref, cur, **options):
     assert (profiled.drift, profiled.share) == (raw.drift, raw.share)
     for a, b in zip(raw.columns, profiled.columns, strict=True):
         gap = abs(a.statistic - b.statistic)
-        key = a.method + (" (other)" if a.column == "many" else "")
+        key = a.method + (" (other)" if a.column == "many" else " (ties)" if a.column in TIES else "")
         OBSERVED[key] = max(OBSERVED.get(key, 0.0), gap)
         exact = ref.columns[a.column].counts is not None and a.column != "many"
         if exact:  # categories and few-valued numbers: the profile keeps their exact counts
@@ -82,15 +87,20 @@ def raw_and_profile(ref, cur, **options):
             if a.p_value is not None:
                 assert b.p_value == pytest.approx(a.p_value, abs=1e-9)
         elif a.method == "ks":
-            assert gap <= KS_TOLERANCE, (a.column, a.statistic, b.statistic)
+            assert gap <= KS_TOLERANCE["ties" if a.column in TIES else "continuous"], (
+                a.column,
+                a.statistic,
+                b.statistic,
+            )
         elif a.method == "wasserstein":
-            assert gap <= WASSERSTEIN_TOLERANCE, (a.column, a.statistic, b.statistic)
+            tolerance = WASSERSTEIN_TOLERANCE["ties" if a.column in TIES else "continuous"]
+            assert gap <= tolerance, (a.column, a.statistic, b.statistic)
         elif a.column != "many":  # numbers in bins (psi, jensenshannon): the same bins, shares close
             assert gap <= BINNED_TOLERANCE, (a.column, a.statistic, b.statistic)
     return raw, profiled
 
 
-CHANGES = [None, "mean", "spread", "tail", "mix", "flag", "new_category", "many"]
+CHANGES = [None, "mean", "spread", "tail", "age", "mix", "flag", "new_category", "many"]
 COLUMN_OF = {"new_category": "new", "mix": "plan"}
 
 
@@ -106,6 +116,7 @@ def test_a_profile_gives_the_verdicts_of_the_raw_reference(tmp_path, sizes, chan
         "mean": "ks" if small else "wasserstein",
         "spread": "ks" if small else "wasserstein",
         "tail": "ks" if small else "wasserstein",
+        "age": "ks" if small else "wasserstein",
         "plan": "chi2" if small else "jensenshannon",
         "flag": "ztest" if small else "jensenshannon",
         "new": "chi2" if small else "jensenshannon",
@@ -145,7 +156,7 @@ def test_a_whole_dataset_drifts_the_same_way_against_its_profile(tmp_path):
         cur = write(tmp_path, "cur.parquet", moved)
         raw, profiled = raw_and_profile(ref, cur)
         assert [c.column for c in raw.drifted] == ["mean", "tail", "plan", "new"]
-        assert raw.drift and profiled.drift and raw.share == pytest.approx(4 / 7)
+        assert raw.drift and profiled.drift and raw.share == pytest.approx(4 / 8)
 
 
 @pytest.mark.parametrize(
