@@ -173,6 +173,11 @@ def compare_column(
         return not_compared("no values on either side (all null)")
     if ref.too_many or cur.too_many:
         return not_compared(f"over {MAX_CATEGORIES:,} distinct values (an identifier, not a distribution)")
+    for side, other, where in ((ref, cur, "reference"), (cur, ref, "current data")):
+        if not side.count:  # before the types: an all-null column's type is only a guess (CSV's "null")
+            return ColumnResult(
+                name, other.kind, "nulls", None, None, None, True, detail=f"no values in the {where} (all null)"
+            )
     if ref.kind == "categorical" and ref.count >= MIN_IDENTIFIER_ROWS and ref.distinct == ref.count:
         return not_compared("every value distinct in the reference (an identifier, not a distribution)")
     if ref.kind != cur.kind:
@@ -187,11 +192,6 @@ def compare_column(
             True,
             detail=f"{sides[ref.kind]} in the reference, {sides[cur.kind]} in the current data",
         )
-    for side, other, where in ((ref, cur, "reference"), (cur, ref, "current data")):
-        if not side.count and other.count:
-            return ColumnResult(
-                name, kind, "nulls", None, None, None, True, detail=f"no values in the {where} (all null)"
-            )
     try:
         if kind == "numeric":
             result, picture = _numeric(ref, cur, method, threshold)

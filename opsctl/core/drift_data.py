@@ -117,18 +117,28 @@ def read_dataset(root: Path, path: str, *, on_progress: Progress | None = None) 
         raise UsageError(f"{path}: no such file or directory")
     files = dataset_files(root, path, fmt)
     total = sum(f.stat().st_size for f in files) or 1
-    builder = _Builder(path)
-    done = 0
-    for file in files:
-        shown = os.path.relpath(file, root)
-        for batch, position in _batches(root, file, shown, fmt):
-            builder.add(batch, shown)
-            if on_progress is not None:
-                on_progress(done + position, total)
-        done += file.stat().st_size
-    if on_progress is not None:
-        on_progress(total, total)
-    return builder.finish()
+    forced: dict[Path, dict[str, Any]] = {}  # per CSV file: columns read as another type than guessed
+    for _attempt in range(1000):
+        builder = _Builder(path)
+        done = 0
+        try:
+            for file in files:
+                shown = os.path.relpath(file, root)
+                for batch, position in _batches(root, file, shown, fmt, forced.setdefault(file, {})):
+                    builder.add(batch, shown)
+                    if on_progress is not None:
+                        on_progress(done + position, total)
+                done += file.stat().st_size
+        except _Retype:  # its batches so far are counted: read it all again, with the new type
+            continue
+        if on_progress is not None:
+            on_progress(total, total)
+        return builder.finish()
+    raise DataParseError(f"{path}: the types of its columns could not be settled")  # pragma: no cover
+
+
+class _Retype(Exception):
+    """A CSV column held a value its guessed type can't: the dataset is read again."""
 
 
 def _directory_format(directory: Path) -> str | None:
@@ -142,10 +152,10 @@ def _directory_format(directory: Path) -> str | None:
     return None
 
 
-def _batches(root: Path, file: Path, shown: str, fmt: str) -> Iterator[tuple[Any, int]]:
+def _batches(root: Path, file: Path, shown: str, fmt: str, forced: dict[str, Any]) -> Iterator[tuple[Any, int]]:
     """(pyarrow RecordBatch, bytes of the file read so far) in bounded blocks."""
     if fmt == "csv":
-        yield from _csv_batches(file, shown)
+        yield from _csv_batches(file, shown, forced)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -167,39 +177,36 @@ def _batches(root: Path, file: Path, shown: str, fmt: str) -> Iterator[tuple[Any
             yield pa.RecordBatch.from_pandas(chunk.frame, preserve_index=False), 0
 
 
-def _csv_batches(file: Path, shown: str) -> Iterator[tuple[Any, int]]:
+def _csv_batches(file: Path, shown: str, forced: dict[str, Any]) -> Iterator[tuple[Any, int]]:
     """pyarrow's streaming CSV reader. Types come from the first block; when a later block
     has a value the type can't hold (an int column with ``1.5`` or ``n/a`` far down), the
-    column is read again as float, then as text."""
+    column is forced to float, then to text, and _Retype raised: the batches already given
+    were counted with the old type, so the caller reads the dataset again."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    forced: dict[str, Any] = {}
-    for _attempt in range(1000):
-        with open(file, "rb") as handle:
-            try:
-                reader = pcsv.open_csv(
-                    handle,
-                    read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
-                    parse_options=pcsv.ParseOptions(delimiter="\t" if file.suffix.lower() == ".tsv" else ","),
-                    convert_options=pcsv.ConvertOptions(column_types=forced, strings_can_be_null=True),
-                )
-                names = reader.schema.names
-                types = {name: reader.schema.field(name).type for name in names}
-                batches = []
-                for batch in reader:
-                    batches.append((batch, handle.tell()))
-                    if len(batches) == 2:  # the first is kept until the second parsed: a retry restarts
-                        yield batches.pop(0)
-                yield from batches
-                return
-            except pa.ArrowInvalid as exc:
-                column = _failed_column(str(exc), names if "names" in locals() else [])
-                if column is None or column in forced and forced[column] == pa.string():
-                    raise DataParseError(f"{shown}: not a readable CSV file ({_first_line(exc)})") from None
-                was = forced.get(column, types.get(column))
-                forced[column] = pa.float64() if was is not None and pa.types.is_integer(was) else pa.string()
-    raise DataParseError(f"{shown}: the types of its columns could not be settled")  # pragma: no cover
+    names: list[str] = []
+    types: dict[str, Any] = {}
+    with open(file, "rb") as handle:
+        try:
+            reader = pcsv.open_csv(
+                handle,
+                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
+                parse_options=pcsv.ParseOptions(delimiter="\t" if file.suffix.lower() == ".tsv" else ","),
+                convert_options=pcsv.ConvertOptions(column_types=forced, strings_can_be_null=True),
+            )
+            names = reader.schema.names
+            types = {name: reader.schema.field(name).type for name in names}
+            for batch in reader:
+                yield batch, handle.tell()
+        except pa.ArrowInvalid as exc:
+            column = _failed_column(str(exc), names)
+            if column is None or column in forced and forced[column] == pa.string():
+                raise DataParseError(f"{shown}: not a readable CSV file ({_first_line(exc)})") from None
+            was = forced.get(column, types.get(column))
+            guessed = was is not None and (pa.types.is_integer(was) or pa.types.is_null(was))
+            forced[column] = pa.float64() if guessed else pa.string()
+            raise _Retype from None
 
 
 def _failed_column(message: str, names: list[str]) -> str | None:
@@ -235,7 +242,12 @@ class _Builder:
                 column = self.columns[name] = ColumnData(name, kind, dtype, counts={})
                 column.nulls = self.rows - batch.num_rows  # a column first seen in a later file
                 self.parts[name] = []
-            if column.kind != kind:  # a directory's files disagree: compare it as text
+            if dtype == "null":  # no value in this batch (CSV's guess for an empty column): nulls of any type
+                column.nulls += len(array)
+                continue
+            if column.dtype == "null":  # its first values: the column takes their type
+                column.kind, column.dtype = kind, dtype
+            elif column.kind != kind:  # a directory's files disagree: compare it as text
                 self._as_text(column)
                 kind = "categorical"
             if kind == "numeric":
@@ -248,7 +260,7 @@ class _Builder:
 
     def _add_numbers(self, column: ColumnData, array: Any, shown: str) -> None:
         values = _as_float(array)
-        present = values[~np.isnan(values)]  # a float column's NaN is a null too
+        present = values[np.isfinite(values)]  # NaN is a null, and so is ±inf: no statistic can hold it
         column.nulls += len(array) - len(present)
         column.count += len(present)
         self.held += len(present)
@@ -404,8 +416,8 @@ def load_profile(text: bytes | str, label: str) -> DatasetData:
         raise OpsctlError(f"{label}: not a profile (over {MAX_PROFILE_BYTES >> 20} MB)")
     try:
         raw = json.loads(text)
-    except ValueError as exc:
-        raise OpsctlError(f"{label}: not a profile: invalid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep for the parser
+        raise OpsctlError(f"{label}: not a profile: invalid JSON ({_first_line(exc)})") from None
     if not isinstance(raw, dict) or PROFILE_KEY not in raw:
         raise OpsctlError(f"{label}: not an opsctl profile (no {PROFILE_KEY} key)")
     version = raw[PROFILE_KEY]
