@@ -5,6 +5,8 @@ CSV files), and rows of the store's own shape for a history. Driven through the 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from textual.widgets import DataTable
 
@@ -17,7 +19,7 @@ from opsctl.core.runs import open_store
 from opsctl.store.drift_checks import DriftRecord, add_drift_checks
 from opsctl.tui.screens.data import DRIFT_EMPTY, DataScreen, share_chart, sparkline
 from opsctl.tui.screens.help import HelpScreen
-from tests.conftest import git_dvc_project
+from tests.conftest import BIN, git_dvc_project, run
 from tests.tui.pilot import settle
 from tests.tui.test_data_screen import drive, open_data, shown, until
 
@@ -206,3 +208,109 @@ def test_a_sparkline_runs_from_zero_to_the_highest_and_leaves_gaps():
     assert sparkline([0.2, None, 0.2]).plain == "█ █"
     assert sparkline([]).plain == ""
     assert sparkline([0.0, 0.0]).plain == "▁▁"
+
+
+# -- the Models screen: the newest drift check against each staged version's profile ---------------
+
+
+@pytest.fixture
+def registry_project(tmp_path):
+    """churn v0.0.1 (prod, registered with the reference profile of data/train.csv),
+    v0.0.2 (staging, no profile) and v0.0.3 (no stage, with the profile); one drift check
+    of data/live.csv against churn@v0.0.1 as `opsctl monitor drift` makes it (1 of 3 columns
+    drifted), an older one against it with none, and one against another reference."""
+    from opsctl.core import registry
+    from opsctl.core.monitoring import check_drift, profile_dataset, settings_for
+
+    root = git_dvc_project(tmp_path / "m", "churn")
+    (root / "data").mkdir()
+    (root / "data" / "train.csv").write_text(
+        "tenure,fee,plan\n" + "".join(f"{n % 50},{n % 7}.5,{'basic' if n % 2 else 'pro'}\n" for n in range(400))
+    )
+    (root / "data" / "live.csv").write_text(
+        "tenure,fee,plan\n" + "".join(f"{n % 50},{n % 7}.5,{'gold' if n % 3 else 'pro'}\n" for n in range(400))
+    )
+    (root / "models").mkdir()
+    (root / "models" / "churn.pkl").write_bytes(b"a trained model\n")
+    run([BIN / "dvc", "add", "-q", "models/churn.pkl"], cwd=root)
+    project = open_project(root)
+    written = profile_dataset(project, "data/train.csv")
+    assert written.path == "monitor/train.profile.json"
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "the model and its reference"], cwd=root)
+    for n, profile in enumerate([written.path, None, written.path]):
+        if n:
+            run(["git", "commit", "-q", "--allow-empty", "-m", f"release {n}"], cwd=root)
+        registry.register_model(project, "churn", "models/churn.pkl", cwd=root, profile=profile)
+    registry.promote_model(project, "churn", "v0.0.1", "prod")
+    registry.promote_model(project, "churn", "v0.0.2", "staging")
+    md5 = registry.profile_of_version(project, "churn", "v0.0.1")[1]
+
+    older = check(T0, 0.01, 0.01)._replace(reference="churn@v0.0.1", reference_hash=md5)
+    other = check(time.time() + 3600, 0.5, 0.5)._replace(reference_hash="e" * 32)  # the newest, of another reference
+    record(root, [older, other])
+    report, error = check_drift(project, settings_for(project, "data/live.csv", "churn@v0.0.1"))
+    assert error is None and report.reference_hash == md5 and [c.column for c in report.drifted] == ["plan"]
+    return root, md5
+
+
+def drive_models(root, scenario, *, refresh_interval: float = 3600):
+    import asyncio
+    import contextlib
+
+    from opsctl.core.dashboard import Dashboard
+    from opsctl.tui.app import OpsctlApp
+    from opsctl.tui.screens.models import ModelsScreen
+
+    app = OpsctlApp(Dashboard(open_project(root)), refresh_interval=refresh_interval)
+
+    async def main() -> None:
+        async with app.run_test(size=(130, 40)) as pilot:
+            await settle(pilot)
+            await pilot.press("3")
+            await until(
+                pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.drift_loads > 0, "the models"
+            )
+            await settle(pilot)
+            await scenario(app, app.screen, pilot)
+
+    with contextlib.chdir(root):
+        asyncio.run(main())
+
+
+def versions(screen) -> list[tuple[str, str, str]]:
+    """(version, stages, drift) of each row of the versions table."""
+    table = screen.query_one("#models-versions", DataTable)
+    cells = [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+    return [(r[0], r[1], r[2]) for r in cells]
+
+
+def said_ago(cell: str, verdict: str) -> bool:
+    """``VERDICT · 3s ago`` (or ``· just now``): the clock moves while the test runs."""
+    import re
+
+    head, _, tail = cell.partition(" · ")
+    return head == verdict and re.fullmatch(r"just now|\d+[smhd] ago", tail) is not None
+
+
+def test_models_show_the_newest_drift_verdict_beside_each_staged_version(registry_project):
+    root, md5 = registry_project
+
+    async def scenario(app, screen, pilot):
+        table = screen.query_one("#models-versions", DataTable)
+        assert [str(c.label) for c in table.ordered_columns][:4] == ["version", "stages", "drift", "run"]
+        shown_versions = versions(screen)
+        assert [v[:2] for v in shown_versions] == [("v0.0.3", ""), ("v0.0.2", "staging"), ("v0.0.1", "prod")]
+        assert shown_versions[0][2] == ""  # in no stage: nothing to say
+        assert shown_versions[1][2] == "—"  # no reference profile registered with it
+        # the newest check (plan moved: 1 of 3 columns, under the share), not the older one
+        assert said_ago(shown_versions[2][2], "✓ no drift 1/3")
+        assert table.get_row_at(2)[2].style == "green"
+
+        # a check recorded elsewhere (`opsctl monitor drift`) shows by itself
+        record(root, [check(time.time() + 1, 0.4, 0.3)._replace(reference="churn@v0.0.1", reference_hash=md5)])
+        await until(pilot, lambda: versions(screen)[2][2].startswith("✗"), "the new verdict")
+        assert said_ago(versions(screen)[2][2], "✗ drift 2/2")
+        assert table.get_row_at(2)[2].style == "red"
+
+    drive_models(root, scenario, refresh_interval=0.2)
