@@ -314,3 +314,25 @@ def test_models_show_the_newest_drift_verdict_beside_each_staged_version(registr
         assert table.get_row_at(2)[2].style == "red"
 
     drive_models(root, scenario, refresh_interval=0.2)
+
+
+def test_the_dashboard_reads_the_newest_hundred_checks_of_each_dataset(project):
+    from opsctl.core.dashboard import Dashboard
+    from opsctl.core.monitoring import DRIFT_POINTS
+
+    record(project, [check(T0 + 86400 + n * 60, 0.01 * (n % 7), 0.02, rows=n) for n in range(120)])
+    drift = Dashboard(open_project(project)).drift()
+    assert [d.path for d in drift] == ["data/batch.csv", "data/live.csv"]
+    batch = drift[0]
+    assert DRIFT_POINTS == 100 and len(batch.checks) == 100
+    assert [c.rows for c in batch.checks] == list(range(20, 120))  # the newest, oldest first
+    assert batch.last.rows == 119
+
+    async def scenario(app, pilot):
+        screen = await open_drift(app, pilot)
+        detail = shown(screen, "#drift-chart")
+        assert "(100 checks)" in detail and "per column: its statistic per check (the last 60)" in detail
+        tenure = next(line for line in detail.splitlines() if line.strip().startswith("tenure"))
+        assert len(tenure.split()[1]) == 60  # a character per check
+
+    drive(project, scenario)

@@ -239,7 +239,11 @@ def drift_detail(state) -> Text:
     text.append("\n\nshare of drifted columns per check, oldest → newest\n", style="bold")
     text.append_text(share_chart(state.checks))
     series = column_series(state.checks[-SPARK_POINTS:])
-    text.append("\n\nper column: its statistic per check, oldest → newest, then the newest check's\n", style="bold")
+    last_few = f" (the last {SPARK_POINTS})" if len(state.checks) > SPARK_POINTS else ""
+    text.append(
+        f"\n\nper column: its statistic per check{last_few}, oldest → newest, then the newest check's\n",
+        style="bold",
+    )
     width = max([len("column"), *(len(name) for name, *_ in series)])
     spark = max([len("statistic"), *(len(values) for _, values, _, _ in series)])
     text.append(f"\n  {'column':<{width}}  {'statistic':<{spark}}  {'method':<13}{'newest':>10}", style="dim")

@@ -27,8 +27,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from opsctl.core.formatting import DRIFT_STYLES, ago, drift_verdict_text, value_text, when
+from opsctl.core.formatting import ago, value_text, when
 from opsctl.tui.screens.base import StoreWatchingScreen
+from opsctl.tui.screens.data import drift_cell
 from opsctl.tui.widgets.confirm import ConfirmScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
@@ -119,7 +120,7 @@ def staged_profiles(models: Iterable) -> list[str]:
     return sorted({v.profile_md5 for m in models for v in m.versions if v.stages and v.profile_md5})
 
 
-def drift_cell(version, verdicts: dict | None) -> Text:
+def staged_drift_cell(version, verdicts: dict | None) -> Text:
     """The newest drift check against a staged version's reference profile: ``✗ drift 2/5 ·
     3h ago`` in red, ``✓ no drift · 3h ago`` in green; ``—`` without a profile; nothing for a
     version in no stage."""
@@ -132,10 +133,9 @@ def drift_cell(version, verdicts: dict | None) -> Text:
     record = verdicts.get(version.profile_md5)
     if record is None:
         return Text("not checked", style="dim")
-    compared = [c for c in record.columns if c.get("compared", True)]
-    drifted = sum(1 for c in compared if c.get("drift"))
-    verdict = drift_verdict_text(record.drift, drifted, len(compared))
-    return Text(f"{verdict} · {ago(record.at)}", style=DRIFT_STYLES[record.drift])
+    cell = drift_cell(record)
+    cell.append(f" · {ago(record.at)}")
+    return cell
 
 
 def metric_keys(versions: Iterable) -> list[str]:
@@ -323,7 +323,7 @@ class ModelsScreen(StoreWatchingScreen):
         versions = self.query_one("#models-versions", DataTable)
         for v in self.models[self._shown].versions:
             if v.stages and v.version in versions.rows:
-                versions.update_cell(v.version, "drift", drift_cell(v, self.drift_verdicts), update_width=True)
+                versions.update_cell(v.version, "drift", staged_drift_cell(v, self.drift_verdicts), update_width=True)
 
     def on_models_load_failed(self, message: ModelsLoadFailed) -> None:
         if message.generation != self._generation:
@@ -399,7 +399,7 @@ class ModelsScreen(StoreWatchingScreen):
             versions.add_row(
                 Text(v.version, style="bold"),
                 Text(", ".join(v.stages), style=STAGE_STYLE),
-                drift_cell(v, self.drift_verdicts),
+                staged_drift_cell(v, self.drift_verdicts),
                 (v.run or "")[:12],
                 *(value_text(metrics[k]) if k in metrics else "" for k in keys),
                 when(v.created_at.timestamp()) if v.created_at else "",
