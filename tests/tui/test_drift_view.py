@@ -336,3 +336,20 @@ def test_the_dashboard_reads_the_newest_hundred_checks_of_each_dataset(project):
         assert len(tenure.split()[1]) == 60  # a character per check
 
     drive(project, scenario)
+
+
+def test_the_detail_says_which_columns_were_not_compared_and_keeps_markup_as_text():
+    from opsctl.core.monitoring import DatasetDrift
+    from opsctl.tui.screens.data import drift_detail
+
+    ks = {**column("[b]tenure[/b]", 0.31, True, method="ks", threshold=0.05), "p_value": 0.0004}
+    skipped = {"column": "customer_id", "compared": False, "drift": False, "detail": "an identifier"}
+    first = check(T0, 0.01, 0.01)._replace(path="data/[x].csv", run_id="abcdef0123456789", stage="score")
+    last = first._replace(at=T0 + 60, columns=[ks, skipped], drift=True, share=1.0)
+    text = drift_detail(DatasetDrift("data/[x].csv", [first, last])).plain
+    assert text.startswith("data/[x].csv  ✗ drift 1/1")
+    assert "by run abcdef01 (gate score)" in text
+    lines = text.splitlines()
+    tenure = next(line for line in lines if line.strip().startswith("[b]tenure[/b]"))
+    assert tenure.split()[1:] == ["█", "ks", "0.31", "p", "0.0004", "threshold", "0.05", "drifted"]
+    assert any(line.split()[:1] == ["customer_id"] and line.endswith("not compared: an identifier") for line in lines)

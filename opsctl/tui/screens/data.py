@@ -448,7 +448,7 @@ class DataScreen(StoreWatchingScreen):
             table.add_row(
                 drift_cell(last),
                 Text(state.path, style="bold"),
-                last.reference,
+                Text(last.reference),  # a plain string would be read as markup
                 when(last.at),
                 ago(last.at),
                 f"{last.rows:,}",
