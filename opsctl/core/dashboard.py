@@ -226,6 +226,20 @@ class Dashboard:
 
         return dataset_overview(self.project)
 
+    # -- drift -------------------------------------------------------------------------
+    def drift(self) -> list:
+        """Every dataset with drift checks and its newest ones, oldest first (core/monitoring.py
+        DatasetDrift): the Data screen's drift view."""
+        from opsctl.core.monitoring import drift_overview
+
+        return drift_overview(self.project)
+
+    def drift_verdicts(self, profile_hashes: list[str]) -> dict:
+        """Per profile md5 (of a model version) the newest drift check against it."""
+        from opsctl.core.monitoring import newest_checks_against
+
+        return newest_checks_against(self.project, profile_hashes)
+
     # -- models ----------------------------------------------------------------------
     def models(self) -> list:
         """Every registered model with its versions (newest first) and stages."""

@@ -91,3 +91,29 @@ def example_text(example: dict) -> str:
     """A failing value and where: ``row 12: 'abc'`` (``file.csv row 3: …`` in a directory)."""
     where = f"{example['file']} row {example.get('row')}" if example.get("file") else f"row {example.get('row')}"
     return f"{where}: {example.get('value')!r}"
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    """How long ago, in its largest unit: ``just now``, ``42s ago``, ``5m ago``, ``3h ago``, ``2d ago``."""
+    if not ts:
+        return ""
+    seconds = max(0, int((time.time() if now is None else now) - ts))
+    if seconds < 5:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+# -- drift verdicts (the dashboard's Data and Models screens) --------------------------------
+
+DRIFT_STYLES = {True: "red", False: "green"}
+
+
+def drift_verdict_text(drift: bool, drifted: int, compared: int) -> str:
+    """``✗ drift 2/5`` / ``✓ no drift`` (``✓ no drift 1/5`` when some columns drifted, fewer
+    than the dataset's share): a glyph as well as words, for no colour."""
+    if drift:
+        return f"✗ drift {drifted}/{compared}"
+    return "✓ no drift" + (f" {drifted}/{compared}" if drifted else "")

@@ -301,3 +301,51 @@ def checks_against(project: Project, reference_hashes: list[str], *, limit: int 
         return []
     with open_store(project, reap=False) as store:
         return against(store, reference_hashes, limit=limit)
+
+
+# -- what the dashboard reads (core/dashboard.py) ------------------------------------------------
+
+DRIFT_POINTS = 100  # checks per dataset the dashboard charts: the newest ones
+
+
+@dataclass(frozen=True)
+class DatasetDrift:
+    """A dataset's recorded drift checks (store DriftRecord, oldest first): the newest
+    ``DRIFT_POINTS`` of them."""
+
+    path: str
+    checks: list
+
+    @property
+    def last(self):
+        return self.checks[-1] if self.checks else None
+
+
+def drift_overview(project: Project, *, points: int = DRIFT_POINTS) -> list[DatasetDrift]:
+    """Every dataset with drift checks (by path), each with its newest ``points`` checks,
+    read in one visit to the store; [] when there is no store (nothing is created)."""
+    from opsctl.core.runs import open_store, store_path
+    from opsctl.store.drift_checks import drift_history, drift_paths
+
+    if not store_path(project).exists():
+        return []
+    with open_store(project, reap=False) as store:
+        return [DatasetDrift(path, drift_history(store, path, limit=points)) for path in drift_paths(store)]
+
+
+def newest_checks_against(project: Project, reference_hashes: list[str]) -> dict:
+    """Per reference hash (a model version's profile md5) the newest drift check made
+    against it (store DriftRecord); hashes never checked against are left out."""
+    from opsctl.core.runs import open_store, store_path
+    from opsctl.store.drift_checks import checks_against as against
+
+    wanted = sorted({h for h in reference_hashes if h})
+    if not wanted or not store_path(project).exists():
+        return {}
+    found = {}
+    with open_store(project, reap=False) as store:
+        for md5 in wanted:
+            newest = against(store, [md5], limit=1)
+            if newest:
+                found[md5] = newest[0]
+    return found

@@ -167,21 +167,25 @@ def test_models_versions_and_history_read_as_the_cli_says(registry_template):
 
         versions = screen.query_one("#models-versions", DataTable)
         keys = ["accuracy", "f1", "loss", "precision", "recall"]  # the runs' first five, by name
-        assert columns(versions) == ["version", "stages", "run", *keys, "registered", "by", "commit"]
+        assert columns(versions) == ["version", "stages", "drift", "run", *keys, "registered", "by", "commit"]
         assert [v["run"] for v in shown["versions"]] == [SECOND_RUN, None, FIRST_RUN]
-        assert rows(versions) == [
-            [
-                v["version"],
-                ", ".join(v["stages"]),
-                (v["run"] or "")[:12],
-                *(value_text(v["metrics"][k]) if k in (v["metrics"] or {}) else "" for k in keys),
-                when(datetime.fromisoformat(v["created_at"]).timestamp()),
-                v["author"],
-                v["commit"][:7],
+        assert (
+            rows(versions)
+            == [
+                [
+                    v["version"],
+                    ", ".join(v["stages"]),
+                    "—" if v["stages"] else "",  # no reference profile registered: no drift to show
+                    (v["run"] or "")[:12],
+                    *(value_text(v["metrics"][k]) if k in (v["metrics"] or {}) else "" for k in keys),
+                    when(datetime.fromisoformat(v["created_at"]).timestamp()),
+                    v["author"],
+                    v["commit"][:7],
+                ]
+                for v in shown["versions"]
             ]
-            for v in shown["versions"]
-        ]
-        assert rows(versions)[2][2:8] == [FIRST_RUN, "0.8125", "0.75", "", "", ""]
+        )
+        assert rows(versions)[2][3:9] == [FIRST_RUN, "0.8125", "0.75", "", "", ""]
         assert [r[:2] for r in rows(versions)] == [["v0.0.3", ""], ["v0.0.2", "prod"], ["v0.0.1", "staging"]]
 
         assert rows(screen.query_one("#models-history", DataTable)) == [

@@ -25,12 +25,14 @@ from opsctl.core.lineage import Lineage, Node
 from opsctl.core.project import open_project
 from opsctl.core.registry import HistoryEvent, ModelDetails, ModelVersion
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
+from opsctl.store.drift_checks import DriftRecord
 from opsctl.tui.app import OpsctlApp
 from tests.conftest import git_dvc_project
 
 SIZE = (130, 34)
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 STAGES = ["prepare", "featurize", "train", "evaluate"]
+PROFILE_MD5 = "5e1f" * 8  # of the reference profile registered with churn v0.0.2
 
 
 def run_id(n: int) -> str:
@@ -257,7 +259,7 @@ class FixedAnswers(Dashboard):
         ]
 
     def models(self) -> list:
-        def version(v, n, stages=(), run=None):
+        def version(v, n, stages=(), run=None, profile=None):
             return ModelVersion(
                 "churn",
                 v,
@@ -272,11 +274,13 @@ class FixedAnswers(Dashboard):
                 True,
                 tuple(stages),
                 {"accuracy": 0.8 + n / 100} if run else None,
+                "monitor/train.profile.json" if profile else None,
+                profile,
             )
 
         versions = [
             version("v0.0.3", 3, ("staging",), run_id(11)),
-            version("v0.0.2", 2, ("prod",), run_id(8)),
+            version("v0.0.2", 2, ("prod",), run_id(8), PROFILE_MD5),
             version("v0.0.1", 1),
         ]
         return [
@@ -319,6 +323,14 @@ class FixedAnswers(Dashboard):
 
     def allowed_stages(self):
         return ["staging", "prod"]
+
+    def drift_verdicts(self, profile_hashes: list[str]) -> dict:
+        """prod's reference: the newest check, three hours ago, found 2 of 5 columns drifted."""
+        assert profile_hashes == [PROFILE_MD5]
+        columns = [{"column": f"c{n}", "statistic": 0.2, "drift": n < 2, "compared": True} for n in range(5)]
+        at = time.time() - 3 * 3600 - 60  # "3h ago" whenever the snapshot is taken
+        record = DriftRecord("data/live.csv", "", "churn@v0.0.2", PROFILE_MD5, True, 0.4, 0.4, columns, 500, at)
+        return {PROFILE_MD5: record}
 
 
 @pytest.fixture

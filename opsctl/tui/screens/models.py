@@ -4,6 +4,10 @@ versions (as `opsctl model show`) and its history (as `opsctl model history`).
 ``p`` promotes the selected version and ``b`` rolls a stage back, each after a
 confirmation, through the same services as `opsctl model promote|rollback`: both write
 Git tags, so they run in a thread worker and the screen re-reads the registry after.
+
+Beside each version in a stage, the verdict of the newest drift check made against the
+reference profile registered with it (by the profile's md5): the screen watches the run
+store and reads those verdicts again when a check is recorded.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Header, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from opsctl.core.formatting import value_text, when
-from opsctl.tui.screens.base import DashboardScreen
+from opsctl.core.formatting import ago, value_text, when
+from opsctl.tui.screens.base import StoreWatchingScreen
+from opsctl.tui.screens.data import drift_cell
 from opsctl.tui.widgets.confirm import ConfirmScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
@@ -49,12 +54,23 @@ EVENT_STYLES = {
 # -- messages ------------------------------------------------------------------------------
 
 
+class DriftVerdictsLoaded(Message):
+    def __init__(self, verdicts: dict | None, marker: tuple | None, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.verdicts = verdicts  # profile md5 -> the newest drift check against it (store DriftRecord)
+        self.marker = marker  # the run store as it was just before it was read
+        self.error = error
+
+
 class ModelsLoaded(Message):
-    def __init__(self, models: list, allowed: list[str] | None, generation: int) -> None:
+    def __init__(
+        self, models: list, allowed: list[str] | None, generation: int, drift: DriftVerdictsLoaded | None = None
+    ) -> None:
         super().__init__()
         self.models = models  # ModelDetails, as services.models() returns them
         self.allowed = allowed  # the stages .gto allows; None: any name
         self.generation = generation
+        self.drift = drift  # the drift verdicts of its staged versions, read with it
 
 
 class ModelHistoryLoaded(Message):
@@ -97,6 +113,29 @@ def stages_text(stages: dict[str, str]) -> Text:
         text.append(stage, style=STAGE_STYLE)
         text.append(f" {version}")
     return text
+
+
+def staged_profiles(models: Iterable) -> list[str]:
+    """The profile md5s of the versions in a stage: whose drift the screen shows."""
+    return sorted({v.profile_md5 for m in models for v in m.versions if v.stages and v.profile_md5})
+
+
+def staged_drift_cell(version, verdicts: dict | None) -> Text:
+    """The newest drift check against a staged version's reference profile: ``✗ drift 2/5 ·
+    3h ago`` in red, ``✓ no drift · 3h ago`` in green; ``—`` without a profile; nothing for a
+    version in no stage."""
+    if not version.stages:
+        return Text("")
+    if not version.profile_md5:
+        return Text("—", style="dim")
+    if verdicts is None:
+        return Text("…", style="dim")  # still reading, or unreadable (a toast said why)
+    record = verdicts.get(version.profile_md5)
+    if record is None:
+        return Text("not checked", style="dim")
+    cell = drift_cell(record)
+    cell.append(f" · {ago(record.at)}")
+    return cell
 
 
 def metric_keys(versions: Iterable) -> list[str]:
@@ -167,10 +206,12 @@ class StagePrompt(ModalScreen[str | None]):
 # -- the screen ------------------------------------------------------------------------------
 
 
-class ModelsScreen(DashboardScreen):
+class ModelsScreen(StoreWatchingScreen):
     HELP = (
         "Registered models with their latest version and stages; the selected model's versions "
-        "(run, metrics, when and by whom) and history. p promotes the selected version to a stage, "
+        "(run, metrics, when and by whom) and history. Beside each version in a stage, the newest "
+        "drift check against its reference profile (`opsctl model register --profile`): red when the "
+        "data drifted, — when it has no profile. p promotes the selected version to a stage, "
         "b rolls a stage back, each after a confirmation, as `opsctl model promote|rollback`."
     )
     CSS_PATH = "models.tcss"
@@ -188,6 +229,8 @@ class ModelsScreen(DashboardScreen):
         self.models: dict[str, ModelDetails] | None = None  # by name, in the registry's order
         self.allowed: list[str] | None = None
         self.histories: dict[str, list] = {}  # name -> HistoryEvent, newest first (this generation's)
+        self.drift_verdicts: dict | None = None  # profile md5 -> newest drift check; None: not read
+        self.drift_loads = 0
         self.loads = 0  # how many times the registry was read and shown
         self._generation = 0  # of the newest load; answers to older ones are dropped
         self._shown: str | None = None  # the model whose versions and history are shown
@@ -216,6 +259,7 @@ class ModelsScreen(DashboardScreen):
             history.add_column(label, key=label)
         self.query_one("#summary", Static).update("Reading the registry…")
         self.load()
+        self.watch_store()
 
     # -- loading -----------------------------------------------------------------------
     def load(self) -> None:
@@ -233,7 +277,7 @@ class ModelsScreen(DashboardScreen):
         except Exception as exc:  # noqa: BLE001 - a toast; the screen stays usable
             self.post_message(ModelsLoadFailed(exc, generation))
             return
-        self.post_message(ModelsLoaded(models, allowed, generation))
+        self.post_message(ModelsLoaded(models, allowed, generation, self._drift_verdicts(services, models)))
 
     @work(thread=True, exclusive=True, group="models-history")
     def _load_history(self, services, name: str, generation: int) -> None:
@@ -243,6 +287,43 @@ class ModelsScreen(DashboardScreen):
             self.post_message(ModelsLoadFailed(exc, generation))
             return
         self.post_message(ModelHistoryLoaded(name, events, generation))
+
+    @staticmethod
+    def _drift_verdicts(services, models: Iterable) -> DriftVerdictsLoaded:
+        """The newest drift check against each staged version's profile (a worker's read)."""
+        marker = None
+        try:
+            marker = services.store_marker()
+            hashes = staged_profiles(models)
+            return DriftVerdictsLoaded(services.drift_verdicts(hashes) if hashes else {}, marker)
+        except Exception as exc:  # noqa: BLE001 - a toast; the registry stands without it
+            return DriftVerdictsLoaded(None, marker, exc)
+
+    # A drift check was recorded: only the verdicts are read again, not the registry.
+    @work(thread=True, exclusive=True, group="models-drift")
+    def _read_drift(self, services, models: list) -> None:
+        self.post_message(self._drift_verdicts(services, models))
+
+    def store_changed(self) -> None:
+        if self.models is not None:
+            self._read_drift(self.services, list(self.models.values()))
+
+    def _take_drift(self, message: DriftVerdictsLoaded) -> None:
+        self._marker = message.marker
+        if message.error is not None:
+            self.show_error(message.error)
+            return
+        self.drift_verdicts = message.verdicts
+        self.drift_loads += 1
+
+    def on_drift_verdicts_loaded(self, message: DriftVerdictsLoaded) -> None:
+        self._take_drift(message)
+        if message.error is not None or self._shown is None or self.models is None:
+            return
+        versions = self.query_one("#models-versions", DataTable)
+        for v in self.models[self._shown].versions:
+            if v.stages and v.version in versions.rows:
+                versions.update_cell(v.version, "drift", staged_drift_cell(v, self.drift_verdicts), update_width=True)
 
     def on_models_load_failed(self, message: ModelsLoadFailed) -> None:
         if message.generation != self._generation:
@@ -261,6 +342,8 @@ class ModelsScreen(DashboardScreen):
         self.allowed = message.allowed
         self.histories = {}
         self.loads += 1
+        if message.drift is not None:
+            self._take_drift(message.drift)
         table = self.query_one("#models-table", DataTable)
         table.loading = False
         self.query_one("#models-body").display = bool(self.models)
@@ -309,13 +392,14 @@ class ModelsScreen(DashboardScreen):
         versions = self.query_one("#models-versions", DataTable)
         keys = metric_keys(model.versions)
         versions.clear(columns=True)
-        for label in ("version", "stages", "run", *keys, "registered", "by", "commit"):
+        for label in ("version", "stages", "drift", "run", *keys, "registered", "by", "commit"):
             versions.add_column(label, key=f"metric:{label}" if label in keys else label)
         for v in model.versions:
             metrics = v.metrics or {}
             versions.add_row(
                 Text(v.version, style="bold"),
                 Text(", ".join(v.stages), style=STAGE_STYLE),
+                staged_drift_cell(v, self.drift_verdicts),
                 (v.run or "")[:12],
                 *(value_text(metrics[k]) if k in metrics else "" for k in keys),
                 when(v.created_at.timestamp()) if v.created_at else "",
