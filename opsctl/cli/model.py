@@ -214,13 +214,12 @@ def show(name: str = typer.Argument(..., metavar="NAME", help="Model name."), as
     staged = [v for v in details.versions if v.stages and drift.get(v.version)]
     for v in staged:
         out.table(
-            ["when", "dataset", "verdict", "drifted", "columns", "run"],
+            ["when", "dataset", "verdict", "drifted columns", "run"],
             [
                 (
                     datetime.fromtimestamp(r.at).strftime("%Y-%m-%d %H:%M:%S"),
                     r.path,
-                    Styled("drift", "red") if r.drift else Styled("ok", "green"),
-                    f"{len(r.drifted)}/{sum(1 for c in r.columns if c.get('compared', True))}",
+                    _drift_cell(r, True),
                     ", ".join(r.drifted[:4]),
                     (r.run_id or "")[:12],
                 )
@@ -243,11 +242,11 @@ def _drift_json(record) -> dict:
 
 
 def _drift_cell(record, has_profile: bool) -> Any:
+    from opsctl.core.formatting import DRIFT_STYLES, drift_verdict_text
+
     if record is None:
-        return "no checks" if has_profile else ""
-    compared = sum(1 for c in record.columns if c.get("compared", True))
-    text = f"{'drift' if record.drift else 'ok'} {len(record.drifted)}/{compared}"
-    return Styled(text, "red" if record.drift else "green")
+        return "not checked" if has_profile else ""
+    return Styled(drift_verdict_text(record.drift, len(record.drifted), record.compared), DRIFT_STYLES[record.drift])
 
 
 def _metrics(metrics: dict | None) -> str:

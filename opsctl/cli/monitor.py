@@ -254,21 +254,18 @@ def history(
         where = f" of {rel}" if rel else ""
         out.info(f"No drift checks{where} recorded yet: opsctl monitor drift DATASET --reference REF")
         return
-    tty = out.is_tty(sys.stdout)
-    rows = []
-    for r in records:
-        compared = [c for c in r.columns if c.get("compared", True)]
-        verdict = "drift" if r.drift else "ok"
-        rows.append(
-            (
-                datetime.fromtimestamp(r.at).strftime("%Y-%m-%d %H:%M:%S"),
-                r.path,
-                (r.data_hash or "")[:8],
-                r.reference,
-                Styled(verdict, "red" if r.drift else "green") if tty else verdict,
-                f"{len(r.drifted)}/{len(compared)}",
-                ", ".join(r.drifted[:4]) + (", …" if len(r.drifted) > 4 else ""),
-                r.run_id[:12] if r.run_id else "",
-            )
+    from opsctl.core.formatting import DRIFT_STYLES, drift_verdict_text
+
+    rows = [
+        (
+            datetime.fromtimestamp(r.at).strftime("%Y-%m-%d %H:%M:%S"),
+            r.path,
+            (r.data_hash or "")[:8],
+            r.reference,
+            Styled(drift_verdict_text(r.drift, len(r.drifted), r.compared), DRIFT_STYLES[r.drift]),
+            ", ".join(r.drifted[:4]) + (", …" if len(r.drifted) > 4 else ""),
+            r.run_id[:12] if r.run_id else "",
         )
-    out.table(["when", "dataset", "hash", "reference", "verdict", "drifted", "columns", "run"], rows)
+        for r in records
+    ]
+    out.table(["when", "dataset", "hash", "reference", "verdict", "drifted columns", "run"], rows)

@@ -11,9 +11,11 @@ import sys
 
 from opsctl.cli.output import Styled, out
 from opsctl.core.formatting import (
+    DRIFT_STYLES,
     STATUS_STYLES,
     VERDICT_STYLES,
     commit_label,
+    drift_verdict_text,
     duration_text,
     failure_label,
     image_label,
@@ -134,15 +136,14 @@ def print_run(run: str, as_json: bool) -> None:
     if drift:
         w("\ndrift\n")
         out.table(
-            ["dataset", "stage", "reference", "verdict", "drifted"],
+            ["dataset", "stage", "reference", "verdict", "drifted columns"],
             [
                 (
                     d.path,
                     d.stage or "",
                     d.reference,
-                    Styled("drift", "red") if d.drift else Styled("no drift", "green"),
-                    f"{len(d.drifted)}/{sum(1 for c in d.columns if c.get('compared', True))}"
-                    + (f": {', '.join(d.drifted[:4])}" if d.drifted else ""),
+                    Styled(drift_verdict_text(d.drift, len(d.drifted), d.compared), DRIFT_STYLES[d.drift]),
+                    ", ".join(d.drifted[:4]),
                 )
                 for d in drift
             ],

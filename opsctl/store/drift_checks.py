@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from opsctl.store.runs import RunStore
+from opsctl.store.runs import RunStore, rid_of
 
 MAX_HISTORY = 10_000  # checks read back at once: a dashboard chart, not an export
 
@@ -38,6 +38,11 @@ class DriftRecord(NamedTuple):
     def drifted(self) -> list[str]:
         return [c["column"] for c in self.columns if c.get("drift") and c.get("compared", True)]
 
+    @property
+    def compared(self) -> int:
+        """How many columns were compared (the share's denominator)."""
+        return sum(1 for c in self.columns if c.get("compared", True))
+
 
 _COLUMNS = (
     "d.path, d.data_hash, d.reference, d.reference_hash, d.drift, d.share, d.threshold_share, d.columns, d.n_rows, "
@@ -50,10 +55,7 @@ def add_drift_checks(store: RunStore, records: Sequence[DriftRecord], run_id: st
     """Write the checks in one transaction; with ``run_id``, as that run's (False when the
     store has no such run: they are written as standalone ones)."""
     with store._write() as conn:
-        rid = None
-        if run_id is not None:
-            found = conn.execute("SELECT rid FROM runs WHERE id = ?", (run_id,)).fetchone()
-            rid = found[0] if found is not None else None
+        rid = rid_of(conn, run_id) if run_id is not None else None
         for r in records:
             compared = [c for c in r.columns if c.get("compared", True)]
             conn.execute(
@@ -114,10 +116,10 @@ def checks_against(store: RunStore, reference_hashes: Sequence[str], *, limit: i
 
 def run_drift_checks(store: RunStore, run_id: str) -> list[DriftRecord]:
     with store._read() as conn:
-        found = conn.execute("SELECT rid FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if found is None:
+        rid = rid_of(conn, run_id)
+        if rid is None:
             return []
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE d.rid = ? ORDER BY d.did", (found[0],)).fetchall()
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE d.rid = ? ORDER BY d.did", (rid,)).fetchall()
     return [_record(row) for row in rows]
 
 

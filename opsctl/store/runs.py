@@ -599,10 +599,10 @@ class RunStore:
         return kid
 
     def _rid(self, conn: sqlite3.Connection, run_id: str) -> int:
-        row = conn.execute("SELECT rid FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
+        rid = rid_of(conn, run_id)
+        if rid is None:
             raise RunNotFoundError(f"no run {run_id} in the run store {self._label}")
-        return row[0]
+        return rid
 
     # -- reading --
 
@@ -1112,3 +1112,10 @@ def _check_record(record: RunRecord) -> None:
     _check_final(record.status)
     for stage in record.stages:
         _check_stage(stage)
+
+
+def rid_of(conn: sqlite3.Connection, run_id: str) -> int | None:
+    """The row id of the run with this full id (None: the store has no such run). The tables
+    that hang off a run (validations, drift checks) find their run with it."""
+    row = conn.execute("SELECT rid FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return None if row is None else row[0]

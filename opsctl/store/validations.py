@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from opsctl.store.runs import RunStore
+from opsctl.store.runs import RunStore, rid_of
 
 
 class ValidationRecord(NamedTuple):
@@ -57,10 +57,7 @@ def add_validations(store: RunStore, records: Sequence[ValidationRecord], run_id
     the store does not have is not an error (its record may have failed to begin): the
     verdicts are written without it and False is returned."""
     with store._write() as conn:
-        rid = None
-        if run_id is not None:
-            found = conn.execute("SELECT rid FROM runs WHERE id = ?", (run_id,)).fetchone()
-            rid = found[0] if found is not None else None
+        rid = rid_of(conn, run_id) if run_id is not None else None
         for record in records:
             conn.execute(
                 "INSERT INTO validations (rid, stage, path, data_hash, checks_hash, passed, n_rows, n_checks, "
@@ -89,10 +86,10 @@ def passed_before(store: RunStore, data_hash: str | None, checks_hash: str | Non
 def run_validations(store: RunStore, run_id: str) -> list[ValidationRecord]:
     """The verdicts a run recorded (its full id), in the order they were written."""
     with store._read() as conn:
-        found = conn.execute("SELECT rid FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if found is None:
+        rid = rid_of(conn, run_id)
+        if rid is None:
             return []
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE v.rid = ? ORDER BY v.vid", (found[0],)).fetchall()
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE v.rid = ? ORDER BY v.vid", (rid,)).fetchall()
     return [_record(row) for row in rows]
 
 

@@ -81,12 +81,6 @@ def a_run(store: RunStore, run_id: str, started: float = 50.0) -> None:
     )
 
 
-@pytest.fixture
-def store(tmp_path):
-    with RunStore(tmp_path / ".opsctl" / "opsctl.db") as s:
-        yield s
-
-
 def test_a_runs_checks_read_back_as_written(store):
     a_run(store, "abcdef012345")
     written = [check(stage="train", duration=0.25, run_id="abcdef012345"), check("data/b.parquet", drift=False)]

@@ -28,9 +28,9 @@ from opsctl.store import (
     RunStore,
     RunSummary,
     StageRecord,
+    schema,
 )
 from opsctl.store import runs as runs_module
-from opsctl.store import schema
 from opsctl.store.runs import CONTAINS_OP, PREFIX_OP
 
 
@@ -727,7 +727,7 @@ def test_one_store_can_be_shared_by_threads(store):
             for i in range(25):
                 record(store, f"{n:04x}{i:08x}", n * 100 + i, metrics={"m": i})
                 store.list_runs(limit=5)
-        except Exception as exc:  # noqa: BLE001 — collected and asserted below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]

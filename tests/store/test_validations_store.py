@@ -50,12 +50,6 @@ def a_run(store: RunStore, run_id: str, started: float = 50.0) -> None:
     )
 
 
-@pytest.fixture
-def store(tmp_path):
-    with RunStore(tmp_path / ".opsctl" / "opsctl.db") as s:
-        yield s
-
-
 def test_verdicts_round_trip_with_their_run_and_stage(store):
     a_run(store, "abcdef012345")
     assert add_validations(
