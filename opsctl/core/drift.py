@@ -258,8 +258,8 @@ def _numeric_picture(ref: np.ndarray, cur: np.ndarray) -> dict:
     if hi <= lo:
         hi = lo + 1.0
     edges = np.linspace(lo, hi, PICTURE_BINS + 1)
-    ref_shares = np.histogram(ref, edges)[0] / len(ref)
-    cur_shares = np.histogram(cur, edges)[0] / len(cur)
+    ref_shares = np.histogram(ref, bins=PICTURE_BINS, range=(lo, hi))[0] / len(ref)
+    cur_shares = np.histogram(cur, bins=PICTURE_BINS, range=(lo, hi))[0] / len(cur)
     return {
         "bins": [_number(e) for e in edges[:-1]],
         "edges": [float(e) for e in edges],

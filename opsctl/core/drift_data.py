@@ -22,6 +22,7 @@ from its quantiles (docs/architecture.md, *Drift*).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -41,6 +42,7 @@ FEW = 20  # numeric columns keep their value counts while they have at most this
 MAX_CATEGORIES = 100_000
 MAX_VALUES = 1 << 28  # numeric values held in memory for one dataset (8 bytes each: 2 GiB)
 BLOCK_BYTES = 16 << 20  # pyarrow's CSV block; a line must fit in one
+WHOLE_FILE_BYTES = 256 << 20  # a CSV up to this size is read whole (in parallel); a bigger one streamed
 # where a profile samples a numeric column's quantile curve: every percent, closer in the tails,
 # where a long tail (incomes, latencies) would otherwise be a straight line to the maximum
 PROBABILITIES = (
@@ -187,19 +189,30 @@ def _csv_batches(file: Path, shown: str, forced: dict[str, Any]) -> Iterator[tup
 
     names: list[str] = []
     types: dict[str, Any] = {}
+    options = {
+        "read_options": pcsv.ReadOptions(block_size=BLOCK_BYTES),
+        "parse_options": pcsv.ParseOptions(delimiter="\t" if file.suffix.lower() == ".tsv" else ","),
+        "convert_options": pcsv.ConvertOptions(column_types=forced, strings_can_be_null=True),
+    }
+    size = file.stat().st_size
     with open(file, "rb") as handle:
         try:
-            reader = pcsv.open_csv(
-                handle,
-                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
-                parse_options=pcsv.ParseOptions(delimiter="\t" if file.suffix.lower() == ".tsv" else ","),
-                convert_options=pcsv.ConvertOptions(column_types=forced, strings_can_be_null=True),
-            )
+            if size <= WHOLE_FILE_BYTES:  # read whole, its blocks parsed on every core
+                table = pcsv.read_csv(str(file), **options)  # a path: pyarrow's own I/O, not Python's
+                names, types = table.schema.names, {f.name: f.type for f in table.schema}
+                batches = table.to_batches()
+                for i, batch in enumerate(batches):
+                    yield batch, size * (i + 1) // len(batches)
+                return
+            reader = pcsv.open_csv(handle, **options)  # streamed: memory stays flat
             names = reader.schema.names
             types = {name: reader.schema.field(name).type for name in names}
             for batch in reader:
                 yield batch, handle.tell()
         except pa.ArrowInvalid as exc:
+            if not names:  # read whole: which column failed is known by its number only
+                with contextlib.suppress(pa.ArrowInvalid, OSError):
+                    names = pcsv.open_csv(file, **options).schema.names
             column = _failed_column(str(exc), names)
             if column is None or column in forced and forced[column] == pa.string():
                 raise DataParseError(f"{shown}: not a readable CSV file ({_first_line(exc)})") from None
