@@ -250,9 +250,9 @@ def binned_shares(
         edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=bins)
         # the same equal-width bins as a count and a range: numpy's fast path (edges as an
         # array make it sort every value)
-        uniform = {"bins": len(edges) - 1, "range": (edges[0], edges[-1])}
-        ref_shares = np.histogram(ref, **uniform)[0] / len(ref)
-        cur_shares = np.histogram(cur, **uniform)[0] / len(cur)
+        count, span = len(edges) - 1, (float(edges[0]), float(edges[-1]))
+        ref_shares = np.histogram(ref, bins=count, range=span)[0] / len(ref)
+        cur_shares = np.histogram(cur, bins=count, range=span)[0] / len(cur)
     else:
         _keys, ref_counts, cur_counts = _counts(ref, cur)
         ref_shares, cur_shares = ref_counts / len(ref), cur_counts / len(cur)
