@@ -337,7 +337,7 @@ class Tool(timing.Tool):
     split_keys: tuple[str, ...] = ("import", "read", "compare")  # the baselines report them
     opsctl: bool = False  # exit 6 means dataset drift
     drifted: list[str] | None = None  # the last run's drifted columns
-    wrong: str | None = None  # how the last run's answer differs from the known one
+    wrong: str | None = None  # how a run's answer differed from the known one (the first such run)
 
     def check(self, sample: Sample) -> str | None:
         """Why this run does not count (it failed, or its output is not a drift verdict), or None;
@@ -364,7 +364,7 @@ class Tool(timing.Tool):
             problems.append(f"dataset drift {dataset_drift}, expected {expected}")
         if self.opsctl and sample.code != (6 if dataset_drift else 0):
             problems.append(f"exit {sample.code} with dataset drift {dataset_drift}")
-        self.wrong = "; ".join(problems) or None
+        self.wrong = self.wrong or "; ".join(problems) or None  # the first wrong answer stays
         return None
 
 
@@ -537,7 +537,9 @@ def main() -> int:
             agree = raw.drifted == loop.drifted
             print(f"opsctl and the scipy loop agree on the drifted columns: {'yes' if agree else 'NO'}")
             print(f"opsctl's statistics vs the scipy loop's: {statistics_gap(raw, loop)}")
-        versions = [t.info["version"] for t in tools if t.info and "version" in t.info]
+        head = subprocess.run(["git", "-C", str(args.repo), "describe", "--always", "--dirty"], capture_output=True)
+        versions = [f"opsctl {args.repo.resolve()} at {head.stdout.decode().strip() or '(not a Git checkout)'}"]
+        versions += [t.info["version"] for t in tools if t.info and "version" in t.info]
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\nversions: {'; '.join(dict.fromkeys(versions))}; {os.cpu_count()} CPUs, load average {load}")
 
