@@ -6,7 +6,7 @@ pair of CSVs, in one run; and the profile's size.
     .venv/bin/python bench/drift.py [--rows 1000000] [--quick] [--repeat 3] [--no-evidently]
         [--data-dir /tmp/opsctl-bench-drift] [--repo DIR] [--ev-venv /tmp/ev-venv] [--tmp DIR]
 
-Data: a deterministic reference.csv and current.csv of ROWS rows x 20 columns each (~70 MB
+Data: a deterministic reference.csv and current.csv of ROWS rows x 20 columns each (~115 MB
 apiece for 1,000,000 rows), made once with numpy and polars and kept in DATA-DIR; --quick:
 100,000 rows. 12 numeric columns (floats, ints, two ints with 3 and 5 distinct values, which
 count as categories; one float with 5% nulls) and 8 categorical ones (strings with 3 to 50
@@ -423,6 +423,10 @@ def main() -> int:
     if not (args.repo / "opsctl" / "__init__.py").is_file():
         parser.error(f"--repo {args.repo} is not an opsctl checkout (no opsctl/__init__.py)")
 
+    # The checkout measured, as it is when the bench starts (it may be edited meanwhile).
+    head = subprocess.run(["git", "-C", str(args.repo), "describe", "--always", "--dirty"], capture_output=True)
+    opsctl_version = f"opsctl {args.repo.resolve()} at {head.stdout.decode().strip() or '(not a Git checkout)'}"
+
     ev_python, ev_note = None, "skipped (--no-evidently)"
     if not args.no_evidently:
         probe = "import evidently; print(evidently.__version__)"
@@ -537,9 +541,7 @@ def main() -> int:
             agree = raw.drifted == loop.drifted
             print(f"opsctl and the scipy loop agree on the drifted columns: {'yes' if agree else 'NO'}")
             print(f"opsctl's statistics vs the scipy loop's: {statistics_gap(raw, loop)}")
-        head = subprocess.run(["git", "-C", str(args.repo), "describe", "--always", "--dirty"], capture_output=True)
-        versions = [f"opsctl {args.repo.resolve()} at {head.stdout.decode().strip() or '(not a Git checkout)'}"]
-        versions += [t.info["version"] for t in tools if t.info and "version" in t.info]
+        versions = [opsctl_version, *(t.info["version"] for t in tools if t.info and "version" in t.info)]
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\nversions: {'; '.join(dict.fromkeys(versions))}; {os.cpu_count()} CPUs, load average {load}")
 
