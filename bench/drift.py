@@ -527,7 +527,10 @@ def main() -> int:
             ok = False
 
         print()
-        print(f"drifted columns (known answer: {', '.join(SHIFTED)}; share 0.25; no dataset drift, exit 0)")
+        print(
+            f"drifted columns (known answer: {', '.join(SHIFTED)}; share {len(SHIFTED) / len(COLUMNS):.2f}; "
+            "no dataset drift, exit 0)"
+        )
         for tool in tools:
             if tool.drifted is None:
                 continue
