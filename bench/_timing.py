@@ -1,13 +1,17 @@
-"""Small timing helpers shared by the bench scripts: wall time of whole commands."""
+"""Small timing helpers shared by the bench scripts: wall time of whole commands, and (for the
+data benches) wall time, CPU and peak RSS of one command per fresh process, in rotating rounds."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -173,3 +177,171 @@ def check_outputs(project: Path, stages: int) -> dict:
     if missing:
         raise SystemExit(f"{lock_path} lacks stages {sorted(missing)}")
     return lock
+
+
+# -- the data benches' shared measuring (validate.py, drift.py): one command per fresh process ------
+
+
+@dataclass
+class Sample:
+    seconds: float
+    rss: int  # peak resident set size in bytes, of the process and the children it waited for
+    cpu: float  # user + system seconds of the process and those children (less swayed by a busy machine)
+    code: int
+    stdout: str
+    stderr: str
+
+
+def measured(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> Sample:
+    """Run ``cmd`` to its end: its wall time, CPU time and peak RSS (from wait4's rusage of that one child).
+    The calling process should stay small: a forked child's peak RSS counts its parent's pages."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        cpu = usage.ru_utime + usage.ru_stime
+        return Sample(seconds, usage.ru_maxrss * 1024, cpu, proc.returncode, out.read().decode(), err.read().decode())
+
+
+def last_line(text: str) -> str:
+    """The line that says what went wrong: the last one, or opsctl's error line before its hint."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[-1].startswith("hint:"):
+        return f"{lines[-2]} ({lines[-1]})"
+    return lines[-1] if lines else "(no output)"
+
+
+@dataclass
+class Tool:
+    """A command timed in rounds: its counted samples, or why it was dropped from the comparison.
+    Subclasses say in ``check`` whether a run counts (it must also give the right answer)."""
+
+    name: str
+    cmd: list[str]
+    cwd: Path | None = None
+    env: dict | None = None
+    samples: list[Sample] | None = None
+    broken: str | None = None  # why the tool was dropped from the comparison
+    info: dict | None = None  # the last run's JSON output
+    split_keys: tuple[str, ...] = ()  # the phases (seconds) a baseline's output reports, e.g. import / read
+    splits: list[dict] | None = None  # each counted run's phases
+
+    def run(self, *args) -> None:
+        if self.broken:
+            return
+        sample = measured(self.cmd, cwd=self.cwd, env=self.env)
+        self.broken = self.check(sample, *args)
+        if not self.broken:
+            self.samples = [*(self.samples or []), sample]
+            if self.split_keys and self.info and all(k in self.info for k in self.split_keys):
+                self.splits = [*(self.splits or []), {k: self.info[k] for k in self.split_keys}]
+
+    def check(self, sample: Sample, *args) -> str | None:
+        """Why this run does not count, or None; by default: it failed, or its output is not JSON."""
+        if sample.code:
+            return f"exit {sample.code}: {last_line(sample.stderr)}"
+        return self.parse(sample)
+
+    def parse(self, sample: Sample) -> str | None:
+        """Read the run's JSON output into ``info``; why not, or None."""
+        try:
+            self.info = json.loads(sample.stdout)
+        except json.JSONDecodeError:
+            return f"exit {sample.code}, output is not JSON: {last_line(sample.stdout or sample.stderr)}"
+        return None
+
+    def reset(self) -> None:
+        """Forget the counted runs (after the warm-up)."""
+        self.samples = self.splits = None
+
+    def split(self) -> str:
+        """The median phases of the counted runs, e.g. "0.52 / 1.10 / 0.31 s", or ""."""
+        if not self.splits:
+            return ""
+        return " / ".join(f"{statistics.median(s[k] for s in self.splits):.2f}" for k in self.split_keys) + " s"
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(s.seconds for s in self.samples or [])
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples or [])
+
+    @property
+    def rss(self) -> int:
+        return int(statistics.median(s.rss for s in self.samples or []))
+
+
+def rounds(tools: list[Tool], repeat: int, *args) -> None:
+    """One untimed warm-up of each tool (bytecode, the page cache; a wrong answer drops it), then
+    ``repeat`` rounds rotating which tool goes first; ``args`` go to each tool's ``check``."""
+    for tool in tools:
+        tool.run(*args)
+        tool.reset()
+        print(f"  warm-up {tool.name}: {tool.broken or 'ok'}", flush=True)
+    for i in range(repeat):
+        order = tools[i % len(tools) :] + tools[: i % len(tools)]
+        for tool in order:
+            tool.run(*args)
+        print(
+            f"  round {i + 1}: "
+            + ", ".join(f"{t.name} {t.samples[-1].seconds:.2f} s" for t in order if t.samples and not t.broken),
+            flush=True,
+        )
+
+
+def data_project(path: Path, files: dict[str, Path], config: dict | None = None, *, env: dict | None = None) -> Path:
+    """A committed Git + DVC project (made by the real CLIs) with each of ``files`` copied to its
+    name (e.g. ``data/base.csv``) and tracked by DVC, an optional opsctl.yaml from ``config``,
+    and ``.opsctl/`` ignored by Git and DVC."""
+    import yaml
+
+    path.mkdir(parents=True)
+    timed(["git", "init", "-q"], cwd=path)
+    timed([str(BIN / "dvc"), "init", "-q"], cwd=path, env=env)
+    for name, src in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, path / name)
+    if config is not None:
+        (path / "opsctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for ignore in (".gitignore", ".dvcignore"):
+        with (path / ignore).open("a") as f:
+            f.write(".opsctl/\n")
+    timed([str(BIN / "dvc"), "add", "-q", *files], cwd=path, env=env)
+    timed(["git", "add", "-A"], cwd=path)
+    timed(["git", *GIT_ID, "commit", "-qm", "bench data"], cwd=path)
+    return path
+
+
+def tool_venv(venv: Path, requirements: list[str], probe: str) -> tuple[Path | None, str]:
+    """The python of a baseline tool's own venv, made with ``python3 -m venv`` and filled with
+    ``pip install REQUIREMENTS`` on first use; and the version ``probe`` (Python code) prints.
+    Or None and why not (the bench then skips that tool only)."""
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", probe]
+    if python.is_file():
+        found = subprocess.run(check, capture_output=True, text=True)
+        if found.returncode == 0:
+            return python, found.stdout.strip()
+    print(f"  installing {' '.join(requirements)} into {venv} (once) ...", flush=True)
+    for cmd in (["python3", "-m", "venv", str(venv)], [str(venv / "bin" / "pip"), "install", "-q", *requirements]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            return None, f"`{' '.join(cmd)}` failed: {last_line(proc.stderr or proc.stdout)}"
+    found = subprocess.run(check, capture_output=True, text=True)
+    if found.returncode:
+        return None, f"installed but does not import: {last_line(found.stderr)}"
+    return python, found.stdout.strip()
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:6.0f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"

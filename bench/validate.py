@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _timing import BIN, GIT_ID, timed
+import _timing as timing
+from _timing import Sample, data_project, last_line, mib, rounds, tool_venv, verdict
 
 ENV = {"DVC_NO_ANALYTICS": "1"}
 REPO = Path(__file__).resolve().parent.parent
@@ -373,66 +373,16 @@ def child_main(argv: list[str]) -> int:
 
 
 @dataclass
-class Sample:
-    seconds: float
-    rss: int  # peak resident set size in bytes, of the process and the children it waited for
-    cpu: float  # user + system seconds of the process and those children (less swayed by a busy machine)
-    code: int
-    stdout: str
-    stderr: str
-
-
-def measured(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> Sample:
-    """Run ``cmd`` to its end: its wall time and peak RSS (from wait4's rusage of that one child)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **ENV, **(env or {})}, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        cpu = usage.ru_utime + usage.ru_stime
-        return Sample(seconds, usage.ru_maxrss * 1024, cpu, proc.returncode, out.read().decode(), err.read().decode())
-
-
-def last_line(text: str) -> str:
-    """The line that says what went wrong: the last one, or opsctl's error line before its hint."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if len(lines) > 1 and lines[-1].startswith("hint:"):
-        return f"{lines[-2]} ({lines[-1]})"
-    return lines[-1] if lines else "(no output)"
-
-
-@dataclass
-class Tool:
-    name: str
-    cmd: list[str]
-    cwd: Path | None = None
-    env: dict | None = None
-    samples: list[Sample] | None = None
-    broken: str | None = None  # why the tool was dropped from the comparison
-    info: dict | None = None  # the last run's own report (baselines) or verdict (opsctl)
-    splits: list[dict] | None = None  # each counted run's import / read / validate seconds (baselines)
-
-    def run(self, expect_rows: int) -> None:
-        if self.broken:
-            return
-        sample = measured(self.cmd, cwd=self.cwd, env=self.env)
-        self.broken = self.check(sample, expect_rows)
-        if not self.broken:
-            self.samples = [*(self.samples or []), sample]
-            if self.info and "import" in self.info:
-                self.splits = [*(self.splits or []), {k: self.info[k] for k in ("import", "read", "validate")}]
+class Tool(timing.Tool):
+    split_keys: tuple[str, ...] = ("import", "read", "validate")  # the baselines report them
 
     def check(self, sample: Sample, expect_rows: int) -> str | None:
         """Why this run does not count (it failed, or it did not find the data valid), or None."""
         if sample.code not in (0, 6):
             return f"exit {sample.code}: {last_line(sample.stderr)}"
-        try:
-            self.info = json.loads(sample.stdout)
-        except json.JSONDecodeError:
-            return f"exit {sample.code}, output is not JSON: {last_line(sample.stdout or sample.stderr)}"
+        if why := self.parse(sample):
+            return why
+        assert self.info is not None
         if "datasets" in self.info:  # opsctl's --json verdict
             verdicts = self.info["datasets"]
             rows = verdicts[0]["rows"] if verdicts else None
@@ -447,80 +397,8 @@ class Tool:
             return f"read {rows} rows, not {expect_rows}"
         return None
 
-    @property
-    def seconds(self) -> float:
-        return statistics.median(s.seconds for s in self.samples or [])
-
-    @property
-    def cpu(self) -> float:
-        return statistics.median(s.cpu for s in self.samples or [])
-
-    @property
-    def rss(self) -> int:
-        return int(statistics.median(s.rss for s in self.samples or []))
-
-
-# ---- the project and Great Expectations' venv ----------------------------------------------
-
-
-def make_project(path: Path, base: Path, double: Path, rows: int) -> Path:
-    """A committed Git + DVC project with ``data/base.csv`` (ROWS rows) and ``data/double.csv``
-    (2 x ROWS), both tracked by DVC, and their checks in opsctl.yaml."""
-    import yaml
-
-    path.mkdir(parents=True)
-    timed(["git", "init", "-q"], cwd=path)
-    timed([str(BIN / "dvc"), "init", "-q"], cwd=path, env=ENV)
-    (path / "data").mkdir()
-    shutil.copyfile(base, path / "data" / "base.csv")
-    shutil.copyfile(double, path / "data" / "double.csv")
-    config = {
-        "project": "bench-validate",
-        "checks": {"data/base.csv": checks_spec(rows), "data/double.csv": checks_spec(2 * rows)},
-    }
-    (path / "opsctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    for ignore in (".gitignore", ".dvcignore"):
-        with (path / ignore).open("a") as f:
-            f.write(".opsctl/\n")
-    timed([str(BIN / "dvc"), "add", "-q", "data/base.csv", "data/double.csv"], cwd=path, env=ENV)
-    timed(["git", "add", "-A"], cwd=path)
-    timed(["git", *GIT_ID, "commit", "-qm", "bench data and checks"], cwd=path)
-    return path
-
-
-def ge_python(venv: Path, install: bool) -> tuple[Path | None, str]:
-    """The GE venv's python (made and filled with pip when ``install``), or None and why not."""
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import great_expectations as gx; print(gx.__version__)"]
-    if python.is_file():
-        found = subprocess.run(probe, capture_output=True, text=True)
-        if found.returncode == 0:
-            return python, found.stdout.strip()
-    if not install:
-        return None, f"not installed in {venv}"
-    print(f"  installing great_expectations into {venv} (once) ...", flush=True)
-    for cmd in (
-        ["python3", "-m", "venv", str(venv)],
-        [str(venv / "bin" / "pip"), "install", "-q", "great_expectations"],
-    ):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            return None, f"`{' '.join(cmd)}` failed: {last_line(proc.stderr or proc.stdout)}"
-    found = subprocess.run(probe, capture_output=True, text=True)
-    if found.returncode:
-        return None, f"installed but does not import: {last_line(found.stderr)}"
-    return python, found.stdout.strip()
-
 
 # ---- the report ---------------------------------------------------------------------------
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:6.0f} MiB"
-
-
-def verdict(ok: bool) -> str:
-    return "OK" if ok else "MISSED"
 
 
 def main() -> int:
@@ -550,7 +428,11 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="opsctl-bench-validate-", dir=args.tmp))
     try:
-        project = make_project(work / "project", base, double, rows)
+        config = {
+            "project": "bench-validate",
+            "checks": {"data/base.csv": checks_spec(rows), "data/double.csv": checks_spec(2 * rows)},
+        }
+        project = data_project(work / "project", {"data/base.csv": base, "data/double.csv": double}, config, env=ENV)
         spec_path = work / "checks.json"
         spec_path.write_text(json.dumps(spec))
         print(
@@ -561,7 +443,7 @@ def main() -> int:
 
         pythonpath = os.pathsep.join(p for p in (str(args.repo.resolve()), os.environ.get("PYTHONPATH")) if p)
         validate = [sys.executable, "-m", "opsctl", "data", "validate", "--json", "--no-cache"]
-        opsctl_env = {"PYTHONPATH": pythonpath}
+        opsctl_env = {**ENV, "PYTHONPATH": pythonpath}
         me = [sys.executable, str(Path(__file__).resolve()), "child"]
         opsctl = Tool("opsctl data validate", [*validate, "data/base.csv"], cwd=project, env=opsctl_env)
         tools = [
@@ -571,25 +453,15 @@ def main() -> int:
         ]
         ge_note = "skipped (--with-ge to include it)"
         if args.with_ge:
-            python, ge_note = ge_python(args.ge_venv, install=True)
+            python, ge_note = tool_venv(
+                args.ge_venv, ["great_expectations"], "import great_expectations as gx; print(gx.__version__)"
+            )
             if python is not None:
                 ge_cmd = [str(python), str(Path(__file__).resolve()), "child", "ge", str(spec_path), str(base)]
                 tools.append(Tool(f"Great Expectations {ge_note}", ge_cmd))
                 ge_note = ""
 
-        for tool in tools:  # warm-up: bytecode, the page cache; and every tool must find the data valid
-            tool.run(rows)
-            tool.samples = tool.splits = None
-            print(f"  warm-up {tool.name}: {tool.broken or 'ok'}", flush=True)
-        for i in range(args.repeat):
-            order = tools[i % len(tools) :] + tools[: i % len(tools)]
-            for tool in order:
-                tool.run(rows)
-            print(
-                f"  round {i + 1}: "
-                + ", ".join(f"{t.name} {t.samples[-1].seconds:.2f} s" for t in order if t.samples and not t.broken),
-                flush=True,
-            )
+        rounds(tools, args.repeat, rows)  # every tool must also find the data valid
         double_tool = Tool(
             "opsctl data validate (2x rows)", [*validate, "data/double.csv"], cwd=project, env=opsctl_env
         )
@@ -612,17 +484,13 @@ def main() -> int:
             if tool.broken or not tool.samples:
                 print(f"{tool.name:<40} not measured: {tool.broken}")
                 continue
-            split = ""
-            if tool.splits:
-                split = " / ".join(f"{statistics.median(s[k] for s in tool.splits):.2f}" for k in tool.splits[0])
-                split += " s"
             ratio = tool.seconds / pandas_tool.seconds if pandas_tool.samples and not pandas_tool.broken else None
             target = ""
             if tool is opsctl and ratio is not None:
                 target = f"<= {TIME_TARGET:.2f}x   {verdict(ratio <= TIME_TARGET)}"
             print(
                 f"{tool.name:<40} {tool.seconds:7.2f} s   {tool.cpu:7.2f} s   {mib(tool.rss)}   "
-                f"{f'{ratio:5.2f}x' if ratio is not None else '-':<19}   {target:<22}   {split}".rstrip()
+                f"{f'{ratio:5.2f}x' if ratio is not None else '-':<19}   {target:<22}   {tool.split()}".rstrip()
             )
         if ge_note:
             print(f"{'Great Expectations':<40} not measured: {ge_note}")
