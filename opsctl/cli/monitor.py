@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from typing import Any, Optional
@@ -119,7 +120,7 @@ def drift(
     project = _project()
     rel = project_path(project, current)
     ref = reference
-    if ref is not None and "@" not in ref or ref is not None and (project.root / ref).exists():
+    if ref is not None and not ("@" in ref and not os.path.exists(ref)):  # NAME@VERSION stays as it is
         ref = project_path(project, ref)
     settings = settings_for(
         project, rel, ref, columns=tuple(dict.fromkeys(columns or ())), method=method, threshold=threshold, share=share
@@ -153,7 +154,6 @@ def drift(
 
 def _write_html(given: str, data: dict) -> None:
     """The report where the user said (anywhere: it is not project data), written atomically."""
-    import os
     from pathlib import Path
 
     from opsctl.core.drift_report import html

@@ -192,7 +192,7 @@ def _csv_batches(file: Path, shown: str, forced: dict[str, Any]) -> Iterator[tup
     options = {
         "read_options": pcsv.ReadOptions(block_size=BLOCK_BYTES),
         "parse_options": pcsv.ParseOptions(delimiter="\t" if file.suffix.lower() == ".tsv" else ","),
-        "convert_options": pcsv.ConvertOptions(column_types=forced, strings_can_be_null=True),
+        "convert_options": pcsv.ConvertOptions(column_types=forced, null_values=[""], strings_can_be_null=True),
     }
     size = file.stat().st_size
     with open(file, "rb") as handle:
