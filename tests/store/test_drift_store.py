@@ -20,6 +20,7 @@ from opsctl.store.drift_checks import (
     run_drift_checks,
 )
 from opsctl.store.repair import repair
+from tests.store.conftest import old_store, tables_and_indexes
 from tests.store.test_damaged_store import garble, leaf_pages
 
 COLUMNS = [
@@ -185,22 +186,15 @@ def test_a_deleted_run_keeps_its_checks_as_standalone_ones(store):
 
 
 def test_a_version_3_store_is_migrated_with_its_runs_and_takes_checks(tmp_path):
-    db = tmp_path / "opsctl.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    schema.migrate(conn, target=3)
-    assert "drift_checks" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    conn.execute("INSERT INTO runs (rid, id, started, finished, status) VALUES (1, 'abcdef012345', 1, 2, 'failed')")
-    conn.execute("INSERT INTO stages (rid, name, outcome) VALUES (1, 'train', 'failed')")
-    conn.close()
+    db = old_store(tmp_path / "opsctl.db", 3, status="failed", stage=("train", "failed"))
+    assert "drift_checks" not in tables_and_indexes(db)[1]
     with RunStore(db) as store:
         assert store.get_run("abcdef012345").stages[0].name == "train"
         add_drift_checks(store, [check(stage="train")], "abcdef012345")
         assert [c.run_id for c in run_drift_checks(store, "abcdef012345")] == ["abcdef012345"]
-    conn = sqlite3.connect(db)
-    assert schema.user_version(conn) == LATEST_VERSION == 4
-    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"drift_checks_by_path", "drift_checks_by_reference", "drift_checks_by_run"} <= indexes
-    conn.close()
+    version, names = tables_and_indexes(db)
+    assert version == LATEST_VERSION == 4
+    assert {"drift_checks_by_path", "drift_checks_by_reference", "drift_checks_by_run"} <= names
 
 
 def test_repair_copies_the_checks(tmp_path):

@@ -19,6 +19,7 @@ from opsctl.store.validations import (
     run_validations,
     verdict_of,
 )
+from tests.store.conftest import old_store, tables_and_indexes
 from tests.store.test_damaged_store import garble, leaf_pages
 
 FAILURE = {
@@ -147,21 +148,14 @@ def test_a_deleted_run_keeps_its_verdicts_as_standalone_ones(store):
 
 
 def test_a_version_2_store_is_migrated_with_its_runs_and_takes_verdicts(tmp_path):
-    db = tmp_path / "opsctl.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    schema.migrate(conn, target=2)
-    conn.execute("INSERT INTO runs (rid, id, started, finished, status) VALUES (1, 'abcdef012345', 1, 2, 'succeeded')")
-    conn.execute("INSERT INTO stages (rid, name, outcome) VALUES (1, 'prepare', 'ran')")
-    conn.close()
+    db = old_store(tmp_path / "opsctl.db", 2, status="succeeded", stage=("prepare", "ran"))
     with RunStore(db) as store:
         assert store.get_run("abcdef012345").stages[0].name == "prepare"
         add_validations(store, [verdict(stage="prepare")], "abcdef012345")
         assert [v.run_id for v in run_validations(store, "abcdef012345")] == ["abcdef012345"]
-    conn = sqlite3.connect(db)
-    assert schema.user_version(conn) == LATEST_VERSION == 4
-    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"validations_by_path", "validations_by_hash", "validations_by_run"} <= indexes
-    conn.close()
+    version, names = tables_and_indexes(db)
+    assert version == LATEST_VERSION == 4
+    assert {"validations_by_path", "validations_by_hash", "validations_by_run"} <= names
 
 
 def test_repair_copies_the_verdicts(tmp_path):
