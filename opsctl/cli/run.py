@@ -13,6 +13,7 @@ import typer
 
 from opsctl.cli.output import Styled, out
 from opsctl.cli.pipeline import showing_build_log_tail
+from opsctl.executors.registry import choices_text
 
 if TYPE_CHECKING:
     from opsctl.core.run import RunEvents
@@ -30,7 +31,7 @@ def run(
     ),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Stages at once (default: the number of cores)."),
     executor: Optional[str] = typer.Option(
-        None, "--executor", help="docker or local (default: opsctl.yaml's executor)."
+        None, "--executor", help=f"{choices_text()} (default: opsctl.yaml's executor)."
     ),
     force: bool = typer.Option(
         False, "--force", "-f", help="Run the stages even if nothing changed (no run-cache restore)."

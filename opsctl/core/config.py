@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from opsctl.core.yamlload import cut, quote
 from opsctl.errors import ConfigError
+from opsctl.executors.registry import EXECUTORS
+from opsctl.executors.registry import names as executor_names
 
 if TYPE_CHECKING:
     from opsctl.core.checks import DatasetChecks
     from opsctl.core.drift_settings import DriftSettings
 
 CONFIG_FILE = "opsctl.yaml"
-EXECUTORS = ("docker", "local")
 DEFAULT_STAGE_KEY = "default"
 
 _MEMORY_RE = re.compile(r"(\d+(?:\.\d+)?)([bkmg]?)b?", re.IGNORECASE)  # Docker's units (docker-py parse_bytes)
@@ -90,6 +91,9 @@ class ProjectConfig:
     remotes: dict[str, RemoteSpec] = field(default_factory=dict)
     checks: dict[str, DatasetChecks] = field(default_factory=dict)  # dataset path -> its data checks
     drift: dict[str, DriftSettings] = field(default_factory=dict)  # current dataset -> its reference and method
+    executors: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # executor -> its settings (executors/registry.py)
 
     def settings_for(self, stage: str) -> StageSettings:
         """The stage's own settings laid over the ``default`` entry."""
@@ -141,13 +145,14 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
     """Validate a parsed ``opsctl.yaml`` document into a :class:`ProjectConfig`."""
     v = _Validator(source)
     doc = v.mapping(raw, "")
-    v.known_keys(doc, "", {"project", "executor", "images", "stages", "remotes", "checks", "drift"})
+    v.known_keys(doc, "", {"project", "executor", "executors", "images", "stages", "remotes", "checks", "drift"})
 
     project = doc.get("project", root.name if root else None)
     if project is None:
         raise v.error("project", "a project name (string)", None)
     project = v.string(project, "project")
-    executor = v.choice(doc.get("executor", "local"), "executor", EXECUTORS)
+    executor = v.choice(doc.get("executor", "local"), "executor", executor_names())
+    executors = _parse_executors(v, doc.get("executors", {}))
 
     images = {}
     for name, spec in v.mapping(doc.get("images", {}), "images").items():
@@ -188,8 +193,27 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
 
         drift = parse_drift(v, doc["drift"])
     return ProjectConfig(
-        project=project, executor=executor, images=images, stages=stages, remotes=remotes, checks=checks, drift=drift
+        project=project,
+        executor=executor,
+        images=images,
+        stages=stages,
+        remotes=remotes,
+        checks=checks,
+        drift=drift,
+        executors=executors,
     )
+
+
+def _parse_executors(v: _Validator, raw: Any) -> dict[str, dict[str, Any]]:
+    """``executors: {NAME: {KEY: VALUE}}``: per-executor settings, the keys each executor
+    declares in executors/registry.py."""
+    settings = {}
+    for name, spec in v.mapping(raw if raw is not None else {}, "executors").items():
+        name = v.choice(str(name), "executors", executor_names())
+        entry = v.mapping(spec if spec is not None else {}, f"executors.{name}")
+        v.known_keys(entry, f"executors.{name}", set(EXECUTORS[name].settings))
+        settings[name] = dict(entry)
+    return settings
 
 
 def _parse_image(v: _Validator, name: str, spec: Any) -> ImageSpec:

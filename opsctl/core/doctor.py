@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsctl.errors import OpsctlError
+from opsctl.executors.registry import EXECUTORS
 
 if TYPE_CHECKING:
     from opsctl.core.config import ProjectConfig
@@ -57,7 +58,8 @@ def run_checks(cwd: Path | None = None, *, require_docker: bool | None = None) -
     checks.append(project_check)
     if require_docker is None:
         executor = project.config.executor if project is not None else None
-        require_docker = executor == "docker" or os.environ.get("OPSCTL_REQUIRE_DOCKER") == "1"
+        needs_engine = executor is not None and executor in EXECUTORS and EXECUTORS[executor].docker_engine
+        require_docker = needs_engine or os.environ.get("OPSCTL_REQUIRE_DOCKER") == "1"
     engine = _guard("docker engine", require_docker, _docker)
     checks.append(engine)
     if project is not None:

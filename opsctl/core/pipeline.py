@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from opsctl.core.gates import Gate, plan_drift_gates, plan_gates
 from opsctl.core.project import Project
 from opsctl.core.stagelock import StageImage
-
-DOCKER, LOCAL = "docker", "local"
-EXECUTORS = (DOCKER, LOCAL)
+from opsctl.executors.registry import runs_in_containers
 
 
 @dataclass(frozen=True)
@@ -110,9 +108,9 @@ def make_plan(
     compared = [
         s.name
         for s in stages
-        if (s.name in lock and lock[s.name].executor == DOCKER) or _uses_ref_image(project, s.name)
+        if (s.name in lock and runs_in_containers(lock[s.name].executor)) or _uses_ref_image(project, s.name)
     ]
-    images = stage_images(project, compared) if executor == DOCKER and compared else {}
+    images = stage_images(project, compared) if runs_in_containers(executor) and compared else {}
     plan = Plan(executor, plan_steps(stages, images, lock, force=force))
     if not targets:  # only the whole pipeline says which stages dvc.yaml has
         plan.warnings = unknown_stage_warnings(project, [s.name for s in stages])
@@ -204,7 +202,7 @@ def _image_change(last: StageImage | None, now: StageImageUse | None) -> str | N
     A ref: image the engine no longer has is always a reason: the stage cannot run as it is."""
     if now is not None and now.missing:
         return f"image {now.image} missing ({now.ref} is not in the Docker engine)"
-    if last is None or now is None or last.executor != DOCKER or not last.identity or not now.identity:
+    if last is None or now is None or not runs_in_containers(last.executor) or not last.identity or not now.identity:
         return None
     if last.image != now.image:
         return f"image changed from {last.image} to {now.image}"

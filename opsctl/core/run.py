@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from opsctl.core.gates import AFTER, BEFORE, DRIFT
-from opsctl.core.pipeline import DOCKER, EXECUTORS, LOCAL, Plan, make_plan
+from opsctl.core.pipeline import Plan, make_plan
 from opsctl.core.project import Project
 from opsctl.core.quarantine import MAX_QUARANTINE_ROWS
 from opsctl.core.runs import RUNS_DIR, RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, UsageError
+from opsctl.executors.registry import executor_spec
 
 if TYPE_CHECKING:
     from opsctl.adapters.dvc_lock import LockHolder
@@ -170,8 +171,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
 
     events = events or RunEvents()
     executor_name = options.executor or project.config.executor
-    if executor_name not in EXECUTORS:
-        raise UsageError(f"unknown executor '{executor_name}' (choose from {', '.join(EXECUTORS)})")
+    executor_spec(executor_name)  # an unknown name is a UsageError naming the executors there are
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError("-j must be at least 1")
@@ -287,14 +287,15 @@ def _execute(
     from opsctl.executors.base import DEFAULT_PIDS, ContainerSettings, StageInvocation
 
     steps = {s.name: s for s in plan.to_run}
-    if plan.executor == DOCKER:  # an unknown network fails here, before any build or container
+    spec = executor_spec(plan.executor)
+    if spec.containers:  # an unknown network fails here, before any build or container
         from opsctl.core.networks import check_stage_networks, host_network_warning
 
         on_host = check_stage_networks(project.config, steps)
         if on_host:
             events.warning(host_network_warning([f"stage {name}" for name in on_host]))
-    images = _images_for(project, plan, events) if plan.executor == DOCKER else {}
-    executor = _executor(plan.executor)
+    images = _images_for(project, plan, events) if spec.containers else {}
+    executor = spec.create()
     logs_dir = project.state_dir / RUNS_DIR / report.run_id
     report.logs_dir = logs_dir
     cancelled = threading.Event()
@@ -351,7 +352,7 @@ def _execute(
         assert decision == EXECUTE
         settings = project.config.settings_for(name)
         container = None
-        if plan.executor == DOCKER:
+        if spec.containers:
             assert ref is not None  # _images_for gave every stage to run an image, or refused
             container = ContainerSettings(
                 image=ref,
@@ -692,16 +693,6 @@ def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, St
         for stage in needed[record.name]:
             result[stage] = StageImageRef(record.name, record.ref, record.image_id, identity)
     return result
-
-
-def _executor(name: str):
-    if name == LOCAL:
-        from opsctl.executors.local import LocalExecutor
-
-        return LocalExecutor()
-    from opsctl.executors.docker import DockerExecutor
-
-    return DockerExecutor()
 
 
 def _safe(name: str) -> str:
