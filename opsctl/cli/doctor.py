@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from opsctl.cli.output import Styled, out
+from opsctl.executors.registry import choices_text
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +17,15 @@ def register(app: typer.Typer) -> None:
 _MARKS = {"ok": Styled("✓ ok", "green"), "warn": Styled("! warn", "yellow"), "fail": Styled("✗ fail", "red")}
 
 
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
+def doctor(
+    executor: Optional[str] = typer.Option(
+        None,
+        "--executor",
+        metavar="NAME",
+        help=f"Check what this executor needs ({choices_text()}; default: opsctl.yaml's executor).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
     """Check that this machine can run projects.
 
     Python, Git, DVC, the project, the Docker engine and disk, and how to fix
@@ -24,7 +35,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
     from opsctl.errors import DoctorFailedError
 
     with out.status("Checking…"):
-        report = run_checks()
+        report = run_checks(executor=executor)
     if as_json:
         out.json(
             {

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsctl.errors import OpsctlError
-from opsctl.executors.registry import EXECUTORS
+from opsctl.executors.registry import EXECUTORS, executor_spec
 
 if TYPE_CHECKING:
     from opsctl.core.config import ProjectConfig
@@ -47,9 +47,14 @@ class DoctorReport:
         return not self.failed
 
 
-def run_checks(cwd: Path | None = None, *, require_docker: bool | None = None) -> DoctorReport:
-    """Run every check. Docker is required when the project's default executor is
-    ``docker`` (or ``require_docker`` says so); otherwise a missing engine is a warning."""
+def run_checks(
+    cwd: Path | None = None, *, require_docker: bool | None = None, executor: str | None = None
+) -> DoctorReport:
+    """Run every check. A Docker engine is required when the executor (``executor``, else the
+    project's default) needs one (executors/registry.py), or ``require_docker`` says so;
+    otherwise a missing engine is a warning. An unknown ``executor`` is a UsageError."""
+    if executor is not None:
+        executor_spec(executor)
     cwd = Path(cwd or os.getcwd())
     checks = [_python()]
     checks.append(_guard("git", True, _git))
@@ -57,7 +62,8 @@ def run_checks(cwd: Path | None = None, *, require_docker: bool | None = None) -
     project_check, project = _project(cwd)
     checks.append(project_check)
     if require_docker is None:
-        executor = project.config.executor if project is not None else None
+        if executor is None and project is not None:
+            executor = project.config.executor
         needs_engine = executor is not None and executor in EXECUTORS and EXECUTORS[executor].docker_engine
         require_docker = needs_engine or os.environ.get("OPSCTL_REQUIRE_DOCKER") == "1"
     engine = _guard("docker engine", require_docker, _docker)

@@ -76,6 +76,18 @@ def test_doctor_sees_a_running_engine(ml_project, docker_engine):
     assert docker_engine.version()["Version"] in engine["detail"]
 
 
+def test_doctor_checks_what_the_named_executor_needs(ml_project, tmp_path):
+    # the project's executor is docker; --executor local doesn't need the engine, --executor docker does
+    local = run_opsctl("doctor", "--executor", "local", "--json", cwd=ml_project, env=NO_ENGINE)
+    assert local.returncode == 0, local.stderr
+    assert _checks(local)["docker engine"]["status"] == "warn"
+    docker = run_opsctl("doctor", "--executor", "docker", "--json", cwd=tmp_path, env=NO_ENGINE)
+    assert docker.returncode == 4 and _checks(docker)["docker engine"]["required"] is True
+    unknown = run_opsctl("doctor", "--executor", "dask", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines()[0] == "error: unknown executor 'dask' (choose from docker, local)"
+
+
 def test_doctor_requires_the_engine_when_asked_to(tmp_path):
     result = run_opsctl("doctor", "--json", cwd=tmp_path, env={**NO_ENGINE, "OPSCTL_REQUIRE_DOCKER": "1"})
     assert result.returncode == 4
