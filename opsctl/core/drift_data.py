@@ -4,7 +4,8 @@ A column is one of two kinds, decided by the type the data has:
 
 - **numeric** (ints, floats, dates and times as seconds): its values as float64, since the
   Kolmogorov-Smirnov test and the Wasserstein distance need them all, and its value counts
-  while it has at most :data:`FEW` distinct values (a 0/1 column is compared as categories);
+  while it has at most :data:`FEW` distinct values (a 0/1 column is compared as categories), or
+  :data:`WHOLE_NUMBERS` whole numbers (a profile keeps an age column's ties exactly);
 - **categorical** (text, booleans): the count of each value; chi-squared, Jensen-Shannon,
   PSI and the z-test need nothing else.
 
@@ -38,7 +39,8 @@ from opsctl.errors import DataParseError, OpsctlError, UsageError
 
 PROFILE_FORMAT = 1  # the version of the profile file this opsctl writes and reads
 PROFILE_KEY = "opsctl_profile"
-FEW = 20  # numeric columns keep their value counts while they have at most this many values
+FEW = 20  # numeric columns keep their value counts while they have at most this many values ...
+WHOLE_NUMBERS = 200  # ... or this many whole numbers (ages, counts, ratings): a profile keeps their ties exactly
 MAX_CATEGORIES = 100_000
 MAX_VALUES = 1 << 28  # numeric values held in memory for one dataset (8 bytes each: 2 GiB)
 BLOCK_BYTES = 16 << 20  # pyarrow's CSV block; a line must fit in one
@@ -283,13 +285,15 @@ class _Builder:
                 hint="compare a sample of it, or profile it in parts",
             )
         self.parts[column.name].append(present)
-        if column.counts is not None and len(np.unique(present[:1024])) > FEW:
+        limit = WHOLE_NUMBERS if np.array_equal(present, np.floor(present)) else FEW
+        if column.counts is not None and len(np.unique(present[:1024])) > limit:
             column.counts = None  # a continuous column: found out without counting it all
         if column.counts is not None and len(present):
             keys, counts = np.unique(present, return_counts=True)
             for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
                 column.counts[key] = column.counts.get(key, 0) + count
-            if len(column.counts) > FEW:
+            whole = all(float(k).is_integer() for k in column.counts)
+            if len(column.counts) > (WHOLE_NUMBERS if whole else FEW):
                 column.counts = None
 
     def _add_categories(self, column: ColumnData, array: Any) -> None:
@@ -474,7 +478,7 @@ def _profile_data(raw: dict, label: str) -> DatasetData:
                 column.std = float(entry["std"])
                 if "values" in entry:
                     column.counts = {float(k): _count(v) for k, v in entry["values"]}
-                    if len(column.counts) > FEW or sum(column.counts.values()) != column.count:
+                    if len(column.counts) > WHOLE_NUMBERS or sum(column.counts.values()) != column.count:
                         raise ValueError(f"column {name}: its values do not add up to its count")
                 column.quantiles, column.probabilities = quantiles, probabilities
         elif kind == "categorical":

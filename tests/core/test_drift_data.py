@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from opsctl.core import drift_data
+from opsctl.core import drift, drift_data
 from opsctl.core.drift_data import (
     MAX_PROFILE_BYTES,
     OTHER,
@@ -117,6 +117,27 @@ def test_a_numeric_column_keeps_counts_while_it_has_few_values(tmp_path):
     few, many = data.columns["few"], data.columns["many"]
     assert len(few.counts) == drift_data.FEW and sum(few.counts.values()) == 5000
     assert many.counts is None and len(many.values) == 5000
+
+
+def test_whole_numbers_keep_counts_up_to_their_own_limit_and_profiles_keep_their_ties(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 3000
+    frame = {
+        "age": rng.integers(18, 18 + 150, n),  # 150 whole numbers: counted
+        "wide": rng.integers(0, drift_data.WHOLE_NUMBERS + 100, n),  # more whole numbers than kept
+        "thirds": rng.integers(0, 100, n) / 3,  # 100 values, not whole: continuous
+    }
+    pq.write_table(pa.table(frame), tmp_path / "ref.parquet")
+    ref = read_dataset(tmp_path, "ref.parquet")
+    assert len(ref.columns["age"].counts) == 150 and sum(ref.columns["age"].counts.values()) == n
+    assert ref.columns["wide"].counts is None and ref.columns["thirds"].counts is None
+    # The profile's age column is its exact values: KS against it is KS against the raw data.
+    pq.write_table(pa.table({"age": rng.integers(20, 20 + 150, 800)}), tmp_path / "cur.parquet")
+    cur = read_dataset(tmp_path, "cur.parquet")
+    profile = load_profile(profile_json(build_profile(ref, "ref.parquet", "")), "p")
+    raw = drift.compare_datasets(ref, cur, columns=("age",), method="ks").columns[0]
+    rebuilt = drift.compare_datasets(profile, cur, columns=("age",), method="ks").columns[0]
+    assert rebuilt.statistic == raw.statistic and rebuilt.p_value == pytest.approx(raw.p_value, abs=1e-12)
 
 
 def test_an_int_column_with_a_float_or_text_far_down_is_read_again(tmp_path, monkeypatch):
