@@ -514,13 +514,18 @@ def _key(value: Any) -> Any:
 def rebuilt_sample(
     probabilities: np.ndarray, quantiles: np.ndarray, count: int, few: dict[float, int] | None = None
 ) -> np.ndarray:
-    """A sample with the profile's distribution: its few values exactly, else points spaced
-    evenly in probability on the quantile curve (piecewise linear). As many points as the
-    data had (``count``), up to MAX_REBUILT_ROWS."""
-    if few:
-        keys = np.array(list(few), dtype=float)
-        return np.repeat(keys, [few[k] for k in few])
+    """``count`` points (up to MAX_REBUILT_ROWS) with the profile's distribution, evenly spaced
+    in probability: on its exact values when it kept their counts (all of them when ``count``
+    is their total), else on its quantile curve (piecewise linear)."""
     n = min(count, MAX_REBUILT_ROWS)
+    if few:
+        keys = np.array(sorted(few), dtype=float)
+        counts = np.array([few[k] for k in sorted(few)], dtype=np.int64)
+        total = int(counts.sum())
+        if n >= total:
+            return np.repeat(keys, counts)
+        ranks = np.linspace(0, total - 1, max(n, 1)).round().astype(np.int64)
+        return keys[np.searchsorted(np.cumsum(counts), ranks, side="right")]
     if n <= 1:
         return quantiles[:1].copy()
     return np.interp(np.linspace(0, 1, n), probabilities, quantiles)
