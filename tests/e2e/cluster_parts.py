@@ -317,7 +317,7 @@ class SecondEngine:
                 pass
         for mount in reversed(_mounts_under(self.root)):
             subprocess.run(["umount", "-l", mount], capture_output=True)
-        left = [pid for pid in _wait_gone(str(self.root))]
+        left = _wait_gone(str(self.root))
         if left or _mounts_under(self.root):
             raise RuntimeError(f"second dockerd left processes {left} or mounts {_mounts_under(self.root)}")
         shutil.rmtree(self.root / "data", ignore_errors=True)  # root-owned image layers
