@@ -242,11 +242,17 @@ def dask_cluster(tmp_path_factory) -> Iterator[DaskCluster]:
 @dataclass
 class SecondEngine:
     """``dockerd`` with its own data root, exec root (so its own containerd), socket and pid file,
-    no bridge and no iptables rules (it must not touch the machine's networking), and an empty
-    daemon config (not /etc/docker/daemon.json)."""
+    its own bridge and no iptables rules (it must not touch the machine's networking), and an
+    empty daemon config (not /etc/docker/daemon.json).
+
+    Not ``--bridge=none``: a daemon without a bridge deletes the default one, ``docker0``, at
+    start (moby's removeDefaultBridgeInterface), and the second engine shares the main engine's
+    network namespace, so the main engine would lose the network its builds use. The second
+    engine gets a bridge of its own instead, made here and deleted at teardown."""
 
     root: Path
     proc: subprocess.Popen | None = None
+    bridge: str = field(default_factory=lambda: f"opsbr{os.getpid() % 100000}")
 
     @property
     def socket(self) -> Path:
@@ -268,9 +274,10 @@ class SecondEngine:
     def start(self) -> SecondEngine:
         config = self.root / "daemon.json"
         config.write_text("{}\n")
+        self._make_bridge()
         cmd = ["dockerd", "--config-file", str(config), "--data-root", str(self.root / "data"),
                "--exec-root", str(self.root / "exec"), "-H", self.url, "--pidfile", str(self.root / "docker.pid"),
-               "--bridge=none", "--iptables=false"]  # fmt: skip
+               f"--bridge={self.bridge}", "--iptables=false", "--ip-masq=false"]  # fmt: skip
         if "--ip6tables" in subprocess.run(["dockerd", "--help"], capture_output=True, text=True).stdout:
             cmd.append("--ip6tables=false")
         with self.log.open("wb") as sink:
@@ -286,6 +293,17 @@ class SecondEngine:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"second dockerd did not start; log:\n{_log_tail(self.log)}")
+
+    def _make_bridge(self) -> None:
+        """A bridge for this engine alone, on an address range of its own (10.231.N.0/24)."""
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)  # left by a killed run
+        subnet = int(self.bridge.removeprefix("opsbr")) % 250 + 1
+        for args in (
+            ["ip", "link", "add", "name", self.bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"10.231.{subnet}.1/24", "dev", self.bridge],
+            ["ip", "link", "set", self.bridge, "up"],
+        ):
+            subprocess.run(args, check=True, capture_output=True)
 
     def _answers(self) -> bool:
         client = self.client(timeout=2)
@@ -320,6 +338,7 @@ class SecondEngine:
         left = _wait_gone(str(self.root))
         if left or _mounts_under(self.root):
             raise RuntimeError(f"second dockerd left processes {left} or mounts {_mounts_under(self.root)}")
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
         shutil.rmtree(self.root / "data", ignore_errors=True)  # root-owned image layers
         shutil.rmtree(self.root / "exec", ignore_errors=True)
 

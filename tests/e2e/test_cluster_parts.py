@@ -5,6 +5,7 @@ and runs there by digest, and a killed worker leaves the cluster (which still st
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import time
 import uuid
 
@@ -62,6 +63,9 @@ def test_an_image_pushed_to_the_registry_runs_by_digest_on_the_empty_second_engi
         )  # fmt: skip
         assert out.stdout.strip() == "ok"
         assert ref in second.images.get(ref).attrs["RepoDigests"]
+        # the second engine has a bridge of its own: the main engine keeps docker0, which its builds use
+        assert Path("/sys/class/net/docker0").exists()
+        assert docker_engine.networks.get("bridge").attrs["Options"].get("com.docker.network.bridge.name", "docker0")
     finally:
         second.close()
 
