@@ -3,7 +3,8 @@
 #   git, a Docker engine (Debian's docker.io, started in the background),
 #   busybox-static (offline test images: no registry is needed),
 #   zsh and fish (completion tests), tmux (terminal tests), debootstrap
-#   (the Python test image of scripts/build-test-images.sh).
+#   (the Python test image of scripts/build-test-images.sh), docker-registry
+#   (a local image registry for the cluster tests, tests/e2e/cluster_parts.py; not started here).
 # Idempotent and quick when everything is there. Installs only as root with apt;
 # otherwise it says what is missing.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v fish >/dev/null 2>&1 || missing+=(fish)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
