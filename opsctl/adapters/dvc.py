@@ -864,6 +864,17 @@ def configure_remote(
                 conf["core"]["remote"] = name
 
 
+def set_cache_dir(root: Path, cache: Path) -> None:
+    """Point the repository's DVC cache at ``cache`` (``dvc cache dir --local``)."""
+    from dvc.config import Config
+
+    _prepare_dvc()
+    with _translate():
+        config = Config(dvc_dir=str(root / ".dvc"))
+        with config.edit("local") as conf:
+            conf["cache"]["dir"] = str(cache)
+
+
 @dataclass(frozen=True)
 class LockedStage:
     """A pipeline stage as its ``dvc.lock`` entry records it: the command, and the
