@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opsctl.errors import UsageError
+from opsctl.executors.base import ContainerSettings, LogSink, StageInvocation, StageOutcome
 
 REMOTE = "origin"  # the remote's name inside a node workspace
 
@@ -52,6 +53,39 @@ class NodeStage:
     outs: tuple[str, ...]
     remote_url: str
     remote_options: Mapping[str, str] = field(default_factory=dict)  # e.g. endpointurl (never secrets)
+    cmd: str = ""
+    wdir: str = "."  # the stage's working directory, relative to the project root
+    container: ContainerSettings | None = None  # how its container is shaped (image by digest)
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    outcome: StageOutcome
+    outputs: list[Output]  # empty when the stage failed
+    workspace: Path
+
+
+def run_stage(node_dir: Path, name: str, task: NodeStage, on_line: LogSink | None = None) -> NodeResult:
+    """Prepare the workspace, run the stage's command in its container on this node's Docker
+    engine (the same container rules as the docker executor: read-only ``.git`` and pipeline
+    files, the invoking uid, no capabilities, no network unless the stage asks), and publish
+    its outputs when it succeeds."""
+    from opsctl.executors.docker import DockerExecutor
+
+    if task.container is None:
+        raise UsageError(f"stage {task.stage} has no container settings (an image) to run on a node")
+    workspace = prepare(node_dir, name, task)
+    invocation = StageInvocation(
+        stage=task.stage,
+        cmd=task.cmd,
+        workdir=_inside(workspace, task.wdir) if task.wdir not in ("", ".") else workspace,
+        log_path=node_dir / "logs" / f"{name}.log",
+        container=task.container,
+        root=workspace,
+    )
+    outcome = DockerExecutor().run(invocation, on_line)
+    outputs = publish(workspace, task) if outcome.succeeded else []
+    return NodeResult(outcome, outputs, workspace)
 
 
 def prepare(node_dir: Path, name: str, task: NodeStage) -> Path:

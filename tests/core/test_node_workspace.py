@@ -11,8 +11,9 @@ import sys
 import pytest
 import yaml
 
-from opsctl.core.node_workspace import Input, NodeStage, prepare, publish
+from opsctl.core.node_workspace import Input, NodeStage, prepare, publish, run_stage
 from opsctl.errors import UsageError
+from opsctl.executors.base import ContainerSettings
 from tests.conftest import git_dvc_project, run
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -96,3 +97,24 @@ def test_bad_tasks_are_refused(project, tmp_path):
     workspace = prepare(tmp_path / "node", "t", missing_out)
     with pytest.raises(UsageError, match="did not write its output never.txt"):
         publish(workspace, missing_out)
+
+
+@pytest.mark.docker
+def test_a_stage_runs_in_its_container_in_the_node_workspace(project, tmp_path, docker_engine):
+    task = NodeStage(
+        stage="count",
+        inputs=(Input("data/raw.csv", md5=hash_of(project, "data/raw.csv.dvc")),),
+        outs=("out/count.txt",),
+        remote_url=str(tmp_path / "remote"),
+        cmd="mkdir -p out && wc -l < data/raw.csv > out/count.txt && touch .git/tampered",
+        container=ContainerSettings(image="opsctl-test/busybox:latest"),
+    )
+    result = run_stage(tmp_path / "node", "r1-count", task)
+    assert result.outcome.exit_code != 0  # .git is read-only in the container: the stage can't touch it
+    assert not (result.workspace / ".git/tampered").exists() and result.outputs == []
+
+    honest = NodeStage(**{**task.__dict__, "cmd": "mkdir -p out && wc -l < data/raw.csv > out/count.txt"})
+    result = run_stage(tmp_path / "node", "r2-count", honest)
+    assert result.outcome.succeeded, result.outcome.log_path.read_text()
+    (out,) = result.outputs
+    assert out.path == "out/count.txt" and out.md5 == hashlib.md5(b"3\n").hexdigest()
