@@ -16,13 +16,6 @@ PYTHON = sys.executable
 BIN = Path(sys.executable).parent  # the venv's bin: dvc, copier, lint-imports live here
 
 
-def pytest_collection_modifyitems(config, items):
-    """The end-to-end flows first (the demo alone takes a minute and a half): xdist hands tests
-    to its workers in collection order, so the long ones start early while the other worker
-    works through the short ones, instead of one long test running alone at the end."""
-    items.sort(key=lambda item: 0 if "e2e" in item.path.parts else 1)  # stable: the rest keep their order
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory):
     """No test reads the developer's ~/.gitconfig; every subprocess sees the venv first on PATH."""
