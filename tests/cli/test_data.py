@@ -245,7 +245,7 @@ def test_lock_held_too_long_is_a_clear_error(ml_project):
 
 def test_interrupted_add_keeps_the_users_files(ml_project):
     big = ml_project / "data" / "big"
-    make_files(big, 1500, 64 * 1024)
+    make_files(big, 3000, 64 * 1024)  # ~190 MB: 1500 files could be added whole before the first Ctrl-C at 0.8 s
     before = sums(big)
     interrupted = 0
     for delay in (0.8, 1.6, 2.4):
