@@ -247,9 +247,11 @@ def test_a_profile_rebuilds_a_sample_of_the_columns_distribution(tmp_path):
     assert np.median(sample) == pytest.approx(np.median(values), rel=1e-3)
 
 
-def test_the_profile_of_a_million_rows_by_20_columns_is_at_most_100_kb(tmp_path):
+def test_the_profile_of_20_columns_is_at_most_100_kb(tmp_path):
+    """A profile's size doesn't grow with the rows (fixed quantiles, histogram bins and top
+    values): 250,000 rows stand for bench/drift.py's million, which measures it too."""
     rng = np.random.default_rng(11)
-    n = 1_000_000
+    n = 250_000
     names = np.array([f"category-{i:03d}" for i in range(400)])
     columns = {}
     for i in range(5):
