@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # (importing the store costs start-up time)
 
 STATUSES = ("running", "succeeded", "failed", "interrupted")
 _OPS = (">=", "<=", "!=", "=", ">", "<")
+# A store file written this recently may have been written again within the same clock tick.
+RACY_STAMP_NS = 50_000_000
 
 
 class RunQuery(NamedTuple):
@@ -130,17 +132,28 @@ class Dashboard:
         return RunsPage(runs, offset, total, total_in_store, keys[:6])
 
     def store_marker(self) -> tuple:
-        """Changes whenever a run or a stage is written: the runs table polls it."""
+        """Changes whenever a run or a stage is written: the screens poll it.
+
+        A file's mtime moves in clock ticks (milliseconds), and a WAL rewritten from its
+        start keeps its size, so a write in the tick of this read could leave the stamp as it
+        was. As git does with a racily clean index, a stamp that recent is not trusted: the
+        marker is then unique, so the next poll reads again once the clock has moved on."""
+        import time
+
         from opsctl.core.runs import store_path
 
         path = store_path(self.project)
-        stamps: list[tuple[int, int] | None] = []
+        now = time.time_ns()
+        stamps: list[object] = []
         for candidate in (path, path.with_name(path.name + "-wal")):
             try:
                 st = candidate.stat()
-                stamps.append((st.st_mtime_ns, st.st_size))
             except FileNotFoundError:
                 stamps.append(None)
+                continue
+            stamps.append((st.st_mtime_ns, st.st_size))
+            if now - st.st_mtime_ns < RACY_STAMP_NS:
+                stamps.append(("racy", time.monotonic_ns()))
         return tuple(stamps)
 
     def run_view(self, run_id: str) -> RunView:

@@ -68,9 +68,10 @@ class DatasetsLoaded(Message):
 
 
 class DatasetsFailed(Message):
-    def __init__(self, error: BaseException, generation: int) -> None:
+    def __init__(self, error: BaseException, marker: tuple, generation: int) -> None:
         super().__init__()
         self.error = error
+        self.marker = marker
         self.generation = generation
 
 
@@ -353,11 +354,12 @@ class DataScreen(StoreWatchingScreen):
 
     @work(thread=True, exclusive=True, group="data")
     def _load(self, generation: int) -> None:
+        marker: tuple = ()
         try:
             marker = self.services.store_marker()
             datasets = self.services.datasets()
         except Exception as exc:  # noqa: BLE001 - a toast; the screen stays usable
-            self.post_message(DatasetsFailed(exc, generation))
+            self.post_message(DatasetsFailed(exc, marker, generation))
             return
         drift, drift_error = None, None
         try:
@@ -372,6 +374,7 @@ class DataScreen(StoreWatchingScreen):
     def on_datasets_failed(self, message: DatasetsFailed) -> None:
         if message.generation != self._generation:
             return
+        self._marker = message.marker  # keep watching: the next store change reads again
         self.query_one("#datasets", DataTable).loading = False
         self.show_error(message.error)
         if self.datasets is None:

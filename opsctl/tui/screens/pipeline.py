@@ -47,9 +47,10 @@ class PipelineLoaded(Message):
 
 
 class PipelineFailed(Message):
-    def __init__(self, error: BaseException, generation: int) -> None:
+    def __init__(self, error: BaseException, marker: tuple, generation: int) -> None:
         super().__init__()
         self.error = error
+        self.marker = marker
         self.generation = generation
 
 
@@ -123,11 +124,12 @@ class PipelineScreen(StoreWatchingScreen):
 
     @work(thread=True, exclusive=True, group="pipeline")
     def _load(self, generation: int) -> None:
+        marker: tuple = ()
         try:
             marker = self.services.store_marker()
             stages = self.services.pipeline()
         except Exception as exc:  # noqa: BLE001 - a toast; the screen stays usable
-            self.post_message(PipelineFailed(exc, generation))
+            self.post_message(PipelineFailed(exc, marker, generation))
             return
         self.post_message(PipelineLoaded(stages, marker, generation))
 
@@ -147,6 +149,9 @@ class PipelineScreen(StoreWatchingScreen):
     def on_pipeline_failed(self, message: PipelineFailed) -> None:
         if message.generation != self._generation:
             return
+        # Keep watching: a read that failed mid-run (a file being replaced) is read again
+        # when the store next changes, e.g. when that run is recorded as finished.
+        self._marker = message.marker
         self._finished()
         self.show_error(message.error)
         if self.stages is None:
