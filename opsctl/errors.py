@@ -102,6 +102,10 @@ class EngineUnavailableError(ToolUnavailableError):
     pass
 
 
+class SchedulerUnavailableError(ToolUnavailableError):
+    """A remote executor's scheduler (e.g. Dask's) does not answer."""
+
+
 class DoctorFailedError(ToolUnavailableError):
     pass
 

@@ -516,3 +516,85 @@ def build_image(
         raise BuildFailedError(_short_reason(str(exc.explanation or exc)), list(tail)) from None
     finally:
         client.close()
+
+
+def engine_id(timeout: float = 5.0) -> str:
+    """The engine's own id (``docker info``'s ID): two processes talking to the same engine
+    see the same id, whatever socket path or DOCKER_HOST each uses."""
+    from docker.errors import DockerException
+
+    client = _client(timeout)
+    try:
+        return str(client.info().get("ID") or "")
+    except DockerException as exc:
+        raise _unreachable(exc) from None
+    finally:
+        client.close()
+
+
+def push_image(image: str, repository: str, tag: str) -> str:
+    """Tag the local ``image`` as ``repository:tag``, push it, and return the pushed image by
+    digest (``repository@sha256:...``): what a remote engine pulls, so every worker runs the
+    very bytes the coordinator built whatever the tag later points at."""
+    import json
+
+    from docker.errors import APIError, DockerException
+
+    client = _client()
+    try:
+        client.images.get(image).tag(repository, tag)
+        digest = None
+        for line in client.api.push(repository, tag=tag, stream=True, decode=True):
+            if isinstance(line, dict):
+                if line.get("error"):
+                    raise EngineUnavailableError(
+                        f"could not push {repository}:{tag}: {_short_reason(str(line['error']))}",
+                        hint="is the registry running, and reachable from this machine? (`registry:` in opsctl.yaml)",
+                    )
+                aux = line.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+        if digest is None:  # an engine that does not report it: the registry's digest after the push
+            data = client.api.inspect_image(f"{repository}:{tag}")
+            digests = [d for d in data.get("RepoDigests", []) if d.startswith(repository + "@")]
+            if not digests:
+                raise EngineUnavailableError(f"pushed {repository}:{tag} but the engine reports no digest for it")
+            return digests[0]
+        return f"{repository}@{digest}"
+    except APIError as exc:
+        detail = exc.explanation or exc
+        try:
+            detail = json.loads(str(detail)).get("message", detail)
+        except ValueError:
+            pass
+        raise EngineUnavailableError(f"could not push {repository}:{tag}: {_short_reason(str(detail))}") from None
+    except DockerException as exc:
+        raise _unreachable(exc) from None
+    finally:
+        client.close()
+
+
+def ensure_image(ref: str) -> str:
+    """The local id of ``ref`` (an id, a tag, or ``repo@sha256:...``), pulled first when this
+    engine does not have it. A pull failure names the reference and the engine's reason."""
+    from docker.errors import APIError, DockerException, ImageNotFound
+
+    client = _client()
+    try:
+        try:
+            return str(client.images.get(ref).id)
+        except ImageNotFound:
+            pass
+        if ref.startswith("sha256:"):
+            raise EngineUnavailableError(
+                f"image {ref[:19]} is not on this node's Docker engine",
+                hint="set `registry:` in opsctl.yaml so the images travel to the workers through it",
+            )
+        client.api.pull(ref)  # "repo@sha256:..." pulls by digest; "repo:tag" by tag
+        return str(client.images.get(ref).id)
+    except APIError as exc:
+        raise EngineUnavailableError(f"could not pull {ref}: {_short_reason(str(exc.explanation or exc))}") from None
+    except DockerException as exc:
+        raise _unreachable(exc) from None
+    finally:
+        client.close()

@@ -835,6 +835,46 @@ def list_remotes(root: Path) -> list[RemoteInfo]:
         ]
 
 
+def remote_for_workers(root: Path, name: str | None = None) -> RemoteInfo | None:
+    """The remote (``name``, else the default) as a machine without the project's config
+    reaches it: its URL and options from ``.dvc/config`` and ``.dvc/config.local``, without
+    credentials (a worker brings its own: environment variables, ``~/.aws``, its own DVC
+    config). None when there is no remote. A URL with a password in it is refused."""
+    from dvc.config import Config
+
+    from opsctl.errors import UsageError
+    from opsctl.secrets import looks_secret
+
+    _prepare_dvc()
+    with _translate():
+        config = Config(dvc_dir=str(root / ".dvc"))
+        name = name or config["core"].get("remote")
+        if not name:
+            return None
+        written = config.read().get("remote", {}).get(name)
+        if written is None:
+            raise UsageError(f"no DVC remote named '{name}'", hint="see `opsctl data remote list`")
+        url = str(config["remote"][name].get("url", ""))  # a local path resolved against its config file
+    if mask_url(url) != url:
+        raise UsageError(
+            f"remote '{name}' has credentials in its URL, which would travel to every worker",
+            hint="remove them from the URL and give the workers their own (environment or DVC config)",
+        )
+    options = {str(k): str(v) for k, v in written.items() if k != "url" and not looks_secret(str(k))}
+    return RemoteInfo(name, url, True, options)
+
+
+def cache_dir(root: Path) -> Path:
+    """The project's DVC cache directory (``.dvc/cache`` unless configured elsewhere); a local
+    remote at this path holds the same objects, since DVC 3 lays out both alike."""
+    from dvc.config import Config
+
+    _prepare_dvc()
+    with _translate():
+        configured = Config(dvc_dir=str(root / ".dvc"))["cache"].get("dir")
+    return Path(configured) if configured else root / ".dvc" / "cache"
+
+
 def configure_remote(
     root: Path,
     name: str,

@@ -170,3 +170,54 @@ def progress_bars_replaced(tqdm_class: type) -> Iterator[None]:
             del ui.progress
         else:
             ui.progress = original_progress
+
+
+# -- moving objects by hash (remote executors) --------------------------------------------
+
+
+def hash_info(md5: str) -> Any:
+    """DVC's HashInfo of an md5 as ``dvc.lock`` records it (a directory's ends in ``.dir``)."""
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    return HashInfo("md5", md5)
+
+
+def in_cache(repo: Any, md5: str) -> bool:
+    """Whether the local cache holds the object ``md5`` whole (a directory: its ``.dir`` list
+    and every file in it). ``repo.cache.local`` and ``Tree.load`` (DVC 3.50-3.67, dvc-data 3)."""
+    from dvc_data.hashfile.tree import Tree
+
+    cache = repo.cache.local
+    if not cache.exists(md5):
+        return False
+    if not md5.endswith(".dir"):
+        return True
+    try:
+        tree = Tree.load(cache, hash_info(md5))
+    except Exception:  # noqa: BLE001 — an unreadable .dir object: not usable from the cache
+        return False
+    return all(cache.exists(entry.value) for _key, (_meta, entry) in tree.iteritems() if entry and entry.value)
+
+
+def push_objects(repo: Any, md5s: list[str], remote: str | None, jobs: int | None = None) -> int:
+    """Upload the cache objects ``md5s`` (a directory with its files) that the remote lacks;
+    the number sent. ``Repo.cloud.push`` (DataCloud, DVC 3.50-3.67): what ``dvc push`` does
+    per object, without needing a ``.dvc`` file or a stage that names them."""
+    result = repo.cloud.push([hash_info(m) for m in md5s], jobs=jobs, remote=remote)
+    return len(result.transferred)
+
+
+def fetch_objects(repo: Any, md5s: list[str], remote: str | None, jobs: int | None = None) -> list[str]:
+    """Download the objects ``md5s`` (a directory with its files) into the local cache from the
+    remote; the ones that could not be fetched. ``Repo.cloud.pull`` (DataCloud, DVC 3.50-3.67)."""
+    result = repo.cloud.pull([hash_info(m) for m in md5s], jobs=jobs, remote=remote)
+    return sorted(str(h.value) for h in result.failed)
+
+
+def check_out_as(out: Any, md5: str) -> None:
+    """Check out the cached object ``md5`` at the stage output ``out``'s path, as ``dvc checkout``
+    does for an entry of ``dvc.lock`` (``Output.hash_info``/``obj``/``files``, DVC 3.50-3.67)."""
+    out.hash_info = hash_info(md5)
+    out.obj = None
+    out.files = None
+    out.checkout()

@@ -62,6 +62,16 @@ class RecordedStage:
     hashes: tuple[PathHash, ...]
 
 
+@dataclass(frozen=True)
+class StageDep:
+    """A dependency of a stage about to run, as a remote executor ships it."""
+
+    path: str  # relative to the project root, POSIX
+    md5: str | None  # DVC's hash (None for a params file, whose values DVC hashes, not its bytes)
+    cached: bool  # the object (a directory: with every file) is in the local cache: it can go by hash
+    params: bool = False  # a params file: its bytes go along
+
+
 class StageOutputMissing(Exception):
     """The command exited 0 but did not write a declared output."""
 
@@ -320,6 +330,66 @@ class RunSession:
             except OutputDoesNotExistError as exc:
                 raise StageOutputMissing(str(exc)) from None
             return RecordedStage(name, _hashes(stage))
+
+    # -- a stage run away from the project (a remote executor) ---------------------------
+
+    def stage_deps(self, name: str) -> list[StageDep]:
+        """The deps of a stage :meth:`prepare` decided to EXECUTE, hashed as ``dvc repro`` hashes
+        them, each saying whether its data is in the local cache."""
+        from dvc.dependency.param import ParamsDependency
+
+        with self._locked() as repo:
+            stage = self._stages[name]
+            deps = []
+            for dep in stage.deps:
+                path = Path(os.path.relpath(dep.fs_path, self.root)).as_posix()
+                if isinstance(dep, ParamsDependency):
+                    deps.append(StageDep(path, None, False, params=True))
+                    continue
+                md5 = str(dep.hash_info.value) if dep.hash_info and dep.hash_info.value else None
+                deps.append(StageDep(path, md5, md5 is not None and dvc_compat.in_cache(repo, md5)))
+            return deps
+
+    def stage_outs(self, name: str) -> list[str]:
+        """The outputs of a stage to run, relative to the project root."""
+        with self._locked():
+            return [Path(os.path.relpath(o.fs_path, self.root)).as_posix() for o in self._stages[name].outs]
+
+    def push_objects(self, md5s: list[str], remote: str | None) -> int:
+        """Send the cache objects ``md5s`` the remote lacks (the inputs of a remote stage)."""
+        from opsctl.adapters.dvc import _raise_remote_error
+
+        with self._locked() as repo:
+            try:
+                return dvc_compat.push_objects(repo, md5s, remote)
+            except Exception as exc:
+                _raise_remote_error(repo, remote, exc)
+                raise
+
+    def place_outputs(self, name: str, outputs: dict[str, str], remote: str | None) -> None:
+        """Fetch the outputs a node pushed (path -> md5) into the local cache and check them out
+        at the stage's output paths, so :meth:`record` finds them as if the command had run here."""
+        from opsctl.adapters.dvc import _raise_remote_error
+
+        with self._locked() as repo:
+            stage = self._stages[name]
+            by_path = {Path(os.path.relpath(o.fs_path, self.root)).as_posix(): o for o in stage.outs}
+            unknown = sorted(set(outputs) - set(by_path))
+            if unknown:
+                raise StageOutputMissing(f"the node returned outputs the stage does not declare: {', '.join(unknown)}")
+            missing = [m for m in outputs.values() if not dvc_compat.in_cache(repo, m)]
+            if missing:
+                try:
+                    failed = dvc_compat.fetch_objects(repo, missing, remote)
+                except Exception as exc:
+                    _raise_remote_error(repo, remote, exc)
+                    raise
+                if failed:
+                    raise DvcError(
+                        f"{len(failed)} output object(s) of stage {name} are not on the remote: {', '.join(failed[:3])}"
+                    )
+            for path, md5 in outputs.items():
+                dvc_compat.check_out_as(by_path[path], md5)
 
     def forget(self, name: str) -> None:
         """A stage's command failed or was stopped: nothing to record."""

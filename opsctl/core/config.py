@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsctl.core.yamlload import cut, quote
 from opsctl.errors import ConfigError
-from opsctl.executors.registry import EXECUTORS
+from opsctl.executors.registry import COUNT, EXECUTORS
 from opsctl.executors.registry import names as executor_names
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class ProjectConfig:
     executors: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # executor -> its settings (executors/registry.py)
+    registry: str | None = None  # HOST:PORT of the image registry remote executors' workers pull from
 
     def settings_for(self, stage: str) -> StageSettings:
         """The stage's own settings laid over the ``default`` entry."""
@@ -145,7 +146,9 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
     """Validate a parsed ``opsctl.yaml`` document into a :class:`ProjectConfig`."""
     v = _Validator(source)
     doc = v.mapping(raw, "")
-    v.known_keys(doc, "", {"project", "executor", "executors", "images", "stages", "remotes", "checks", "drift"})
+    v.known_keys(
+        doc, "", {"project", "executor", "executors", "registry", "images", "stages", "remotes", "checks", "drift"}
+    )
 
     project = doc.get("project", root.name if root else None)
     if project is None:
@@ -153,6 +156,7 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
     project = v.string(project, "project")
     executor = v.choice(doc.get("executor", "local"), "executor", executor_names())
     executors = _parse_executors(v, doc.get("executors", {}))
+    registry = _parse_registry(v, doc.get("registry"))
 
     images = {}
     for name, spec in v.mapping(doc.get("images", {}), "images").items():
@@ -201,6 +205,7 @@ def parse_config(raw: Any, *, source: str = CONFIG_FILE, root: Path | None = Non
         checks=checks,
         drift=drift,
         executors=executors,
+        registry=registry,
     )
 
 
@@ -211,9 +216,29 @@ def _parse_executors(v: _Validator, raw: Any) -> dict[str, dict[str, Any]]:
     for name, spec in v.mapping(raw if raw is not None else {}, "executors").items():
         name = v.choice(str(name), "executors", executor_names())
         entry = v.mapping(spec if spec is not None else {}, f"executors.{name}")
-        v.known_keys(entry, f"executors.{name}", set(EXECUTORS[name].settings))
+        kinds = dict(EXECUTORS[name].settings)
+        v.known_keys(entry, f"executors.{name}", set(kinds))
+        for key, value in entry.items():
+            path = f"executors.{name}.{key}"
+            if kinds[key] == COUNT:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise v.error(path, "a whole number, 0 or more", value)
+            else:
+                v.string(value, path)
         settings[name] = dict(entry)
     return settings
+
+
+def _parse_registry(v: _Validator, value: Any) -> str | None:
+    """``registry: HOST[:PORT]``: where remote executors' workers pull the images from."""
+    if value is None:
+        return None
+    text = v.string(value, "registry")
+    if "://" in text or "/" in text or any(c.isspace() for c in text):
+        raise v.error(
+            "registry", "a registry address HOST[:PORT] (no scheme, no path), e.g. registry.example:5000", text
+        )
+    return text
 
 
 def _parse_image(v: _Validator, name: str, spec: Any) -> ImageSpec:

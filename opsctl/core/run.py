@@ -64,6 +64,8 @@ class StageRun:
     image_id: str | None = None
     started: float | None = None  # unix time
     hashes: tuple = ()  # PathHash of every dep, param and out, as dvc.lock records them
+    worker: str | None = None  # a remote executor's worker it ran on (the address Dask names)
+    attempts: int = 1  # more when a remote executor ran it again (its worker died mid-stage)
 
     def log_tail(self, lines: int = LOG_TAIL) -> list[str]:
         if self.log_path is None or not self.log_path.is_file():

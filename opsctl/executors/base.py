@@ -26,6 +26,42 @@ class ContainerSettings:
 
 
 @dataclass(frozen=True)
+class Input:
+    """One thing a stage away from the project reads: a DVC-tracked file or directory by hash
+    (fetched from the DVC remote), or a small file by its bytes (Git-tracked code, a params
+    file, an uncommitted edit)."""
+
+    path: str  # relative to the project root, POSIX
+    md5: str | None = None  # DVC's hash (a directory's ends in ".dir")
+    content: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """A stage output as the node hashed and pushed it (DVC's md5, as ``dvc.lock`` records it)."""
+
+    path: str
+    md5: str
+    size: int | None = None
+    nfiles: int | None = None
+    isdir: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteWork:
+    """What a remote executor needs beyond the command (docs/architecture.md, *Pipeline
+    execution*): the stage's inputs, the outputs to hash and push, and the DVC remote both
+    sides reach (its URL and options without credentials: those come from the worker's
+    own environment)."""
+
+    inputs: tuple[Input, ...]
+    outs: tuple[str, ...]
+    remote_url: str
+    remote_options: dict[str, str] = field(default_factory=dict)
+    wdir: str = "."  # the stage's working directory, relative to the project root
+
+
+@dataclass(frozen=True)
 class StageInvocation:
     """Everything an executor needs to run one stage; nothing about DVC."""
 
@@ -37,6 +73,7 @@ class StageInvocation:
     run_id: str | None = None
     container: ContainerSettings | None = None  # required by the docker executor
     root: Path | None = None  # the project root (mounted at /workspace by the docker executor); default: workdir
+    remote: RemoteWork | None = None  # for an executor whose stages run away from the project
 
     @property
     def project_root(self) -> Path:
@@ -49,6 +86,9 @@ class StageOutcome:
     exit_code: int
     duration: float
     log_path: Path
+    outputs: tuple[Output, ...] = ()  # a remote executor's: what the node pushed to the DVC remote
+    worker: str | None = None  # where it ran, when that is not this machine (e.g. a Dask worker's address)
+    attempts: int = 1  # more when a remote executor ran it again (a worker died mid-stage)
 
     @property
     def succeeded(self) -> bool:

@@ -19,7 +19,8 @@ from typing import Any
 
 from opsctl.errors import UsageError
 
-DOCKER, LOCAL = "docker", "local"
+DOCKER, LOCAL, DASK = "docker", "local", "dask"
+STRING, COUNT = "string", "count"  # the kinds of value an executor setting takes
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,22 @@ class ExecutorSpec:
     implementation: str  # "module:Class": constructed with no arguments when a run uses it
     containers: bool  # stages run in container images: images are built, identified and locked
     docker_engine: bool  # needs a Docker engine where `opsctl run` runs
-    settings: tuple[str, ...] = ()  # the keys `executors: {NAME: {...}}` in opsctl.yaml may set
+    # Stages run away from the project: their inputs and outputs travel through the DVC remote
+    # by hash and their images through a registry by digest (core/remote_stage.py).
+    remote: bool = False
+    # The keys `executors: {NAME: {...}}` in opsctl.yaml may set, each with its kind of value
+    # (STRING or COUNT); an executor with settings is constructed with them.
+    settings: tuple[tuple[str, str], ...] = ()
 
-    def create(self) -> Any:
+    @property
+    def setting_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _kind in self.settings)
+
+    def create(self, settings: dict[str, Any] | None = None) -> Any:
         """A new instance of the executor (its module imported now)."""
         module, _, cls = self.implementation.partition(":")
-        return getattr(importlib.import_module(module), cls)()
+        factory = getattr(importlib.import_module(module), cls)
+        return factory(settings or {}) if self.settings else factory()
 
 
 EXECUTORS: dict[str, ExecutorSpec] = {
@@ -54,8 +65,23 @@ EXECUTORS: dict[str, ExecutorSpec] = {
             containers=False,
             docker_engine=False,
         ),
+        ExecutorSpec(
+            DASK,
+            "each stage in a container on a worker of a Dask cluster, data through the DVC remote",
+            "opsctl.executors.dask:DaskExecutor",
+            containers=True,
+            docker_engine=True,  # the images are built here, then pushed to the registry
+            remote=True,
+            settings=(("scheduler", STRING), ("retries", COUNT)),
+        ),
     )
 }
+
+
+def is_remote(name: str | None) -> bool:
+    """Whether stages of executor ``name`` run away from the project (through the DVC remote)."""
+    spec = EXECUTORS.get(name or "")
+    return spec is not None and spec.remote
 
 
 def names() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""A stage's node-local workspace (core/node_workspace.py): inputs from a DVC remote by hash
+"""A stage's node-local workspace (executors/node.py): inputs from a DVC remote by hash
 and from bytes, outputs hashed as DVC does and pushed — with real git, DVC and a local
 directory remote, and nothing shared with the project but that remote."""
 
@@ -11,9 +11,9 @@ import sys
 import pytest
 import yaml
 
-from opsctl.core.node_workspace import Input, NodeStage, prepare, publish, run_stage
 from opsctl.errors import UsageError
-from opsctl.executors.base import ContainerSettings
+from opsctl.executors.base import ContainerSettings, Input, RemoteWork
+from opsctl.executors.node import NodeStage, prepare, publish, run_stage
 from tests.conftest import git_dvc_project, run
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -39,14 +39,16 @@ def hash_of(root, dvcfile):
 
 def test_inputs_arrive_by_hash_and_outputs_go_back_by_hash(project, tmp_path):
     task = NodeStage(
-        stage="count",
-        inputs=(
-            Input("data/raw.csv", md5=hash_of(project, "data/raw.csv.dvc")),
-            Input("data/images", md5=hash_of(project, "data/images.dvc")),
-            Input("src/count.py", content=b"print('edited, not committed')\n"),
+        "count",
+        RemoteWork(
+            inputs=(
+                Input("data/raw.csv", md5=hash_of(project, "data/raw.csv.dvc")),
+                Input("data/images", md5=hash_of(project, "data/images.dvc")),
+                Input("src/count.py", content=b"print('edited, not committed')\n"),
+            ),
+            outs=("out/summary.txt", "out/parts"),
+            remote_url=str(tmp_path / "remote"),
         ),
-        outs=("out/summary.txt", "out/parts"),
-        remote_url=str(tmp_path / "remote"),
     )
     node = tmp_path / "node"
     workspace = prepare(node, "run1-count", task)
@@ -84,16 +86,16 @@ def test_inputs_arrive_by_hash_and_outputs_go_back_by_hash(project, tmp_path):
 
 def test_bad_tasks_are_refused(project, tmp_path):
     remote = str(tmp_path / "remote")
-    escaping = NodeStage("s", (Input("../outside.txt", content=b"x"),), (), remote)
+    escaping = NodeStage("s", RemoteWork((Input("../outside.txt", content=b"x"),), (), remote))
     with pytest.raises(UsageError, match="not a path inside the workspace"):
         prepare(tmp_path / "node", "t", escaping)
-    git_dir = NodeStage("s", (Input(".git/hooks/pre-commit", content=b"x"),), (), remote)
+    git_dir = NodeStage("s", RemoteWork((Input(".git/hooks/pre-commit", content=b"x"),), (), remote))
     with pytest.raises(UsageError, match="not a path inside the workspace"):
         prepare(tmp_path / "node", "t", git_dir)
-    empty = NodeStage("s", (Input("a.txt"),), (), remote)
+    empty = NodeStage("s", RemoteWork((Input("a.txt"),), (), remote))
     with pytest.raises(UsageError, match="neither a hash nor content"):
         prepare(tmp_path / "node", "t", empty)
-    missing_out = NodeStage("s", (), ("never.txt",), remote)
+    missing_out = NodeStage("s", RemoteWork((), ("never.txt",), remote))
     workspace = prepare(tmp_path / "node", "t", missing_out)
     with pytest.raises(UsageError, match="did not write its output never.txt"):
         publish(workspace, missing_out)
@@ -102,10 +104,12 @@ def test_bad_tasks_are_refused(project, tmp_path):
 @pytest.mark.docker
 def test_a_stage_runs_in_its_container_in_the_node_workspace(project, tmp_path, docker_engine):
     task = NodeStage(
-        stage="count",
-        inputs=(Input("data/raw.csv", md5=hash_of(project, "data/raw.csv.dvc")),),
-        outs=("out/count.txt",),
-        remote_url=str(tmp_path / "remote"),
+        "count",
+        RemoteWork(
+            (Input("data/raw.csv", md5=hash_of(project, "data/raw.csv.dvc")),),
+            ("out/count.txt",),
+            str(tmp_path / "remote"),
+        ),
         cmd="mkdir -p out && wc -l < data/raw.csv > out/count.txt && touch .git/tampered",
         container=ContainerSettings(image="opsctl-test/busybox:latest"),
     )
