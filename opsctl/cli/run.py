@@ -53,6 +53,17 @@ def run(
     wait: bool = typer.Option(
         False, "--wait", help="If another run (opsctl run, dvc repro) holds the project, wait for it to end."
     ),
+    scheduler: Optional[str] = typer.Option(
+        None,
+        "--scheduler",
+        envvar="OPSCTL_DASK_SCHEDULER",
+        show_envvar=False,
+        metavar="tcp://HOST:8786",
+        help="--executor dask: the Dask scheduler (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml, else a local cluster).",
+    ),
+    retries: Optional[int] = typer.Option(
+        None, "--retries", min=0, help="--executor dask: times a stage whose task failed is tried again (default 1)."
+    ),
 ) -> None:
     """Run the pipeline's stale stages, in parallel, each in its image.
 
@@ -76,6 +87,7 @@ def run(
         keep_going=keep_going,
         overrides=list(set_params or []),
         wait=wait,
+        executor_settings={k: v for k, v in (("scheduler", scheduler), ("retries", retries)) if v is not None},
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
     try:

@@ -25,7 +25,7 @@ from opsctl.core.project import Project
 from opsctl.core.quarantine import MAX_QUARANTINE_ROWS
 from opsctl.core.runs import RUNS_DIR, RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
-from opsctl.errors import ConfigError, UsageError
+from opsctl.errors import ConfigError, OpsctlError, UsageError
 from opsctl.executors.registry import executor_spec
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ class RunOptions:
     keep_going: bool = False
     overrides: list[str] = field(default_factory=list)  # -S [FILE:]KEY=VALUE
     wait: bool = False  # another run holds the project: wait for it instead of refusing
+    # Settings of the executor given on the command line (e.g. --scheduler, --retries): they
+    # override opsctl.yaml's `executors: {NAME: {...}}`.
+    executor_settings: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -296,8 +299,22 @@ def _execute(
         on_host = check_stage_networks(project.config, steps)
         if on_host:
             events.warning(host_network_warning([f"stage {name}" for name in on_host]))
+    executor_settings = {**project.config.executors.get(plan.executor, {}), **options.executor_settings}
+    executor = spec.create(executor_settings)
+    remote = None
+    if spec.remote:
+        from opsctl.core.remote_stage import run_remote
+
+        executor.connect()  # an unreachable scheduler stops the run here (exit 4), before any build
+        remote = run_remote(project, shared_filesystem=executor.local)
+        if options.jobs is None:  # the cluster's parallelism, not this machine's
+            jobs = report.jobs = executor.capacity()
     images = _images_for(project, plan, events) if spec.containers else {}
-    executor = spec.create()
+    if spec.remote and images:
+        placed = executor.place_images(
+            sorted({i.ref for i in images.values() if i.ref}), project.config.registry, project.config.project
+        )
+        images = {stage: i._replace(ref=placed.get(i.ref or "", i.ref)) for stage, i in images.items()}
     logs_dir = project.state_dir / RUNS_DIR / report.run_id
     report.logs_dir = logs_dir
     cancelled = threading.Event()
@@ -364,30 +381,50 @@ def _execute(
                 network=settings.network or "none",
                 pids=settings.pids or DEFAULT_PIDS,
             )
-        invocation = StageInvocation(
-            stage=name,
-            cmd=step.cmd,
-            workdir=project.root / step.wdir,
-            root=project.root,
-            log_path=log_path,
-            env={k: os.environ[k] for k in settings.env if k in os.environ},
-            run_id=report.run_id,
-            container=container,
-        )
         stage.log_path = log_path
         try:
+            work = None
+            if remote is not None:
+                from opsctl.core.remote_stage import stage_work
+
+                work = stage_work(session, project, name, step.wdir, remote)
+            invocation = StageInvocation(
+                stage=name,
+                cmd=step.cmd,
+                workdir=project.root / step.wdir,
+                root=project.root,
+                log_path=log_path,
+                env={k: os.environ[k] for k in settings.env if k in os.environ},
+                run_id=report.run_id,
+                container=container,
+                remote=work,
+            )
             outcome = executor.run(invocation, on_line=events.stage_line)
+        except OpsctlError as exc:  # e.g. a remote stage's data or placement: that stage's failure, said plainly
+            session.forget(name)
+            if cancelled.is_set():
+                return StageReport(FAILED, "stopped: the run was interrupted (Ctrl-C or SIGTERM)")
+            return StageReport(FAILED, str(exc))
         except BaseException:
             session.forget(name)
             raise
         stage.exit_code = outcome.exit_code
         stage.duration = outcome.duration
+        stage.worker, stage.attempts = outcome.worker, outcome.attempts
         if cancelled.is_set():
             session.forget(name)
             return StageReport(FAILED, "stopped: the run was interrupted (Ctrl-C or SIGTERM)")
         if not outcome.succeeded:
             session.forget(name)
             return StageReport(FAILED, f"exit code {outcome.exit_code}")
+        if remote is not None:
+            from opsctl.core.remote_stage import take_outputs
+
+            try:
+                take_outputs(session, name, outcome, remote)
+            except OpsctlError as exc:
+                session.forget(name)
+                return StageReport(FAILED, f"its outputs could not be fetched: {exc}")
         failed_data = gates.failures(name, AFTER, after, log_path)
         if failed_data:
             session.forget(name)

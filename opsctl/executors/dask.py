@@ -49,7 +49,8 @@ class DaskExecutor:
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         settings = dict(settings or {})
-        self.scheduler: str | None = settings.get("scheduler") or os.environ.get(SCHEDULER_ENV) or None
+        # The front end resolves --scheduler, then $OPSCTL_DASK_SCHEDULER, then opsctl.yaml.
+        self.scheduler: str | None = settings.get("scheduler") or None
         self.retries = int(settings.get("retries", DEFAULT_RETRIES))
         self._client: Any = None
         self._cluster: Any = None
@@ -80,8 +81,11 @@ class DaskExecutor:
             self._cluster = LocalCluster(
                 n_workers=os.cpu_count() or 1,
                 threads_per_worker=1,
-                processes=False,  # the stages run in containers: threads are enough, and start at once
-                dashboard_address=None,
+                # Processes, not threads: a node workspace's DVC works in its own directory,
+                # and the working directory is a process's (adapters/dvc.py).
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",  # any free port: never a clash with a cluster already here
                 silence_logs=50,  # logging.CRITICAL: its chatter is not the user's
             )
             self._client = Client(self._cluster)

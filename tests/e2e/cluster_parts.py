@@ -135,7 +135,7 @@ class DaskCluster:
             with log.open("wb") as sink:
                 self.scheduler = subprocess.Popen(
                     [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", HOST,
-                     "--port", str(self.port), "--no-dashboard"],
+                     "--port", str(self.port), "--no-dashboard", "--dashboard-address", f"{HOST}:0"],
                     stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     cwd=self.tmp, env=self._env({}),
                 )  # fmt: skip
