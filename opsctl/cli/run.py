@@ -274,6 +274,8 @@ def _report_json(report, status: str) -> dict:
                 "log": str(s.log_path) if s.log_path else None,
                 "image": s.image_ref,
                 "image_id": s.image_id,
+                "worker": s.worker,
+                "attempts": s.attempts,
             }
             for s in report.stages
         ],
@@ -300,6 +302,9 @@ def _rel(root, path) -> str:
 
 def _finish_line(stage) -> tuple[str, str]:
     took = f" in {stage.duration:.1f} s" if stage.duration is not None else ""
+    if stage.worker:  # a remote executor's: where it ran, and whether it had to run again
+        again = f", attempt {stage.attempts}" if stage.attempts > 1 else ""
+        took += f" on {stage.worker}{again}"
     if stage.status == "ran":
         return f"✓ {stage.name} ran{took}", "green"
     if stage.status == "cached":

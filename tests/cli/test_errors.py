@@ -37,7 +37,7 @@ def test_invalid_opsctl_yaml_names_file_key_and_expectation(ml_project):
     (ml_project / "opsctl.yaml").write_text("project: x\nexecutor: kubernetes\n")
     result = run_opsctl("status", cwd=ml_project)
     assert result.returncode == 1
-    assert "opsctl.yaml: executor: expected one of docker, local, got str 'kubernetes'" in result.stderr
+    assert "opsctl.yaml: executor: expected one of docker, local, dask, got str 'kubernetes'" in result.stderr
 
 
 def test_version_and_help(tmp_path):

@@ -83,9 +83,9 @@ def test_doctor_checks_what_the_named_executor_needs(ml_project, tmp_path):
     assert _checks(local)["docker engine"]["status"] == "warn"
     docker = run_opsctl("doctor", "--executor", "docker", "--json", cwd=tmp_path, env=NO_ENGINE)
     assert docker.returncode == 4 and _checks(docker)["docker engine"]["required"] is True
-    unknown = run_opsctl("doctor", "--executor", "dask", cwd=tmp_path)
+    unknown = run_opsctl("doctor", "--executor", "kubernetes", cwd=tmp_path)
     assert unknown.returncode == 2
-    assert unknown.stderr.splitlines()[0] == "error: unknown executor 'dask' (choose from docker, local)"
+    assert unknown.stderr.splitlines()[0] == "error: unknown executor 'kubernetes' (choose from docker, local, dask)"
 
 
 def test_doctor_requires_the_engine_when_asked_to(tmp_path):

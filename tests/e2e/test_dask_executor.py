@@ -1,0 +1,193 @@
+"""``opsctl run --executor dask`` on real parts, all on 127.0.0.1: a ``dask scheduler`` and two
+``dask worker`` processes, each with its own directory and DVC cache; one worker talks to a
+second, empty Docker engine, so the image must travel through a real registry and the data
+through a real S3 server (moto). Nothing is shared with the project but those two."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import git_dvc_project, run, run_opsctl
+from tests.e2e.cluster_parts import DaskCluster, DaskWorker, running_dask_cluster
+from tests.e2e.moto_server import HOST, free_port
+
+pytestmark = pytest.mark.docker
+
+DVC = [sys.executable, "-m", "dvc"]
+BUSYBOX = "opsctl-test/busybox:latest"
+RUN_LABEL = "org.opsctl.run"
+
+# A fan-out of independent stages and a join. `part@2` asks for more memory than worker "small"
+# declares, so it can only run on "big" (the worker on the second engine).
+PIPELINE = {
+    "stages": {
+        "part": {
+            "foreach": [0, 1, 2],
+            "do": {
+                "cmd": "mkdir -p out && sh src/part.sh ${item}",
+                "deps": ["data/nums.txt", "src/part.sh"],
+                "params": ["scale"],
+                "outs": ["out/part${item}.txt"],
+            },
+        },
+        "join": {
+            "cmd": "cat out/part0.txt out/part1.txt out/part2.txt > total.txt && ls data/images | wc -l >> total.txt",
+            "deps": ["out/part0.txt", "out/part1.txt", "out/part2.txt", "data/images"],
+            "outs": ["total.txt"],
+        },
+    }
+}
+PART = """#!/bin/sh
+# the sum of the numbers n with n % 3 == $1, times params.yaml's scale
+scale=$(sed -n 's/^scale: //p' params.yaml)
+awk -v k="$1" -v s="$scale" '$1 % 3 == k {t += $1} END {print t * s}' data/nums.txt > "out/part$1.txt"
+"""
+
+
+def make_project(root: Path, *, bucket: str, endpoint: str, registry: str | None, executor: str) -> Path:
+    git_dvc_project(root)
+    (root / "data" / "images").mkdir(parents=True)
+    (root / "data" / "nums.txt").write_text("".join(f"{n}\n" for n in range(1, 1001)))
+    for i in range(5):
+        (root / "data" / "images" / f"{i}.txt").write_text(f"image {i}\n")
+    (root / "src").mkdir()
+    (root / "src" / "part.sh").write_text(PART)
+    (root / "params.yaml").write_text("scale: 2\n")
+    (root / "dvc.yaml").write_text(yaml.safe_dump(PIPELINE, sort_keys=False))
+    (root / "Dockerfile").write_text(f"FROM {BUSYBOX}\nLABEL org.opsctl.test=dask\n")
+    config = {
+        "project": "dasktest",
+        "executor": executor,
+        "images": {"tools": {"dockerfile": "Dockerfile"}},
+        "stages": {"default": {"image": "tools"}, "part@2": {"memory": "512m"}},
+    }
+    if registry:
+        config["registry"] = registry
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run([*DVC, "add", "-q", "data/nums.txt", "data/images"], cwd=root)
+    run([*DVC, "remote", "add", "-q", "-d", "s3", f"s3://{bucket}/store"], cwd=root)
+    run([*DVC, "remote", "modify", "s3", "endpointurl", endpoint], cwd=root)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "pipeline"], cwd=root)
+    run([*DVC, "push", "-q"], cwd=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, moto_s3, second_engine):
+    """Scheduler + worker "small" (this machine's engine, MEMORY=256 MiB) + worker "big" (the
+    second engine, MEMORY=4 GiB), both with the S3 server's dummy credentials."""
+    tmp = tmp_path_factory.mktemp("dask-run")
+    env = dict(moto_s3.env)
+    workers = [
+        DaskWorker("small", tmp / "small", resources=f"MEMORY={256 << 20}", env=env),
+        DaskWorker("big", tmp / "big", resources=f"MEMORY={4 << 30}", env={**env, "DOCKER_HOST": second_engine}),
+    ]
+    with running_dask_cluster(DaskCluster(tmp, workers)) as running:
+        yield running
+
+
+def labelled(engine_url: str | None, run_id: str) -> list[str]:
+    args = ["docker"] + (["-H", engine_url] if engine_url else [])
+    out = run([*args, "ps", "-aq", "--filter", f"label={RUN_LABEL}"], check=False).stdout.split()
+    return [
+        c
+        for c in out
+        if run_id
+        in run([*args, "inspect", "-f", f"{{{{index .Config.Labels \"{RUN_LABEL}\"}}}}", c], check=False).stdout
+    ]
+
+
+def test_a_pipeline_runs_across_both_workers_and_leaves_what_a_docker_run_leaves(
+    cluster, moto_s3, s3_bucket, image_registry, second_engine, docker_engine, tmp_path
+):
+    root = make_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, executor="dask"
+    )
+    (root / "params.yaml").write_text("scale: 3\n")  # uncommitted: the workers get the workspace's params
+
+    result = run_opsctl("run", "--json", "--scheduler", cluster.address, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert report["executor"] == "dask" and {s["status"] for s in stages.values()} == {"ran"}
+    workers = {name: s["worker"] for name, s in stages.items()}
+    addresses = {w["name"]: a for a, w in _workers(cluster).items()}
+    assert workers["part@2"] == addresses["big"]  # only "big" has the memory it asks for
+    assert set(workers.values()) == {addresses["small"], addresses["big"]}  # both workers ran stages
+    # the image reached the empty second engine through the registry, by digest
+    second_images = run(
+        ["docker", "-H", second_engine, "images", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]
+    ).stdout
+    assert f"{image_registry}/opsctl/dasktest@sha256:" in second_images
+
+    total = (root / "total.txt").read_text().split()
+    assert total == [str(3 * sum(n for n in range(1, 1001) if n % 3 == k)) for k in range(3)] + ["5"]
+    assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
+
+    # the same pipeline with the docker executor, in a clone, writes the same dvc.lock
+    twin = tmp_path / "twin"
+    run(["git", "clone", "-q", str(root), str(twin)])
+    shutil.copy(root / "params.yaml", twin / "params.yaml")
+    run([*DVC, "pull", "-q", "data/nums.txt.dvc", "data/images.dvc"], cwd=twin)
+    run_opsctl("run", "--executor", "docker", "--force", cwd=twin, check=True)
+    assert (twin / "dvc.lock").read_text() == (root / "dvc.lock").read_text()
+
+    # a fresh clone gets every output from the remote
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "ran on the cluster"], cwd=root)
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", str(root), str(fresh)])
+    run_opsctl("data", "pull", cwd=fresh, check=True)
+    for path in ("out/part0.txt", "out/part1.txt", "out/part2.txt", "total.txt"):
+        assert (fresh / path).read_bytes() == (root / path).read_bytes()
+    assert not labelled(None, report["run_id"]) and not labelled(second_engine, report["run_id"])
+
+
+def _workers(cluster) -> dict[str, dict]:
+    from distributed import Client
+
+    with Client(cluster.address, timeout=30) as client:
+        return client.scheduler_info(n_workers=-1)["workers"]
+
+
+def test_without_a_registry_workers_on_other_engines_are_refused(cluster, moto_s3, s3_bucket, tmp_path):
+    root = make_project(tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=None, executor="dask")
+    result = run_opsctl("run", "--scheduler", cluster.address, cwd=root)
+    assert result.returncode == 2, result.stderr
+    assert "no image registry is set" in result.stderr and "registry: HOST:PORT" in result.stderr
+    assert not (root / "dvc.lock").exists()
+
+
+def test_a_stage_no_worker_can_take_fails_at_once_naming_the_resource(
+    cluster, moto_s3, s3_bucket, image_registry, tmp_path
+):
+    root = make_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, executor="dask"
+    )
+    config = yaml.safe_load((root / "opsctl.yaml").read_text())
+    config["stages"]["part@0"] = {"gpus": 1}
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
+    result = run_opsctl("run", "part@0", "--scheduler", cluster.address, cwd=root)
+    assert result.returncode == 5, result.stderr
+    assert "part@0 needs GPU=1 and no worker declares it" in result.stdout + result.stderr
+    assert not (root / "dvc.lock").exists()
+
+
+def test_an_unreachable_scheduler_is_exit_4_with_how_to_start_one(tmp_path):
+    root = git_dvc_project(tmp_path / "p")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "echo", "outs": ["o"]}}}))
+    (root / "opsctl.yaml").write_text(
+        f"project: p\nexecutor: dask\nimages: {{b: {{ref: '{BUSYBOX}'}}}}\nstages: {{default: {{image: b}}}}\n"
+    )
+    address = f"tcp://{HOST}:{free_port()}"
+    result = run_opsctl("run", cwd=root, env={"OPSCTL_DASK_SCHEDULER": address})
+    assert result.returncode == 4, result.stderr
+    assert f"Dask scheduler {address} is not reachable" in result.stderr and "dask scheduler" in result.stderr
+    assert not (root / "dvc.lock").exists()
