@@ -214,6 +214,9 @@ class RunRecorder:
             image_id=stage.image_id,
             exit_code=stage.exit_code,
             log_path=self._relative(stage.log_path),
+            # (getattr: stage results made before remote executors have neither)
+            worker=getattr(stage, "worker", None),
+            attempts=getattr(stage, "attempts", 1),
             artifacts=[
                 ArtifactRecord(kind=h.kind, path=h.path, hash=_masked_param(h.hash) if h.kind == "param" else h.hash)
                 for h in stage.hashes
