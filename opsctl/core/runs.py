@@ -553,6 +553,15 @@ def show_run(project: Project, run: str):
         return store.get_run(run)
 
 
+def last_workers(project: Project, stages: Sequence[str]) -> dict[str, str]:
+    """Per stage, the remote worker its newest execution ran on (those last run on this host,
+    or never run, are left out)."""
+    if not store_path(project).exists():
+        return {}
+    with open_store(project) as store:
+        return store.last_workers(stages)
+
+
 class CompareRow(NamedTuple):
     key: str  # params.train.n_estimators | metrics.accuracy
     values: list
