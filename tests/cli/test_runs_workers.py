@@ -106,3 +106,18 @@ def test_show_json_has_each_stages_worker_and_attempts(project, monkeypatch, cap
     ]
     local = json.loads(opsctl(project, monkeypatch, capsys, "runs", "show", LOCAL, "--json"))
     assert [(s["name"], s["worker"], s["attempts"]) for s in local["stages"]] == [("train", None, 1)]
+
+
+def test_a_run_kept_aside_keeps_its_workers_when_recorded_later(tmp_path, monkeypatch, capsys):
+    """A run the store could not take is kept in .opsctl/pending/ and recorded by the next
+    command: its stages' workers and attempts come through that too."""
+    from opsctl.core.runs import PENDING_DIR, _keep_aside
+    from opsctl.store import NewRun, StageRecord
+
+    root = git_dvc_project(tmp_path / "p", "workers")
+    stages = [StageRecord("train", "ran", started=1e9, worker=W2, attempts=3)]
+    kept = _keep_aside(open_project(root), None, NewRun(REMOTE, started=1e9), stages, "succeeded", 1e9 + 5, {}, {})
+    assert kept == root / ".opsctl" / PENDING_DIR / f"{REMOTE}.json"
+    text = opsctl(root, monkeypatch, capsys, "runs", "show", REMOTE, "--json")
+    assert [(s["name"], s["worker"], s["attempts"]) for s in json.loads(text)["stages"]] == [("train", W2, 3)]
+    assert not kept.exists()
