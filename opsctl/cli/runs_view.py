@@ -20,9 +20,11 @@ from opsctl.core.formatting import (
     failure_label,
     image_label,
     outcome_style,
+    shows_workers,
     value_text,
     verdict_text,
     when,
+    worker_label,
 )
 
 
@@ -104,8 +106,9 @@ def print_run(run: str, as_json: bool) -> None:
         + "\n"
     )
     w(f"by        {detail.user}@{detail.host}   executor {detail.executor}, -j {detail.jobs}\n\n")
+    workers = shows_workers(detail.stages)  # a column only for runs with remote stages
     out.table(
-        ["stage", "outcome", "duration", "exit", "image", "detail"],
+        ["stage", "outcome", "duration", "exit", "image", *(["worker"] if workers else []), "detail"],
         [
             (
                 s.name,
@@ -113,6 +116,7 @@ def print_run(run: str, as_json: bool) -> None:
                 duration_text(s.duration),
                 "" if s.exit_code is None else s.exit_code,
                 image_label(s.image_ref, s.image_id),
+                *([worker_label(s.worker, s.attempts)] if workers else []),
                 s.detail,
             )
             for s in detail.stages
@@ -194,6 +198,8 @@ def detail_json(d) -> dict:
                 "image_id": s.image_id,
                 "exit_code": s.exit_code,
                 "log": s.log_path,
+                "worker": s.worker,
+                "attempts": s.attempts,
                 "deps": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "dep"],
                 "params": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "param"],
                 "outs": [{"path": a.path, "hash": a.hash} for a in s.artifacts if a.kind == "out"],

@@ -91,6 +91,7 @@ class PipelineStageView(NamedTuple):
     status: str  # up to date | stale | running | failed
     reasons: list[str]
     cmd: str
+    last_worker: str | None = None  # the remote worker its newest execution ran on (None: this host, or never)
 
 
 class Dashboard:
@@ -196,11 +197,14 @@ class Dashboard:
         """The stage DAG, each stage up to date or stale (from DVC, as `opsctl status`),
         or running / failed (from the newest run in the store)."""
         from opsctl.core.pipeline import pipeline_graph, pipeline_status
+        from opsctl.core.runs import last_workers
 
         status = {s.name: s for s in pipeline_status(self.project)}
         running, failed = self._stages_of_newest_run()
+        graph = pipeline_graph(self.project)
+        workers = last_workers(self.project, [node.name for node in graph])
         views = []
-        for node in pipeline_graph(self.project):
+        for node in graph:
             state = status.get(node.name)
             reasons = list(state.reasons) if state else []
             if node.name in running:
@@ -211,7 +215,11 @@ class Dashboard:
                 label = "stale"
             else:
                 label = "up to date"
-            views.append(PipelineStageView(node.name, node.layer, list(node.upstream), label, reasons, node.cmd))
+            views.append(
+                PipelineStageView(
+                    node.name, node.layer, list(node.upstream), label, reasons, node.cmd, workers.get(node.name)
+                )
+            )
         return views
 
     def _stages_of_newest_run(self) -> tuple[set[str], set[str]]:

@@ -46,6 +46,18 @@ def image_label(ref: str | None, image_id: str | None) -> str:
     return ref + (f" ({image_id.removeprefix('sha256:')[:12]})" if image_id else "")
 
 
+def worker_label(worker: str | None, attempts: int = 1) -> str:
+    """Where a stage ran: a remote executor's worker address, with the attempts when its
+    worker died and it was run again; "" for a stage run on this host."""
+    again = f"({attempts} attempts)" if attempts > 1 else ""
+    return f"{worker} {again}".strip() if worker else again
+
+
+def shows_workers(stages) -> bool:
+    """Whether a run's stages need a worker column: only runs with a remote stage get one."""
+    return any(getattr(s, "worker", None) for s in stages)
+
+
 def outcome_style(outcome: str) -> str:
     return OUTCOME_STYLES.get(outcome, "")
 

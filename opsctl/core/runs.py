@@ -214,6 +214,9 @@ class RunRecorder:
             image_id=stage.image_id,
             exit_code=stage.exit_code,
             log_path=self._relative(stage.log_path),
+            # (getattr: stage results made before remote executors have neither)
+            worker=getattr(stage, "worker", None),
+            attempts=getattr(stage, "attempts", 1),
             artifacts=[
                 ArtifactRecord(kind=h.kind, path=h.path, hash=_masked_param(h.hash) if h.kind == "param" else h.hash)
                 for h in stage.hashes
@@ -548,6 +551,15 @@ def list_runs(
 def show_run(project: Project, run: str):
     with open_store(project) as store:
         return store.get_run(run)
+
+
+def last_workers(project: Project, stages: Sequence[str]) -> dict[str, str]:
+    """Per stage, the remote worker its newest execution ran on (those last run on this host,
+    or never run, are left out)."""
+    if not store_path(project).exists():
+        return {}
+    with open_store(project) as store:
+        return store.last_workers(stages)
 
 
 class CompareRow(NamedTuple):

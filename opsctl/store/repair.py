@@ -37,6 +37,8 @@ _TABLES = (
 )
 # Tables a store only has from a schema version on: an older damaged store has none to copy.
 _SINCE = {"validations": 3, "drift_checks": 4}
+# Columns added to a table later: an older store has none to read (the new store's default applies).
+_COLUMNS_SINCE = {("stages", "worker"): 5, ("stages", "attempts"): 5}
 _MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
 # Rows whose parent was lost with a damaged page mean nothing on their own.
 _ORPHANS = (
@@ -138,7 +140,11 @@ def _copy(source: sqlite3.Connection, fresh: Path, report: RepairReport, version
         for table, key in _TABLES:
             if version < _SINCE.get(table, 0):
                 continue
-            columns = [r[1] for r in dest.execute(f"PRAGMA table_info({table})")]
+            columns = [
+                r[1]
+                for r in dest.execute(f"PRAGMA table_info({table})")
+                if version >= _COLUMNS_SINCE.get((table, r[1]), 0)
+            ]
             insert = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             kept = 0
             damaged = False

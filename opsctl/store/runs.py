@@ -107,6 +107,8 @@ class StageRecord(NamedTuple):
     exit_code: int | None = None
     log_path: str | None = None
     artifacts: Sequence[ArtifactRecord] = ()
+    worker: str | None = None  # a remote executor's worker address; None: it ran on this host
+    attempts: int = 1  # above 1: its worker died and it was run again
 
 
 class NewRun(NamedTuple):
@@ -245,6 +247,11 @@ _SUMMARY_COLUMNS = (
 )
 _DETAIL_COLUMNS = _SUMMARY_COLUMNS + ", r.user, r.host, r.pid, r.executor, r.jobs, r.targets, r.diff_hash"
 _NEWEST_FIRST = "r.started DESC, r.rid DESC"
+# The worker of a stage's newest execution: a backward walk of stages_by_name (name, started, sid).
+LAST_WORKER_SQL = (
+    "SELECT worker FROM stages WHERE name = ? AND outcome IN ('ran', 'failed', 'interrupted') "
+    "ORDER BY started DESC, sid DESC LIMIT 1"
+)
 
 
 class RunStore:
@@ -532,7 +539,7 @@ class RunStore:
         try:
             sid = conn.execute(
                 "INSERT INTO stages (rid, name, outcome, detail, started, duration, cmd, image_ref, image_id, "
-                "exit_code, log_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "exit_code, log_path, worker, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rid,
                     stage.name,
@@ -545,6 +552,8 @@ class RunStore:
                     stage.image_id,
                     stage.exit_code,
                     stage.log_path,
+                    stage.worker,
+                    stage.attempts,
                 ),
             ).lastrowid
         except sqlite3.IntegrityError as exc:
@@ -739,6 +748,18 @@ class RunStore:
         with self._read() as conn:
             rows = conn.execute(sql, args).fetchall()
         return [Producer(*row) for row in rows]
+
+    def last_workers(self, names: Iterable[str]) -> dict[str, str]:
+        """Per stage name, the worker its newest execution ran on (ran, failed or
+        interrupted: a cached or skipped stage ran nowhere); stages whose newest execution
+        was on this host (no worker) or that never ran are left out. One index probe each."""
+        result: dict[str, str] = {}
+        with self._read() as conn:
+            for name in names:
+                row = conn.execute(LAST_WORKER_SQL, (name,)).fetchone()
+                if row is not None and row[0]:
+                    result[name] = row[0]
+        return result
 
     # -- query building --
 
@@ -973,11 +994,11 @@ class RunStore:
         ):
             artifacts.setdefault(sid, []).append(ArtifactRecord(kind, path, digest or None))
         rows = conn.execute(
-            "SELECT sid, name, outcome, detail, started, duration, cmd, image_ref, image_id, exit_code, log_path "
-            "FROM stages WHERE rid = ? ORDER BY started IS NULL, started, sid",
+            "SELECT sid, name, outcome, detail, started, duration, cmd, image_ref, image_id, exit_code, log_path, "
+            "worker, attempts FROM stages WHERE rid = ? ORDER BY started IS NULL, started, sid",
             (rid,),
         )
-        return [StageRecord._make([*row[1:], tuple(artifacts.get(row[0], ()))]) for row in rows]
+        return [StageRecord._make([*row[1:11], tuple(artifacts.get(row[0], ())), *row[11:]]) for row in rows]
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -1102,6 +1123,8 @@ def _check_final(status: str) -> None:
 def _check_stage(stage: StageRecord) -> None:
     if stage.outcome not in OUTCOMES:
         raise ValueError(f"stage {stage.name}: outcome {stage.outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if not isinstance(stage.attempts, int) or stage.attempts < 1:
+        raise ValueError(f"stage {stage.name}: attempts must be a whole number from 1, not {stage.attempts!r}")
     for artifact in stage.artifacts:
         if artifact.kind not in KINDS:
             raise ValueError(f"stage {stage.name}: artifact kind {artifact.kind!r} is not one of {', '.join(KINDS)}")

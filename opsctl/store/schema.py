@@ -204,7 +204,18 @@ _V4 = (
     "CREATE INDEX drift_checks_by_run ON drift_checks (rid)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4)
+# Migration 5: where each stage ran. ``worker`` is a remote executor's worker address
+# (``tcp://10.0.0.7:40123``), NULL for a stage run on this host (local, docker) or
+# recorded by an older opsctl; ``attempts`` counts the runs of the stage (above 1 when its
+# worker died and it was run again elsewhere). The index answers "where did this stage last
+# run" (the dashboard's pipeline screen) without reading every run's stages.
+_V5 = (
+    "ALTER TABLE stages ADD COLUMN worker TEXT",
+    "ALTER TABLE stages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1 CHECK (attempts >= 1)",
+    "CREATE INDEX stages_by_name ON stages (name, started)",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION = len(MIGRATIONS)
 
 

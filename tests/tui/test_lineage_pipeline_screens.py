@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from textual.widgets import DataTable, Static, Tree
 from opsctl.core.dashboard import Dashboard
 from opsctl.core.lineage import Lineage, Node
 from opsctl.core.project import open_project
+from opsctl.store import NewRun, RunRecord, RunStore, StageRecord
 from opsctl.tui.app import OpsctlApp
 from opsctl.tui.screens.lineage import LineageItem, LineageScreen
 from opsctl.tui.screens.pipeline import PipelineScreen
@@ -377,6 +379,37 @@ def test_pipeline_reloads_on_r_and_when_a_run_is_recorded(project, tmp_path):
         assert not [n.message for n in app._notifications if n.severity == "error"]
 
     drive(root, scenario, refresh_interval=0.1)
+
+
+def test_pipeline_detail_says_which_worker_a_stage_last_ran_on(project, tmp_path):
+    """A newer run executed train on a remote worker and restored prepare from the cache:
+    train's panel names the worker; prepare, last executed on this host, names none."""
+    root = copy_project(project["root"], tmp_path / "p")
+    worker = "tcp://10.0.0.7:39001"
+    with RunStore(root / ".opsctl" / "opsctl.db") as store:
+        started = time.time()
+        store.record_run(
+            RunRecord(
+                NewRun("d15c00000001", started=started, executor="dask"),
+                "succeeded",
+                started + 2,
+                [
+                    StageRecord("prepare", "cached", started=started),
+                    StageRecord("train", "ran", started=started + 1, worker=worker, attempts=2),
+                ],
+            )
+        )
+
+    async def scenario(app, pilot):
+        screen = await open_pipeline(app, pilot)
+        detail = lambda: str(screen.query_one("#pipeline-detail", Static).render())  # noqa: E731
+        assert screen.selected_stage() == "prepare" and "last ran on" not in detail()
+        await pilot.press("down")
+        await pilot.pause()
+        assert screen.selected_stage() == "train"
+        assert f"last ran on {worker}" in detail()
+
+    drive(root, scenario)
 
 
 def test_pipeline_without_stages_says_how_to_add_them(tmp_path):

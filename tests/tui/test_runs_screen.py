@@ -457,6 +457,47 @@ def test_a_run_opened_before_its_first_stage_shows_the_stage_when_it_starts(proj
     drive(project, scenario, refresh=0.1)
 
 
+def test_a_run_on_remote_workers_shows_each_stages_worker_and_a_run_on_this_host_does_not(project):
+    """The worker column is there while a run with remote stages is shown, and gone again
+    for the next run opened on the same screen (which runs on this host look as before)."""
+    remote, w1, w2 = "d15c00000001", "tcp://127.0.0.1:40123", "tcp://10.0.0.7:39001"
+    with RunStore(project / ".opsctl" / "opsctl.db") as store:
+        store.record_run(
+            RunRecord(
+                NewRun(remote, started=T0 - 600, executor="dask", jobs=2),
+                "succeeded",
+                T0 - 500,
+                [
+                    StageRecord("prepare", "ran", started=T0 - 599, duration=1.0, exit_code=0, worker=w1),
+                    StageRecord("train", "ran", started=T0 - 598, duration=2.0, exit_code=0, worker=w2, attempts=2),
+                    StageRecord("report", "cached", started=T0 - 597),
+                ],
+            )
+        )
+
+    def headers(stages: DataTable) -> list[str]:
+        return [str(c.label) for c in stages.ordered_columns]
+
+    async def scenario(app, pilot):
+        app.open_run(remote)
+        await until(pilot, lambda: type(app.screen).__name__ == "RunScreen" and app.screen.detail is not None)
+        stages = app.screen.query_one("#stages", DataTable)
+        await until(pilot, lambda: stages.row_count == 3)
+        assert headers(stages) == ["stage", "outcome", "duration", "exit", "image", "worker"]
+        assert [str(stages.get_row_at(i)[5]) for i in range(3)] == [w1, f"{w2} (2 attempts)", ""]
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        app.open_run(NEWEST)
+        await until(
+            pilot, lambda: type(app.screen).__name__ == "RunScreen" and getattr(app.screen.detail, "id", None) == NEWEST
+        )
+        await until(pilot, lambda: stages.row_count == 2)
+        assert headers(stages) == ["stage", "outcome", "duration", "exit", "image"]
+        assert len(stages.get_row_at(1)) == 5
+
+    drive(project, scenario)
+
+
 # -- states and global keys ------------------------------------------------------------------------
 
 

@@ -209,6 +209,9 @@ class PipelineScreen(StoreWatchingScreen):
         text.append(", ".join(stage.upstream) or "-")
         text.append("\nfeeds ", style="dim")
         text.append(", ".join(downstream) or "-")
+        if stage.last_worker:  # a remote executor's worker (runs on this host say nothing)
+            text.append("\nlast ran on ", style="dim")
+            text.append(stage.last_worker)
         text.append("\n\nwhy\n", style="bold")
         if stage.reasons:
             for reason in stage.reasons:

@@ -22,9 +22,11 @@ from opsctl.core.formatting import (
     duration_text,
     failure_label,
     image_label,
+    shows_workers,
     value_text,
     verdict_text,
     when,
+    worker_label,
 )
 from opsctl.tui.screens.base import DashboardScreen
 from opsctl.tui.widgets.keybar import KeyBar
@@ -63,6 +65,9 @@ def checks_text(checks) -> Text:
         for failure in v.failures:
             text.append(f"\n      {failure_label(failure)}", style=VERDICT_STYLES[False])
     return text
+
+
+WORKER_COLUMN = "worker"  # the stages table's column for a remote executor's workers
 
 
 class RunLoaded(Message):
@@ -191,11 +196,19 @@ class RunScreen(DashboardScreen):
         stages.loading = False
         keep = self.stage or self.initial_stage
         stages.clear()
+        # A worker column only while a run with remote stages is shown: other runs look as they always did.
+        workers = shows_workers(detail.stages)
+        if workers != (WORKER_COLUMN in stages.columns):
+            if workers:
+                stages.add_column("worker", key=WORKER_COLUMN)
+            else:
+                stages.remove_column(WORKER_COLUMN)
         recorded = {s.name: s for s in detail.stages}
         for name in self._stage_order(detail):
             s = recorded.get(name)
             if s is None:  # running: a log file, no record yet
-                stages.add_row(name, Text("running", style=STATUS_STYLES["running"]), "", "", "", key=name)
+                running = Text("running", style=STATUS_STYLES["running"])
+                stages.add_row(name, running, "", "", "", *([""] if workers else []), key=name)
                 continue
             stages.add_row(
                 name,
@@ -203,6 +216,7 @@ class RunScreen(DashboardScreen):
                 duration_text(s.duration),
                 "" if s.exit_code is None else str(s.exit_code),
                 image_label(s.image_ref, s.image_id),
+                *([worker_label(s.worker, s.attempts)] if workers else []),
                 key=name,
             )
         if keep in self.logs:
