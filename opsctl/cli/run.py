@@ -303,8 +303,9 @@ def _rel(root, path) -> str:
 def _finish_line(stage) -> tuple[str, str]:
     took = f" in {stage.duration:.1f} s" if stage.duration is not None else ""
     if stage.worker:  # a remote executor's: where it ran, and whether it had to run again
-        again = f", attempt {stage.attempts}" if stage.attempts > 1 else ""
-        took += f" on {stage.worker}{again}"
+        from opsctl.core.formatting import worker_label
+
+        took += f" on {worker_label(stage.worker, stage.attempts)}"
     if stage.status == "ran":
         return f"✓ {stage.name} ran{took}", "green"
     if stage.status == "cached":

@@ -10,7 +10,6 @@ recorded — hashed, committed, written to ``dvc.lock`` — by the same code as 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,14 +95,3 @@ def _files(root: Path, rel: str) -> list[tuple[str, bytes]]:
             raise UsageError(f"{path.relative_to(root).as_posix()} points outside the project; it can't be shipped")
         files.append((path.relative_to(root).as_posix(), resolved.read_bytes()))
     return files
-
-
-def worker_label(outcome: StageOutcome) -> str | None:
-    """Where a stage ran, as runs show it: the worker, with the attempts when there were more."""
-    if outcome.worker is None:
-        return None
-    return outcome.worker + (f" (attempt {outcome.attempts})" if outcome.attempts > 1 else "")
-
-
-def os_cpu_count() -> int:
-    return os.cpu_count() or 1
