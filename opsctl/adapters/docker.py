@@ -519,13 +519,16 @@ def build_image(
 
 
 def engine_id(timeout: float = 5.0) -> str:
-    """The engine's own id (``docker info``'s ID): two processes talking to the same engine
-    see the same id, whatever socket path or DOCKER_HOST each uses."""
+    """What tells engines apart: two processes talking to the same engine see the same id,
+    whatever socket path or DOCKER_HOST each uses. ``docker info``'s ID alone is not enough:
+    engines of one machine can share it (it comes from /etc/docker/key.json), so its host
+    name and data root go with it."""
     from docker.errors import DockerException
 
     client = _client(timeout)
     try:
-        return str(client.info().get("ID") or "")
+        info = client.info()
+        return "|".join(str(info.get(key) or "") for key in ("ID", "Name", "DockerRootDir"))
     except DockerException as exc:
         raise _unreachable(exc) from None
     finally:
