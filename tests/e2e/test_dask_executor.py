@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import git_dvc_project, run, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, run, run_opsctl
 from tests.e2e.cluster_parts import DaskCluster, DaskWorker, running_dask_cluster
 from tests.e2e.moto_server import HOST, free_port
 
@@ -192,3 +195,113 @@ def test_an_unreachable_scheduler_is_exit_4_with_how_to_start_one(tmp_path):
     assert result.returncode == 4, result.stderr
     assert f"Dask scheduler {address} is not reachable" in result.stderr and "dask scheduler" in result.stderr
     assert not (root / "dvc.lock").exists()
+
+
+def slow_project(root: Path, *, bucket: str, endpoint: str, registry: str | None, stages: dict) -> Path:
+    git_dvc_project(root)
+    config = {
+        "project": "slow",
+        "executor": "dask",
+        "images": {"b": {"ref": BUSYBOX}},
+        "stages": {"default": {"image": "b"}},
+    }
+    if registry:
+        config["registry"] = registry
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    run([*DVC, "remote", "add", "-q", "-d", "s3", f"s3://{bucket}/store"], cwd=root)
+    run([*DVC, "remote", "modify", "s3", "endpointurl", endpoint], cwd=root)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "pipeline"], cwd=root)
+    return root
+
+
+def wait_for(condition, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+def stage_containers(engine_url: str | None, stage: str) -> list[dict]:
+    """The containers of ``stage`` on an engine: id and the owner label (host:pid of the node)."""
+    args = ["docker"] + (["-H", engine_url] if engine_url else [])
+    ids = run([*args, "ps", "-q", "--filter", f"label=org.opsctl.stage={stage}"], check=False).stdout.split()
+    found = []
+    for cid in ids:
+        owner = run([*args, "inspect", "-f", '{{index .Config.Labels "org.opsctl.owner"}}', cid], check=False).stdout
+        found.append({"id": cid, "owner": owner.strip()})
+    return found
+
+
+def test_a_worker_killed_mid_stage_the_stage_runs_again_on_the_other(tmp_path, moto_s3, s3_bucket, docker_engine):
+    stages = {"slow": {"cmd": "sleep 4 && echo done > slow.txt", "outs": ["slow.txt"]}}
+    root = slow_project(tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=None, stages=stages)
+    env = dict(moto_s3.env)
+    cluster = DaskCluster(
+        tmp_path, [DaskWorker("a", tmp_path / "a", env=env), DaskWorker("b", tmp_path / "b", env=env)]
+    )
+    with running_dask_cluster(cluster):
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "opsctl", "run", "--json", "--scheduler", cluster.address],
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            (first,) = wait_for(lambda: stage_containers(None, "slow"), "the stage's container started")
+            pid = int(first["owner"].rpartition(":")[2])
+            victim = next(w for w in cluster.workers if w.proc is not None and w.proc.pid == pid)
+            cluster.kill_worker(victim.name)
+            stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, stdout + stderr
+        (stage,) = json.loads(stdout)["stages"]
+        survivor = next(w for w in cluster.workers if w is not victim)
+        assert stage["status"] == "ran" and stage["attempts"] == 2
+        assert stage["worker"].endswith(f":{_port_of(cluster, survivor.name)}")
+        assert (root / "slow.txt").read_text() == "done\n"
+        # the dead node's container went with it (its reaper removed it)
+        wait_for(lambda: not any(c["id"] == first["id"] for c in stage_containers(None, "slow")), "reaped", 30)
+        shown = run_opsctl("runs", "show", json.loads(stdout)["run_id"], "--json", cwd=root, check=True)
+        assert json.loads(shown.stdout)["stages"][0]["attempts"] == 2
+
+
+def _port_of(cluster, name: str) -> str:
+    return next(a for a, w in _workers(cluster).items() if w["name"] == name).rpartition(":")[2]
+
+
+def test_ctrl_c_cancels_every_task_and_removes_every_container_on_every_engine(
+    cluster, moto_s3, s3_bucket, image_registry, second_engine, docker_engine, tmp_path
+):
+    stages = {f"s{i}": {"cmd": f"sleep 60 && echo {i} > s{i}.txt", "outs": [f"s{i}.txt"]} for i in range(2)}
+    stages["quick"] = {"cmd": "echo quick > quick.txt", "outs": ["quick.txt"]}
+    root = slow_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, stages=stages
+    )
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "opsctl", "run", "--keep-going", "--scheduler", cluster.address],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        # both slow stages running: one on each engine
+        wait_for(
+            lambda: (
+                len(stage_containers(None, "s0") + stage_containers(None, "s1")) == 1
+                and len(stage_containers(second_engine, "s0") + stage_containers(second_engine, "s1")) == 1
+            ),
+            "a slow stage running on each engine",
+        )
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    for engine in (None, second_engine):
+        assert not stage_containers(engine, "s0") and not stage_containers(engine, "s1")
+    lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").exists() else {"stages": {}}
+    assert not {"s0", "s1"} & set(lock.get("stages", {}))
