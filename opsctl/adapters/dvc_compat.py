@@ -221,3 +221,13 @@ def check_out_as(out: Any, md5: str) -> None:
     out.obj = None
     out.files = None
     out.checkout()
+
+
+def remote_reachable(url: str, options: dict[str, str]) -> None:
+    """Raise when the remote at ``url`` can't be listed from here (a worker's check in
+    ``opsctl doctor``). ``dvc.fs.get_cloud_fs`` (DVC 3.50-3.67) builds the filesystem
+    ``dvc push`` would use, credentials from this machine's environment and files."""
+    from dvc.fs import get_cloud_fs
+
+    cls, config, fs_path = get_cloud_fs(None, url=url, **options)
+    cls(**config).exists(fs_path)

@@ -24,6 +24,14 @@ def doctor(
         metavar="NAME",
         help=f"Check what this executor needs ({choices_text()}; default: opsctl.yaml's executor).",
     ),
+    scheduler: Optional[str] = typer.Option(
+        None,
+        "--scheduler",
+        envvar="OPSCTL_DASK_SCHEDULER",
+        show_envvar=False,
+        metavar="tcp://HOST:8786",
+        help="--executor dask: the scheduler to check (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
 ) -> None:
     """Check that this machine can run projects.
@@ -35,7 +43,7 @@ def doctor(
     from opsctl.errors import DoctorFailedError
 
     with out.status("Checking…"):
-        report = run_checks(executor=executor)
+        report = run_checks(executor=executor, executor_settings={"scheduler": scheduler} if scheduler else {})
     if as_json:
         out.json(
             {

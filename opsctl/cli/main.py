@@ -18,6 +18,7 @@ from opsctl.cli import run as run_cmd
 from opsctl.cli import runs as runs_cmd
 from opsctl.cli import templates as templates_cmd
 from opsctl.cli import ui as ui_cmd
+from opsctl.cli import worker as worker_cmd
 from opsctl.cli.output import out
 
 app = typer.Typer(
@@ -64,6 +65,7 @@ pipeline_cmd.register(app)
 run_cmd.register(app)
 lineage_cmd.register(app)
 ui_cmd.register(app)
+worker_cmd.register(app)
 
 
 def main_with_exit_code(argv: list[str] | None = None) -> int:

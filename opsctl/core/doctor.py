@@ -48,7 +48,11 @@ class DoctorReport:
 
 
 def run_checks(
-    cwd: Path | None = None, *, require_docker: bool | None = None, executor: str | None = None
+    cwd: Path | None = None,
+    *,
+    require_docker: bool | None = None,
+    executor: str | None = None,
+    executor_settings: dict | None = None,
 ) -> DoctorReport:
     """Run every check. A Docker engine is required when the executor (``executor``, else the
     project's default) needs one (executors/registry.py), or ``require_docker`` says so;
@@ -72,7 +76,31 @@ def run_checks(
         config = project.config
         checks.append(_guard("stage networks", require_docker, lambda: _networks(config, engine.status == OK)))
     checks.append(_disk(cwd))
+    if executor is not None and executor in EXECUTORS and EXECUTORS[executor].doctor:
+        checks += _executor_checks(executor, project, executor_settings or {})
     return DoctorReport(checks)
+
+
+def _executor_checks(name: str, project: Project | None, cli_settings: dict) -> list[Check]:
+    """The executor's own checks (executors/registry.py), with the project's remote and registry."""
+    spec = EXECUTORS[name]
+    settings = {**(project.config.executors.get(name, {}) if project else {}), **cli_settings}
+    remote_url, remote_options, registry = None, {}, None
+    if project is not None:
+        from opsctl.adapters.dvc import remote_for_workers
+
+        registry = project.config.registry
+        try:
+            info = remote_for_workers(project.root)
+        except OpsctlError:
+            info = None
+        if info is not None:
+            remote_url, remote_options = info.url, info.options
+    try:
+        rows = spec.doctor_checks(settings, remote_url, remote_options, registry)
+    except OpsctlError as exc:
+        return [Check(f"{name} executor", FAIL, exc.message, True, exc.hint)]
+    return [Check(check, status, detail, True, fix) for check, status, detail, fix in rows]
 
 
 def _guard(name: str, required: bool, probe: Callable[[], tuple[str, str, str | None]]) -> Check:

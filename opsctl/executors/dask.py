@@ -299,6 +299,64 @@ class DaskExecutor:
                 self._cluster = None
 
 
+def doctor_checks(
+    settings: Mapping[str, Any], remote_url: str | None, remote_options: dict[str, str], registry: str | None
+) -> list[tuple[str, str, str, str | None]]:
+    """``opsctl doctor --executor dask``: (check, ok|warn|fail, detail, fix) for the scheduler,
+    the workers (their count, each one's Docker engine and resources), and the DVC remote and
+    image registry as each worker reaches them."""
+    from opsctl.executors.node import node_checks
+
+    executor = DaskExecutor(settings)
+    if executor.local:
+        cores = os.cpu_count() or 1
+        return [
+            (
+                "dask scheduler",
+                "ok",
+                f"none set: a run starts a local cluster of {cores} workers on this machine",
+                "for a real cluster: --scheduler, $OPSCTL_DASK_SCHEDULER or executors.dask.scheduler in opsctl.yaml",
+            )
+        ]
+    try:
+        executor.connect()
+    except SchedulerUnavailableError as exc:
+        return [("dask scheduler", "fail", exc.message, exc.hint)]
+    try:
+        workers = executor.workers()
+        checks: list[tuple[str, str, str, str | None]] = [
+            ("dask scheduler", "ok", f"{executor.scheduler}: {len(workers)} worker(s)", None)
+        ]
+        if not workers:
+            return [*checks, ("dask workers", "fail", "no worker is connected", START_HINT)]
+        answers = executor._client.run(node_checks, remote_url, remote_options, registry, on_error="return")
+    finally:
+        executor.close("doctor")
+    for kind, label in (
+        ("engine", "worker engine"),
+        ("remote", "remote from workers"),
+        ("registry", "registry from workers"),
+    ):
+        lines, failed = [], False
+        for address, worker in sorted(workers.items(), key=lambda item: item[1]["name"]):
+            answer = answers.get(address)
+            text = answer.get(kind) if isinstance(answer, dict) else f"error: {answer}"
+            if text is None:
+                continue
+            failed = failed or text.startswith("error")
+            resources = resources_text(worker["resources"])
+            extra = f" [{resources}]" if kind == "engine" and resources else ""
+            lines.append(f"{worker['name']}: {text.partition(': ')[2]}{extra}")
+        if lines:
+            fix = {
+                "engine": "start Docker on that worker (and set DOCKER_HOST for its `dask worker` if it listens elsewhere)",
+                "remote": "give the workers the remote's credentials (environment or their own DVC config) and network",
+                "registry": "make the registry reachable from the workers (`registry:` in opsctl.yaml)",
+            }[kind]
+            checks.append((label, "fail" if failed else "ok", "; ".join(lines), fix if failed else None))
+    return checks
+
+
 def run_on_node(task, key: str, topic: str | None) -> dict:
     """The Dask task: run one stage on this worker (executors/node.py) and return what the
     coordinator needs. Plain data only, so any worker's Python can send it back."""
@@ -338,6 +396,12 @@ def _plain(exc: BaseException) -> BaseException:
     if isinstance(exc, OpsctlError):
         return exc
     return OpsctlError(f"the stage's task failed on the cluster: {type(exc).__name__}: {_reason(exc)}")
+
+
+def resources_text(resources: Mapping[str, float]) -> str:
+    """``{"GPU": 1.0, "MEMORY": 4294967296.0}`` -> ``GPU=1,MEMORY=4294967296``: exact, as Dask's
+    ``--resources`` reads it and as people read it (no exponent for whole numbers)."""
+    return ",".join(f"{k}={int(v) if float(v).is_integer() else v}" for k, v in sorted(resources.items()))
 
 
 def _reason(exc: BaseException) -> str:

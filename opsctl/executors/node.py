@@ -188,3 +188,38 @@ def _inside(workspace: Path, rel: str) -> Path:
     if normal.startswith(("../", "/")) or normal in ("..", ".") or normal.split("/")[0] in (".git", ".dvc"):
         raise UsageError(f"{rel}: not a path inside the workspace")
     return workspace / normal
+
+
+def node_checks(remote_url: str | None, remote_options: dict[str, str], registry: str | None) -> dict[str, str]:
+    """What ``opsctl doctor --executor dask`` asks every worker: its Docker engine, and whether
+    the DVC remote and the image registry answer from there. Each value is "ok: ..." or
+    "error: ..." (plain strings: they travel back through the cluster)."""
+    import urllib.error
+    import urllib.request
+
+    from opsctl.adapters import dvc_compat
+    from opsctl.adapters.docker import engine_info
+    from opsctl.errors import OpsctlError
+
+    found = {}
+    try:
+        info = engine_info()
+        found["engine"] = f"ok: Docker {info.version}"
+    except OpsctlError as exc:
+        found["engine"] = f"error: {exc}"
+    if remote_url:
+        try:
+            dvc_compat.remote_reachable(remote_url, remote_options)
+            found["remote"] = f"ok: {remote_url}"
+        except Exception as exc:  # noqa: BLE001 — whatever the storage library raises: reported, not raised
+            found["remote"] = f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    if registry:
+        try:
+            # Docker's registry API answers /v2/ with 200 (open) or 401 (wants a login): both mean it is there.
+            with urllib.request.urlopen(f"http://{registry}/v2/", timeout=5):
+                found["registry"] = f"ok: {registry}"
+        except urllib.error.HTTPError as exc:
+            found["registry"] = f"ok: {registry}" if exc.code == 401 else f"error: HTTP {exc.code}"
+        except OSError as exc:
+            found["registry"] = f"error: {exc}"
+    return found

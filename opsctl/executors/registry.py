@@ -36,10 +36,20 @@ class ExecutorSpec:
     # The keys `executors: {NAME: {...}}` in opsctl.yaml may set, each with its kind of value
     # (STRING or COUNT); an executor with settings is constructed with them.
     settings: tuple[tuple[str, str], ...] = ()
+    # "module:function" adding `opsctl doctor --executor NAME` checks: called with (settings,
+    # remote URL, remote options, registry), it returns (check, ok|warn|fail, detail, fix) rows.
+    doctor: str | None = None
 
     @property
     def setting_names(self) -> tuple[str, ...]:
         return tuple(name for name, _kind in self.settings)
+
+    def doctor_checks(self, settings: dict[str, Any], remote_url, remote_options, registry) -> list[tuple]:
+        """The executor's own `opsctl doctor` checks (none when it declares no ``doctor``)."""
+        if self.doctor is None:
+            return []
+        module, _, function = self.doctor.partition(":")
+        return list(getattr(importlib.import_module(module), function)(settings, remote_url, remote_options, registry))
 
     def create(self, settings: dict[str, Any] | None = None) -> Any:
         """A new instance of the executor (its module imported now)."""
@@ -73,6 +83,7 @@ EXECUTORS: dict[str, ExecutorSpec] = {
             docker_engine=True,  # the images are built here, then pushed to the registry
             remote=True,
             settings=(("scheduler", STRING), ("retries", COUNT)),
+            doctor="opsctl.executors.dask:doctor_checks",
         ),
     )
 }

@@ -6,6 +6,7 @@ through a real S3 server (moto). Nothing is shared with the project but those tw
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -305,3 +306,58 @@ def test_ctrl_c_cancels_every_task_and_removes_every_container_on_every_engine(
         assert not stage_containers(engine, "s0") and not stage_containers(engine, "s1")
     lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").exists() else {"stages": {}}
     assert not {"s0", "s1"} & set(lock.get("stages", {}))
+
+
+def test_doctor_checks_the_scheduler_workers_remote_and_registry(cluster, moto_s3, s3_bucket, image_registry, tmp_path):
+    root = make_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, executor="dask"
+    )
+    result = run_opsctl("doctor", "--executor", "dask", "--scheduler", cluster.address, "--json", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["dask scheduler"]["status"] == "ok" and "2 worker(s)" in checks["dask scheduler"]["detail"]
+    engines = checks["worker engine"]
+    assert engines["status"] == "ok" and "big: Docker" in engines["detail"] and "small: Docker" in engines["detail"]
+    assert f"MEMORY={4 << 30}" in engines["detail"]
+    assert checks["remote from workers"]["status"] == "ok"
+    assert checks["registry from workers"]["status"] == "ok"
+
+    # a remote the workers can't reach, a registry that isn't there
+    run([*DVC, "remote", "modify", "s3", "endpointurl", f"http://{HOST}:{free_port()}"], cwd=root)
+    config = yaml.safe_load((root / "opsctl.yaml").read_text())
+    config["registry"] = f"{HOST}:{free_port()}"
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
+    broken = run_opsctl("doctor", "--executor", "dask", "--scheduler", cluster.address, "--json", cwd=root)
+    assert broken.returncode == 4
+    checks = {c["name"]: c for c in json.loads(broken.stdout)["checks"]}
+    assert checks["remote from workers"]["status"] == "fail" and "credentials" in checks["remote from workers"]["fix"]
+    assert checks["registry from workers"]["status"] == "fail"
+
+    gone = run_opsctl("doctor", "--executor", "dask", "--scheduler", f"tcp://{HOST}:{free_port()}", cwd=root)
+    assert gone.returncode == 4 and "dask scheduler" in gone.stderr
+
+
+def test_opsctl_worker_joins_with_the_machines_resources(tmp_path, docker_engine):
+    scheduler = DaskCluster(tmp_path, [])
+    with running_dask_cluster(scheduler):
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "opsctl", "worker", scheduler.address, "--name", "ow", "--resources", "GPU=1",
+             "--nthreads", "2", "--node-dir", str(tmp_path / "node")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            joined = wait_for(
+                lambda: [w for w in _workers(scheduler).values() if w["name"] == "ow"], "the worker joined"
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    (worker,) = joined
+    assert worker["nthreads"] == 2 and worker["resources"]["GPU"] == 1
+    assert worker["resources"]["CPU"] == os.cpu_count() and worker["resources"]["MEMORY"] > 1 << 30
+    assert (tmp_path / "node").is_dir()
+
+    no_engine = run_opsctl("worker", scheduler.address, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert no_engine.returncode == 4 and "Docker engine not reachable" in no_engine.stderr
+    bad = run_opsctl("worker", scheduler.address, "--resources", "GPU")
+    assert bad.returncode == 2 and "expected NAME=NUMBER" in bad.stderr
