@@ -72,7 +72,9 @@ def stage_work(session, project: Project, name: str, wdir: str, remote: RunRemot
             inputs.append(Input(path, content=content))
     if by_hash and remote.name is not None:
         session.push_objects(sorted(set(by_hash)), remote.name)
-    return RemoteWork(tuple(inputs), tuple(session.stage_outs(name)), remote.url, dict(remote.options), wdir)
+    return RemoteWork(
+        tuple(inputs), tuple(session.stage_outs(name)), remote.url, dict(remote.options), wdir, remote.name or "origin"
+    )
 
 
 def take_outputs(session, name: str, outcome: StageOutcome, remote: RunRemote) -> None:

@@ -59,6 +59,7 @@ class RemoteWork:
     remote_url: str
     remote_options: dict[str, str] = field(default_factory=dict)
     wdir: str = "."  # the stage's working directory, relative to the project root
+    remote_name: str = "origin"  # as the project names it, so the node's errors name it the same way
 
 
 @dataclass(frozen=True)

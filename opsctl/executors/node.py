@@ -30,8 +30,6 @@ from opsctl.executors.base import ContainerSettings, LogSink, Output, RemoteWork
 if TYPE_CHECKING:
     from opsctl.executors.docker import DockerExecutor
 
-REMOTE = "origin"  # the remote's name inside a node workspace
-
 
 @dataclass(frozen=True)
 class NodeStage:
@@ -150,7 +148,12 @@ def prepare(node_dir: Path, name: str, task: NodeStage) -> Path:
     GitRepo.init(workspace)
     dvc.init_repo(workspace)
     dvc.configure_remote(
-        workspace, REMOTE, url=task.work.remote_url, options=dict(task.work.remote_options), default=True, create=True
+        workspace,
+        task.work.remote_name,
+        url=task.work.remote_url,
+        options=dict(task.work.remote_options),
+        default=True,
+        create=True,
     )
     dvc.set_cache_dir(workspace, Path(task.node_cache) if task.node_cache else node_dir / "cache")
     targets = []
@@ -167,7 +170,7 @@ def prepare(node_dir: Path, name: str, task: NodeStage) -> Path:
         else:
             raise UsageError(f"input {item.path} of stage {task.stage} has neither a hash nor content")
     if targets:
-        dvc.pull(workspace, targets, remote=REMOTE, jobs=None)
+        dvc.pull(workspace, targets, remote=task.work.remote_name, jobs=None)
     return workspace
 
 
@@ -179,7 +182,7 @@ def publish(workspace: Path, task: NodeStage) -> list[Output]:
         if not _inside(workspace, out).exists():
             raise UsageError(f"stage {task.stage} did not write its output {out}")
     tracked, _staged = dvc.add_paths(workspace, list(task.work.outs))
-    dvc.push(workspace, [t.dvcfile for t in tracked], remote=REMOTE, jobs=None)
+    dvc.push(workspace, [t.dvcfile for t in tracked], remote=task.work.remote_name, jobs=None)
     return [Output(t.path, t.hash or "", t.size, t.nfiles, t.isdir) for t in tracked]
 
 

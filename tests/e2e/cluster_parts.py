@@ -93,6 +93,7 @@ class DaskWorker:
     directory: Path  # its --local-directory and working directory
     resources: str = ""  # e.g. "GPU=1"
     env: dict[str, str] = field(default_factory=dict)  # extra environment (e.g. DOCKER_HOST)
+    unset: tuple[str, ...] = ()  # variables of this process's environment the worker must not see
     proc: subprocess.Popen | None = None
 
 
@@ -160,7 +161,7 @@ class DaskCluster:
         with (self.tmp / f"{w.name}-{attempt}.log").open("wb") as sink:
             w.proc = subprocess.Popen(
                 cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=w.directory, env=self._env(w.env),
+                cwd=w.directory, env={k: v for k, v in self._env(w.env).items() if k not in w.unset},
             )  # fmt: skip
 
     def _wait_ready(self) -> bool:

@@ -361,3 +361,18 @@ def test_opsctl_worker_joins_with_the_machines_resources(tmp_path, docker_engine
     assert no_engine.returncode == 4 and "Docker engine not reachable" in no_engine.stderr
     bad = run_opsctl("worker", scheduler.address, "--resources", "GPU")
     assert bad.returncode == 2 and "expected NAME=NUMBER" in bad.stderr
+
+
+def test_a_remote_the_worker_cannot_reach_fails_the_stage_with_the_workers_error(
+    tmp_path, moto_s3, s3_bucket, docker_engine
+):
+    """The coordinator reaches the remote; the only worker has no credentials for it."""
+    stages = {"s": {"cmd": "echo s > s.txt", "outs": ["s.txt"]}, "t": {"cmd": "echo t > t.txt", "outs": ["t.txt"]}}
+    root = slow_project(tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=None, stages=stages)
+    bare = DaskWorker("bare", tmp_path / "bare", unset=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+    with running_dask_cluster(DaskCluster(tmp_path, [bare])) as cluster:
+        result = run_opsctl("run", "s", "--scheduler", cluster.address, "--retries", "0", cwd=root)
+    assert result.returncode == 5, result.stdout + result.stderr
+    shown = result.stdout + result.stderr
+    assert "remote 's3'" in shown and "unable to locate credentials" in shown.lower()
+    assert not (root / "dvc.lock").exists() and not (root / "s.txt").exists()
