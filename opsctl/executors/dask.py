@@ -91,6 +91,7 @@ class DaskExecutor:
             self._client = Client(self._cluster)
             return
         try:
+            _probe(self.scheduler)  # refused or unresolvable: said at once, not after Dask's retries
             self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise SchedulerUnavailableError(
@@ -402,6 +403,20 @@ def resources_text(resources: Mapping[str, float]) -> str:
     """``{"GPU": 1.0, "MEMORY": 4294967296.0}`` -> ``GPU=1,MEMORY=4294967296``: exact, as Dask's
     ``--resources`` reads it and as people read it (no exponent for whole numbers)."""
     return ",".join(f"{k}={int(v) if float(v).is_integer() else v}" for k, v in sorted(resources.items()))
+
+
+def _probe(address: str) -> None:
+    """Open and close a TCP connection to ``tcp://HOST:PORT`` (OSError when nothing listens).
+    Other schemes (tls://, ucx://) are left to Dask."""
+    import socket
+
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise OSError(f"not an address of the form tcp://HOST:PORT: {address}")
+    socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
 
 
 def _reason(exc: BaseException) -> str:

@@ -163,7 +163,8 @@ def _workers(cluster) -> dict[str, dict]:
 
 
 def test_without_a_registry_workers_on_other_engines_are_refused(cluster, moto_s3, s3_bucket, tmp_path):
-    root = make_project(tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=None, executor="dask")
+    stages = {"s": {"cmd": "echo s > s.txt", "outs": ["s.txt"]}}
+    root = slow_project(tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=None, stages=stages)
     result = run_opsctl("run", "--scheduler", cluster.address, cwd=root)
     assert result.returncode == 2, result.stderr
     assert "no image registry is set" in result.stderr and "registry: HOST:PORT" in result.stderr
@@ -173,15 +174,16 @@ def test_without_a_registry_workers_on_other_engines_are_refused(cluster, moto_s
 def test_a_stage_no_worker_can_take_fails_at_once_naming_the_resource(
     cluster, moto_s3, s3_bucket, image_registry, tmp_path
 ):
-    root = make_project(
-        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, executor="dask"
+    stages = {"s": {"cmd": "echo s > s.txt", "outs": ["s.txt"]}}
+    root = slow_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, stages=stages
     )
     config = yaml.safe_load((root / "opsctl.yaml").read_text())
-    config["stages"]["part@0"] = {"gpus": 1}
+    config["stages"]["s"] = {"gpus": 1}
     (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
-    result = run_opsctl("run", "part@0", "--scheduler", cluster.address, cwd=root)
+    result = run_opsctl("run", "--scheduler", cluster.address, cwd=root)
     assert result.returncode == 5, result.stderr
-    assert "part@0 needs GPU=1 and no worker declares it" in result.stdout + result.stderr
+    assert "s needs GPU=1 and no worker declares it" in result.stdout + result.stderr
     assert not (root / "dvc.lock").exists()
 
 
