@@ -378,3 +378,37 @@ def test_a_remote_the_worker_cannot_reach_fails_the_stage_with_the_workers_error
     shown = result.stdout + result.stderr
     assert "remote 's3'" in shown and "unable to locate credentials" in shown.lower()
     assert not (root / "dvc.lock").exists() and not (root / "s.txt").exists()
+
+
+def test_without_a_scheduler_a_local_cluster_runs_the_pipeline_through_the_projects_cache(
+    tmp_path, docker_engine, monkeypatch
+):
+    """No scheduler, no remote, no registry: a laptop's first try. The local cluster's workers
+    share this machine's engine and files, so the project's own DVC cache is the remote."""
+    monkeypatch.delenv("OPSCTL_DASK_SCHEDULER", raising=False)
+    root = git_dvc_project(tmp_path / "p")
+    (root / "nums.txt").write_text("1\n2\n3\n")
+    run([*DVC, "add", "-q", "nums.txt"], cwd=root)
+    config = {
+        "project": "laptop",
+        "executor": "dask",
+        "images": {"b": {"ref": BUSYBOX}},
+        "stages": {"default": {"image": "b"}},
+    }
+    (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
+    stages = {
+        "count": {"cmd": "wc -l < nums.txt > count.txt", "deps": ["nums.txt"], "outs": ["count.txt"]},
+        "double": {"cmd": "cat count.txt count.txt > double.txt", "deps": ["count.txt"], "outs": ["double.txt"]},
+    }
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "pipeline"], cwd=root)
+
+    result = run_opsctl("run", "--json", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["jobs"] == os.cpu_count()  # the local cluster's workers: one per core
+    assert all(s["status"] == "ran" and s["worker"].startswith(f"tcp://{HOST}:") for s in report["stages"])
+    assert (root / "double.txt").read_text() == "3\n3\n"
+    assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
+    assert run([*DVC, "remote", "list"], cwd=root).stdout == ""  # nothing configured behind the user's back
