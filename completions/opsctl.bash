@@ -3,7 +3,7 @@
 #   ~/.local/share/bash-completion/completions/opsctl
 
 declare -gA _opsctl_subcommands=(
-  ['opsctl']='build dag data doctor init lineage model monitor run runs status template ui'
+  ['opsctl']='build dag data doctor init lineage model monitor run runs status template ui worker'
   ['opsctl build']=''
   ['opsctl dag']=''
   ['opsctl data']='add diff ls profile pull push remote status validate'
@@ -44,6 +44,7 @@ declare -gA _opsctl_subcommands=(
   ['opsctl template']='list'
   ['opsctl template list']=''
   ['opsctl ui']=''
+  ['opsctl worker']=''
 )
 declare -gA _opsctl_options=(
   ['opsctl']='--version --traceback --quiet -q --help -h'
@@ -62,7 +63,7 @@ declare -gA _opsctl_options=(
   ['opsctl data remote list']='--json --help -h'
   ['opsctl data status']='--remote -r --no-remote --json --help -h'
   ['opsctl data validate']='--no-cache --json --help -h'
-  ['opsctl doctor']='--executor --json --help -h'
+  ['opsctl doctor']='--executor --scheduler --json --help -h'
   ['opsctl init']='--template -t --name -n --data -d --defaults --force -f --existing --trust --vcs-ref --json --help -h'
   ['opsctl lineage']='--json --help -h'
   ['opsctl model']='--help -h'
@@ -76,7 +77,7 @@ declare -gA _opsctl_options=(
   ['opsctl monitor drift']='--reference -r --column -c --method --threshold --share --json --md --html --no-record --help -h'
   ['opsctl monitor history']='--limit -n --json --help -h'
   ['opsctl monitor profile']='-o --output --json --help -h'
-  ['opsctl run']='--jobs -j --executor --force -f --dry-run --keep-going -k --set-param -S --json --wait --help -h'
+  ['opsctl run']='--jobs -j --executor --force -f --dry-run --keep-going -k --set-param -S --json --wait --scheduler --retries --help -h'
   ['opsctl runs']='--help -h'
   ['opsctl runs compare']='--json --help -h'
   ['opsctl runs list']='--limit -n --status --where -w --sort --json --help -h'
@@ -87,6 +88,7 @@ declare -gA _opsctl_options=(
   ['opsctl template']='--help -h'
   ['opsctl template list']='--json --help -h'
   ['opsctl ui']='--refresh --help -h'
+  ['opsctl worker']='--name --nthreads --resources --node-dir --help -h'
 )
 declare -gA _opsctl_value_options=(
   ['opsctl']=''
@@ -105,7 +107,7 @@ declare -gA _opsctl_value_options=(
   ['opsctl data remote list']=''
   ['opsctl data status']='--remote -r'
   ['opsctl data validate']=''
-  ['opsctl doctor']='--executor'
+  ['opsctl doctor']='--executor --scheduler'
   ['opsctl init']='--template -t --name -n --data -d --vcs-ref'
   ['opsctl lineage']=''
   ['opsctl model']=''
@@ -119,7 +121,7 @@ declare -gA _opsctl_value_options=(
   ['opsctl monitor drift']='--reference -r --column -c --method --threshold --share --html'
   ['opsctl monitor history']='--limit -n'
   ['opsctl monitor profile']='-o --output'
-  ['opsctl run']='--jobs -j --executor --set-param -S'
+  ['opsctl run']='--jobs -j --executor --set-param -S --scheduler --retries'
   ['opsctl runs']=''
   ['opsctl runs compare']=''
   ['opsctl runs list']='--limit -n --status --where -w --sort'
@@ -130,6 +132,7 @@ declare -gA _opsctl_value_options=(
   ['opsctl template']=''
   ['opsctl template list']=''
   ['opsctl ui']='--refresh'
+  ['opsctl worker']='--name --nthreads --resources --node-dir'
 )
 declare -gA _opsctl_takes_args=(
   ['opsctl']=''
@@ -173,6 +176,7 @@ declare -gA _opsctl_takes_args=(
   ['opsctl template']=''
   ['opsctl template list']=''
   ['opsctl ui']=''
+  ['opsctl worker']='1'
 )
 declare -gA _opsctl_choices=(
   ['opsctl init|--template']='ml-pipeline data-pipeline minimal'

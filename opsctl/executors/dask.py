@@ -75,7 +75,7 @@ class DaskExecutor:
             return
         from distributed import Client
 
-        if self.local:
+        if self.scheduler is None:  # local: a cluster of this machine's own, for this run
             from distributed import LocalCluster
 
             self._cluster = LocalCluster(

@@ -58,6 +58,7 @@ def test_bash_completes_commands_options_and_template_names():
         "status",
         "template",
         "ui",
+        "worker",
     ]
     assert lines[1] == "list"
     assert lines[2].split() == ["ml-pipeline", "data-pipeline", "minimal"]
@@ -112,6 +113,7 @@ def test_fish_completes():
         "status",
         "template",
         "ui",
+        "worker",
     ]
     assert sorted(line.split("\t")[0] for line in templates.splitlines()) == ["data-pipeline", "minimal", "ml-pipeline"]
     assert group.split("\t")[0] == "list"
