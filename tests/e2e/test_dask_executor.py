@@ -397,7 +397,7 @@ def test_without_a_scheduler_a_local_cluster_runs_the_pipeline_through_the_proje
     }
     (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
     stages = {
-        "count": {"cmd": "wc -l < nums.txt > count.txt", "deps": ["nums.txt"], "outs": ["count.txt"]},
+        "count": {"cmd": "echo counting && wc -l < nums.txt > count.txt", "deps": ["nums.txt"], "outs": ["count.txt"]},
         "double": {"cmd": "cat count.txt count.txt > double.txt", "deps": ["count.txt"], "outs": ["double.txt"]},
     }
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
@@ -410,5 +410,7 @@ def test_without_a_scheduler_a_local_cluster_runs_the_pipeline_through_the_proje
     assert report["jobs"] == os.cpu_count()  # the local cluster's workers: one per core
     assert all(s["status"] == "ran" and s["worker"].startswith(f"tcp://{HOST}:") for s in report["stages"])
     assert (root / "double.txt").read_text() == "3\n3\n"
+    assert "count  | counting" in result.stderr  # the worker's log lines stream back as they come
+    assert (root / ".opsctl" / "runs" / report["run_id"] / "count.log").read_text() == "counting\n"
     assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
     assert run([*DVC, "remote", "list"], cwd=root).stdout == ""  # nothing configured behind the user's back
