@@ -199,28 +199,69 @@ def in_cache(repo: Any, md5: str) -> bool:
     return all(cache.exists(entry.value) for _key, (_meta, entry) in tree.iteritems() if entry and entry.value)
 
 
+def _with_entries(cache: Any, md5s: list[str]) -> list[Any]:
+    """The HashInfos of ``md5s`` plus, for each directory, every file in it (DataCloud moves a
+    ``.dir`` object's files only when they are listed too, as ``dvc push`` lists them)."""
+    from dvc_data.hashfile.tree import Tree
+
+    infos = {hash_info(m) for m in md5s}
+    for md5 in md5s:
+        if md5.endswith(".dir"):
+            tree = Tree.load(cache, hash_info(md5))
+            infos.update(entry for _key, _meta, entry in tree if entry is not None)
+    return sorted(infos, key=lambda h: str(h.value))
+
+
 def push_objects(repo: Any, md5s: list[str], remote: str | None, jobs: int | None = None) -> int:
     """Upload the cache objects ``md5s`` (a directory with its files) that the remote lacks;
     the number sent. ``Repo.cloud.push`` (DataCloud, DVC 3.50-3.67): what ``dvc push`` does
     per object, without needing a ``.dvc`` file or a stage that names them."""
-    result = repo.cloud.push([hash_info(m) for m in md5s], jobs=jobs, remote=remote)
+    result = repo.cloud.push(_with_entries(repo.cache.local, md5s), jobs=jobs, remote=remote)
     return len(result.transferred)
 
 
 def fetch_objects(repo: Any, md5s: list[str], remote: str | None, jobs: int | None = None) -> list[str]:
     """Download the objects ``md5s`` (a directory with its files) into the local cache from the
-    remote; the ones that could not be fetched. ``Repo.cloud.pull`` (DataCloud, DVC 3.50-3.67)."""
-    result = repo.cloud.pull([hash_info(m) for m in md5s], jobs=jobs, remote=remote)
-    return sorted(str(h.value) for h in result.failed)
+    remote; the ones that could not be fetched. ``Repo.cloud.pull`` (DataCloud, DVC 3.50-3.67):
+    the ``.dir`` lists first, then the files they name."""
+    dirs = [m for m in md5s if m.endswith(".dir")]
+    failed: set[str] = set()
+    if dirs:
+        result = repo.cloud.pull([hash_info(m) for m in dirs], jobs=jobs, remote=remote)
+        failed.update(str(h.value) for h in result.failed)
+    readable = [m for m in md5s if m not in failed]
+    result = repo.cloud.pull(_with_entries(repo.cache.local, readable), jobs=jobs, remote=remote)
+    failed.update(str(h.value) for h in result.failed)
+    return sorted(failed)
 
 
 def check_out_as(out: Any, md5: str) -> None:
-    """Check out the cached object ``md5`` at the stage output ``out``'s path, as ``dvc checkout``
-    does for an entry of ``dvc.lock`` (``Output.hash_info``/``obj``/``files``, DVC 3.50-3.67)."""
-    out.hash_info = hash_info(md5)
-    out.obj = None
-    out.files = None
-    out.checkout()
+    """Put the cached object ``md5`` at the stage output ``out``'s path, as ``dvc checkout`` does
+    for an entry of ``dvc.lock`` (``Output.hash_info``/``obj``/``files``/``use_cache``, DVC
+    3.50-3.67). An output DVC does not cache (``cache: false``: metrics, plots) is copied out of
+    the cache instead: checkout would skip it, and a link into the cache (cache.type hardlink or
+    symlink) would let the next run's write corrupt the cached object."""
+    import shutil
+    from pathlib import Path
+
+    from dvc_data.hashfile.tree import Tree
+
+    if out.use_cache:
+        out.hash_info = hash_info(md5)
+        out.obj = None
+        out.files = None
+        out.checkout()
+        return
+    cache = out.repo.cache.local
+    dest = Path(out.fs_path)
+    if not md5.endswith(".dir"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache.oid_to_path(md5), dest)
+        return
+    for key, (_meta, entry) in Tree.load(cache, hash_info(md5)).iteritems():
+        target = dest.joinpath(*key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache.oid_to_path(entry.value), target)
 
 
 def remote_reachable(url: str, options: dict[str, str]) -> None:

@@ -73,7 +73,13 @@ def stage_work(session, project: Project, name: str, wdir: str, remote: RunRemot
     if by_hash and remote.name is not None:
         session.push_objects(sorted(set(by_hash)), remote.name)
     return RemoteWork(
-        tuple(inputs), tuple(session.stage_outs(name)), remote.url, dict(remote.options), wdir, remote.name or "origin"
+        tuple(inputs),
+        tuple(session.stage_outs(name)),
+        remote.url,
+        dict(remote.options),
+        wdir,
+        remote_name=remote.name or "origin",
+        remote_is_cache=remote.name is None,
     )
 
 

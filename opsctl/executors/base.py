@@ -60,6 +60,9 @@ class RemoteWork:
     remote_options: dict[str, str] = field(default_factory=dict)
     wdir: str = "."  # the stage's working directory, relative to the project root
     remote_name: str = "origin"  # as the project names it, so the node's errors name it the same way
+    # The remote is the project's own DVC cache (a cluster on this machine, no remote set): a node
+    # here uses it as its cache too, so nothing is copied from one cache to another.
+    remote_is_cache: bool = False
 
 
 @dataclass(frozen=True)

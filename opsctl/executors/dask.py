@@ -227,9 +227,7 @@ class DaskExecutor:
     def _node_cache(self, work: RemoteWork) -> str | None:
         # A local cluster shares this machine: with the project's cache as the remote, its
         # workers use that cache too, so nothing is copied between caches.
-        if self.local and Path(work.remote_url).is_dir():
-            return work.remote_url
-        return None
+        return work.remote_url if self.local and work.remote_is_cache else None
 
     def _resources(self, stage: str, container: ContainerSettings) -> dict[str, float]:
         """The Dask resources a stage asks for; UsageError naming the one no worker has."""
