@@ -194,6 +194,7 @@ complete -c opsctl -n '__opsctl_at '\''run'\''' -l set-param -s S -r -F -d 'Over
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l json -d 'Print the plan or the run'\''s result as JSON'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l wait -d 'If another run (opsctl run, dvc repro) holds the project, wait for it to end'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l scheduler -r -F -d '--executor dask: the Dask scheduler (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml, else a local cluster)'
+complete -c opsctl -n '__opsctl_at '\''run'\''' -l no-download -d '--executor dask: leave on the remote the outputs nothing here reads (`opsctl data pull` gets them)'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l retries -r -F -d '--executor dask: times a stage whose task failed is tried again (default 1)'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -l help -s h -d 'Show help and exit.'
 complete -c opsctl -n '__opsctl_at '\''run'\''' -F

@@ -235,6 +235,18 @@ def fetch_objects(repo: Any, md5s: list[str], remote: str | None, jobs: int | No
     return sorted(failed)
 
 
+def set_output_hash(out: Any, md5: str, size: int | None, nfiles: int | None) -> None:
+    """Give a stage output the hash and meta a node computed for it, as ``Output.save`` would
+    have set them here (``Output.hash_info``/``meta``/``obj``/``files``, DVC 3.50-3.67)."""
+    from dvc_data.hashfile.meta import Meta
+
+    isdir = md5.endswith(".dir")
+    out.hash_info = hash_info(md5)
+    out.meta = Meta(isdir=isdir, size=size, nfiles=nfiles if isdir else None)
+    out.obj = None
+    out.files = None
+
+
 def check_out_as(out: Any, md5: str) -> None:
     """Put the cached object ``md5`` at the stage output ``out``'s path, as ``dvc checkout`` does
     for an entry of ``dvc.lock`` (``Output.hash_info``/``obj``/``files``/``use_cache``, DVC

@@ -355,6 +355,33 @@ class RunSession:
         with self._locked():
             return [Path(os.path.relpath(o.fs_path, self.root)).as_posix() for o in self._stages[name].outs]
 
+    def small_outs(self, name: str) -> list[str]:
+        """Outputs of a stage to run that are metrics, plots, or not cached by DVC: what a run
+        reads itself (its metrics) or what only Git keeps (``cache: false``)."""
+        with self._locked():
+            outs = self._stages[name].outs
+            return [
+                Path(os.path.relpath(o.fs_path, self.root)).as_posix()
+                for o in outs
+                if o.is_metric or o.is_plot or not o.use_cache
+            ]
+
+    def record_remote(self, name: str, outputs: dict[str, tuple[str, int | None, int | None]]) -> RecordedStage:
+        """Write the ``dvc.lock`` entry of a stage whose outputs stay on the remote (path ->
+        (md5, size, nfiles), as the node hashed them): the entry ``record`` would write, without
+        the outputs in the workspace or the local cache (``opsctl data pull`` fetches them)."""
+        self._must_write()
+        with self._locked():
+            stage = self._stages.pop(name)
+            for out in stage.outs:
+                path = Path(os.path.relpath(out.fs_path, self.root)).as_posix()
+                if path not in outputs:
+                    raise StageOutputMissing(path)
+                md5, size, nfiles = outputs[path]
+                dvc_compat.set_output_hash(out, md5, size, nfiles)
+            self._write_lock_entry(stage)
+            return RecordedStage(name, _hashes(stage))
+
     def push_objects(self, md5s: list[str], remote: str | None) -> int:
         """Send the cache objects ``md5s`` the remote lacks (the inputs of a remote stage)."""
         from opsctl.adapters.dvc import _raise_remote_error

@@ -61,6 +61,11 @@ def run(
         metavar="tcp://HOST:8786",
         help="--executor dask: the Dask scheduler (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml, else a local cluster).",
     ),
+    no_download: bool = typer.Option(
+        False,
+        "--no-download",
+        help="--executor dask: leave on the remote the outputs nothing here reads (`opsctl data pull` gets them).",
+    ),
     retries: Optional[int] = typer.Option(
         None, "--retries", min=0, help="--executor dask: times a stage whose task failed is tried again (default 1)."
     ),
@@ -88,6 +93,7 @@ def run(
         overrides=list(set_params or []),
         wait=wait,
         executor_settings={k: v for k, v in (("scheduler", scheduler), ("retries", retries)) if v is not None},
+        download=not no_download,
     )
     display = _LiveDisplay() if out.interactive and not out.quiet and not dry_run else _PlainDisplay(as_json, dry_run)
     try:
@@ -307,7 +313,7 @@ def _finish_line(stage) -> tuple[str, str]:
 
         took += f" on {worker_label(stage.worker, stage.attempts)}"
     if stage.status == "ran":
-        return f"✓ {stage.name} ran{took}", "green"
+        return f"✓ {stage.name} ran{took}" + (f"; {stage.detail}" if stage.detail else ""), "green"
     if stage.status == "cached":
         return f"✓ {stage.name} {stage.detail or 'cached'}", "cyan"
     if stage.status == "failed":

@@ -88,6 +88,25 @@ def take_outputs(session, name: str, outcome: StageOutcome, remote: RunRemote) -
     session.place_outputs(name, {o.path: o.md5 for o in outcome.outputs}, remote.name)
 
 
+def needed_here(plan) -> set[str]:
+    """The stages of ``plan`` whose outputs this machine needs even with ``--no-download``:
+    those a later stage reads (DVC hashes a stage's deps in the workspace) or a data check or
+    drift gate reads."""
+    from opsctl.core.gates import overlap
+
+    read = [dep for step in plan.to_run for dep in step.deps] + [gate.dataset for gate in plan.gates]
+    return {step.name for step in plan.to_run if any(overlap(out, path) for out in step.outs for path in read)}
+
+
+def leave_outputs(session, name: str, outcome: StageOutcome, remote: RunRemote):
+    """``--no-download``: write the stage's ``dvc.lock`` entry from the hashes the node pushed,
+    leaving its data on the remote; only its metrics, plots and uncached outputs (small, and
+    read by the run record or kept by Git) are fetched."""
+    small = set(session.small_outs(name))
+    session.place_outputs(name, {o.path: o.md5 for o in outcome.outputs if o.path in small}, remote.name)
+    return session.record_remote(name, {o.path: (o.md5, o.size, o.nfiles) for o in outcome.outputs})
+
+
 def _files(root: Path, rel: str) -> list[tuple[str, bytes]]:
     """A dep the cache does not hold, as (path, bytes) per file: a file, or a directory's
     files. Nothing outside the project is read (a symlink out of it is refused)."""

@@ -49,6 +49,9 @@ class RunOptions:
     # Settings of the executor given on the command line (e.g. --scheduler, --retries): they
     # override opsctl.yaml's `executors: {NAME: {...}}`.
     executor_settings: dict = field(default_factory=dict)
+    # A remote executor's outputs are fetched into the workspace; False leaves on the remote
+    # those that nothing in this run reads here (`opsctl data pull` gets them).
+    download: bool = True
 
 
 @dataclass
@@ -176,7 +179,12 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
 
     events = events or RunEvents()
     executor_name = options.executor or project.config.executor
-    executor_spec(executor_name)  # an unknown name is a UsageError naming the executors there are
+    spec = executor_spec(executor_name)  # an unknown name is a UsageError naming the executors there are
+    if not options.download and not spec.remote:
+        raise UsageError(
+            f"--no-download applies to executors that run stages on other machines (not {executor_name})",
+            hint="e.g. --executor dask",
+        )
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError("-j must be at least 1")
@@ -302,8 +310,12 @@ def _execute(
     executor_settings = {**project.config.executors.get(plan.executor, {}), **options.executor_settings}
     executor = spec.create(executor_settings)
     remote = None
+    needed_here: set[str] = set()
     if spec.remote:
+        from opsctl.core.remote_stage import needed_here as stages_read_here
         from opsctl.core.remote_stage import run_remote
+
+        needed_here = stages_read_here(plan)
 
         executor.connect()  # an unreachable scheduler stops the run here (exit 4), before any build
         remote = run_remote(project, shared_filesystem=executor.local)
@@ -418,10 +430,16 @@ def _execute(
             session.forget(name)
             return StageReport(FAILED, f"exit code {outcome.exit_code}")
         if remote is not None:
-            from opsctl.core.remote_stage import take_outputs
+            from opsctl.core.remote_stage import leave_outputs, take_outputs
 
             try:
-                take_outputs(session, name, outcome, remote)
+                # A remote that is the project's own cache holds the outputs here already.
+                if options.download or name in needed_here or remote.name is None:
+                    take_outputs(session, name, outcome, remote)
+                else:
+                    stage.hashes = leave_outputs(session, name, outcome, remote).hashes
+                    record_stage(project.root, name, lock_entry)
+                    return StageReport(RAN, "outputs left on the remote (`opsctl data pull` gets them)")
             except OpsctlError as exc:
                 session.forget(name)
                 return StageReport(FAILED, f"its outputs could not be fetched: {exc}")

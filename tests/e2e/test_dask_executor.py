@@ -417,3 +417,22 @@ def test_without_a_scheduler_a_local_cluster_runs_the_pipeline_through_the_proje
     assert (root / ".opsctl" / "runs" / report["run_id"] / "count.log").read_text() == "counting\n"
     assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
     assert run([*DVC, "remote", "list"], cwd=root).stdout == ""  # nothing configured behind the user's back
+
+
+def test_no_download_leaves_on_the_remote_what_nothing_here_reads(
+    cluster, moto_s3, s3_bucket, image_registry, tmp_path
+):
+    root = make_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, executor="dask"
+    )
+    result = run_opsctl("run", "--no-download", "--scheduler", cluster.address, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the parts are read by join (DVC hashes its deps here): fetched; join's report is not: left on the remote
+    assert all((root / f"out/part{k}.txt").exists() for k in range(3))
+    assert not (root / "report").exists() and "outputs left on the remote" in result.stdout + result.stderr
+    assert json.loads((root / "summary.json").read_text()) == {"parts": 3}  # a metric: always fetched
+    status = run([*DVC, "status"], cwd=root).stdout
+    assert "not in cache:       report" in status  # recorded in dvc.lock, its data on the remote
+    run_opsctl("data", "pull", cwd=root, check=True)
+    assert (root / "report" / "images.txt").read_text().strip() == "5"
+    assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
