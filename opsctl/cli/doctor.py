@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from opsctl.cli.output import Styled, out
+from opsctl.cli.run import SCHEDULER_OPTION
 from opsctl.executors.registry import choices_text
 
 
@@ -24,14 +25,7 @@ def doctor(
         metavar="NAME",
         help=f"Check what this executor needs ({choices_text()}; default: opsctl.yaml's executor).",
     ),
-    scheduler: Optional[str] = typer.Option(
-        None,
-        "--scheduler",
-        envvar="OPSCTL_DASK_SCHEDULER",
-        show_envvar=False,
-        metavar="tcp://HOST:8786",
-        help="--executor dask: the scheduler to check (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml).",
-    ),
+    scheduler: Optional[str] = SCHEDULER_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
 ) -> None:
     """Check that this machine can run projects.

@@ -21,6 +21,18 @@ else:
     RunEvents = object  # importing opsctl.core.run costs ~75 ms of every start; the displays override all of it
 
 
+# --executor dask's scheduler, for `opsctl run` and `opsctl doctor`: the command line wins over the
+# environment, which wins over opsctl.yaml (read by the run); none at all means a local cluster.
+SCHEDULER_OPTION = typer.Option(
+    None,
+    "--scheduler",
+    envvar="OPSCTL_DASK_SCHEDULER",
+    show_envvar=False,
+    metavar="tcp://HOST:8786",
+    help="--executor dask: the Dask scheduler (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml, else a local cluster).",
+)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
 
@@ -53,14 +65,7 @@ def run(
     wait: bool = typer.Option(
         False, "--wait", help="If another run (opsctl run, dvc repro) holds the project, wait for it to end."
     ),
-    scheduler: Optional[str] = typer.Option(
-        None,
-        "--scheduler",
-        envvar="OPSCTL_DASK_SCHEDULER",
-        show_envvar=False,
-        metavar="tcp://HOST:8786",
-        help="--executor dask: the Dask scheduler (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml, else a local cluster).",
-    ),
+    scheduler: Optional[str] = SCHEDULER_OPTION,
     no_download: bool = typer.Option(
         False,
         "--no-download",

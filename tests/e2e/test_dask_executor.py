@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,21 @@ def slow_project(root: Path, *, bucket: str, endpoint: str, registry: str | None
     return root
 
 
+@contextmanager
+def opsctl_running(*args: str, cwd: Path):
+    """``opsctl ARGS`` started in the background (killed at the end if still running)."""
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "opsctl", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def wait_for(condition, what: str, timeout: float = 60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -251,19 +267,12 @@ def test_a_worker_killed_mid_stage_the_stage_runs_again_on_the_other(tmp_path, m
         tmp_path, [DaskWorker("a", tmp_path / "a", env=env), DaskWorker("b", tmp_path / "b", env=env)]
     )
     with running_dask_cluster(cluster):
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "opsctl", "run", "--json", "--scheduler", cluster.address],
-            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        with opsctl_running("run", "--json", "--scheduler", cluster.address, cwd=root) as proc:
             (first,) = wait_for(lambda: stage_containers(None, "slow"), "the stage's container started")
             pid = int(first["owner"].rpartition(":")[2])
             victim = next(w for w in cluster.workers if w.proc is not None and w.proc.pid == pid)
             cluster.kill_worker(victim.name)
             stdout, stderr = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
         assert proc.returncode == 0, stdout + stderr
         (stage,) = json.loads(stdout)["stages"]
         survivor = next(w for w in cluster.workers if w is not victim)
@@ -288,11 +297,7 @@ def test_ctrl_c_cancels_every_task_and_removes_every_container_on_every_engine(
     root = slow_project(
         tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, stages=stages
     )
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "opsctl", "run", "--keep-going", "--scheduler", cluster.address],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    with opsctl_running("run", "--keep-going", "--scheduler", cluster.address, cwd=root) as proc:
         # both slow stages running: one on each engine
         wait_for(
             lambda: (
@@ -303,9 +308,6 @@ def test_ctrl_c_cancels_every_task_and_removes_every_container_on_every_engine(
         )
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, stdout + stderr
     for engine in (None, second_engine):
         assert not stage_containers(engine, "s0") and not stage_containers(engine, "s1")
