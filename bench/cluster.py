@@ -284,6 +284,7 @@ def bench_overhead(args, work: Path, cluster: Cluster, env: dict) -> tuple[bool,
     )
 
     times: dict[str, list[float]] = {name: [] for name in tools}
+    stage_times: dict[str, list[float]] = {name: [] for name in tools}  # each stage's, as the report gives it
     problems: list[str] = []
 
     def one(name: str, tag: str) -> dict:
@@ -296,6 +297,7 @@ def bench_overhead(args, work: Path, cluster: Cluster, env: dict) -> tuple[bool,
         if why := ran_everywhere(result, stages, workers, name):
             problems.append(why)
         times[name].append(elapsed)
+        stage_times[name].extend(float(s["duration"]) for s in result["stages"] if s.get("duration") is not None)
         shutil.rmtree(project)
         return lock
 
@@ -303,6 +305,7 @@ def bench_overhead(args, work: Path, cluster: Cluster, env: dict) -> tuple[bool,
     for name in names:  # warm-up: imports on the workers, the engine, the page cache
         one(name, "warm")
         times[name].clear()
+        stage_times[name].clear()
     for i in range(args.repeat):
         order = names[i % len(names) :] + names[: i % len(names)]
         locks = {name: one(name, f"r{i}") for name in order}
@@ -321,6 +324,11 @@ def bench_overhead(args, work: Path, cluster: Cluster, env: dict) -> tuple[bool,
         "and stopping the cluster in the run)"
     )
     print(f"  (overhead per stage = (T_dask - T_docker) / ceil({args.stages} / {args.jobs}) = ... / {waves})")
+    print(
+        "median time of one stage in the runs' reports (docker: the container; dask: task submitted to result "
+        "back, before the coordinator fetches the output): "
+        + ", ".join(f"{n} {median(stage_times[n]):.2f} s" for n in names if stage_times[n])
+    )
     for why in problems:
         print(f"FAILED: {why}", file=sys.stderr)
     return ok and not problems, not problems
