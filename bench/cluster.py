@@ -3,7 +3,7 @@
 (per-stage overhead) and against `dvc push` + `dvc pull` (moving data), in one run.
 
     .venv/bin/python bench/cluster.py [--stages 8] [--sleep 1] [-j 2] [--repeat 3] [--quick]
-        [--data-dir /tmp/opsctl-bench-cluster] [--repo .] [--tmp DIR]
+        [--data-dir /tmp/opsctl-bench-cluster] [--only overhead|transfer] [--repo .] [--tmp DIR]
 
 The bench starts its own cluster on 127.0.0.1 — `dask scheduler` and two
 `dask worker --nthreads 1 --no-nanny`, each with its own --local-directory (so its own
