@@ -479,6 +479,27 @@ def add_paths(root: Path, paths: list[str], *, progress=None) -> tuple[list[Trac
     return tracked, sorted(set(staged))
 
 
+def add_and_push(root: Path, paths: list[str], *, remote: str) -> list[TrackedOutput]:
+    """``dvc add`` the paths, then push their objects to ``remote``, in one open repository
+    (a node publishing a stage's outputs: opening DVC's repo twice costs more than the push)."""
+    from dvc.exceptions import DvcException
+
+    if not paths:
+        return []
+    with locked_repo(root) as repo:
+        try:
+            stages = repo.add([str(root / p) for p in paths])
+        except DvcException as exc:
+            raise DvcError(_one_line(exc)) from exc
+        tracked = [_output(root, out) for stage in stages for out in stage.outs]
+        try:
+            dvc_compat.push_objects(repo, [t.hash for t in tracked if t.hash], remote)
+        except Exception as exc:
+            _raise_remote_error(repo, remote, exc)
+            raise
+    return tracked
+
+
 def _rel(root: Path, path) -> str:
     return Path(path).resolve().relative_to(root.resolve()).as_posix()
 

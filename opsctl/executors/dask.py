@@ -60,6 +60,7 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
         self._topic: str | None = None
+        self._known_workers: dict[str, dict] | None = None  # as last asked: placement reads it per stage
 
     # -- the cluster --------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class DaskExecutor:
     def workers(self) -> dict[str, dict]:
         """address -> {"name", "nthreads", "resources"} of every worker the scheduler knows."""
         info = self._client.scheduler_info(n_workers=-1)["workers"]
-        return {
+        self._known_workers = {
             address: {
                 "name": str(w.get("name", address)),
                 "nthreads": int(w.get("nthreads", 1)),
@@ -109,6 +110,7 @@ class DaskExecutor:
             }
             for address, w in info.items()
         }
+        return self._known_workers
 
     def capacity(self) -> int:
         """How many stages the cluster runs at once (its worker threads)."""
@@ -235,7 +237,7 @@ class DaskExecutor:
         gpus = container.gpus
         if gpus is not None and gpus != 0:
             wanted[GPU] = 1.0 if gpus in ("all", -1) else float(gpus)
-        workers = self.workers()
+        workers = self._known_workers if self._known_workers is not None else self.workers()
         declared = {name for w in workers.values() for name in w["resources"]}
         if container.cpus and CPU in declared:
             wanted[CPU] = float(container.cpus)
@@ -243,6 +245,9 @@ class DaskExecutor:
             wanted[MEMORY] = float(_bytes(container.memory))
         for name, amount in wanted.items():
             most = max((float(w["resources"].get(name, 0)) for w in workers.values()), default=0.0)
+            if most < amount:  # ask again: a worker that has it may have joined since
+                workers = self.workers()
+                most = max((float(w["resources"].get(name, 0)) for w in workers.values()), default=0.0)
             if most < amount:
                 have = f"the most any worker has is {most:g}" if most else "no worker declares it"
                 raise UsageError(
