@@ -162,6 +162,10 @@ def prepare(node_dir: Path, name: str, task: NodeStage) -> Path:
             raise UsageError(f"input {item.path} of stage {task.stage} has neither a hash nor content")
     if targets:
         dvc.pull(workspace, targets, remote=task.work.remote_name, jobs=None)
+    for out in task.work.outs:
+        # In the project an output's directory is usually there already (kept in Git, or made
+        # by an earlier run); here it is made, so `cmd > out/x.txt` works as it does at home.
+        _inside(workspace, out).parent.mkdir(parents=True, exist_ok=True)
     return workspace
 
 

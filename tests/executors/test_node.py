@@ -58,6 +58,7 @@ def test_inputs_arrive_by_hash_and_outputs_go_back_by_hash(project, tmp_path):
     assert (workspace / "src/count.py").read_bytes() == b"print('edited, not committed')\n"
     assert (workspace / ".git").is_dir() and (workspace / ".dvc").is_dir()
     assert (node / "cache").is_dir()  # the node's own cache, kept between tasks
+    assert (workspace / "out").is_dir()  # the outputs' directory, as a checkout of the project has it
 
     # the stage runs (here: by hand) and writes its outputs
     (workspace / "out/parts").mkdir(parents=True)
