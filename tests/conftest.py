@@ -55,6 +55,74 @@ def run_opsctl(
     return result
 
 
+def opsctl_inprocess(
+    *args: str, cwd: Path | str | None = None, env: dict | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
+    """``opsctl ARGS`` run in this process, as ``python -m opsctl`` runs it (the fast path
+    first, then typer), with the same result object as :func:`run_opsctl`: no interpreter
+    or import start-up to pay. For tests whose point is not a separate process (signals,
+    kills, locks between processes, start-up imports and a changed DVC keep `run_opsctl`).
+
+    Everything the command may change process-wide is put back afterwards: working
+    directory, environment, standard streams (stdin is empty, as /dev/null), signal
+    handlers, the unraisable hook, the CLI's sticky --traceback and --quiet, and the
+    streams DVC's log handlers were bound to when it was imported."""
+    import io
+    import logging
+    import signal
+
+    from opsctl.cli import main as cli_main
+    from opsctl.cli.fastpath import try_fast_path
+    from opsctl.cli.output import out
+
+    argv = [str(a) for a in args]
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_streams = (sys.stdin, sys.stdout, sys.stderr)
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_hook = sys.unraisablehook
+    saved_flags = (cli_main._show_traceback, out.quiet)
+    stdout, stderr = io.StringIO(newline=None), io.StringIO(newline=None)  # newlines read as text=True reads them
+    # DVC binds its handlers to sys.stdout/sys.stderr once, on import: INFO and below to
+    # stdout, WARNING and above to stderr. Point them at this command's streams.
+    dvc_handlers = {
+        h: h.stream
+        for name in ("dvc", "dvc_objects", "dvc_data")
+        for h in logging.getLogger(name).handlers
+        if isinstance(h, logging.StreamHandler)
+    }
+    try:
+        os.environ.update({k: str(v) for k, v in (env or {}).items()})
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(""), stdout, stderr
+        for handler in dvc_handlers:
+            handler.stream = stderr if handler.level >= logging.WARNING else stdout
+        try:
+            code = try_fast_path(argv)
+            if code is None:
+                code = cli_main.main_with_exit_code(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
+            code = 130
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        for handler, stream in dvc_handlers.items():
+            handler.stream = stream
+        for signum, handler in saved_signals.items():
+            signal.signal(signum, handler)
+        sys.unraisablehook = saved_hook
+        cli_main._show_traceback, out.quiet = saved_flags
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    result = subprocess.CompletedProcess(["opsctl", *argv], code, stdout.getvalue(), stderr.getvalue())
+    if check and result.returncode != 0:
+        raise AssertionError(f"opsctl {' '.join(argv)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def run(cmd: list[str], cwd: Path | str | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kw)
     if check and result.returncode != 0:
