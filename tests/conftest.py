@@ -65,8 +65,8 @@ def opsctl_inprocess(
 
     Everything the command may change process-wide is put back afterwards: working
     directory, environment, standard streams (stdin is empty, as /dev/null), signal
-    handlers, the unraisable hook, the CLI's sticky --traceback and --quiet, and the
-    streams DVC's log handlers were bound to when it was imported."""
+    handlers, the unraisable hook, the CLI's sticky --traceback and --quiet, a run's shared
+    Docker client, and the streams DVC's log handlers were bound to when it was imported."""
     import io
     import logging
     import signal
@@ -114,6 +114,11 @@ def opsctl_inprocess(
             signal.signal(signum, handler)
         sys.unraisablehook = saved_hook
         cli_main._show_traceback, out.quiet = saved_flags
+        docker_adapter = sys.modules.get("opsctl.adapters.docker")
+        if docker_adapter is not None and docker_adapter._stage_client_instance is not None:
+            # A run's shared engine client was made for this command's DOCKER_HOST: not the next one's.
+            docker_adapter._stage_client_instance.close()
+            docker_adapter._stage_client_instance = None
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
