@@ -70,11 +70,13 @@ def opsctl_inprocess(
     import io
     import logging
     import signal
+    import threading
 
     from opsctl.cli import main as cli_main
     from opsctl.cli.fastpath import try_fast_path
     from opsctl.cli.output import out
 
+    assert threading.current_thread() is threading.main_thread(), "process-wide state: only from the main thread"
     argv = [str(a) for a in args]
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
