@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import opsctl_inprocess, run, tree
+from tests.conftest import git_dvc_project, opsctl_inprocess, run, tree
 
 
 def make_project(root: Path, stages: dict, params: dict | None = None, files: dict | None = None) -> Path:
     """A Git + DVC project with ``stages`` in dvc.yaml, committed."""
     root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run(["dvc", "init", "-q"], cwd=root)
+    git_dvc_project(root)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     if params is not None:
         (root / "params.yaml").write_text(yaml.safe_dump(params))
