@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from tests.conftest import BIN, opsctl_inprocess, run
+from tests.conftest import BIN, git_dvc_project, opsctl_inprocess, run
 
 
 def _dvc_edges(root) -> set[tuple[str, str]]:
@@ -42,8 +42,7 @@ def test_dag_formats_agree_with_dvc(ml_project):
 
 
 def test_thirty_stage_dag_in_layers(tmp_path):
-    run(["git", "init", "-q"], cwd=tmp_path)
-    run([BIN / "dvc", "init", "-q"], cwd=tmp_path)
+    git_dvc_project(tmp_path)
     stages = {}
     # 10 sources, 10 joins of two sources each, 10 finals each after one join.
     for i in range(10):
@@ -70,8 +69,7 @@ def test_thirty_stage_dag_in_layers(tmp_path):
 
 
 def test_dag_usage_and_empty(tmp_path):
-    run(["git", "init", "-q"], cwd=tmp_path)
-    run([BIN / "dvc", "init", "-q"], cwd=tmp_path)
+    git_dvc_project(tmp_path)
     assert opsctl_inprocess("dag", "--json", "--dot", cwd=tmp_path).returncode == 2
     assert json.loads(opsctl_inprocess("dag", "--json", cwd=tmp_path, check=True).stdout) == {"nodes": [], "edges": []}
     assert "No pipeline stages yet" in opsctl_inprocess("dag", cwd=tmp_path, check=True).stderr

@@ -379,10 +379,7 @@ def test_ctrl_c_during_a_long_validation_exits_130_and_records_nothing(tmp_path)
 def test_an_unchanged_file_is_known_by_its_stat_and_a_changed_one_is_not(tmp_path):
     """The hash computed while reading is DVC's, and the next validate of the unchanged file
     finds its verdict without reading it; a file rewritten with other bytes is read again."""
-    root = tmp_path / "p"
-    root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run(["dvc", "init", "-q"], cwd=root)
+    root = git_dvc_project(tmp_path / "p")
     (root / "opsctl.yaml").write_text("project: p\nchecks:\n  d.csv: {columns: {n: {type: int, min: 0}}}\n")
     (root / "d.csv").write_text("n\n1\n2\n")
     run(["dvc", "add", "-q", "d.csv"], cwd=root)
