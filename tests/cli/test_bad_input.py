@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PYTHON, git_dvc_project, run, run_opsctl, tree
+from tests.conftest import PYTHON, git_dvc_project, opsctl_inprocess, run, run_opsctl, tree
 from tests.core.test_config import billion_laughs
 from tests.e2e.test_run_docker import BUSYBOX, busybox_image  # noqa: F401  (a fixture)
 
@@ -116,7 +116,7 @@ def test_set_param_outside_the_project_is_refused_and_nothing_is_written(tmp_pat
     root = project(root, "project: p\n", params="a: 1\n")
     name = {"relative": "../victim.yaml", "absolute": str(victim), "symlink": "conf.yaml"}[how]
     before = tree(root)
-    result = run_opsctl("run", "-S", f"{name}:a=3", cwd=root)
+    result = opsctl_inprocess("run", "-S", f"{name}:a=3", cwd=root)
     assert result.returncode == 2, result.stderr
     # (a long absolute path is cut short in the message, as every quoted value is)
     assert f"-S {name[:40]}" in result.stderr and "is outside the project" in result.stderr
@@ -156,7 +156,7 @@ def test_a_five_level_alias_bomb_is_not_a_megabyte_error(tmp_path):
     # The anchors inside the value itself: 5 levels, 59,049 strings when printed in full.
     nested = "".join(f"  - {line.split(': ', 1)[1]}\n" for line in billion_laughs(5).splitlines())
     root = project(tmp_path / "p", "project:\n" + nested)
-    result = run_opsctl("status", cwd=root)
+    result = opsctl_inprocess("status", cwd=root)
     assert result.returncode == 1
     assert "opsctl.yaml: project: expected a non-empty string, got list [[" in one_error_line(result)
     assert len(result.stderr) < 400, len(result.stderr)
@@ -166,14 +166,14 @@ def test_an_oversized_opsctl_yaml_is_refused_without_parsing_it(tmp_path):
     root = project(tmp_path / "p", "project: p\n")
     with open(root / "opsctl.yaml", "a") as f:
         f.write("x: '" + "y" * (3 << 20) + "'\n")
-    result = run_opsctl("status", cwd=root)
+    result = opsctl_inprocess("status", cwd=root)
     assert result.returncode == 1
     assert "opsctl.yaml: 3.0 MiB is too big for this file (opsctl reads at most 1.0 MiB)" in one_error_line(result)
 
 
 def test_duplicate_keys_in_opsctl_yaml_are_reported_with_their_line(tmp_path):
     root = project(tmp_path / "p", "project: p\nexecutor: local\nexecutor: docker\n")
-    result = run_opsctl("status", cwd=root)
+    result = opsctl_inprocess("status", cwd=root)
     assert result.returncode == 1
     assert f"{root}/opsctl.yaml:3: executor: duplicate key" in one_error_line(result)
 
@@ -188,18 +188,18 @@ def test_a_ref_image_that_is_gone_is_missing_for_status_and_run(tmp_path, busybo
         tmp_path / "p",
         f"project: {name}\nexecutor: docker\nimages:\n  tools: {{ref: '{BUSYBOX}'}}\nstages:\n  default: {{image: tools}}\n",
     )
-    first = run_opsctl("run", cwd=root)
+    first = opsctl_inprocess("run", cwd=root)
     assert first.returncode == 0, first.stderr
     config = (root / "opsctl.yaml").read_text().replace(BUSYBOX, "opsctl-test/nosuch:1")
     (root / "opsctl.yaml").write_text(config)
     before = tree(root)
 
-    status = run_opsctl("status", cwd=root)
+    status = opsctl_inprocess("status", cwd=root)
     assert status.returncode == 0, status.stderr
     assert "image tools missing (opsctl-test/nosuch:1 is not in the Docker engine)" in status.stdout
     assert "1 of 1 stages stale" in status.stderr
 
-    again = run_opsctl("run", cwd=root)
+    again = opsctl_inprocess("run", cwd=root)
     assert again.returncode == 4, again.stderr
     assert "image 'tools' (opsctl-test/nosuch:1) is not available locally" in again.stderr
     assert tree(root) == before  # out.txt, dvc.lock and opsctl.lock as they were
@@ -210,7 +210,7 @@ def test_status_without_an_engine_does_not_call_a_ref_image_missing(tmp_path):
         tmp_path / "p",
         f"project: p\nexecutor: docker\nimages:\n  tools: {{ref: '{BUSYBOX}'}}\nstages:\n  default: {{image: tools}}\n",
     )
-    result = run_opsctl("status", cwd=root, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
+    result = opsctl_inprocess("status", cwd=root, env={"DOCKER_HOST": "tcp://127.0.0.1:9"})
     assert result.returncode == 0, result.stderr
     assert "never run" in result.stdout and "missing" not in result.stdout
 
@@ -221,7 +221,7 @@ def test_an_invalid_ref_is_a_config_error_not_an_engine_error(tmp_path):
         "project: p\nexecutor: docker\nimages:\n  tools: {ref: '--privileged'}\nstages:\n  default: {image: tools}\n",
     )
     for args in (["status"], ["run"]):
-        result = run_opsctl(*args, cwd=root)
+        result = opsctl_inprocess(*args, cwd=root)
         assert result.returncode == 1, result.stderr
         assert "opsctl.yaml: images.tools.ref: expected an image reference" in one_error_line(result)
 
@@ -231,7 +231,7 @@ def test_an_invalid_ref_is_a_config_error_not_an_engine_error(tmp_path):
 
 def test_memory_below_dockers_minimum_is_a_config_error(tmp_path):
     root = project(tmp_path / "p", "project: p\nstages:\n  train: {memory: '1'}\n")
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 1, result.stderr
     assert "opsctl.yaml: stages.train.memory: expected at least 6m" in one_error_line(result)
     assert not (root / "dvc.lock").exists()
@@ -240,10 +240,12 @@ def test_memory_below_dockers_minimum_is_a_config_error(tmp_path):
 @pytest.mark.parametrize("fast_path", ["1", ""])
 def test_a_huge_runs_list_limit_is_a_usage_error(tmp_path, fast_path):
     root = project(tmp_path / "p", "project: p\n")
-    result = run_opsctl("runs", "list", "-n", "99999999999999999999", cwd=root, env={"OPSCTL_NO_FAST_PATH": fast_path})
+    result = opsctl_inprocess(
+        "runs", "list", "-n", "99999999999999999999", cwd=root, env={"OPSCTL_NO_FAST_PATH": fast_path}
+    )
     assert result.returncode == 2, result.stderr
     assert "--limit 99999999999999999999: at most 9223372036854775807" in one_error_line(result)
-    assert run_opsctl("runs", "list", "-n", "9223372036854775807", cwd=root).returncode == 0
+    assert opsctl_inprocess("runs", "list", "-n", "9223372036854775807", cwd=root).returncode == 0
 
 
 def test_settings_for_a_stage_dvc_yaml_lacks_are_a_warning(tmp_path):
@@ -257,10 +259,10 @@ def test_settings_for_a_stage_dvc_yaml_lacks_are_a_warning(tmp_path):
         "warning: opsctl.yaml: stages.evaluate: no such stage in dvc.yaml (stages: train, training_report)",
     ]
     for args in (["status"], ["status", "--json"], ["run", "--dry-run"]):
-        result = run_opsctl(*args, cwd=root)
+        result = opsctl_inprocess(*args, cwd=root)
         assert result.returncode == 0, result.stderr
         warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
         assert warnings == expected, (args, result.stderr)
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 0, result.stderr
     assert expected[0] in result.stderr.splitlines()

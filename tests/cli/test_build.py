@@ -9,7 +9,7 @@ import uuid
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_opsctl
+from tests.conftest import REPO, opsctl_inprocess
 
 pytestmark = pytest.mark.docker
 
@@ -28,7 +28,7 @@ def project(tmp_path, docker_engine):
     )
     assert built.returncode == 0, built.stderr
     name = f"p{uuid.uuid4().hex[:8]}"  # its own image names: parallel tests never share a tag
-    run_opsctl("init", "p", "--template", "minimal", "--defaults", cwd=tmp_path, check=True)
+    opsctl_inprocess("init", "p", "--template", "minimal", "--defaults", cwd=tmp_path, check=True)
     root = tmp_path / "p"
     (root / "Dockerfile").write_text(DOCKERFILE)
     (root / "app.txt").write_text("v1\n")
@@ -51,7 +51,7 @@ def project(tmp_path, docker_engine):
 
 
 def build(root, *args):
-    result = run_opsctl("build", *args, "--json", cwd=root)
+    result = opsctl_inprocess("build", *args, "--json", cwd=root)
     assert result.returncode == 0, result.stderr
     return {r["name"]: r for r in json.loads(result.stdout)}
 
@@ -91,22 +91,22 @@ def test_tags_by_inputs_and_skips_unchanged(project, docker_engine):
 
 def test_build_failures_are_clear(project):
     (project / "Dockerfile").write_text(DOCKERFILE + "RUN echo compiling && exit 3\n")
-    failed = run_opsctl("build", "app", cwd=project)
+    failed = opsctl_inprocess("build", "app", cwd=project)
     assert failed.returncode == 1
     assert "image 'app' failed to build" in failed.stderr and "returned a non-zero code: 3" in failed.stderr
     assert "compiling" in failed.stderr  # the tail of the build log is shown
 
-    unknown = run_opsctl("build", "apq", cwd=project)
+    unknown = opsctl_inprocess("build", "apq", cwd=project)
     assert unknown.returncode == 2 and "did you mean app" in unknown.stderr
 
     (project / "Dockerfile").unlink()
-    missing = run_opsctl("build", "app", cwd=project)
+    missing = opsctl_inprocess("build", "app", cwd=project)
     assert missing.returncode == 1 and "images.app.dockerfile: no such file Dockerfile" in missing.stderr
 
 
 def test_missing_ref_image_and_engine_down(project):
     (project / "opsctl.yaml").write_text("project: p\nimages:\n  tools: {ref: 'opsctl-test/not-here:1'}\n")
-    missing = run_opsctl("build", cwd=project)
+    missing = opsctl_inprocess("build", cwd=project)
     assert missing.returncode == 4 and "never pulls" in missing.stderr
-    down = run_opsctl("build", cwd=project, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    down = opsctl_inprocess("build", cwd=project, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert down.returncode == 4 and "Docker engine not reachable" in down.stderr

@@ -16,7 +16,7 @@ from opsctl.core.checks import DatasetVerdict, Example, Failure
 from opsctl.core.project import open_project
 from tests.cli.test_lineage import MODEL, RAW, lineage_of, lock_md5
 from tests.cli.test_runs import copy_project, ml_ran  # noqa: F401 — the shared fixture
-from tests.conftest import run_opsctl
+from tests.conftest import opsctl_inprocess
 
 PREPARED = "data/prepared"
 FEATURES = "data/features"
@@ -50,7 +50,7 @@ def checked(ml_ran, tmp_path) -> dict:  # noqa: F811 — the fixture imported ab
 
 
 def test_runs_show_json_lists_the_runs_checks(checked):
-    result = run_opsctl("runs", "show", checked["run"][:8], "--json", cwd=checked["root"])
+    result = opsctl_inprocess("runs", "show", checked["run"][:8], "--json", cwd=checked["root"])
     assert result.returncode == 0, result.stderr
     checks = json.loads(result.stdout)["checks"]
     # The run's own gates (the template's checks) came first; then the two recorded here.
@@ -97,7 +97,7 @@ def test_runs_show_json_lists_the_runs_checks(checked):
 
 
 def test_runs_show_text_lists_the_runs_checks(checked):
-    result = run_opsctl("runs", "show", checked["run"], cwd=checked["root"])
+    result = opsctl_inprocess("runs", "show", checked["run"], cwd=checked["root"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     at = lines.index("checks")
@@ -114,9 +114,9 @@ def test_runs_show_of_a_run_without_checks_says_nothing_of_them(tmp_path):
 
     root = make_project(tmp_path / "p", CHAIN)
     run_id = opsctl_run(root, "--executor", "local")["run_id"]
-    result = run_opsctl("runs", "show", run_id, cwd=root)
+    result = opsctl_inprocess("runs", "show", run_id, cwd=root)
     assert result.returncode == 0 and "checks" not in result.stdout.splitlines()
-    shown = json.loads(run_opsctl("runs", "show", run_id, "--json", cwd=root).stdout)
+    shown = json.loads(opsctl_inprocess("runs", "show", run_id, "--json", cwd=root).stdout)
     assert shown["checks"] == []
 
 
@@ -141,7 +141,7 @@ def test_lineage_json_marks_the_data_nodes_that_were_checked(checked):
 
 
 def test_lineage_text_shows_each_data_nodes_verdict(checked):
-    result = run_opsctl("lineage", MODEL, cwd=checked["root"])
+    result = opsctl_inprocess("lineage", MODEL, cwd=checked["root"])
     assert result.returncode == 0, result.stderr
     (raw,) = [line for line in result.stdout.splitlines() if f"{RAW}.dvc" in line]
     assert raw.endswith(f"(data, {RAW}.dvc)  ✓ checks passed")

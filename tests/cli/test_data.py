@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, PYTHON, run, run_opsctl, tree
+from tests.conftest import BIN, PYTHON, opsctl_inprocess, run, tree
 
 
 def dvc(cwd, *args) -> subprocess.CompletedProcess:
@@ -34,7 +34,7 @@ def make_files(directory: Path, count: int, size: int) -> None:
 
 
 def opsctl_json(cwd, *args):
-    result = run_opsctl(*args, "--json", cwd=cwd)
+    result = opsctl_inprocess(*args, "--json", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -83,14 +83,14 @@ def test_add_status_push_pull_roundtrip(ml_project, tmp_path):
     status = opsctl_json(ml_project, "data", "status")
     assert status["up_to_date"] is True and status["remote_checked"] is True
     assert dvc_status_pairs(ml_project) == set()
-    assert "up to date" in run_opsctl("data", "status", cwd=ml_project).stderr.lower()
+    assert "up to date" in opsctl_inprocess("data", "status", cwd=ml_project).stderr.lower()
     assert opsctl_json(ml_project, "data", "push")["files"] == 0
 
     # Another clone, with the same remote: pull restores exactly the bytes that were added.
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(ml_project), str(clone)])
     remote_dir = ml_project / ".opsctl" / "remote"
-    run_opsctl("data", "remote", "add", "origin-storage", str(remote_dir), "--default", cwd=clone, check=True)
+    opsctl_inprocess("data", "remote", "add", "origin-storage", str(remote_dir), "--default", cwd=clone, check=True)
     pulled = opsctl_json(clone, "data", "pull", "data/images.dvc", "data/labels.csv.dvc", "data/raw/churn.csv.dvc")
     assert pulled["files"] >= 42
     assert sums(clone / "data") == {**before, **{k: v for k, v in sums(clone / "data").items() if k not in before}}
@@ -100,11 +100,11 @@ def test_add_status_push_pull_roundtrip(ml_project, tmp_path):
 
 def test_ls_and_diff_between_commits(ml_project):
     (ml_project / "data" / "table.csv").write_text("a\n1\n")
-    run_opsctl("data", "add", "data/table.csv", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "add", "data/table.csv", cwd=ml_project, check=True)
     run(["git", "commit", "-qm", "v1"], cwd=ml_project)
     v1 = run(["git", "rev-parse", "HEAD"], cwd=ml_project).stdout.strip()
     (ml_project / "data" / "table.csv").write_text("a\n1\n2\n3\n")
-    run_opsctl("data", "add", "data/table.csv", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "add", "data/table.csv", cwd=ml_project, check=True)
 
     workspace = {c["path"]: c for c in opsctl_json(ml_project, "data", "diff")}
     assert workspace["data/table.csv"]["change"] == "modified"
@@ -135,22 +135,22 @@ def test_remote_commands_write_what_dvc_would(ml_project, tmp_path):
     dvc(twin, "init", "-q")
     # Same relative location from each project, written by each tool.
     dvc(twin, "remote", "add", "backup", "../backup-store")
-    run_opsctl("data", "remote", "add", "backup", "../backup-store", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "remote", "add", "backup", "../backup-store", cwd=ml_project, check=True)
     ours = (ml_project / ".dvc" / "config").read_text()
     theirs = (twin / ".dvc" / "config").read_text()
     assert theirs.split("['remote \"backup\"']")[1].strip() in ours
 
     remotes = {r["name"]: r for r in opsctl_json(ml_project, "data", "remote", "list")}
     assert remotes["storage"]["default"] and not remotes["backup"]["default"]
-    run_opsctl("data", "remote", "default", "backup", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "remote", "default", "backup", cwd=ml_project, check=True)
     assert "remote = backup" in (ml_project / ".dvc" / "config").read_text()
     assert "backup" in dvc(ml_project, "remote", "default").stdout
 
-    duplicate = run_opsctl("data", "remote", "add", "backup", "/elsewhere", cwd=ml_project)
+    duplicate = opsctl_inprocess("data", "remote", "add", "backup", "/elsewhere", cwd=ml_project)
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
-    unknown = run_opsctl("data", "remote", "default", "nope", cwd=ml_project)
+    unknown = opsctl_inprocess("data", "remote", "default", "nope", cwd=ml_project)
     assert unknown.returncode == 1 and "no remote named 'nope'" in unknown.stderr
-    bad_scheme = run_opsctl("data", "remote", "add", "g", "gs://bucket/x", cwd=ml_project)
+    bad_scheme = opsctl_inprocess("data", "remote", "add", "g", "gs://bucket/x", cwd=ml_project)
     assert bad_scheme.returncode == 2
 
 
@@ -167,7 +167,7 @@ def test_bad_add_changes_nothing(ml_project, tmp_path, make_path, code, message)
     (tmp_path / "outside.csv").write_text("x\n")
     before = tree(ml_project)
     git_before = run(["git", "status", "--porcelain"], cwd=ml_project).stdout
-    result = run_opsctl("data", "add", make_path(ml_project, tmp_path), cwd=ml_project)
+    result = opsctl_inprocess("data", "add", make_path(ml_project, tmp_path), cwd=ml_project)
     assert result.returncode == code, result.stderr
     assert message in result.stderr.splitlines()[0]
     assert "Traceback" not in result.stderr
@@ -177,23 +177,23 @@ def test_bad_add_changes_nothing(ml_project, tmp_path, make_path, code, message)
 
 def test_data_commands_outside_a_project(tmp_path):
     for args in (["data", "status"], ["data", "add", "x"], ["data", "remote", "list"]):
-        assert run_opsctl(*args, cwd=tmp_path).returncode == 3
+        assert opsctl_inprocess(*args, cwd=tmp_path).returncode == 3
 
 
 def test_unreachable_local_remote_is_reported_and_nothing_lost(ml_project, tmp_path):
     # A remote directory we cannot write to: a path under a regular file.
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    run_opsctl("data", "remote", "add", "broken", str(blocker / "store"), "--default", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "remote", "add", "broken", str(blocker / "store"), "--default", cwd=ml_project, check=True)
     (ml_project / "data" / "more.csv").write_text("b\n2\n")
-    run_opsctl("data", "add", "data/more.csv", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "add", "data/more.csv", cwd=ml_project, check=True)
     before = tree(ml_project)
-    result = run_opsctl("data", "push", cwd=ml_project)
+    result = opsctl_inprocess("data", "push", cwd=ml_project)
     assert result.returncode == 4, result.stderr
     assert "remote 'broken'" in result.stderr.splitlines()[0]
     assert tree(ml_project) == before  # cache, workspace and .dvc files untouched
 
-    run_opsctl("data", "remote", "default", "storage", cwd=ml_project, check=True)
+    opsctl_inprocess("data", "remote", "default", "storage", cwd=ml_project, check=True)
     assert opsctl_json(ml_project, "data", "push")["files"] >= 1
 
 
@@ -219,7 +219,7 @@ def test_second_command_waits_for_the_lock_then_proceeds(ml_project):
     (ml_project / "data" / "late.csv").write_text("c\n")
     holder = _hold_dvc_lock(ml_project, 2.0)
     try:
-        result = run_opsctl("data", "add", "data/late.csv", cwd=ml_project, env={"OPSCTL_LOCK_TIMEOUT": "20"})
+        result = opsctl_inprocess("data", "add", "data/late.csv", cwd=ml_project, env={"OPSCTL_LOCK_TIMEOUT": "20"})
     finally:
         holder.wait()
     assert result.returncode == 0, result.stderr
@@ -230,7 +230,7 @@ def test_lock_held_too_long_is_a_clear_error(ml_project):
     (ml_project / "data" / "late.csv").write_text("c\n")
     holder = _hold_dvc_lock(ml_project, 30.0)
     try:
-        result = run_opsctl("data", "add", "data/late.csv", cwd=ml_project, env={"OPSCTL_LOCK_TIMEOUT": "1"})
+        result = opsctl_inprocess("data", "add", "data/late.csv", cwd=ml_project, env={"OPSCTL_LOCK_TIMEOUT": "1"})
     finally:
         holder.kill()
         holder.wait()
@@ -271,13 +271,13 @@ def test_interrupted_add_keeps_the_users_files(ml_project):
             break
     assert interrupted, "the add finished before any interrupt: make the data bigger"
     # A later add still works and records exactly those bytes.
-    result = run_opsctl("data", "add", "data/big", cwd=ml_project)
+    result = opsctl_inprocess("data", "add", "data/big", cwd=ml_project)
     assert result.returncode == 0, result.stderr
     assert sums(big) == before
     assert "up to date" in dvc(ml_project, "status", "data/big.dvc").stdout
 
 
 def test_bad_jobs_and_unknown_remote(ml_project):
-    assert run_opsctl("data", "push", "-j", "0", cwd=ml_project).returncode == 2
-    unknown = run_opsctl("data", "push", "--remote", "nowhere", cwd=ml_project)
+    assert opsctl_inprocess("data", "push", "-j", "0", cwd=ml_project).returncode == 2
+    unknown = opsctl_inprocess("data", "push", "--remote", "nowhere", cwd=ml_project)
     assert unknown.returncode == 1 and "no remote named 'nowhere'" in unknown.stderr

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import PYTHON, git_dvc_project, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, opsctl_inprocess
 
 ROWS = 30
 
@@ -73,7 +73,7 @@ def project(tmp_path):
 
 def test_prints_a_checks_section_and_a_summary(project):
     write_dataset(project, "csv")
-    result = run_opsctl("data", "profile", "data/orders.csv", cwd=project)
+    result = opsctl_inprocess("data", "profile", "data/orders.csv", cwd=project)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "profiled 30 rows, 6 columns; review the ranges before committing\n"
     assert result.stdout == (
@@ -97,7 +97,7 @@ def test_prints_a_checks_section_and_a_summary(project):
 
 def test_output_from_a_subdirectory_is_keyed_by_the_project_path(project):
     write_dataset(project, "csv")
-    result = run_opsctl("data", "profile", "orders.csv", cwd=project / "data")
+    result = opsctl_inprocess("data", "profile", "orders.csv", cwd=project / "data")
     assert result.returncode == 0, result.stderr
     assert "\n  data/orders.csv:\n" in result.stdout
     assert set(yaml.safe_load(result.stdout)["checks"]) == {"data/orders.csv"}
@@ -106,7 +106,7 @@ def test_output_from_a_subdirectory_is_keyed_by_the_project_path(project):
 @pytest.mark.parametrize("kind", ["csv", "parquet", "jsonl", "directory"])
 def test_write_then_validate_passes_and_a_broken_row_fails(project, kind):
     path = write_dataset(project, kind)
-    written = run_opsctl("data", "profile", path, "--write", cwd=project)
+    written = opsctl_inprocess("data", "profile", path, "--write", cwd=project)
     assert written.returncode == 0, written.stderr
     assert written.stdout == ""
     assert f"added the checks of {path} in opsctl.yaml" in written.stderr
@@ -118,12 +118,12 @@ def test_write_then_validate_passes_and_a_broken_row_fails(project, kind):
     assert entry["columns"]["note"] == {"type": "str", "nullable": True}
     assert entry.get("format") == ("csv" if kind == "directory" else None)
 
-    checked = run_opsctl("data", "validate", path, "--json", cwd=project)
+    checked = opsctl_inprocess("data", "validate", path, "--json", cwd=project)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert json.loads(checked.stdout)["passed"] is True
 
     break_a_row(project, kind, path)
-    failed = run_opsctl("data", "validate", path, "--json", "--no-cache", cwd=project)
+    failed = opsctl_inprocess("data", "validate", path, "--json", "--no-cache", cwd=project)
     assert failed.returncode == 6, failed.stdout + failed.stderr
     failures = {f["check"] for f in json.loads(failed.stdout)["datasets"][0]["failures"]}
     assert failures == {"unique", "in"}
@@ -145,7 +145,7 @@ checks:
 def test_write_keeps_the_files_comments_and_order(project):
     (project / "opsctl.yaml").write_text(EXISTING)
     write_dataset(project, "csv")
-    result = run_opsctl("data", "profile", "data/orders.csv", "--write", cwd=project)
+    result = opsctl_inprocess("data", "profile", "data/orders.csv", "--write", cwd=project)
     assert result.returncode == 0, result.stderr
     text = (project / "opsctl.yaml").read_text()
     assert text.startswith(EXISTING)
@@ -162,7 +162,7 @@ def test_existing_checks_are_kept_unless_forced(project):
     (project / "opsctl.yaml").write_text(EXISTING.replace("data/legacy.csv", "data/orders.csv"))
     write_dataset(project, "csv")
     before = (project / "opsctl.yaml").read_text()
-    refused = run_opsctl("data", "profile", "data/orders.csv", "--write", cwd=project)
+    refused = opsctl_inprocess("data", "profile", "data/orders.csv", "--write", cwd=project)
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == [
         "error: data/orders.csv: opsctl.yaml has checks for it already",
@@ -170,7 +170,7 @@ def test_existing_checks_are_kept_unless_forced(project):
     ]
     assert (project / "opsctl.yaml").read_text() == before
 
-    forced = run_opsctl("data", "profile", "data/orders.csv", "--write", "--force", cwd=project)
+    forced = opsctl_inprocess("data", "profile", "data/orders.csv", "--write", "--force", cwd=project)
     assert forced.returncode == 0, forced.stderr
     assert "replaced the checks of data/orders.csv in opsctl.yaml" in forced.stderr
     text = (project / "opsctl.yaml").read_text()
@@ -179,7 +179,7 @@ def test_existing_checks_are_kept_unless_forced(project):
         r"\n  data/orders.csv: +# hand-written\n    rows: \{min: 1\}\n", text
     )  # in its place, comment kept
     assert yaml.safe_load(text)["checks"]["data/orders.csv"]["columns"]["qty"] == {"type": "int", "min": 1, "max": 9}
-    assert run_opsctl("data", "validate", cwd=project).returncode == 0
+    assert opsctl_inprocess("data", "validate", cwd=project).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_bad_input_is_one_line_and_its_exit_code(project, args, code, message):
     (project / "data/latin1.csv").write_bytes(b"a,b\n1,x\n2,caf\xff\n")
     (project / "data/ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
     for write in ([], ["--write"]) if "--force" not in args else ([],):
-        result = run_opsctl("data", "profile", *args, *write, cwd=project)
+        result = opsctl_inprocess("data", "profile", *args, *write, cwd=project)
         assert result.returncode == code, result.stderr
         assert result.stderr.splitlines()[0].startswith(message), result.stderr
         assert result.stdout == ""

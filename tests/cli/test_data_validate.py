@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import PYTHON, git_dvc_project, run, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, opsctl_inprocess, run
 
 CHECKS = """\
 project: shop
@@ -74,7 +74,7 @@ def tsv(result: subprocess.CompletedProcess) -> list[list[str]]:
 
 
 def validate_json(root: Path, *args: str, cwd: Path | None = None) -> tuple[int, dict]:
-    result = run_opsctl("data", "validate", *args, "--json", cwd=cwd or root)
+    result = opsctl_inprocess("data", "validate", *args, "--json", cwd=cwd or root)
     return result.returncode, json.loads(result.stdout)
 
 
@@ -87,7 +87,7 @@ def dvc_md5(root: Path, dvc_file: str) -> str:
 
 def test_all_pass_exit_0_with_a_summary(tmp_path):
     root = project(tmp_path / "p")
-    result = run_opsctl("data", "validate", cwd=root)
+    result = opsctl_inprocess("data", "validate", cwd=root)
     assert result.returncode == 0, result.stderr
     assert tsv(result) == [
         ["dataset", "verdict", "check", "column", "failing", "examples"],
@@ -100,7 +100,7 @@ def test_all_pass_exit_0_with_a_summary(tmp_path):
 def test_a_failing_check_exits_6_with_the_failing_table(tmp_path):
     customers = "id,age,plan\n1,30,basic\n2,-4,pro\n2,19,gold\n4,x,plus\n"
     root = project(tmp_path / "p", customers=customers)
-    result = run_opsctl("data", "validate", cwd=root)
+    result = opsctl_inprocess("data", "validate", cwd=root)
     assert result.returncode == 6, result.stderr
     assert one_error_line(result) == "error: 1 of 2 datasets failed its checks: data/customers.csv"
     assert tsv(result) == [
@@ -163,13 +163,13 @@ def test_named_paths_and_paths_relative_to_a_subdirectory(tmp_path):
 
 def test_a_path_without_checks_or_not_in_the_workspace_is_a_usage_error(tmp_path):
     root = project(tmp_path / "p")
-    result = run_opsctl("data", "validate", "opsctl.yaml", cwd=root)
+    result = opsctl_inprocess("data", "validate", "opsctl.yaml", cwd=root)
     assert result.returncode == 2
     assert one_error_line(result).startswith("error: opsctl.yaml: no checks are declared for it")
-    result = run_opsctl("data", "validate", "data/missing.csv", cwd=root)
+    result = opsctl_inprocess("data", "validate", "data/missing.csv", cwd=root)
     assert result.returncode == 2
     assert one_error_line(result) == "error: data/missing.csv: is not in the workspace"
-    result = run_opsctl("data", "validate", "../elsewhere.csv", cwd=root)
+    result = opsctl_inprocess("data", "validate", "../elsewhere.csv", cwd=root)
     assert result.returncode == 2
     assert "is outside the project" in one_error_line(result)
     assert result.stdout == ""
@@ -177,7 +177,7 @@ def test_a_path_without_checks_or_not_in_the_workspace_is_a_usage_error(tmp_path
 
 def test_no_checks_declared_is_a_usage_error_with_a_hint(tmp_path):
     root = git_dvc_project(tmp_path / "p", "shop")
-    result = run_opsctl("data", "validate", cwd=root)
+    result = opsctl_inprocess("data", "validate", cwd=root)
     assert result.returncode == 2
     assert one_error_line(result) == "error: no data checks are declared"
     assert stderr_lines(result)[1].startswith("hint: add a checks: section to opsctl.yaml")
@@ -185,7 +185,7 @@ def test_no_checks_declared_is_a_usage_error_with_a_hint(tmp_path):
 
 def test_a_bad_check_definition_is_a_config_error(tmp_path):
     root = project(tmp_path / "p", CHECKS.replace("max: 120", "max: 120, regex: '('"))
-    result = run_opsctl("data", "validate", cwd=root)
+    result = opsctl_inprocess("data", "validate", cwd=root)
     assert result.returncode == 1
     assert "checks.data/customers.csv.columns.age.regex: expected a regular expression" in one_error_line(result)
 
@@ -207,20 +207,20 @@ def bad_input(
 
 
 def validate_bad(root: Path, name: str, code: int) -> str:
-    result = run_opsctl("data", "validate", name, "--json", cwd=root)
+    result = opsctl_inprocess("data", "validate", name, "--json", cwd=root)
     assert result.returncode == code, result.stderr
     return one_error_line(result)
 
 
 def test_an_empty_file_is_a_verdict(tmp_path):
     root = bad_input(tmp_path, "data/e.csv", b"", extra="rows: {min: 1}\n    ")
-    result = run_opsctl("data", "validate", "data/e.csv", "--json", cwd=root)
+    result = opsctl_inprocess("data", "validate", "data/e.csv", "--json", cwd=root)
     assert result.returncode == 6
     assert one_error_line(result) == "error: 1 of 1 dataset failed its checks: data/e.csv"
     doc = json.loads(result.stdout)["datasets"][0]
     assert doc["rows"] == 0
     assert [(f["check"], f["column"]) for f in doc["failures"]] == [("rows", None), ("present", "id")]
-    result = run_opsctl("data", "validate", cwd=root)  # off a terminal: what was found is in the examples column
+    result = opsctl_inprocess("data", "validate", cwd=root)  # off a terminal: what was found is in the examples column
     assert tsv(result)[1:] == [
         ["data/e.csv", "failed", "rows", "", "1", "0 rows, expected at least 1"],
         ["data/e.csv", "failed", "present", "id", "1", "column id is missing"],
@@ -379,19 +379,16 @@ def test_ctrl_c_during_a_long_validation_exits_130_and_records_nothing(tmp_path)
 def test_an_unchanged_file_is_known_by_its_stat_and_a_changed_one_is_not(tmp_path):
     """The hash computed while reading is DVC's, and the next validate of the unchanged file
     finds its verdict without reading it; a file rewritten with other bytes is read again."""
-    root = tmp_path / "p"
-    root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run(["dvc", "init", "-q"], cwd=root)
+    root = git_dvc_project(tmp_path / "p")
     (root / "opsctl.yaml").write_text("project: p\nchecks:\n  d.csv: {columns: {n: {type: int, min: 0}}}\n")
     (root / "d.csv").write_text("n\n1\n2\n")
     run(["dvc", "add", "-q", "d.csv"], cwd=root)
     dvc_md5 = yaml.safe_load((root / "d.csv.dvc").read_text())["outs"][0]["md5"]
-    first = json.loads(run_opsctl("data", "validate", "--json", cwd=root).stdout)["datasets"][0]
+    first = json.loads(opsctl_inprocess("data", "validate", "--json", cwd=root).stdout)["datasets"][0]
     assert first["hash"] == dvc_md5 and not first["cached"]
-    second = json.loads(run_opsctl("data", "validate", "--json", cwd=root).stdout)["datasets"][0]
+    second = json.loads(opsctl_inprocess("data", "validate", "--json", cwd=root).stdout)["datasets"][0]
     assert second["cached"] and second["hash"] == dvc_md5 and second["rows"] == 2
     (root / "d.csv").write_text("n\n1\n-2\n")
-    third = run_opsctl("data", "validate", "--json", cwd=root)
+    third = opsctl_inprocess("data", "validate", "--json", cwd=root)
     assert third.returncode == 6
     assert not json.loads(third.stdout)["datasets"][0]["cached"]

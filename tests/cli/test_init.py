@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from tests.conftest import BIN, run, run_opsctl, tree
+from tests.conftest import BIN, opsctl_inprocess, run, tree
 
 
 def git(cwd, *args) -> str:
@@ -16,7 +16,7 @@ def git(cwd, *args) -> str:
 
 
 def test_ml_pipeline_project_is_ready(tmp_path):
-    result = run_opsctl("init", "demo", "--defaults", cwd=tmp_path)
+    result = opsctl_inprocess("init", "demo", "--defaults", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "demo"
     for name in ("opsctl.yaml", "dvc.yaml", "params.yaml", "Dockerfile", ".copier-answers.yml", "src/train.py"):
@@ -51,7 +51,7 @@ def test_ml_pipeline_project_is_ready(tmp_path):
 
 
 def test_json_output_and_answers(tmp_path):
-    result = run_opsctl(
+    result = opsctl_inprocess(
         "init",
         "proj",
         "--name",
@@ -74,7 +74,7 @@ def test_json_output_and_answers(tmp_path):
 
 
 def test_invalid_answer_leaves_nothing(tmp_path):
-    result = run_opsctl("init", "proj", "--data", "project_name=Not Valid", cwd=tmp_path)
+    result = opsctl_inprocess("init", "proj", "--data", "project_name=Not Valid", cwd=tmp_path)
     assert result.returncode == 1
     assert "project_name" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
     assert list(tmp_path.iterdir()) == []
@@ -85,7 +85,7 @@ def test_non_empty_directory_is_refused_unchanged(tmp_path):
     target.mkdir()
     (target / "notes.txt").write_text("mine\n")
     before = tree(target)
-    result = run_opsctl("init", "work", cwd=tmp_path)
+    result = opsctl_inprocess("init", "work", cwd=tmp_path)
     assert result.returncode == 1
     assert "not empty" in result.stderr and "--force" in result.stderr
     assert tree(target) == before
@@ -96,7 +96,7 @@ def test_force_renders_into_non_empty_directory(tmp_path):
     target = tmp_path / "work"
     target.mkdir()
     (target / "notes.txt").write_text("mine\n")
-    result = run_opsctl("init", "work", "--force", "--defaults", "--template", "minimal", cwd=tmp_path)
+    result = opsctl_inprocess("init", "work", "--force", "--defaults", "--template", "minimal", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (target / "notes.txt").read_text() == "mine\n"
     assert (target / "dvc.yaml").is_file()
@@ -109,7 +109,7 @@ def test_scaffolds_into_a_freshly_cloned_empty_repository(tmp_path):
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)])
     run(["git", "clone", "-q", str(origin), str(tmp_path / "clone")])
-    result = run_opsctl("init", "clone", "--template", "minimal", cwd=tmp_path)
+    result = opsctl_inprocess("init", "clone", "--template", "minimal", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "clone"
     assert git(root, "remote").strip() == "origin"  # the clone's own repository, not a new one
@@ -117,7 +117,7 @@ def test_scaffolds_into_a_freshly_cloned_empty_repository(tmp_path):
 
 
 def test_unknown_template_lists_the_available_ones(tmp_path):
-    result = run_opsctl("init", "proj", "--template", "no-such-template", cwd=tmp_path)
+    result = opsctl_inprocess("init", "proj", "--template", "no-such-template", cwd=tmp_path)
     assert result.returncode == 2
     first = result.stderr.splitlines()[0]
     assert "no-such-template" in first
@@ -128,7 +128,7 @@ def test_unknown_template_lists_the_available_ones(tmp_path):
 
 def test_unreachable_template_url(tmp_path):
     # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    result = run_opsctl("init", "proj", "--template", "https://127.0.0.1:9/templates/x.git", cwd=tmp_path)
+    result = opsctl_inprocess("init", "proj", "--template", "https://127.0.0.1:9/templates/x.git", cwd=tmp_path)
     assert result.returncode == 4, result.stderr
     assert "cannot fetch template" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -156,12 +156,12 @@ def _write_template(path, *, tasks: bool = False, version_text: str = "v1"):
 def test_third_party_tasks_need_trust(tmp_path):
     template = tmp_path / "tpl"
     _write_template(template, tasks=True)
-    refused = run_opsctl("init", "a", "--template", str(template), "--defaults", cwd=tmp_path)
+    refused = opsctl_inprocess("init", "a", "--template", str(template), "--defaults", cwd=tmp_path)
     assert refused.returncode == 2
     assert "--trust" in refused.stderr
     assert not (tmp_path / "a").exists()
 
-    trusted = run_opsctl("init", "b", "--template", str(template), "--defaults", "--trust", cwd=tmp_path)
+    trusted = opsctl_inprocess("init", "b", "--template", str(template), "--defaults", "--trust", cwd=tmp_path)
     assert trusted.returncode == 0, trusted.stderr
     assert (tmp_path / "b" / "task-ran").exists()
     assert (tmp_path / "b" / "VERSION").read_text() == "v1 b\n"
@@ -175,7 +175,7 @@ def test_git_template_can_be_updated_with_copier(tmp_path):
     run(["git", "commit", "-qm", "v1"], cwd=template)
     run(["git", "tag", "v1.0.0"], cwd=template)
 
-    result = run_opsctl("init", "proj", "--template", str(template), "--defaults", cwd=tmp_path)
+    result = opsctl_inprocess("init", "proj", "--template", str(template), "--defaults", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     root = tmp_path / "proj"
     assert (root / "VERSION").read_text() == "v1 proj\n"
@@ -201,11 +201,11 @@ def test_adopt_existing_dvc_project(tmp_path):
     head = git(root, "rev-parse", "HEAD")
 
     # Without opsctl.yaml it is already a project, on defaults (host executor).
-    status = run_opsctl("status", "--json", cwd=root)
+    status = opsctl_inprocess("status", "--json", cwd=root)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)[0]["stage"] == "hello"
 
-    result = run_opsctl("init", "--existing", cwd=root)
+    result = opsctl_inprocess("init", "--existing", cwd=root)
     assert result.returncode == 0, result.stderr
     changed = sorted(line[3:] for line in git(root, "status", "--porcelain").splitlines())
     assert changed == [".dvcignore", ".gitignore", "opsctl.yaml"]
@@ -213,14 +213,14 @@ def test_adopt_existing_dvc_project(tmp_path):
     assert git(root, "rev-parse", "HEAD") == head  # nothing committed behind the user's back
     assert yaml.safe_load((root / "opsctl.yaml").read_text())["executor"] == "local"
 
-    again = run_opsctl("init", "--existing", cwd=root)
+    again = opsctl_inprocess("init", "--existing", cwd=root)
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
 def test_adopt_refuses_template_options(tmp_path):
     run(["git", "init", "-q"], cwd=tmp_path)
     run([BIN / "dvc", "init", "-q"], cwd=tmp_path)
-    result = run_opsctl("init", "--existing", "--template", "minimal", cwd=tmp_path)
+    result = opsctl_inprocess("init", "--existing", "--template", "minimal", cwd=tmp_path)
     assert result.returncode == 2 and "--template" in result.stderr
     assert not (tmp_path / "opsctl.yaml").exists()
 
@@ -228,13 +228,13 @@ def test_adopt_refuses_template_options(tmp_path):
 def test_status_of_a_project_without_stages(tmp_path):
     run(["git", "init", "-q"], cwd=tmp_path)
     run([BIN / "dvc", "init", "-q"], cwd=tmp_path)
-    assert json.loads(run_opsctl("status", "--json", cwd=tmp_path, check=True).stdout) == []
-    assert "No pipeline stages yet" in run_opsctl("status", cwd=tmp_path, check=True).stderr
+    assert json.loads(opsctl_inprocess("status", "--json", cwd=tmp_path, check=True).stdout) == []
+    assert "No pipeline stages yet" in opsctl_inprocess("status", cwd=tmp_path, check=True).stderr
 
 
 def test_adopt_requires_dvc(tmp_path):
     run(["git", "init", "-q"], cwd=tmp_path)
-    result = run_opsctl("init", "--existing", cwd=tmp_path)
+    result = opsctl_inprocess("init", "--existing", cwd=tmp_path)
     assert result.returncode == 3
     assert "dvc init" in result.stderr
     assert not (tmp_path / "opsctl.yaml").exists()
@@ -244,14 +244,14 @@ def test_missing_git_identity_still_commits_and_warns(tmp_path):
     empty = tmp_path / "gitconfig"
     empty.write_text("")
     env = {"GIT_CONFIG_GLOBAL": str(empty), "EMAIL": "", "GIT_AUTHOR_NAME": "", "GIT_AUTHOR_EMAIL": ""}
-    result = run_opsctl("init", "proj", "--template", "minimal", cwd=tmp_path, env=env)
+    result = opsctl_inprocess("init", "proj", "--template", "minimal", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert git(tmp_path / "proj", "rev-list", "--count", "HEAD").strip() == "1"
 
 
 def test_prompts_on_a_terminal_without_defaults(tmp_path):
     """Without --defaults and on a terminal, the template's questions are asked."""
-    import pexpect  # noqa: F401  (imported only to fail clearly if the dev extra is missing)
+    import pexpect
 
     child = pexpect.spawn(
         str(BIN / "python"),

@@ -13,14 +13,14 @@ import pytest
 import yaml
 
 from tests.cli.test_runs import copy_project, ml_ran, ml_twice  # noqa: F401 — fixtures shared with test_runs
-from tests.conftest import git_dvc_project, run, run_opsctl
+from tests.conftest import git_dvc_project, opsctl_inprocess, run
 
 MODEL = "models/model.pkl"
 RAW = "data/raw/churn.csv"
 
 
 def opsctl_json(root: Path, *args: str):
-    result = run_opsctl(*args, "--json", cwd=root)
+    result = opsctl_inprocess(*args, "--json", cwd=root)
     assert result.returncode == 0, f"opsctl {' '.join(args)}: {result.returncode}\n{result.stderr}"
     return json.loads(result.stdout)
 
@@ -130,7 +130,7 @@ def test_model_lineage_walks_back_to_the_raw_data(ml_ran):
 
 def test_lineage_text_is_a_tree(ml_ran):
     root, run_id = ml_ran["root"], ml_ran["run"]
-    result = run_opsctl("lineage", MODEL, cwd=root)
+    result = opsctl_inprocess("lineage", MODEL, cwd=root)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{MODEL}  md5 {lock_md5(root, 'train', 'outs', MODEL)[:12]}")
@@ -146,7 +146,7 @@ def test_lineage_text_is_a_tree(ml_ran):
 
 def test_untracked_path_is_a_usage_error_with_the_tracked_outputs(ml_ran):
     for target in ("models/nope.pkl", "src/train.py"):
-        result = run_opsctl("lineage", target, cwd=ml_ran["root"])
+        result = opsctl_inprocess("lineage", target, cwd=ml_ran["root"])
         assert result.returncode == 2, (target, result.stdout)
         assert f"{target} is not a DVC-tracked output" in result.stderr
         assert MODEL in result.stderr and "tracked outputs" in result.stderr
@@ -157,7 +157,7 @@ def test_a_file_inside_a_tracked_output_directory_has_a_lineage(ml_ran):
     """data/features/train.csv is tracked (inside featurize's output directory) and appears
     as a node of the model's lineage: it is a valid target of its own."""
     root = ml_ran["root"]
-    result = run_opsctl("lineage", "data/features/train.csv", "--json", cwd=root)
+    result = opsctl_inprocess("lineage", "data/features/train.csv", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
     g = Graph(json.loads(result.stdout))
     assert g.root["path"] == "data/features/train.csv"
@@ -181,7 +181,7 @@ def test_registered_version_has_the_same_lineage(ml_copy, ml_ran):
         assert train["run"] == ml_ran["run"]
         assert by_version.one("data", path=RAW)
         assert set(by_version.nodes) == set(by_path.nodes)
-    result = run_opsctl("lineage", "churn@v9.9.9", cwd=ml_copy)
+    result = opsctl_inprocess("lineage", "churn@v9.9.9", cwd=ml_copy)
     assert result.returncode == 2 and "v0.0.1" in result.stderr
 
 
@@ -230,7 +230,7 @@ def test_without_a_recorded_run_the_lineage_comes_from_dvc_lock(ml_copy):
     assert raw["hash"] == lock_md5(ml_copy, "prepare", "deps", RAW) and raw["id"] in g.reachable(g.data["root"])
     assert {n["stage"] for n in g.of("stage")} == {"train", "featurize", "prepare"}
     assert not g.of("run") and not g.of("image") and not g.of("unknown")
-    text = run_opsctl("lineage", MODEL, cwd=ml_copy).stdout
+    text = opsctl_inprocess("lineage", MODEL, cwd=ml_copy).stdout
     assert "stage train: as dvc.lock records it, no opsctl run" in text
 
 

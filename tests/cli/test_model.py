@@ -12,7 +12,7 @@ import yaml
 
 from opsctl.core import registry
 from opsctl.core.project import open_project
-from tests.conftest import BIN, run, run_opsctl
+from tests.conftest import BIN, opsctl_inprocess, run
 
 MODEL = "models/model.pkl"
 
@@ -34,7 +34,7 @@ def gto(cwd, *args):
 
 
 def opsctl_json(cwd, *args):
-    result = run_opsctl("model", *args, "--json", cwd=cwd)
+    result = opsctl_inprocess("model", *args, "--json", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -93,7 +93,7 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
     assert f"md5: {first['md5']}" in message and f"path: {MODEL}" in message
 
     # The same commit cannot hold a second version (GTO allows one per commit).
-    again = run_opsctl("model", "register", "churn", MODEL, cwd=project)
+    again = opsctl_inprocess("model", "register", "churn", MODEL, cwd=project)
     assert again.returncode == 1 and "registered at this commit" in again.stderr
     assert tags(project) == {"churn@v0.0.1"}
 
@@ -102,7 +102,7 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
     assert second["version"] == "v0.0.2" and second["annotation_commit"] is None and second["commit"] == head(project)
     assert second["md5"] != first["md5"]
     git(project, "commit", "-q", "--allow-empty", "-m", "release notes")
-    third = run_opsctl("model", "register", "churn", f"./{MODEL}", "--version", "1.0.0", cwd=project)
+    third = opsctl_inprocess("model", "register", "churn", f"./{MODEL}", "--version", "1.0.0", cwd=project)
     assert third.returncode == 0, third.stderr
     assert "git push" in third.stderr  # tags are local: the output says how to share them
 
@@ -168,7 +168,7 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
         (["rollback", "churn", "--stage", "dev"], 2, "no version in stage dev"),
         (["show", "nope"], 2, "no model named 'nope'"),
     ]:
-        result = run_opsctl("model", *args, cwd=project)
+        result = opsctl_inprocess("model", *args, cwd=project)
         assert result.returncode == code, (args, result.stderr)
         assert message in result.stderr.splitlines()[0], (args, result.stderr)
         assert "Traceback" not in result.stderr
@@ -178,7 +178,7 @@ def test_register_promote_rollback_and_gto_reads_it_all(project):
 def test_refused_registrations_change_nothing(project):
     def refused(*args, code=1, message):
         before = (head(project), tags(project), (project / "dvc.yaml").read_bytes())
-        result = run_opsctl("model", "register", *args, cwd=project)
+        result = opsctl_inprocess("model", "register", *args, cwd=project)
         assert result.returncode in (code if isinstance(code, tuple) else (code,)), result.stderr
         assert message in result.stderr.splitlines()[0], result.stderr
         assert "Traceback" not in result.stderr
@@ -209,7 +209,7 @@ def test_refused_registrations_change_nothing(project):
     refused("churn", MODEL, message="dvc.yaml has uncommitted changes")
     git(project, "checkout", "-q", "dvc.yaml")
 
-    assert run_opsctl("model", "register", "churn", MODEL, cwd=project).returncode == 0
+    assert opsctl_inprocess("model", "register", "churn", MODEL, cwd=project).returncode == 0
     assert tags(project) == {"churn@v0.0.1"}
 
 
@@ -238,9 +238,9 @@ def test_reads_tags_that_gto_wrote_and_numbers_after_them(project):
     assert gto_stages(project) == {"dev": "v0.0.1", "prod": "v0.0.1"}
     assert [e["event"] for e in opsctl_json(project, "history", "churn")] == ["promotion", "promotion", "registration"]
 
-    human = run_opsctl("model", "list", cwd=project)  # off a terminal: a tab-separated table
+    human = opsctl_inprocess("model", "list", cwd=project)  # off a terminal: a tab-separated table
     assert human.stdout.splitlines() == ["name\tlatest\tdev\tprod", "churn\tv0.0.1\tv0.0.1\tv0.0.1"]
 
 
 def test_outside_a_project(tmp_path):
-    assert run_opsctl("model", "list", cwd=tmp_path).returncode == 3
+    assert opsctl_inprocess("model", "list", cwd=tmp_path).returncode == 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import PYTHON, git_dvc_project, run, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, opsctl_inprocess, run
 
 ROWS = 400
 PLANS = ["basic", "plus", "pro"]
@@ -41,7 +41,7 @@ def project(tmp_path) -> Path:
 
 
 def monitor(root: Path, *args: str):
-    return run_opsctl("monitor", *args, cwd=root)
+    return opsctl_inprocess("monitor", *args, cwd=root)
 
 
 def test_profile_then_drift_against_it_and_the_history(project):
@@ -167,7 +167,7 @@ def test_a_model_version_carries_its_reference_profile(project):
     run(["git", "add", "-A"], cwd=project)
     run(["git", "commit", "-qm", "model and profile"], cwd=project)
 
-    registered = run_opsctl(
+    registered = opsctl_inprocess(
         "model",
         "register",
         "churn",
@@ -180,7 +180,7 @@ def test_a_model_version_carries_its_reference_profile(project):
     assert registered.returncode == 0, registered.stderr
     md5 = hashlib.md5((project / "monitor/train.profile.json").read_bytes()).hexdigest()
     assert json.loads(registered.stdout)["profile_md5"] == md5
-    run_opsctl("model", "promote", "churn", "0.0.1", "--to", "prod", cwd=project, check=True)
+    opsctl_inprocess("model", "promote", "churn", "0.0.1", "--to", "prod", cwd=project, check=True)
 
     # the profile is found at the version's commit even after the workspace copy is gone
     (project / "monitor/train.profile.json").unlink()
@@ -188,11 +188,11 @@ def test_a_model_version_carries_its_reference_profile(project):
     assert result.returncode == 6, result.stderr
     assert json.loads(result.stdout)["reference"] == "churn@v0.0.1"
 
-    shown = json.loads(run_opsctl("model", "show", "churn", "--json", cwd=project, check=True).stdout)
+    shown = json.loads(opsctl_inprocess("model", "show", "churn", "--json", cwd=project, check=True).stdout)
     version = shown["versions"][0]
     assert version["profile"] == "monitor/train.profile.json" and version["stages"] == ["prod"]
     assert [(c["dataset"], c["drift"]) for c in version["drift_checks"]] == [("data/incoming/shifted.csv", True)]
-    table = run_opsctl("model", "show", "churn", cwd=project, check=True).stdout
+    table = opsctl_inprocess("model", "show", "churn", cwd=project, check=True).stdout
     assert "Drift checks against churn v0.0.1 (prod)" in table or "data/incoming/shifted.csv" in table
 
 
@@ -203,7 +203,7 @@ def test_an_uncommitted_profile_is_refused_at_registration(project):
     run([PYTHON, "-m", "dvc", "add", "-q", "models/model.pkl"], cwd=project)
     run(["git", "add", "models/model.pkl.dvc", "models/.gitignore"], cwd=project)
     run(["git", "commit", "-qm", "model"], cwd=project)
-    refused = run_opsctl(
+    refused = opsctl_inprocess(
         "model", "register", "churn", "models/model.pkl", "--profile", "monitor/train.profile.json", cwd=project
     )
     assert refused.returncode == 1
@@ -235,23 +235,23 @@ def test_a_drift_gate_fails_the_stage_that_reads_drifted_data(project):
     run(["git", "add", "-A"], cwd=project)
     run(["git", "commit", "-qm", "pipeline"], cwd=project)
 
-    plan = run_opsctl("run", "--dry-run", cwd=project, check=True)
+    plan = opsctl_inprocess("run", "--dry-run", cwd=project, check=True)
     assert "drift before score" in plan.stdout and "data/incoming/batch.csv" in plan.stdout
 
-    failed = run_opsctl("run", cwd=project)
+    failed = opsctl_inprocess("run", cwd=project)
     assert failed.returncode == 5, failed.stderr
     assert "data drifted: data/incoming/batch.csv" in failed.stderr
     assert not (project / "scores.txt").exists() and not (project / "dvc.lock").exists()
     checks = json.loads(monitor(project, "history", "--json").stdout)
     assert len(checks) == 1 and checks[0]["drift"] is True and checks[0]["stage"] == "score" and checks[0]["run"]
-    shown = json.loads(run_opsctl("runs", "show", checks[0]["run"], "--json", cwd=project, check=True).stdout)
+    shown = json.loads(opsctl_inprocess("runs", "show", checks[0]["run"], "--json", cwd=project, check=True).stdout)
     assert [(d["dataset"], d["stage"], d["drift"]) for d in shown["drift"]] == [
         ("data/incoming/batch.csv", "score", True)
     ]
     assert "age" in shown["drift"][0]["drifted"]
 
     batch.write_bytes((project / "data/incoming/same.csv").read_bytes())
-    passed = run_opsctl("run", cwd=project)
+    passed = opsctl_inprocess("run", cwd=project)
     assert passed.returncode == 0, passed.stderr
     assert "no drift of data/incoming/batch.csv" in passed.stderr
     assert (project / "scores.txt").exists() and "score" in yaml.safe_load((project / "dvc.lock").read_text())["stages"]

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run, run_opsctl, tree
+from tests.conftest import git_dvc_project, opsctl_inprocess, run, tree
 
 
 def make_project(root: Path, stages: dict, params: dict | None = None, files: dict | None = None) -> Path:
     """A Git + DVC project with ``stages`` in dvc.yaml, committed."""
     root.mkdir()
-    run(["git", "init", "-q"], cwd=root)
-    run(["dvc", "init", "-q"], cwd=root)
+    git_dvc_project(root)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     if params is not None:
         (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -30,7 +29,7 @@ def make_project(root: Path, stages: dict, params: dict | None = None, files: di
 
 
 def opsctl_run(root: Path, *args: str, code: int = 0) -> dict:
-    result = run_opsctl("run", *args, "--json", cwd=root)
+    result = opsctl_inprocess("run", *args, "--json", cwd=root)
     assert result.returncode == code, result.stdout + result.stderr
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
@@ -75,7 +74,7 @@ def test_ml_pipeline_runs_on_the_host_and_dvc_agrees(ml_project):
 
 def test_dry_run_plans_and_changes_nothing(ml_project):
     before = tree(ml_project)
-    result = run_opsctl("run", "--dry-run", "--executor", "local", cwd=ml_project)
+    result = opsctl_inprocess("run", "--dry-run", "--executor", "local", cwd=ml_project)
     assert result.returncode == 0, result.stderr
     stages_table, checks_table = result.stdout.split("data checks\tdataset\n")
     lines = [line.split("\t") for line in stages_table.splitlines()]
@@ -107,7 +106,7 @@ def test_named_stage_runs_with_its_stale_upstream_only(tmp_path):
 
 def test_unknown_stage_suggests_close_names(tmp_path):
     root = make_project(tmp_path / "p", CHAIN)
-    result = run_opsctl("run", "secnd", cwd=root)
+    result = opsctl_inprocess("run", "secnd", cwd=root)
     assert result.returncode == 2
     assert "no stage named 'secnd'" in result.stderr and "did you mean second?" in result.stderr
     assert "Traceback" not in result.stderr
@@ -134,7 +133,7 @@ def test_set_param_dry_run_shows_the_plan_and_restores_the_file(tmp_path):
     root = make_project(tmp_path / "p", stages, params={"train": {"n": 1}})
     opsctl_run(root, "--executor", "local")
     original = (root / "params.yaml").read_bytes()
-    result = run_opsctl("run", "--dry-run", "-S", "train.n=5", "--json", "--executor", "local", cwd=root)
+    result = opsctl_inprocess("run", "--dry-run", "-S", "train.n=5", "--json", "--executor", "local", cwd=root)
     assert result.returncode == 0, result.stderr
     (step,) = json.loads(result.stdout)["stages"]
     assert step["action"] == "run" and step["reasons"] == ["param train.n modified"]
@@ -144,7 +143,7 @@ def test_set_param_dry_run_shows_the_plan_and_restores_the_file(tmp_path):
 @pytest.mark.parametrize("bad", ["novalue", "=3", "a..b=1"])
 def test_malformed_set_param_is_a_usage_error(tmp_path, bad):
     root = make_project(tmp_path / "p", CHAIN)
-    result = run_opsctl("run", "-S", bad, cwd=root)
+    result = opsctl_inprocess("run", "-S", bad, cwd=root)
     assert result.returncode == 2
     assert "expected KEY=VALUE" in result.stderr
 
@@ -156,7 +155,7 @@ def test_failure_stops_dependants_keeps_finished_stages_and_shows_the_log_tail(t
         "after": {"cmd": "cp bad.txt after.txt", "deps": ["bad.txt"], "outs": ["after.txt"]},
     }
     root = make_project(tmp_path / "p", stages)
-    result = run_opsctl("run", "--executor", "local", "-j", "1", cwd=root)
+    result = opsctl_inprocess("run", "--executor", "local", "-j", "1", cwd=root)
     assert result.returncode == 5
     assert "stages bad failed (exit code 3)" in result.stderr or "stage bad failed (exit code 3)" in result.stderr
     # The last 20 lines of the failed stage's log, not more.
@@ -214,11 +213,11 @@ def test_stage_below_an_unchanged_rerun_is_not_run_again(tmp_path):
 
 def test_logs_are_prefixed_off_a_terminal(tmp_path):
     root = make_project(tmp_path / "p", CHAIN)
-    result = run_opsctl("run", "--executor", "local", "-j", "1", cwd=root)
+    result = opsctl_inprocess("run", "--executor", "local", "-j", "1", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "first  | " not in result.stdout  # first writes to a file, not the log
     side = make_project(tmp_path / "q", {"talk": {"cmd": "echo hello; echo world", "outs": []}})
-    result = run_opsctl("run", "--executor", "local", cwd=side)
+    result = opsctl_inprocess("run", "--executor", "local", cwd=side)
     assert result.stdout.splitlines() == ["talk | hello", "talk | world"]
     assert "✓ talk ran" in result.stderr
 
@@ -226,12 +225,12 @@ def test_logs_are_prefixed_off_a_terminal(tmp_path):
 def test_invalid_dvc_yaml_is_dvcs_error_with_the_line(tmp_path):
     root = make_project(tmp_path / "p", CHAIN)
     (root / "dvc.yaml").write_text("stages:\n  a:\n    cmd: echo\n    outs: [x.txt\n")
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 1
     assert "dvc.yaml" in result.stderr and "line 5" in result.stderr
     assert "Traceback" not in result.stderr
     (root / "dvc.yaml").write_text("stages:\n  a:\n    cmd: echo\n    outz: [x.txt]\n")
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 1
     assert "extra keys not allowed in stages -> a -> outz (line 4)" in result.stderr
 
@@ -244,7 +243,7 @@ def test_cycle_is_refused(tmp_path):
     }
     root = make_project(tmp_path / "p", stages)
     before = tree(root)
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 1
     assert "defined as both a dependency and an output" in result.stderr
     assert tree(root) == before
@@ -255,18 +254,18 @@ def test_changed_tracked_data_is_committed_first_as_dvc_repro_does(ml_project):
     raw = ml_project / "data" / "raw" / "churn.csv"
     last = raw.read_text().splitlines()[-1]
     raw.write_text(raw.read_text() + "C9999," + last.split(",", 1)[1] + "\n")  # a new customer (ids are unique)
-    result = run_opsctl("run", "--executor", "local", cwd=ml_project)
+    result = opsctl_inprocess("run", "--executor", "local", cwd=ml_project)
     assert result.returncode == 0, result.stderr
     assert "Committed changed data data/raw/churn.csv.dvc" in result.stderr
     dvc_is_clean(ml_project)
 
 
 def test_outside_a_project_and_bad_options(tmp_path):
-    result = run_opsctl("run", cwd=tmp_path)
+    result = opsctl_inprocess("run", cwd=tmp_path)
     assert result.returncode == 3
     root = make_project(tmp_path / "p", CHAIN)
-    assert run_opsctl("run", "--executor", "podman", cwd=root).returncode == 2
-    assert run_opsctl("run", "-j", "0", cwd=root).returncode == 2
+    assert opsctl_inprocess("run", "--executor", "podman", cwd=root).returncode == 2
+    assert opsctl_inprocess("run", "-j", "0", cwd=root).returncode == 2
 
 
 def test_foreach_stages_and_a_nested_dvc_yaml(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.cli.test_run import dvc_is_clean, make_project, opsctl_run, statuses
-from tests.conftest import run, run_opsctl
+from tests.conftest import opsctl_inprocess, run
 
 GOOD_RAW = "id,age\n1,30\n2,40\n3,50\n"
 BAD_RAW = "id,age\n1,30\n2,-4\n3,50\n"
@@ -70,10 +70,10 @@ def test_bad_source_stops_the_run_before_any_stage_reads_it(tmp_path):
     dvcfile_before = (root / "data" / "raw.csv.dvc").read_bytes()
     (root / "data" / "raw.csv").write_text(BAD_RAW)
 
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 5, result.stderr
     assert "data/raw.csv" in result.stderr and "min(age)" in result.stderr
-    report = json.loads(run_opsctl("runs", "show", "--json", _last_run(root), cwd=root).stdout)
+    report = json.loads(opsctl_inprocess("runs", "show", "--json", _last_run(root), cwd=root).stdout)
     assert {s["name"]: s["outcome"] for s in report["stages"]} == {"adult": "failed", "count": "skipped"}
     # Nothing was run, nothing was recorded for the bad data: dvc.lock as before, and the
     # .dvc file still names the last good version (`dvc checkout` brings it back).
@@ -148,13 +148,13 @@ def test_restored_outputs_are_checked_before_their_lock_entry(tmp_path):
 
 def test_dry_run_lists_the_gates(tmp_path):
     root = gated_project(tmp_path)
-    plan = json.loads(run_opsctl("run", "--dry-run", "--json", cwd=root).stdout)
+    plan = json.loads(opsctl_inprocess("run", "--dry-run", "--json", cwd=root).stdout)
     checks = {s["stage"]: s["checks"] for s in plan["stages"]}
     assert checks == {
         "adult": {"before": ["data/raw.csv"], "after": ["data/adults.csv"]},
         "count": {"before": [], "after": []},
     }
-    text = run_opsctl("run", "--dry-run", cwd=root)
+    text = opsctl_inprocess("run", "--dry-run", cwd=root)
     assert "before adult\tdata/raw.csv" in text.stdout and "after adult\tdata/adults.csv" in text.stdout
 
 
@@ -171,23 +171,23 @@ def test_unreadable_output_is_a_failed_check_not_a_crash(tmp_path):
 
 
 def _last_run(root: Path) -> str:
-    runs = json.loads(run_opsctl("runs", "list", "--json", "--limit", "1", cwd=root).stdout)
+    runs = json.loads(opsctl_inprocess("runs", "list", "--json", "--limit", "1", cwd=root).stdout)
     return runs[0]["id"]
 
 
 def test_the_same_data_is_not_checked_twice(tmp_path):
     root = gated_project(tmp_path)
-    first = run_opsctl("run", cwd=root)
+    first = opsctl_inprocess("run", cwd=root)
     assert "✓ checks of data/raw.csv passed (before adult: 3 rows" in first.stderr
     assert "same data passed before" not in first.stderr
-    again = run_opsctl("run", "--force", cwd=root)
+    again = opsctl_inprocess("run", "--force", cwd=root)
     assert again.returncode == 0, again.stderr
     assert "✓ checks of data/raw.csv passed (before adult: 3 rows, 8 checks, same data passed before)" in again.stderr
     # Other checks on the same data: read again.
     config = yaml.safe_load((root / "opsctl.yaml").read_text())
     config["checks"]["data/raw.csv"]["rows"] = {"min": 1}
     (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
-    third = run_opsctl("run", "--force", cwd=root)
+    third = opsctl_inprocess("run", "--force", cwd=root)
     assert "✓ checks of data/raw.csv passed (before adult: 3 rows, 9 checks)" in third.stderr
 
 
@@ -232,7 +232,7 @@ def test_quarantine_moves_failing_rows_and_dvc_versions_both_files(tmp_path):
     config = yaml.safe_load((root / "opsctl.yaml").read_text())
     config["checks"]["out/rows.csv"]["max_failing_rows"] = "60%"
     (root / "opsctl.yaml").write_text(yaml.safe_dump(config))
-    result = run_opsctl("run", cwd=root)
+    result = opsctl_inprocess("run", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "3 failing rows tolerated, moved to out/rejected.csv" in result.stderr
     assert (root / "out" / "rows.csv").read_text() == "id,age\n1,30\n4,60\n"
@@ -256,7 +256,7 @@ def test_validate_reports_tolerated_rows_and_rewrites_nothing(tmp_path):
     root = quarantine_project(tmp_path, "id,age\n1,30\n2,-4\n", {**ROWS_CHECKS, "max_failing_rows": "50%"})
     (root / "out").mkdir()
     (root / "out" / "rows.csv").write_text("id,age\n1,30\n2,-4\n")
-    result = run_opsctl("data", "validate", "--json", cwd=root)
+    result = opsctl_inprocess("data", "validate", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
     verdict = json.loads(result.stdout)["datasets"][0]
     assert verdict["passed"] and verdict["failing_rows"] == 1 and verdict["allowed_failing_rows"] == 1

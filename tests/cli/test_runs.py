@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.cli.test_run import make_project
-from tests.conftest import run, run_opsctl
+from tests.conftest import opsctl_inprocess, run, run_opsctl
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -51,7 +51,7 @@ SCORE_STAGES = {
 
 
 def opsctl_ok(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = run_opsctl(*args, cwd=root, env=env)
+    result = opsctl_inprocess(*args, cwd=root, env=env)
     assert result.returncode == 0, f"opsctl {' '.join(args)}: {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -100,7 +100,7 @@ def copy_project(src: Path, dest: Path) -> Path:
 
 def run_json(root: Path, *args: str, code: int = 0, env: dict | None = None) -> dict:
     """``opsctl run --executor local ARGS --json``: the run's report (its run_id among it)."""
-    result = run_opsctl("run", "--executor", "local", *args, "--json", cwd=root, env=env)
+    result = opsctl_inprocess("run", "--executor", "local", *args, "--json", cwd=root, env=env)
     assert result.returncode == code, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -154,7 +154,7 @@ def test_succeeded_and_failed_runs_are_recorded_with_their_stages(history):
 
 def test_run_fully_restored_from_the_run_cache_is_a_succeeded_run_of_cached_stages(history_copy):
     before = {r["id"] for r in runs_json(history_copy, "list")}
-    result = run_opsctl("run", "--executor", "local", "-j", "1", "-S", "fail=0", "-S", "x=5", cwd=history_copy)
+    result = opsctl_inprocess("run", "--executor", "local", "-j", "1", "-S", "fail=0", "-S", "x=5", cwd=history_copy)
     assert result.returncode == 0, result.stderr
     new = newest_run(history_copy)
     assert new["id"] not in before
@@ -166,9 +166,9 @@ def test_run_fully_restored_from_the_run_cache_is_a_succeeded_run_of_cached_stag
 
 
 def test_a_run_with_nothing_stale_records_nothing(history_copy):
-    run_opsctl("run", "--executor", "local", "-S", "fail=0", cwd=history_copy, check=True)
+    opsctl_inprocess("run", "--executor", "local", "-S", "fail=0", cwd=history_copy, check=True)
     before = runs_json(history_copy, "list", "--limit", "100")
-    result = run_opsctl("run", "--executor", "local", cwd=history_copy)
+    result = opsctl_inprocess("run", "--executor", "local", cwd=history_copy)
     assert result.returncode == 0 and "up to date" in result.stderr, result.stderr
     assert runs_json(history_copy, "list", "--limit", "100") == before
 
@@ -224,10 +224,10 @@ def test_a_clean_committed_tree_is_not_dirty(tmp_path):
 def test_unknown_short_and_ambiguous_prefixes_are_usage_errors(history_copy, history):
     ids = history["ids"]
     unknown = next(p for p in ("ffff0", "00000", "abcd9") if not any(i.startswith(p) for i in ids))
-    result = run_opsctl("runs", "show", unknown, cwd=history_copy)
+    result = opsctl_inprocess("runs", "show", unknown, cwd=history_copy)
     assert result.returncode == 2 and f"no run '{unknown}'" in result.stderr
-    assert run_opsctl("runs", "show", "not-hex", cwd=history_copy).returncode == 2
-    result = run_opsctl("runs", "show", ids[0][:3], cwd=history_copy)
+    assert opsctl_inprocess("runs", "show", "not-hex", cwd=history_copy).returncode == 2
+    result = opsctl_inprocess("runs", "show", ids[0][:3], cwd=history_copy)
     assert result.returncode == 2 and "at least 4 characters" in result.stderr
     # a second run id sharing the first 6 characters of a real one, written through the store
     from opsctl.store import NewRun, RunRecord, RunStore
@@ -235,7 +235,7 @@ def test_unknown_short_and_ambiguous_prefixes_are_usage_errors(history_copy, his
     twin = ids[0][:6] + ("000000" if not ids[0].endswith("000000") else "111111")
     with RunStore(history_copy / ".opsctl" / "opsctl.db") as store:
         store.record_run(RunRecord(NewRun(id=twin, started=time.time()), "succeeded", time.time()))
-    result = run_opsctl("runs", "show", ids[0][:6], cwd=history_copy)
+    result = opsctl_inprocess("runs", "show", ids[0][:6], cwd=history_copy)
     assert result.returncode == 2, result.stdout
     assert "matches several runs" in result.stderr and ids[0] in result.stderr and twin in result.stderr
     assert runs_json(history_copy, "show", ids[0])["id"] == ids[0]  # the full id still works
@@ -309,7 +309,7 @@ def test_list_without_runs_says_so(tmp_path):
     ],
 )
 def test_malformed_list_options_are_usage_errors(history, args):
-    result = run_opsctl("runs", "list", *args, cwd=history["root"])
+    result = opsctl_inprocess("runs", "list", *args, cwd=history["root"])
     assert result.returncode == 2, (args, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
 
@@ -340,8 +340,8 @@ def test_compare_side_by_side_with_deltas(history):
 
 def test_compare_needs_two_known_runs(history):
     root, ids = history["root"], history["ids"]
-    assert run_opsctl("runs", "compare", ids[0], cwd=root).returncode == 2
-    assert run_opsctl("runs", "compare", ids[0], "eeeeeeeeeeee", cwd=root).returncode == 2
+    assert opsctl_inprocess("runs", "compare", ids[0], cwd=root).returncode == 2
+    assert opsctl_inprocess("runs", "compare", ids[0], "eeeeeeeeeeee", cwd=root).returncode == 2
 
 
 # -- logs ----------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def test_logs_of_a_run_and_of_one_stage(history):
 
 
 def test_logs_of_an_unknown_stage_suggest_a_name(history):
-    result = run_opsctl("runs", "logs", history["ids"][2], "scor", cwd=history["root"])
+    result = opsctl_inprocess("runs", "logs", history["ids"][2], "scor", cwd=history["root"])
     assert result.returncode == 2
     assert "no stage 'scor'" in result.stderr and "did you mean score?" in result.stderr
 
@@ -395,7 +395,7 @@ def test_secret_environment_values_reach_neither_logs_nor_the_store(tmp_path):
             }
         },
     )
-    result = run_opsctl("run", "--executor", "local", cwd=root, env={"OPSCTL_TEST_TOKEN": token})
+    result = opsctl_inprocess("run", "--executor", "local", cwd=root, env={"OPSCTL_TEST_TOKEN": token})
     assert result.returncode == 0, result.stderr
     assert (root / "leak.txt").read_text().strip() == token  # the stage did see it
     assert token not in result.stdout + result.stderr
@@ -533,7 +533,7 @@ def test_killed_run_is_marked_interrupted_by_the_next_command(tmp_path):
 
 
 def _build_ml_ran(directory: Path) -> dict:
-    run_opsctl("init", "ml", "--defaults", cwd=directory, check=True)
+    opsctl_inprocess("init", "ml", "--defaults", cwd=directory, check=True)
     root = directory / "ml"
     commit = head(root)  # the scaffold is committed: the tree is clean
     return {"root": str(root), "run": run_json(root)["run_id"], "commit": commit}
@@ -555,7 +555,7 @@ def ml_twice(ml_ran, tmp_path_factory) -> dict:
         root = copy_project(ml_ran["root"], directory / "ml")
         run(["git", "add", "-A"], cwd=root)
         run(["git", "commit", "-qm", "first model"], cwd=root)
-        result = run_opsctl("run", "--executor", "local", "-S", "train.n_estimators=10", "--json", cwd=root)
+        result = opsctl_inprocess("run", "--executor", "local", "-S", "train.n_estimators=10", "--json", cwd=root)
         assert result.returncode == 0, result.stderr
         return {
             "root": str(root),

@@ -15,7 +15,7 @@ from voluptuous import Invalid, Marker, Schema
 
 from opsctl.secrets import looks_secret, mask_url
 from tests.cli.test_run import make_project
-from tests.conftest import git_dvc_project, run_opsctl
+from tests.conftest import git_dvc_project, opsctl_inprocess
 
 # Every credential DVC's remotes take. Key ids are in: AWS asks for them to be kept private
 # (the KMS key id goes with them by the same words, harmlessly).
@@ -167,8 +167,8 @@ def test_remote_list_masks_every_credential_from_config_and_config_local(tmp_pat
     (root / ".dvc" / "config").write_text("".join(shared))
     (root / ".dvc" / "config.local").write_text("".join(local))
 
-    table = run_opsctl("data", "remote", "list", cwd=root)
-    as_json = run_opsctl("data", "remote", "list", "--json", cwd=root)
+    table = opsctl_inprocess("data", "remote", "list", cwd=root)
+    as_json = opsctl_inprocess("data", "remote", "list", "--json", cwd=root)
     assert table.returncode == 0 and as_json.returncode == 0, table.stderr + as_json.stderr
     for value in [*secret_values, "pw-in-url-123"]:
         assert value not in table.stdout + table.stderr + as_json.stdout, value
@@ -203,7 +203,7 @@ def test_stage_logs_mask_by_the_same_rule(tmp_path):
         "DATABASE_URL": f"postgres://ana:{password}@db.example:5432/app",
         "TOKENIZERS_PARALLELISM": "true",
     }
-    result = run_opsctl("run", "--executor", "local", cwd=root, env=env)
+    result = opsctl_inprocess("run", "--executor", "local", cwd=root, env=env)
     assert result.returncode == 0, result.stderr
     assert connection not in result.stdout and password not in result.stdout
     assert "talk | conn ***" in result.stdout
@@ -220,10 +220,10 @@ def test_params_with_secret_names_are_not_kept_in_the_run_store(tmp_path):
         {"use": {"cmd": "echo using > used.txt", "params": ["db.password", "db.host"], "outs": ["used.txt"]}},
         params={"db": {"password": "placeholder", "host": "db.example"}},
     )
-    result = run_opsctl("run", "--executor", "local", "-S", f"db.password={password}", "--json", cwd=root)
+    result = opsctl_inprocess("run", "--executor", "local", "-S", f"db.password={password}", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
     run_id = json.loads(result.stdout)["run_id"]
-    shown = run_opsctl("runs", "show", run_id, "--json", cwd=root)
+    shown = opsctl_inprocess("runs", "show", run_id, "--json", cwd=root)
     assert shown.returncode == 0, shown.stderr
     detail = json.loads(shown.stdout)
     assert password not in shown.stdout

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import BIN, run, run_opsctl
+from tests.conftest import BIN, opsctl_inprocess, run
 
 EXPECTED = {
     "ml-pipeline": ["metrics.json", "models/model.pkl", "plots/roc.json"],
@@ -18,7 +18,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("template", sorted(EXPECTED))
 def test_pipeline_runs_with_dvc_repro(tmp_path, template):
-    run_opsctl("init", "proj", "--template", template, "--defaults", cwd=tmp_path, check=True)
+    opsctl_inprocess("init", "proj", "--template", template, "--defaults", cwd=tmp_path, check=True)
     root = tmp_path / "proj"
     run([BIN / "dvc", "repro"], cwd=root)
     for output in EXPECTED[template]:
@@ -27,7 +27,7 @@ def test_pipeline_runs_with_dvc_repro(tmp_path, template):
     assert "up to date" in run([BIN / "dvc", "status"], cwd=root).stdout
     again = run([BIN / "dvc", "repro"], cwd=root).stdout
     assert "Running stage" not in again
-    statuses = json.loads(run_opsctl("status", "--json", cwd=root, check=True).stdout)
+    statuses = json.loads(opsctl_inprocess("status", "--json", cwd=root, check=True).stdout)
     assert statuses and not any(s["stale"] for s in statuses)
 
     if template == "ml-pipeline":
@@ -38,9 +38,9 @@ def test_pipeline_runs_with_dvc_repro(tmp_path, template):
 def test_data_pipeline_checks_quarantine_the_dirty_rows(tmp_path):
     """The template's declared checks catch the sample's broken rows in `opsctl run`: they move
     to data/ingested/rejected.csv with the checks they broke, and DVC versions both files."""
-    run_opsctl("init", "proj", "--template", "data-pipeline", "--defaults", cwd=tmp_path, check=True)
+    opsctl_inprocess("init", "proj", "--template", "data-pipeline", "--defaults", cwd=tmp_path, check=True)
     root = tmp_path / "proj"
-    result = run_opsctl("run", "--executor", "local", "--json", cwd=root)
+    result = opsctl_inprocess("run", "--executor", "local", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "16 failing rows tolerated, moved to data/ingested/rejected.csv" in result.stderr
     rejected = (root / "data/ingested/rejected.csv").read_text().splitlines()
@@ -51,6 +51,6 @@ def test_data_pipeline_checks_quarantine_the_dirty_rows(tmp_path):
     kept = (root / "data/ingested/orders.csv").read_text().splitlines()
     assert len(kept) == 1 + 403 - 16
     assert "up to date" in run([BIN / "dvc", "status"], cwd=root).stdout
-    shown = json.loads(run_opsctl("runs", "show", json.loads(result.stdout)["run_id"], "--json", cwd=root).stdout)
+    shown = json.loads(opsctl_inprocess("runs", "show", json.loads(result.stdout)["run_id"], "--json", cwd=root).stdout)
     verdicts = {c["path"]: c for c in shown["checks"]}
     assert verdicts["data/ingested/orders.csv"]["passed"] and verdicts["data/transformed/daily_sales.csv"]["passed"]

@@ -10,7 +10,7 @@ import pytest
 
 from opsctl.executors.base import ContainerSettings, StageInvocation
 from opsctl.executors.docker import DockerExecutor
-from tests.conftest import run
+from tests.conftest import git_dvc_project, run
 from tests.executors.test_docker_executor import IMAGE, busybox_image, invoke  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("busybox_image")]
@@ -44,9 +44,7 @@ PEEK_OPSCTL = (
 
 def _project(root) -> None:
     """A Git + DVC project with every protected file present (a project after its first run)."""
-    root.mkdir(parents=True, exist_ok=True)
-    run(["git", "init", "-q"], cwd=root)
-    run(["dvc", "init", "-q"], cwd=root)
+    git_dvc_project(root)
     (root / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n")
     (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
     (root / "opsctl.yaml").write_text("project: p\nexecutor: docker\n")

@@ -16,7 +16,7 @@ import pytest
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
 from opsctl.store.repair import problems_of, repair
 from tests.cli.test_run import make_project
-from tests.conftest import run_opsctl
+from tests.conftest import opsctl_inprocess, run_opsctl
 
 STAGES = {
     "score": {
@@ -51,12 +51,13 @@ def garble(db: Path, page: int) -> None:
 
 
 def statuses(root: Path) -> dict[str, str]:
-    result = run_opsctl("runs", "list", "--json", cwd=root)
+    result = opsctl_inprocess("runs", "list", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
     return {r["id"]: r["status"] for r in json.loads(result.stdout)}
 
 
 def opsctl_run(root: Path, *args: str, code: int) -> tuple[str, str]:
+    # A process of its own: the runs whose end the store could not take belong to a process that ended.
     result = run_opsctl("run", "--executor", "local", *args, "--json", cwd=root)
     assert result.returncode == code, result.stdout + result.stderr
     return json.loads(result.stdout)["run_id"], result.stderr
@@ -79,7 +80,7 @@ def test_runs_after_damage_keep_their_status_and_repair_keeps_every_readable_run
     # Not "interrupted", not even after the next command's reaper looked at them.
     assert statuses(root)[ok] == "succeeded" and statuses(root)[failed] == "failed"
 
-    repaired = run_opsctl("runs", "repair", "--json", cwd=root)
+    repaired = opsctl_inprocess("runs", "repair", "--json", cwd=root)
     assert repaired.returncode == 0, repaired.stderr
     report = json.loads(repaired.stdout)
     assert report["problems"] and report["backup"].startswith(".opsctl/opsctl.db.damaged-")
@@ -88,12 +89,12 @@ def test_runs_after_damage_keep_their_status_and_repair_keeps_every_readable_run
     assert problems_of(db) == []
     after = statuses(root)
     assert after == {**{run_id: "succeeded" for run_id in [*before, ok]}, failed: "failed"}
-    shown = json.loads(run_opsctl("runs", "show", ok, "--json", cwd=root).stdout)
+    shown = json.loads(opsctl_inprocess("runs", "show", ok, "--json", cwd=root).stdout)
     assert shown["metrics"] == {"m": 0.7} and shown["params"]["x"] == 7  # recorded whole after the repair
     assert [s["name"] for s in shown["stages"]] == ["score"]
     assert not list((root / ".opsctl" / "pending").iterdir())
 
-    again = run_opsctl("runs", "repair", cwd=root)
+    again = opsctl_inprocess("runs", "repair", cwd=root)
     assert again.returncode == 0 and "nothing to repair" in again.stderr
 
 
@@ -172,13 +173,13 @@ def test_a_run_that_fills_the_disk_is_recorded_failed_once_there_is_space(small_
         small_disk / "p",
         {"fill": {"cmd": f"dd if=/dev/zero of={filler} bs=64k >/dev/null 2>&1; exit 1", "outs": ["never.txt"]}},
     )
-    result = run_opsctl("run", "--executor", "local", "--json", cwd=root)
+    result = run_opsctl("run", "--executor", "local", "--json", cwd=root)  # its end is pending: a process that ended
     assert result.returncode == 5, result.stdout + result.stderr
     run_id = json.loads(result.stdout)["run_id"]
     assert "kept in .opsctl/pending/" in result.stderr  # the store could not take the run's end
     filler.unlink()  # space again
     listed = statuses(root)
     assert listed == {run_id: "failed"}  # not "interrupted"
-    shown = json.loads(run_opsctl("runs", "show", run_id, "--json", cwd=root).stdout)
+    shown = json.loads(opsctl_inprocess("runs", "show", run_id, "--json", cwd=root).stdout)
     assert [(s["name"], s["outcome"]) for s in shown["stages"]] == [("fill", "failed")]
     assert not list((root / ".opsctl" / "pending").iterdir())

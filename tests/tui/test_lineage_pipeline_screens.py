@@ -25,7 +25,7 @@ from opsctl.tui.screens.pipeline import PipelineScreen
 from opsctl.tui.screens.run import RunScreen
 from opsctl.tui.screens.runs import RunsScreen
 from tests.cli.test_runs import copy_project
-from tests.conftest import git_dvc_project, run, run_opsctl
+from tests.conftest import git_dvc_project, opsctl_inprocess, run, run_opsctl
 from tests.tui.pilot import settle
 
 SIZE = (120, 40)
@@ -72,11 +72,11 @@ def project(tmp_path_factory) -> dict:
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": STAGES}, sort_keys=False))
     git_commit(root, "init")
-    result = run_opsctl("run", "--executor", "local", "--json", cwd=root)
+    result = opsctl_inprocess("run", "--executor", "local", "--json", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     run_id = json.loads(result.stdout)["run_id"]
     git_commit(root, "first run")
-    result = run_opsctl("model", "register", "churn", "model.txt", "--json", cwd=root)
+    result = opsctl_inprocess("model", "register", "churn", "model.txt", "--json", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     set_param(root, "evaluate", "k", 7)  # evaluate stale, the rest up to date
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]

@@ -25,7 +25,7 @@ from opsctl.tui.screens.lineage import LineageScreen
 from opsctl.tui.screens.models import EMPTY, ModelsScreen, StagePrompt
 from opsctl.tui.screens.runs import RunsScreen
 from opsctl.tui.widgets.confirm import ConfirmScreen
-from tests.conftest import BIN, one_stage_run, run, run_opsctl
+from tests.conftest import BIN, one_stage_run, opsctl_inprocess, run
 from tests.tui.pilot import settle
 
 SIZE = (120, 40)
@@ -46,7 +46,7 @@ def tags(cwd) -> set[str]:
 
 
 def opsctl_json(cwd, *args):
-    result = run_opsctl("model", *args, "--json", cwd=cwd)
+    result = opsctl_inprocess("model", *args, "--json", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -74,10 +74,12 @@ def registry_template(ml_project_template, tmp_path_factory) -> Path:
     for n, run_id in enumerate([FIRST_RUN, None, SECOND_RUN]):
         if n:
             git(root, "commit", "-q", "--allow-empty", "-m", f"release {n}")
-        run_opsctl("model", "register", "churn", MODEL, *(["--run", run_id] if run_id else []), cwd=root, check=True)
-    run_opsctl("model", "register", "baseline", MODEL, cwd=root, check=True)
+        opsctl_inprocess(
+            "model", "register", "churn", MODEL, *(["--run", run_id] if run_id else []), cwd=root, check=True
+        )
+    opsctl_inprocess("model", "register", "baseline", MODEL, cwd=root, check=True)
     for version, stage in (("0.0.1", "prod"), ("0.0.1", "staging"), ("0.0.2", "prod")):
-        run_opsctl("model", "promote", "churn", version, "--to", stage, cwd=root, check=True)
+        opsctl_inprocess("model", "promote", "churn", version, "--to", stage, cwd=root, check=True)
     return root
 
 
