@@ -65,6 +65,7 @@ def _prepare_dvc() -> None:
     for name in ("dvc.progress", "dvc_data.callbacks"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     _guard_rwlock_edits()
+    dvc_compat.install_reader_rwlock()
     _dvc_prepared = True
 
 

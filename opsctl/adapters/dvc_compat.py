@@ -18,6 +18,8 @@ with it installed, then widen SUPPORTED_DVC and the pin in pyproject.toml togeth
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any
@@ -144,6 +146,48 @@ def wrap_rwlock_edits(around: Callable[[], AbstractContextManager[Any]]) -> None
 
     guarded_edit.opsctl_guarded = True  # type: ignore[attr-defined]  # a marker on the function object
     rwlock._edit_rwlock = guarded_edit
+
+
+_reading = threading.local()  # .active: this thread's DVC steps only read (a planning session)
+
+
+@contextlib.contextmanager
+def reads_not_registered() -> Iterator[None]:
+    """Within the block, this thread's DVC steps that only read paths check, as DVC does, that
+    no other process is writing them (LockError, "... is busy"), but do not enter themselves as
+    readers in ``.dvc/tmp/rwlock``: a planner (``opsctl status``, the dashboard) looking at the
+    pipeline must never make a running stage's output "busy" and fail it."""
+    before = getattr(_reading, "active", False)
+    _reading.active = True
+    try:
+        yield
+    finally:
+        _reading.active = before
+
+
+def install_reader_rwlock() -> None:
+    """Make :func:`reads_not_registered` work: replaces ``dvc.rwlock.rwlock(tmp_dir, fs, cmd,
+    read, write, hardlink)``, which ``dvc.stage.decorators.rwlocked`` imports at each call, and
+    uses its ``_edit_rwlock`` and ``_check_blockers`` (DVC 3.50-3.67). Once per process."""
+    from dvc import rwlock as dvc_rwlock
+
+    original = dvc_rwlock.rwlock
+    if getattr(original, "opsctl_readers", False):
+        return
+
+    @contextlib.contextmanager
+    def rwlock(tmp_dir, fs, cmd, read, write, hardlink):
+        if write or not getattr(_reading, "active", False):
+            with original(tmp_dir, fs, cmd, read, write, hardlink):
+                yield
+            return
+        info = {"pid": os.getpid(), "cmd": cmd}
+        with dvc_rwlock._edit_rwlock(tmp_dir, fs, hardlink) as lock:
+            dvc_rwlock._check_blockers(tmp_dir, lock, info, mode="write", waiters=read)
+        yield
+
+    rwlock.opsctl_readers = True  # type: ignore[attr-defined]  # a marker on the function object
+    dvc_rwlock.rwlock = rwlock
 
 
 @contextlib.contextmanager

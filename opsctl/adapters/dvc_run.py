@@ -207,7 +207,10 @@ class RunSession:
         re-reads the config and .dvcignore and reopens the state database, which made each
         stage's record cost 0.1-0.3 s. Between our steps only stage commands touch the
         workspace, and each stage keeps its own object."""
-        with self._mutex, _translate():
+        # A planning session's reads are not entered in DVC's rwlock: they must never make a
+        # running stage's outputs "busy" (adapters/dvc_compat.py, reads_not_registered).
+        reading = dvc_compat.reads_not_registered() if self.read_only else contextlib.nullcontext()
+        with self._mutex, _translate(), reading:
             yield self._repo
 
     # -- planning ---------------------------------------------------------------------

@@ -111,6 +111,10 @@ def test_the_internals_exist_in_the_installed_dvc(tmp_path):
     try:
         needed = {
             "dvc.rwlock._edit_rwlock": (dvc.rwlock, "_edit_rwlock"),
+            "dvc.rwlock._check_blockers": (dvc.rwlock, "_check_blockers"),
+            "dvc.rwlock.rwlock": (dvc.rwlock, "rwlock"),
+            "Repo.cloud.push": (repo.cloud, "push"),
+            "Repo.cloud.pull": (repo.cloud, "pull"),
             "dvc.stage.cache._can_hash": (dvc.stage.cache, "_can_hash"),
             "StageCache._load": (dvc.stage.cache.StageCache, "_load"),
             "StageCache._create_stage": (dvc.stage.cache.StageCache, "_create_stage"),
@@ -125,3 +129,38 @@ def test_the_internals_exist_in_the_installed_dvc(tmp_path):
     finally:
         repo.close()
     assert not missing, f"DVC internals opsctl.adapters.dvc_compat uses are gone: {missing}"
+
+
+def test_planning_reads_without_entering_itself_in_the_rwlock_but_still_sees_writers(tmp_path, monkeypatch):
+    """A planner (opsctl status, the dashboard) must never make a running stage's output "busy":
+    its reads are not written into .dvc/tmp/rwlock, while a writer there is still seen."""
+    import json
+    import subprocess
+
+    import dvc.rwlock
+
+    from opsctl.adapters.dvc_run import RunSession
+    from opsctl.errors import ProjectBusyError
+
+    root = git_dvc_project(tmp_path / "p")
+    (root / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo x > out.txt\n    outs: [out.txt]\n")
+    registered = []
+    original = dvc.rwlock._acquire_read
+    monkeypatch.setattr(
+        dvc.rwlock, "_acquire_read", lambda lock, info, paths: registered.append(paths) or original(lock, info, paths)
+    )
+
+    with RunSession(root, read_only=True) as session:
+        assert [s.name for s in session.plan([])] == ["s"]
+    assert registered == []
+
+    writer = subprocess.Popen(["sleep", "30"])
+    try:
+        (root / ".dvc" / "tmp").mkdir(exist_ok=True)
+        entry = {"pid": writer.pid, "cmd": "dvc repro"}
+        (root / ".dvc" / "tmp" / "rwlock").write_text(json.dumps({"write": {str(root / "out.txt"): entry}}))
+        with pytest.raises(ProjectBusyError), RunSession(root, read_only=True) as session:
+            session.plan([])
+    finally:
+        writer.kill()
+        writer.wait()

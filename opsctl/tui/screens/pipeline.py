@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Header, Static
 
 from opsctl.core.dashboard import PipelineStageView
 from opsctl.core.formatting import STAGE_STATE_STYLES
+from opsctl.errors import ProjectBusyError
 from opsctl.tui.screens.base import StoreWatchingScreen
 from opsctl.tui.widgets.keybar import KeyBar
 
@@ -153,6 +154,10 @@ class PipelineScreen(StoreWatchingScreen):
         # when the store next changes, e.g. when that run is recorded as finished.
         self._marker = message.marker
         self._finished()
+        if isinstance(message.error, ProjectBusyError) and self.stages is not None:
+            # A run is writing a stage's outputs this instant: the statuses shown stay, and
+            # the run's next record in the store (the stage done) brings a read that works.
+            return
         self.show_error(message.error)
         if self.stages is None:
             self.query_one("#summary", Static).update("Could not read the pipeline: r tries again.")
