@@ -116,7 +116,7 @@ complete -c opsctl -n '__opsctl_at '\''data validate'\''' -l json -d 'Print as J
 complete -c opsctl -n '__opsctl_at '\''data validate'\''' -l help -s h -d 'Show help and exit.'
 complete -c opsctl -n '__opsctl_at '\''data validate'\''' -F
 complete -c opsctl -n '__opsctl_at '\''doctor'\''' -l executor -r -F -d 'Check what this executor needs (docker, local or dask; default: opsctl.yaml'\''s executor)'
-complete -c opsctl -n '__opsctl_at '\''doctor'\''' -l scheduler -r -F -d '--executor dask: the scheduler to check (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml)'
+complete -c opsctl -n '__opsctl_at '\''doctor'\''' -l scheduler -r -F -d '--executor dask: the Dask scheduler (default: $OPSCTL_DASK_SCHEDULER, opsctl.yaml, else a local cluster)'
 complete -c opsctl -n '__opsctl_at '\''doctor'\''' -l json -d 'Print the checks as JSON'
 complete -c opsctl -n '__opsctl_at '\''doctor'\''' -l help -s h -d 'Show help and exit.'
 complete -c opsctl -n '__opsctl_at '\''init'\''' -l template -s t -r -f -a 'ml-pipeline data-pipeline minimal' -d 'Built-in template name (see `opsctl template list`), or a Copier template path or Git URL'
