@@ -823,5 +823,8 @@ def _wait_past(last: int, name: str, stage: str, clock: Callable[[], float], sle
             f"the newest tag of {name}#{stage} is dated in the future ({datetime.fromtimestamp(last).isoformat()})",
             hint="this machine's clock is behind that tag's; the stage's order depends on tag times, so fix the clock",
         )
-    if int(now) <= last:
-        sleep(last + 1 - now)
+    # A sleep is timed on the monotonic clock and tags on the wall clock, which NTP may slew:
+    # look again until the wall clock's second has really moved past the stage's newest tag.
+    while int(now) <= last:
+        sleep(last + 1 - now + 0.01)
+        now = clock()

@@ -289,10 +289,27 @@ def test_a_stage_on_a_bare_commit_and_deprecation():
 
 
 def test_a_stage_assignment_waits_for_the_next_second_and_refuses_a_future_clock():
-    slept = []
-    reg._wait_past(100, "churn", "prod", clock=lambda: 100.25, sleep=slept.append)
-    assert slept == [0.75]
-    reg._wait_past(99, "churn", "prod", clock=lambda: 100.25, sleep=slept.append)
-    assert slept == [0.75]
+    class Clock:
+        """Wall time that a sleep moves on by ``rate`` of the time slept (NTP slewing: < 1)."""
+
+        def __init__(self, now: float, rate: float = 1.0) -> None:
+            self.now, self.rate, self.slept = now, rate, []
+
+        def __call__(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.slept.append(round(seconds, 2))
+            self.now += seconds * self.rate
+
+    clock = Clock(100.25)
+    reg._wait_past(100, "churn", "prod", clock=clock, sleep=clock.sleep)
+    assert clock.slept == [0.76] and int(clock.now) == 101
+    reg._wait_past(99, "churn", "prod", clock=clock, sleep=clock.sleep)
+    assert clock.slept == [0.76]
+    slewed = Clock(100.25, rate=0.98)  # the first sleep wakes the wall clock at 100.99: sleep again
+    reg._wait_past(100, "churn", "prod", clock=slewed, sleep=slewed.sleep)
+    assert len(slewed.slept) == 2 and int(slewed.now) == 101
+    slept: list = []
     with pytest.raises(OpsctlError, match="in the future"):
         reg._wait_past(200, "churn", "prod", clock=lambda: 100.0, sleep=slept.append)
