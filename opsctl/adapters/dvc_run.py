@@ -69,7 +69,6 @@ class StageDep:
     path: str  # relative to the project root, POSIX
     md5: str | None  # DVC's hash (None for a params file, whose values DVC hashes, not its bytes)
     cached: bool  # the object (a directory: with every file) is in the local cache: it can go by hash
-    params: bool = False  # a params file: its bytes go along
 
 
 class StageOutputMissing(Exception):
@@ -345,29 +344,29 @@ class RunSession:
             stage = self._stages[name]
             deps = []
             for dep in stage.deps:
-                path = Path(os.path.relpath(dep.fs_path, self.root)).as_posix()
+                path = self._relative(dep)
                 if isinstance(dep, ParamsDependency):
-                    deps.append(StageDep(path, None, False, params=True))
+                    deps.append(StageDep(path, None, False))  # its bytes go along
                     continue
                 md5 = str(dep.hash_info.value) if dep.hash_info and dep.hash_info.value else None
                 deps.append(StageDep(path, md5, md5 is not None and dvc_compat.in_cache(repo, md5)))
             return deps
 
+    def _relative(self, item) -> str:
+        """A dep's or out's path relative to the project root, POSIX: how opsctl names it."""
+        return Path(os.path.relpath(item.fs_path, self.root)).as_posix()
+
     def stage_outs(self, name: str) -> list[str]:
         """The outputs of a stage to run, relative to the project root."""
         with self._locked():
-            return [Path(os.path.relpath(o.fs_path, self.root)).as_posix() for o in self._stages[name].outs]
+            return [self._relative(o) for o in self._stages[name].outs]
 
     def small_outs(self, name: str) -> list[str]:
         """Outputs of a stage to run that are metrics, plots, or not cached by DVC: what a run
         reads itself (its metrics) or what only Git keeps (``cache: false``)."""
         with self._locked():
             outs = self._stages[name].outs
-            return [
-                Path(os.path.relpath(o.fs_path, self.root)).as_posix()
-                for o in outs
-                if o.is_metric or o.is_plot or not o.use_cache
-            ]
+            return [self._relative(o) for o in outs if o.is_metric or o.is_plot or not o.use_cache]
 
     def record_remote(self, name: str, outputs: dict[str, tuple[str, int | None, int | None]]) -> RecordedStage:
         """Write the ``dvc.lock`` entry of a stage whose outputs stay on the remote (path ->
@@ -377,7 +376,7 @@ class RunSession:
         with self._locked():
             stage = self._stages.pop(name)
             for out in stage.outs:
-                path = Path(os.path.relpath(out.fs_path, self.root)).as_posix()
+                path = self._relative(out)
                 if path not in outputs:
                     raise StageOutputMissing(path)
                 md5, size, nfiles = outputs[path]
@@ -387,33 +386,22 @@ class RunSession:
 
     def push_objects(self, md5s: list[str], remote: str | None) -> int:
         """Send the cache objects ``md5s`` the remote lacks (the inputs of a remote stage)."""
-        from opsctl.adapters.dvc import _raise_remote_error
-
-        with self._locked() as repo:
-            try:
-                return dvc_compat.push_objects(repo, md5s, remote)
-            except Exception as exc:
-                _raise_remote_error(repo, remote, exc)
-                raise
+        with self._locked() as repo, _remote_errors(repo, remote):
+            return dvc_compat.push_objects(repo, md5s, remote)
 
     def place_outputs(self, name: str, outputs: dict[str, str], remote: str | None) -> None:
         """Fetch the outputs a node pushed (path -> md5) into the local cache and check them out
         at the stage's output paths, so :meth:`record` finds them as if the command had run here."""
-        from opsctl.adapters.dvc import _raise_remote_error
-
         with self._locked() as repo:
             stage = self._stages[name]
-            by_path = {Path(os.path.relpath(o.fs_path, self.root)).as_posix(): o for o in stage.outs}
+            by_path = {self._relative(o): o for o in stage.outs}
             unknown = sorted(set(outputs) - set(by_path))
             if unknown:
                 raise StageOutputMissing(f"the node returned outputs the stage does not declare: {', '.join(unknown)}")
             missing = [m for m in outputs.values() if not dvc_compat.in_cache(repo, m)]
             if missing:
-                try:
+                with _remote_errors(repo, remote):
                     failed = dvc_compat.fetch_objects(repo, missing, remote)
-                except Exception as exc:
-                    _raise_remote_error(repo, remote, exc)
-                    raise
                 if failed:
                     raise DvcError(
                         f"{len(failed)} output object(s) of stage {name} are not on the remote: {', '.join(failed[:3])}"
@@ -490,6 +478,18 @@ class RunSession:
         os.replace(tmp, path)
         self._lock_cache[str(path)] = (_signature(path), data)
         self._repo.scm_context.track_file(os.path.relpath(path, self.root))
+
+
+@contextlib.contextmanager
+def _remote_errors(repo, remote: str | None) -> Iterator[None]:
+    """A transfer's network or storage failure as one line naming the remote (RemoteUnavailableError)."""
+    from opsctl.adapters.dvc import _raise_remote_error
+
+    try:
+        yield
+    except Exception as exc:
+        _raise_remote_error(repo, remote, exc)
+        raise
 
 
 def _flatten_show(result: dict, plain_file: str | None) -> dict:

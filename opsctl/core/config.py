@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from opsctl.core.yamlload import cut, quote
 from opsctl.errors import ConfigError
+from opsctl.executors.base import memory_bytes
 from opsctl.executors.registry import COUNT, EXECUTORS
 from opsctl.executors.registry import names as executor_names
 
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 CONFIG_FILE = "opsctl.yaml"
 DEFAULT_STAGE_KEY = "default"
 
-_MEMORY_RE = re.compile(r"(\d+(?:\.\d+)?)([bkmg]?)b?", re.IGNORECASE)  # Docker's units (docker-py parse_bytes)
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY = 6 << 20  # the engine refuses a smaller limit ("Minimum memory limit allowed is 6MB")
 MAX_MEMORY = (1 << 63) - 1  # the engine stores the limit as a signed 64-bit number
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -319,10 +318,9 @@ def _memory(v: _Validator, value: Any, path: str) -> str | None:
     if value is None:
         return None
     text = str(value)
-    match = _MEMORY_RE.fullmatch(text) if not isinstance(value, bool) else None
-    if match is None:
+    size = memory_bytes(text) if not isinstance(value, bool) and text == text.strip() else None
+    if size is None:
         raise v.error(path, "a size such as 512m or 4g", value)
-    size = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
     if size < MIN_MEMORY:
         raise v.error(path, "at least 6m (the Docker engine's minimum; a number without a unit is bytes)", value)
     if size > MAX_MEMORY:

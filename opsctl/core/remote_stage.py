@@ -29,9 +29,6 @@ class RunRemote:
     url: str
     options: dict[str, str] = field(default_factory=dict)
 
-    def describe(self) -> str:
-        return f"remote '{self.name}' ({self.url})" if self.name else f"the project's DVC cache ({self.url})"
-
 
 def run_remote(project: Project, *, shared_filesystem: bool) -> RunRemote:
     """The project's default DVC remote; on a cluster that shares this machine's files (a local

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,17 @@ from typing import Protocol
 
 from opsctl.secrets import masker as masker  # re-exported to the executors: the one rule, in opsctl/secrets.py
 
+_MEMORY_RE = re.compile(r"(\d+(?:\.\d+)?)([bkmg]?)b?", re.IGNORECASE)  # Docker's units (docker-py parse_bytes)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
 DEFAULT_PIDS = 4096  # processes (and threads) a stage container may have at once: a fork bomb stops there
+
+
+def memory_bytes(text: str) -> float | None:
+    """A memory size in Docker's notation ("512m", "2g", "1024", "4gb") as bytes; None when it
+    is not one."""
+    match = _MEMORY_RE.fullmatch(text.strip())
+    return None if match is None else float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,8 @@ class RemoteWork:
     remote_options: dict[str, str] = field(default_factory=dict)
     wdir: str = "."  # the stage's working directory, relative to the project root
     remote_name: str = "origin"  # as the project names it, so the node's errors name it the same way
-    # The remote is the project's own DVC cache (a cluster on this machine, no remote set): a node
-    # here uses it as its cache too, so nothing is copied from one cache to another.
+    # The remote is the project's own DVC cache (a cluster on the project's machine, no remote
+    # set): a node there uses it as its cache too, so nothing is copied from one cache to another.
     remote_is_cache: bool = False
 
 
@@ -117,4 +128,28 @@ class Executor(Protocol):
 
     def close(self, run_id: str) -> None:
         """The run is over: release what the executor holds for it."""
+        ...
+
+
+class RemoteExecutor(Executor, Protocol):
+    """An executor whose stages run away from the project (``remote=True`` in the registry).
+    Before any stage the run asks it for these; each stage's ``StageInvocation.remote`` then
+    says what travels, and the ``StageOutcome`` says which outputs came back (core/run.py)."""
+
+    @property
+    def local(self) -> bool:
+        """Whether its workers share this machine's files (then the project's cache may serve as the remote)."""
+        ...
+
+    def connect(self) -> None:
+        """Reach the cluster (an error with exit 4 when it does not answer)."""
+        ...
+
+    def capacity(self) -> int:
+        """How many stages it runs at once (``-j``'s default)."""
+        ...
+
+    def place_images(self, refs: list[str], registry: str | None, project: str) -> dict[str, str]:
+        """Local image ref -> what the workers run (pushed to ``registry`` and named by digest, or
+        the same ref when they share this engine); a UsageError when neither works."""
         ...

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from opsctl.errors import SchedulerUnavailableError, UsageError
-from opsctl.executors.base import ContainerSettings, LogSink, Output, RemoteWork, StageInvocation, StageOutcome
+from opsctl.executors.base import (
+    ContainerSettings,
+    LogSink,
+    Output,
+    StageInvocation,
+    StageOutcome,
+    memory_bytes,
+)
 
 SCHEDULER_ENV = "OPSCTL_DASK_SCHEDULER"
 NODE_DIR_ENV = "OPSCTL_NODE_DIR"  # a worker's workspaces, logs and DVC cache (default: under its local directory)
@@ -54,7 +61,7 @@ class DaskExecutor:
         self.retries = int(settings.get("retries", DEFAULT_RETRIES))
         self._client: Any = None
         self._cluster: Any = None
-        self._futures: dict[str, Any] = {}  # stage -> its running task
+        self._futures: dict[str, Any] = {}  # task key -> its running task
         self._starts: dict[str, list[str]] = {}  # task key -> the workers it started on
         self._lines: dict[str, LogSink | None] = {}  # task key -> where its live lines go
         self._lock = threading.Lock()
@@ -116,11 +123,15 @@ class DaskExecutor:
         """How many stages the cluster runs at once (its worker threads)."""
         return sum(w["nthreads"] for w in self.workers().values()) or 1
 
+    def on_every_worker(self, function, *args) -> dict[str, Any]:
+        """address -> what ``function(*args)`` returned (or raised) on that worker."""
+        return dict(self._client.run(function, *args, on_error="return"))
+
     def worker_engines(self) -> dict[str, str]:
         """address -> the id of the Docker engine the worker talks to (or "error: ...")."""
         from opsctl.executors.node import engine_of_node
 
-        return dict(self._client.run(engine_of_node))
+        return {address: str(engine) for address, engine in self.on_every_worker(engine_of_node).items()}
 
     def shares_engine(self) -> bool:
         """Whether every worker talks to this machine's Docker engine (then images need no registry)."""
@@ -179,7 +190,6 @@ class DaskExecutor:
             container=invocation.container,
             run_id=run_id,
             env_names=tuple(invocation.env),
-            node_cache=self._node_cache(work),
         )
         key = f"opsctl-{run_id}-{_slug(invocation.stage)}-{os.urandom(3).hex()}"
         started = time.monotonic()
@@ -226,11 +236,6 @@ class DaskExecutor:
             attempts=attempts,
         )
 
-    def _node_cache(self, work: RemoteWork) -> str | None:
-        # A local cluster shares this machine: with the project's cache as the remote, its
-        # workers use that cache too, so nothing is copied between caches.
-        return work.remote_url if self.local and work.remote_is_cache else None
-
     def _resources(self, stage: str, container: ContainerSettings) -> dict[str, float]:
         """The Dask resources a stage asks for; UsageError naming the one no worker has."""
         wanted: dict[str, float] = {}
@@ -242,7 +247,7 @@ class DaskExecutor:
         if container.cpus and CPU in declared:
             wanted[CPU] = float(container.cpus)
         if container.memory and MEMORY in declared:
-            wanted[MEMORY] = float(_bytes(container.memory))
+            wanted[MEMORY] = memory_bytes(container.memory) or 0.0
         for name, amount in wanted.items():
             most = max((float(w["resources"].get(name, 0)) for w in workers.values()), default=0.0)
             if most < amount:  # ask again: a worker that has it may have joined since
@@ -280,7 +285,7 @@ class DaskExecutor:
         try:
             if futures:
                 self._client.cancel(futures, force=True)
-            self._client.run(cancel_run, run_id, on_error="return")
+            self.on_every_worker(cancel_run, run_id)
         except Exception:  # noqa: BLE001 — a scheduler gone away: its workers' reapers remove the containers
             pass
 
@@ -292,7 +297,7 @@ class DaskExecutor:
         try:
             if self._topic is not None:
                 self._client.unsubscribe_topic(self._topic)
-            self._client.run(close_run, run_id, on_error="return")
+            self.on_every_worker(close_run, run_id)
         except Exception:  # noqa: BLE001
             pass
         finally:
@@ -333,7 +338,7 @@ def doctor_checks(
         ]
         if not workers:
             return [*checks, ("dask workers", "fail", "no worker is connected", START_HINT)]
-        answers = executor._client.run(node_checks, remote_url, remote_options, registry, on_error="return")
+        answers = executor.on_every_worker(node_checks, remote_url, remote_options, registry)
     finally:
         executor.close("doctor")
     for kind, label in (
@@ -385,7 +390,6 @@ def run_on_node(task, key: str, topic: str | None) -> dict:
         log = f.read().decode("utf-8", errors="replace")
     return {
         "exit_code": result.outcome.exit_code,
-        "duration": result.outcome.duration,
         "outputs": [o.__dict__ for o in result.outputs],
         "log": log,
         "worker": address,
@@ -429,12 +433,3 @@ def _reason(exc: BaseException) -> str:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in text.lower()).strip("-.") or "stage"
-
-
-def _bytes(memory: str) -> int:
-    """Docker's memory notation ("512m", "2g", "1024") as bytes."""
-    text = str(memory).strip().lower().removesuffix("b")
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(float(text))

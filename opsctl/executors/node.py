@@ -44,14 +44,12 @@ class NodeStage:
     # The stage's pass-through variables, by name: their values come from the node's own
     # environment, as credentials do, so no secret travels through the cluster.
     env_names: tuple[str, ...] = ()
-    node_cache: str | None = None  # a DVC cache to use instead of the node's own (a local cluster's: the project's)
 
 
 @dataclass(frozen=True)
 class NodeResult:
     outcome: StageOutcome
     outputs: list[Output]  # empty when the stage failed
-    workspace: Path
 
 
 def run_stage(node_dir: Path, name: str, task: NodeStage, on_line: LogSink | None = None) -> NodeResult:
@@ -84,7 +82,7 @@ def run_stage(node_dir: Path, name: str, task: NodeStage, on_line: LogSink | Non
         outputs = publish(workspace, task) if outcome.succeeded else []
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
-    return NodeResult(outcome, outputs, workspace)
+    return NodeResult(outcome, outputs)
 
 
 _executor_lock = threading.Lock()
@@ -135,7 +133,8 @@ def engine_of_node() -> str:
 
 def prepare(node_dir: Path, name: str, task: NodeStage) -> Path:
     """Make the workspace ``node_dir/workspaces/NAME`` for ``task`` (replacing an earlier one of
-    that name) with every input in place; the node's DVC cache is ``node_dir/cache``."""
+    that name) with every input in place; the node's DVC cache is ``node_dir/cache`` (see
+    :func:`_skeleton`)."""
     import shutil
 
     from opsctl.adapters import dvc
@@ -182,7 +181,9 @@ def _skeleton(node_dir: Path, task: NodeStage) -> Path:
     from opsctl.adapters.git import GitRepo
 
     work = task.work
-    cache = Path(task.node_cache) if task.node_cache else node_dir / "cache"
+    # A remote that is the project's own cache (a cluster on the project's machine) is this
+    # node's cache too: nothing is copied from one cache to the other.
+    cache = Path(work.remote_url) if work.remote_is_cache else node_dir / "cache"
     key = json.dumps([work.remote_name, work.remote_url, sorted(work.remote_options.items()), str(cache)])
     skeleton = node_dir / "skeletons" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if skeleton.is_dir():

@@ -116,7 +116,8 @@ def test_a_stage_runs_in_its_container_in_the_node_workspace(project, tmp_path, 
     )
     result = run_stage(tmp_path / "node", "r1-count", task)
     assert result.outcome.exit_code != 0  # .git is read-only in the container: the stage can't touch it
-    assert not (result.workspace / ".git/tampered").exists() and result.outputs == []
+    assert "Read-only file system" in result.outcome.log_path.read_text() and result.outputs == []
+    assert not (tmp_path / "node" / "workspaces" / "r1-count").exists()  # removed: nothing left to tamper with
 
     honest = NodeStage(**{**task.__dict__, "cmd": "mkdir -p out && wc -l < data/raw.csv > out/count.txt"})
     result = run_stage(tmp_path / "node", "r2-count", honest)
