@@ -58,15 +58,15 @@ def stage_work(session, project: Project, name: str, wdir: str, remote: RunRemot
             inputs.append(Input(dep.path, md5=dep.md5))
             by_hash.append(dep.md5)
             continue
-        for path, content in _files(project.root, dep.path):
-            inline += len(content)
+        for path, size in _files(project.root, dep.path):
+            inline += size  # counted from the file's size before it is read: a huge file is never loaded
             if inline > MAX_INLINE_BYTES:
                 raise UsageError(
                     f"stage {name}: its inputs that DVC does not track pass {MAX_INLINE_BYTES >> 20} MiB "
                     f"(at {path}); only code and params travel as files",
                     hint=f"track the data with DVC (`opsctl data add {dep.path}`) so it goes through the remote",
                 )
-            inputs.append(Input(path, content=content))
+            inputs.append(Input(path, content=(project.root / path).resolve().read_bytes()))
     if by_hash and remote.name is not None:
         session.push_objects(sorted(set(by_hash)), remote.name)
     return RemoteWork(
@@ -104,8 +104,8 @@ def leave_outputs(session, name: str, outcome: StageOutcome, remote: RunRemote):
     return session.record_remote(name, {o.path: (o.md5, o.size, o.nfiles) for o in outcome.outputs})
 
 
-def _files(root: Path, rel: str) -> list[tuple[str, bytes]]:
-    """A dep the cache does not hold, as (path, bytes) per file: a file, or a directory's
+def _files(root: Path, rel: str) -> list[tuple[str, int]]:
+    """A dep the cache does not hold, as (path, size) per file: a file, or a directory's
     files. Nothing outside the project is read (a symlink out of it is refused)."""
     base = root / rel
     real_root = root.resolve()
@@ -117,5 +117,5 @@ def _files(root: Path, rel: str) -> list[tuple[str, bytes]]:
         resolved = path.resolve()
         if not resolved.is_relative_to(real_root):
             raise UsageError(f"{path.relative_to(root).as_posix()} points outside the project; it can't be shipped")
-        files.append((path.relative_to(root).as_posix(), resolved.read_bytes()))
+        files.append((path.relative_to(root).as_posix(), resolved.stat().st_size))
     return files
