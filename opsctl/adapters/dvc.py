@@ -980,3 +980,78 @@ def outputs(root: Path) -> list[TrackedOutput]:
     """Every DVC-tracked output with the hash dvc.lock / its .dvc file records (no status)."""
     with open_repo(root) as repo:
         return sorted((_output(root, out) for out in repo.index.outs), key=lambda o: o.path)
+
+
+# -- experiments' work trees (core/experiments.py) -------------------------------------------------
+
+
+def share_cache(home: Path, work_tree: Path) -> None:
+    """Make ``work_tree`` (a linked Git work tree of ``home``) use ``home``'s DVC cache, and its
+    local config (remotes' credentials, which never go into Git)."""
+    import shutil
+
+    local = home / ".dvc" / "config.local"
+    if local.is_file():
+        shutil.copy2(local, work_tree / ".dvc" / "config.local")
+    set_cache_dir(work_tree, cache_dir(home).resolve())
+
+
+def check_out_all(root: Path) -> None:
+    """``dvc checkout`` of every tracked output whose object the cache has (the others are
+    left missing: their stages are stale and run, or come from the run cache)."""
+    with open_repo(root) as repo, _translate(), _quiet_about(root, set()):
+        repo.checkout(force=True, allow_missing=True)
+
+
+def missing_lock_objects(root: Path, lock_text: bytes | None) -> tuple[int, list[str]]:
+    """The cached outputs a ``dvc.lock`` (its bytes) names that the cache lacks: fetched from the
+    default remote when there is one. Returns (objects fetched, paths still missing)."""
+    import yaml
+
+    if not lock_text:
+        return 0, []
+    try:
+        data = yaml.safe_load(lock_text) or {}
+    except yaml.YAMLError:
+        return 0, []
+    with open_repo(root) as repo, _translate():
+        uncached = {_rel(root, o.fs_path) for o in repo.index.outs if not o.use_cache}
+        wanted: dict[str, str] = {}
+        for stage in (data.get("stages") or {}).values():
+            for out in (stage or {}).get("outs") or []:
+                path, md5 = out.get("path"), out.get("md5")
+                if path and md5 and path not in uncached and not dvc_compat.in_cache(repo, md5):
+                    wanted[md5] = path
+        if not wanted:
+            return 0, []
+        failed = list(wanted)
+        if repo.config["core"].get("remote"):
+            try:
+                failed = dvc_compat.fetch_objects(repo, list(wanted), remote=None)
+            except Exception:  # noqa: BLE001 — a remote that can't be reached: the objects stay missing
+                failed = list(wanted)
+        return len(wanted) - len(failed), sorted(wanted[m] for m in failed)
+
+
+def apply_checkout(root: Path) -> list[str]:
+    """``dvc checkout --force`` after an experiment's ``dvc.lock`` was written: the outputs it names."""
+    with open_repo(root) as repo, _translate(), _quiet_about(root, set()):
+        result = repo.checkout(force=True)
+    changed = [*result.get("added", []), *result.get("modified", [])]
+    return sorted({str(p).rstrip("/") for p in changed})
+
+
+def modified_outputs(root: Path) -> list[str]:
+    """Pipeline outputs whose workspace content is not what ``dvc.lock`` records (edited by
+    hand, or made by a command outside the pipeline): a checkout would replace them."""
+    from dvc.stage import PipelineStage
+
+    modified = []
+    with open_repo(root) as repo, _translate():
+        for stage in repo.index.stages:
+            if not isinstance(stage, PipelineStage):
+                continue
+            for out in stage.outs:
+                if out.use_cache and out.hash_info and "modified" in out.workspace_status().values():
+                    modified.append(_rel(root, out.fs_path))
+    return sorted(modified)

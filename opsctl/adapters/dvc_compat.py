@@ -93,6 +93,24 @@ def cached_run(repo: Any, stage: Any) -> Any | None:
     return repo.stage_cache._create_stage(cache, wdir=stage.wdir)
 
 
+def run_cache_key(stage: Any) -> str | None:
+    """The run cache's key for ``stage`` with its deps and params as they are now (None when
+    the run cache cannot hold it), leaving the stage object as it was: its deps' recorded
+    hashes are what DVC compares to decide whether it changed. ``_can_hash``/``_get_stage_hash``
+    of ``dvc.stage.cache`` and ``Output.hash_info``/``meta``/``obj``/``files`` (DVC 3.50-3.67)."""
+    from dvc.stage.cache import _can_hash, _get_stage_hash
+
+    kept = [
+        (dep, dep.hash_info, dep.meta, getattr(dep, "obj", None), getattr(dep, "files", None)) for dep in stage.deps
+    ]
+    try:
+        stage.save_deps()
+        return str(_get_stage_hash(stage)) if _can_hash(stage) else None
+    finally:
+        for dep, hash_info, meta, obj, files in kept:
+            dep.hash_info, dep.meta, dep.obj, dep.files = hash_info, meta, obj, files
+
+
 # -- hashing -------------------------------------------------------------------------------
 
 

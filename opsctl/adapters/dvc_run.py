@@ -283,6 +283,17 @@ class RunSession:
             cached = dvc_compat.cached_run(repo, stage)
             return cached is not None and cached.outs_cached()
 
+    def run_cache_key(self, name: str) -> str | None:
+        """The run cache's key for this stage as its deps and params are now (None when DVC's
+        run cache cannot hold it, or a dep can't be hashed yet). Changes nothing: the stage
+        still compares with its dvc.lock entry afterwards."""
+        with self._locked() as repo:
+            stage = self._stage(repo, name)
+            try:
+                return dvc_compat.run_cache_key(stage)
+            except Exception:  # noqa: BLE001 — a missing dep: the stage fails on its own later
+                return None
+
     # -- running ------------------------------------------------------------------------
 
     def prepare(self, name: str, *, recheck: bool, use_run_cache: bool, record_restored: bool = True) -> str:

@@ -170,3 +170,133 @@ def work_tree_state(root: Path, exclude: tuple[str, ...] = ()) -> WorkTreeState:
             if path.is_file():
                 digest.update(path.read_bytes())
     return WorkTreeState(commit, branch, True, digest.hexdigest())
+
+
+# -- experiments: snapshots of the work tree, isolated work trees, experiment commits ------------
+# Plain `git` processes: each is a few ms, and none of them touches the user's index or files.
+
+EXP_REFS = "refs/opsctl/exps"  # one commit per experiment run: its params, dvc.lock, metrics
+SNAPSHOT_REFS = "refs/opsctl/snapshots"  # the work trees queued experiments start from
+
+
+def _git(root: Path, *args: str, env: dict | None = None, check: bool = True, binary: bool = False):
+    result = subprocess.run(
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=not binary,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
+    )
+    if check and result.returncode != 0:
+        err = result.stderr.decode(errors="replace") if binary else result.stderr
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        raise GitError(f"git {args[0]} failed: {lines[-1] if lines else result.returncode}")
+    return result.stdout
+
+
+def head_commit(root: Path) -> str | None:
+    return _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip() or None
+
+
+def _tree_commit(root: Path, parent: str, message: str, exclude: tuple[str, ...]) -> str:
+    """A commit whose tree is the work tree at ``root`` as ``git add -A`` sees it (ignored files
+    left out), child of ``parent``, made through a throwaway index: the real index, the files
+    and every ref stay as they are. Returns ``parent`` itself when nothing differs."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="opsctl-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git(root, "read-tree", parent, env=env)
+        _git(root, "add", "-A", env=env)
+        if exclude:  # (an exclude pathspec naming an ignored directory makes `git add` fail)
+            _git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *exclude, env=env)
+        tree = _git(root, "write-tree", env=env).strip()
+    if tree == _git(root, "rev-parse", f"{parent}^{{tree}}").strip():
+        return parent
+    identity = {} if identity_configured(root) else _fallback_identity()
+    return _git(root, "commit-tree", tree, "-p", parent, "-m", message, env=identity).strip()
+
+
+def snapshot(root: Path, exclude: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(HEAD, a commit of the work tree as it is now: HEAD plus uncommitted changes and untracked
+    files that are not ignored). The snapshot is kept under ``refs/opsctl/snapshots/`` until
+    :func:`drop_snapshot`; with nothing uncommitted it is HEAD itself."""
+    head = head_commit(root)
+    if head is None:
+        raise GitError("the repository has no commit yet", hint="commit the project first (git add -A && git commit)")
+    commit = _tree_commit(root, head, "opsctl: work tree snapshot for experiments", exclude)
+    if commit != head:
+        _git(root, "update-ref", f"{SNAPSHOT_REFS}/{commit}", commit)
+    return head, commit
+
+
+def drop_snapshot(root: Path, commit: str) -> None:
+    _git(root, "update-ref", "-d", f"{SNAPSHOT_REFS}/{commit}", check=False)
+
+
+def add_work_tree(root: Path, path: Path, head: str, files_from: str) -> None:
+    """A linked work tree at ``path`` (detached at ``head``) whose files are ``files_from``'s,
+    with the difference left uncommitted: what the user's work tree was when it was taken."""
+    _git(root, "worktree", "add", "--detach", "--no-checkout", "-q", str(path), head)
+    _git(path, "read-tree", "-u", "--reset", files_from)
+    if files_from != head:
+        _git(path, "reset", "-q", head)  # the index back at HEAD; the files stay
+
+
+def remove_work_tree(root: Path, path: Path) -> None:
+    """Delete a linked work tree and Git's record of it, whatever state it is in. Never
+    ``git worktree prune``: it would also drop the record of a work tree that another
+    process is adding at that moment."""
+    import shutil
+
+    result = subprocess.run(
+        ["git", "worktree", "remove", "--force", "--force", str(path)], cwd=root, capture_output=True, text=True
+    )
+    if result.returncode == 0:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    common = _git(root, "rev-parse", "--git-common-dir", check=False).strip()
+    if common:
+        record = (root / common / "worktrees" / path.name).resolve()
+        gitdir = record / "gitdir"
+        if gitdir.is_file() and Path(gitdir.read_text().strip()).parent == path:
+            shutil.rmtree(record, ignore_errors=True)
+
+
+def commit_experiment(work_tree: Path, run_id: str, message: str, exclude: tuple[str, ...] = ()) -> str:
+    """Commit the experiment's work tree (on top of its HEAD, off every branch) and keep it as
+    ``refs/opsctl/exps/RUN``; the commit's id."""
+    head = head_commit(work_tree)
+    assert head is not None
+    commit = _tree_commit(work_tree, head, message, exclude)
+    _git(work_tree, "update-ref", f"{EXP_REFS}/{run_id}", commit)
+    return commit
+
+
+def changed_paths(root: Path, old: str, new: str) -> list[tuple[str, str]]:
+    """(status letter, path) of what differs between two commits, renames as delete + add."""
+    out = _git(root, "diff", "--name-status", "-z", "--no-renames", old, new, binary=True)
+    parts = [os.fsdecode(p) for p in out.split(b"\0") if p]
+    return list(zip(parts[0::2], parts[1::2], strict=False))
+
+
+def blob(root: Path, commit: str, path: str) -> bytes | None:
+    """The file ``path`` at ``commit`` (None when it has none)."""
+    result = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=root, capture_output=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def commit_exists(root: Path, commit: str) -> bool:
+    return bool(_git(root, "rev-parse", "--verify", "-q", f"{commit}^{{commit}}", check=False).strip())
+
+
+def parent_of(root: Path, commit: str) -> str | None:
+    return _git(root, "rev-parse", "--verify", "-q", f"{commit}^", check=False).strip() or None
+
+
+def create_branch(root: Path, name: str, commit: str) -> None:
+    if _git(root, "check-ref-format", "--branch", name, check=False).strip() == "":
+        raise GitError(f"'{name}' is not a valid branch name")
+    if _git(root, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip():
+        raise GitError(f"a branch named '{name}' exists already", hint="choose another name")
+    _git(root, "branch", name, commit)

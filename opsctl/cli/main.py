@@ -9,6 +9,7 @@ import typer
 from opsctl import __version__
 from opsctl.cli import data as data_cmd
 from opsctl.cli import doctor as doctor_cmd
+from opsctl.cli import exp as exp_cmd
 from opsctl.cli import init as init_cmd
 from opsctl.cli import lineage as lineage_cmd
 from opsctl.cli import model as model_cmd
@@ -60,6 +61,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(exp_cmd.app, name="exp")
 doctor_cmd.register(app)
 pipeline_cmd.register(app)
 run_cmd.register(app)

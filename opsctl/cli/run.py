@@ -377,6 +377,9 @@ class _PlainDisplay(RunEvents):
         if not self._dry_run:
             out.info(_params_line(overrides))
 
+    def begun(self, run_id: str) -> None:
+        pass
+
     def planned(self, plan) -> None:
         _warn(plan)
         self._width = max((len(s.name) for s in plan.to_run), default=0)
@@ -475,6 +478,9 @@ class _LiveDisplay(RunEvents):
         from rich.text import Text
 
         self._live.console.print(Text(_params_line(overrides)))
+
+    def begun(self, run_id: str) -> None:
+        pass
 
     def planned(self, plan) -> None:
         _warn(plan)

@@ -102,10 +102,11 @@ def _is_state(project: Project, path: Path) -> bool:
     """opsctl's and Git's own state never counts as a build input (it changes with every
     build and commit); projects keep both out of the context with .dockerignore."""
     try:
-        top = path.relative_to(project.root).parts[0]
-    except (ValueError, IndexError):
+        parts = path.relative_to(project.root).parts
+    except ValueError:
         return False
-    return top in (".opsctl", ".git")
+    # .dvc/tmp: DVC's locks, and the work trees of experiments (core/experiments.py)
+    return bool(parts) and (parts[0] in (".opsctl", ".git") or parts[:2] == (".dvc", "tmp"))
 
 
 def _file_digest(path: Path) -> bytes:

@@ -27,11 +27,15 @@ class Project:
     command that never needs it, such as `opsctl runs list`, skips the YAML parser and
     the config types (bench/runs.py)."""
 
-    __slots__ = ("root", "_loaded")
+    __slots__ = ("root", "_loaded", "_state_dir")
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, state_dir: Path | None = None) -> None:
+        """``state_dir``: where runs are recorded and logged, when not the project's own
+        ``.opsctl/`` — an experiment's isolated work tree records into the project it came
+        from (docs/architecture.md, *Experiments*)."""
         self.root = root
         self._loaded: tuple[ProjectConfig, bool] | None = None
+        self._state_dir = state_dir
 
     def _load(self) -> tuple[ProjectConfig, bool]:
         if self._loaded is None:
@@ -52,7 +56,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / STATE_DIR
+        return self._state_dir if self._state_dir is not None else self.root / STATE_DIR
 
     @property
     def config_path(self) -> Path:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from opsctl.adapters.dvc_lock import LockHolder
     from opsctl.adapters.dvc_run import RunSession
     from opsctl.core.checks import DatasetVerdict
+    from opsctl.core.shared_stages import SharedStages
 
 LOG_TAIL = 20
 
@@ -52,6 +53,11 @@ class RunOptions:
     # A remote executor's outputs are fetched into the workspace; False leaves on the remote
     # those that nothing in this run reads here (`opsctl data pull` gets them).
     download: bool = True
+    # An experiment's run (core/experiments.py): stages the same as another experiment's run
+    # once across the sweep (core/shared_stages.py), within the sweep's slots.
+    shared: SharedStages | None = None
+    branch: str | None = None  # recorded as the run's branch (an experiment's work tree is detached)
+    record_noop: bool = False  # record a run even when nothing is stale (an experiment is always a run)
 
 
 @dataclass
@@ -118,6 +124,9 @@ class RunEvents:
         """The -S values (as given) were written to the params files; the run goes ahead."""
 
     def planned(self, plan: Plan) -> None: ...
+
+    def begun(self, run_id: str) -> None:
+        """The run is recorded (as running) under this id; its stages start now."""
 
     def building(self, image: str, line: str) -> None: ...
 
@@ -220,11 +229,11 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
             if good:
                 session.commit_data_sources(good)
             report.committed_data = good
-        if options.dry_run or not plan.to_run:
+        if options.dry_run or (not plan.to_run and not options.record_noop):
             # Nothing stale is not a run: no record (`opsctl run` in an up-to-date project stays instant).
             report.finished = time.time()
             return report
-        recorder = RunRecorder(project)
+        recorder = RunRecorder(project, branch=options.branch)
         status = "failed"
         try:
             _execute(project, session, plan, options, jobs, report, events, recorder, gates)
@@ -332,7 +341,26 @@ def _execute(
     cancelled = threading.Event()
     by_name: dict[str, StageRun] = {}
 
+    shared = options.shared
+
     def run_stage(name: str) -> StageReport:
+        if shared is None:
+            return run_here(name)
+        from opsctl.core.shared_stages import Stopped
+
+        key = shared.key(session.run_cache_key(name), images.get(name, StageImageRef(None, None, None, None)).identity)
+        try:
+            with shared.flight(key) as sibling_ran, shared.slot():
+                result = run_here(name, sibling_ran)
+                if result.status in (RAN, CACHED):
+                    shared.mark_done(key)
+                return result
+        except Stopped as exc:
+            return StageReport(FAILED, str(exc))
+
+    def run_here(name: str, sibling_ran: bool = False) -> StageReport:
+        """``sibling_ran``: another experiment of the sweep just ran this stage with these very
+        inputs and image, so the run cache holds it even if this work tree's image record is old."""
         step = steps[name]
         image_name, ref, image_id, identity = images.get(name, StageImageRef(None, None, None, None))
         stage = StageRun(
@@ -355,7 +383,7 @@ def _execute(
         decision = session.prepare(
             name,
             recheck=recheck,
-            use_run_cache=not options.force and not step.image_changed,
+            use_run_cache=not options.force and (not step.image_changed or sibling_ran),
             record_restored=not after,
         )
         lock_entry = StageImage(plan.executor, image_name, ref, identity)
@@ -463,10 +491,13 @@ def _execute(
 
     def cancel() -> None:
         cancelled.set()
+        if shared is not None:
+            shared.stopped.set()
         executor.cancel(report.run_id)
 
     tasks = [StageTask(s.name, tuple(u for u in s.upstream if u in steps)) for s in plan.to_run]
     recorder.begin(report, options.targets)  # everything is ready: from here on it is a run
+    events.begun(report.run_id)
     gates.begin_recording()  # verdicts of data checked before (changed sources) are recorded with the run
     if images:
         executor.open(report.run_id, images[tasks[0].name].ref)

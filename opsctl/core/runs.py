@@ -134,8 +134,11 @@ class RunRecorder:
     (in room reserved when the run began, so a full disk does not stop that either), for
     :func:`settle_kept_runs` to record as soon as the store takes writes again."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, *, branch: str | None = None) -> None:
+        """``branch``: the branch to record when the work tree's own is not the one (an
+        experiment's work tree is detached at the commit of the branch it came from)."""
         self.project = project
+        self._branch = branch
         self.store: Any = None  # a RunStore once begun (imported off the critical path)
         self.error: Exception | None = None
         self.branch: str | None = None
@@ -180,7 +183,7 @@ class RunRecorder:
             if "error" in self._ready:
                 raise self._ready["error"]
             state = self._ready["state"]
-            self.branch = state.branch
+            self.branch = self._branch or state.branch
             self._new_run = NewRun(
                 id=report.run_id,
                 started=report.started,
@@ -188,7 +191,7 @@ class RunRecorder:
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 git_commit=state.commit,
-                branch=state.branch,
+                branch=self.branch,
                 dirty=state.dirty,
                 diff_hash=state.diff_hash,
                 executor=report.executor,
@@ -229,8 +232,9 @@ class RunRecorder:
         """Log paths relative to the project: a moved or copied project keeps finding them."""
         if path is None:
             return None
+        # (the project that holds the state: an experiment's work tree records into its origin's)
         try:
-            return Path(path).relative_to(self.project.root).as_posix()
+            return Path(path).relative_to(self.project.state_dir.parent).as_posix()
         except ValueError:
             return str(path)
 

@@ -34,9 +34,11 @@ _TABLES = (
     ("metrics", ("rid", "kid")),
     ("validations", ("vid",)),
     ("drift_checks", ("did",)),
+    ("experiments", ("rid",)),
+    ("exp_queue", ("qid",)),
 )
 # Tables a store only has from a schema version on: an older damaged store has none to copy.
-_SINCE = {"validations": 3, "drift_checks": 4}
+_SINCE = {"validations": 3, "drift_checks": 4, "experiments": 6, "exp_queue": 6}
 # Columns added to a table later: an older store has none to read (the new store's default applies).
 _COLUMNS_SINCE = {("stages", "worker"): 5, ("stages", "attempts"): 5}
 _MIN_KEY, _MAX_KEY = -(2**63), 2**63 - 1
@@ -49,6 +51,7 @@ _ORPHANS = (
     # a verdict is about its data: it outlives a lost run, as a standalone one
     "UPDATE validations SET rid = NULL WHERE rid IS NOT NULL AND rid NOT IN (SELECT rid FROM runs)",
     "UPDATE drift_checks SET rid = NULL WHERE rid IS NOT NULL AND rid NOT IN (SELECT rid FROM runs)",
+    "DELETE FROM experiments WHERE rid NOT IN (SELECT rid FROM runs)",
 )
 _RECOUNT = (
     "UPDATE runs SET (n_ran, n_cached, n_failed, n_skipped) = "

@@ -215,7 +215,45 @@ _V5 = (
     "CREATE INDEX stages_by_name ON stages (name, started)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5)
+# Migration 6: experiments. A run made by `opsctl exp run` has a row in ``experiments``: its
+# group (the sweep), its name, the -S values that made it, and the Git commit holding its
+# files (params, dvc.lock) for `exp apply` / `exp branch`. ``exp_queue`` is the durable queue:
+# an entry is ``queued`` until a runner process claims it (``running``, with that process's
+# host and pid, so an entry whose runner died goes back to the queue); a finished experiment
+# is a run, and its entry is deleted in the transaction that says so. ``base`` is the commit
+# of the workspace as it was when the entry was queued (the current commit plus uncommitted
+# changes). ``runner``: the `exp run` process that queued it for itself ("host:pid"); NULL
+# for `exp run --queue`, whose entries any `exp queue start` takes.
+_V6 = (
+    """
+    CREATE TABLE experiments (
+        rid         INTEGER PRIMARY KEY REFERENCES runs (rid) ON DELETE CASCADE,
+        grp         TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        overrides   TEXT NOT NULL DEFAULT '[]',
+        git_ref     TEXT
+    )
+    """,
+    "CREATE INDEX experiments_by_group ON experiments (grp)",
+    """
+    CREATE TABLE exp_queue (
+        qid         INTEGER PRIMARY KEY AUTOINCREMENT,
+        grp         TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        overrides   TEXT NOT NULL DEFAULT '[]',
+        base        TEXT NOT NULL,
+        executor    TEXT,
+        queued      REAL NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running')),
+        runner      TEXT,
+        owner_host  TEXT,
+        owner_pid   INTEGER,
+        run_id      TEXT
+    )
+    """,
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -187,7 +187,7 @@ def test_a_new_store_is_created_with_its_directory_in_wal_mode_at_the_latest_ver
     RunStore(db).close()
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert schema.user_version(conn) == LATEST_VERSION == 5
+    assert schema.user_version(conn) == LATEST_VERSION == 6
     conn.close()
 
 

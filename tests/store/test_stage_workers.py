@@ -60,7 +60,7 @@ def test_a_version_4_store_is_migrated_and_its_stages_ran_on_this_host(tmp_path)
         )
         assert store.get_run("0123456789ab").stages[0].worker == W1
     version, names = tables_and_indexes(db)
-    assert version == LATEST_VERSION == 5
+    assert version == LATEST_VERSION and LATEST_VERSION >= 5
     assert "stages_by_name" in names
 
 

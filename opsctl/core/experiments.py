@@ -1,0 +1,709 @@
+"""Experiments: ``opsctl exp run`` sweeps, the durable queue, ``exp show/apply/branch``.
+
+An experiment is a run of the pipeline with some params changed, in its own work tree, so
+the user's files are never touched (docs/architecture.md, *Experiments*):
+
+- ``exp run`` expands its ``-S`` sweeps (core/sweep.py), takes a snapshot of the work tree
+  (the current commit plus uncommitted changes, as a commit that no branch points at) and
+  queues one entry per experiment in the run store. ``--queue`` stops there; otherwise it
+  runs its own entries, as ``exp queue start`` runs everybody's.
+- A runner (:func:`run_queue`) claims entries one by one and runs each in a process of its
+  own (``python -m opsctl.cli.exp_child``): DVC works in the process's working directory,
+  so one process per work tree. That process makes a linked Git work tree of the snapshot
+  under ``.dvc/tmp/opsctl-exps/`` (inside ``.dvc/``, where DVC never looks for pipelines),
+  points its DVC cache at the project's, checks the outputs out, writes its params and runs
+  the pipeline there (core/run.py), recording into the project's run store and logs. Stages
+  whose inputs are the same in several experiments run once (core/shared_stages.py).
+- When it ends, the work tree is committed (``refs/opsctl/exps/RUN``: params, ``dvc.lock``,
+  metrics) for ``exp apply``/``exp branch``, and removed. An interrupted experiment goes
+  back to the queue; an experiment whose process died is put back by the next runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opsctl.core.project import STATE_DIR, Project
+from opsctl.core.runs import _alive, open_store
+from opsctl.errors import OpsctlError, UsageError
+
+if TYPE_CHECKING:
+    from opsctl.store.experiments import Experiment, QueueEntry
+
+WORK_TREES = Path(".dvc") / "tmp" / "opsctl-exps"  # the experiments' work trees (DVC ignores .dvc/)
+EXPS_STATE = "exps"  # under .opsctl/: the sweeps' slots
+MAX_GROUP_NAME = 64
+STOP_GRACE = 60.0  # seconds an experiment process gets to clean up after Ctrl-C before it is killed
+
+
+# -- planning a sweep --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    group: str
+    experiments: list[list[str]]  # each: the -S overrides ("KEY=VALUE") of one experiment
+    varying: list[str]  # the keys whose values differ between experiments
+
+
+def plan_sweep(
+    project: Project, sweeps: Sequence[str], *, zip_mode: bool = False, name: str | None = None
+) -> SweepPlan:
+    """The experiments of ``-S`` sweeps; UsageError for a malformed one, or a params key the
+    params file does not have (refused now, not when the experiment runs)."""
+    from opsctl.core.sweep import expand, varying
+
+    group = _group_name(name)
+    experiments = expand(list(sweeps), zip_mode=zip_mode)
+    check_param_keys(project, experiments[0])
+    return SweepPlan(group, experiments, varying(experiments))
+
+
+def _group_name(name: str | None) -> str:
+    if name is None:
+        return f"sweep-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    if not name or len(name) > MAX_GROUP_NAME or not all(c.isalnum() or c in "._-" for c in name):
+        raise UsageError(
+            f"--name {name[:MAX_GROUP_NAME]!r}: use letters, digits, '.', '_' and '-' (at most {MAX_GROUP_NAME})"
+        )
+    return name
+
+
+def check_param_keys(project: Project, overrides: Sequence[str]) -> None:
+    """Every ``[FILE:]KEY`` must exist in its params file: a typo would otherwise add a new
+    param that nothing reads, and the sweep would run N identical experiments."""
+    import difflib
+
+    from opsctl.core.run import parse_overrides
+    from opsctl.core.yamlload import MAX_DATA_BYTES, cut, load_yaml_file
+
+    loaded: dict[str, Any] = {}
+    for file, key, _value in parse_overrides(list(overrides), project.root):
+        path = project.root / file
+        if file not in loaded:
+            if not path.is_file():
+                raise UsageError(f"-S {cut(key)}: no params file {file}", hint="name the file: -S FILE:KEY=VALUE")
+            loaded[file] = load_yaml_file(path, max_bytes=MAX_DATA_BYTES, source=file) or {}
+        node: Any = loaded[file]
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                keys = _flat_keys(loaded[file])
+                close = difflib.get_close_matches(key, keys, n=3)
+                raise UsageError(
+                    f"-S {cut(key)}: {file} has no param {cut(key)}",
+                    hint=f"did you mean {', '.join(close)}?"
+                    if close
+                    else f"{file} has: {', '.join(keys[:8]) or 'nothing'}",
+                )
+            node = node[part]
+
+
+def _flat_keys(data: Any, prefix: str = "") -> list[str]:
+    if not isinstance(data, dict):
+        return [prefix] if prefix else []
+    keys = []
+    for k, v in data.items():
+        keys += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return [k.rstrip(".") for k in keys]
+
+
+# -- the queue ------------------------------------------------------------------------------------
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def queue_sweep(
+    project: Project, plan: SweepPlan, *, executor: str | None, for_runner: str | None = None
+) -> list[QueueEntry]:
+    """Queue the sweep's experiments, each starting from the work tree as it is now.
+    ``for_runner``: keep them for that runner (`exp run`); None: for any `exp queue start`."""
+    from opsctl.adapters.git import snapshot
+    from opsctl.executors.registry import executor_spec
+    from opsctl.store.experiments import NewEntry, enqueue
+
+    if executor is not None:
+        executor_spec(executor)  # an unknown name: UsageError naming the executors there are
+    _head, base = snapshot(project.root, exclude=(STATE_DIR,))
+    entries = [
+        NewEntry(plan.group, f"{plan.group}-{i + 1}", overrides, base, executor)
+        for i, overrides in enumerate(plan.experiments)
+    ]
+    with open_store(project) as store:
+        return enqueue(store, entries, for_runner)
+
+
+def queue_list(project: Project) -> list[QueueEntry]:
+    from opsctl.store.experiments import queue_entries, requeue_dead
+
+    with open_store(project) as store:
+        requeue_dead(store, _alive)
+        return queue_entries(store)
+
+
+def queue_remove(project: Project, qids: Sequence[int] | None) -> tuple[list[int], list[int], list[int]]:
+    """(removed, running: not removed, unknown). ``qids`` None: every queued entry."""
+    from opsctl.store.experiments import queue_entries, remove_entries, requeue_dead
+
+    with open_store(project) as store:
+        requeue_dead(store, _alive)
+        known = {e.qid for e in queue_entries(store)}
+        unknown = [q for q in qids or () if q not in known]
+        removed, running = remove_entries(store, None if qids is None else [q for q in qids if q in known])
+        _drop_unused_snapshots(project, store)
+    return removed, running, unknown
+
+
+def _drop_unused_snapshots(project: Project, store) -> None:
+    from opsctl.adapters.git import SNAPSHOT_REFS, _git, drop_snapshot
+    from opsctl.store.experiments import queue_entries
+
+    used = {e.base for e in queue_entries(store)}
+    refs = _git(project.root, "for-each-ref", "--format=%(objectname)", SNAPSHOT_REFS, check=False).split()
+    for commit in refs:
+        if commit not in used:
+            drop_snapshot(project.root, commit)
+
+
+# -- running the queue -------------------------------------------------------------------------
+
+
+@dataclass
+class ExperimentResult:
+    entry: QueueEntry
+    run_id: str | None = None
+    status: str = "running"  # running | succeeded | failed | interrupted | error (never became a run)
+    detail: str = ""  # what failed
+    failed_stages: list[str] = field(default_factory=list)
+    stage: str | None = None  # the stage running now (live display)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+class SweepEvents:
+    """What a front end hears while a queue runs (called from the runner's thread)."""
+
+    def images(self, names: list[str]) -> None:
+        """The images the experiments need are being built (or confirmed), once for all."""
+
+    def started(self, result: ExperimentResult) -> None: ...
+
+    def progress(self, result: ExperimentResult) -> None:
+        """A stage of a running experiment started or finished (``result.stage``)."""
+
+    def finished(self, result: ExperimentResult) -> None: ...
+
+    def stopping(self, running: int) -> None:
+        """Ctrl-C: ``running`` experiments are cleaning up."""
+
+
+@dataclass
+class _Child:
+    proc: subprocess.Popen
+    result: ExperimentResult
+    work_tree: Path
+    buffer: bytes = b""
+
+
+def run_queue(
+    project: Project,
+    *,
+    jobs: int,
+    runner: str | None = None,
+    executor: str | None = None,
+    events: SweepEvents | None = None,
+) -> list[ExperimentResult]:
+    """Run queued experiments, up to ``jobs`` stages at once across them, until the queue has
+    none left for this runner (entries queued meanwhile are picked up). ``runner``: only the
+    entries that runner queued (`exp run`); None: the shared queue (`exp queue start`).
+    Ctrl-C stops every experiment, puts them back in the queue and re-raises."""
+    from opsctl.store.experiments import claim_next, release, requeue_dead
+
+    events = events or SweepEvents()
+    if jobs < 1:
+        raise UsageError("-j must be at least 1")
+    token = secrets.token_hex(4)
+    slots_dir = project.state_dir / EXPS_STATE / f"slots-{token}"
+    host, pid = socket.gethostname(), os.getpid()
+    with open_store(project) as store:
+        requeue_dead(store, _alive)
+    remove_orphan_work_trees(project)
+    built: set[str] = set()
+    running: dict[int, _Child] = {}
+    results: list[ExperimentResult] = []
+    try:
+        while True:
+            while len(running) < jobs:
+                with open_store(project, reap=False) as store:
+                    entry = claim_next(store, host, pid, runner=runner)
+                if entry is None:
+                    break
+                name = executor or entry.executor or project.config.executor
+                try:
+                    if name not in built:
+                        _prepare_images(project, name, events)
+                        built.add(name)
+                    child = _spawn(project, entry, name, jobs, slots_dir)
+                except BaseException:
+                    with open_store(project, reap=False) as store:
+                        release(store, entry.qid)
+                    raise
+                running[entry.qid] = child
+                events.started(child.result)
+            if not running:
+                break
+            _pump(running, results, events, project)
+    except KeyboardInterrupt:
+        events.stopping(len(running))
+        _stop(running, project)
+        for child in running.values():
+            child.result.status = "interrupted"
+            results.append(child.result)
+        raise
+    finally:
+        _remove_tree(slots_dir)
+        with open_store(project, reap=False) as store:
+            _drop_unused_snapshots(project, store)
+    return results
+
+
+def _prepare_images(project: Project, executor: str, events: SweepEvents) -> None:
+    """Build the images once here, before any experiment process would build them at once."""
+    from opsctl.executors.registry import executor_spec
+
+    if not executor_spec(executor).containers or not project.config.images:
+        return
+    from opsctl.core.images import build_images
+
+    names = sorted(project.config.images)
+    events.images(names)
+    build_images(project, names)
+
+
+def _spawn(project: Project, entry: QueueEntry, executor: str, jobs: int, slots_dir: Path) -> _Child:
+    work_tree = project.root / WORK_TREES / f"q{entry.qid}-{secrets.token_hex(3)}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "opsctl.cli.exp_child",
+        str(project.root),
+        str(entry.qid),
+        str(work_tree),
+        executor,
+        str(jobs),
+        str(slots_dir),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Its stdin is a pipe that this process holds: should the runner die (SIGKILL), the pipe
+    # closes and the experiment stops itself (cli/exp_child.py) instead of running on unseen.
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    return _Child(proc, ExperimentResult(entry), work_tree)
+
+
+def _pump(running: dict[int, _Child], results: list[ExperimentResult], events: SweepEvents, project: Project) -> None:
+    """Read what the experiment processes say for a moment; collect those that ended."""
+    streams = {c.proc.stdout.fileno(): c for c in running.values() if c.proc.stdout}
+    ready, _, _ = select.select(list(streams), [], [], 0.5)
+    for fd in ready:
+        child = streams[fd]
+        chunk = os.read(fd, 65536)
+        if chunk:
+            child.buffer += chunk
+            *lines, child.buffer = child.buffer.split(b"\n")
+            for line in lines:
+                _on_message(child.result, line, events)
+    for qid, child in list(running.items()):
+        if child.proc.poll() is None:
+            continue
+        rest = child.proc.stdout.read() if child.proc.stdout else b""
+        for line in (child.buffer + (rest or b"")).split(b"\n"):
+            _on_message(child.result, line, events)
+        _settle(child, project)
+        del running[qid]
+        results.append(child.result)
+        events.finished(child.result)
+
+
+def _on_message(result: ExperimentResult, line: bytes, events: SweepEvents) -> None:
+    if not line.strip():
+        return
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return
+    kind = message.get("event")
+    if kind == "begun":
+        result.run_id = message["run"]
+    elif kind == "stage":
+        result.stage = message.get("stage") if message.get("state") == "started" else None
+        events.progress(result)
+    elif kind == "done":
+        result.status = message.get("status", "failed")
+        result.failed_stages = list(message.get("failed", []))
+        result.detail = message.get("detail", "")
+        result.metrics = dict(message.get("metrics", {}))
+    elif kind == "error":
+        result.status = "error"
+        result.detail = message.get("message", "")
+
+
+def _settle(child: _Child, project: Project) -> None:
+    """After an experiment process ended, however it ended."""
+    result = child.result
+    result.finished = time.time()
+    result.stage = None
+    code = child.proc.returncode
+    if result.status == "running":  # it said nothing at the end: killed, or crashed
+        result.status = "interrupted" if code in (130, -signal.SIGINT, -signal.SIGKILL, -signal.SIGTERM) else "error"
+        result.detail = result.detail or f"its process ended with code {code}"
+        from opsctl.store.experiments import release
+
+        with open_store(project, reap=False) as store:
+            release(store, result.entry.qid)
+    if child.work_tree.exists():
+        from opsctl.adapters.git import remove_work_tree
+
+        remove_work_tree(project.root, child.work_tree)
+
+
+def _stop(running: dict[int, _Child], project: Project) -> None:
+    """Ctrl-C reached the experiment processes too (same process group) when it came from a
+    terminal; SIGTERM or a script's SIGINT did not: say it to each, then wait for them to
+    remove their containers, record their runs and put their entries back."""
+    for child in running.values():
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE
+    for child in running.values():
+        while child.proc.poll() is None:
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+            except KeyboardInterrupt:  # a second Ctrl-C: still wait for the clean-up
+                continue
+        if child.proc.stdout:
+            for line in child.proc.stdout.read().split(b"\n"):
+                _on_message(child.result, line, SweepEvents())
+        _settle(child, project)
+
+
+def remove_orphan_work_trees(project: Project) -> list[Path]:
+    """Work trees of experiments whose process is gone (their entries were put back)."""
+    from opsctl.adapters.git import remove_work_tree
+    from opsctl.store.experiments import queue_entries
+
+    base = project.root / WORK_TREES
+    if not base.is_dir():
+        return []
+    with open_store(project, reap=False) as store:
+        live = {
+            e.qid
+            for e in queue_entries(store)
+            if e.status == "running" and e.owner_pid and _alive(e.owner_host or "", e.owner_pid)
+        }
+    removed = []
+    for path in sorted(base.iterdir()):
+        qid = path.name[1:].split("-", 1)[0]
+        if not (qid.isdigit() and int(qid) in live):
+            remove_work_tree(project.root, path)
+            removed.append(path)
+    return removed
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# -- one experiment, in its own process (cli/exp_child.py) -----------------------------------------
+
+
+def run_one(
+    home: Project,
+    qid: int,
+    work_tree: Path,
+    executor: str,
+    jobs: int,
+    slots_dir: Path,
+    say: Callable[[dict], None],
+) -> int:
+    """Run queue entry ``qid`` in a new work tree; the exit code (0, 5 failed stage, 130)."""
+    from opsctl.adapters.dvc import check_out_all, share_cache
+    from opsctl.adapters.git import add_work_tree, commit_experiment, head_commit, parent_of, remove_work_tree
+    from opsctl.core.run import RunEvents, RunOptions, StageRun, run_pipeline
+    from opsctl.core.shared_stages import SharedStages
+    from opsctl.store.experiments import finish_entry, queue_entries, record_experiment, release, set_git_ref, take_over
+
+    with open_store(home, reap=False) as store:
+        entry = next((e for e in queue_entries(store) if e.qid == qid), None)
+    if entry is None:
+        say({"event": "error", "message": f"queue entry {qid} is gone"})
+        return 1
+    this: QueueEntry = entry  # (named again for the closure below: mypy forgets the check there)
+    host, pid = socket.gethostname(), os.getpid()
+    begun: list[str] = []
+
+    class Events(RunEvents):
+        def begun(self, run_id: str) -> None:
+            begun.append(run_id)
+            with open_store(home, reap=False) as store:
+                take_over(store, qid, host, pid, run_id)
+                record_experiment(store, run_id, this.group, this.name, this.overrides)
+            say({"event": "begun", "run": run_id})
+
+        def stage_started(self, name: str) -> None:
+            say({"event": "stage", "stage": name, "state": "started"})
+
+        def stage_finished(self, stage: StageRun) -> None:
+            say({"event": "stage", "stage": stage.name, "state": stage.status})
+
+    try:
+        head = head_commit(home.root)
+        base_head = parent_of(home.root, entry.base) if _is_snapshot(home.root, entry.base) else entry.base
+        add_work_tree(home.root, work_tree, base_head or entry.base, entry.base)
+        share_cache(home.root, work_tree)
+        check_out_all(work_tree)
+        project = Project(work_tree, state_dir=home.state_dir)
+        options = RunOptions(
+            jobs=jobs,
+            executor=executor,
+            overrides=list(entry.overrides),
+            shared=SharedStages(home.state_dir, slots_dir, jobs),
+            branch=_branch(home.root) if head else None,
+            record_noop=True,
+        )
+        try:
+            report = run_pipeline(project, options, Events())
+        except KeyboardInterrupt:
+            with open_store(home, reap=False) as store:
+                release(store, qid)
+            say({"event": "done", "status": "interrupted", "run": begun[0] if begun else None})
+            return 130
+        ref = commit_experiment(work_tree, report.run_id, _commit_message(entry), exclude=(STATE_DIR,))
+        with open_store(home, reap=False) as store:
+            if report.recorded:
+                set_git_ref(store, report.run_id, ref)
+            finish_entry(store, qid)
+        failed = [s.name for s in report.failed]
+        say(
+            {
+                "event": "done",
+                "run": report.run_id,
+                "status": "failed" if failed else "succeeded",
+                "failed": failed,
+                "detail": "; ".join(f"{s.name}: {s.detail}" for s in report.failed),
+                "metrics": _flat_metrics(report.metrics),
+            }
+        )
+        return 5 if failed else 0
+    except OpsctlError as exc:
+        # It could not run at all (a config error, a params file gone): that is its outcome,
+        # not something to try again forever.
+        with open_store(home, reap=False) as store:
+            finish_entry(store, qid)
+        say({"event": "error", "message": str(exc)})
+        return exc.exit_code
+    finally:
+        remove_work_tree(home.root, work_tree)
+
+
+def _is_snapshot(root: Path, commit: str) -> bool:
+    from opsctl.adapters.git import SNAPSHOT_REFS, _git
+
+    return bool(_git(root, "rev-parse", "--verify", "-q", f"{SNAPSHOT_REFS}/{commit}", check=False).strip())
+
+
+def _branch(root: Path) -> str | None:
+    from opsctl.adapters.git import work_tree_state
+
+    return work_tree_state(root, exclude=(STATE_DIR,)).branch
+
+
+def _commit_message(entry: QueueEntry) -> str:
+    values = " ".join(entry.overrides) or "the workspace's params"
+    return f"opsctl exp {entry.name}: {values}"
+
+
+def _flat_metrics(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+# -- reading experiments ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentTable:
+    group: str
+    experiments: list[Experiment]  # best first
+    varying: list[str]  # the -S keys whose values differ
+    metric_keys: list[str]
+    sort_key: str | None
+    groups: list[tuple[str, int, float]]  # every group: (name, experiments, newest start)
+
+
+def show_experiments(project: Project, group: str | None = None, sort: str | None = None) -> ExperimentTable:
+    import difflib
+
+    from opsctl.core.runs import parse_sort, store_path
+    from opsctl.core.sweep import varying
+    from opsctl.store.experiments import experiments, groups
+
+    key, descending = parse_sort(sort)
+    if key is not None and not key.startswith(("metrics.", "params.")):
+        raise UsageError(f"--sort {sort}: sort experiments by metrics.KEY or params.KEY (+ first: lowest first)")
+    if not store_path(project).exists():
+        if group is not None:
+            raise UsageError(f"no experiment group '{group}'", hint="`opsctl exp run` makes one")
+        return ExperimentTable("", [], [], [], None, [])
+    with open_store(project) as store:
+        known = groups(store)
+        names = [g for g, _n, _t in known]
+        if group is None:
+            if not known:
+                return ExperimentTable("", [], [], [], None, [])
+            group = names[0]
+        elif group not in names:
+            close = difflib.get_close_matches(group, names, n=3)
+            raise UsageError(
+                f"no experiment group '{group}'",
+                hint=f"did you mean {', '.join(close)}?" if close else f"groups: {', '.join(names[:6]) or 'none yet'}",
+            )
+        rows = experiments(store, group)
+    metric_keys: list[str] = []
+    for row in rows:
+        metric_keys += [k for k in sorted(row.metrics) if k not in metric_keys]
+    if key is None and metric_keys:
+        key, descending = f"metrics.{metric_keys[0]}", True
+    if key is not None:
+        rows = _sorted(rows, key, descending)
+    return ExperimentTable(group, rows, varying([r.overrides for r in rows]), metric_keys, key, known)
+
+
+def _sorted(rows: list[Experiment], key: str, descending: bool) -> list[Experiment]:
+    kind, _, name = key.partition(".")
+
+    def value(row: Experiment) -> tuple[int, float | str]:
+        found = (row.metrics if kind == "metrics" else row.params).get(name)
+        if isinstance(found, bool) or found is None:
+            return (1, 0.0)  # missing values last, whatever the order
+        if isinstance(found, (int, float)):
+            return (0, -found if descending else found)
+        return (0, str(found))
+
+    return sorted(rows, key=value)
+
+
+def override_values(overrides: Sequence[str]) -> dict[str, str]:
+    """{KEY: VALUE text} of an experiment's -S values."""
+    return {k: v for k, _, v in (o.partition("=") for o in overrides)}
+
+
+# -- bringing an experiment back --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    run_id: str
+    files: list[str]  # Git-tracked files written or deleted
+    outputs: list[str]  # DVC outputs checked out
+    fetched: int  # cache objects fetched from the remote first
+
+
+def _experiment_commit(project: Project, run: str) -> tuple[str, str, Experiment]:
+    from opsctl.adapters.git import commit_exists
+    from opsctl.store.experiments import experiments
+
+    with open_store(project) as store:
+        detail = store.get_run(run)  # RunNotFoundError / AmbiguousRunError for a bad id
+        found = experiments(store, run_ids=[detail.id])
+    if not found:
+        raise UsageError(f"run {detail.id} is not an experiment", hint="`opsctl exp show` lists them")
+    exp = found[0]
+    if exp.git_ref is None or not commit_exists(project.root, exp.git_ref):
+        raise UsageError(
+            f"experiment {exp.name} (run {detail.id}) has no recorded files ({exp.status})",
+            hint="an experiment that was interrupted has nothing to apply",
+        )
+    return detail.id, exp.git_ref, exp
+
+
+def apply_experiment(project: Project, run: str, *, force: bool = False) -> Applied:
+    """Bring an experiment's files (params, dvc.lock, metrics, the code it ran) and outputs into
+    the work tree. Refused when it would overwrite uncommitted changes (unless ``force``);
+    outputs missing from the cache are fetched from the default remote first, and if they
+    can't be, nothing is written."""
+    from opsctl.adapters.dvc import apply_checkout, missing_lock_objects
+    from opsctl.adapters.git import blob, changed_paths, head_commit, parent_of
+
+    run_id, commit, _exp = _experiment_commit(project, run)
+    base = parent_of(project.root, commit) or head_commit(project.root) or commit
+    changes = changed_paths(project.root, base, commit)
+    # Files whose content in the work tree is neither the base's nor the experiment's would be lost.
+    conflicts = []
+    for _status, path in changes:
+        here = project.root / path
+        current = here.read_bytes() if here.is_file() else None
+        if current not in (blob(project.root, base, path), blob(project.root, commit, path)):
+            conflicts.append(path)
+    lock = blob(project.root, commit, "dvc.lock")
+    fetched, missing = missing_lock_objects(project.root, lock)
+    modified_outputs = [] if force else _modified_outputs(project)
+    if (conflicts or modified_outputs) and not force:
+        names = sorted(set(conflicts + modified_outputs))
+        raise UsageError(
+            f"applying {run_id} would overwrite uncommitted changes: {', '.join(names[:8])}"
+            + (f" and {len(names) - 8} more" if len(names) > 8 else ""),
+            hint="commit or stash them first, or add --force",
+        )
+    if missing:
+        raise OpsctlError(
+            f"experiment {run_id}'s outputs are not in the DVC cache, nor on a remote: {', '.join(missing[:5])}",
+            hint="run the experiment again (`opsctl exp run`), or push its outputs from where it ran",
+        )
+    written = []
+    for status, path in changes:
+        target = project.root / path
+        if status == "D":
+            if target.exists():
+                target.unlink()
+            written.append(path)
+            continue
+        data = blob(project.root, commit, path) or b""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.opsctl-apply")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # whole or not at all
+        written.append(path)
+    outputs = apply_checkout(project.root)
+    return Applied(run_id, written, outputs, fetched)
+
+
+def _modified_outputs(project: Project) -> list[str]:
+    from opsctl.adapters.dvc import modified_outputs
+
+    return modified_outputs(project.root)
+
+
+def branch_experiment(project: Project, run: str, branch: str) -> tuple[str, str]:
+    """A Git branch at the experiment's commit (its parent: the commit it ran from)."""
+    from opsctl.adapters.git import create_branch
+
+    run_id, commit, _exp = _experiment_commit(project, run)
+    create_branch(project.root, branch, commit)
+    return run_id, commit
