@@ -33,8 +33,11 @@ def main(argv: list[str]) -> int:
 
     def say(message: dict) -> None:
         with lock:
-            sys.stdout.write(json.dumps(message, default=str) + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(json.dumps(message, default=str) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):  # the runner is gone: the run store still hears it all
+                pass
 
     threading.Thread(target=_stop_when_orphaned, name="opsctl-exp-parent", daemon=True).start()
     try:
