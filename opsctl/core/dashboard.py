@@ -43,7 +43,8 @@ class RunQuery(NamedTuple):
 def parse_run_filter(text: str, *, base: RunQuery | None = None) -> RunQuery:
     """What the dashboard's ``/`` box takes: words separated by spaces, all of which must
     hold. A status (``failed``), a comparison on params or metrics (``params.lr>0.1``,
-    ``metrics.acc>=0.8``), or else text found in a run's id, commit or branch."""
+    ``metrics.acc>=0.8``), an experiment group (``group=sweep-1``), or else text found in a
+    run's id, commit or branch."""
     from opsctl.core.runs import parse_where
 
     status, where, words = None, [], []
@@ -58,7 +59,7 @@ def parse_run_filter(text: str, *, base: RunQuery | None = None) -> RunQuery:
     if len(words) > 1:
         raise UsageError(
             f"filter: one search word at most, got {' '.join(words)}",
-            hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, or text in a run id, commit or branch",
+            hint="a status, params.KEY>VALUE, metrics.KEY<VALUE, group=NAME, or text in a run id, commit or branch",
         )
     base = base or RunQuery()
     return base._replace(status=status, where=tuple(where), text=words[0] if words else None)
@@ -70,6 +71,7 @@ class RunsPage(NamedTuple):
     total: int  # runs matching the query
     total_in_store: int
     metric_keys: list[str]  # the key metrics, as columns
+    groups: dict = {}  # run id -> its experiment group, for the runs of the page that have one
 
 
 class RunView(NamedTuple):
@@ -109,6 +111,7 @@ class Dashboard:
         """One page of runs: the store pages, the table never holds the whole store."""
         from opsctl.core.runs import open_store, parse_sort, parse_where, store_path
         from opsctl.store import Filter
+        from opsctl.store.experiments import group_of_runs
 
         filters = [Filter(w.field, w.key, w.op, w.value) for w in map(parse_where, query.where)]
         if query.text:
@@ -127,10 +130,11 @@ class Dashboard:
             )
             total = store.count_runs(status=query.status, filters=filters)
             total_in_store = total if (query.status is None and not filters) else store.count_runs()
+            groups = group_of_runs(store, [r.id for r in runs])
         keys: list[str] = []
         for run in runs:
             keys += [k for k in sorted(run.metrics) if k not in keys]
-        return RunsPage(runs, offset, total, total_in_store, keys[:6])
+        return RunsPage(runs, offset, total, total_in_store, keys[:6], groups)
 
     def store_marker(self) -> tuple:
         """Changes whenever a run or a stage is written: the screens poll it.

@@ -483,10 +483,10 @@ def parse_where(text: str) -> Where:
         raise UsageError(f"--where {text}: expected FIELD OP VALUE, e.g. params.train.n_est>50 or metrics.acc>=0.8")
     left = left.strip()
     field, _, key = left.partition(".")
-    if field == "status" and not key:
-        return Where("status", "", op, right.strip())
+    if field in ("status", "group") and not key:
+        return Where(field, "", op, right.strip())
     if field not in ("params", "metrics") or not key:
-        raise UsageError(f"--where {text}: the field must be params.KEY, metrics.KEY or status")
+        raise UsageError(f"--where {text}: the field must be params.KEY, metrics.KEY, status or group")
     try:
         value = yaml.safe_load(right.strip())
     except yaml.YAMLError:

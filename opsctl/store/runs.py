@@ -234,6 +234,8 @@ RUN_FIELDS = {
     "started": "r.started",
     "finished": "r.finished",
     "duration": "(r.finished - r.started)",
+    # an experiment's group (`opsctl exp run`): NULL for a plain run (store/experiments.py)
+    "group": "(SELECT e.grp FROM experiments e WHERE e.rid = r.rid)",
 }
 _VALUE_FIELDS = {"params": "params", "metrics": "metrics"}
 # Run columns list_runs may also sort by (no index: SQLite sorts the filtered runs).

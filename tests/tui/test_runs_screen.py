@@ -519,7 +519,7 @@ def test_help_lists_the_screen_keys_and_q_quits(template):
         await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
         listing = str(app.screen.query_one("#help-keys", Static).render())
         actions = [line.split(maxsplit=1)[1] for line in listing.splitlines()]
-        assert actions[:4] == ["Open run", "Mark", "Compare marked", "Filter"]
+        assert actions[:4] == ["Open run", "Mark", "Compare marked", "Compare best"]
         assert "Quit" in actions and "Help" in actions
         assert "Cursor left" not in actions  # the table's own keys are summed up, not listed
         await pilot.press("escape")

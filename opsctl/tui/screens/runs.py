@@ -27,6 +27,7 @@ from opsctl.tui.widgets.keybar import KeyBar
 
 PAGE_SIZE = 100
 MARK = "●"
+BEST = 3  # runs `b` compares
 
 # Columns before the key metrics: (label, the store's sort key for it)
 FIXED_COLUMNS = [
@@ -58,7 +59,8 @@ class RunsScreen(DashboardScreen):
     HELP = (
         "Every run of the project, newest first, paged from the store; it refreshes itself "
         "while runs are recorded. Filter words: a status, params.KEY>VALUE, metrics.KEY<VALUE, "
-        "or text found in a run's id, commit or branch."
+        "group=NAME (an experiment sweep), or text found in a run's id, commit or branch. "
+        "b compares the best runs by the sorted metric."
     )
     CSS_PATH = "runs.tcss"
     AUTO_FOCUS = "#runs"
@@ -66,6 +68,7 @@ class RunsScreen(DashboardScreen):
         Binding("enter", "open", "Open run", show=False),  # the table's own enter opens it
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
+        Binding("b", "compare_best", "Compare best"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort by next column"),
         Binding("o", "reverse", "Reverse order"),
@@ -82,11 +85,13 @@ class RunsScreen(DashboardScreen):
         self.marked: list[str] = []  # in the order marked: the first is the comparison's baseline
         self._marker: tuple | None = None
         self._sort_keys: list[str | None] = []  # per column, as shown
+        self._with_groups = False  # the page has experiments: a group column
+        self._compare_best_pending = False  # `b` re-sorted by a metric: compare once that page is in
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(
-            placeholder="failed  params.train.lr>0.01  metrics.acc>=0.8  a1b2c3 — enter applies, escape cancels",
+            placeholder="failed  params.train.lr>0.01  metrics.acc>=0.8  group=sweep-1  a1b2c3 — enter applies, escape cancels",
             id="filter",
         )
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -141,7 +146,9 @@ class RunsScreen(DashboardScreen):
         self.page = page = message.page
         table = self.query_one(DataTable)
         table.loading = False
-        columns = FIXED_COLUMNS + [(k, f"metrics.{k}") for k in page.metric_keys]
+        self._with_groups = bool(page.groups)  # experiments on the page: their sweep's group as a column
+        group_column = [("group", None)] if self._with_groups else []
+        columns = FIXED_COLUMNS + group_column + [(k, f"metrics.{k}") for k in page.metric_keys]
         sort = self.query_state.sort or "started"
         arrow = " ▼" if self.query_state.descending else " ▲"
         labels = [label + (arrow if key == sort else "") for label, key in columns]
@@ -154,7 +161,7 @@ class RunsScreen(DashboardScreen):
                 table.add_column(shown, key=label or "mark", width=None if label else 1)
         self._sort_keys = [key for _label, key in columns]
         for run in page.runs:
-            table.add_row(*self._cells(run, page.metric_keys), key=run.id)
+            table.add_row(*self._cells(run, page.metric_keys, page.groups), key=run.id)
         empty = self.query_one("#empty", Static)
         empty.display = not page.runs
         table.display = bool(page.runs)
@@ -168,8 +175,11 @@ class RunsScreen(DashboardScreen):
         if keep and keep in {r.id for r in page.runs}:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
         self._show_summary()
+        if self._compare_best_pending:
+            self._compare_best_pending = False
+            self._open_best()
 
-    def _cells(self, run, metric_keys: list[str]) -> list:
+    def _cells(self, run, metric_keys: list[str], groups: dict) -> list:
         stages = (
             f"{run.ran} ran, {run.cached} cached"
             + (f", {run.failed} failed" if run.failed else "")
@@ -183,6 +193,7 @@ class RunsScreen(DashboardScreen):
             duration_text(run.duration),
             commit_label(run.git_commit, run.dirty),
             stages,
+            *([Text(groups.get(run.id, ""), style="cyan")] if self._with_groups else []),
             *(Text(value_text(run.metrics.get(k)), justify="right") for k in metric_keys),
         ]
 
@@ -253,6 +264,27 @@ class RunsScreen(DashboardScreen):
             self.notify("Mark two or more runs with space first.", severity="warning")
             return
         self.opsctl_app.open_compare(list(self.marked))
+
+    def action_compare_best(self) -> None:
+        """The best ``BEST`` runs of the listing side by side: the top rows when it is sorted by a
+        metric (filter ``group=NAME`` first for one sweep), else sorted by the first metric column."""
+        sort = self.query_state.sort or ""
+        if not sort.startswith("metrics."):
+            metrics = [k for k in self._sort_keys if k and k.startswith("metrics.")]
+            if not metrics:
+                self.notify("These runs have no metrics to rank them by.", severity="warning")
+                return
+            self._compare_best_pending = True
+            self._requery(self.query_state._replace(sort=metrics[0], descending=True))
+            return
+        self._open_best()
+
+    def _open_best(self) -> None:
+        runs = [r.id for r in (self.page.runs if self.page is not None else []) if r.status == "succeeded"][:BEST]
+        if len(runs) < 2:
+            self.notify("Fewer than two finished runs to compare here.", severity="warning")
+            return
+        self.opsctl_app.open_compare(runs)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
