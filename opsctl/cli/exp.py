@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from opsctl.cli.output import Styled, out
+from opsctl.cli.run import SCHEDULER_OPTION
 from opsctl.executors.registry import choices_text
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def run(
         False, "--queue", help="Only add the experiments to the queue (`exp queue start` runs it)."
     ),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="The sweep's group name (default: sweep-DATE-ID)."),
+    scheduler: Optional[str] = SCHEDULER_OPTION,
     sort: Optional[str] = SORT,
     as_json: bool = JSON,
 ) -> None:
@@ -91,10 +93,12 @@ def run(
         f"Sweep {plan.group}: {len(entries)} experiment{'s' if len(entries) != 1 else ''}"
         + (f" over {', '.join(plan.varying)}" if plan.varying else "")
     )
-    _run_and_report(project, jobs, runner=runner, executor=None, sort=sort, as_json=as_json, group=plan.group)
+    _run_and_report(
+        project, jobs, runner=runner, executor=None, scheduler=scheduler, sort=sort, as_json=as_json, group=plan.group
+    )
 
 
-def _run_and_report(project, jobs, *, runner, executor, sort, as_json, group) -> None:
+def _run_and_report(project, jobs, *, runner, executor, scheduler, sort, as_json, group) -> None:
     import os
 
     from opsctl.core.experiments import run_queue
@@ -105,7 +109,14 @@ def _run_and_report(project, jobs, *, runner, executor, sort, as_json, group) ->
     started = time.time()
     try:
         with _interrupts_stop_the_sweep(), display:
-            results = run_queue(project, jobs=jobs, runner=runner, executor=executor, events=display)
+            results = run_queue(
+                project,
+                jobs=jobs,
+                runner=runner,
+                executor=executor,
+                executor_settings={"scheduler": scheduler} if scheduler else {},
+                events=display,
+            )
     except KeyboardInterrupt:
         out.warn(
             "sweep interrupted: finished experiments are recorded; the running ones were stopped (containers and "
@@ -125,7 +136,7 @@ def _run_and_report(project, jobs, *, runner, executor, sort, as_json, group) ->
             }
         )
     else:
-        groups = sorted({r.entry.group for r in results})
+        groups = sorted({r.entry.group for r in results if r.run_id})
         for name in groups:
             _print_table(project, name, sort)
         took = time.time() - started
@@ -500,6 +511,7 @@ def queue_start(
     executor: Optional[str] = typer.Option(
         None, "--executor", help=f"{choices_text()} (default: what each was queued with, else opsctl.yaml's)."
     ),
+    scheduler: Optional[str] = SCHEDULER_OPTION,
     sort: Optional[str] = SORT,
     as_json: bool = JSON,
 ) -> None:
@@ -508,4 +520,6 @@ def queue_start(
     Ctrl-C (or a killed runner) puts the running experiments back in the queue; finished
     ones are recorded. Exit 5 when an experiment failed.
     """
-    _run_and_report(_project(), jobs, runner=None, executor=executor, sort=sort, as_json=as_json, group=None)
+    _run_and_report(
+        _project(), jobs, runner=None, executor=executor, scheduler=scheduler, sort=sort, as_json=as_json, group=None
+    )

@@ -1,7 +1,7 @@
 """One experiment, in a process of its own (``python -m opsctl.cli.exp_child``), started by
 an experiment runner (core/experiments.py: ``run_queue``). Not a command for people.
 
-    python -m opsctl.cli.exp_child PROJECT QUEUE_ID WORK_TREE EXECUTOR JOBS SLOTS_DIR
+    python -m opsctl.cli.exp_child PROJECT QUEUE_ID WORK_TREE EXECUTOR JOBS SLOTS_DIR SETTINGS_JSON
 
 It says what happens as JSON lines on stdout (its runner reads them) and exits 0, 5 (a
 stage failed), 130 (interrupted) or the code of the error that stopped it. Ctrl-C and
@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     from opsctl.core.project import Project
     from opsctl.errors import OpsctlError
 
-    root, qid, work_tree, executor, jobs, slots_dir = argv
+    root, qid, work_tree, executor, jobs, slots_dir, settings = argv
     handler = interrupt_handler(once=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
@@ -41,7 +41,16 @@ def main(argv: list[str]) -> int:
 
     threading.Thread(target=_stop_when_orphaned, name="opsctl-exp-parent", daemon=True).start()
     try:
-        return run_one(Project(Path(root)), int(qid), Path(work_tree), executor, int(jobs), Path(slots_dir), say)
+        return run_one(
+            Project(Path(root)),
+            int(qid),
+            Path(work_tree),
+            executor,
+            int(jobs),
+            Path(slots_dir),
+            say,
+            json.loads(settings),
+        )
     except KeyboardInterrupt:
         return 130
     except OpsctlError as exc:

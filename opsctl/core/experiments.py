@@ -225,11 +225,13 @@ def run_queue(
     jobs: int,
     runner: str | None = None,
     executor: str | None = None,
+    executor_settings: dict | None = None,
     events: SweepEvents | None = None,
 ) -> list[ExperimentResult]:
     """Run queued experiments, up to ``jobs`` stages at once across them, until the queue has
     none left for this runner (entries queued meanwhile are picked up). ``runner``: only the
     entries that runner queued (`exp run`); None: the shared queue (`exp queue start`).
+    ``executor_settings``: the command line's (``--scheduler``), over opsctl.yaml's.
     Ctrl-C stops every experiment, puts them back in the queue and re-raises."""
     from opsctl.store.experiments import claim_next, release, requeue_dead
 
@@ -257,7 +259,7 @@ def run_queue(
                     if name not in built:
                         _prepare_images(project, name, events)
                         built.add(name)
-                    child = _spawn(project, entry, name, jobs, slots_dir)
+                    child = _spawn(project, entry, name, jobs, slots_dir, executor_settings or {})
                 except BaseException:
                     with open_store(project, reap=False) as store:
                         release(store, entry.qid)
@@ -294,7 +296,7 @@ def _prepare_images(project: Project, executor: str, events: SweepEvents) -> Non
     build_images(project, names)
 
 
-def _spawn(project: Project, entry: QueueEntry, executor: str, jobs: int, slots_dir: Path) -> _Child:
+def _spawn(project: Project, entry: QueueEntry, executor: str, jobs: int, slots_dir: Path, settings: dict) -> _Child:
     work_tree = project.root / WORK_TREES / f"q{entry.qid}-{secrets.token_hex(3)}"
     cmd = [
         sys.executable,
@@ -306,6 +308,7 @@ def _spawn(project: Project, entry: QueueEntry, executor: str, jobs: int, slots_
         executor,
         str(jobs),
         str(slots_dir),
+        json.dumps(settings),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Its stdin is a pipe that this process holds: should the runner die (SIGKILL), the pipe
@@ -442,6 +445,7 @@ def run_one(
     jobs: int,
     slots_dir: Path,
     say: Callable[[dict], None],
+    executor_settings: dict | None = None,
 ) -> int:
     """Run queue entry ``qid`` in a new work tree; the exit code (0, 5 failed stage, 130)."""
     from opsctl.adapters.dvc import check_out_all, share_cache
@@ -483,6 +487,7 @@ def run_one(
         options = RunOptions(
             jobs=jobs,
             executor=executor,
+            executor_settings=dict(executor_settings or {}),
             overrides=list(entry.overrides),
             shared=SharedStages(home.state_dir, slots_dir, jobs),
             branch=_branch(home.root) if head else None,
