@@ -990,10 +990,18 @@ def share_cache(home: Path, work_tree: Path) -> None:
     local config (remotes' credentials, which never go into Git)."""
     import shutil
 
+    from dvc.config import Config
+
     local = home / ".dvc" / "config.local"
     if local.is_file():
         shutil.copy2(local, work_tree / ".dvc" / "config.local")
-    set_cache_dir(work_tree, cache_dir(home).resolve())
+    cache = cache_dir(home).resolve()
+    with _translate():
+        with Config(dvc_dir=str(work_tree / ".dvc")).edit("local") as conf:
+            conf["cache"]["dir"] = str(cache)
+            # DVC keeps a state database per repository path in a machine-wide directory; a work
+            # tree's own goes with it when it is removed, instead of piling up there.
+            conf["core"]["site_cache_dir"] = str(work_tree / ".dvc" / "tmp" / "site")
 
 
 def check_out_all(root: Path) -> None:

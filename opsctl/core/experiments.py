@@ -151,6 +151,8 @@ def queue_list(project: Project) -> list[QueueEntry]:
 
     with open_store(project) as store:
         requeue_dead(store, _alive)
+    remove_orphan_work_trees(project)
+    with open_store(project, reap=False) as store:
         return queue_entries(store)
 
 
