@@ -438,3 +438,43 @@ def test_no_download_leaves_on_the_remote_what_nothing_here_reads(
     run_opsctl("data", "pull", cwd=root, check=True)
     assert (root / "report" / "images.txt").read_text().strip() == "5"
     assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
+
+
+def test_a_sweep_runs_its_experiments_on_the_cluster_and_applies_like_a_local_one(
+    cluster, moto_s3, s3_bucket, image_registry, tmp_path
+):
+    """`opsctl exp run --executor dask`: each experiment's stages go to the workers (data through
+    the remote, the image through the registry); the stage both experiments share (`join`'s
+    image count does not depend on `scale`, but `join` does) and the parts run per experiment;
+    applying one brings its outputs back here."""
+    root = make_project(
+        tmp_path / "p", bucket=s3_bucket, endpoint=moto_s3.endpoint, registry=image_registry, executor="dask"
+    )
+    result = run_opsctl(
+        "exp",
+        "run",
+        "-S",
+        "scale=2,3",
+        "-j",
+        "2",
+        "--name",
+        "on-dask",
+        "--scheduler",
+        cluster.address,
+        "--json",
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep = json.loads(result.stdout)
+    assert [e["status"] for e in sweep["experiments"]] == ["succeeded", "succeeded"]
+    runs = {e["overrides"][0]: e["run"] for e in sweep["experiments"]}
+    addresses = set(_workers(cluster))
+    for run_id in runs.values():
+        shown = json.loads(run_opsctl("runs", "show", run_id, "--json", cwd=root, check=True).stdout)
+        assert {s["worker"] for s in shown["stages"] if s["outcome"] == "ran"} <= addresses
+    assert run(["git", "status", "--porcelain", "--", ".", ":!.opsctl"], cwd=root).stdout == ""  # files untouched
+
+    run_opsctl("exp", "apply", runs["scale=3"], cwd=root, check=True)
+    total = (root / "report" / "total.txt").read_text().split()
+    assert total == [str(3 * sum(n for n in range(1, 1001) if n % 3 == k)) for k in range(3)]
+    assert "Data and pipelines are up to date" in run([*DVC, "status"], cwd=root).stdout
