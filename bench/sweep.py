@@ -52,10 +52,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from _timing import BIN, check_image, json_of, report, timed
+from _timing import BIN, check_image, fresh_copy, json_of, report, timed
 
 PYTHON_IMAGE = "opsctl-test/python:3"
 GRID = {"train.n_estimators": [50, 100, 150], "train.max_depth": [4, 6, 8, 10]}
@@ -73,22 +73,27 @@ FAILED_REF = "refs/exps/celery/failed"
 ENV = {"DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+def opsctl(*args: str) -> list[str]:
+    return [str(BIN / "opsctl"), *args]
+
+
+def dvc(*args: str) -> list[str]:
+    return [str(BIN / "dvc"), *args]
+
+
 @dataclass
 class Sweep:
-    """One tool's timed sweep: its wall time, how often each stage executed, and when each
-    experiment finished (seconds from the start, where the tool lets the bench see it)."""
+    """One tool's timed sweep: its wall time, how often each stage executed, a line per experiment."""
 
     seconds: float
     executed: Counter
-    finished: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
 
 
 def pristine_project(work: Path, name: str) -> Path:
     path = work / "pristine"
     timed(
-        [
-            str(BIN / "opsctl"),
+        opsctl(
             "init",
             str(path),
             "--template",
@@ -102,7 +107,7 @@ def pristine_project(work: Path, name: str) -> Path:
             f"base_image={PYTHON_IMAGE}",
             "--data",
             "install_requirements=false",
-        ],
+        ),
         cwd=work,
         env=ENV,
     )
@@ -112,24 +117,17 @@ def pristine_project(work: Path, name: str) -> Path:
     return path
 
 
-def copy_of(pristine: Path, dest: Path) -> Path:
-    """A fresh copy (its own DVC cache holding only the raw data, no run cache), Git's index
-    refreshed so that neither tool pays for the copy's new stat data."""
-    shutil.copytree(pristine, dest, symlinks=True)
-    subprocess.run(["git", "update-index", "-q", "--refresh"], cwd=dest, capture_output=True)
-    return dest
-
-
 def grid_covered(params: list[dict], tool: str) -> None:
-    """Each experiment's params (flattened to dotted keys) hit a distinct point of the grid, all of it."""
-    wanted = set(itertools.product(*GRID.values()))
+    """Each experiment's params (flattened to dotted keys) hit a distinct point of the grid, all of it
+    (values compared as text: a tool may report 50 or "50")."""
+    wanted = {tuple(map(str, point)) for point in itertools.product(*GRID.values())}
     seen = []
     for p in params:
         flat = flatten(p)
         point = []
         for key in GRID:
             found = [v for k, v in flat.items() if k == key or k.endswith("." + key) or k.endswith(":" + key)]
-            point.append(found[0] if found else None)
+            point.append(str(found[0]) if found else None)
         seen.append(tuple(point))
     if sorted(seen, key=str) != sorted(wanted, key=str):
         raise SystemExit(f"{tool}'s experiments do not cover the grid {GRID} once each: {sorted(seen, key=str)}")
@@ -145,10 +143,6 @@ def flatten(value, prefix: str = "") -> dict:
 
 
 # ---- DVC -----------------------------------------------------------------------------------
-
-
-def dvc(*args: str) -> list[str]:
-    return [str(BIN / "dvc"), *args]
 
 
 def exp_refs(project: Path) -> set[str]:
@@ -256,14 +250,10 @@ def dvc_sweep(project: Path, jobs: int, timeout: float) -> Sweep:
             f"{name} done at {finished[name]:5.1f} s: ran {'+'.join(ran) or '-'}"
             + (f", restored {'+'.join(cached)}" if cached else "")
         )
-    return Sweep(seconds, executed, sorted(finished.values()), per_exp)
+    return Sweep(seconds, executed, per_exp)
 
 
 # ---- opsctl ----------------------------------------------------------------------------------
-
-
-def opsctl(*args: str) -> list[str]:
-    return [str(BIN / "opsctl"), *args]
 
 
 def check_image_built(project: Path) -> None:
@@ -292,22 +282,26 @@ def opsctl_sweep(project: Path, jobs: int, timeout: float) -> Sweep:
     grid_covered([e.get("params") or {} for e in experiments], "opsctl")
     executed: Counter = Counter()
     per_exp = []
-    finished = []
     for exp in experiments:
-        run = json_of(opsctl("runs", "show", exp["run"], "--json"), cwd=project, env=ENV)
-        ran = [s["name"] for s in run["stages"] if s.get("outcome") == "ran"]
+        ran, others, duration = run_stages(project, exp["run"])
         executed.update(ran)
-        others = [f"{s['name']} {s.get('outcome')}" for s in run["stages"] if s.get("outcome") != "ran"]
-        duration = run.get("duration")
-        if isinstance(duration, (int, float)):
-            finished.append(duration)
         per_exp.append(
             f"{exp.get('name') or exp['run']}: "
-            + (f"{duration:5.1f} s, " if isinstance(duration, (int, float)) else "")
+            + (f"{duration:5.1f} s, " if duration is not None else "")
             + f"ran {'+'.join(ran) or '-'}"
             + (f"; {', '.join(others)}" if others else "")
         )
-    return Sweep(seconds, executed, sorted(finished), per_exp)
+    return Sweep(seconds, executed, per_exp)
+
+
+def run_stages(project: Path, run_id: str) -> tuple[list[str], list[str], float | None]:
+    """`opsctl runs show RUN --json`: the stages that ran, the others with their outcome, the run's duration."""
+    run = json_of(opsctl("runs", "show", run_id, "--json"), cwd=project, env=ENV)
+    stages = run.get("stages") or []
+    ran = [s["name"] for s in stages if s.get("outcome") == "ran"]
+    others = [f"{s['name']} {s.get('outcome')}" for s in stages if s.get("outcome") != "ran"]
+    duration = run.get("duration")
+    return ran, others, duration if isinstance(duration, (int, float)) else None
 
 
 # ---- the bench -------------------------------------------------------------------------------
@@ -350,7 +344,7 @@ def main() -> int:
             f"opsctl in {PYTHON_IMAGE} (in {work})",
             flush=True,
         )
-        prep = copy_of(pristine, work / "prep")  # untimed: the image, warm imports
+        prep = fresh_copy(pristine, work / "prep")  # untimed: the image, warm imports
         if "opsctl" in tools:
             timed(opsctl("build"), cwd=prep, env=ENV)
         timed(dvc("status"), cwd=prep, env=ENV)
@@ -359,7 +353,7 @@ def main() -> int:
         sweeps: dict[str, list[Sweep]] = {tool: [] for tool in tools}
         for i in range(args.runs):
             order = tools if i % 2 == 0 else tools[::-1]
-            projects = {tool: copy_of(pristine, work / f"run{i}-{tool}") for tool in order}
+            projects = {tool: fresh_copy(pristine, work / f"run{i}-{tool}") for tool in order}
             if "opsctl" in projects:
                 check_image_built(projects["opsctl"])
             for tool in order:
