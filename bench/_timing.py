@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,19 +52,46 @@ def report(name: str, value: float, baseline_name: str, baseline: float, target:
 GIT_ID = ["-c", "user.name=opsctl bench", "-c", "user.email=bench@opsctl.invalid"]
 
 
-def timed(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> float:
+def timed(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None, timeout: float | None = None) -> float:
     """Like ``wall``, but a failing command stops the bench with the command, its exit
-    code and its output (instead of a bare CalledProcessError)."""
+    code and its output (instead of a bare CalledProcessError). A command still running
+    after ``timeout`` seconds gets SIGINT (as Ctrl-C: the tool stops and cleans up; SIGKILL
+    a minute later) and stops the bench too."""
     started = time.perf_counter()
-    proc = subprocess.run(
+    with subprocess.Popen(
         cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    ) as proc:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                output, _ = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output, _ = proc.communicate()
+            raise SystemExit(
+                f"did not finish within {timeout:g} s (interrupted) in {cwd}:\n  $ {' '.join(map(str, cmd))}\n"
+                f"{output.rstrip()}"
+            ) from None
     elapsed = time.perf_counter() - started
     if proc.returncode:
-        raise SystemExit(
-            f"failed (exit {proc.returncode}) in {cwd}:\n  $ {' '.join(map(str, cmd))}\n{proc.stdout.rstrip()}"
-        )
+        raise SystemExit(f"failed (exit {proc.returncode}) in {cwd}:\n  $ {' '.join(map(str, cmd))}\n{output.rstrip()}")
     return elapsed
+
+
+def json_of(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None):
+    """A command's stdout read as JSON; a failing command or other output stops the bench with both streams."""
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    try:
+        if not proc.returncode:
+            return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pass
+    raise SystemExit(
+        f"{'failed (exit ' + str(proc.returncode) + ')' if proc.returncode else 'printed no JSON'} in {cwd}:\n"
+        f"  $ {' '.join(map(str, cmd))}\n{proc.stdout.rstrip()}\n{proc.stderr.rstrip()}"
+    )
 
 
 def pipeline_project(path: Path, dvc_yaml: str, *, opsctl_yaml: str | None = None, env: dict | None = None) -> Path:
@@ -150,14 +178,19 @@ stages:
 """
 
 
-def check_busybox_image() -> None:
+def check_image(ref: str, only: str) -> None:
+    """Stop the bench unless the engine holds test image ``ref`` (built by build-test-images.sh --only ONLY)."""
     if subprocess.run(
-        ["docker", "image", "inspect", BUSYBOX_IMAGE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ["docker", "image", "inspect", ref], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     ).returncode:
         raise SystemExit(
-            f"{BUSYBOX_IMAGE} is not in the Docker engine (or no engine is reachable); "
-            "build it with scripts/build-test-images.sh --only busybox"
+            f"{ref} is not in the Docker engine (or no engine is reachable); "
+            f"build it with scripts/build-test-images.sh --only {only}"
         )
+
+
+def check_busybox_image() -> None:
+    check_image(BUSYBOX_IMAGE, "busybox")
 
 
 def check_outputs(project: Path, stages: int) -> dict:
