@@ -601,3 +601,10 @@ def ensure_image(ref: str) -> str:
         raise _unreachable(exc) from None
     finally:
         client.close()
+
+
+def preload() -> None:
+    """Import Docker's SDK (for a process that forks runs: core/experiments.py); no client is
+    made, so no connection is shared with the forks."""
+    import docker
+    import docker.utils.build  # noqa: F401

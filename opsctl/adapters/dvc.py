@@ -1004,13 +1004,6 @@ def share_cache(home: Path, work_tree: Path) -> None:
             conf["core"]["site_cache_dir"] = str(work_tree / ".dvc" / "tmp" / "site")
 
 
-def check_out_all(root: Path) -> None:
-    """``dvc checkout`` of every tracked output whose object the cache has (the others are
-    left missing: their stages are stale and run, or come from the run cache)."""
-    with open_repo(root) as repo, _translate(), _quiet_about(root, set()):
-        repo.checkout(force=True, allow_missing=True)
-
-
 def missing_lock_objects(root: Path, lock_text: bytes | None) -> tuple[int, list[str]]:
     """The cached outputs a ``dvc.lock`` (its bytes) names that the cache lacks: fetched from the
     default remote when there is one. Returns (objects fetched, paths still missing)."""
@@ -1063,3 +1056,13 @@ def modified_outputs(root: Path) -> list[str]:
                 if out.use_cache and out.hash_info and "modified" in out.workspace_status().values():
                     modified.append(_rel(root, out.fs_path))
     return sorted(modified)
+
+
+def preload() -> None:
+    """Import the DVC modules a run uses (for a process that forks runs: core/experiments.py)."""
+    _prepare_dvc()
+    import dvc.repo
+    import dvc.repo.checkout
+    import dvc.stage
+    import dvc.stage.cache  # noqa: F401
+    from dvc.config import Config  # noqa: F401

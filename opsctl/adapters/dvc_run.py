@@ -38,6 +38,7 @@ from opsctl.adapters.dvc import (
     _local_paths,
     _pipeline_stages,
     _prepare_dvc,
+    _quiet_about,
     _translate,
     lock_timeout,
     project_root_cwd,
@@ -293,6 +294,14 @@ class RunSession:
                 return dvc_compat.run_cache_key(stage)
             except Exception:  # noqa: BLE001 — a missing dep: the stage fails on its own later
                 return None
+
+    def check_out(self) -> None:
+        """``dvc checkout`` of every tracked output whose object the cache has, on the session's
+        own repository (its index is then planning's too); the others stay missing, so their
+        stages are stale and run or come from the run cache."""
+        self._must_write()
+        with self._locked() as repo, _quiet_about(Path(repo.root_dir), set()):
+            repo.checkout(force=True, allow_missing=True)
 
     # -- running ------------------------------------------------------------------------
 

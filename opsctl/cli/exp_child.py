@@ -1,22 +1,102 @@
-"""One experiment, in a process of its own (``python -m opsctl.cli.exp_child``), started by
-an experiment runner (core/experiments.py: ``run_queue``). Not a command for people.
+"""Experiments in processes of their own, forked from a *zygote* that an experiment runner
+(core/experiments.py: ``run_queue``) starts. Not a command for people.
 
-    python -m opsctl.cli.exp_child PROJECT QUEUE_ID WORK_TREE EXECUTOR JOBS SLOTS_DIR SETTINGS_JSON
+    python -m opsctl.cli.exp_child --zygote
 
-It says what happens as JSON lines on stdout (its runner reads them) and exits 0, 5 (a
-stage failed), 130 (interrupted) or the code of the error that stopped it. Ctrl-C and
-SIGTERM stop it as they stop `opsctl run`; so does its stdin closing, which happens when
-its runner dies: an experiment never runs on with nobody to see it.
+The zygote imports what an experiment needs once (DVC, Docker's SDK, opsctl's run), then
+reads requests from stdin, one JSON line each: ``{"argv": [PROJECT, QUEUE_ID, WORK_TREE,
+EXECUTOR, JOBS, SLOTS_DIR, SETTINGS_JSON]}``. For each it forks an experiment, which says what
+happens as JSON lines on the shared stdout, each tagged with its queue id; the zygote adds
+``{"event": "pid"}`` and ``{"event": "exit", "code"}`` (0, 5 a stage failed, 130 interrupted,
+or an error's code). Ctrl-C and SIGTERM stop an experiment as they stop `opsctl run`; the
+zygote ignores Ctrl-C (it must live to report its experiments' ends) and, when its stdin
+closes — its runner is done, or died — it stops every experiment still running and exits.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
-import threading
 from pathlib import Path
+
+MAX_MESSAGE = 3500  # bytes: a write to a pipe up to PIPE_BUF (4096) is never interleaved with another's
+
+
+def _write(message: dict) -> None:
+    data = json.dumps(message, default=str)
+    if len(data) > MAX_MESSAGE:  # a long failure detail: cut, never split across writes
+        message = {**message, "detail": str(message.get("detail", ""))[:1000]}
+        data = json.dumps(message, default=str)[:MAX_MESSAGE]
+    try:
+        os.write(1, data.encode() + b"\n")
+    except (BrokenPipeError, OSError):  # the runner is gone: the run store still hears it all
+        pass
+
+
+def zygote() -> int:
+    import opsctl.cli.interrupts  # noqa: F401 — every experiment's, loaded once
+    from opsctl.core.experiments import preload
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload()
+    children: dict[int, int] = {}  # pid -> queue id
+    buffer = b""
+    open_input = True
+    while open_input or children:
+        if open_input:
+            ready, _, _ = select.select([0], [], [], 0.2)
+            if ready:
+                chunk = os.read(0, 1 << 16)
+                if not chunk:
+                    open_input = False
+                    for pid in children:  # the runner is done or gone: stop what still runs
+                        _signal(pid, signal.SIGTERM)
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        argv = json.loads(line)["argv"]
+                        pid = os.fork()
+                        if pid == 0:
+                            os._exit(_experiment(argv))
+                        children[pid] = int(argv[1])
+                        _write({"qid": int(argv[1]), "event": "pid", "pid": pid})
+        else:
+            select.select([], [], [], 0.2)
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            qid = children.pop(pid, None)
+            if qid is not None:
+                _write({"qid": qid, "event": "exit", "code": os.waitstatus_to_exitcode(status)})
+    return 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _experiment(argv: list[str]) -> int:
+    """In the forked process: run one experiment; its exit code."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        return main(argv)
+    except BaseException:  # noqa: BLE001 — a fork must never return into the zygote's loop
+        return 1
+    finally:
+        sys.stdout.flush()
 
 
 def main(argv: list[str]) -> int:
@@ -29,17 +109,10 @@ def main(argv: list[str]) -> int:
     handler = interrupt_handler(once=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
-    lock = threading.Lock()
 
     def say(message: dict) -> None:
-        with lock:
-            try:
-                sys.stdout.write(json.dumps(message, default=str) + "\n")
-                sys.stdout.flush()
-            except (BrokenPipeError, ValueError):  # the runner is gone: the run store still hears it all
-                pass
+        _write({"qid": int(qid), **message})
 
-    threading.Thread(target=_stop_when_orphaned, name="opsctl-exp-parent", daemon=True).start()
     try:
         return run_one(
             Project(Path(root)),
@@ -61,15 +134,8 @@ def main(argv: list[str]) -> int:
             signal.signal(signum, signal.SIG_IGN)  # the clean-up above is done: nothing may cut the exit short
 
 
-def _stop_when_orphaned() -> None:
-    """Block on stdin (a pipe only the runner writes to); EOF means the runner is gone."""
-    try:
-        while os.read(0, 4096):
-            pass
-    except OSError:
-        pass
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:] == ["--zygote"]:
+        sys.exit(zygote())
+    sys.stderr.write("usage: python -m opsctl.cli.exp_child --zygote (started by `opsctl exp`)\n")
+    sys.exit(2)

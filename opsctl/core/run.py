@@ -58,6 +58,7 @@ class RunOptions:
     shared: SharedStages | None = None
     branch: str | None = None  # recorded as the run's branch (an experiment's work tree is detached)
     record_noop: bool = False  # record a run even when nothing is stale (an experiment is always a run)
+    check_out: bool = False  # first check out every output the cache has (a new work tree has none)
 
 
 @dataclass
@@ -206,6 +207,8 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     with _open_session(project, options, events) as session:
         if options.dry_run and overrides:
             return _dry_run_with_overrides(project, session, options, overrides, report, events)
+        if options.check_out:
+            session.check_out()
         if overrides:
             report.params_changed = apply_param_overrides(project.root, overrides)
             events.params_set(options.overrides)
