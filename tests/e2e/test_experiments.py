@@ -252,18 +252,17 @@ def test_a_sweep_is_recorded_as_a_group_of_runs_best_first(swept):
 
 def test_zip_pairs_the_values(tmp_path):
     root = make_project(tmp_path / "p", tmp_path / "out")
-    result = opsctl_inprocess(
-        "exp", "run", "--zip", "-S", "train.lr=1,2,3", "-S", "train.depth=4,5,6", "--name", "z", "--json", cwd=root
-    )
+    args = ["exp", "run", "--queue", "--zip", "-S", "train.lr=1,2,3", "-S", "train.depth=4,5,6", "--name", "z"]
+    result = opsctl_inprocess(*args, "--json", cwd=root)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["succeeded"] == 3 and report["failed"] == 0
-    assert sorted((e["params"]["train.lr"], e["params"]["train.depth"]) for e in group_runs(root, "z")) == [
-        (1, 4),
-        (2, 5),
-        (3, 6),
+    assert [e["overrides"] for e in queue(root)] == [
+        ["train.lr=1", "train.depth=4"],
+        ["train.lr=2", "train.depth=5"],
+        ["train.lr=3", "train.depth=6"],
     ]
-    assert counted(tmp_path / "out").count("prep") == 1
+    grid = opsctl_inprocess(*[a for a in args if a != "--zip"], "--grid", cwd=root)
+    assert grid.returncode == 0, grid.stderr
+    assert len(queue(root)) == 3 + 9
 
 
 # -- 3. a failing experiment ---------------------------------------------------------------------
@@ -332,7 +331,7 @@ def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, h
     outside = tmp_path / "out"
     root = make_project(tmp_path / "p", outside)
     (outside / "hold").touch()
-    proc = start_opsctl(root, "exp", "run", "-S", "train.lr=1,2,3", "-j", "2", "--name", "i", new_session=True)
+    proc = start_opsctl(root, "exp", "run", "-S", "train.lr=1,2", "-j", "2", "--name", "i", new_session=True)
     try:
         wait_for(_running(root, 2))
         wait_for(lambda: sum(ln.startswith("train") for ln in counted(outside)) >= 2)  # in train, held
@@ -351,7 +350,7 @@ def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, h
     base = root / ".dvc" / "tmp" / "opsctl-exps"
     assert not base.exists() or list(base.iterdir()) == []
     entries = queue(root)
-    assert sorted(e["overrides"][0] for e in entries) == ["train.lr=1", "train.lr=2", "train.lr=3"]
+    assert sorted(e["overrides"][0] for e in entries) == ["train.lr=1", "train.lr=2"]
     assert all(e["status"] == "queued" for e in entries), entries
     # they were not recorded as finished experiments
     assert all(e["status"] != "succeeded" for e in group_runs(root, "i"))
@@ -360,7 +359,7 @@ def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, h
     result = opsctl_inprocess("exp", "queue", "start", "-j", "2", cwd=root)
     assert result.returncode == 0, result.stderr
     done = [e for e in group_runs(root, "i") if e["status"] == "succeeded"]
-    assert sorted(e["params"]["train.lr"] for e in done) == [1, 2, 3]
+    assert sorted(e["params"]["train.lr"] for e in done) == [1, 2]
     assert queue(root) == []
     assert_no_leftovers(root)
 
@@ -468,6 +467,7 @@ def _one_line(stderr: str) -> str:
         (["--grid", "--zip", "-S", "train.lr=1,2"], "--zip"),
         (["-S", "train.lr=1,2", "--executor", "nosuchexecutor"], "nosuchexecutor"),
         (["-S", "train.lr=1,2", "--name", "bad name!"], "--name"),
+        (["-S", "train.lr=1,2", "-j", "0"], "-j"),
     ],
 )
 def test_a_bad_sweep_is_refused_before_anything_is_queued(tmp_path, args, says):
