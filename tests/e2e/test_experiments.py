@@ -315,6 +315,27 @@ def test_two_sweeps_at_once_share_prep_and_corrupt_nothing(tmp_path):
     assert "corrupted" not in dvc(root, "status", "--json", check=False).stderr
 
 
+def test_two_queue_runners_at_once_run_each_entry_once(tmp_path):
+    outside = tmp_path / "out"
+    root = make_project(tmp_path / "p", outside)
+    queued = opsctl_inprocess("exp", "run", "--queue", "-S", "train.lr=1,2,3,4", "--name", "two", cwd=root)
+    assert queued.returncode == 0, queued.stderr
+    one = start_opsctl(root, "exp", "queue", "start", "-j", "1")
+    two = start_opsctl(root, "exp", "queue", "start", "-j", "1")
+    (code1, _o1, err1), (code2, _o2, err2) = finish(one), finish(two)
+    assert code1 == 0, err1
+    assert code2 == 0, err2
+    exps = group_runs(root, "two")
+    assert sorted(e["params"]["train.lr"] for e in exps) == [1, 2, 3, 4]  # none twice, none missed
+    assert all(e["status"] == "succeeded" for e in exps)
+    lines = counted(outside)
+    assert lines.count("prep") == 1 and sorted(ln for ln in lines if ln != "prep") == [
+        f"train {lr} 1" for lr in (1, 2, 3, 4)
+    ]
+    assert queue(root) == []
+    assert_no_leftovers(root)
+
+
 # -- 5, 6. Ctrl-C, SIGTERM, SIGKILL ------------------------------------------------------------------
 
 
@@ -483,6 +504,10 @@ def test_a_bad_sweep_is_refused_before_anything_is_queued(tmp_path, args, says):
 
 def test_bad_names_for_show_apply_and_branch(tmp_path):
     root = make_project(tmp_path / "p", tmp_path / "out")
+    nothing = opsctl_inprocess("exp", "show", cwd=root)  # no experiment yet: said, not an error
+    assert nothing.returncode == 0 and "No experiments yet" in nothing.stderr + nothing.stdout
+    empty = opsctl_inprocess("exp", "queue", "start", cwd=root)
+    assert empty.returncode == 0 and "nothing to run" in empty.stderr + empty.stdout
     missing = opsctl_inprocess("exp", "show", "nosuchgroup", cwd=root)
     assert missing.returncode == 2 and "nosuchgroup" in _one_line(missing.stderr)
     ran = opsctl_inprocess("run", "--json", cwd=root)  # a plain run: not an experiment
@@ -572,6 +597,23 @@ def test_apply_refuses_a_dirty_params_file_and_force_overwrites_it(applied_copy)
     assert forced.returncode == 0, forced.stderr
     assert yaml.safe_load(params.read_text())["train"] == {"lr": 3, "depth": 2}
     assert (root / "model" / "m.txt").read_text() == "lr=3 depth=2 n=4\n"
+
+
+def test_apply_refuses_to_overwrite_an_output_edited_by_hand(applied_copy):
+    root, best, _lock = applied_copy
+    other = next(e for e in group_runs(root, "g") if e["params"] == {"train.lr": 1, "train.depth": 1})
+    assert opsctl_inprocess("exp", "apply", other["run"], cwd=root).returncode == 0
+    git(root, "add", "params.yaml", "dvc.lock", "metrics.json")
+    git(root, "commit", "-qm", "keep lr=1 depth=1")
+    model = root / "model" / "m.txt"
+    model.chmod(0o644)
+    model.unlink()  # (a checked-out output may be a link into the cache: replace it, never write through)
+    model.write_text("my own model\n")
+    refused = opsctl_inprocess("exp", "apply", best["run"], cwd=root)
+    assert refused.returncode == 2, refused.stderr
+    assert "model/m.txt" in _one_line(refused.stderr)
+    assert model.read_text() == "my own model\n"
+    assert yaml.safe_load((root / "params.yaml").read_text())["train"] == {"lr": 1, "depth": 1}
 
 
 def test_apply_fetches_outputs_missing_from_the_cache_from_the_remote(applied_copy, tmp_path):
