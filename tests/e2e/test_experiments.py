@@ -26,8 +26,10 @@ COMBOS = [{"train.lr": lr, "train.depth": d} for lr in (1, 2, 3) for d in (1, 2)
 # -- a small pipeline --------------------------------------------------------------------------
 
 PREP = """\
-import os, yaml
+import os, time, yaml
 open({counter!r}, "a").write("prep\\n")
+while os.path.exists({hold!r}):  # a test holds prep here: the other experiments wait for it
+    time.sleep(0.05)
 n = yaml.safe_load(open("params.yaml"))["prep"]["n"]
 os.makedirs("data", exist_ok=True)
 open("data/prep.txt", "w").write(f"n={{n}}\\n")
@@ -62,13 +64,14 @@ DVC_YAML = {
 
 def make_project(root: Path, outside: Path, *, fail_lr: object = None) -> Path:
     """A committed Git + DVC project (executor local) with `prep` and `train`; each stage adds
-    a line to ``outside/counter`` when it runs; train waits while ``outside/hold`` exists."""
+    a line to ``outside/counter`` when it runs; train waits while ``outside/hold`` exists, prep
+    while ``outside/hold-prep`` does."""
     outside.mkdir(parents=True, exist_ok=True)
     counter, hold = str(outside / "counter"), str(outside / "hold")
     git_dvc_project(root, "exps", executor="local")
     (root / ".gitignore").write_text(".opsctl/\n")
     (root / "params.yaml").write_text(yaml.safe_dump({"prep": {"n": 3}, "train": {"lr": 1, "depth": 1}}))
-    (root / "prep.py").write_text(PREP.format(counter=counter))
+    (root / "prep.py").write_text(PREP.format(counter=counter, hold=hold + "-prep"))
     (root / "train.py").write_text(TRAIN.format(counter=counter, hold=hold, fail_lr=fail_lr))
     (root / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
     run(["git", "add", "-A"], cwd=root)
@@ -347,15 +350,26 @@ def _running(root: Path, n: int = 1):
     return running
 
 
-@pytest.mark.parametrize("how", ["SIGINT to the process group", "SIGTERM to the runner"])
-def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, how):
+@pytest.mark.parametrize(
+    "how, held",
+    [
+        ("SIGINT to the process group", "train"),
+        ("SIGTERM to the runner", "train"),
+        ("SIGINT to the process group", "prep"),  # one experiment runs the shared prep, the other waits for it
+    ],
+)
+def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, how, held):
     outside = tmp_path / "out"
     root = make_project(tmp_path / "p", outside)
-    (outside / "hold").touch()
+    hold = outside / ("hold" if held == "train" else "hold-prep")
+    hold.touch()
     proc = start_opsctl(root, "exp", "run", "-S", "train.lr=1,2", "-j", "2", "--name", "i", new_session=True)
     try:
         wait_for(_running(root, 2))
-        wait_for(lambda: sum(ln.startswith("train") for ln in counted(outside)) >= 2)  # in train, held
+        if held == "train":
+            wait_for(lambda: sum(ln.startswith("train") for ln in counted(outside)) >= 2)  # both in train, held
+        else:
+            wait_for(lambda: "prep" in counted(outside))
         if how.startswith("SIGINT"):
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -376,7 +390,7 @@ def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, h
     # they were not recorded as finished experiments
     assert all(e["status"] != "succeeded" for e in group_runs(root, "i"))
 
-    (outside / "hold").unlink()
+    hold.unlink()
     result = opsctl_inprocess("exp", "queue", "start", "-j", "2", cwd=root)
     assert result.returncode == 0, result.stderr
     done = [e for e in group_runs(root, "i") if e["status"] == "succeeded"]
