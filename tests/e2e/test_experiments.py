@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, PYTHON, git_dvc_project, opsctl_inprocess, run
+from tests.conftest import BIN, PYTHON, git_dvc_project, opsctl_inprocess, run, tree
 
 COMBOS = [{"train.lr": lr, "train.depth": d} for lr in (1, 2, 3) for d in (1, 2)]
 
@@ -41,10 +41,10 @@ p = yaml.safe_load(open("params.yaml"))["train"]
 open({counter!r}, "a").write(f"train {{p['lr']}} {{p['depth']}}\\n")
 while os.path.exists({hold!r}):  # a test holds train here to catch experiments mid-run
     time.sleep(0.05)
-if p["lr"] == {fail_lr!r}:
-    sys.exit("train: lr {fail_lr} diverges")
 os.makedirs("model", exist_ok=True)
 open("model/m.txt", "w").write(f"lr={{p['lr']}} depth={{p['depth']}} " + open("data/prep.txt").read())
+if p["lr"] == {fail_lr!r}:  # fails half-way: its model written, no metrics
+    sys.exit("train: lr {fail_lr} diverges")
 json.dump({{"score": p["lr"] * 10 + p["depth"]}}, open("metrics.json", "w"))
 """
 
@@ -284,18 +284,46 @@ def test_zip_pairs_the_values(tmp_path):
 # -- 3. a failing experiment ---------------------------------------------------------------------
 
 
-def test_one_failing_experiment_lets_the_others_finish_and_the_sweep_exits_5(tmp_path):
-    root = make_project(tmp_path / "p", tmp_path / "out", fail_lr=2)
+@pytest.fixture(scope="module")
+def failed_sweep(tmp_path_factory):
+    """A project after `exp run -S train.lr=1,2,3 -j 2 --name f` where train fails for lr 2."""
+    parent = tmp_path_factory.mktemp("failed")
+    root = make_project(parent / "p", parent / "out", fail_lr=2)
     result = opsctl_inprocess("exp", "run", "-S", "train.lr=1,2,3", "-j", "2", "--name", "f", cwd=root)
+    return root, parent / "out", result
+
+
+def test_one_failing_experiment_lets_the_others_finish_and_the_sweep_exits_5(failed_sweep):
+    root, outside, result = failed_sweep
     assert result.returncode == 5, result.stderr
     assert "1 of 3 experiments failed" in result.stderr
     assert "f-2" in result.stderr and "train.lr=2" in result.stderr  # the failed one, named
     exps = {e["params"]["train.lr"]: e for e in group_runs(root, "f")}
     assert {lr: e["status"] for lr, e in exps.items()} == {1: "succeeded", 2: "failed", 3: "succeeded"}
     assert exps[3]["metrics"]["score"] == 31 and exps[1]["metrics"]["score"] == 11
-    assert counted(tmp_path / "out").count("prep") == 1
+    assert counted(outside).count("prep") == 1
     assert_no_leftovers(root)
     assert queue(root) == []  # a failed experiment is an outcome, not something to retry
+
+
+def test_applying_a_failed_experiment_is_refused_and_writes_nothing(failed_sweep):
+    """It has no complete outputs (train wrote its model, then failed): nothing half-applied."""
+    root = failed_sweep[0]
+    failed = next(e for e in group_runs(root, "f") if e["status"] == "failed")
+    before = tree(root)
+    applied = opsctl_inprocess("exp", "apply", failed["run"], cwd=root)
+    assert applied.returncode == 2, applied.stderr
+    assert "failed" in _one_line(applied.stderr)
+    assert tree(root) == before
+
+
+def test_no_experiment_commits_a_dvc_output_into_git(failed_sweep):
+    """The failed train wrote model/m.txt without DVC ignoring it: the experiment's commit (what
+    `exp branch` puts on a branch) must still not carry a pipeline output as a Git file."""
+    root = failed_sweep[0]
+    for e in group_runs(root, "f"):
+        files = git(root, "ls-tree", "-r", "--name-only", f"refs/opsctl/exps/{e['run']}").split()
+        assert "model/m.txt" not in files and "data/prep.txt" not in files, (e["status"], files)
 
 
 # -- 4. two sweeps at once -----------------------------------------------------------------------
