@@ -53,7 +53,7 @@ def run(
     grid: bool = typer.Option(False, "--grid", help="Every combination of the -S values (the default)."),
     zip_values: bool = typer.Option(False, "--zip", help="Pair the -S values by position instead of combining them."),
     jobs: Optional[int] = typer.Option(
-        None, "--jobs", "-j", help="Stages at once, across all experiments (default: the number of cores)."
+        None, "--jobs", "-j", min=1, help="Stages at once, across all experiments (default: the number of cores)."
     ),
     executor: Optional[str] = typer.Option(
         None, "--executor", help=f"{choices_text()} (default: opsctl.yaml's executor)."
@@ -364,7 +364,7 @@ def _render_table(table) -> None:
         status = Styled(e.status, {"succeeded": "green", "failed": "red", "running": "yellow"}.get(e.status, "dim"))
         rows.append(
             [
-                "★" if i == 0 and e.status == "succeeded" and table.sort_key else "",
+                "★" if i == 0 and e.status == "succeeded" and _has(e, table.sort_key) else "",
                 e.run_id,
                 e.name,
                 status,
@@ -378,6 +378,14 @@ def _render_table(table) -> None:
         rows,
         title=f"{table.group}: {len(table.experiments)} experiments{sorted_by}",
     )
+
+
+def _has(experiment, key: str | None) -> bool:
+    """Whether the experiment has a value for the sort key (then it is the best, first)."""
+    if key is None:
+        return False
+    kind, _, name = key.partition(".")
+    return (experiment.metrics if kind == "metrics" else experiment.params).get(name) is not None
 
 
 def _table_json(table) -> dict:
@@ -506,7 +514,7 @@ def queue_clear() -> None:
 @queue_app.command("start")
 def queue_start(
     jobs: Optional[int] = typer.Option(
-        None, "--jobs", "-j", help="Stages at once, across all experiments (default: the number of cores)."
+        None, "--jobs", "-j", min=1, help="Stages at once, across all experiments (default: the number of cores)."
     ),
     executor: Optional[str] = typer.Option(
         None, "--executor", help=f"{choices_text()} (default: what each was queued with, else opsctl.yaml's)."

@@ -1,7 +1,7 @@
 """Experiments in processes of their own, forked from a *zygote* that an experiment runner
 (core/experiments.py: ``run_queue``) starts. Not a command for people.
 
-    python -m opsctl.cli.exp_child --zygote
+    python -m opsctl.cli.exp_child --zygote PROJECT
 
 The zygote imports what an experiment needs once (DVC, Docker's SDK, opsctl's run), then
 reads requests from stdin, one JSON line each: ``{"argv": [PROJECT, QUEUE_ID, WORK_TREE,
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--zygote"]:
+    if sys.argv[1:2] == ["--zygote"] and len(sys.argv) == 3:  # (PROJECT: for `ps` to say whose it is)
         sys.exit(zygote())
-    sys.stderr.write("usage: python -m opsctl.cli.exp_child --zygote (started by `opsctl exp`)\n")
+    sys.stderr.write("usage: python -m opsctl.cli.exp_child --zygote PROJECT (started by `opsctl exp`)\n")
     sys.exit(2)

@@ -165,20 +165,21 @@ def queue_remove(project: Project, qids: Sequence[int] | None) -> tuple[list[int
         requeue_dead(store, _alive)
         known = {e.qid for e in queue_entries(store)}
         unknown = [q for q in qids or () if q not in known]
+        bases = {e.base for e in queue_entries(store) if e.qid in set(known)}
         removed, running = remove_entries(store, None if qids is None else [q for q in qids if q in known])
-        _drop_unused_snapshots(project, store)
+        _drop_unused_snapshots(project, store, bases)
     return removed, running, unknown
 
 
-def _drop_unused_snapshots(project: Project, store) -> None:
-    from opsctl.adapters.git import SNAPSHOT_REFS, _git, drop_snapshot
-    from opsctl.store.experiments import queue_entries
+def _drop_unused_snapshots(project: Project, store, candidates: set[str]) -> None:
+    """Snapshots (refs/opsctl/snapshots/) that no queue entry nor recorded experiment names any
+    more; only among ``candidates`` (the bases of entries just removed): a sweep being queued
+    at this moment has made its snapshot and not yet queued its entries."""
+    from opsctl.adapters.git import drop_snapshot
+    from opsctl.store.experiments import bases_in_use
 
-    used = {e.base for e in queue_entries(store)}
-    refs = _git(project.root, "for-each-ref", "--format=%(objectname)", SNAPSHOT_REFS, check=False).split()
-    for commit in refs:
-        if commit not in used:
-            drop_snapshot(project.root, commit)
+    for commit in candidates - bases_in_use(store):
+        drop_snapshot(project.root, commit)
 
 
 # -- running the queue -------------------------------------------------------------------------
@@ -230,10 +231,10 @@ class _Zygote:
     and so do their pids and exit codes. Its stdin is a pipe only this runner holds: should
     the runner die, the zygote sees end-of-file and stops every experiment it forked."""
 
-    def __init__(self) -> None:
+    def __init__(self, project: Project) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "opsctl.cli.exp_child", "--zygote"],
+            [sys.executable, "-m", "opsctl.cli.exp_child", "--zygote", str(project.root)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -325,7 +326,7 @@ def run_queue(
                     if name not in built:
                         _prepare_images(project, name, events)
                         built.add(name)
-                    zygote = zygote or _Zygote()
+                    zygote = zygote or _Zygote(project)
                     work_tree = project.root / WORK_TREES / f"q{entry.qid}-{secrets.token_hex(3)}"
                     argv = [str(project.root), str(entry.qid), str(work_tree), name, str(jobs), str(slots_dir)]
                     zygote.fork([*argv, json.dumps(executor_settings or {})])
@@ -347,8 +348,6 @@ def run_queue(
         if zygote is not None:
             zygote.close()
         _remove_tree(slots_dir)
-        with open_store(project, reap=False) as store:
-            _drop_unused_snapshots(project, store)
     return results
 
 
@@ -536,7 +535,7 @@ def run_one(
             begun.append(run_id)
             with open_store(home, reap=False) as store:
                 take_over(store, qid, host, pid, run_id)
-                record_experiment(store, run_id, this.group, this.name, this.overrides)
+                record_experiment(store, run_id, this.group, this.name, this.overrides, base=this.base)
             say({"event": "begun", "run": run_id})
 
         def stage_started(self, name: str) -> None:
@@ -568,12 +567,14 @@ def run_one(
                 release(store, qid)
             say({"event": "done", "status": "interrupted", "run": begun[0] if begun else None})
             return 130
-        ref = commit_experiment(work_tree, report.run_id, _commit_message(entry), exclude=(STATE_DIR,))
+        failed = [s.name for s in report.failed]
+        # Only a finished experiment is kept as a commit: a failed stage leaves outputs that DVC
+        # never recorded (nor listed in a .gitignore), which would go into Git as files.
+        ref = None if failed else commit_experiment(work_tree, report.run_id, _commit_message(entry), (STATE_DIR,))
         with open_store(home, reap=False) as store:
-            if report.recorded:
+            if report.recorded and ref is not None:
                 set_git_ref(store, report.run_id, ref)
             finish_entry(store, qid)
-        failed = [s.name for s in report.failed]
         say(
             {
                 "event": "done",
@@ -671,13 +672,13 @@ def show_experiments(project: Project, group: str | None = None, sort: str | Non
 def _sorted(rows: list[Experiment], key: str, descending: bool) -> list[Experiment]:
     kind, _, name = key.partition(".")
 
-    def value(row: Experiment) -> tuple[int, float | str]:
+    def value(row: Experiment) -> tuple[int, float, str]:
         found = (row.metrics if kind == "metrics" else row.params).get(name)
         if isinstance(found, bool) or found is None:
-            return (1, 0.0)  # missing values last, whatever the order
+            return (2, 0.0, "")  # missing values last, whatever the order
         if isinstance(found, (int, float)):
-            return (0, -found if descending else found)
-        return (0, str(found))
+            return (0, -found if descending else found, "")
+        return (1, 0.0, str(found))  # text after numbers
 
     return sorted(rows, key=value)
 
@@ -699,6 +700,7 @@ class Applied:
 
 
 def _experiment_commit(project: Project, run: str) -> tuple[str, str, Experiment]:
+    """(run id, the experiment's commit, the experiment) of a succeeded experiment, or UsageError."""
     from opsctl.adapters.git import commit_exists
     from opsctl.store.experiments import experiments
 
@@ -708,10 +710,15 @@ def _experiment_commit(project: Project, run: str) -> tuple[str, str, Experiment
     if not found:
         raise UsageError(f"run {detail.id} is not an experiment", hint="`opsctl exp show` lists them")
     exp = found[0]
+    if exp.status != "succeeded":
+        raise UsageError(
+            f"experiment {exp.name} (run {detail.id}) {exp.status}: it has nothing to apply",
+            hint="`opsctl runs show RUN` says what happened; `opsctl exp show` lists the ones that succeeded",
+        )
     if exp.git_ref is None or not commit_exists(project.root, exp.git_ref):
         raise UsageError(
-            f"experiment {exp.name} (run {detail.id}) has no recorded files ({exp.status})",
-            hint="an experiment that was interrupted has nothing to apply",
+            f"experiment {exp.name} (run {detail.id}) has no recorded files",
+            hint="its commit (refs/opsctl/exps/RUN) is gone from the repository",
         )
     return detail.id, exp.git_ref, exp
 
@@ -722,17 +729,19 @@ def apply_experiment(project: Project, run: str, *, force: bool = False) -> Appl
     outputs missing from the cache are fetched from the default remote first, and if they
     can't be, nothing is written."""
     from opsctl.adapters.dvc import apply_checkout, missing_lock_objects
-    from opsctl.adapters.git import blob, changed_paths, head_commit, parent_of
+    from opsctl.adapters.git import blob, changed_paths, commit_exists, head_commit, parent_of
 
-    run_id, commit, _exp = _experiment_commit(project, run)
+    run_id, commit, exp = _experiment_commit(project, run)
     base = parent_of(project.root, commit) or head_commit(project.root) or commit
     changes = changed_paths(project.root, base, commit)
-    # Files whose content in the work tree is neither the base's nor the experiment's would be lost.
+    # A file whose content here is none of the commit it ran from, the work tree it started
+    # from (uncommitted edits the sweep took along) or the experiment's, would be lost.
+    known = [base, commit] + ([exp.base] if exp.base and commit_exists(project.root, exp.base) else [])
     conflicts = []
     for _status, path in changes:
         here = project.root / path
         current = here.read_bytes() if here.is_file() else None
-        if current not in (blob(project.root, base, path), blob(project.root, commit, path)):
+        if all(current != blob(project.root, rev, path) for rev in known):
             conflicts.append(path)
     lock = blob(project.root, commit, "dvc.lock")
     fetched, missing = missing_lock_objects(project.root, lock)

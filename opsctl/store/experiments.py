@@ -53,6 +53,7 @@ class Experiment(NamedTuple):
     name: str
     overrides: list[str]
     git_ref: str | None
+    base: str | None  # the commit of the work tree it started from (its snapshot)
     status: str
     started: float
     finished: float | None
@@ -183,7 +184,13 @@ def finish_entry(store: RunStore, qid: int) -> None:
 
 
 def record_experiment(
-    store: RunStore, run_id: str, group: str, name: str, overrides: Sequence[str], git_ref: str | None = None
+    store: RunStore,
+    run_id: str,
+    group: str,
+    name: str,
+    overrides: Sequence[str],
+    git_ref: str | None = None,
+    base: str | None = None,
 ) -> bool:
     """Mark a run as an experiment of ``group`` (False: no such run)."""
     with store._write() as conn:
@@ -191,10 +198,11 @@ def record_experiment(
         if rid is None:
             return False
         conn.execute(
-            "INSERT INTO experiments (rid, grp, name, overrides, git_ref) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO experiments (rid, grp, name, overrides, git_ref, base) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (rid) DO UPDATE SET grp = excluded.grp, name = excluded.name, "
-            "overrides = excluded.overrides, git_ref = coalesce(excluded.git_ref, experiments.git_ref)",
-            (rid, group, name, json.dumps(list(overrides)), git_ref),
+            "overrides = excluded.overrides, git_ref = coalesce(excluded.git_ref, experiments.git_ref), "
+            "base = coalesce(excluded.base, experiments.base)",
+            (rid, group, name, json.dumps(list(overrides)), git_ref, base),
         )
         return True
 
@@ -226,7 +234,7 @@ def experiments(store: RunStore, group: str | None = None, run_ids: Sequence[str
         where, args = f"r.id IN ({', '.join('?' for _ in ids)})", ids
     with store._read() as conn:
         rows = conn.execute(
-            "SELECT r.rid, r.id, e.grp, e.name, e.overrides, e.git_ref, r.status, r.started, r.finished "
+            "SELECT r.rid, r.id, e.grp, e.name, e.overrides, e.git_ref, e.base, r.status, r.started, r.finished "
             f"FROM experiments e JOIN runs r ON r.rid = e.rid WHERE {where} ORDER BY r.started, r.rid",
             args,
         ).fetchall()
@@ -240,13 +248,14 @@ def experiments(store: RunStore, group: str | None = None, run_ids: Sequence[str
             name,
             json.loads(overrides),
             ref,
+            base,
             status,
             started,
             finished,
             params.get(rid, {}),
             metrics.get(rid, {}),
         )
-        for rid, run_id, grp, name, overrides, ref, status, started, finished in rows
+        for rid, run_id, grp, name, overrides, ref, base, status, started, finished in rows
     ]
 
 
@@ -261,3 +270,12 @@ def group_of_runs(store: RunStore, run_ids: Sequence[str]) -> dict[str, str]:
             ids,
         ).fetchall()
     return dict(rows)
+
+
+def bases_in_use(store: RunStore) -> set[str]:
+    """The snapshot commits a queue entry or a recorded experiment still names."""
+    with store._read() as conn:
+        rows = conn.execute(
+            "SELECT base FROM exp_queue UNION SELECT base FROM experiments WHERE base IS NOT NULL"
+        ).fetchall()
+    return {b for (b,) in rows}

@@ -217,7 +217,8 @@ _V5 = (
 
 # Migration 6: experiments. A run made by `opsctl exp run` has a row in ``experiments``: its
 # group (the sweep), its name, the -S values that made it, and the Git commit holding its
-# files (params, dvc.lock) for `exp apply` / `exp branch`. ``exp_queue`` is the durable queue:
+# files (params, dvc.lock) for `exp apply` / `exp branch`, and ``base``, the snapshot of the
+# work tree it started from. ``exp_queue`` is the durable queue:
 # an entry is ``queued`` until a runner process claims it (``running``, with that process's
 # host and pid, so an entry whose runner died goes back to the queue); a finished experiment
 # is a run, and its entry is deleted in the transaction that says so. ``base`` is the commit
@@ -231,7 +232,8 @@ _V6 = (
         grp         TEXT NOT NULL,
         name        TEXT NOT NULL,
         overrides   TEXT NOT NULL DEFAULT '[]',
-        git_ref     TEXT
+        git_ref     TEXT,
+        base        TEXT
     )
     """,
     "CREATE INDEX experiments_by_group ON experiments (grp)",

@@ -109,11 +109,20 @@ def work_trees(root: Path) -> list[str]:
 
 
 def assert_no_leftovers(root: Path) -> None:
-    """No work tree but the project's, none under .dvc/tmp/opsctl-exps, no snapshot ref."""
+    """No work tree but the project's, none under .dvc/tmp/opsctl-exps, and no snapshot ref but
+    those a queue entry or a recorded experiment still starts from (`exp apply` reads them)."""
+    import sqlite3
+
     assert work_trees(root) == [f"worktree {root}"]
     base = root / ".dvc" / "tmp" / "opsctl-exps"
     assert not base.exists() or list(base.iterdir()) == []
-    assert git(root, "for-each-ref", "refs/opsctl/snapshots") == ""
+    refs = {line.split()[0] for line in git(root, "for-each-ref", "refs/opsctl/snapshots").splitlines()}
+    db = sqlite3.connect(root / ".opsctl" / "opsctl.db")
+    try:
+        named = {b for (b,) in db.execute("SELECT base FROM exp_queue UNION SELECT base FROM experiments")}
+    finally:
+        db.close()
+    assert refs <= named
 
 
 def assert_cache_intact(root: Path) -> None:
@@ -130,7 +139,7 @@ def assert_cache_intact(root: Path) -> None:
 
 
 def exp_children(root: Path) -> list[int]:
-    """Live `opsctl.cli.exp_child` processes of this project (other tests' are not ours)."""
+    """Live `opsctl.cli.exp_child` processes of this project: its zygote and the experiments forked from it."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -321,9 +330,19 @@ def test_no_experiment_commits_a_dvc_output_into_git(failed_sweep):
     """The failed train wrote model/m.txt without DVC ignoring it: the experiment's commit (what
     `exp branch` puts on a branch) must still not carry a pipeline output as a Git file."""
     root = failed_sweep[0]
-    for e in group_runs(root, "f"):
-        files = git(root, "ls-tree", "-r", "--name-only", f"refs/opsctl/exps/{e['run']}").split()
+    runs = group_runs(root, "f")
+    for e in runs:
+        ref = f"refs/opsctl/exps/{e['run']}"
+        if e["status"] != "succeeded":  # a failed experiment is not kept as a commit at all
+            assert git(root, "for-each-ref", ref) == ""
+            continue
+        files = git(root, "ls-tree", "-r", "--name-only", ref).split()
         assert "model/m.txt" not in files and "data/prep.txt" not in files, (e["status"], files)
+    assert {e["status"] for e in runs} == {"succeeded", "failed"}
+    branch = opsctl_inprocess(
+        "exp", "branch", next(e["run"] for e in runs if e["status"] == "failed"), "nope", cwd=root
+    )
+    assert branch.returncode == 2 and "failed" in _one_line(branch.stderr)
 
 
 # -- 4. two sweeps at once -----------------------------------------------------------------------
@@ -411,7 +430,7 @@ def test_interrupting_a_sweep_puts_its_experiments_back_in_the_queue(tmp_path, h
             wait_for(lambda: sum(ln.startswith("train") for ln in counted(outside)) >= 2)  # both in train, held
         else:
             wait_for(lambda: "prep" in counted(outside))
-        assert len(exp_children(root)) == 2  # (what the check below finds gone)
+        assert len(exp_children(root)) == 3  # the zygote and its two experiments (what the check below finds gone)
         if how.startswith("SIGINT"):
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -451,7 +470,7 @@ def test_a_killed_queue_runner_stops_its_experiments_and_they_run_again(tmp_path
     try:
         running = wait_for(_running(root, 2))
         wait_for(lambda: sum(ln.startswith("train") for ln in counted(outside)) >= 2)
-        assert len(exp_children(root)) == 2  # (what the check below finds gone)
+        assert len(exp_children(root)) == 3  # the zygote and its two experiments (what the check below finds gone)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         # its experiment processes notice their runner is gone and stop by themselves
