@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,10 +236,28 @@ def drop_snapshot(root: Path, commit: str) -> None:
     _git(root, "update-ref", "-d", f"{SNAPSHOT_REFS}/{commit}", check=False)
 
 
+@contextlib.contextmanager
+def _work_trees_locked(root: Path) -> Iterator[None]:
+    """One `git worktree add`/`remove` at a time across processes: `git worktree add` reads
+    every other work tree's record, and fails on one another process is half way through
+    writing ("failed to read .git/worktrees/NAME/commondir")."""
+    import fcntl
+
+    common = Path(_git(root, "rev-parse", "--git-common-dir").strip())
+    path = (common if common.is_absolute() else root / common) / "opsctl-worktrees.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def add_work_tree(root: Path, path: Path, head: str, files_from: str) -> None:
     """A linked work tree at ``path`` (detached at ``head``) whose files are ``files_from``'s,
     with the difference left uncommitted: what the user's work tree was when it was taken."""
-    _git(root, "worktree", "add", "--detach", "--no-checkout", "-q", str(path), head)
+    with _work_trees_locked(root):
+        _git(root, "worktree", "add", "--detach", "--no-checkout", "-q", str(path), head)
     _git(path, "read-tree", "-u", "--reset", files_from)
     if files_from != head:
         _git(path, "reset", "-q", head)  # the index back at HEAD; the files stay
@@ -249,9 +269,10 @@ def remove_work_tree(root: Path, path: Path) -> None:
     process is adding at that moment."""
     import shutil
 
-    result = subprocess.run(
-        ["git", "worktree", "remove", "--force", "--force", str(path)], cwd=root, capture_output=True, text=True
-    )
+    with _work_trees_locked(root):
+        result = subprocess.run(
+            ["git", "worktree", "remove", "--force", "--force", str(path)], cwd=root, capture_output=True, text=True
+        )
     if result.returncode == 0:
         return
     shutil.rmtree(path, ignore_errors=True)
