@@ -57,10 +57,9 @@ class StoreChanged(Message):
 
 class RunsScreen(DashboardScreen):
     HELP = (
-        "Every run of the project, newest first, paged from the store; it refreshes itself "
-        "while runs are recorded. Filter words: a status, params.KEY>VALUE, metrics.KEY<VALUE, "
-        "group=NAME (an experiment sweep), or text found in a run's id, commit or branch. "
-        "b compares the best runs by the sorted metric."
+        "Every run, newest first, paged from the store; refreshes while runs are recorded. Filter "
+        "words: a status, params.KEY>VALUE, metrics.KEY<VALUE, group=NAME, or text in a run's id, "
+        "commit or branch."
     )
     CSS_PATH = "runs.tcss"
     AUTO_FOCUS = "#runs"
@@ -68,7 +67,7 @@ class RunsScreen(DashboardScreen):
         Binding("enter", "open", "Open run", show=False),  # the table's own enter opens it
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
-        Binding("b", "compare_best", "Compare best"),
+        Binding("b", "compare_best", "Compare best", show=False),  # in the help (the bar keeps paging)
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort by next column"),
         Binding("o", "reverse", "Reverse order"),
