@@ -79,6 +79,15 @@ step opsctl runs compare "${runs[1]}" "${runs[0]}"
 step opsctl runs show "${runs[0]}"
 step git add -A
 step git commit -qm "Train with 50 trees"
+# A sweep: six experiments, each in its own work tree (this one is not touched), in parallel;
+# prepare and featurize have the same inputs in all six, so they are not run again.
+step opsctl exp run -S train.n_estimators=50,150 -S train.max_depth=4,6,8 -j 2 --name trees
+step opsctl exp show trees
+best=$(opsctl exp show trees --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["experiments"][0]["run"])')
+step opsctl exp apply "$best"
+step dvc status            # the best experiment's outputs and dvc.lock, here: nothing to do
+step git add -A
+step git commit -qm "The best of the sweep"
 # Data checks: the ones the template declares pass; a broken raw row stops the run (exit 5)
 # before any stage reads it, and DVC still points at the good version, which comes back.
 step opsctl data validate
