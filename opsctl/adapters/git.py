@@ -232,6 +232,18 @@ def snapshot(root: Path, exclude: tuple[str, ...] = ()) -> tuple[str, str]:
     return head, commit
 
 
+def snapshot_head(root: Path, commit: str) -> str:
+    """The commit a snapshot was taken on (a snapshot of a clean work tree is that commit)."""
+    if _git(root, "rev-parse", "--verify", "-q", f"{SNAPSHOT_REFS}/{commit}", check=False).strip():
+        return parent_of(root, commit) or commit
+    return commit
+
+
+def current_branch(root: Path) -> str | None:
+    """The checked-out branch (None: a detached HEAD)."""
+    return _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip() or None
+
+
 def drop_snapshot(root: Path, commit: str) -> None:
     _git(root, "update-ref", "-d", f"{SNAPSHOT_REFS}/{commit}", check=False)
 

@@ -87,16 +87,22 @@ def _signal(pid: int, signum: int) -> None:
 
 
 def _experiment(argv: list[str]) -> int:
-    """In the forked process: run one experiment; its exit code."""
+    """In the forked process: run one experiment; its exit code. A crash (a bug) is said as an
+    error, with its traceback on stderr (the runner's log), and never returns into the zygote's loop."""
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
         return main(argv)
-    except BaseException:  # noqa: BLE001 — a fork must never return into the zygote's loop
+    except BaseException as exc:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+        _write({"qid": int(argv[1]), "event": "error", "message": f"internal error: {type(exc).__name__}: {exc}"})
         return 1
     finally:
         sys.stdout.flush()
+        sys.stderr.flush()
 
 
 def main(argv: list[str]) -> int:

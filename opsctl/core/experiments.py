@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 WORK_TREES = Path(".dvc") / "tmp" / "opsctl-exps"  # the experiments' work trees (DVC ignores .dvc/)
 EXPS_STATE = "exps"  # under .opsctl/: the sweeps' slots
+ERRORS_LOG = "errors.log"  # under .opsctl/exps/: tracebacks of experiments that crashed
 MAX_GROUP_NAME = 64
 STOP_GRACE = 60.0  # seconds an experiment process gets to clean up after Ctrl-C before it is killed
 
@@ -132,15 +133,16 @@ def queue_sweep(
 ) -> list[QueueEntry]:
     """Queue the sweep's experiments, each starting from the work tree as it is now.
     ``for_runner``: keep them for that runner (`exp run`); None: for any `exp queue start`."""
-    from opsctl.adapters.git import snapshot
+    from opsctl.adapters.git import current_branch, snapshot
     from opsctl.executors.registry import executor_spec
     from opsctl.store.experiments import NewEntry, enqueue
 
     if executor is not None:
         executor_spec(executor)  # an unknown name: UsageError naming the executors there are
     _head, base = snapshot(project.root, exclude=(STATE_DIR,))
+    branch = current_branch(project.root)
     entries = [
-        NewEntry(plan.group, f"{plan.group}-{i + 1}", overrides, base, executor)
+        NewEntry(plan.group, f"{plan.group}-{i + 1}", overrides, base, executor, branch)
         for i, overrides in enumerate(plan.experiments)
     ]
     with open_store(project) as store:
@@ -233,13 +235,16 @@ class _Zygote:
 
     def __init__(self, project: Project) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "opsctl.cli.exp_child", "--zygote", str(project.root)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        log = project.state_dir / EXPS_STATE / ERRORS_LOG  # where a crashed experiment's traceback goes
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as errors:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "opsctl.cli.exp_child", "--zygote", str(project.root)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+            )
         self.buffer = b""
         self.gone = False
 
@@ -416,14 +421,21 @@ def _settle(child: _Child, project: Project) -> None:
     result.finished = time.time()
     result.stage = None
     code = child.code
-    if result.status == "running":  # it said nothing at the end: killed, or crashed
+    from opsctl.store.experiments import finish_entry, release
+
+    if result.status == "running":  # it said nothing at the end: stopped by a signal, or it crashed
         stopped = code in (130, -signal.SIGINT, -signal.SIGKILL, -signal.SIGTERM)
         result.status = "interrupted" if stopped else "error"
         result.detail = result.detail or f"its process ended with code {code}"
-        from opsctl.store.experiments import release
-
+    if result.status == "interrupted":  # back to the queue, to run again
         with open_store(project, reap=False) as store:
             release(store, result.entry.qid)
+    elif result.status == "error":
+        # It could not run (a bad config) or crashed (a bug): off the queue, not retried forever.
+        with open_store(project, reap=False) as store:
+            finish_entry(store, result.entry.qid)
+        if result.detail.startswith("internal error"):
+            result.detail += f" (traceback in {STATE_DIR}/{EXPS_STATE}/{ERRORS_LOG})"
     if child.work_tree.exists():
         from opsctl.adapters.git import remove_work_tree
 
@@ -516,7 +528,7 @@ def run_one(
 ) -> int:
     """Run queue entry ``qid`` in a new work tree; the exit code (0, 5 failed stage, 130)."""
     from opsctl.adapters.dvc import share_cache
-    from opsctl.adapters.git import add_work_tree, commit_experiment, head_commit, parent_of, remove_work_tree
+    from opsctl.adapters.git import add_work_tree, commit_experiment, remove_work_tree, snapshot_head
     from opsctl.core.run import RunEvents, RunOptions, StageRun, run_pipeline
     from opsctl.core.shared_stages import SharedStages
     from opsctl.store.experiments import finish_entry, queue_entries, record_experiment, release, set_git_ref, take_over
@@ -545,9 +557,7 @@ def run_one(
             say({"event": "stage", "stage": stage.name, "state": stage.status})
 
     try:
-        head = head_commit(home.root)
-        base_head = parent_of(home.root, entry.base) if _is_snapshot(home.root, entry.base) else entry.base
-        add_work_tree(home.root, work_tree, base_head or entry.base, entry.base)
+        add_work_tree(home.root, work_tree, snapshot_head(home.root, entry.base), entry.base)
         share_cache(home.root, work_tree)
         project = Project(work_tree, state_dir=home.state_dir)
         options = RunOptions(
@@ -556,7 +566,7 @@ def run_one(
             executor_settings=dict(executor_settings or {}),
             overrides=list(entry.overrides),
             shared=SharedStages(home.state_dir, slots_dir, jobs),
-            branch=_branch(home.root) if head else None,
+            branch=entry.branch,
             record_noop=True,
             check_out=True,
         )
@@ -595,18 +605,6 @@ def run_one(
         return exc.exit_code
     finally:
         remove_work_tree(home.root, work_tree)
-
-
-def _is_snapshot(root: Path, commit: str) -> bool:
-    from opsctl.adapters.git import SNAPSHOT_REFS, _git
-
-    return bool(_git(root, "rev-parse", "--verify", "-q", f"{SNAPSHOT_REFS}/{commit}", check=False).strip())
-
-
-def _branch(root: Path) -> str | None:
-    from opsctl.adapters.git import work_tree_state
-
-    return work_tree_state(root, exclude=(STATE_DIR,)).branch
 
 
 def _commit_message(entry: QueueEntry) -> str:

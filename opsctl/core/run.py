@@ -775,6 +775,8 @@ def _images_for(project: Project, plan: Plan, events: RunEvents) -> dict[str, St
                 hint="set stages.default.image (or stages.<stage>.image) in opsctl.yaml, or run with --executor local",
             )
         needed.setdefault(image, []).append(step.name)
+    if not needed:  # nothing to run (an experiment whose params change nothing): no image to ask for
+        return {}
     # Asks the engine first: EngineUnavailableError (exit 4, says how to start it) before anything runs.
     records = build_images(project, sorted(needed), on_line=events.building)
     result = {}

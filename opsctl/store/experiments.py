@@ -19,7 +19,9 @@ from typing import NamedTuple
 from opsctl.store.runs import RunStore, rid_of
 
 QUEUED, RUNNING = "queued", "running"
-_QUEUE_COLUMNS = "qid, grp, name, overrides, base, executor, queued, status, runner, owner_host, owner_pid, run_id"
+_QUEUE_COLUMNS = (
+    "qid, grp, name, overrides, base, branch, executor, queued, status, runner, owner_host, owner_pid, run_id"
+)
 
 
 class QueueEntry(NamedTuple):
@@ -27,7 +29,8 @@ class QueueEntry(NamedTuple):
     group: str
     name: str
     overrides: list[str]  # "[FILE:]KEY=VALUE", as `opsctl run -S` takes them
-    base: str  # the commit of the workspace snapshot the experiment starts from
+    base: str  # the commit of the work tree snapshot the experiment starts from
+    branch: str | None  # the branch checked out when it was queued (recorded as its run's)
     executor: str | None
     queued: float
     status: str  # queued | running
@@ -43,6 +46,7 @@ class NewEntry(NamedTuple):
     overrides: Sequence[str]
     base: str
     executor: str | None = None
+    branch: str | None = None
 
 
 class Experiment(NamedTuple):
@@ -77,8 +81,9 @@ def enqueue(store: RunStore, entries: Sequence[NewEntry], runner: str | None = N
         qids = []
         for e in entries:
             cur = conn.execute(
-                "INSERT INTO exp_queue (grp, name, overrides, base, executor, queued, runner) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (e.group, e.name, json.dumps(list(e.overrides)), e.base, e.executor, now, runner),
+                "INSERT INTO exp_queue (grp, name, overrides, base, branch, executor, queued, runner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (e.group, e.name, json.dumps(list(e.overrides)), e.base, e.branch, e.executor, now, runner),
             )
             qids.append(cur.lastrowid)
         marks = ", ".join("?" for _ in qids)

@@ -244,6 +244,7 @@ _V6 = (
         name        TEXT NOT NULL,
         overrides   TEXT NOT NULL DEFAULT '[]',
         base        TEXT NOT NULL,
+        branch      TEXT,
         executor    TEXT,
         queued      REAL NOT NULL,
         status      TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running')),

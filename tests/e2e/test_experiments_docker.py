@@ -126,3 +126,25 @@ def test_ctrl_c_during_a_docker_sweep_removes_its_containers_and_requeues(busybo
     assert all(e["status"] == "queued" for e in entries), entries
     assert opsctl_inprocess("exp", "queue", "clear", cwd=root).returncode == 0
     assert queue(root) == []
+
+
+def test_an_experiment_that_changes_nothing_is_a_run_with_every_stage_up_to_date(busybox_project):
+    """Its value is the workspace's and the pipeline ran: nothing is stale in its work tree, no
+    image is even asked for, and it is still recorded (a sweep's every experiment is a run)."""
+    root = busybox_project(STAGES, params={"prep": {"n": 3}, "train": {"lr": 1}})
+    (root / "prep.sh").write_text(PREP)
+    (root / "train.sh").write_text(TRAIN)
+    (root / ".gitignore").write_text(".opsctl/\n")
+    opsctl_inprocess("run", cwd=root, check=True)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "ran"], cwd=root)
+
+    result = opsctl_inprocess("exp", "run", "-S", "train.lr=1,2", "-j", "2", "--name", "same", "--json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_value = {e["overrides"][0]: e for e in report["experiments"]}
+    assert {e["status"] for e in report["experiments"]} == {"succeeded"}
+    assert by_value["train.lr=1"]["metrics"] == {"score": 1} and by_value["train.lr=2"]["metrics"] == {"score": 2}
+    same = json.loads(opsctl_inprocess("runs", "show", by_value["train.lr=1"]["run"], "--json", cwd=root).stdout)
+    assert same["status"] == "succeeded" and same["stages"] == []  # nothing was stale: nothing ran
+    assert queue(root) == []
