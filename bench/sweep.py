@@ -34,6 +34,11 @@ are synced before each timed sweep; with --runs > 1 the tools alternate which go
            and `opsctl runs show RUN --json` of each gives its stages' outcomes: prepare and
            featurize must each have outcome "ran" in exactly one of the 12 runs (exit 1 if not).
 
+  floor:   after opsctl's sweep, the 12 experiments' train + evaluate commands alone, as bare
+           `docker run`s of the same image, J experiments at a time, each in a copy of the
+           workspace with its params: what running these stages in containers costs at least,
+           printed beside opsctl's figure (opsctl's own cost is the difference).
+
 Median of RUNS (each run is minutes). Target: opsctl <= 0.4x DVC's wall time, and prepare and
 featurize executed exactly once by opsctl. DVC's own counts are printed beside it.
 """
@@ -294,6 +299,67 @@ def opsctl_sweep(project: Path, jobs: int, timeout: float) -> Sweep:
     return Sweep(seconds, executed, per_exp)
 
 
+def floor_seconds(project: Path, jobs: int) -> float:
+    """The floor under opsctl's figure: the sweep's train + evaluate commands alone, as bare
+    `docker run`s of the same image (network none, the user's uid, the workspace mounted),
+    JOBS experiments at a time, each in a copy of the workspace with its params — what any
+    tool running these stages in containers must spend. Untimed first: `exp apply` of one
+    experiment brings prepare's and featurize's outputs into the workspace."""
+    import concurrent.futures
+
+    import yaml
+
+    shown = json_of(opsctl("exp", "show", GROUP, "--json"), cwd=project, env=ENV)
+    experiments = shown["experiments"]
+    timed(opsctl("exp", "apply", experiments[0]["run"], "--force"), cwd=project, env=ENV)
+    image = next(i["ref"] for i in json_of(opsctl("build", "--json"), cwd=project, env=ENV) if i.get("name") == "app")
+    dirs = []
+    for n, exp in enumerate(experiments):
+        copy = project.parent / f"{project.name}-floor-{n}"
+        shutil.copytree(project / "src", copy / "src")
+        shutil.copytree(project / "data", copy / "data")
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        for override in exp["overrides"]:
+            key, _, value = override.partition("=")
+            section, _, name = key.partition(".")
+            params[section][name] = yaml.safe_load(value)
+        (copy / "params.yaml").write_text(yaml.safe_dump(params))
+        dirs.append(copy)
+
+    def one(copy: Path) -> None:
+        for script in ("src/train.py", "src/evaluate.py"):
+            subprocess.run(
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-u",
+                    f"{os.getuid()}:{os.getgid()}",
+                    "-v",
+                    f"{copy}:/workspace",
+                    "-w",
+                    "/workspace",
+                    image,
+                    "python3",
+                    script,
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    os.sync()
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, dirs))
+    seconds = time.perf_counter() - started
+    for copy in dirs:
+        shutil.rmtree(copy)
+    return seconds
+
+
 def run_stages(project: Path, run_id: str) -> tuple[list[str], list[str], float | None]:
     """`opsctl runs show RUN --json`: the stages that ran, the others with their outcome, the run's duration."""
     run = json_of(opsctl("runs", "show", run_id, "--json"), cwd=project, env=ENV)
@@ -351,6 +417,7 @@ def main() -> int:
         shutil.rmtree(prep)
 
         sweeps: dict[str, list[Sweep]] = {tool: [] for tool in tools}
+        floors: list[float] = []
         for i in range(args.runs):
             order = tools if i % 2 == 0 else tools[::-1]
             projects = {tool: fresh_copy(pristine, work / f"run{i}-{tool}") for tool in order}
@@ -364,6 +431,9 @@ def main() -> int:
                     f"  run {i + 1} {tool}: {sweep.seconds:.1f} s, {'/'.join(SHARED)} executed {counts(sweep)}",
                     flush=True,
                 )
+                if tool == "opsctl":
+                    floors.append(floor_seconds(projects[tool], args.jobs))
+                    print(f"  run {i + 1} floor (train + evaluate as bare docker runs): {floors[-1]:.1f} s", flush=True)
                 for line in sweep.notes:
                     print(f"    {line}", flush=True)
             for project in projects.values():
@@ -379,6 +449,14 @@ def main() -> int:
             ok = report(opsctl_name, seconds["opsctl"], dvc_name, seconds["dvc"], TARGET)
         else:
             print(f"{opsctl_name if args.only == 'opsctl' else dvc_name:<28} {seconds[args.only]:7.3f} s")
+        if floors:
+            floor = statistics.median(floors)
+            line = (
+                f"{'floor: the stages alone':<28} {floor:7.3f} s   opsctl {seconds['opsctl'] / floor:4.2f}x the floor"
+            )
+            if "dvc" in seconds:
+                line += f"; the floor is {floor / seconds['dvc']:4.2f}x DVC's time"
+            print(line)
         for tool, runs in sweeps.items():
             shown = ", ".join(counts(s) for s in runs)
             rule = (
