@@ -38,13 +38,21 @@ TRAIN = (
 )
 
 
-def test_a_sweep_in_docker_runs_shared_prep_once_and_leaves_no_container(busybox_project):
-    root = busybox_project(STAGES, params={"prep": {"n": 3}, "train": {"lr": 1}})
+def sweep_project(busybox_project, *, run_first: bool = False, stages: dict = STAGES):
+    """prep -> train in busybox, committed (after one `opsctl run` when ``run_first``)."""
+    root = busybox_project(stages, params={"prep": {"n": 3}, "train": {"lr": 1}})
     (root / "prep.sh").write_text(PREP)
     (root / "train.sh").write_text(TRAIN)
     (root / ".gitignore").write_text(".opsctl/\n")
+    if run_first:
+        opsctl_inprocess("run", cwd=root, check=True)
     run(["git", "add", "-A"], cwd=root)
     run(["git", "commit", "-qm", "scripts"], cwd=root)
+    return root
+
+
+def test_a_sweep_in_docker_runs_shared_prep_once_and_leaves_no_container(busybox_project):
+    root = sweep_project(busybox_project)
 
     result = opsctl_inprocess("exp", "run", "-S", "train.lr=1,2,3", "-j", "2", "--name", "d", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
@@ -81,12 +89,7 @@ def test_a_sweep_in_docker_runs_shared_prep_once_and_leaves_no_container(busybox
 
 def test_ctrl_c_during_a_docker_sweep_removes_its_containers_and_requeues(busybox_project):
     slow = {**STAGES, "train": {**STAGES["train"], "cmd": "sh train.sh && sleep 60"}}
-    root = busybox_project(slow, params={"prep": {"n": 3}, "train": {"lr": 1}})
-    (root / "prep.sh").write_text(PREP)
-    (root / "train.sh").write_text(TRAIN)
-    (root / ".gitignore").write_text(".opsctl/\n")
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "scripts"], cwd=root)
+    root = sweep_project(busybox_project, stages=slow)
 
     proc = start_opsctl(root, "exp", "run", "-S", "train.lr=1,2", "-j", "2", "--name", "c", new_session=True)
     try:
@@ -131,13 +134,7 @@ def test_ctrl_c_during_a_docker_sweep_removes_its_containers_and_requeues(busybo
 def test_an_experiment_that_changes_nothing_is_a_run_with_every_stage_up_to_date(busybox_project):
     """Its value is the workspace's and the pipeline ran: nothing is stale in its work tree, no
     image is even asked for, and it is still recorded (a sweep's every experiment is a run)."""
-    root = busybox_project(STAGES, params={"prep": {"n": 3}, "train": {"lr": 1}})
-    (root / "prep.sh").write_text(PREP)
-    (root / "train.sh").write_text(TRAIN)
-    (root / ".gitignore").write_text(".opsctl/\n")
-    opsctl_inprocess("run", cwd=root, check=True)
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "ran"], cwd=root)
+    root = sweep_project(busybox_project, run_first=True)
 
     result = opsctl_inprocess("exp", "run", "-S", "train.lr=1,2", "-j", "2", "--name", "same", "--json", cwd=root)
     assert result.returncode == 0, result.stderr
