@@ -101,8 +101,8 @@ def run(
 def _run_and_report(project, jobs, *, runner, executor, scheduler, sort, as_json, group) -> None:
     import os
 
-    from opsctl.core.experiments import run_queue
-    from opsctl.errors import InterruptedByUser, StageFailedError
+    from opsctl.core.experiments import drop_unstarted, run_queue
+    from opsctl.errors import InterruptedByUser, OpsctlError, StageFailedError
 
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     display = _LiveSweep(sort) if out.interactive and not out.quiet and not as_json else _PlainSweep(as_json)
@@ -124,6 +124,12 @@ def _run_and_report(project, jobs, *, runner, executor, scheduler, sort, as_json
             "`opsctl exp queue clear` drops them"
         )
         raise InterruptedByUser("interrupted") from None
+    except OpsctlError:
+        if runner is not None:
+            dropped = drop_unstarted(project, runner)
+            if dropped:
+                out.warn(f"{dropped} experiment{'s' if dropped != 1 else ''} not started were taken off the queue")
+        raise
     failed = [r for r in results if r.status not in ("succeeded",)]
     if as_json:
         out.json(

@@ -161,16 +161,35 @@ def queue_list(project: Project) -> list[QueueEntry]:
 
 def queue_remove(project: Project, qids: Sequence[int] | None) -> tuple[list[int], list[int], list[int]]:
     """(removed, running: not removed, unknown). ``qids`` None: every queued entry."""
-    from opsctl.store.experiments import queue_entries, remove_entries, requeue_dead
+    from opsctl.store.experiments import queue_entries, requeue_dead
 
     with open_store(project) as store:
         requeue_dead(store, _alive)
-        known = {e.qid for e in queue_entries(store)}
+        entries = queue_entries(store)
+        known = {e.qid for e in entries}
         unknown = [q for q in qids or () if q not in known]
-        bases = {e.base for e in queue_entries(store) if e.qid in set(known)}
-        removed, running = remove_entries(store, None if qids is None else [q for q in qids if q in known])
-        _drop_unused_snapshots(project, store, bases)
+        removed, running = _remove(project, store, entries, None if qids is None else [q for q in qids if q in known])
     return removed, running, unknown
+
+
+def drop_unstarted(project: Project, runner: str) -> int:
+    """The entries an `exp run` queued for itself and never started, taken off the queue when an
+    error stops it (the engine down, an image that fails to build): they were queued to run
+    now, and running the command again queues them again. How many were dropped."""
+    from opsctl.store.experiments import QUEUED, queue_entries
+
+    with open_store(project, reap=False) as store:
+        entries = queue_entries(store, runner=runner)
+        removed, _running = _remove(project, store, entries, [e.qid for e in entries if e.status == QUEUED])
+    return len(removed)
+
+
+def _remove(project: Project, store, entries: list[QueueEntry], qids: list[int] | None) -> tuple[list[int], list[int]]:
+    from opsctl.store.experiments import remove_entries
+
+    removed, running = remove_entries(store, qids)
+    _drop_unused_snapshots(project, store, {e.base for e in entries if e.qid in removed})
+    return removed, running
 
 
 def _drop_unused_snapshots(project: Project, store, candidates: set[str]) -> None:

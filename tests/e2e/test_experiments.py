@@ -578,6 +578,25 @@ def test_a_bad_sweep_is_refused_before_anything_is_queued(tmp_path, args, says):
     assert git(root, "for-each-ref", "refs/opsctl") == ""
 
 
+def test_an_engine_that_does_not_answer_is_exit_4_and_leaves_nothing_queued(tmp_path):
+    """--executor docker with no engine at DOCKER_HOST: one error line (and its hint), exit 4;
+    the experiments it queued to run now are taken off the queue, not left for a later runner."""
+    outside = tmp_path / "out"
+    root = make_project(tmp_path / "p", outside)
+    (root / "opsctl.yaml").write_text(
+        "project: exps\nexecutor: local\nimages: {b: {ref: 'busybox:latest'}}\nstages: {default: {image: b}}\n"
+    )
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = opsctl_inprocess("exp", "run", "-S", "train.lr=1,2", "--executor", "docker", cwd=root, env=env)
+    assert result.returncode == 4, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "not reachable" in errors[0] and "Traceback" not in result.stderr
+    assert "2 experiments not started were taken off the queue" in result.stderr
+    assert queue(root) == []
+    assert counted(outside) == []
+    assert git(root, "for-each-ref", "refs/opsctl") == ""  # its snapshot went with its entries
+
+
 def test_bad_names_for_show_apply_and_branch(tmp_path):
     root = make_project(tmp_path / "p", tmp_path / "out")
     nothing = opsctl_inprocess("exp", "show", cwd=root)  # no experiment yet: said, not an error
