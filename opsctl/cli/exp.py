@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from opsctl.cli.output import Styled, out
-from opsctl.cli.run import SCHEDULER_OPTION
+from opsctl.cli.run import SCHEDULER_OPTION, _interrupts_stop_the_run
 from opsctl.executors.registry import choices_text
 
 if TYPE_CHECKING:
@@ -72,10 +72,11 @@ def run(
     its params), sharing the project's DVC cache and run cache; results are runs in the run
     store, grouped. Exit 5 when an experiment failed.
     """
-    from opsctl.core.experiments import plan_sweep, queue_sweep, runner_id
+    from opsctl.core.experiments import experiment_sort, plan_sweep, queue_sweep, runner_id
 
     if grid and zip_values:
         raise typer.BadParameter("--grid and --zip exclude each other", param_hint="--zip")
+    experiment_sort(sort)  # a bad --sort is refused before anything is queued
     project = _project()
     plan = plan_sweep(project, list(set_params or []), zip_mode=zip_values, name=name)
     runner = None if queue else runner_id()
@@ -101,14 +102,16 @@ def run(
 def _run_and_report(project, jobs, *, runner, executor, scheduler, sort, as_json, group) -> None:
     import os
 
-    from opsctl.core.experiments import drop_unstarted, run_queue
+    from opsctl.core.experiments import drop_unstarted, experiment_sort, run_queue
     from opsctl.errors import InterruptedByUser, OpsctlError, StageFailedError
 
+    experiment_sort(sort)
+
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    display = _LiveSweep(sort) if out.interactive and not out.quiet and not as_json else _PlainSweep(as_json)
+    display = _LiveSweep(sort) if out.interactive and not out.quiet and not as_json else _PlainSweep()
     started = time.time()
     try:
-        with _interrupts_stop_the_sweep(), display:
+        with _interrupts_stop_the_run(), display:
             results = run_queue(
                 project,
                 jobs=jobs,
@@ -223,9 +226,6 @@ class _SweepDisplay(SweepEvents):
 class _PlainSweep(_SweepDisplay):
     """Off a terminal: one line per experiment as it finishes (stderr; --json on stdout at the end)."""
 
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-
     def finished(self, result) -> None:
         metrics = ", ".join(f"{k} {_num(v)}" for k, v in list(sorted(result.metrics.items()))[:4])
         out.info(
@@ -241,7 +241,9 @@ class _LiveSweep(_SweepDisplay):
     """On a terminal: a line per running experiment, and the finished ones, best first."""
 
     def __init__(self, sort: str | None) -> None:
-        self.sort = sort
+        from opsctl.core.experiments import experiment_sort
+
+        self.sort_key, self.descending = experiment_sort(sort)
         self.running: dict[int, Any] = {}
         self.done: list = []
         self._live = None
@@ -281,6 +283,8 @@ class _LiveSweep(_SweepDisplay):
         from rich.table import Table
         from rich.text import Text
 
+        from opsctl.core.experiments import rank
+
         parts: list[Any] = []
         for r in list(self.running.values()):
             took = time.time() - r.started
@@ -292,7 +296,7 @@ class _LiveSweep(_SweepDisplay):
             )
         if self.done:
             key = self._key()
-            rows = sorted(self.done, key=lambda r: _rank(r.metrics.get(key) if key else None, self._descending()))
+            rows = sorted(self.done, key=lambda r: rank(r.metrics.get(key) if key else None, self.descending))
             table = Table(box=None, header_style="bold", pad_edge=False)
             for column in ("experiment", "status", "values", key or "metrics"):
                 table.add_column(column)
@@ -308,31 +312,17 @@ class _LiveSweep(_SweepDisplay):
         return Group(*parts)
 
     def _key(self) -> str | None:
-        if self.sort:
-            return self.sort.lstrip("+-").removeprefix("metrics.")
+        """The metric the finished ones are ranked by: --sort's, else the first one they have."""
+        if self.sort_key is not None:
+            return self.sort_key.removeprefix("metrics.")
         for r in self.done:
             if r.metrics:
                 return sorted(r.metrics)[0]
         return None
 
-    def _descending(self) -> bool:
-        return not (self.sort or "").startswith("+")
-
-
-def _rank(value, descending: bool):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return (1, 0.0)
-    return (0, -value if descending else value)
-
 
 def _num(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _interrupts_stop_the_sweep():
-    from opsctl.cli.run import _interrupts_stop_the_run
-
-    return _interrupts_stop_the_run()
 
 
 @app.command("show")
@@ -395,15 +385,7 @@ def _has(experiment, key: str | None) -> bool:
 
 
 def _table_json(table) -> dict:
-    import yaml
-
-    from opsctl.core.experiments import override_values
-
-    def typed(text: str) -> Any:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
-            return text
+    from opsctl.core.experiments import typed_values
 
     return {
         "group": table.group,
@@ -415,7 +397,7 @@ def _table_json(table) -> dict:
                 "run": e.run_id,
                 "name": e.name,
                 "status": e.status,
-                "params": {k: typed(v) for k, v in override_values(e.overrides).items()},
+                "params": typed_values(e.overrides),
                 "overrides": e.overrides,
                 "metrics": e.metrics,
                 "started": e.started,

@@ -651,13 +651,11 @@ class ExperimentTable:
 def show_experiments(project: Project, group: str | None = None, sort: str | None = None) -> ExperimentTable:
     import difflib
 
-    from opsctl.core.runs import parse_sort, store_path
+    from opsctl.core.runs import store_path
     from opsctl.core.sweep import varying
     from opsctl.store.experiments import experiments, groups
 
-    key, descending = parse_sort(sort)
-    if key is not None and not key.startswith(("metrics.", "params.")):
-        raise UsageError(f"--sort {sort}: sort experiments by metrics.KEY or params.KEY (+ first: lowest first)")
+    key, descending = experiment_sort(sort)
     if not store_path(project).exists():
         if group is not None:
             raise UsageError(f"no experiment group '{group}'", hint="`opsctl exp run` makes one")
@@ -686,23 +684,43 @@ def show_experiments(project: Project, group: str | None = None, sort: str | Non
     return ExperimentTable(group, rows, varying([r.overrides for r in rows]), metric_keys, key, known)
 
 
+def experiment_sort(sort: str | None) -> tuple[str | None, bool]:
+    """``--sort metrics.KEY`` (or ``params.KEY``; ``+`` first: lowest first) -> (key, descending);
+    UsageError for anything else."""
+    from opsctl.core.runs import parse_sort
+
+    if sort and not sort.lstrip("+-").startswith(("metrics.", "params.")):
+        raise UsageError(f"--sort {sort}: sort experiments by metrics.KEY or params.KEY (+ first: lowest first)")
+    return parse_sort(sort)
+
+
 def _sorted(rows: list[Experiment], key: str, descending: bool) -> list[Experiment]:
     kind, _, name = key.partition(".")
+    return sorted(rows, key=lambda row: rank((row.metrics if kind == "metrics" else row.params).get(name), descending))
 
-    def value(row: Experiment) -> tuple[int, float, str]:
-        found = (row.metrics if kind == "metrics" else row.params).get(name)
-        if isinstance(found, bool) or found is None:
-            return (2, 0.0, "")  # missing values last, whatever the order
-        if isinstance(found, (int, float)):
-            return (0, -found if descending else found, "")
-        return (1, 0.0, str(found))  # text after numbers
 
-    return sorted(rows, key=value)
+def rank(value: object, descending: bool) -> tuple[int, float, str]:
+    """A sort key putting the best value first: numbers (highest first when ``descending``),
+    then text, then missing values, whatever the order."""
+    if isinstance(value, bool) or value is None:
+        return (2, 0.0, "")
+    if isinstance(value, (int, float)):
+        return (0, -value if descending else value, "")
+    return (1, 0.0, str(value))
 
 
 def override_values(overrides: Sequence[str]) -> dict[str, str]:
     """{KEY: VALUE text} of an experiment's -S values."""
     return {k: v for k, _, v in (o.partition("=") for o in overrides)}
+
+
+def typed_values(overrides: Sequence[str]) -> dict[str, object]:
+    """{KEY: value} of an experiment's -S values, each read as `opsctl run -S` reads it (YAML)."""
+    from opsctl.core.run import parse_overrides
+
+    return {
+        key: value for key, (_file, _name, value) in zip(override_values(overrides), parse_overrides(list(overrides)))
+    }
 
 
 # -- bringing an experiment back --------------------------------------------------------------------

@@ -565,6 +565,7 @@ def _one_line(stderr: str) -> str:
         (["-S", "train.lr=1,2", "--executor", "nosuchexecutor"], "nosuchexecutor"),
         (["-S", "train.lr=1,2", "--name", "bad name!"], "--name"),
         (["-S", "train.lr=1,2", "-j", "0"], "-j"),
+        (["-S", "train.lr=1,2", "--sort", "started"], "--sort"),
     ],
 )
 def test_a_bad_sweep_is_refused_before_anything_is_queued(tmp_path, args, says):
