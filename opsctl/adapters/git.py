@@ -219,17 +219,17 @@ def _tree_commit(root: Path, parent: str, message: str, exclude: tuple[str, ...]
     return _git(root, "commit-tree", tree, "-p", parent, "-m", message, env=identity).strip()
 
 
-def snapshot(root: Path, exclude: tuple[str, ...] = ()) -> tuple[str, str]:
-    """(HEAD, a commit of the work tree as it is now: HEAD plus uncommitted changes and untracked
-    files that are not ignored). The snapshot is kept under ``refs/opsctl/snapshots/`` until
-    :func:`drop_snapshot`; with nothing uncommitted it is HEAD itself."""
+def snapshot(root: Path, exclude: tuple[str, ...] = ()) -> str:
+    """A commit of the work tree as it is now: HEAD plus uncommitted changes and untracked files
+    that are not ignored (:func:`snapshot_head` gives HEAD back). It is kept under
+    ``refs/opsctl/snapshots/`` until :func:`drop_snapshot`; with nothing uncommitted it is HEAD itself."""
     head = head_commit(root)
     if head is None:
         raise GitError("the repository has no commit yet", hint="commit the project first (git add -A && git commit)")
     commit = _tree_commit(root, head, "opsctl: work tree snapshot for experiments", exclude)
     if commit != head:
         _git(root, "update-ref", f"{SNAPSHOT_REFS}/{commit}", commit)
-    return head, commit
+    return commit
 
 
 def snapshot_head(root: Path, commit: str) -> str:

@@ -27,9 +27,13 @@ MAX_MESSAGE = 3500  # bytes: a write to a pipe up to PIPE_BUF (4096) is never in
 
 def _write(message: dict) -> None:
     data = json.dumps(message, default=str)
-    if len(data) > MAX_MESSAGE:  # a long failure detail: cut, never split across writes
-        message = {**message, "detail": str(message.get("detail", ""))[:1000]}
-        data = json.dumps(message, default=str)[:MAX_MESSAGE]
+    # Too long for one atomic write: what can be spared goes first (the failure detail cut, the
+    # metrics left to the run store, where the final table reads them), never the JSON itself.
+    for spare in ({"detail": str(message.get("detail", ""))[:1000]}, {"metrics": {}}, {"detail": "", "failed": []}):
+        if len(data) <= MAX_MESSAGE:
+            break
+        message = {**message, **spare}
+        data = json.dumps(message, default=str)
     try:
         os.write(1, data.encode() + b"\n")
     except (BrokenPipeError, OSError):  # the runner is gone: the run store still hears it all

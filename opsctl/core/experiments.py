@@ -139,7 +139,7 @@ def queue_sweep(
 
     if executor is not None:
         executor_spec(executor)  # an unknown name: UsageError naming the executors there are
-    _head, base = snapshot(project.root, exclude=(STATE_DIR,))
+    base = snapshot(project.root, exclude=(STATE_DIR,))
     branch = current_branch(project.root)
     entries = [
         NewEntry(plan.group, f"{plan.group}-{i + 1}", overrides, base, executor, branch)
