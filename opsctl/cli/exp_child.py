@@ -29,7 +29,12 @@ def _write(message: dict) -> None:
     data = json.dumps(message, default=str)
     # Too long for one atomic write: what can be spared goes first (the failure detail cut, the
     # metrics left to the run store, where the final table reads them), never the JSON itself.
-    for spare in ({"detail": str(message.get("detail", ""))[:1000]}, {"metrics": {}}, {"detail": "", "failed": []}):
+    spares: list[dict] = [
+        {"detail": str(message.get("detail", ""))[:1000]},
+        {"metrics": {}},
+        {"detail": "", "failed": []},
+    ]
+    for spare in spares:
         if len(data) <= MAX_MESSAGE:
             break
         message = {**message, **spare}
