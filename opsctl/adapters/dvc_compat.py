@@ -18,6 +18,7 @@ with it installed, then widen SUPPORTED_DVC and the pin in pyproject.toml togeth
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -346,3 +347,147 @@ def remote_reachable(url: str, options: dict[str, str]) -> None:
 
     cls, config, fs_path = get_cloud_fs(None, url=url, **options)
     cls(**config).exists(fs_path)
+
+
+# -- plots (opsctl.adapters.dvc_plots) ----------------------------------------------------------
+#
+# ``dvc.render.match`` and ``dvc.repo.plots`` import ``dvc.repo`` (~0.35 s), which is most of the
+# time `opsctl plots show` may take. Their small pieces are restated here, read against DVC
+# 3.67.1 and checked against the originals by tests/adapters/test_dvc_plots.py; the converters
+# they call (``dvc.render.converter``, ~0.1 s to import) are DVC's own.
+
+# ``dvc.schema.PLOT_PROPS``: the keys a stage's plot output may carry.
+PLOT_PROPS = ("template", "x", "y", "x_label", "y_label", "title", "header")
+PLOT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".gif", ".png", ".svg")  # dvc.render.SUPPORTED_IMAGE_EXTENSIONS
+
+
+def plot_data_sources(plot_id: str, props: dict | None) -> list[str]:
+    """The files a plot reads: ``dvc.repo.plots.infer_data_sources``."""
+    y = props.get("y") if props else None
+    sources = list(y) if isinstance(y, dict) else [plot_id]
+    x = props.get("x") if props else None
+    if isinstance(x, dict) and x:
+        sources.append(next(iter(x)))
+    return list(dict.fromkeys(sources))
+
+
+def plot_parse(path: str, data: bytes, props: dict) -> dict:
+    """A plot file's content as ``dvc.repo.plots.parse`` returns it: ``{"data": rows}`` (an
+    image's bytes as they are), or ``{"error": exc}`` for a file it cannot read."""
+    try:
+        return {"data": _parse_plot(path, data, props)}
+    except Exception as exc:  # noqa: BLE001 — DVC's @error_handler: the error is the plot's, not the command's
+        return {"error": exc}
+
+
+def _parse_plot(path: str, data: bytes, props: dict) -> Any:
+    import json
+
+    extension = os.path.splitext(path)[1]
+    if extension in PLOT_IMAGE_SUFFIXES:
+        return data
+    if extension not in (".json", ".toml", ".py", ".yml", ".yaml", ".csv", ".tsv"):
+        raise ValueError(f"'{path}' - file type error\nOnly JSON, YAML, CSV and TSV formats are supported.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"'{path}' is not UTF-8 text") from None
+    if extension in (".csv", ".tsv"):
+        return _load_sv(text, "\t" if extension == ".tsv" else ",", props.get("header", True))
+    if extension == ".json":
+        try:
+            return json.loads(text) or {}
+        except json.JSONDecodeError:
+            raise ValueError(f"unable to read: '{path}', JSON file structure is corrupted") from None
+    if extension in (".toml", ".py"):  # rare for plots: DVC's own parser
+        from dvc.utils.serialize import PARSERS
+
+        return PARSERS[extension](text, path)
+    from ruamel.yaml import YAML
+    from ruamel.yaml import YAMLError as _YAMLError
+
+    try:
+        return YAML(typ="safe").load(text) or {}
+    except _YAMLError:
+        raise ValueError(f"unable to read: '{path}', YAML file structure is corrupted") from None
+
+
+def _load_sv(content: str, delimiter: str, header: bool) -> list[dict]:
+    """``dvc.repo.plots._load_sv``."""
+    import csv
+
+    if header:
+        reader = csv.DictReader(io.StringIO(content), delimiter=delimiter)
+    else:
+        first_row = next(csv.reader(io.StringIO(content)), [])
+        reader = csv.DictReader(
+            io.StringIO(content), delimiter=delimiter, fieldnames=[str(i) for i in range(len(first_row))]
+        )
+    return list(reader)
+
+
+def plots_show(repo: Any, targets: list[str], revs: list[str]) -> dict:
+    """``Repo.plots.show(targets, revs)`` (DVC 3.50-3.67): definitions resolved by DVC's index
+    and data read through Git and the cache, per revision; unreadable files are ``{"error"}``."""
+    return repo.plots.show(targets=targets or None, revs=revs)
+
+
+def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, dict]]:
+    """``dvc.render.match.match_defs_renderers(data, out=None, templates_dir)``: one renderer per
+    plot id, merged across revisions, with its source and definition errors. Images stay in
+    memory (``out=None``: DVC embeds them as data URIs)."""
+    from dvc.render.converter.image import ImageConverter
+    from dvc.render.converter.vega import VegaConverter
+    from dvc.utils.plots import group_definitions_by_id
+    from dvc_render import ImageRenderer, VegaRenderer
+
+    groups: dict[str, list] = {}
+    for rev, content in data.items():
+        definitions = content.get("definitions", {}).get("data", {})
+        for plot_id, definition in group_definitions_by_id(definitions).items():
+            groups.setdefault(plot_id, []).append((rev, *definition))
+
+    result = []
+    for plot_id, group in groups.items():
+        props: dict = {}
+        for config in reversed([entry[-1] for entry in group]):
+            props = props | (config or {})
+        if templates_dir is not None:
+            props["template_dir"] = templates_dir
+        datapoints: list[dict] = []
+        first_props: dict = {}
+        source_errors: dict[str, dict[str, Exception]] = {}
+        definition_errors: dict[str, Exception] = {}
+        revs: list[str] = []
+        renderer_cls: Any = None
+        renderer_id = plot_id
+        for rev, inner_id, definition in group:
+            sources = plot_data_sources(inner_id, definition)
+            files = data.get(rev, {}).get("sources", {}).get("data", {})
+            found = {src: files[src]["data"] for src in sources if files.get(src, {}).get("data")}
+            if ImageRenderer.matches(inner_id, None):
+                renderer_cls, renderer_id = ImageRenderer, inner_id
+                converter: Any = ImageConverter(inner_id, found, props)
+            else:
+                renderer_cls, renderer_id = VegaRenderer, plot_id
+                converter = VegaConverter(inner_id, found, props)
+            for src in sources:
+                if error := files.get(src, {}).get("error"):
+                    source_errors.setdefault(rev, {})[src] = error
+            try:
+                points, rev_props = converter.flat_datapoints(rev)
+            except Exception as exc:  # noqa: BLE001 — as DVC: the definition is wrong for this revision
+                definition_errors[rev] = exc
+                continue
+            if points and rev not in revs:
+                revs.append(rev)
+            if not first_props and rev_props:
+                first_props = rev_props
+            datapoints.extend(points)
+        if "title" not in first_props:
+            first_props["title"] = renderer_id
+        if revs:
+            first_props["revs_with_datapoints"] = revs
+        if renderer_cls is not None:
+            result.append((renderer_cls(datapoints, renderer_id, **first_props), source_errors, definition_errors))
+    return result

@@ -333,3 +333,17 @@ def create_branch(root: Path, name: str, commit: str) -> None:
     if _git(root, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip():
         raise GitError(f"a branch named '{name}' exists already", hint="choose another name")
     _git(root, "branch", name, commit)
+
+
+def files_named(root: Path, name: str) -> list[str] | None:
+    """Every file called ``name`` in the work tree that Git tracks or would (untracked, not
+    ignored), relative to ``root``; None when Git can't say (not a repository)."""
+    result = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", f":(glob)**/{name}"],
+        cwd=root,
+        capture_output=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if result.returncode != 0:
+        return None
+    return sorted({p for p in result.stdout.decode(errors="replace").split("\0") if p})
