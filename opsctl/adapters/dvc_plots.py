@@ -276,11 +276,11 @@ def _quiet_dvc_errors() -> Iterator[None]:
     from dvc.ui import ui
 
     write = ui.error_write
-    ui.error_write = lambda *a, **k: None  # type: ignore[method-assign]
+    ui.error_write = lambda *a, **k: None
     try:
         yield
     finally:
-        ui.error_write = write  # type: ignore[method-assign]
+        ui.error_write = write
 
 
 def read_cached(root: Path, md5: str) -> bytes:

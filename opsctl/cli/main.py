@@ -15,6 +15,7 @@ from opsctl.cli import lineage as lineage_cmd
 from opsctl.cli import model as model_cmd
 from opsctl.cli import monitor as monitor_cmd
 from opsctl.cli import pipeline as pipeline_cmd
+from opsctl.cli import plots as plots_cmd
 from opsctl.cli import run as run_cmd
 from opsctl.cli import runs as runs_cmd
 from opsctl.cli import templates as templates_cmd
@@ -62,6 +63,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(exp_cmd.app, name="exp")
+app.add_typer(plots_cmd.app, name="plots")
 doctor_cmd.register(app)
 pipeline_cmd.register(app)
 run_cmd.register(app)

@@ -142,6 +142,8 @@ def run(
     )
     if report.record_error:
         out.warn(f"the run was not recorded in the run store: {report.record_error}")
+    for note in report.plots_notes:
+        out.warn(note)
     if not failed:
         out.success(summary)
         _print_metrics(report)
@@ -294,6 +296,7 @@ def _report_json(report, status: str) -> dict:
         "recorded": report.recorded,
         "metrics": report.metrics,
         "previous_run": report.previous_run_id,
+        "plots_notes": report.plots_notes,
         "metric_deltas": {
             k: v - report.previous_metrics[k]
             for k, v in report.metrics.items()

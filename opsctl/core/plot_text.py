@@ -208,7 +208,7 @@ def confusion_counts(plot: Any) -> dict[str, dict[tuple[str, str], int]]:
 def _sorted_classes(values: Iterable[str]) -> list[str]:
     values = set(values)
     if all(_number(v) is not None for v in values):
-        return sorted(values, key=lambda v: float(v))  # type: ignore[arg-type]
+        return sorted(values, key=lambda v: float(v))
     return sorted(values)
 
 

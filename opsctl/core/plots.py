@@ -14,11 +14,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsctl.core.files import write_atomically
 from opsctl.core.project import Project
 from opsctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from opsctl.store.plots import RecordedPlots
 
 WORKSPACE = "workspace"
 RUN_COPY_CAP = 1 << 20  # bytes of plot files a run may copy into the run store (the rest: by md5 in the cache)
@@ -37,29 +40,6 @@ class PlotSet:
     @property
     def errors(self) -> list[str]:
         return [f"{plot.id}: {error}" for plot in self.plots for error in plot.errors] + self.notes
-
-
-@dataclass
-class RecordedFile:
-    """A plot file as a run recorded it: by md5 (the bytes are in the DVC cache), or with its
-    bytes (``content``), or neither when it was over the run's cap (``omitted``)."""
-
-    path: str
-    md5: str
-    size: int
-    content: bytes | None = None
-    omitted: bool = False
-
-
-@dataclass
-class RecordedPlots:
-    definitions: dict  # DVC's definitions shape (adapters.dvc_plots.fast_definitions)
-    files: list[RecordedFile]
-    errors: dict[str, str] = field(default_factory=dict)  # path -> why it could not be recorded
-
-    @property
-    def omitted(self) -> list[RecordedFile]:
-        return [f for f in self.files if f.omitted]
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -147,11 +127,12 @@ def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, 
     """A recorded run's plots as one revision named by the run's id."""
     from opsctl.adapters import dvc_plots
     from opsctl.core.runs import open_store
+    from opsctl.store.plots import run_plots
 
     store = open_store(project)
     try:
         run_id = store.get_run(run).id
-        recorded = store.run_plots(run_id)
+        recorded = run_plots(store, run_id)
     finally:
         store.close()
     if recorded is None:
@@ -190,6 +171,7 @@ def snapshot(project: Project, *, cap: int = RUN_COPY_CAP) -> RecordedPlots | No
     the DVC cache holds are recorded by md5; the others are copied while the copies fit in
     ``cap`` bytes, smallest first, so one large file doesn't crowd out the rest."""
     from opsctl.adapters import dvc_plots
+    from opsctl.store.plots import RecordedFile, RecordedPlots
 
     definitions = fast_definitions(project, [])
     if definitions is None:

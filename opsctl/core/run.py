@@ -106,6 +106,7 @@ class RunReport:
     metrics: dict = field(default_factory=dict)
     previous_run_id: str | None = None  # the last finished run on the same branch, for metric deltas
     previous_metrics: dict = field(default_factory=dict)
+    plots_notes: list[str] = field(default_factory=list)  # plot data the run could not keep, one line each
 
     @property
     def failed(self) -> list[StageRun]:
@@ -254,10 +255,36 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
                 except Exception:  # noqa: BLE001 — unreadable metrics must not hide the run's outcome
                     pass
                 recorder.finish(report, status, report.params, report.metrics)
+                _record_plots(project, recorder, report)
                 recorder.close()
                 report.recorded = recorder.error is None
                 report.record_error = str(recorder.error) if recorder.error else None
     return report
+
+
+def _record_plots(project: Project, recorder: RunRecorder, report: RunReport) -> None:
+    """The run's plots (core.plots.snapshot), so they can be drawn after the workspace moves
+    on. What could not be kept (a file over the store's cap, an unreadable ``dvc.yaml``) is
+    said in ``report.plots_notes``: it never fails the run, nor marks it unrecorded."""
+    if recorder.error is not None or recorder.store is None:
+        return
+    from opsctl.core.plots import RUN_COPY_CAP, snapshot
+    from opsctl.core.runs import _one_line
+    from opsctl.store.plots import record_plots
+
+    try:
+        recorded = snapshot(project)
+        if recorded is not None:
+            record_plots(recorder.store, report.run_id, recorded)
+    except Exception as exc:  # noqa: BLE001 — see the docstring
+        report.plots_notes.append(f"plots not recorded with the run: {_one_line(exc)}")
+        return
+    if recorded is not None:
+        report.plots_notes += [
+            f"plot file {f.path} ({f.size:,} bytes) is not kept with the run: it is not in the DVC cache and"
+            f" the run store keeps at most {RUN_COPY_CAP >> 20} MiB of plot data a run"
+            for f in recorded.omitted
+        ]
 
 
 def _open_session(project: Project, options: RunOptions, events: RunEvents) -> RunSession:

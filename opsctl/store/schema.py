@@ -256,7 +256,30 @@ _V6 = (
     """,
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Migration 7: a run's plots (store/plots.py): its plot definitions, and each plot file by md5,
+# with the bytes only when the DVC cache doesn't hold them and they fit the run's cap.
+_V7 = (
+    """
+    CREATE TABLE run_plots (
+        rid         INTEGER PRIMARY KEY REFERENCES runs (rid) ON DELETE CASCADE,
+        definitions TEXT NOT NULL,
+        errors      TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
+    """
+    CREATE TABLE run_plot_files (
+        rid         INTEGER NOT NULL REFERENCES runs (rid) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        md5         TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        content     BLOB,
+        omitted     INTEGER NOT NULL DEFAULT 0 CHECK (omitted IN (0, 1)),
+        PRIMARY KEY (rid, path)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST_VERSION = len(MIGRATIONS)
 
 
