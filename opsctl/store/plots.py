@@ -49,7 +49,7 @@ def record_plots(store: RunStore, run_id: str, plots: RecordedPlots) -> None:
         conn.execute("DELETE FROM run_plot_files WHERE rid = ?", (rid,))
         conn.execute(
             "INSERT OR REPLACE INTO run_plots (rid, definitions, errors) VALUES (?, ?, ?)",
-            (rid, json.dumps(plots.definitions, sort_keys=True, default=str), json.dumps(plots.errors)),
+            (rid, json.dumps(plots.definitions, default=str), json.dumps(plots.errors)),
         )
         conn.executemany(
             "INSERT INTO run_plot_files (rid, path, md5, size, content, omitted) VALUES (?, ?, ?, ?, ?, ?)",
