@@ -193,7 +193,7 @@ def test_a_version_3_store_is_migrated_with_its_runs_and_takes_checks(tmp_path):
         add_drift_checks(store, [check(stage="train")], "abcdef012345")
         assert [c.run_id for c in run_drift_checks(store, "abcdef012345")] == ["abcdef012345"]
     version, names = tables_and_indexes(db)
-    assert version == LATEST_VERSION == 6
+    assert version == LATEST_VERSION == 7
     assert {"drift_checks_by_path", "drift_checks_by_reference", "drift_checks_by_run"} <= names
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from opsctl.store import RunStore
+from opsctl.store import LATEST_VERSION, RunStore
 from opsctl.store.experiments import (
     QUEUED,
     RUNNING,
@@ -38,7 +38,7 @@ def test_a_version_5_store_is_migrated_keeps_its_runs_and_takes_experiments(tmp_
         queued = enqueue(store, [NewEntry("g2", "g2-1", ["train.lr=2"], "1" * 40)])
         assert [(e.name, e.status) for e in queued] == [("g2-1", QUEUED)]
     version, names = tables_and_indexes(db)
-    assert version == 6 and {"experiments", "exp_queue"} <= names
+    assert version == LATEST_VERSION and {"experiments", "exp_queue"} <= names
 
 
 def test_an_experiment_of_a_run_that_does_not_exist_is_not_recorded(store):

@@ -187,7 +187,7 @@ def test_a_new_store_is_created_with_its_directory_in_wal_mode_at_the_latest_ver
     RunStore(db).close()
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert schema.user_version(conn) == LATEST_VERSION == 6
+    assert schema.user_version(conn) == LATEST_VERSION == 7
     conn.close()
 
 
@@ -662,14 +662,14 @@ def test_a_store_from_a_newer_opsctl_is_refused_and_left_untouched(db):
     with RunStore(db) as store:
         record(store, "abcdef012345", 1.0)
     conn = sqlite3.connect(db)
-    conn.execute("PRAGMA user_version = 7")
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
     conn.close()
     before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
     with pytest.raises(StoreVersionError) as info:
         RunStore(db)
     error = info.value
     assert str(error) == (
-        f"the run store {db} was written by a newer opsctl (schema 7; this opsctl knows up to {LATEST_VERSION})"
+        f"the run store {db} was written by a newer opsctl (schema {LATEST_VERSION + 1}; this opsctl knows up to {LATEST_VERSION})"
     )
     assert "upgrade" in error.hint
     assert isinstance(error, StoreError) and isinstance(error, OpsctlError) and error.exit_code == 1

@@ -154,7 +154,7 @@ def test_a_version_2_store_is_migrated_with_its_runs_and_takes_verdicts(tmp_path
         add_validations(store, [verdict(stage="prepare")], "abcdef012345")
         assert [v.run_id for v in run_validations(store, "abcdef012345")] == ["abcdef012345"]
     version, names = tables_and_indexes(db)
-    assert version == LATEST_VERSION == 6
+    assert version == LATEST_VERSION == 7
     assert {"validations_by_path", "validations_by_hash", "validations_by_run"} <= names
 
 
