@@ -118,9 +118,10 @@ def _answers_sixel(stream: TextIO) -> bool:
 
 
 def _ask_tty(fd: int) -> bool:
-    # The stream may be open for writing only; the terminal device itself can be read.
+    # The stream may be open for writing only; the terminal device itself can be read. Non-blocking (this open
+    # only): a terminal whose output is stopped (Ctrl-S) and full makes the query fail instead of hang.
     try:
-        tty_fd = os.open(os.ttyname(fd), os.O_RDWR | os.O_NOCTTY)
+        tty_fd = os.open(os.ttyname(fd), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError:
         tty_fd = -1
     try:
@@ -134,8 +135,10 @@ def _ask_tty(fd: int) -> bool:
 def _ask_da1(fd: int, timeout: float) -> tuple[int, ...] | None:
     """Ask the terminal on ``fd`` for its primary device attributes (DA1); its reply's parameters, or None.
 
-    The tty is put in non-canonical, no-echo mode for at most ``timeout`` seconds and always put back. The
-    reply is read a byte at a time up to its final ``c``, so keys typed after it stay for whoever reads next.
+    The tty is put in non-canonical, no-echo mode for at most ``timeout`` seconds and always put back (signal
+    keys stay on, so Ctrl-C still interrupts). The reply is read a byte at a time up to its final ``c``, so keys
+    typed after it stay for whoever reads next. A reply later than ``timeout`` is not waited for; the terminal
+    still sends it, as input.
     """
     try:
         import termios

@@ -481,3 +481,26 @@ def test_importing_the_module_loads_no_pillow():
     probe = "import sys, opsctl.cli.inline_images; print('PIL' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_detect_does_not_hang_on_a_terminal_that_takes_no_output():
+    """Output stopped (Ctrl-S) with a full buffer: the query can't be written, and detect gives up at once."""
+    master, slave = os.openpty()
+    filler = os.open(os.ttyname(slave), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    stream = os.fdopen(slave, "w", closefd=False)
+    try:
+        while True:
+            try:
+                os.write(filler, b"x" * 4096)
+            except BlockingIOError:
+                break
+        result: list = []
+        thread = threading.Thread(target=lambda: result.append(detect({"TERM": "xterm"}, stream)), daemon=True)
+        thread.start()
+        thread.join(WAIT)
+        assert not thread.is_alive(), "detect blocked writing the query"
+        assert result == [None]
+    finally:
+        stream.close()
+        for fd in (filler, master, slave):
+            os.close(fd)
