@@ -42,6 +42,10 @@ class TooLarge(OSError):
     """A plot file over :data:`MAX_PLOT_FILE_BYTES`."""
 
 
+class Unavailable(FileNotFoundError):
+    """A file that can't be had, with the reason as its message (e.g. a run's file gone from the cache)."""
+
+
 @dataclass
 class Plot:
     """One plot ready to draw: DVC's flattened datapoints over every revision that has data."""
@@ -52,7 +56,8 @@ class Plot:
     datapoints: list[dict] = field(default_factory=list)  # each row tagged "rev", "filename", "field"
     revs: list[str] = field(default_factory=list)  # revisions with data, in order
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # rev -> file -> parsed content (bytes: image)
-    errors: list[str] = field(default_factory=list)  # "REV: FILE: why", one per source that could not be read
+    # (rev, file or None for the definition itself, why): one per source that could not be read
+    errors: list[tuple[str, str | None, str]] = field(default_factory=list)
 
     @property
     def template(self) -> str:
@@ -191,7 +196,7 @@ def revision(label: str, definitions: dict, contents: dict[str, bytes | Exceptio
     """One revision in ``Repo.plots.show()``'s shape, from definitions and file contents."""
     sources: dict[str, dict] = {}
     for path, props in data_files(definitions).items():
-        data = contents.get(path) or FileNotFoundError(path)
+        data = contents.get(path) or Unavailable("not recorded")
         parsed = {"error": data} if isinstance(data, Exception) else dvc_compat.plot_parse(path, data, props)
         sources[path] = {"props": props, **parsed}
     return {label: {"definitions": {"data": definitions}, "sources": {"data": sources}}}
@@ -224,10 +229,10 @@ def match(data: dict, templates: str | None) -> list[Plot]:
     revisions by DVC's converters, in DVC's order."""
     plots = []
     for renderer, source_errors, definition_errors in dvc_compat.plots_match(data, templates):
-        errors = [
-            f"{rev}: {path}: {_reason(exc)}" for rev, by_path in source_errors.items() for path, exc in by_path.items()
+        errors: list[tuple[str, str | None, str]] = [
+            (rev, path, reason(exc)) for rev, by_path in source_errors.items() for path, exc in by_path.items()
         ]
-        errors += [f"{rev}: {_reason(exc)}" for rev, exc in definition_errors.items()]
+        errors += [(rev, None, reason(exc)) for rev, exc in definition_errors.items()]
         props = dict(renderer.properties)
         props.pop("out", None)
         plot = Plot(
@@ -260,11 +265,11 @@ def _definition(content: dict, plot_id: str) -> dict | None:
     return None
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
+    if isinstance(exc, (Unavailable, TooLarge)):
+        return str(exc)
     if isinstance(exc, FileNotFoundError):
         return "not found"
-    if isinstance(exc, TooLarge):
-        return str(exc)
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
 

@@ -378,13 +378,14 @@ def _run_lengths(sixels: bytes) -> str:
 
 
 def show_image(data: bytes, path: str, stream: TextIO, env: Mapping[str, str], columns: int) -> None:
-    """Draw the image ``data`` (the file ``path``) on ``stream``, or write its path when that can't be done."""
+    """Draw the image ``data`` (the file ``path``) on ``stream`` under its path, or write the path
+    alone when that can't be done."""
     protocol = detect(env, stream)
     sequence = ""
     if protocol:
         sequence = encode(data, protocol, columns=columns, name=os.path.basename(path), cell=cell_size(stream))
     if sequence:
-        stream.write(sequence + "\n")
+        stream.write(f"{path}\n{sequence}\n")
     else:
         stream.write(f"{path} (image; open it, or use --html)\n")
     stream.flush()

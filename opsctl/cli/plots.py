@@ -69,10 +69,11 @@ def show(
         out.success(f"Wrote {len(files)} files to {svg}/")
     else:
         _draw(plot_set)
+    empty = [plot for plot in plot_set.plots if not (plot.datapoints if plot.kind == "vega" else plot.sources)]
     for error in plot_set.errors:
         out.warn(error)
-    if any(not (plot.datapoints if plot.kind == "vega" else plot.sources) for plot in plot_set.plots):
-        raise typer.Exit(1)  # a plot with no data at all: its lines above say why
+    if empty:  # nothing at all to draw for these: the lines above say why
+        raise typer.Exit(1)
 
 
 def _nothing(targets: list[str]) -> None:
@@ -106,5 +107,4 @@ def _draw(plot_set) -> None:
 def _image(label: str, data: bytes, width: int) -> None:
     from opsctl.cli.inline_images import show_image
 
-    sys.stdout.write(label + "\n")
     show_image(data, label, sys.stdout, os.environ, width)

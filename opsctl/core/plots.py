@@ -35,11 +35,19 @@ class PlotSet:
 
     plots: list[Any]  # adapters.dvc_plots.Plot, in DVC's order
     sources: list[str]  # the names series carry: "workspace", a revision as given, a run id
-    notes: list[str] = field(default_factory=list)  # what could not be shown, one line each
+    runs: list[str] = field(default_factory=list)  # those of the sources that are runs
+
+    def where(self, source: str) -> str:
+        if source == WORKSPACE:
+            return "in the workspace"
+        return f"in run {source}" if source in self.runs else f"at revision {source}"
 
     @property
     def errors(self) -> list[str]:
-        return [f"{plot.id}: {error}" for plot in self.plots for error in plot.errors] + self.notes
+        """What could not be read, one line each: ``FILE: why (where)``."""
+        return [
+            f"{path or plot.id}: {why} ({self.where(rev)})" for plot in self.plots for rev, path, why in plot.errors
+        ]
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -61,8 +69,8 @@ def load(
         raise UsageError(f"at most {MAX_SOURCES} runs and revisions can be overlaid ({len(runs) + len(revs)} given)")
     targets = list(targets)
     data: dict[str, dict] = {}
-    notes: list[str] = []
     sources: list[str] = []
+    run_ids: list[str] = []
     git_revs = [rev for rev in revs if rev != WORKSPACE]
     _check_revs(project, git_revs)
     if not runs and not revs or WORKSPACE in revs:
@@ -72,12 +80,12 @@ def load(
         data.update(dvc_plots.repo_plots(project.root, targets, git_revs))
         sources.extend(git_revs)
     for run in runs:
-        run_id, revision, run_notes = _run_revision(project, run, targets)
+        run_id, revision = _run_revision(project, run, targets)
         data.update(revision)
         sources.append(run_id)
-        notes.extend(run_notes)
+        run_ids.append(run_id)
     plots = dvc_plots.match(data, dvc_plots.templates_dir(project.root))
-    return PlotSet(plots, sources, notes)
+    return PlotSet(plots, sources, run_ids)
 
 
 def _check_revs(project: Project, revs: list[str]) -> None:
@@ -123,7 +131,7 @@ def fast_definitions(project: Project, targets: list[str]) -> dict | None:
     return definitions
 
 
-def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, dict, list[str]]:
+def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, dict]:
     """A recorded run's plots as one revision named by the run's id."""
     from opsctl.adapters import dvc_plots
     from opsctl.core.runs import open_store
@@ -140,27 +148,26 @@ def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, 
             f"run {run_id} has no plots recorded", hint="runs record their plots since opsctl 0.16; rerun it"
         )
     definitions = dvc_plots.filter_definitions(recorded.definitions, targets)
-    notes = []
     contents: dict[str, bytes | Exception] = {}
     for file in recorded.files:
         if file.content is not None:
             contents[file.path] = file.content
         elif file.omitted:
-            contents[file.path] = FileNotFoundError(file.path)
-            notes.append(f"run {run_id}: {file.path} ({file.size:,} bytes) was over the run's copy cap when recorded")
+            contents[file.path] = dvc_plots.Unavailable(
+                f"not kept: {file.size:,} bytes, over the run store's copy cap, and not in the DVC cache"
+            )
         else:
             try:
                 contents[file.path] = dvc_plots.read_cached(project.root, file.md5)
-            except OSError:
-                contents[file.path] = FileNotFoundError(file.path)
-                notes.append(
-                    f"run {run_id}: {file.path} (md5 {file.md5[:8]}) is gone from the DVC cache"
-                    " (`opsctl data pull` may bring it back)"
+            except FileNotFoundError:
+                contents[file.path] = dvc_plots.Unavailable(
+                    f"gone from the DVC cache (md5 {file.md5[:8]}; `opsctl data pull` may bring it back)"
                 )
+            except OSError as exc:
+                contents[file.path] = exc
     for path, why in recorded.errors.items():
-        contents.setdefault(path, FileNotFoundError(path))
-        notes.append(f"run {run_id}: {path} could not be recorded ({why})")
-    return run_id, dvc_plots.revision(run_id, definitions, contents), notes
+        contents.setdefault(path, dvc_plots.Unavailable(f"could not be recorded: {why}"))
+    return run_id, dvc_plots.revision(run_id, definitions, contents)
 
 
 # --- recording --------------------------------------------------------------------------------
@@ -181,7 +188,7 @@ def snapshot(project: Project, *, cap: int = RUN_COPY_CAP) -> RecordedPlots | No
     if not paths:
         return None
     contents = dvc_plots.read_files(project.root, paths)
-    errors = {path: str(data) for path, data in contents.items() if isinstance(data, Exception)}
+    errors = {path: dvc_plots.reason(data) for path, data in contents.items() if isinstance(data, Exception)}
     read = {path: data for path, data in contents.items() if isinstance(data, bytes)}
     md5s = {path: dvc_plots.file_md5(data) for path, data in read.items()}
     cached = dvc_plots.cached_md5s(project.root, list(md5s.values()))

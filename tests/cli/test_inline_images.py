@@ -469,7 +469,8 @@ def test_show_image_draws_on_a_kitty_terminal(terminal):
     term = terminal()
     data = png(stripes())
     show_image(data, "plots/stripes.png", term.stream, {"TERM": "xterm-kitty"}, 80)
-    expected = (encode(data, "kitty", columns=80) + "\r\n").encode()  # the tty turns \n into \r\n
+    # the path, then the image; the tty turns \n into \r\n
+    expected = ("plots/stripes.png\r\n" + encode(data, "kitty", columns=80) + "\r\n").encode()
     for _ in range(int(WAIT / 0.02)):
         if len(term.received) >= len(expected):
             break
