@@ -3,7 +3,7 @@
 #   check the machine, scaffold a project (Git + DVC, sample data versioned),
 #   see what is stale, build the image and run the pipeline in containers
 #   (on the host when no Docker engine is reachable), change a param and run
-#   again, compare the two runs, check the data, register and promote the
+#   again, compare the two runs and their plots, run a sweep, check the data, register and promote the
 #   model with its reference profile, compare new data with it (drift), show its
 #   lineage, push the data to the project's remote and list where every piece
 #   of data is.
@@ -77,6 +77,8 @@ step opsctl runs list
 mapfile -t runs < <(opsctl runs list --json | python3 -c 'import json, sys; print("\n".join(r["id"][:8] for r in json.load(sys.stdin)))')
 step opsctl runs compare "${runs[1]}" "${runs[0]}"
 step opsctl runs show "${runs[0]}"
+step opsctl plots show --run "${runs[1]}" --run "${runs[0]}"   # the ROC curve and confusion matrix of both runs
+step opsctl plots show --html .opsctl/plots.html   # the same, exact, in one self-contained page (.opsctl/ is not in Git)
 step git add -A
 step git commit -qm "Train with 50 trees"
 # A sweep: six experiments, each in its own work tree (this one is not touched), in parallel;
