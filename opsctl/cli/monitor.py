@@ -157,18 +157,13 @@ def _write_html(given: str, data: dict) -> None:
     from pathlib import Path
 
     from opsctl.core.drift_report import html
+    from opsctl.core.files import write_atomically
     from opsctl.errors import UsageError
 
     path = Path(os.path.abspath(given))
     if path.is_dir():
         raise UsageError(f"--html {given}: is a directory (give a file name)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(html(data), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, html(data))
     out.info(f"wrote the HTML report to {given}")
 
 

@@ -12,10 +12,11 @@ miss; a directory's hash (DVC's tree hash) always comes from DVC.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from pathlib import Path
 
+from opsctl.core.files import write_atomically
 from opsctl.core.project import Project
 
 CACHE_FILE = "data-hashes.json"
@@ -65,10 +66,5 @@ def remember(project: Project, hashes: dict[str, tuple[list[int], str]]) -> None
         data[rel] = [*stat, md5]
     while len(data) > MAX_ENTRIES:
         data.pop(next(iter(data)))
-    path = project.state_dir / CACHE_FILE
-    tmp = path.with_name(f".{CACHE_FILE}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        write_atomically(project.state_dir / CACHE_FILE, json.dumps(data))

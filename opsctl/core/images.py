@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from opsctl.core.config import ImageSpec, outside_project
+from opsctl.core.files import write_atomically
 from opsctl.core.project import Project
 from opsctl.core.yamlload import cut
 from opsctl.errors import BuildFailedError, ConfigError, ToolUnavailableError, UsageError
@@ -190,7 +191,4 @@ def _remember(project: Project, records: list[ImageRecord]) -> None:
             known = {}
     for record in records:
         known[record.name] = {k: v for k, v in asdict(record).items() if k not in ("built", "seconds")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(known, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)  # never a half-written file
+    write_atomically(path, json.dumps(known, indent=2, sort_keys=True))

@@ -9,7 +9,6 @@ store that can't be written never changes the verdict (the caller gets one line 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsctl.core.drift_settings import DEFAULT_SHARE, DriftSettings
+from opsctl.core.files import write_atomically
 from opsctl.core.project import Project
 from opsctl.errors import OpsctlError, UsageError
 
@@ -63,14 +63,7 @@ def profile_dataset(
     target = output or default_profile_path(dataset)
     profile = build_profile(data, dataset, data_hash)
     text = profile_json(profile).encode()
-    path = project.root / target
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(project.root / target, text)
     return WrittenProfile(target, dataset, data.rows, len(data.columns), len(text))
 
 

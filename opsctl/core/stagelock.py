@@ -11,11 +11,12 @@ image id for a ``ref:`` image. A stage run on the host records no image.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from opsctl.core.files import write_atomically
 
 LOCK_FILE = "opsctl.lock"
 SCHEMA = 1
@@ -74,7 +75,4 @@ def record_stage(root: Path, stage: str, image: StageImage) -> None:
                 for name, entry in sorted(current.items())
             },
         }
-        path = root / LOCK_FILE
-        tmp = path.with_name(f".{LOCK_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(HEADER + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomically(root / LOCK_FILE, HEADER + yaml.safe_dump(doc, sort_keys=False))
