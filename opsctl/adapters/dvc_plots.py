@@ -104,7 +104,7 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         for path, props in _stage_plots(stage.get("plots") or []):
             if path is None:
                 return None
-            if _matches(targets, "", path):
+            if _matches(targets, "dvc.yaml", path):  # DVC matches outputs against their dvc.yaml too
                 result.setdefault("", {"data": {}})["data"][posixpath.normpath(path)] = props
     return result
 
@@ -321,7 +321,11 @@ def filter_definitions(definitions: dict, targets: list[str]) -> dict:
         return definitions
     return {
         config: {
-            "data": {pid: props for pid, props in content.get("data", {}).items() if _matches(targets, config, pid)}
+            "data": {
+                pid: props
+                for pid, props in content.get("data", {}).items()
+                if _matches(targets, config or "dvc.yaml", pid)
+            }
         }
         for config, content in definitions.items()
     }
