@@ -86,6 +86,21 @@ class LogChunk(NamedTuple):
     exists: bool
 
 
+class PlotsView(NamedTuple):
+    """What the Plots view shows: the plots one run recorded, or several runs' overlaid."""
+
+    plots: list  # adapters.dvc_plots.Plot, in DVC's order; each run's series named by its id
+    run_ids: list[str]  # the runs drawn (full ids), in the order asked
+    errors: list[str]  # what could not be shown, one line each (core.plots.PlotSet.errors)
+    empty: str = ""  # no plots at all: why, and what would give some
+
+
+NO_PLOTS_DECLARED = (
+    "No plots: dvc.yaml declares none. Declare a stage's output under `plots:` (a JSON, YAML or CSV file, "
+    "with x, y, template and title), then run the pipeline: each run records its plots."
+)
+
+
 class PipelineStageView(NamedTuple):
     name: str
     layer: int
@@ -189,6 +204,41 @@ class Dashboard:
         from opsctl.core.runs import compare_runs
 
         return compare_runs(self.project, run_ids)
+
+    def plots(self, run_ids: list[str]) -> PlotsView:
+        """The plots the runs recorded, each one overlaying the runs (core/plots.py). A run that
+        recorded none is left out with a line saying so; when none did, ``empty`` says why: the
+        project declares no plots, or the runs are older than its plots."""
+        from opsctl.core import plots as core_plots
+        from opsctl.core.runs import open_store
+        from opsctl.store.plots import has_plots
+
+        with open_store(self.project) as store:
+            ids = list(dict.fromkeys(store.get_run(run_id).id for run_id in run_ids))  # a run once
+            recorded = [run_id for run_id in ids if has_plots(store, run_id)]
+        missing = [f"run {run_id} recorded no plots" for run_id in ids if run_id not in recorded]
+        if not recorded:
+            return PlotsView([], ids, [], self._why_no_plots(ids))
+        plot_set = core_plots.load(self.project, runs=recorded)
+        return PlotsView(plot_set.plots, recorded, plot_set.errors + missing)
+
+    def _why_no_plots(self, run_ids: list[str]) -> str:
+        from opsctl.core import plots as core_plots
+
+        try:
+            declared = bool(core_plots.load(self.project).plots)
+        except Exception:  # noqa: BLE001 - a dvc.yaml DVC can't read: say what the runs lack, not why
+            declared = True
+        if not declared:
+            return NO_PLOTS_DECLARED
+        if len(run_ids) == 1:
+            which = f"Run {run_ids[0]} recorded no plots: it ran"
+        else:
+            which = "None of these runs recorded plots: they ran"
+        return (
+            f"{which} before dvc.yaml declared them, or before opsctl recorded plots with each run. "
+            "Run the pipeline again (`opsctl run`) to record them; `opsctl plots show` draws the workspace's."
+        )
 
     # -- lineage, pipeline -------------------------------------------------------------
     def lineage(self, target: str):

@@ -139,6 +139,7 @@ def chart_text(plot: Any, width: int, height: int, *, color: bool, points: bool 
                     categories.append(_label(x))
     with _plotext_lock:
         plt.clear_figure()
+        plt.limit_size(False, False)  # the size asked, not the terminal's (the dashboard's view; a pipe: 80x24)
         plt.plotsize(width, height)
         plt.theme("clear")
         plt.title(str(plot.props.get("title") or plot.id))

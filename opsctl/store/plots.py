@@ -57,6 +57,15 @@ def record_plots(store: RunStore, run_id: str, plots: RecordedPlots) -> None:
         )
 
 
+def has_plots(store: RunStore, run_id: str) -> bool:
+    """Whether the run recorded plots (without reading their files)."""
+    with store._read() as conn:
+        rid = rid_of(conn, run_id)
+        if rid is None:
+            raise RunNotFoundError(f"no run '{run_id}'")
+        return conn.execute("SELECT 1 FROM run_plots WHERE rid = ?", (rid,)).fetchone() is not None
+
+
 def run_plots(store: RunStore, run_id: str) -> RecordedPlots | None:
     """The plots a run recorded (None: it recorded none: no plots declared, or an older opsctl)."""
     with store._read() as conn:

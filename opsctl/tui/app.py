@@ -80,6 +80,12 @@ class OpsctlApp(App):
 
         self.push_screen(CompareScreen(run_ids))
 
+    def open_plots(self, run_ids: list[str]) -> None:
+        """The plots of one run, or of several overlaid (one series per run)."""
+        from opsctl.tui.screens.plots import PlotsScreen
+
+        self.push_screen(PlotsScreen(run_ids))
+
     def open_lineage(self, target: str) -> None:
         from opsctl.tui.screens.lineage import LineageScreen
 

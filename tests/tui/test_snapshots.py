@@ -12,6 +12,8 @@ then look at the SVGs (the README shows the runs screen's).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +28,7 @@ from opsctl.core.project import open_project
 from opsctl.core.registry import HistoryEvent, ModelDetails, ModelVersion
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
 from opsctl.store.drift_checks import DriftRecord
+from opsctl.store.plots import RecordedFile, RecordedPlots, record_plots
 from opsctl.tui.app import OpsctlApp
 from tests.conftest import git_dvc_project
 
@@ -102,7 +105,42 @@ def project(tmp_path_factory) -> Path:
     with RunStore(root / ".opsctl" / "opsctl.db") as store:
         store.record_runs(records)
     record_checks(root, newest)
+    record_plots_of(root, {run_id(11): 0.35, run_id(10): 0.6})
     return root
+
+
+def record_plots_of(root: Path, curves: dict[str, float]) -> None:
+    """Plots as the runs would have recorded them, with fixed values: an ROC curve (tpr = fpr^K,
+    K per run) and a confusion matrix, kept in the store (no DVC cache: the values are known)."""
+    definitions = {
+        "": {
+            "data": {
+                "plots/confusion.json": {
+                    "template": "confusion",
+                    "x": "predicted",
+                    "y": "actual",
+                    "title": "Confusion matrix (test split)",
+                },
+                "plots/roc.json": {
+                    "x": "fpr",
+                    "y": "tpr",
+                    "title": "ROC curve (test split)",
+                    "x_label": "False positive rate",
+                    "y_label": "True positive rate",
+                },
+            }
+        }
+    }
+    with RunStore(root / ".opsctl" / "opsctl.db") as store:
+        for n, (rid, k) in enumerate(curves.items()):
+            roc = [{"fpr": i / 20, "tpr": round((i / 20) ** k, 4)} for i in range(21)]
+            cells = [(0, 0)] * (48 + n) + [(0, 1)] * (12 - n) + [(1, 0)] * (10 + 2 * n) + [(1, 1)] * (30 - 2 * n)
+            confusion = [{"actual": a, "predicted": p} for a, p in cells]
+            files = []
+            for path, rows in (("plots/confusion.json", confusion), ("plots/roc.json", roc)):
+                data = json.dumps(rows).encode()
+                files.append(RecordedFile(path, hashlib.md5(data).hexdigest(), len(data), content=data))
+            record_plots(store, rid, RecordedPlots(definitions, files))
 
 
 CHECKS = """\
@@ -394,6 +432,58 @@ def test_models_screen(app, snap_compare):
 
 def test_data_screen(app, snap_compare):
     assert shot(app, snap_compare, press=("4", "down"))  # the features: their failing checks below
+
+
+def plot_drawn(pilot):
+    """Until the Plots view shows a drawing made for its present size."""
+
+    async def wait(title: str) -> None:
+        from opsctl.tui.screens.plots import PlotArea
+
+        for _ in range(400):
+            screen = pilot.app.screen
+            area = screen.query(PlotArea)
+            if area and screen.shown is not None:
+                region = area.first().content_region
+                title_text = str(screen.query_one("#plot-title").render())
+                if title_text == title and screen.shown == (screen.index, region.width, region.height):
+                    return
+            await pilot.pause(0.05)
+        raise AssertionError(f"{title} was never drawn")
+
+    return wait
+
+
+def test_plots_screen(app, snap_compare):
+    """A run's ROC curve: `g` on the newest run, `]` from the confusion matrix to the curve."""
+
+    async def before(pilot):
+        await settled(pilot)
+        await pilot.press("enter")
+        await settled(pilot)
+        await pilot.press("g")
+        await plot_drawn(pilot)("plot 1/2: plots/confusion.json")
+        await pilot.press("right_square_bracket")
+        await plot_drawn(pilot)("plot 2/2: plots/roc.json")
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_plots_screen_overlaid(app, snap_compare):
+    """From Compare: the ROC curves of two runs overlaid, the legend naming each."""
+
+    async def before(pilot):
+        await settled(pilot)
+        pilot.app.open_compare([run_id(11), run_id(10)])
+        await settled(pilot)
+        await pilot.press("g")
+        await plot_drawn(pilot)("plot 1/2: plots/confusion.json")
+        await pilot.press("right_square_bracket")
+        await plot_drawn(pilot)("plot 2/2: plots/roc.json")
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
 
 class NoChecks(FixedAnswers):

@@ -84,6 +84,7 @@ class CompareScreen(DashboardScreen):
         Binding("escape", "back", "Back"),
         Binding("d", "toggle_differences", "Only differences"),
         Binding("o", "open_run", "Open this column's run"),
+        Binding("g", "plots", "Plots overlaid"),
         Binding("r", "reload", "Reload"),
     ]
 
@@ -258,6 +259,9 @@ class CompareScreen(DashboardScreen):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_plots(self) -> None:
+        self.opsctl_app.open_plots(self.comparison.run_ids if self.comparison is not None else self.run_ids)
 
     def action_open_run(self) -> None:
         table = self.query_one(DataTable)

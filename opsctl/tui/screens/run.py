@@ -98,6 +98,7 @@ class RunScreen(DashboardScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("l", "lineage", "Lineage of the stage's output"),
+        Binding("g", "plots", "Plots"),
         Binding("p", "pipeline", "Pipeline"),
         Binding("f", "toggle_follow", "Follow log"),
         Binding("r", "reload", "Reload"),
@@ -303,6 +304,10 @@ class RunScreen(DashboardScreen):
 
     def action_pipeline(self) -> None:
         self.opsctl_app.action_pipeline()
+
+    def action_plots(self) -> None:
+        if self.run_id is not None:
+            self.opsctl_app.open_plots([self.detail.id if self.detail is not None else self.run_id])
 
     def action_lineage(self) -> None:
         if self.detail is None or self.stage is None:
