@@ -91,7 +91,8 @@ class PlotsView(NamedTuple):
 
     plots: list  # adapters.dvc_plots.Plot, in DVC's order; each run's series named by its id
     run_ids: list[str]  # the runs drawn (full ids), in the order asked
-    errors: list[str]  # what could not be shown, one line each (core.plots.PlotSet.errors)
+    plot_errors: list[list[str]]  # per plot, what could not be read (core.plots.PlotSet.errors_of)
+    notes: list[str]  # what belongs to no one plot (a run left out), one line each
     empty: str = ""  # no plots at all: why, and what would give some
 
 
@@ -218,9 +219,9 @@ class Dashboard:
             recorded = [run_id for run_id in ids if has_plots(store, run_id)]
         missing = [f"run {run_id} recorded no plots" for run_id in ids if run_id not in recorded]
         if not recorded:
-            return PlotsView([], ids, [], self._why_no_plots(ids))
+            return PlotsView([], ids, [], [], self._why_no_plots(ids))
         plot_set = core_plots.load(self.project, runs=recorded)
-        return PlotsView(plot_set.plots, recorded, plot_set.errors + missing)
+        return PlotsView(plot_set.plots, recorded, [plot_set.errors_of(p) for p in plot_set.plots], missing)
 
     def _why_no_plots(self, run_ids: list[str]) -> str:
         from opsctl.core import plots as core_plots

@@ -42,12 +42,13 @@ class PlotSet:
             return "in the workspace"
         return f"in run {source}" if source in self.runs else f"at revision {source}"
 
+    def errors_of(self, plot: Any) -> list[str]:
+        """What could not be read for one plot, one line each: ``FILE: why (where)``."""
+        return [f"{path or plot.id}: {why} ({self.where(rev)})" for rev, path, why in plot.errors]
+
     @property
     def errors(self) -> list[str]:
-        """What could not be read, one line each: ``FILE: why (where)``."""
-        return [
-            f"{path or plot.id}: {why} ({self.where(rev)})" for plot in self.plots for rev, path, why in plot.errors
-        ]
+        return [line for plot in self.plots for line in self.errors_of(plot)]
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ class PlotsScreen(DashboardScreen):
         self.shown = self._pending = None
         if not self.view.plots:
             self.query_one("#plot-title", Static).update("no plots")
-            self._show_errors(self.view.errors)
+            self._show_errors(self.view.notes)
             self._show_text(self.view.empty, empty=True)
             return
         self.index = min(self.index, len(self.view.plots) - 1)
@@ -146,7 +146,7 @@ class PlotsScreen(DashboardScreen):
             return
         plot = view.plots[self.index]
         self.query_one("#plot-title", Static).update(f"plot {self.index + 1}/{len(view.plots)}: {plot.id}")
-        self._show_errors([f"{plot.id}: {error}" for error in plot.errors] + self._notes())
+        self._show_errors(view.plot_errors[self.index] + view.notes)
         if plot.kind != "vega":
             files = [path for sources in plot.sources.values() for path in sources] or [plot.id]
             self._show_text("\n".join(image_line(path, view.run_ids) for path in dict.fromkeys(files)), empty=True)
@@ -154,14 +154,6 @@ class PlotsScreen(DashboardScreen):
         if self.shown is None or self.shown[0] != self.index:
             self._show_text(PLACEHOLDER)  # another plot: its title over the last plot's drawing would mislead
         self.call_after_refresh(self._draw_current)  # once the errors' lines have taken their room
-
-    def _notes(self) -> list[str]:
-        """The view's lines that belong to no one plot (a run left out, a file over the cap)."""
-        view = self.view
-        if view is None:
-            return []
-        per_plot = {f"{plot.id}: {error}" for plot in view.plots for error in plot.errors}
-        return [line for line in view.errors if line not in per_plot]
 
     def _draw_current(self) -> None:
         """Draw the plot shown for the view's size, unless it is drawn (or being drawn) already."""
