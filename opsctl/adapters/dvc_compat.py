@@ -373,11 +373,13 @@ def plot_data_sources(plot_id: str, props: dict | None) -> list[str]:
 
 def plot_parse(path: str, data: bytes, props: dict) -> dict:
     """A plot file's content as ``dvc.repo.plots.parse`` returns it: ``{"data": rows}`` (an
-    image's bytes as they are), or ``{"error": exc}`` for a file it cannot read."""
+    image's bytes as they are), ``{"error": exc}`` for a file it cannot read, or ``{}`` for
+    one with nothing in it (an empty CSV, ``null``: DVC's @error_handler keeps only data)."""
     try:
-        return {"data": _parse_plot(path, data, props)}
+        parsed = _parse_plot(path, data, props)
     except Exception as exc:  # noqa: BLE001 — DVC's @error_handler: the error is the plot's, not the command's
         return {"error": exc}
+    return {"data": parsed} if parsed else {}
 
 
 def _parse_plot(path: str, data: bytes, props: dict) -> Any:
@@ -392,6 +394,8 @@ def _parse_plot(path: str, data: bytes, props: dict) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"'{path}' is not UTF-8 text") from None
+    # DVC opens the file as text: universal newlines (a CSV cell "a\r\nb" reads as "a\nb").
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if extension in (".csv", ".tsv"):
         return _load_sv(text, "\t" if extension == ".tsv" else ",", props.get("header", True))
     if extension == ".json":
