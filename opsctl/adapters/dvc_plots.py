@@ -191,7 +191,9 @@ def revision(label: str, definitions: dict, contents: dict[str, bytes | Exceptio
     """One revision in ``Repo.plots.show()``'s shape, from definitions and file contents."""
     sources: dict[str, dict] = {}
     for path, props in data_files(definitions).items():
-        data = contents.get(path) or FileNotFoundError(path)
+        data = contents.get(path)
+        if data is None:
+            data = FileNotFoundError(path)  # an empty file is there, and has no data (DVC: no error)
         parsed = {"error": data} if isinstance(data, Exception) else dvc_compat.plot_parse(path, data, props)
         sources[path] = {"props": props, **parsed}
     return {label: {"definitions": {"data": definitions}, "sources": {"data": sources}}}

@@ -237,3 +237,12 @@ def test_overlay_of_a_tag_and_the_workspace_equals_dvc_plots_diff(project_root):
     first = {p["rev"]: p["loss"] for p in train.datapoints if p["step"] == 0}
     assert first == {"workspace": 1.0, "v1": 2.0}
 
+
+
+def test_an_empty_plot_file_is_there_with_no_data():
+    """An empty file is neither missing nor an error (DVC: no data, no error)."""
+    definitions = {"": {"data": {"plots/empty.csv": {}}}}
+    (plot,) = dvc_plots.match(dvc_plots.revision("workspace", definitions, {"plots/empty.csv": b""}), None)
+    assert not plot.errors and not plot.datapoints and not plot.sources
+    (plot,) = dvc_plots.match(dvc_plots.revision("workspace", definitions, {}), None)
+    assert plot.errors == ["workspace: plots/empty.csv: not found"]
