@@ -238,6 +238,36 @@ def test_overlay_of_a_tag_and_the_workspace_equals_dvc_plots_diff(project_root):
     assert first == {"workspace": 1.0, "v1": 2.0}
 
 
+def test_a_cached_plot_missing_from_the_workspace_is_read_from_the_cache(tmp_path):
+    """As `dvc plots show`: a stage's plot output tracked by dvc.lock and gone from the
+    workspace is read from the DVC cache, not reported missing."""
+    root = tmp_path / "cached"
+    from tests.conftest import git_dvc_project
+
+    git_dvc_project(root)
+    (root / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "gen": {
+                        "cmd": "python -c \"import json; json.dump([{'x': i, 'y': i * i} for i in range(5)],"
+                        " open('sq.json', 'w'))\"",
+                        "plots": [{"sq.json": {"x": "x", "y": "y"}}],
+                    }
+                }
+            }
+        )
+    )
+    run([BIN / "dvc", "repro", "-q"], cwd=root)
+    (root / "sq.json").unlink()
+    (plot,) = core_plots.load(Project(root)).plots
+    assert not plot.errors
+    assert [p["y"] for p in plot.datapoints] == [0, 1, 4, 9, 16]
+    # Gone from the cache too: one error naming the file.
+    shutil.rmtree(root / ".dvc" / "cache")
+    (plot,) = core_plots.load(Project(root)).plots
+    assert plot.errors == ["workspace: sq.json: not found"] and not plot.datapoints
+
 
 def test_an_empty_plot_file_is_there_with_no_data():
     """An empty file is neither missing nor an error (DVC: no data, no error)."""
