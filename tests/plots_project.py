@@ -31,6 +31,13 @@ TARGETS = {
 }
 TEMPLATES = tuple(TARGETS)
 PLOT_IDS = {template: template for template in TEMPLATES} | {"linear": "plots/train.json"}
+# Each plot's title: the declared one, else its id (DVC's default).
+TITLES = PLOT_IDS | {
+    "simple": "Accuracy",
+    "linear": "Train loss",
+    "confusion": "Confusion",
+    "bar_horizontal_sorted": "Sorted bars",
+}
 FILES = ("plots/train.json", "plots/confusion.json", "plots/points.csv", "plots/bars.json")
 
 # (actual, predicted) pairs: three classes, and (0, 2), (1, 2), (2, 1) never occur.
