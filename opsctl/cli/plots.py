@@ -71,7 +71,7 @@ def show(
         _draw(plot_set)
     for error in plot_set.errors:
         out.warn(error)
-    if any(not (plot.datapoints if plot.kind == "vega" else plot.sources) for plot in plot_set.plots):
+    if not all(core_plots.has_data(plot) for plot in plot_set.plots):
         raise typer.Exit(1)  # a plot with no data at all: its lines above say why
 
 

@@ -39,7 +39,16 @@ class PlotSet:
 
     @property
     def errors(self) -> list[str]:
-        return [f"{plot.id}: {error}" for plot in self.plots for error in plot.errors] + self.notes
+        """One line per thing not shown: a source that could not be read, a definition wrong
+        for a revision, a plot whose files hold no data, then the notes."""
+        lines = [f"{plot.id}: {error}" for plot in self.plots for error in plot.errors]
+        lines += [f"{plot.id}: no data to draw" for plot in self.plots if not plot.errors and not has_data(plot)]
+        return lines + self.notes
+
+
+def has_data(plot: Any) -> bool:
+    """Whether ``plot`` has anything to draw (datapoints, or an image's bytes)."""
+    return bool(plot.datapoints if plot.kind == "vega" else plot.sources)
 
 
 # --- reading ----------------------------------------------------------------------------------

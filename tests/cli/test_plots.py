@@ -224,6 +224,16 @@ def test_a_plot_file_missing_from_the_workspace_and_the_cache(scratch):
     assert "plots/bars.json" in line and "not found" in line
 
 
+def test_a_plot_with_an_empty_file_says_it_has_no_data(scratch):
+    doc = yaml.safe_load((scratch / "dvc.yaml").read_text())
+    doc["plots"].append({"empty": {"x": "x", "y": {"plots/empty.csv": "y"}}})
+    (scratch / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (scratch / "plots" / "empty.csv").write_text("")
+    result = plots("empty", cwd=scratch)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["warning: empty: no data to draw"]
+
+
 @pytest.mark.parametrize(
     "args, code, message",
     [
