@@ -71,6 +71,13 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _finite(value: Any) -> bool:
+    """A value that can be placed: not missing, and not an infinite or NaN number (a diverged
+    loss logs ``inf``; plotext can't scale an axis to it)."""
+    number = _number(value)
+    return value is not None and (number is None or math.isfinite(number))
+
+
 def _label(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -99,14 +106,14 @@ def series_of(plot: Any) -> list[Series]:
             parts.append(str(fieldname))
         xs = [p.get(x) for p in points]
         ys = [_number(p.get(y)) for p in points]
-        kept = [(a, b) for a, b in zip(xs, ys) if b is not None and not math.isnan(b) and a is not None]
+        kept = [(a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and _finite(a)]
         result.append(Series(": ".join(parts), [a for a, _ in kept], [b for _, b in kept]))
     return result
 
 
 def thin(xs: list[float], ys: list[float], columns: int) -> tuple[list[float], list[float]]:
-    """At most about ``2 * columns`` points that draw the same line: points sorted by x, then
-    per column the first, lowest, highest and last kept in x order (min/max decimation)."""
+    """At most ``4 * columns`` points that draw the same line: points sorted by x, then per
+    column the first, lowest, highest and last kept in x order (min/max decimation)."""
     if len(xs) <= 4 * columns:
         return xs, ys
     order = sorted(range(len(xs)), key=xs.__getitem__)
@@ -322,7 +329,7 @@ def bars_text(plot: Any, width: int, *, color: bool, sort: bool = False) -> str:
     revs: list[str] = []
     for point in plot.datapoints:
         value = _number(point.get(x))
-        if value is None:
+        if value is None or not math.isfinite(value):
             continue
         rev = str(point.get("rev"))
         if rev not in revs:

@@ -213,3 +213,15 @@ def test_categorical_x_is_drawn_with_its_labels():
     assert [label for label in days if label in axis] == days
     assert axis.index("mon") < axis.index("tue") < axis.index("fri")
 
+
+def test_infinite_values_are_left_out_not_a_crash():
+    """A diverged loss logs `inf` (JSON's Infinity, a CSV's "inf"): DVC reads it as a float;
+    the terminal draws the finite points."""
+    values = [(0, 1.0), (1, float("inf")), (2, "-inf"), (3, "nan"), ("inf", 4.0), (5, 2.0)]
+    plot = FakePlot({"x": "x", "y": "y", "title": "Diverged"}, rows("workspace", values))
+    ((xs, ys),) = [(s.xs, s.ys) for s in plot_text.series_of(plot)]
+    assert (xs, ys) == ([0, 5], [1.0, 2.0])
+    assert "Diverged" in plot_text.draw(plot, 60, 12, color=False)
+    points = [{"value": v, "name": n, "rev": "workspace"} for n, v in [("a", 2.0), ("b", float("inf")), ("c", 1.0)]]
+    text = plot_text.draw(FakePlot({"template": "bar_horizontal", "x": "value", "y": "name"}, points), 60, color=False)
+    assert _bar_order(text) == ["a", "c"]
