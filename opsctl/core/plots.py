@@ -69,6 +69,7 @@ def load(
     if len(runs) + len(revs) > MAX_SOURCES:
         raise UsageError(f"at most {MAX_SOURCES} runs and revisions can be overlaid ({len(runs) + len(revs)} given)")
     targets = list(targets)
+    _check_targets(targets)
     data: dict[str, dict] = {}
     notes: list[str] = []
     sources: list[str] = []
@@ -87,6 +88,18 @@ def load(
         notes.extend(run_notes)
     plots = dvc_plots.match(data, dvc_plots.templates_dir(project.root))
     return PlotSet(plots, sources, notes)
+
+
+def _check_targets(targets: list[str]) -> None:
+    """Each target is a regular expression (DVC's matching): a bad one is a usage error here,
+    not a crash inside the matching."""
+    import re
+
+    for target in targets:
+        try:
+            re.compile(target)
+        except re.error as exc:
+            raise UsageError(f"TARGET '{target}' is not a regular expression: {exc}") from None
 
 
 def _check_revs(project: Project, revs: list[str]) -> None:

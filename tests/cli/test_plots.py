@@ -238,10 +238,15 @@ def test_a_plot_with_an_empty_file_says_it_has_no_data(scratch):
     "args, code, message",
     [
         (["nosuchplot"], 2, "error: no plot matches nosuchplot"),
+        (
+            ["plots/[a"],
+            2,
+            "error: TARGET 'plots/[a' is not a regular expression: unterminated character set at position 6",
+        ),
         (["--html", "x.html", "--svg", "d"], 2, "error: give --html FILE or --svg DIR, not both"),
         (["--rev", "nosuchrev"], 2, "error: no Git revision 'nosuchrev' in this project"),
     ],
-    ids=["no-match", "html-and-svg", "no-such-rev"],
+    ids=["no-match", "bad-regex", "html-and-svg", "no-such-rev"],
 )
 def test_usage_errors(project_root, args, code, message):
     result = plots(*args, cwd=project_root)
