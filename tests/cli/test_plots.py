@@ -25,7 +25,7 @@ from opsctl.adapters import dvc_plots
 from opsctl.core import plot_text
 from opsctl.core import plots as core_plots
 from opsctl.core.project import Project
-from tests.conftest import PYTHON, git_dvc_project, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, opsctl_inprocess, run, run_opsctl
 from tests.plots_project import BARS, FILES, PLOT_IDS, TARGETS, TEMPLATES, TITLES, file_content, make_plots_project
 
 SNAPSHOTS = Path(__file__).parent / "plots_snapshots"
@@ -329,3 +329,43 @@ def test_a_hundred_thousand_points_all_in_the_svg(big_root, tmp_path):
         if "line mark" in el.get("aria-roledescription", "")
     ]
     assert len(re.findall(r"[ML]", path.get("d"))) == BIG  # one vertex per point
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+GEN = """import json, yaml
+scale = yaml.safe_load(open("params.yaml"))["scale"]
+json.dump([{"step": i, "loss": scale / (i + 1)} for i in range(10)], open("curve.json", "w"))
+"""
+
+
+def test_two_runs_overlaid_each_named_after_the_workspace_moved_on(tmp_path):
+    import json
+
+    root = git_dvc_project(tmp_path / "runs")
+    (root / "gen.py").write_text(GEN)
+    (root / "params.yaml").write_text("scale: 1\n")
+    stage = {"cmd": "python gen.py", "deps": ["gen.py"], "params": ["scale"]}
+    stage["plots"] = [{"curve.json": {"cache": False, "x": "step", "y": "loss", "title": "Loss"}}]
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"gen": stage}}))
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "init"], cwd=root)
+    run_ids = []
+    for scale in (1, 3):
+        (root / "params.yaml").write_text(f"scale: {scale}\n")
+        report = opsctl_inprocess("run", "--executor", "local", "--json", cwd=root, check=True)
+        run_ids.append(json.loads(report.stdout)["run_id"])
+    (root / "curve.json").write_text("[]")  # the workspace moved on
+
+    result = plots("--run", run_ids[0], "--run", run_ids[1], cwd=root)
+    assert result.returncode == 0, result.stderr
+    legend = [line for line in result.stdout.splitlines() if re.search(r"[0-9a-f]{12}\s*│$", line)]
+    assert [re.search(r"[0-9a-f]{12}", line).group(0) for line in legend] == run_ids
+
+    report = json.loads(plots("--run", run_ids[0], "--run", run_ids[1], "--json", cwd=root).stdout)
+    assert report["sources"] == run_ids and report["errors"] == []
+    (plot,) = report["plots"]
+    assert plot["revisions"] == run_ids
+    for run_id, scale in zip(run_ids, (1, 3)):
+        assert plot["data"][run_id]["curve.json"] == [{"step": i, "loss": scale / (i + 1)} for i in range(10)]
+    assert {p["rev"] for p in plot["spec"]["data"]["values"]} == set(run_ids)
