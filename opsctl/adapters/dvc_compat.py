@@ -444,6 +444,9 @@ def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, 
     from dvc.render.converter.vega import VegaConverter
     from dvc.utils.plots import group_definitions_by_id
     from dvc_render import ImageRenderer, VegaRenderer
+    from dvc_render.vega_templates import TEMPLATES, TemplateNotFoundError
+
+    from opsctl.errors import ConfigError
 
     groups: dict[str, list] = {}
     for rev, content in data.items():
@@ -493,5 +496,13 @@ def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, 
         if revs:
             first_props["revs_with_datapoints"] = revs
         if renderer_cls is not None:
-            result.append((renderer_cls(datapoints, renderer_id, **first_props), source_errors, definition_errors))
+            try:
+                renderer = renderer_cls(datapoints, renderer_id, **first_props)
+            except TemplateNotFoundError:
+                known = ", ".join(t.DEFAULT_NAME for t in TEMPLATES)
+                raise ConfigError(
+                    f"plot {renderer_id}: template '{props.get('template')}' not found"
+                    f" (DVC's: {known}; or a .json file in .dvc/plots)"
+                ) from None
+            result.append((renderer, source_errors, definition_errors))
     return result

@@ -251,6 +251,18 @@ def match(data: dict, templates: str | None) -> list[Plot]:
     return plots
 
 
+def revision_errors(data: dict) -> list[str]:
+    """One line per revision whose plot definitions DVC could not read at all (a dvc.yaml
+    that fails its schema): "REV: why"."""
+    lines = []
+    for rev, content in data.items():
+        error = content.get("definitions", {}).get("error")
+        if isinstance(error, Exception):
+            cause = f": {_reason(error.__cause__)}" if isinstance(error.__cause__, Exception) else ""
+            lines.append(f"{rev}: {_reason(error)}{cause}")
+    return lines
+
+
 def _definition(content: dict, plot_id: str) -> dict | None:
     for config in content.get("definitions", {}).get("data", {}).values():
         props = config.get("data", {})

@@ -44,7 +44,7 @@ def show(
     overlays them, each series named by its run or revision (as `dvc plots diff`)."""
     from opsctl.core import plots as core_plots
     from opsctl.core.project import open_project
-    from opsctl.errors import UsageError
+    from opsctl.errors import OpsctlError, UsageError
 
     if html is not None and svg is not None:
         raise UsageError("give --html FILE or --svg DIR, not both")
@@ -56,6 +56,8 @@ def show(
     with out.status("Reading plots"):
         plot_set = core_plots.load(project, targets or [], runs=runs or [], revs=revs or [])
     if not plot_set.plots:
+        if plot_set.errors:  # none could be read: say why, not "no plots"
+            raise OpsctlError("; ".join(plot_set.errors))
         _nothing(targets or [])
         return
     if as_json:

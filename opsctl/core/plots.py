@@ -87,7 +87,7 @@ def load(
         sources.append(run_id)
         notes.extend(run_notes)
     plots = dvc_plots.match(data, dvc_plots.templates_dir(project.root))
-    return PlotSet(plots, sources, notes)
+    return PlotSet(plots, sources, dvc_plots.revision_errors(data) + notes)
 
 
 def _check_targets(targets: list[str]) -> None:

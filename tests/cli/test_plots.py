@@ -234,6 +234,26 @@ def test_a_plot_with_an_empty_file_says_it_has_no_data(scratch):
     assert result.stderr.splitlines() == ["warning: empty: no data to draw"]
 
 
+def test_a_dvc_yaml_dvc_rejects_is_an_error_not_no_plots(scratch):
+    (scratch / "dvc.yaml").write_text("plots: not-a-list\n")
+    result = plots(cwd=scratch)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: workspace: './dvc.yaml' validation failed: expected a list for dictionary value @ data['plots']"
+    ]
+
+
+def test_an_unknown_template_is_an_error_naming_the_plot(scratch):
+    doc = yaml.safe_load((scratch / "dvc.yaml").read_text())
+    doc["plots"][0]["simple"]["template"] = "nosuchtemplate"
+    (scratch / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = plots(cwd=scratch)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: plot simple: template 'nosuchtemplate' not found (DVC's: simple, linear, confusion,")
+    assert line.endswith("or a .json file in .dvc/plots)")
+
+
 @pytest.mark.parametrize(
     "args, code, message",
     [
