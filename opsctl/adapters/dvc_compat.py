@@ -371,6 +371,17 @@ def plot_data_sources(plot_id: str, props: dict | None) -> list[str]:
     return list(dict.fromkeys(sources))
 
 
+def plot_matches(targets: list[str], config_file: str, plot_id: str) -> bool:
+    """DVC's target matching (``dvc.repo.plots`` ``_matches``): a target is a regular
+    expression matched at the start of the plot id or of ``FILE::ID``; no targets match all."""
+    import re
+
+    if not targets:
+        return True
+    full_id = f"{config_file}::{plot_id}" if config_file else plot_id
+    return any(re.match(target, plot_id) or re.match(target, full_id) for target in targets)
+
+
 def plot_parse(path: str, data: bytes, props: dict) -> dict:
     """A plot file's content as ``dvc.repo.plots.parse`` returns it: ``{"data": rows}`` (an
     image's bytes as they are), ``{"error": exc}`` for a file it cannot read, or ``{}`` for

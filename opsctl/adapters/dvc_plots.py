@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,13 +84,13 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         if plot_id is None:
             return None
         if isinstance(props.get("y"), dict):
-            if _matches(targets, "dvc.yaml", plot_id):
+            if dvc_compat.plot_matches(targets, "dvc.yaml", plot_id):
                 props = dict(props)
                 for axis in ("x", "y"):
                     if isinstance(props.get(axis), dict):
                         props[axis] = {posixpath.normpath(f): v for f, v in props[axis].items()}
                 result.setdefault("dvc.yaml", {"data": {}})["data"][plot_id] = props
-        elif _matches(targets, "dvc.yaml", plot_id):
+        elif dvc_compat.plot_matches(targets, "dvc.yaml", plot_id):
             result.setdefault("dvc.yaml", {"data": {}})["data"][posixpath.normpath(plot_id)] = props
     for stage in stages.values():
         if not isinstance(stage, dict) or "foreach" in stage or "matrix" in stage or "wdir" in stage:
@@ -99,7 +98,7 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         for path, props in _stage_plots(stage.get("plots") or []):
             if path is None:
                 return None
-            if _matches(targets, "", path):
+            if dvc_compat.plot_matches(targets, "", path):
                 result.setdefault("", {"data": {}})["data"][posixpath.normpath(path)] = props
     return result
 
@@ -140,15 +139,6 @@ def _stage_plots(entries: Any) -> Iterator[tuple[str | None, dict]]:
             yield str(path), {k: v for k, v in props.items() if k in dvc_compat.PLOT_PROPS}
         else:
             yield None, {}
-
-
-def _matches(targets: list[str], config_file: str, plot_id: str) -> bool:
-    """DVC's target matching (``dvc.repo.plots._matches``): a target is a regular
-    expression matched at the start of the plot id or of ``FILE::ID``."""
-    if not targets:
-        return True
-    full_id = f"{config_file}::{plot_id}" if config_file else plot_id
-    return any(re.match(target, plot_id) or re.match(target, full_id) for target in targets)
 
 
 def data_files(definitions: dict) -> dict[str, dict]:
@@ -330,7 +320,11 @@ def filter_definitions(definitions: dict, targets: list[str]) -> dict:
         return definitions
     return {
         config: {
-            "data": {pid: props for pid, props in content.get("data", {}).items() if _matches(targets, config, pid)}
+            "data": {
+                pid: props
+                for pid, props in content.get("data", {}).items()
+                if dvc_compat.plot_matches(targets, config, pid)
+            }
         }
         for config, content in definitions.items()
     }

@@ -180,6 +180,16 @@ def test_plot_data_sources_equal_dvcs(plot_id, props):
     assert dvc_compat.plot_data_sources(plot_id, props) == infer_data_sources(plot_id, props)
 
 
+@pytest.mark.parametrize("targets", [[], ["conf"], ["confusion$"], ["dvc.yaml::"], ["plots/.*json"], ["x", "acc"]])
+@pytest.mark.parametrize(
+    "config_file, plot_id", [("dvc.yaml", "confusion"), ("", "plots/train.json"), ("dvc.yaml", "acc")]
+)
+def test_plot_matches_equal_dvcs(targets, config_file, plot_id):
+    from dvc.repo.plots import _matches
+
+    assert dvc_compat.plot_matches(targets, config_file, plot_id) == bool(_matches(targets, config_file, plot_id))
+
+
 # --- what the fast read leaves to DVC ---------------------------------------------------------
 
 FALLBACKS = {
