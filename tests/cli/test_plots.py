@@ -212,6 +212,44 @@ def test_html_is_one_self_contained_page(project_root, tmp_path):
     assert "window.vegaEmbed" in html  # the bundle itself is inline
 
 
+# --- image plots (drawn inline only on a terminal: not here) -----------------------------------
+
+
+def _png(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_an_image_plot_in_json_svg_and_html(scratch, tmp_path):
+    import base64
+    import json
+
+    image = _png(4, 3)
+    (scratch / "plots" / "roc.png").write_bytes(image)
+    doc = yaml.safe_load((scratch / "dvc.yaml").read_text())
+    doc["plots"].append("plots/roc.png")
+    (scratch / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    report = json.loads(plots("plots/roc", "--json", cwd=scratch).stdout)
+    assert report["plots"] == [
+        {"id": "plots/roc.png", "type": "image", "revisions": ["workspace"], "files": {"workspace": ["plots/roc.png"]}}
+    ]
+    result = plots("plots/roc", "--svg", str(tmp_path / "svg"), cwd=scratch)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "svg").iterdir()] == ["workspace_plots_roc.png"]
+    assert (tmp_path / "svg" / "workspace_plots_roc.png").read_bytes() == image  # the image as it is
+    result = plots("plots/roc", "--html", str(tmp_path / "page.html"), cwd=scratch)
+    assert result.returncode == 0, result.stderr
+    assert f'src="data:image/png;base64,{base64.b64encode(image).decode()}"' in (tmp_path / "page.html").read_text()
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 
