@@ -242,7 +242,8 @@ def confusion_text(plot: Any, width: int, *, color: bool, normalized: bool = Fal
             rows.append(row)
         peak = max((v for row in rows for _, v in row), default=0.0) or 1.0
         header = f"{rev}" if len(counts) > 1 else ""
-        blocks.append(_matrix(header, f"{y_label} \\ {x_label}", actual, predicted, rows, peak, color, i))
+        corner = f"{y_label} \\ {x_label}"
+        blocks.append(_matrix(header, corner, actual, predicted, rows, peak, color, i, width))
     title = str(plot.props.get("title") or plot.id)
     return "\n".join([title, *_side_by_side(blocks, width)])
 
@@ -256,9 +257,22 @@ def _matrix(
     peak: float,
     color: bool,
     series: int,
+    width: int,
 ) -> list[str]:
-    cell = max([len(p) for p in predicted] + [len(t) for row in rows for t, _ in row] + [3]) + 2
-    first = max([len(corner)] + [len(a) for a in actual]) + 2
+    content = max([len(p) for p in predicted] + [len(t) for row in rows for t, _ in row] + [3])
+    label = max(len(a) for a in actual)
+    cell = content + 2
+    first = max(len(corner), label) + 2
+    # A line wider than the terminal wraps and the table can't be read (ten classes at 80
+    # columns): tighter cells first, then the corner label cut short.
+    if first + len(predicted) * (cell + 1) + 2 > width:
+        cell = content + 1
+        room = width - len(predicted) * (cell + 1) - 2
+        if first > room:
+            first = max(label + 2, room)
+            if len(corner) > first - 2:  # said in full above the table instead
+                header = f"{header}  {corner}" if header else corner
+                corner = corner[: max(0, first - 3)] + "…"
     bar = lambda left, mid, right, fill="─": (  # noqa: E731 — a table rule, drawn three times
         left + fill * first + "".join(mid + fill * cell for _ in predicted) + right
     )
@@ -270,7 +284,7 @@ def _matrix(
     for a, row in zip(actual, rows):
         cells = []
         for text, value in row:
-            body = text.rjust(cell - 2).center(cell)
+            body = text.rjust(cell - 1) + " "
             if color:
                 share = value / peak
                 shade = tuple(round(255 + (c - 255) * share) for c in base)

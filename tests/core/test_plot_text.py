@@ -225,3 +225,31 @@ def test_infinite_values_are_left_out_not_a_crash():
     points = [{"value": v, "name": n, "rev": "workspace"} for n, v in [("a", 2.0), ("b", float("inf")), ("c", 1.0)]]
     text = plot_text.draw(FakePlot({"template": "bar_horizontal", "x": "value", "y": "name"}, points), 60, color=False)
     assert _bar_order(text) == ["a", "c"]
+
+
+@pytest.mark.parametrize("template", ["confusion", "confusion_normalized"])
+def test_a_ten_class_confusion_matrix_fits_80_columns(template):
+    """MNIST's or CIFAR-10's matrix: cells tighten and the corner label is cut before a
+    line would wrap in the terminal (a wrapped table can't be read)."""
+    rng = random.Random(10)
+    pairs = [(a, a if rng.random() < 0.7 else rng.randrange(10)) for a in range(10) for _ in range(100)]
+    plot = FakePlot({"template": template, "x": "predicted", "y": "actual"}, confusion(pairs))
+    text = plot_text.draw(plot, 80, color=True)
+    assert max(plot_text._visible(line) for line in text.splitlines()) <= 80
+    plain = plot_text.draw(plot, 80, color=False)
+    cells = _cells(plain)
+    assert len(cells) == 10 and all(len(row) == 10 for row in cells)
+    counts = plot_text.confusion_counts(plot)["workspace"]
+    if template == "confusion":
+        assert cells[3] == [str(counts.get(("3", str(p)), 0)) for p in range(10)]
+    else:
+        total = sum(counts.get(("3", str(p)), 0) for p in range(10))
+        assert cells[3] == [f"{counts.get(('3', str(p)), 0) / total:.2f}" for p in range(10)]
+    assert re.search(r"\d │$", plain.splitlines()[5])  # numbers right-aligned against the rule
+    narrow = plot_text.draw(plot, 40, color=False).splitlines()
+    assert narrow[1] == "actual \\ predicted"  # the corner has no room: its label said above the table
+
+
+def test_a_small_matrix_keeps_its_full_corner_label():
+    plot = FakePlot({"template": "confusion", "x": "predicted", "y": "actual"}, confusion(PAIRS))
+    assert "│ actual \\ predicted │" in plot_text.draw(plot, 80, color=False)
