@@ -427,3 +427,44 @@ def test_two_runs_overlaid_each_named_after_the_workspace_moved_on(tmp_path):
     for run_id, scale in zip(run_ids, (1, 3)):
         assert plot["data"][run_id]["curve.json"] == [{"step": i, "loss": scale / (i + 1)} for i in range(10)]
     assert {p["rev"] for p in plot["spec"]["data"]["values"]} == set(run_ids)
+
+
+UNDECLARED = """import json
+json.dump([{"step": i, "v": i * 2} for i in range(10)], open("small.json", "w"))
+json.dump([{"step": i, "v": i % 13, "pad": "x" * 40} for i in range(30000)], open("big.json", "w"))
+"""
+
+
+def test_a_runs_plot_files_outside_the_cache_are_copied_up_to_the_cap(tmp_path):
+    """Files no DVC output tracks (so not in the cache) are copied into the run store, up to
+    1 MiB a run; a file over it is reported when the run records it and when it is shown."""
+    import json
+
+    root = git_dvc_project(tmp_path / "cap")
+    (root / "gen.py").write_text(UNDECLARED)
+    stage = {"cmd": "python gen.py", "deps": ["gen.py"]}
+    top = [{"small": {"x": "step", "y": {"small.json": "v"}}}, {"big": {"x": "step", "y": {"big.json": "v"}}}]
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"gen": stage}, "plots": top}))
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "init"], cwd=root)
+    report = json.loads(opsctl_inprocess("run", "--executor", "local", "--json", cwd=root, check=True).stdout)
+    size = (root / "big.json").stat().st_size
+    assert size > core_plots.RUN_COPY_CAP
+    assert report["plots_notes"] == [
+        f"plot file big.json ({size:,} bytes) is not kept with the run: it is not in the DVC cache"
+        " and the run store keeps at most 1 MiB of plot data a run"
+    ]
+    (root / "small.json").unlink()
+    (root / "big.json").unlink()
+
+    result = plots("--run", report["run_id"], "--json", cwd=root)
+    assert result.returncode == 1
+    shown = json.loads(result.stdout)
+    small, big = shown["plots"]  # in dvc.yaml's order, as DVC shows them
+    assert [small["id"], big["id"]] == ["small", "big"]
+    assert small["data"][report["run_id"]]["small.json"] == [{"step": i, "v": i * 2} for i in range(10)]
+    assert big["data"] == {}
+    assert (
+        f"run {report['run_id']}: big.json ({size:,} bytes) was over the run's copy cap when recorded"
+        in (shown["errors"])
+    )
