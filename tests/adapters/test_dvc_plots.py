@@ -14,7 +14,7 @@ import yaml
 from opsctl.adapters import dvc_compat, dvc_plots
 from opsctl.core import plots as core_plots
 from opsctl.core.project import Project
-from tests.conftest import BIN, run
+from tests.conftest import BIN, git_dvc_project, run
 from tests.plots_project import DVC_YAML, PLOT_IDS, TEMPLATES, make_plots_project
 
 
@@ -47,7 +47,7 @@ def _comparable(value):
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     if isinstance(value, Exception):
-        return ("error", type(value).__name__ if not isinstance(value, FileNotFoundError) else "FileNotFoundError")
+        return ("error", type(value).__name__)
     return value
 
 
@@ -251,10 +251,7 @@ def test_overlay_of_a_tag_and_the_workspace_equals_dvc_plots_diff(project_root):
 def test_a_cached_plot_missing_from_the_workspace_is_read_from_the_cache(tmp_path):
     """As `dvc plots show`: a stage's plot output tracked by dvc.lock and gone from the
     workspace is read from the DVC cache, not reported missing."""
-    root = tmp_path / "cached"
-    from tests.conftest import git_dvc_project
-
-    git_dvc_project(root)
+    root = git_dvc_project(tmp_path / "cached")
     (root / "dvc.yaml").write_text(
         yaml.safe_dump(
             {
