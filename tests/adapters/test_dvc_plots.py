@@ -228,6 +228,21 @@ def test_what_only_dvcs_index_resolves_goes_through_dvc(project_root, tmp_path, 
     assert plot.id == "plots/train.json" and plot.datapoints and not plot.errors
 
 
+def test_a_nested_dvc_yaml_goes_through_dvc(project_root, tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(project_root, root, symlinks=True)
+    (root / "sub").mkdir()
+    (root / "sub" / "curve.json").write_text(json.dumps([{"step": 0, "acc": 0.5}, {"step": 1, "acc": 0.75}]))
+    (root / "sub" / "dvc.yaml").write_text(yaml.safe_dump({"plots": [{"curve.json": {"x": "step", "y": "acc"}}]}))
+    project = Project(root)
+    assert core_plots.fast_definitions(project, []) is None
+    ours = core_plots.workspace(project, [])
+    assert _comparable(ours) == _comparable(_dvc_show(root))
+    assert "sub/dvc.yaml" in ours["workspace"]["definitions"]["data"]
+    plots = {plot.id: plot for plot in core_plots.load(project).plots}
+    assert [p["acc"] for p in plots["sub/curve.json"].datapoints] == [0.5, 0.75]
+
+
 # --- overlays ---------------------------------------------------------------------------------
 
 
