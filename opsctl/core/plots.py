@@ -119,9 +119,11 @@ def workspace(project: Project, targets: list[str]) -> dict:
     if definitions is None:
         return dvc_plots.repo_plots(project.root, targets, [WORKSPACE])
     contents = dvc_plots.read_files(project.root, list(dvc_plots.data_files(definitions)))
-    if any(isinstance(data, FileNotFoundError) for data in contents.values()):
+    missing = any(isinstance(data, FileNotFoundError) for data in contents.values())
+    if missing and not any(isinstance(data, dvc_plots.TooLarge) for data in contents.values()):
         # A file DVC tracks (dvc.lock, a .dvc file) and gone from the working tree: DVC reads it
         # from its cache, as `dvc plots show` does; one truly gone is reported missing by DVC too.
+        # Not with a file over the size cap here: DVC would read that one whole.
         return dvc_plots.repo_plots(project.root, targets, [WORKSPACE])
     return dvc_plots.revision(WORKSPACE, definitions, contents)
 

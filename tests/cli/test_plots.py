@@ -330,21 +330,30 @@ def test_a_plot_file_too_large_is_refused_without_reading_it(scratch):
     def cap_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
-    result = subprocess.run(
-        [PYTHON, "-m", "opsctl", "plots", "show", TARGETS["bar_horizontal"]],
-        cwd=scratch,
-        env={**os.environ, **TERMINAL},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=cap_memory,
-    )
+    def show(*targets: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [PYTHON, "-m", "opsctl", "plots", "show", *targets],
+            cwd=scratch,
+            env={**os.environ, **TERMINAL},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=cap_memory,
+        )
+
+    too_large = "plots/bars.json: 8,589,934,592 bytes, over the 64 MiB a plot file may have"
+    result = show(TARGETS["bar_horizontal"])
     assert result.returncode == 1
-    (line,) = result.stderr.splitlines()
-    assert line == (
-        "warning: bar_horizontal: workspace: plots/bars.json: 8,589,934,592 bytes, over the 64 MiB a plot file may have"
-    )
+    assert result.stderr.splitlines() == [f"warning: bar_horizontal: workspace: {too_large}"]
+    # With another file missing too, the read is not handed to DVC (which would read it whole).
+    (scratch / "plots" / "points.csv").unlink()
+    result = show(TARGETS["bar_horizontal"], TARGETS["scatter"])
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: scatter: workspace: plots/points.csv: not found",
+        f"warning: bar_horizontal: workspace: {too_large}",
+    ]
 
 
 # --- 100,000 points ---------------------------------------------------------------------------
