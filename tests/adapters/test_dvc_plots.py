@@ -110,6 +110,28 @@ def test_each_templates_spec_equals_dvcs(project_root, dvc_shown, template):
     assert _spec(plot.vega_lite()) == _spec(to_json(dvc.renderer)[0]["content"])
 
 
+def test_a_projects_own_template_in_dvc_plots_gives_dvcs_spec(project_root, tmp_path):
+    """A template file in .dvc/plots (as `dvc plots templates NAME` prints one) is used as DVC uses it."""
+    from dvc.render.convert import to_json
+    from dvc.render.match import match_defs_renderers
+    from dvc.repo import Repo
+
+    root = tmp_path / "p"
+    shutil.copytree(project_root, root, symlinks=True)
+    template = run([BIN / "dvc", "plots", "templates", "simple"], cwd=root).stdout
+    (root / ".dvc" / "plots").mkdir()
+    (root / ".dvc" / "plots" / "mine.json").write_text(template.replace('"anchor": "middle"', '"anchor": "start"'))
+    doc = yaml.safe_load((root / "dvc.yaml").read_text())
+    doc["plots"].append({"mine": {"template": "mine", "x": "step", "y": {"plots/train.json": "acc"}}})
+    (root / "dvc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (plot,) = core_plots.load(Project(root), ["mine"]).plots
+    with Repo(str(root)) as repo:
+        (dvc,) = match_defs_renderers(repo.plots.show(targets=["mine"]), templates_dir=repo.plots.templates_dir)
+    spec = plot.vega_lite()
+    assert spec["title"]["anchor"] == "start"
+    assert _spec(spec) == _spec(to_json(dvc.renderer)[0]["content"])
+
+
 def test_plots_come_in_dvcs_order(project_root, dvc_shown):
     _, renderers = dvc_shown
     assert [p.id for p in core_plots.load(Project(project_root)).plots] == list(renderers)
