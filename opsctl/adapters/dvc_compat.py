@@ -371,13 +371,26 @@ def plot_data_sources(plot_id: str, props: dict | None) -> list[str]:
     return list(dict.fromkeys(sources))
 
 
+def plot_matches(targets: list[str], config_file: str, plot_id: str) -> bool:
+    """DVC's target matching (``dvc.repo.plots`` ``_matches``): a target is a regular
+    expression matched at the start of the plot id or of ``FILE::ID``; no targets match all."""
+    import re
+
+    if not targets:
+        return True
+    full_id = f"{config_file}::{plot_id}" if config_file else plot_id
+    return any(re.match(target, plot_id) or re.match(target, full_id) for target in targets)
+
+
 def plot_parse(path: str, data: bytes, props: dict) -> dict:
     """A plot file's content as ``dvc.repo.plots.parse`` returns it: ``{"data": rows}`` (an
-    image's bytes as they are), or ``{"error": exc}`` for a file it cannot read."""
+    image's bytes as they are), ``{"error": exc}`` for a file it cannot read, or ``{}`` for
+    one with nothing in it (an empty CSV, ``null``: DVC's @error_handler keeps only data)."""
     try:
-        return {"data": _parse_plot(path, data, props)}
+        parsed = _parse_plot(path, data, props)
     except Exception as exc:  # noqa: BLE001 — DVC's @error_handler: the error is the plot's, not the command's
         return {"error": exc}
+    return {"data": parsed} if parsed else {}
 
 
 def _parse_plot(path: str, data: bytes, props: dict) -> Any:
@@ -392,6 +405,8 @@ def _parse_plot(path: str, data: bytes, props: dict) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"'{path}' is not UTF-8 text") from None
+    # DVC opens the file as text: universal newlines (a CSV cell "a\r\nb" reads as "a\nb").
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if extension in (".csv", ".tsv"):
         return _load_sv(text, "\t" if extension == ".tsv" else ",", props.get("header", True))
     if extension == ".json":
@@ -440,6 +455,9 @@ def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, 
     from dvc.render.converter.vega import VegaConverter
     from dvc.utils.plots import group_definitions_by_id
     from dvc_render import ImageRenderer, VegaRenderer
+    from dvc_render.vega_templates import TEMPLATES, TemplateNotFoundError
+
+    from opsctl.errors import ConfigError
 
     groups: dict[str, list] = {}
     for rev, content in data.items():
@@ -489,5 +507,13 @@ def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, 
         if revs:
             first_props["revs_with_datapoints"] = revs
         if renderer_cls is not None:
-            result.append((renderer_cls(datapoints, renderer_id, **first_props), source_errors, definition_errors))
+            try:
+                renderer = renderer_cls(datapoints, renderer_id, **first_props)
+            except TemplateNotFoundError:
+                known = ", ".join(t.DEFAULT_NAME for t in TEMPLATES)
+                raise ConfigError(
+                    f"plot {renderer_id}: template '{props.get('template')}' not found"
+                    f" (DVC's: {known}; or a .json file in .dvc/plots)"
+                ) from None
+            result.append((renderer, source_errors, definition_errors))
     return result

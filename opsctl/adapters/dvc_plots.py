@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,13 +89,13 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         if plot_id is None:
             return None
         if isinstance(props.get("y"), dict):
-            if _matches(targets, "dvc.yaml", plot_id):
+            if dvc_compat.plot_matches(targets, "dvc.yaml", plot_id):
                 props = dict(props)
                 for axis in ("x", "y"):
                     if isinstance(props.get(axis), dict):
                         props[axis] = {posixpath.normpath(f): v for f, v in props[axis].items()}
                 result.setdefault("dvc.yaml", {"data": {}})["data"][plot_id] = props
-        elif _matches(targets, "dvc.yaml", plot_id):
+        elif dvc_compat.plot_matches(targets, "dvc.yaml", plot_id):
             result.setdefault("dvc.yaml", {"data": {}})["data"][posixpath.normpath(plot_id)] = props
     for stage in stages.values():
         if not isinstance(stage, dict) or "foreach" in stage or "matrix" in stage or "wdir" in stage:
@@ -104,7 +103,7 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         for path, props in _stage_plots(stage.get("plots") or []):
             if path is None:
                 return None
-            if _matches(targets, "dvc.yaml", path):  # DVC matches outputs against their dvc.yaml too
+            if dvc_compat.plot_matches(targets, "dvc.yaml", path):  # DVC matches outputs against their dvc.yaml too
                 result.setdefault("", {"data": {}})["data"][posixpath.normpath(path)] = props
     return result
 
@@ -147,15 +146,6 @@ def _stage_plots(entries: Any) -> Iterator[tuple[str | None, dict]]:
             yield None, {}
 
 
-def _matches(targets: list[str], config_file: str, plot_id: str) -> bool:
-    """DVC's target matching (``dvc.repo.plots._matches``): a target is a regular
-    expression matched at the start of the plot id or of ``FILE::ID``."""
-    if not targets:
-        return True
-    full_id = f"{config_file}::{plot_id}" if config_file else plot_id
-    return any(re.match(target, plot_id) or re.match(target, full_id) for target in targets)
-
-
 def data_files(definitions: dict) -> dict[str, dict]:
     """The files the definitions read, each with the props DVC parses it with (a stage's plot
     output carries its own, e.g. ``header`` for a CSV; a file only a top-level plot names has none)."""
@@ -196,7 +186,9 @@ def revision(label: str, definitions: dict, contents: dict[str, bytes | Exceptio
     """One revision in ``Repo.plots.show()``'s shape, from definitions and file contents."""
     sources: dict[str, dict] = {}
     for path, props in data_files(definitions).items():
-        data = contents.get(path) or Unavailable("not recorded")
+        data = contents.get(path)
+        if data is None:
+            data = Unavailable("not recorded")  # an empty file is there, and has no data (DVC: no error)
         parsed = {"error": data} if isinstance(data, Exception) else dvc_compat.plot_parse(path, data, props)
         sources[path] = {"props": props, **parsed}
     return {label: {"definitions": {"data": definitions}, "sources": {"data": sources}}}
@@ -252,6 +244,18 @@ def match(data: dict, templates: str | None) -> list[Plot]:
             plot.revs = [rev for rev in data if plot.sources.get(rev)]
         plots.append(plot)
     return plots
+
+
+def revision_errors(data: dict) -> list[str]:
+    """One line per revision whose plot definitions DVC could not read at all (a dvc.yaml
+    that fails its schema): "REV: why"."""
+    lines = []
+    for rev, content in data.items():
+        error = content.get("definitions", {}).get("error")
+        if isinstance(error, Exception):
+            cause = f": {reason(error.__cause__)}" if isinstance(error.__cause__, Exception) else ""
+            lines.append(f"{rev}: {reason(error)}{cause}")
+    return lines
 
 
 def _definition(content: dict, plot_id: str) -> dict | None:
@@ -324,7 +328,7 @@ def filter_definitions(definitions: dict, targets: list[str]) -> dict:
             "data": {
                 pid: props
                 for pid, props in content.get("data", {}).items()
-                if _matches(targets, config or "dvc.yaml", pid)
+                if dvc_compat.plot_matches(targets, config or "dvc.yaml", pid)
             }
         }
         for config, content in definitions.items()

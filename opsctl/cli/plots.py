@@ -44,7 +44,7 @@ def show(
     overlays them, each series named by its run or revision (as `dvc plots diff`)."""
     from opsctl.core import plots as core_plots
     from opsctl.core.project import open_project
-    from opsctl.errors import UsageError
+    from opsctl.errors import OpsctlError, UsageError
 
     if html is not None and svg is not None:
         raise UsageError("give --html FILE or --svg DIR, not both")
@@ -56,6 +56,8 @@ def show(
     with out.status("Reading plots"):
         plot_set = core_plots.load(project, targets or [], runs=runs or [], revs=revs or [])
     if not plot_set.plots:
+        if plot_set.errors:  # none could be read: say why, not "no plots"
+            raise OpsctlError("; ".join(plot_set.errors))
         _nothing(targets or [])
         return
     if as_json:
@@ -69,11 +71,10 @@ def show(
         out.success(f"Wrote {len(files)} files to {svg}/")
     else:
         _draw(plot_set)
-    empty = [plot for plot in plot_set.plots if not (plot.datapoints if plot.kind == "vega" else plot.sources)]
     for error in plot_set.errors:
         out.warn(error)
-    if empty:  # nothing at all to draw for these: the lines above say why
-        raise typer.Exit(1)
+    if not all(core_plots.has_data(plot) for plot in plot_set.plots):
+        raise typer.Exit(1)  # a plot with no data at all: its lines above say why
 
 
 def _nothing(targets: list[str]) -> None:

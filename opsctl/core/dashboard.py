@@ -221,7 +221,9 @@ class Dashboard:
         if not recorded:
             return PlotsView([], ids, [], [], self._why_no_plots(ids))
         plot_set = core_plots.load(self.project, runs=recorded)
-        return PlotsView(plot_set.plots, recorded, [plot_set.errors_of(p) for p in plot_set.plots], missing)
+        return PlotsView(
+            plot_set.plots, recorded, [plot_set.errors_of(p) for p in plot_set.plots], missing + plot_set.notes
+        )
 
     def _why_no_plots(self, run_ids: list[str]) -> str:
         from opsctl.core import plots as core_plots

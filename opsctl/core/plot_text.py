@@ -71,6 +71,13 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _finite(value: Any) -> bool:
+    """A value that can be placed: not missing, and not an infinite or NaN number (a diverged
+    loss logs ``inf``; plotext can't scale an axis to it)."""
+    number = _number(value)
+    return value is not None and (number is None or math.isfinite(number))
+
+
 def _label(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -99,14 +106,14 @@ def series_of(plot: Any) -> list[Series]:
             parts.append(str(fieldname))
         xs = [p.get(x) for p in points]
         ys = [_number(p.get(y)) for p in points]
-        kept = [(a, b) for a, b in zip(xs, ys) if b is not None and not math.isnan(b) and a is not None]
+        kept = [(a, b) for a, b in zip(xs, ys) if b is not None and math.isfinite(b) and _finite(a)]
         result.append(Series(": ".join(parts), [a for a, _ in kept], [b for _, b in kept]))
     return result
 
 
 def thin(xs: list[float], ys: list[float], columns: int) -> tuple[list[float], list[float]]:
-    """At most about ``2 * columns`` points that draw the same line: points sorted by x, then
-    per column the first, lowest, highest and last kept in x order (min/max decimation)."""
+    """At most ``4 * columns`` points that draw the same line: points sorted by x, then per
+    column the first, lowest, highest and last kept in x order (min/max decimation)."""
     if len(xs) <= 4 * columns:
         return xs, ys
     order = sorted(range(len(xs)), key=xs.__getitem__)
@@ -236,7 +243,8 @@ def confusion_text(plot: Any, width: int, *, color: bool, normalized: bool = Fal
             rows.append(row)
         peak = max((v for row in rows for _, v in row), default=0.0) or 1.0
         header = f"{rev}" if len(counts) > 1 else ""
-        blocks.append(_matrix(header, f"{y_label} \\ {x_label}", actual, predicted, rows, peak, color, i))
+        corner = f"{y_label} \\ {x_label}"
+        blocks.append(_matrix(header, corner, actual, predicted, rows, peak, color, i, width))
     title = str(plot.props.get("title") or plot.id)
     return "\n".join([title, *_side_by_side(blocks, width)])
 
@@ -250,9 +258,22 @@ def _matrix(
     peak: float,
     color: bool,
     series: int,
+    width: int,
 ) -> list[str]:
-    cell = max([len(p) for p in predicted] + [len(t) for row in rows for t, _ in row] + [3]) + 2
-    first = max([len(corner)] + [len(a) for a in actual]) + 2
+    content = max([len(p) for p in predicted] + [len(t) for row in rows for t, _ in row] + [3])
+    label = max(len(a) for a in actual)
+    cell = content + 2
+    first = max(len(corner), label) + 2
+    # A line wider than the terminal wraps and the table can't be read (ten classes at 80
+    # columns): tighter cells first, then the corner label cut short.
+    if first + len(predicted) * (cell + 1) + 2 > width:
+        cell = content + 1
+        room = width - len(predicted) * (cell + 1) - 2
+        if first > room:
+            first = max(label + 2, room)
+            if len(corner) > first - 2:  # said in full above the table instead
+                header = f"{header}  {corner}" if header else corner
+                corner = corner[: max(0, first - 3)] + "…"
     bar = lambda left, mid, right, fill="─": (  # noqa: E731 — a table rule, drawn three times
         left + fill * first + "".join(mid + fill * cell for _ in predicted) + right
     )
@@ -264,7 +285,7 @@ def _matrix(
     for a, row in zip(actual, rows):
         cells = []
         for text, value in row:
-            body = text.rjust(cell - 2).center(cell)
+            body = text.rjust(cell - 1) + " "
             if color:
                 share = value / peak
                 shade = tuple(round(255 + (c - 255) * share) for c in base)
@@ -323,7 +344,7 @@ def bars_text(plot: Any, width: int, *, color: bool, sort: bool = False) -> str:
     revs: list[str] = []
     for point in plot.datapoints:
         value = _number(point.get(x))
-        if value is None:
+        if value is None or not math.isfinite(value):
             continue
         rev = str(point.get("rev"))
         if rev not in revs:

@@ -36,6 +36,7 @@ class PlotSet:
     plots: list[Any]  # adapters.dvc_plots.Plot, in DVC's order
     sources: list[str]  # the names series carry: "workspace", a revision as given, a run id
     runs: list[str] = field(default_factory=list)  # those of the sources that are runs
+    notes: list[str] = field(default_factory=list)  # what belongs to no one plot (a dvc.yaml DVC can't read)
 
     def where(self, source: str) -> str:
         if source == WORKSPACE:
@@ -43,12 +44,21 @@ class PlotSet:
         return f"in run {source}" if source in self.runs else f"at revision {source}"
 
     def errors_of(self, plot: Any) -> list[str]:
-        """What could not be read for one plot, one line each: ``FILE: why (where)``."""
-        return [f"{path or plot.id}: {why} ({self.where(rev)})" for rev, path, why in plot.errors]
+        """What could not be read for one plot, one line each: ``FILE: why (where)``; a plot whose
+        files were read but hold nothing says so."""
+        lines = [f"{path or plot.id}: {why} ({self.where(rev)})" for rev, path, why in plot.errors]
+        if not lines and not has_data(plot):
+            lines.append(f"{plot.id}: no data to draw")
+        return lines
 
     @property
     def errors(self) -> list[str]:
-        return [line for plot in self.plots for line in self.errors_of(plot)]
+        return [line for plot in self.plots for line in self.errors_of(plot)] + self.notes
+
+
+def has_data(plot: Any) -> bool:
+    """Whether ``plot`` has anything to draw (datapoints, or an image's bytes)."""
+    return bool(plot.datapoints if plot.kind == "vega" else plot.sources)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -69,6 +79,7 @@ def load(
     if len(runs) + len(revs) > MAX_SOURCES:
         raise UsageError(f"at most {MAX_SOURCES} runs and revisions can be overlaid ({len(runs) + len(revs)} given)")
     targets = list(targets)
+    _check_targets(targets)
     data: dict[str, dict] = {}
     sources: list[str] = []
     run_ids: list[str] = []
@@ -86,7 +97,19 @@ def load(
         sources.append(run_id)
         run_ids.append(run_id)
     plots = dvc_plots.match(data, dvc_plots.templates_dir(project.root))
-    return PlotSet(plots, sources, run_ids)
+    return PlotSet(plots, sources, run_ids, dvc_plots.revision_errors(data))
+
+
+def _check_targets(targets: list[str]) -> None:
+    """Each target is a regular expression (DVC's matching): a bad one is a usage error here,
+    not a crash inside the matching."""
+    import re
+
+    for target in targets:
+        try:
+            re.compile(target)
+        except re.error as exc:
+            raise UsageError(f"TARGET '{target}' is not a regular expression: {exc}") from None
 
 
 def _check_revs(project: Project, revs: list[str]) -> None:
@@ -106,6 +129,12 @@ def workspace(project: Project, targets: list[str]) -> dict:
     if definitions is None:
         return dvc_plots.repo_plots(project.root, targets, [WORKSPACE])
     contents = dvc_plots.read_files(project.root, list(dvc_plots.data_files(definitions)))
+    missing = any(isinstance(data, FileNotFoundError) for data in contents.values())
+    if missing and not any(isinstance(data, dvc_plots.TooLarge) for data in contents.values()):
+        # A file DVC tracks (dvc.lock, a .dvc file) and gone from the working tree: DVC reads it
+        # from its cache, as `dvc plots show` does; one truly gone is reported missing by DVC too.
+        # Not with a file over the size cap here: DVC would read that one whole.
+        return dvc_plots.repo_plots(project.root, targets, [WORKSPACE])
     return dvc_plots.revision(WORKSPACE, definitions, contents)
 
 

@@ -1,7 +1,8 @@
 """A run's plots in the run store (schema migration 7): what `opsctl plots show --run` draws
 after the workspace has moved on.
 
-``run_plots`` holds the run's plot definitions (DVC's shape, as JSON) once per run;
+``run_plots`` holds the run's plot definitions (DVC's shape, as JSON, in their order: plots
+are shown in the order dvc.yaml declares them) once per run;
 ``run_plot_files`` one row per plot file: its md5 and size, and its bytes only when the DVC
 cache doesn't hold them (``content``) and they fit the run's cap; a file over the cap is
 ``omitted``. Functions take a :class:`~opsctl.store.runs.RunStore` and use its transactions,

@@ -8,7 +8,21 @@ import sys
 
 import pytest
 
-HEAVY = ["dvc", "docker", "git", "textual", "copier", "sqlite3", "pandas", "pandera", "scipy", "dask"]
+HEAVY = [
+    "dvc",
+    "docker",
+    "git",
+    "textual",
+    "copier",
+    "sqlite3",
+    "pandas",
+    "pandera",
+    "scipy",
+    "dask",
+    "plotext",
+    "vl_convert",
+    "dvc_render",
+]
 
 PROBE = """
 import json, sys
@@ -19,7 +33,15 @@ print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}), file=sys.std
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["--version"], ["init", "--help"], ["template", "--help"], ["ui", "--help"]]
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["init", "--help"],
+        ["template", "--help"],
+        ["ui", "--help"],
+        ["plots", "show", "--help"],
+    ],
 )
 def test_help_and_version_import_no_heavy_library(args):
     result = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True)
