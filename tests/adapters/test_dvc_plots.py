@@ -310,7 +310,7 @@ def test_a_cached_plot_missing_from_the_workspace_is_read_from_the_cache(tmp_pat
     # Gone from the cache too: one error naming the file.
     shutil.rmtree(root / ".dvc" / "cache")
     (plot,) = core_plots.load(Project(root)).plots
-    assert plot.errors == ["workspace: sq.json: not found"] and not plot.datapoints
+    assert plot.errors == [("workspace", "sq.json", "not found")] and not plot.datapoints
 
 
 def test_an_empty_plot_file_is_there_with_no_data():
@@ -319,4 +319,4 @@ def test_an_empty_plot_file_is_there_with_no_data():
     (plot,) = dvc_plots.match(dvc_plots.revision("workspace", definitions, {"plots/empty.csv": b""}), None)
     assert not plot.errors and not plot.datapoints and not plot.sources
     (plot,) = dvc_plots.match(dvc_plots.revision("workspace", definitions, {}), None)
-    assert plot.errors == ["workspace: plots/empty.csv: not found"]
+    assert plot.errors == [("workspace", "plots/empty.csv", "not recorded")]

@@ -345,14 +345,14 @@ def test_a_plot_file_too_large_is_refused_without_reading_it(scratch):
     too_large = "plots/bars.json: 8,589,934,592 bytes, over the 64 MiB a plot file may have"
     result = show(TARGETS["bar_horizontal"])
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [f"warning: bar_horizontal: workspace: {too_large}"]
+    assert result.stderr.splitlines() == [f"warning: {too_large} (in the workspace)"]
     # With another file missing too, the read is not handed to DVC (which would read it whole).
     (scratch / "plots" / "points.csv").unlink()
     result = show(TARGETS["bar_horizontal"], TARGETS["scatter"])
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines() == [
-        "warning: scatter: workspace: plots/points.csv: not found",
-        f"warning: bar_horizontal: workspace: {too_large}",
+        "warning: plots/points.csv: not found (in the workspace)",
+        f"warning: {too_large} (in the workspace)",
     ]
 
 
@@ -474,6 +474,6 @@ def test_a_runs_plot_files_outside_the_cache_are_copied_up_to_the_cap(tmp_path):
     assert small["data"][report["run_id"]]["small.json"] == [{"step": i, "v": i * 2} for i in range(10)]
     assert big["data"] == {}
     assert (
-        f"run {report['run_id']}: big.json ({size:,} bytes) was over the run's copy cap when recorded"
-        in (shown["errors"])
+        f"big.json: not kept: {size:,} bytes, over the run store's copy cap, and not in the DVC cache"
+        f" (in run {report['run_id']})" in shown["errors"]
     )
