@@ -25,7 +25,7 @@ from opsctl.adapters import dvc_plots
 from opsctl.core import plot_text
 from opsctl.core import plots as core_plots
 from opsctl.core.project import Project
-from tests.conftest import PYTHON, git_dvc_project, opsctl_inprocess, run, run_opsctl
+from tests.conftest import PYTHON, git_dvc_project, run_opsctl
 from tests.plots_project import BARS, FILES, PLOT_IDS, TARGETS, TEMPLATES, TITLES, file_content, make_plots_project
 
 SNAPSHOTS = Path(__file__).parent / "plots_snapshots"
@@ -398,82 +398,4 @@ def test_a_hundred_thousand_points_all_in_the_svg(big_root, tmp_path):
     assert len(re.findall(r"[ML]", path.get("d"))) == BIG  # one vertex per point
 
 
-# --- runs -------------------------------------------------------------------------------------
-
-GEN = """import json, yaml
-scale = yaml.safe_load(open("params.yaml"))["scale"]
-json.dump([{"step": i, "loss": scale / (i + 1)} for i in range(10)], open("curve.json", "w"))
-"""
-
-
-def test_two_runs_overlaid_each_named_after_the_workspace_moved_on(tmp_path):
-    import json
-
-    root = git_dvc_project(tmp_path / "runs")
-    (root / "gen.py").write_text(GEN)
-    (root / "params.yaml").write_text("scale: 1\n")
-    stage = {"cmd": "python gen.py", "deps": ["gen.py"], "params": ["scale"]}
-    stage["plots"] = [{"curve.json": {"cache": False, "x": "step", "y": "loss", "title": "Loss"}}]
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"gen": stage}}))
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "init"], cwd=root)
-    run_ids = []
-    for scale in (1, 3):
-        (root / "params.yaml").write_text(f"scale: {scale}\n")
-        report = opsctl_inprocess("run", "--executor", "local", "--json", cwd=root, check=True)
-        run_ids.append(json.loads(report.stdout)["run_id"])
-    (root / "curve.json").write_text("[]")  # the workspace moved on
-
-    result = plots("--run", run_ids[0], "--run", run_ids[1], cwd=root)
-    assert result.returncode == 0, result.stderr
-    legend = [line for line in result.stdout.splitlines() if re.search(r"[0-9a-f]{12}\s*│$", line)]
-    assert [re.search(r"[0-9a-f]{12}", line).group(0) for line in legend] == run_ids
-
-    report = json.loads(plots("--run", run_ids[0], "--run", run_ids[1], "--json", cwd=root).stdout)
-    assert report["sources"] == run_ids and report["errors"] == []
-    (plot,) = report["plots"]
-    assert plot["revisions"] == run_ids
-    for run_id, scale in zip(run_ids, (1, 3)):
-        assert plot["data"][run_id]["curve.json"] == [{"step": i, "loss": scale / (i + 1)} for i in range(10)]
-    assert {p["rev"] for p in plot["spec"]["data"]["values"]} == set(run_ids)
-
-
-UNDECLARED = """import json
-json.dump([{"step": i, "v": i * 2} for i in range(10)], open("small.json", "w"))
-json.dump([{"step": i, "v": i % 13, "pad": "x" * 40} for i in range(30000)], open("big.json", "w"))
-"""
-
-
-def test_a_runs_plot_files_outside_the_cache_are_copied_up_to_the_cap(tmp_path):
-    """Files no DVC output tracks (so not in the cache) are copied into the run store, up to
-    1 MiB a run; a file over it is reported when the run records it and when it is shown."""
-    import json
-
-    root = git_dvc_project(tmp_path / "cap")
-    (root / "gen.py").write_text(UNDECLARED)
-    stage = {"cmd": "python gen.py", "deps": ["gen.py"]}
-    top = [{"small": {"x": "step", "y": {"small.json": "v"}}}, {"big": {"x": "step", "y": {"big.json": "v"}}}]
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"gen": stage}, "plots": top}))
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "init"], cwd=root)
-    report = json.loads(opsctl_inprocess("run", "--executor", "local", "--json", cwd=root, check=True).stdout)
-    size = (root / "big.json").stat().st_size
-    assert size > core_plots.RUN_COPY_CAP
-    assert report["plots_notes"] == [
-        f"plot file big.json ({size:,} bytes) is not kept with the run: it is not in the DVC cache"
-        " and the run store keeps at most 1 MiB of plot data a run"
-    ]
-    (root / "small.json").unlink()
-    (root / "big.json").unlink()
-
-    result = plots("--run", report["run_id"], "--json", cwd=root)
-    assert result.returncode == 1
-    shown = json.loads(result.stdout)
-    small, big = shown["plots"]  # in dvc.yaml's order, as DVC shows them
-    assert [small["id"], big["id"]] == ["small", "big"]
-    assert small["data"][report["run_id"]]["small.json"] == [{"step": i, "v": i * 2} for i in range(10)]
-    assert big["data"] == {}
-    assert (
-        f"big.json: not kept: {size:,} bytes, over the run store's copy cap, and not in the DVC cache"
-        f" (in run {report['run_id']})" in shown["errors"]
-    )
+# Runs' plots, drawn after the workspace moved on: tests/e2e/test_plots_runs.py.

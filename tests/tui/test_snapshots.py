@@ -454,6 +454,15 @@ def plot_drawn(pilot):
     return wait
 
 
+async def _plots_to_the_roc(pilot) -> None:
+    """`g` on the screen in front, then `]` from the confusion matrix to the ROC curve."""
+    await pilot.press("g")
+    await plot_drawn(pilot)("plot 1/2: plots/confusion.json")
+    await pilot.press("right_square_bracket")
+    await plot_drawn(pilot)("plot 2/2: plots/roc.json")
+    await settled(pilot)
+
+
 def test_plots_screen(app, snap_compare):
     """A run's ROC curve: `g` on the newest run, `]` from the confusion matrix to the curve."""
 
@@ -461,11 +470,7 @@ def test_plots_screen(app, snap_compare):
         await settled(pilot)
         await pilot.press("enter")
         await settled(pilot)
-        await pilot.press("g")
-        await plot_drawn(pilot)("plot 1/2: plots/confusion.json")
-        await pilot.press("right_square_bracket")
-        await plot_drawn(pilot)("plot 2/2: plots/roc.json")
-        await settled(pilot)
+        await _plots_to_the_roc(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
@@ -477,11 +482,7 @@ def test_plots_screen_overlaid(app, snap_compare):
         await settled(pilot)
         pilot.app.open_compare([run_id(11), run_id(10)])
         await settled(pilot)
-        await pilot.press("g")
-        await plot_drawn(pilot)("plot 1/2: plots/confusion.json")
-        await pilot.press("right_square_bracket")
-        await plot_drawn(pilot)("plot 2/2: plots/roc.json")
-        await settled(pilot)
+        await _plots_to_the_roc(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
