@@ -68,8 +68,12 @@ def _env() -> dict:
 
 def check(root: Path) -> None:
     """Both tools see the same two plots with the same number of points."""
-    ours = json.loads(subprocess.run([*OPSCTL, "plots", "show", "--json"], cwd=root, capture_output=True, env=_env()).stdout)
-    theirs = json.loads(subprocess.run([*DVC, "plots", "show", "--json"], cwd=root, capture_output=True, env=_env()).stdout)
+    ours = json.loads(
+        subprocess.run([*OPSCTL, "plots", "show", "--json"], cwd=root, capture_output=True, env=_env()).stdout
+    )
+    theirs = json.loads(
+        subprocess.run([*DVC, "plots", "show", "--json"], cwd=root, capture_output=True, env=_env()).stdout
+    )
     ours_points = {p["id"]: len(p["spec"]["data"]["values"]) for p in ours["plots"]}
     theirs_points = {pid: len(v[0]["content"]["data"]["values"]) for pid, v in theirs["data"].items()}
     if ours_points != theirs_points or len(ours_points) != 2:
