@@ -27,6 +27,7 @@ def test_wheel_contains_templates_and_uses_them(tmp_path):
     assert "opsctl/templates/ml-pipeline/project/data/raw/churn.csv" in names
     assert "opsctl/templates/ml-pipeline/project/dvc.yaml" in names
     assert not any(n.startswith("templates/") for n in names)
+    assert "opsctl/assets/vega.js" in names  # `opsctl plots show --html` embeds it: no CDN
 
     # Unpacked first on sys.path, the wheel's own copy of the templates is the one found.
     site = tmp_path / "site"
