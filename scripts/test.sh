@@ -9,4 +9,6 @@ bash scripts/bootstrap.sh
 bash scripts/lint.sh
 # The Docker tests' images (busybox; Debian with python3, pandas, scikit-learn), built once per machine.
 if docker info >/dev/null 2>&1; then bash scripts/build-test-images.sh; fi
-exec .venv/bin/python -m pytest -n "${OPSCTL_TEST_WORKERS:-auto}" "$@"
+# worksteal: a worker that runs out of tests takes half of another's queue, so the suite does not end
+# with one worker alone on a long tail (tests/conftest.py starts the longest first).
+exec .venv/bin/python -m pytest -n "${OPSCTL_TEST_WORKERS:-auto}" --dist worksteal "$@"

@@ -18,6 +18,20 @@ PYTHON = sys.executable
 BIN = Path(sys.executable).parent  # the venv's bin: dvc, copier, lint-imports live here
 
 
+# The suite's longest tests, started first: pytest-xdist hands tests out in collection order, so
+# one of these collected late runs alone at the end while the other workers sit idle (the demo
+# alone takes ~2.5 min). Files stay together, so module fixtures are made once.
+LONG_FIRST = ("tests/e2e/test_readme_demo.py", "tests/e2e/test_dask_executor.py", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order within each rank is the collection order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory):
     """No test reads the developer's ~/.gitconfig; every subprocess sees the venv first on PATH."""
