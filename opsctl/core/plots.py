@@ -175,7 +175,8 @@ def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, 
         store.close()
     if recorded is None:
         raise UsageError(
-            f"run {run_id} has no plots recorded", hint="runs record their plots since opsctl 0.16; rerun it"
+            f"run {run_id} has no plots recorded",
+            hint="it ran before dvc.yaml declared plots, or before opsctl recorded them: run the pipeline again",
         )
     definitions = dvc_plots.filter_definitions(recorded.definitions, targets)
     contents: dict[str, bytes | Exception] = {}
