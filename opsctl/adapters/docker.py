@@ -175,7 +175,7 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
         _remove_quietly(api, container_id)
         container_id = create("none")
     try:
-        api.start(container_id)
+        start_container(lambda: api.start(container_id))
         pending = b""
         for chunk in api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
             pending += chunk
@@ -199,6 +199,37 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
         )
         return exit_code or 1
     return exit_code
+
+
+_START_TRIES = 5
+
+
+def start_container(start) -> None:
+    """``start()`` (the engine's container start), tried again when it fails only because a
+    read-only bind's source was replaced as it was mounted. opsctl replaces dvc.lock and
+    opsctl.lock by rename after each stage; a parallel stage's container starting at that
+    moment has the engine open the old file and mount it once it is gone ("error mounting
+    .../dvc.lock ... no such file or directory"). The file is there; a new try mounts it."""
+    import time
+
+    from docker.errors import APIError
+
+    for attempt in range(1, _START_TRIES + 1):
+        try:
+            start()
+            return
+        except APIError as exc:
+            if attempt == _START_TRIES or not _replaced_as_mounted(str(exc)):
+                raise
+            time.sleep(0.02 * attempt)
+
+
+def _replaced_as_mounted(message: str) -> bool:
+    return (
+        "error mounting" in message
+        and "no such file or directory" in message
+        and any(f"/workspace/{path}" in message for path in READ_ONLY_PATHS)
+    )
 
 
 def _workspace_binds(workspace: str) -> tuple[dict, list[str]]:

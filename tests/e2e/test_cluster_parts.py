@@ -4,10 +4,11 @@ and runs there by digest, and a killed worker leaves the cluster (which still st
 
 from __future__ import annotations
 
+import io
 import subprocess
-from pathlib import Path
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -45,10 +46,13 @@ def test_an_image_pushed_to_the_registry_runs_by_digest_on_the_empty_second_engi
 
     second = docker.DockerClient(base_url=second_engine, timeout=60)
     try:
-        assert second.images.list() == []
+        # An image of its own (one label more than busybox), so its digest is one no other test
+        # has put on the second engine: it can only get there from the registry.
         repo = f"{image_registry}/opsctl-test/busybox"
         tag = f"smoke-{uuid.uuid4().hex[:8]}"
-        docker_engine.images.get(BUSYBOX).tag(repo, tag)
+        dockerfile = io.BytesIO(f"FROM {BUSYBOX}\nLABEL opsctl.test.smoke={tag}\n".encode())
+        image, _ = docker_engine.images.build(fileobj=dockerfile, tag=f"{repo}:{tag}", rm=True)
+        assert not [i for i in second.images.list() if i.id == image.id]
         try:
             events = list(docker_engine.images.push(repo, tag=tag, stream=True, decode=True))
             assert not [e for e in events if "error" in e], events
