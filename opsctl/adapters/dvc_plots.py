@@ -31,7 +31,6 @@ from typing import Any
 
 from opsctl.adapters import dvc_compat
 
-WORKSPACE = "workspace"
 # A plot file is read whole by DVC's parser; past this size it is refused rather than parsed
 # (a hostile or mistaken file must not exhaust memory). Plots are curves and matrices, not datasets.
 MAX_PLOT_FILE_BYTES = 64 << 20
@@ -292,24 +291,36 @@ def _quiet_dvc_errors() -> Iterator[None]:
         ui.error_write = write
 
 
-def read_cached(root: Path, md5: str) -> bytes:
-    """A file's bytes from the project's DVC cache by its md5 (FileNotFoundError: not there)."""
+def _cached_objects(root: Path):
+    """Where the project's DVC cache keeps a file by md5 (the cache's place is read once)."""
     from opsctl.adapters.dvc import cache_dir
 
-    path = cache_dir(root) / "files" / "md5" / md5[:2] / md5[2:]
-    size = path.stat().st_size
-    if size > MAX_PLOT_FILE_BYTES:
-        raise TooLarge(f"{size:,} bytes, over the {MAX_PLOT_FILE_BYTES >> 20} MiB a plot file may have")
-    return path.read_bytes()
+    files = cache_dir(root) / "files" / "md5"
+    return lambda md5: files / md5[:2] / md5[2:]
+
+
+def read_cached(root: Path, md5s: list[str]) -> dict[str, bytes | OSError]:
+    """Each file's bytes from the project's DVC cache by its md5, or why not
+    (FileNotFoundError: not there; TooLarge)."""
+    object_path = _cached_objects(root)
+    found: dict[str, bytes | OSError] = {}
+    for md5 in md5s:
+        path = object_path(md5)
+        try:
+            size = path.stat().st_size
+            if size > MAX_PLOT_FILE_BYTES:
+                raise TooLarge(f"{size:,} bytes, over the {MAX_PLOT_FILE_BYTES >> 20} MiB a plot file may have")
+            found[md5] = path.read_bytes()
+        except OSError as exc:
+            found[md5] = exc
+    return found
 
 
 def cached_md5s(root: Path, md5s: list[str]) -> set[str]:
     """Those of ``md5s`` the project's DVC cache holds (a run's plot files found there need
     no copy in the run store)."""
-    from opsctl.adapters.dvc import cache_dir
-
-    files = cache_dir(root) / "files" / "md5"
-    return {md5 for md5 in md5s if (files / md5[:2] / md5[2:]).is_file()}
+    object_path = _cached_objects(root)
+    return {md5 for md5 in md5s if object_path(md5).is_file()}
 
 
 def file_md5(data: bytes) -> str:

@@ -180,6 +180,8 @@ def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, 
         )
     definitions = dvc_plots.filter_definitions(recorded.definitions, targets)
     contents: dict[str, bytes | Exception] = {}
+    by_md5 = [f.md5 for f in recorded.files if f.content is None and not f.omitted]
+    cached = dvc_plots.read_cached(project.root, by_md5) if by_md5 else {}
     for file in recorded.files:
         if file.content is not None:
             contents[file.path] = file.content
@@ -187,15 +189,12 @@ def _run_revision(project: Project, run: str, targets: list[str]) -> tuple[str, 
             contents[file.path] = dvc_plots.Unavailable(
                 f"not kept: {file.size:,} bytes, over the run store's copy cap, and not in the DVC cache"
             )
+        elif isinstance(cached[file.md5], FileNotFoundError):
+            contents[file.path] = dvc_plots.Unavailable(
+                f"gone from the DVC cache (md5 {file.md5[:8]}; `opsctl data pull` may bring it back)"
+            )
         else:
-            try:
-                contents[file.path] = dvc_plots.read_cached(project.root, file.md5)
-            except FileNotFoundError:
-                contents[file.path] = dvc_plots.Unavailable(
-                    f"gone from the DVC cache (md5 {file.md5[:8]}; `opsctl data pull` may bring it back)"
-                )
-            except OSError as exc:
-                contents[file.path] = exc
+            contents[file.path] = cached[file.md5]
     for path, why in recorded.errors.items():
         contents.setdefault(path, dvc_plots.Unavailable(f"could not be recorded: {why}"))
     return run_id, dvc_plots.revision(run_id, definitions, contents)
