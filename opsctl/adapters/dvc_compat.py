@@ -517,3 +517,143 @@ def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, 
                 ) from None
             result.append((renderer, source_errors, definition_errors))
     return result
+
+
+# -- params and metrics diff (`dvc params diff`, `dvc metrics diff`) ---------------------------
+# `opsctl report` compares params and metrics read from Git blobs without building DVC's index
+# (adapters/dvc_compare.py). These restate, against DVC 3.67.1, how DVC loads those files
+# (``dvc.utils.serialize.load_path``, ``dvc.dependency.param.read_param_file``) and diffs them
+# (``dvc.utils.diff.diff`` after ``format_dict``); tests/adapters/test_dvc_compare.py checks
+# them against the originals and against ``Repo.params.diff`` / ``Repo.metrics.diff``.
+
+
+class NotRestated(ValueError):
+    """What only DVC's own code reads (a Python params file, a glob key): ask DVC."""
+
+
+def load_values(path: str, data: bytes) -> Any:
+    """A params or metrics file's content as DVC's ``load_path`` reads it: JSON by its suffix,
+    YAML (1.2, as DVC's ruamel) otherwise; ``.py`` and ``.toml`` files are left to DVC."""
+    import json
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".py", ".toml"):
+        raise NotRestated(f"{path}: {suffix} files are read by DVC itself")
+    text = data.decode("utf-8")
+    if suffix == ".json":
+        return json.loads(text)
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text) or {}
+
+
+def select_params(config: Any, key_paths: list[str]) -> Any:
+    """``read_param_file(fs, path, key_paths)``'s selection: the sub-trees at ``key_paths``
+    (dot-separated, as DVC writes them in a stage's ``params:``), or the whole file when none.
+    Raises NotRestated for what only dpath resolves here (a glob, a path through a list)."""
+    if not key_paths:
+        return config
+    selected: dict = {}
+    for key_path in dict.fromkeys(key_paths):
+        if any(c in key_path for c in "*?[]"):
+            raise NotRestated(f"param key {key_path!r} is a glob")
+        node: Any = config
+        parts = key_path.split(".")
+        for part in parts:
+            if isinstance(node, list):
+                raise NotRestated(f"param key {key_path!r} goes through a list")
+            if not isinstance(node, dict) or part not in node:
+                node = KeyError
+                break
+            node = node[part]
+        if node is KeyError:
+            continue
+        target = selected
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = node
+    return selected
+
+
+def _format_dict(d: dict) -> dict:
+    """``dvc.utils.diff.format_dict``: lists become their ``str()``."""
+    return {k: _format_dict(v) if isinstance(v, dict) else str(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _flatten(d: dict, prefix: Any = None) -> dict:
+    """``flatten_dict.flatten(d, reducer="dot")``: empty dicts vanish, keys join with ``.``."""
+    flat: dict = {}
+    for key, value in d.items():
+        name = key if prefix is None else f"{prefix}.{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _diff_value(old: Any, new: Any) -> dict:
+    if isinstance(new, list) and isinstance(old, list) and len(old) == len(new) == 1:
+        return _diff_value(old[0], new[0])
+    if old == new:
+        return {}
+    result = {"old": old, "new": new}
+    if isinstance(new, (int, float)) and isinstance(old, (int, float)):
+        result["diff"] = new - old
+    return result
+
+
+def _parsed(raw: Any) -> Any:
+    """``dvc.utils.diff._parse``: a string holding JSON is read as JSON."""
+    import json
+
+    if raw is None or isinstance(raw, (dict, list, int, float)) or not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _as_flat(value: Any) -> tuple[dict, Any]:
+    """``dvc.utils.diff._flatten``: the flat keys, and what a missing key reads as."""
+    if not value:
+        return {}, None
+    if isinstance(value, dict):
+        return _flatten(value), None
+    return {}, "unable to parse"
+
+
+def diff_values(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, dict]]:
+    """``dvc.utils.diff.diff(format_dict(old), format_dict(new))`` for ``{file: content}``
+    (a file that could not be read is ``{}``): ``{file: {key: {"old", "new"[, "diff"]}}}``,
+    changed keys only; ``diff`` when both values are numbers."""
+    old, new = _format_dict(old), _format_dict(new)
+    result: dict[str, dict[str, dict]] = {}
+    for path in {*old, *new}:
+        a, b = _parsed(old.get(path, {})), _parsed(new.get(path, {}))
+        changes: dict[str, dict] = {}
+        if isinstance(a, dict) or isinstance(b, dict):
+            (flat_a, missing_a), (flat_b, missing_b) = _as_flat(a), _as_flat(b)
+            for key in {*flat_a, *flat_b}:
+                if change := _diff_value(flat_a.get(key, missing_a), flat_b.get(key, missing_b)):
+                    changes[key] = change
+        elif change := _diff_value(a, b):
+            changes[""] = change
+        if changes:
+            result[path] = changes
+    return result
+
+
+def params_and_metrics_show(repo: Any, revs: list[str]) -> tuple[dict, dict]:
+    """``Repo.params.show`` and ``Repo.metrics.show`` over ``revs`` (``workspace`` included by
+    name): ``{rev: {"data": {file: {"data"} | {"error"}}} | {"error"}}`` each, as `dvc params
+    diff` / `dvc metrics diff` gather them before diffing."""
+    params = repo.params.show(revs=revs, hide_workspace=False)
+    metrics = repo.metrics.show(revs=revs, hide_workspace=False)
+    return params, metrics
+
+
+def flat_values(content: Any) -> dict:
+    """One file's values as the diff keys them (``train.n_estimators``; lists as their str)."""
+    return _as_flat(_parsed(_format_dict({"": content})[""]))[0]

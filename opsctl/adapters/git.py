@@ -347,3 +347,110 @@ def files_named(root: Path, name: str) -> list[str] | None:
     if result.returncode != 0:
         return None
     return sorted({p for p in result.stdout.decode(errors="replace").split("\0") if p})
+
+
+# -- comparing revisions (opsctl report) ----------------------------------------------------
+
+
+def resolve_commit(root: Path, rev: str) -> str | None:
+    """The commit ``rev`` names (a branch, tag, sha, ``HEAD~1``…), or None when it names none."""
+    if rev.startswith("-"):  # never an option to git
+        return None
+    return (
+        _git(root, "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}", check=False).strip() or None
+    )
+
+
+def default_branch(root: Path) -> str | None:
+    """The repository's default branch as a revision: the remote's HEAD (``origin/main``) when
+    a clone knows it, else a local ``main`` or ``master``; None when there is neither."""
+    remote_head = _git(root, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", check=False).strip()
+    if remote_head:
+        return remote_head
+    for name in ("main", "master"):
+        if _git(root, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip():
+            return name
+        if _git(root, "rev-parse", "--verify", "-q", f"refs/remotes/origin/{name}", check=False).strip():
+            return f"origin/{name}"
+    return None
+
+
+def merge_base(root: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of two revisions, or None (unrelated histories)."""
+    return _git(root, "merge-base", a, b, check=False).strip() or None
+
+
+def commit_time(root: Path, commit: str) -> float | None:
+    """When ``commit`` was made (committer time, seconds since the epoch)."""
+    out = _git(root, "show", "-s", "--format=%ct", commit, check=False).strip()
+    return float(out) if out.isdigit() else None
+
+
+def repository_prefix(root: Path) -> str:
+    """``root``'s path inside its repository (``""`` at the top; ``sub/dir`` without a slash)."""
+    return _git(root, "rev-parse", "--show-prefix", check=False).strip().rstrip("/")
+
+
+def files_at(root: Path, commit: str, names: tuple[str, ...]) -> list[str]:
+    """Paths (relative to ``root``) of the files at ``commit`` under ``root`` whose name is one
+    of ``names`` or, for a name starting with ``*``, ends with it (``*.dvc``)."""
+    out = _git(root, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit, binary=True)
+    prefix = repository_prefix(root)
+    prefix = f"{prefix}/" if prefix else ""
+    found = []
+    for raw in out.split(b"\0"):
+        path = os.fsdecode(raw)
+        if not path or not path.startswith(prefix):
+            continue
+        name = path.rsplit("/", 1)[-1]
+        if any(name == n or (n.startswith("*") and name.endswith(n[1:])) for n in names):
+            found.append(path[len(prefix) :])
+    return found
+
+
+class BlobTooLarge(OSError):
+    """A file at a revision is bigger than the reader allows."""
+
+
+def blobs(root: Path, commit: str, paths: list[str], *, max_bytes: int) -> dict[str, bytes | OSError]:
+    """Several files at ``commit`` (paths relative to ``root``) in one ``git cat-file --batch``:
+    each file's bytes, FileNotFoundError when the commit has no such file, or BlobTooLarge
+    (its content is skipped, never held in memory)."""
+    if not paths:
+        return {}
+    found: dict[str, bytes | OSError] = {}
+    with subprocess.Popen(
+        ["git", "cat-file", "--batch"],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        # Written whole before reading: a few paths, far below a pipe's buffer per line.
+        proc.stdin.write(b"".join(f"{commit}:./{p}\n".encode() for p in paths))
+        proc.stdin.close()
+        for path in paths:
+            header = proc.stdout.readline().split()
+            if len(header) != 3:  # "<name> missing"
+                found[path] = FileNotFoundError(f"{path}: not in {commit[:12]}")
+                continue
+            size = int(header[2])
+            if header[1] != b"blob" or size > max_bytes:
+                remaining = size + 1  # the content, then a newline
+                while remaining > 0:
+                    chunk = proc.stdout.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                if header[1] == b"tree":
+                    found[path] = IsADirectoryError(f"{path}: a directory at {commit[:12]}")
+                elif header[1] != b"blob":
+                    found[path] = FileNotFoundError(f"{path}: not a file at {commit[:12]}")
+                else:
+                    found[path] = BlobTooLarge(f"{path}: {size:,} bytes at {commit[:12]}, over {max_bytes:,}")
+                continue
+            found[path] = proc.stdout.read(size)
+            proc.stdout.read(1)
+    return found

@@ -16,6 +16,7 @@ from opsctl.cli import model as model_cmd
 from opsctl.cli import monitor as monitor_cmd
 from opsctl.cli import pipeline as pipeline_cmd
 from opsctl.cli import plots as plots_cmd
+from opsctl.cli import report as report_cmd
 from opsctl.cli import run as run_cmd
 from opsctl.cli import runs as runs_cmd
 from opsctl.cli import templates as templates_cmd
@@ -68,6 +69,7 @@ doctor_cmd.register(app)
 pipeline_cmd.register(app)
 run_cmd.register(app)
 lineage_cmd.register(app)
+report_cmd.register(app)
 ui_cmd.register(app)
 worker_cmd.register(app)
 

@@ -105,6 +105,12 @@ class Output:
         sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
         sys.stdout.flush()
 
+    def markdown(self, text: str) -> None:
+        """Markdown drawn for a terminal (headings, tables, code blocks)."""
+        from rich.markdown import Markdown
+
+        self._console(stderr=False).print(Markdown(text))
+
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
         """A table on a terminal; tab-separated lines with a header when piped.
 

@@ -101,7 +101,7 @@ def _one_line(text: object) -> str:
 # -- Markdown ---------------------------------------------------------------------------------
 
 
-def _md(text: object) -> str:
+def md_text(text: object) -> str:
     """Text from the data, safe in a Markdown table cell: one line, no markup, no HTML."""
     return _html.escape(_MD_SPECIAL.sub(r"\\\1", _one_line(text)), quote=False)
 
@@ -111,7 +111,7 @@ def markdown(report: dict) -> str:
     lines = [f"**{'Drift detected' if drifted else 'No drift'}**: {words}", ""]
     for title, which in (("Reference", "reference"), ("Current", "current")):
         label, facts = _side(report, which)
-        lines.append(f"- {title}: {_md(label)} ({_md(facts)})")
+        lines.append(f"- {title}: {md_text(label)} ({md_text(facts)})")
     columns = report.get("columns") or []
     rows = [c for _i, c in _ordered(columns)]
     if rows:
@@ -124,7 +124,7 @@ def markdown(report: dict) -> str:
             table += ["", f"… and {len(rows) - MAX_MD_ROWS} more columns (see `--json` or `--html`)."]
         lines.append("")
         if len(rows) > COLLAPSE_AFTER:
-            names = [_md(c.get("column")) for c in rows if c.get("drift")]
+            names = [md_text(c.get("column")) for c in rows if c.get("drift")]
             if names:
                 shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
                 lines += [f"Drifted: {shown}", ""]
@@ -135,7 +135,7 @@ def markdown(report: dict) -> str:
     skipped = [c for c in columns if not c.get("compared")]
     if skipped:
         lines += ["", "Not compared:"]
-        lines += [f"- {_md(c.get('column'))}: {_md(c.get('detail') or 'not compared')}" for c in skipped]
+        lines += [f"- {md_text(c.get('column'))}: {md_text(c.get('detail') or 'not compared')}" for c in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -146,10 +146,10 @@ def _md_row(column: dict) -> str:
         top = max([*ref, *cur, 0.0])
         shown = f"`ref {sparkline(ref, top)} / cur {sparkline(cur, top)}`"
     else:
-        shown = _md(column.get("detail") or "")
+        shown = md_text(column.get("detail") or "")
     cells = [
-        _md(column.get("column")),
-        _md(column.get("method") or DASH),
+        md_text(column.get("column")),
+        md_text(column.get("method") or DASH),
         _number(column.get("statistic")),
         _number(column.get("p_value")),
         _threshold(column),

@@ -259,9 +259,14 @@ def as_json(plot_set: PlotSet) -> dict:
 
 def svg(plot: Any) -> str:
     """The plot as DVC Studio draws it, rendered by an embedded Vega (vl-convert)."""
+    return vega_lite_svg(plot.vega_lite())
+
+
+def vega_lite_svg(spec: dict) -> str:
+    """A Vega-Lite spec as SVG, by the embedded Vega (no browser, no Node)."""
     import vl_convert
 
-    return vl_convert.vegalite_to_svg(plot.vega_lite(), vl_version=VL_VERSION)
+    return vl_convert.vegalite_to_svg(spec, vl_version=VL_VERSION)
 
 
 def write_svgs(plot_set: PlotSet, directory: Path) -> list[Path]:
@@ -309,7 +314,7 @@ def write_html(plot_set: PlotSet, path: Path, *, title: str = "opsctl plots") ->
             images = []
             for rev, files in plot.sources.items():
                 for file, data in files.items():
-                    mime = _image_mime(file)
+                    mime = image_mime(file)
                     src = f"data:{mime};base64,{base64.b64encode(data).decode()}"
                     caption = html.escape(f"{rev}: {file}")
                     images.append(
@@ -326,7 +331,7 @@ def write_html(plot_set: PlotSet, path: Path, *, title: str = "opsctl plots") ->
     return write_atomically(path, page.encode("utf-8"))
 
 
-def _image_mime(path: str) -> str:
+def image_mime(path: str) -> str:
     suffix = Path(path).suffix.lower()
     return {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml"}.get(
         suffix, "image/png"

@@ -578,6 +578,11 @@ def version_artifact(project: Project, name: str, version: str) -> tuple[str, st
     return path, md5, found.run
 
 
+def all_history(project: Project) -> list[HistoryEvent]:
+    """Every registry event of every model (deprecated ones too), oldest first."""
+    return sorted((e for m in _registry(project).values() for e in m.history), key=lambda e: e.at)
+
+
 def model_history(project: Project, name: str) -> list[HistoryEvent]:
     """Every registry event of a model, newest first: registrations, promotions, rollbacks, ..."""
     return list(reversed(_model(project, name).history))

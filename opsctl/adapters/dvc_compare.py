@@ -1,0 +1,287 @@
+"""Params and metrics of one side of a comparison — a Git revision or the workspace — read as
+``dvc params diff`` and ``dvc metrics diff`` read them, for ``opsctl report``.
+
+DVC answers those by switching its whole repository to each revision and building the stage
+index there (~1 s per command at 50 stages, most of it the index). What it reads is small: the
+root ``dvc.yaml``, the params files the stages name and the metric files. So when ``dvc.yaml``
+uses nothing that only DVC's index resolves (``${}``/``vars``, ``foreach``/``matrix``, ``wdir``,
+nested ``dvc.yaml`` files, a directory of metrics, a Python params file), :func:`read_side`
+reads those files itself — from Git in one ``git cat-file --batch`` at a revision, from disk in
+the workspace, and a metric file kept only in the DVC cache by its ``dvc.lock`` md5 — and the
+diff is DVC's own, restated in dvc_compat. Otherwise it returns None and :func:`dvc_sides` asks
+DVC. tests/adapters/test_dvc_compare.py holds both paths to ``Repo.params.diff`` and
+``Repo.metrics.diff`` (docs/architecture.md, "Report").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsctl.adapters import dvc_compat
+from opsctl.adapters import git as git_adapter
+
+MAX_FILE_BYTES = 16 << 20  # a params, metrics, dvc.yaml or dvc.lock file; larger is an error, never read whole
+DEFAULT_PARAMS = "params.yaml"  # DVC's ParamsDependency.DEFAULT_PARAMS_FILE: always compared when it exists
+
+
+class NeedsDvc(Exception):
+    """The revision uses something only DVC's index resolves (the message says what)."""
+
+
+@dataclass
+class Side:
+    """What one side holds: ``{file: content}`` for params and metrics (content ``{}`` when the
+    file can't be read, as DVC's diff counts it), and why a file couldn't be read."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class _Reader:
+    """Files of one side: the workspace (``commit`` None) or a commit, bounded in size."""
+
+    def __init__(self, root: Path, commit: str | None) -> None:
+        self.root = root
+        self.commit = commit
+
+    def read(self, paths: list[str]) -> dict[str, bytes | OSError]:
+        if self.commit is not None:
+            return git_adapter.blobs(self.root, self.commit, paths, max_bytes=MAX_FILE_BYTES)
+        found: dict[str, bytes | OSError] = {}
+        for path in paths:
+            full = self.root / path
+            try:
+                if full.is_dir():
+                    raise IsADirectoryError(path)
+                size = full.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    raise git_adapter.BlobTooLarge(f"{path}: {size:,} bytes, over {MAX_FILE_BYTES:,}")
+                found[path] = full.read_bytes()
+            except OSError as exc:
+                found[path] = exc
+        return found
+
+    def dvc_yaml_files(self) -> list[str] | None:
+        if self.commit is not None:
+            return git_adapter.files_at(self.root, self.commit, ("dvc.yaml",))
+        return git_adapter.files_named(self.root, "dvc.yaml")
+
+
+def read_side(root: Path, commit: str | None) -> Side:
+    """Params and metrics of the workspace (``commit`` None) or of ``commit``, read without
+    DVC; :class:`NeedsDvc` when ``dvc.yaml`` needs DVC's index to be understood."""
+    reader = _Reader(root, commit)
+    dvc_yamls = reader.dvc_yaml_files()
+    if dvc_yamls is None:
+        raise NeedsDvc("Git can't list the work tree")
+    if [p for p in dvc_yamls if p != "dvc.yaml"]:
+        raise NeedsDvc("more than one dvc.yaml")
+    files = reader.read(["dvc.yaml", "dvc.lock"])
+    doc = _load(files["dvc.yaml"], "dvc.yaml", missing={})
+    lock = _load(files["dvc.lock"], "dvc.lock", missing={})
+    param_keys, metric_paths = _declared(doc)
+
+    side = Side()
+    if DEFAULT_PARAMS not in param_keys:
+        default = reader.read([DEFAULT_PARAMS])[DEFAULT_PARAMS]
+        if not isinstance(default, FileNotFoundError):
+            param_keys[DEFAULT_PARAMS] = []
+    contents = reader.read([*param_keys, *metric_paths])
+    for path, keys in param_keys.items():
+        side.params[path] = _content(side, path, contents[path], lambda data, p=path, k=keys: _params(p, data, k))
+    cached = _cached_metrics(root, reader, lock, [p for p in metric_paths if isinstance(contents[p], OSError)])
+    for path in metric_paths:
+        raw = cached.get(path, contents[path])
+        if isinstance(raw, IsADirectoryError):
+            raise NeedsDvc(f"{path} is a directory of metrics")
+        side.metrics[path] = _content(side, path, raw, lambda data, p=path: dvc_compat.load_values(p, data))
+    return side
+
+
+def _load(raw: bytes | OSError, path: str, *, missing: Any) -> Any:
+    if isinstance(raw, FileNotFoundError):
+        return missing
+    if isinstance(raw, OSError):
+        raise NeedsDvc(f"{path}: {raw}")
+    try:
+        return dvc_compat.load_values(path, raw)
+    except Exception as exc:  # noqa: BLE001 — DVC will say what is wrong with it
+        raise NeedsDvc(f"{path} can't be read here: {exc}") from None
+
+
+def _content(side: Side, path: str, raw: bytes | OSError, parse) -> Any:
+    if isinstance(raw, IsADirectoryError):
+        raise NeedsDvc(f"{path} is a directory")
+    if isinstance(raw, OSError):
+        side.errors[path] = "not found" if isinstance(raw, FileNotFoundError) else str(raw)
+        return {}
+    try:
+        return parse(raw)
+    except dvc_compat.NotRestated as exc:
+        raise NeedsDvc(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 — a corrupt file is DVC's {"error"}: counted as empty
+        side.errors[path] = f"unreadable: {type(exc).__name__}"
+        return {}
+
+
+def _params(path: str, data: bytes, keys: list[str]) -> Any:
+    return dvc_compat.select_params(dvc_compat.load_values(path, data), keys)
+
+
+def _declared(doc: Any) -> tuple[dict[str, list[str]], list[str]]:
+    """The params files (with the keys the stages name; ``[]``: the whole file) and the metric
+    files a plain ``dvc.yaml`` declares, in DVC's order of discovery."""
+    if not isinstance(doc, dict):
+        raise NeedsDvc("dvc.yaml is not a mapping")
+    if "vars" in doc or _interpolated(doc):
+        raise NeedsDvc("dvc.yaml uses ${} or vars")
+    stages = doc.get("stages") or {}
+    if not isinstance(stages, dict):
+        raise NeedsDvc("stages is not a mapping")
+    params: dict[str, list[str]] = {}
+    whole: set[str] = set()
+    metrics: list[str] = []
+    for stage in stages.values():
+        if not isinstance(stage, dict) or {"foreach", "matrix", "wdir", "do"} & set(stage):
+            raise NeedsDvc("a stage uses foreach, matrix or wdir")
+        for file, keys in _stage_params(stage.get("params") or []):
+            params.setdefault(file, [])
+            if keys:
+                params[file].extend(keys)
+            else:
+                whole.add(file)
+        metrics.extend(_out_paths(stage.get("metrics") or []))
+    for file in _paths(doc.get("params") or [], "params"):
+        params.setdefault(file, [])
+        whole.add(file)
+    metrics.extend(_paths(doc.get("metrics") or [], "metrics"))
+    for file in whole:
+        params[file] = []
+    return params, list(dict.fromkeys(metrics))
+
+
+def _stage_params(entries: Any) -> Iterator[tuple[str, list[str]]]:
+    if not isinstance(entries, list):
+        raise NeedsDvc("a stage's params is not a list")
+    for entry in entries:
+        if isinstance(entry, str):
+            yield DEFAULT_PARAMS, [entry]
+        elif isinstance(entry, dict):
+            for file, keys in entry.items():
+                if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+                    raise NeedsDvc(f"params of {file} are not a list of keys")
+                yield posixpath.normpath(str(file)), list(keys or [])
+        else:
+            raise NeedsDvc("a stage's params entry is neither a key nor a file")
+
+
+def _out_paths(entries: Any) -> Iterator[str]:
+    if not isinstance(entries, list):
+        raise NeedsDvc("a stage's metrics is not a list")
+    for entry in entries:
+        if isinstance(entry, str):
+            yield posixpath.normpath(entry)
+        elif isinstance(entry, dict) and len(entry) == 1:
+            yield posixpath.normpath(str(next(iter(entry))))
+        else:
+            raise NeedsDvc("a metrics output of a shape DVC resolves")
+
+
+def _paths(entries: Any, what: str) -> list[str]:
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise NeedsDvc(f"the top-level {what} is not a list of paths")
+    return [posixpath.normpath(e) for e in entries]
+
+
+def _interpolated(value: Any) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(_interpolated(k) or _interpolated(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_interpolated(v) for v in value)
+    return False
+
+
+def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
+    """Metric files the side doesn't have as files, read from the DVC cache by the md5 its
+    ``dvc.lock`` records (a cached metric output is in Git only as that md5)."""
+    if not paths or not isinstance(lock, dict):
+        return {}
+    md5s: dict[str, str] = {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in (stage or {}).get("outs") or []:
+            if isinstance(out, dict) and posixpath.normpath(str(out.get("path"))) in paths and out.get("md5"):
+                md5s[posixpath.normpath(str(out["path"]))] = str(out["md5"])
+    if not md5s:
+        return {}
+    if any(md5.endswith(".dir") for md5 in md5s.values()):
+        raise NeedsDvc("a metrics directory")
+    from opsctl.adapters.dvc_plots import read_cached
+
+    found = read_cached(root, list(md5s.values()))
+    return {path: found[md5] for path, md5 in md5s.items()}
+
+
+def output_hashes(root: Path, commit: str, paths: list[str]) -> dict[str, str]:
+    """The DVC hash each of ``paths`` has at ``commit``: from a stage output in ``dvc.lock``
+    or from the ``PATH.dvc`` file beside it (paths without one are left out)."""
+    files = git_adapter.blobs(root, commit, ["dvc.lock", *(f"{p}.dvc" for p in paths)], max_bytes=MAX_FILE_BYTES)
+    found: dict[str, str] = {}
+    wanted = set(paths)
+    lock = files["dvc.lock"]
+    if isinstance(lock, bytes):
+        with contextlib.suppress(Exception):  # an unreadable lock hashes nothing: the verdicts are just not found
+            for stage in (dvc_compat.load_values("dvc.lock", lock).get("stages") or {}).values():
+                for out in (stage or {}).get("outs") or []:
+                    path = posixpath.normpath(str(out.get("path")))
+                    if path in wanted and out.get("md5"):
+                        found[path] = str(out["md5"])
+    for path in paths:
+        raw = files[f"{path}.dvc"]
+        if path in found or not isinstance(raw, bytes):
+            continue
+        with contextlib.suppress(Exception):
+            outs = dvc_compat.load_values(f"{path}.dvc", raw).get("outs") or []
+            if len(outs) == 1 and outs[0].get("md5"):
+                found[path] = str(outs[0]["md5"])
+    return found
+
+
+def dvc_sides(root: Path, base: str, head: str | None) -> tuple[Side, Side]:
+    """Both sides through DVC (``Repo.params.show`` / ``Repo.metrics.show`` over the two
+    revisions; ``head`` None: the workspace), for what :func:`read_side` leaves to DVC."""
+    from opsctl.adapters.dvc import open_repo
+
+    label = head or "workspace"
+    with open_repo(root) as repo:
+        params, metrics = dvc_compat.params_and_metrics_show(repo, [base, label])
+    sides = []
+    for rev in (base, label):
+        side = Side()
+        for kind, shown in (("params", params), ("metrics", metrics)):
+            target = side.params if kind == "params" else side.metrics
+            result = shown.get(rev) or {}
+            if result.get("error") is not None:
+                side.errors[f"({kind})"] = _one_line(result["error"])
+            for path, entry in (result.get("data") or {}).items():
+                path = path.replace(os.sep, "/")
+                if "error" in entry:
+                    side.errors[path] = _one_line(entry["error"])
+                    target[path] = {}
+                else:
+                    target[path] = entry.get("data", {})
+        sides.append(side)
+    return sides[0], sides[1]
+
+
+def _one_line(exc: Any) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
