@@ -96,10 +96,12 @@ def report(
         out.info(f"Added the report to the job summary ({summary})")
     if comment:
         posted = ci.post_comment(markdown, os.environ, marker=ci.marker_for(_subdir(project.root)))
-        for note in posted.notes:
-            out.warn(note)
-        if posted.action:
-            out.success(f"{posted.action.capitalize()} the report comment{f': {posted.url}' if posted.url else ''}")
+        if posted.action == "skipped":
+            out.warn(posted.summary)
+        else:
+            out.success(posted.summary)
+            if posted.truncated and posted.note:
+                out.warn(posted.note)
 
     failed = built.failed_gates
     if failed:
