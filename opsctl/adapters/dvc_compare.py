@@ -230,20 +230,26 @@ def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) ->
     return {path: found[md5] for path, md5 in md5s.items()}
 
 
+def lock_outputs(root: Path, commit: str | None) -> dict[str, str]:
+    """Every stage output the root ``dvc.lock`` records, ``{path: md5}``, at ``commit`` (None:
+    the workspace's); ``{}`` when there is none or it can't be read (then nothing matches)."""
+    raw = _Reader(root, commit).read(["dvc.lock"])["dvc.lock"]
+    found: dict[str, str] = {}
+    if isinstance(raw, bytes):
+        with contextlib.suppress(Exception):  # an unreadable lock: no outputs to look anything up by
+            for stage in (dvc_compat.load_values("dvc.lock", raw).get("stages") or {}).values():
+                for out in (stage or {}).get("outs") or []:
+                    if out.get("md5"):
+                        found[posixpath.normpath(str(out.get("path")))] = str(out["md5"])
+    return found
+
+
 def output_hashes(root: Path, commit: str, paths: list[str]) -> dict[str, str]:
     """The DVC hash each of ``paths`` has at ``commit``: from a stage output in ``dvc.lock``
     or from the ``PATH.dvc`` file beside it (paths without one are left out)."""
-    files = git_adapter.blobs(root, commit, ["dvc.lock", *(f"{p}.dvc" for p in paths)], max_bytes=MAX_FILE_BYTES)
-    found: dict[str, str] = {}
-    wanted = set(paths)
-    lock = files["dvc.lock"]
-    if isinstance(lock, bytes):
-        with contextlib.suppress(Exception):  # an unreadable lock hashes nothing: the verdicts are just not found
-            for stage in (dvc_compat.load_values("dvc.lock", lock).get("stages") or {}).values():
-                for out in (stage or {}).get("outs") or []:
-                    path = posixpath.normpath(str(out.get("path")))
-                    if path in wanted and out.get("md5"):
-                        found[path] = str(out["md5"])
+    files = git_adapter.blobs(root, commit, [f"{p}.dvc" for p in paths], max_bytes=MAX_FILE_BYTES)
+    outputs = lock_outputs(root, commit)
+    found = {p: outputs[p] for p in paths if p in outputs}
     for path in paths:
         raw = files[f"{path}.dvc"]
         if path in found or not isinstance(raw, bytes):

@@ -299,7 +299,6 @@ def _data(project: Project, report: Report) -> None:
 
 def _pipeline(project: Project, report: Report) -> None:
     from opsctl.core.runs import open_store, store_path
-    from opsctl.store.runs import Filter
 
     if report.head.rev is None:
         from opsctl.core.pipeline import pipeline_status
@@ -308,10 +307,10 @@ def _pipeline(project: Project, report: Report) -> None:
     if not store_path(project).exists():
         return
     with open_store(project, reap=False) as store:
-        found = store.list_runs(limit=1, filters=[Filter("git_commit", None, "=", report.head.commit)], metric_keys=[])
-        if not found:
+        run_id = _head_run(project, report.head, store)
+        if run_id is None:
             return
-        detail = store.get_run(found[0].id)
+        detail = store.get_run(run_id)
     report.run = RunLine(
         detail.id,
         detail.status,
@@ -321,6 +320,24 @@ def _pipeline(project: Project, report: Report) -> None:
         detail.dirty,
         [StageLine(s.name, s.outcome, s.duration) for s in detail.stages],
     )
+
+
+def _head_run(project: Project, head: Side, store) -> str | None:
+    """The run behind the head: the newest run of the head's commit (CI runs on a checkout),
+    else the newest run that produced the outputs the head's ``dvc.lock`` records (a run made
+    before its results were committed; lineage's producers)."""
+    from opsctl.adapters.dvc_compare import lock_outputs
+    from opsctl.store.runs import Filter
+
+    found = store.list_runs(limit=1, filters=[Filter("git_commit", None, "=", head.commit)], metric_keys=[])
+    if found:
+        return str(found[0].id)
+    producers = [
+        p
+        for path, md5 in lock_outputs(project.root, head.commit if head.rev else None).items()
+        for p in store.producers(path, md5, limit=1)
+    ]
+    return max(producers, key=lambda p: p.started).run_id if producers else None
 
 
 def _trend(project: Project, report: Report, gate_metrics: list[str]) -> None:

@@ -90,8 +90,8 @@ def _report(root: Path, *args: str, env: dict | None = None):
 
 
 def tables(markdown: str) -> dict[str, list[dict[str, str]]]:
-    """Each section's first table, as rows of {column: cell}, by the section's heading (its
-    first word after ###, e.g. "Params", "Metrics", "Data")."""
+    """Each section's first table, as rows of {column: cell}, by the section's heading's words
+    ("Params", "Metrics", "Data", "Data checks", "Gates")."""
     found: dict[str, list[dict[str, str]]] = {}
     section = None
     lines = markdown.splitlines()
@@ -99,7 +99,9 @@ def tables(markdown: str) -> dict[str, list[dict[str, str]]]:
     while i < len(lines):
         line = lines[i]
         if line.startswith("### "):
-            section = re.sub(r"[^A-Za-z ].*$", "", line[4:]).strip().split(" ")[0]
+            heading = line[4:]
+            words = re.match(r"[A-Za-z ]*", heading)
+            section = "Gates" if "gates" in heading else (words.group().strip() if words else heading)
         elif line.startswith("|") and section and section not in found and i + 1 < len(lines):
             header = [c.strip() for c in line.strip("|").split("|")]
             rows = []
@@ -205,7 +207,8 @@ def test_each_gate_form_on_both_sides_of_its_threshold(project, tmp_path, gate, 
     md = out.read_text()
     assert md.splitlines()[4].startswith("### ❌ 1 of 1 gates failed" if fails else "### ✅ All gates passed")
     if fails:
-        assert f"gates failed: {gate}" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and f"gates failed: {gate}" in errors[0]
 
 
 def test_failed_checks_and_drift_fail_their_gates(project, tmp_path):
