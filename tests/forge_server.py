@@ -108,11 +108,19 @@ class FakeForge:
         event: str = "pull_request",
         token: str | None = GITHUB_TOKEN,
         base_sha: str = "a" * 40,
+        fork: bool = False,
     ) -> dict[str, str]:
-        """GitHub Actions' variables for a ``event`` run (the event file written in ``directory``)."""
+        """GitHub Actions' variables for a ``event`` run (the event file written in ``directory``); ``fork``:
+        the pull request comes from another repository."""
         payload: dict[str, Any] = {}
         if number is not None:
-            payload = {"number": number, "pull_request": {"number": number, "base": {"sha": base_sha, "ref": "main"}}}
+            head = f"contributor/{repo.split('/')[-1]}" if fork else repo
+            pull = {
+                "number": number,
+                "base": {"sha": base_sha, "ref": "main", "repo": {"full_name": repo}},
+                "head": {"sha": "d" * 40, "ref": "feature", "repo": {"full_name": head}},
+            }
+            payload = {"number": number, "pull_request": pull}
         event_file = Path(directory) / "github-event.json"
         event_file.write_text(json.dumps(payload))
         env = {

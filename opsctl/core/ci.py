@@ -40,6 +40,7 @@ class CiContext:
     base_branch: str | None  # the branch the PR/MR merges into (GITHUB_BASE_REF, CI_MERGE_REQUEST_TARGET_BRANCH_NAME)
     web_url: str | None = None  # GitLab: the MR's page (a note's link is built from it); GitHub gives html_url
     problem: str | None = None  # why a PR event has no number (an unreadable event file)
+    from_fork: bool = False  # a GitHub `pull_request` from another repository: its GITHUB_TOKEN is read-only
 
     @property
     def variable(self) -> str:
@@ -96,6 +97,7 @@ def _github(env: Mapping[str, str]) -> CiContext:
     event_name = env.get("GITHUB_EVENT_NAME") or None
     base_branch = env.get("GITHUB_BASE_REF") or None
     number = base_sha = problem = None
+    from_fork = False
     if event_name in _PR_EVENTS:
         try:
             event = _read_event(env.get("GITHUB_EVENT_PATH") or "")
@@ -109,6 +111,7 @@ def _github(env: Mapping[str, str]) -> CiContext:
             base = pull.get("base")
             sha = base.get("sha") if isinstance(base, dict) else None
             base_sha = sha if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else None
+            from_fork = event_name == "pull_request" and _repo_of(pull, "head") != _repo_of(pull, "base")
             if number is None:
                 problem = f"the event file (GITHUB_EVENT_PATH) of this {event_name} event names no pull request number"
     return CiContext(
@@ -120,7 +123,15 @@ def _github(env: Mapping[str, str]) -> CiContext:
         base_rev=base_sha or (f"origin/{base_branch}" if base_branch else None),
         base_branch=base_branch,
         problem=problem,
+        from_fork=from_fork,
     )
+
+
+def _repo_of(pull: dict, side: str) -> object:
+    """``owner/repo`` of a pull request's head or base, as the event names it (None: a deleted fork)."""
+    ref = pull.get(side)
+    repo = ref.get("repo") if isinstance(ref, dict) else None
+    return repo.get("full_name") if isinstance(repo, dict) else None
 
 
 def _read_event(path: str) -> dict:
@@ -259,6 +270,14 @@ def post_comment(markdown: str, env: Mapping[str, str], *, marker: str) -> Comme
             "skipped",
             provider=ctx.provider,
             note=f"--comment: not a {thread} ({ctx.variable}={ctx.event or ''}); nothing posted",
+        )
+    if ctx.from_fork:
+        return CommentOutcome(
+            "skipped",
+            provider=ctx.provider,
+            number=ctx.number,
+            note=f"--comment: pull request #{ctx.number} comes from a fork, whose GITHUB_TOKEN can't write comments; "
+            "nothing posted (the report is in the job's summary)",
         )
     client: forge.Forge
     if ctx.provider == "github":

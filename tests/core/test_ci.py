@@ -169,6 +169,21 @@ def test_no_pull_request_is_a_note_and_no_call(server, tmp_path, event):
     assert server.calls == []
 
 
+def test_a_pull_request_from_a_fork_is_a_note_and_no_call(server, tmp_path):
+    outcome = ci.post_comment("report", server.github_env(tmp_path, number=9, fork=True), marker=MARK)
+    assert outcome == ci.CommentOutcome(
+        "skipped",
+        provider="github",
+        number=9,
+        note="--comment: pull request #9 comes from a fork, whose GITHUB_TOKEN can't write comments; "
+        "nothing posted (the report is in the job's summary)",
+    )
+    assert server.calls == []
+    # pull_request_target runs with the base repository's token, which can write.
+    target = ci.post_comment("report", server.github_env(tmp_path, event="pull_request_target", fork=True), marker=MARK)
+    assert target.action == "created"
+
+
 def test_no_merge_request_and_outside_ci_are_notes(server):
     outcome = ci.post_comment("report", server.gitlab_env(iid=None), marker=MARK)
     assert outcome.note == "--comment: not a merge request (CI_PIPELINE_SOURCE=push); nothing posted"
