@@ -74,11 +74,12 @@ class Forge:
 
     name = "forge"
     thread = "request"  # what a comment is on, in messages
+    url_variable = "the API URL"  # where the API's URL comes from, in messages
 
     def __init__(self, api_url: str, token: str, *, token_name: str, timeout: float = TIMEOUT) -> None:
         api_url = api_url.rstrip("/")
         if urllib.parse.urlsplit(api_url).scheme.lower() not in ("http", "https") or not _origin(api_url)[1]:
-            raise ForgeError(f"{self.name}'s API URL is not an http(s) URL: {masker({})(api_url)!r}")
+            raise ForgeError(f"{self.url_variable} is not an http(s) URL: {masker({})(api_url)!r}")
         self.api_url = api_url
         self.token_name = token_name
         self.timeout = timeout
@@ -225,6 +226,7 @@ class GitHub(Forge):
 
     name = "GitHub"
     thread = "pull request"
+    url_variable = "GITHUB_API_URL"
 
     def __init__(
         self, api_url: str, repository: str, token: str, *, token_name: str = "GITHUB_TOKEN", timeout: float = TIMEOUT
@@ -287,6 +289,7 @@ class GitLab(Forge):
 
     name = "GitLab"
     thread = "merge request"
+    url_variable = "CI_API_V4_URL"
 
     def __init__(
         self,

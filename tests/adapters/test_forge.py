@@ -83,9 +83,9 @@ def test_pages_are_followed_at_most_max_pages(server, monkeypatch):
 
 
 def test_another_projects_marker_and_a_quoted_marker_are_not_touched(server):
-    other = server.add(REPO, 7, "<!-- opsctl-report:services/other -->\nits report")
-    quoting = server.add(REPO, 7, f"look at this:\n{MARK}\n")
     mark = "<!-- opsctl-report:services/churn -->"
+    other = server.add(REPO, 7, "<!-- opsctl-report:services/other -->\nits report")
+    quoting = server.add(REPO, 7, f"a reviewer pasting the report's source:\n{mark}\nchurn")
 
     done = forge.upsert(github(server), 7, f"{mark}\nchurn", mark)
 
@@ -212,6 +212,15 @@ def test_unreachable_api_is_tool_unavailable():
     assert "refused" in str(info.value).lower()
 
 
+def test_a_server_that_never_answers_times_out_as_unavailable():
+    with socket.socket() as sock:  # listens, never accepts: the connection waits in the backlog unanswered
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        client = forge.GitLab(f"http://127.0.0.1:{sock.getsockname()[1]}/api/v4", "42", GITLAB_TOKEN, timeout=0.3)
+        with pytest.raises(ForgeUnavailableError, match="can't be reached .*timed out"):
+            client.list_comments(5)
+
+
 def test_server_errors_and_rate_limits_are_unavailable(server):
     server.respond(502, {"message": "Bad Gateway"})
     with pytest.raises(ForgeUnavailableError, match=r"^GitHub's API failed GET .*: 502 Bad Gateway"):
@@ -248,7 +257,9 @@ def test_a_redirect_within_the_api_is_followed_with_the_token(server):
 
 
 def test_bad_settings_are_refused_before_any_call():
-    with pytest.raises(ForgeError, match="not an http"):
+    with pytest.raises(ForgeError, match="^GITHUB_API_URL is not an http"):
         forge.GitHub("file:///etc", REPO, GITHUB_TOKEN)
+    with pytest.raises(ForgeError, match=r"^CI_API_V4_URL is not an http\(s\) URL: 'ftp://gitlab.example/api/v4'"):
+        forge.GitLab("ftp://gitlab.example/api/v4", "42", GITLAB_TOKEN)
     with pytest.raises(ForgeError, match="not OWNER/REPO"):
         forge.GitHub("https://api.github.com", "octo/pipe/../x", GITHUB_TOKEN)

@@ -202,6 +202,22 @@ def test_missing_token_names_the_variable(server, tmp_path):
     assert server.calls == []
 
 
+@pytest.mark.parametrize(
+    ("provider", "drop", "message"),
+    [
+        ("github", "GITHUB_REPOSITORY", "GITHUB_REPOSITORY is not set"),
+        ("gitlab", "CI_API_V4_URL", "CI_API_V4_URL or CI_PROJECT_ID is not set"),
+        ("gitlab", "CI_PROJECT_ID", "CI_API_V4_URL or CI_PROJECT_ID is not set"),
+    ],
+)
+def test_missing_pipeline_variables_are_named(server, tmp_path, provider, drop, message):
+    env = server.github_env(tmp_path) if provider == "github" else server.gitlab_env()
+    del env[drop]
+    with pytest.raises(ForgeError, match=f"^--comment: {message}"):
+        ci.post_comment("report", env, marker=MARK)
+    assert server.calls == []
+
+
 def test_gitlab_prefers_gitlab_token_and_falls_back_to_the_job_token(server):
     both = ci.post_comment("one", server.gitlab_env(job_token=JOB_TOKEN), marker=MARK)
     assert both.url == "https://gitlab.example/group/pipe/-/merge_requests/5#note_1000"
