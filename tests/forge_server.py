@@ -109,9 +109,10 @@ class FakeForge:
         token: str | None = GITHUB_TOKEN,
         base_sha: str = "a" * 40,
         fork: bool = False,
+        summary: bool = True,
     ) -> dict[str, str]:
-        """GitHub Actions' variables for a ``event`` run (the event file written in ``directory``); ``fork``:
-        the pull request comes from another repository."""
+        """GitHub Actions' variables for a ``event`` run: the event file (and with ``summary`` the step summary,
+        ``step_summary.md``) in ``directory``; ``fork``: the pull request comes from another repository."""
         payload: dict[str, Any] = {}
         if number is not None:
             head = f"contributor/{repo.split('/')[-1]}" if fork else repo
@@ -132,6 +133,8 @@ class FakeForge:
             "no_proxy": "127.0.0.1",
             "NO_PROXY": "127.0.0.1",
         }
+        if summary:
+            env["GITHUB_STEP_SUMMARY"] = str(Path(directory) / "step_summary.md")
         if event in ("pull_request", "pull_request_target"):
             env["GITHUB_BASE_REF"] = "main"
         if token is not None:

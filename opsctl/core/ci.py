@@ -10,6 +10,7 @@ error: :func:`post_comment` says so in ``CommentOutcome.note`` and calls nothing
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ class CommentOutcome:
 def marker_for(project_subdir: str | None) -> str:
     """The hidden first line of the report's comment. A project below the repository's root (a monorepo)
     gets its own, so each project keeps its own comment: ``<!-- opsctl-report:services/churn -->``."""
-    subdir = (project_subdir or "").replace("\\", "/").strip("/")
+    subdir = posixpath.normpath((project_subdir or ".").replace("\\", "/")).strip("/")
     if subdir in ("", "."):
         return MARKER
     subdir = subdir.replace("--", "-%2D").replace(">", "%3E")  # nothing in it may end the HTML comment

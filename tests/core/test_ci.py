@@ -115,6 +115,7 @@ def test_marker_for():
     assert ci.marker_for(None) == ci.marker_for("") == ci.marker_for(".") == "<!-- opsctl-report -->"
     assert ci.marker_for("services/churn/") == "<!-- opsctl-report:services/churn -->"
     assert ci.marker_for("a\\b") == "<!-- opsctl-report:a/b -->"
+    assert ci.marker_for("./services//churn") == "<!-- opsctl-report:services/churn -->"
     hostile = ci.marker_for("x-->y")
     assert hostile.count("-->") == 1 and hostile.endswith(" -->")
 
