@@ -136,6 +136,23 @@ class AlreadyInGitError(DvcError):
     pass
 
 
+class ForgeError(OpsctlError):
+    """GitHub's or GitLab's API refused or failed a request (``opsctl report --comment``): a missing or
+    refused token, no such repository or pull request, a malformed answer. Never holds a token."""
+
+
+class ForgeAuthError(ForgeError):
+    """The token is missing, or the API refused it (401/403): the message names the variable and the
+    permission the pipeline must grant."""
+
+
+class ForgeUnavailableError(ForgeError, ToolUnavailableError):
+    """GitHub's or GitLab's API cannot be reached (connection refused, timeout, name lookup) or answers
+    5xx. A ``ForgeError`` too, so one ``except ForgeError`` catches every comment failure."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
 class BuildFailedError(OpsctlError):
     """A Docker build failed; ``log_tail`` holds the last lines of its log."""
 
