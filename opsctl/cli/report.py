@@ -51,7 +51,7 @@ def report(
     from opsctl.core import ci, report_gates, report_render
     from opsctl.core import report as core_report
     from opsctl.core.project import open_project
-    from opsctl.errors import DataCheckFailedError, UsageError
+    from opsctl.errors import DataCheckFailedError, OpsctlError, UsageError
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: not one of {', '.join(FORMATS)}")
@@ -94,19 +94,27 @@ def report(
     summary = ci.append_step_summary(markdown, os.environ)
     if summary is not None:
         out.info(f"Added the report to the job summary ({summary})")
-    if comment:
-        posted = ci.post_comment(markdown, os.environ, marker=ci.marker_for(_subdir(project.root)))
-        if posted.action == "skipped":
-            out.warn(posted.summary)
-        else:
-            out.success(posted.summary)
-            if posted.truncated and posted.note:
-                out.warn(posted.note)
-
     failed = built.failed_gates
+    gate_error = None
     if failed:
         listed = "; ".join(f"{g.gate} ({g.detail})" for g in failed)
-        raise DataCheckFailedError(f"{len(failed)} of {len(built.gates)} gates failed: {listed}")
+        gate_error = DataCheckFailedError(f"{len(failed)} of {len(built.gates)} gates failed: {listed}")
+    if comment:
+        try:
+            posted = ci.post_comment(markdown, os.environ, marker=ci.marker_for(_subdir(project.root)))
+        except OpsctlError as exc:
+            if gate_error is None:
+                raise
+            out.warn(f"{exc}")  # the gates' verdict (exit 6) is what the job must report
+        else:
+            if posted.action == "skipped":
+                out.warn(posted.summary)
+            else:
+                out.success(posted.summary)
+                if posted.truncated and posted.note:
+                    out.warn(posted.note)
+    if gate_error is not None:
+        raise gate_error
 
 
 def _write_plot_images(built, output: Path) -> dict[str, str]:

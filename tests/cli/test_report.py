@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import git_dvc_project, opsctl_inprocess, run
+from tests.forge_server import GITHUB_TOKEN, FakeForge
 
 SCHEMA = Path(__file__).resolve().parents[2] / "opsctl" / "assets" / "report.schema.json"
 
@@ -44,6 +45,16 @@ OPSCTL_YAML = {
     "executor": "local",
     "checks": {"data/raw.csv": {"rows": {"min": 10}, "columns": {"x": {"type": "int", "min": 0}}}},
 }
+
+
+@pytest.fixture(autouse=True)
+def _outside_ci(monkeypatch):
+    """The suite may itself run in a CI job: its variables must not reach these reports."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("GITHUB_", "CI_")) or name in ("GITLAB_CI", "GITLAB_TOKEN", "CI"):
+            monkeypatch.delenv(name)
 
 
 def _write_data(root: Path, count: int, start: int = 0) -> None:
@@ -269,3 +280,39 @@ def test_step_summary_is_appended(project, tmp_path):
     assert result.returncode == 0, result.stderr
     text = summary.read_text()
     assert text.startswith("earlier step\n") and "## opsctl report: workspace vs base" in text
+
+
+def test_comment_is_created_once_then_updated(project, tmp_path):
+    with FakeForge() as forge:
+        env = forge.github_env(tmp_path, number=7)
+        first = _report(project, "--base", "base", "--comment", "-o", str(tmp_path / "1.md"), env=env)
+        assert first.returncode == 0, first.stderr
+        assert "report comment created on pull request #7" in first.stdout + first.stderr
+        second = _report(project, "--base", "base", "--comment", "--fail-on", "metrics.accuracy<0.8", env=env)
+        assert second.returncode == 6  # the gate's verdict, after the comment was updated
+
+        calls = [(c.method, c.route) for c in forge.calls]
+        thread = "/repos/octo/pipe/issues/7/comments"
+        [created] = forge.threads[("octo/pipe", 7)]
+        assert calls == [
+            ("GET", thread),
+            ("POST", thread),
+            ("GET", thread),
+            ("PATCH", f"/repos/octo/pipe/issues/comments/{created['id']}"),
+        ]
+        assert all(c.headers["Authorization"] == f"Bearer {GITHUB_TOKEN}" for c in forge.calls)
+        [body] = forge.bodies("octo/pipe", 7)
+        assert body.startswith("<!-- opsctl-report -->\n## opsctl report: workspace vs base")
+        assert "### ❌ 1 of 1 gates failed" in body  # the updated report, not the first
+        assert GITHUB_TOKEN not in first.stdout + first.stderr + second.stdout + second.stderr
+        # The job summary got both reports (no token needed for it).
+        assert Path(env["GITHUB_STEP_SUMMARY"]).read_text().count("## opsctl report:") == 2
+
+
+def test_comment_outside_a_pull_request_is_a_warning(project, tmp_path):
+    with FakeForge() as forge:
+        env = forge.github_env(tmp_path, number=None, event="push")
+        result = _report(project, "--base", "base", "--comment", "-o", str(tmp_path / "r.md"), env=env)
+        assert result.returncode == 0
+        assert "--comment: not a pull request (GITHUB_EVENT_NAME=push); nothing posted" in result.stderr
+        assert forge.calls == []
