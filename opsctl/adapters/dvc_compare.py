@@ -25,6 +25,7 @@ from typing import Any
 
 from opsctl.adapters import dvc_compat
 from opsctl.adapters import git as git_adapter
+from opsctl.adapters.dvc_plots import interpolated
 
 MAX_FILE_BYTES = 16 << 20  # a params, metrics, dvc.yaml or dvc.lock file; larger is an error, never read whole
 DEFAULT_PARAMS = "params.yaml"  # DVC's ParamsDependency.DEFAULT_PARAMS_FILE: always compared when it exists
@@ -140,8 +141,11 @@ def _declared(doc: Any) -> tuple[dict[str, list[str]], list[str]]:
     files a plain ``dvc.yaml`` declares, in DVC's order of discovery."""
     if not isinstance(doc, dict):
         raise NeedsDvc("dvc.yaml is not a mapping")
-    if "vars" in doc or _interpolated(doc):
-        raise NeedsDvc("dvc.yaml uses ${} or vars")
+    # `${}` in a command, a dep or an out changes nothing here: its values come from params.yaml,
+    # which is compared whole anyway (DVC's _collect_vars skips a file already in the params).
+    # In what names params or metrics, or with `vars` (other files' values count as params), it does.
+    if "vars" in doc or interpolated([doc.get("params"), doc.get("metrics"), *(doc.get("stages") or {})]):
+        raise NeedsDvc("dvc.yaml uses vars, or ${} where params or metrics are named")
     stages = doc.get("stages") or {}
     if not isinstance(stages, dict):
         raise NeedsDvc("stages is not a mapping")
@@ -149,8 +153,10 @@ def _declared(doc: Any) -> tuple[dict[str, list[str]], list[str]]:
     whole: set[str] = set()
     metrics: list[str] = []
     for stage in stages.values():
-        if not isinstance(stage, dict) or {"foreach", "matrix", "wdir", "do"} & set(stage):
-            raise NeedsDvc("a stage uses foreach, matrix or wdir")
+        if not isinstance(stage, dict) or {"foreach", "matrix", "wdir", "do", "vars"} & set(stage):
+            raise NeedsDvc("a stage uses foreach, matrix, wdir or vars")
+        if interpolated([stage.get("params"), stage.get("metrics")]):
+            raise NeedsDvc("${} where a stage names its params or metrics")
         for file, keys in _stage_params(stage.get("params") or []):
             params.setdefault(file, [])
             if keys:
@@ -198,16 +204,6 @@ def _paths(entries: Any, what: str) -> list[str]:
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         raise NeedsDvc(f"the top-level {what} is not a list of paths")
     return [posixpath.normpath(e) for e in entries]
-
-
-def _interpolated(value: Any) -> bool:
-    if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, dict):
-        return any(_interpolated(k) or _interpolated(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_interpolated(v) for v in value)
-    return False
 
 
 def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:

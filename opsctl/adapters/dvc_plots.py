@@ -77,11 +77,15 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
 
     The shape is ``Repo.plots.show()``'s: ``{"dvc.yaml": {"data": {id: props}}}`` for the
     top-level ``plots:`` and ``{"": {"data": {path: props}}}`` for stages' plot outputs."""
-    if not isinstance(doc, dict) or _interpolated(doc):
+    if not isinstance(doc, dict) or "vars" in doc:
         return None
     stages = doc.get("stages") or {}
     top = doc.get("plots") or []
     if not isinstance(stages, dict) or not isinstance(top, list):
+        return None
+    # `${}` in a command, a dep or an out doesn't change the plots (common: `python train.py ${train.lr}`);
+    # in a plot definition or a stage's name it does, and only DVC resolves it.
+    if interpolated([top, *stages, *(s.get("plots") for s in stages.values() if isinstance(s, dict))]):
         return None
     result: dict[str, dict] = {}
     for plot_id, props in _top_level(top):
@@ -97,7 +101,7 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         elif dvc_compat.plot_matches(targets, "dvc.yaml", plot_id):
             result.setdefault("dvc.yaml", {"data": {}})["data"][posixpath.normpath(plot_id)] = props
     for stage in stages.values():
-        if not isinstance(stage, dict) or "foreach" in stage or "matrix" in stage or "wdir" in stage:
+        if not isinstance(stage, dict) or {"foreach", "matrix", "wdir", "vars"} & set(stage):
             return None
         for path, props in _stage_plots(stage.get("plots") or []):
             if path is None:
@@ -107,13 +111,14 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
     return result
 
 
-def _interpolated(value: Any) -> bool:
+def interpolated(value: Any) -> bool:
+    """Whether ``value`` (a part of dvc.yaml) holds a ``${}`` only DVC's templating resolves."""
     if isinstance(value, str):
         return "${" in value
     if isinstance(value, dict):
-        return any(_interpolated(k) or _interpolated(v) for k, v in value.items()) or "vars" in value
+        return any(interpolated(k) or interpolated(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_interpolated(v) for v in value)
+        return any(interpolated(v) for v in value)
     return False
 
 
