@@ -793,31 +793,27 @@ def diff(root: Path, a_rev: str | None, b_rev: str | None) -> list[DiffEntry]:
 
 
 def _sizes_at(repo, rev: str | None):
-    """A size lookup ``(path, hash) -> bytes | None`` for the data index at ``rev`` (None: workspace)."""
-    sizes: dict[str, int] = {}
+    """A size lookup ``(path, hash) -> bytes | None`` at ``rev`` (None: the workspace): the size
+    ``dvc.lock`` or the ``.dvc`` file records for that hash (read from Git, not through another
+    pass of DVC's brancher), a workspace file's own, else its object's in the cache (a file
+    inside a tracked directory)."""
+    from opsctl.adapters import git
+    from opsctl.adapters.dvc_compare import recorded_outputs
 
-    def collect():
-        index = repo.index.data["repo"]
-        for out in repo.index.outs:
-            key = tuple(Path(_rel(Path(repo.root_dir), out.fs_path)).parts)
-            try:
-                info = index.info(key)
-            except Exception:  # noqa: BLE001
-                continue
-            if info.get("size") is not None:
-                sizes["/".join(key)] = info["size"]
-
-    if rev is None:
-        collect()
-    else:
-        for _ in repo.brancher(revs=[rev], workspace=False):
-            collect()
+    root = Path(repo.root_dir)
+    commit = git.resolve_commit(root, rev) if rev is not None else None
+    recorded = recorded_outputs(root, commit) if rev is None or commit is not None else {}
 
     def lookup(path: str, hash_value: str) -> int | None:
-        if path in sizes:
-            return sizes[path]
-        if rev is None and (Path(repo.root_dir) / path).is_file():
-            return (Path(repo.root_dir) / path).stat().st_size
+        entry = recorded.get(path)
+        if entry is not None and entry.md5 == hash_value and entry.size is not None:
+            return entry.size
+        if rev is None and (root / path).is_file():
+            return (root / path).stat().st_size
+        if rev is None and (root / path).is_dir():  # a directory changed since its lock: what is there now
+            return _tree_size(root / path)
+        if hash_value.endswith(".dir"):
+            return None  # (the cache's .dir object is a listing, not the data)
         try:  # a file inside a tracked directory: its object in the cache knows its size
             cached = Path(repo.cache.local.oid_to_path(hash_value))
             return cached.stat().st_size if cached.is_file() else None

@@ -226,35 +226,55 @@ def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) ->
     return {path: found[md5] for path, md5 in md5s.items()}
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """An output as ``dvc.lock`` or a ``.dvc`` file records it."""
+
+    md5: str  # a directory's ends in .dir
+    size: int | None
+
+
+def recorded_outputs(root: Path, commit: str | None, *, dvc_files: bool = True) -> dict[str, Recorded]:
+    """Every output the root ``dvc.lock`` (and, with ``dvc_files``, every ``.dvc`` file) records
+    at ``commit`` (None: the workspace's files), by path; unreadable files record nothing."""
+    reader = _Reader(root, commit)
+    tracked: list[str] = []
+    if dvc_files:
+        listed = git_adapter.files_at(root, commit, ("*.dvc",)) if commit else git_adapter.files_named(root, "*.dvc")
+        tracked = listed or []
+    raw = reader.read(["dvc.lock", *tracked])
+    found: dict[str, Recorded] = {}
+    lock = raw.pop("dvc.lock")
+    if isinstance(lock, bytes):
+        with contextlib.suppress(Exception):  # an unreadable lock records nothing we could trust
+            for stage in (dvc_compat.load_values("dvc.lock", lock).get("stages") or {}).values():
+                _add_outs(found, "", (stage or {}).get("outs"))
+    for path, content in raw.items():
+        if isinstance(content, bytes):
+            with contextlib.suppress(Exception):
+                _add_outs(found, posixpath.dirname(path), dvc_compat.load_values(path, content).get("outs"))
+    return found
+
+
+def _add_outs(found: dict[str, Recorded], directory: str, outs: Any) -> None:
+    for out in outs or []:
+        if isinstance(out, dict) and out.get("md5") and out.get("path"):
+            size = out.get("size")
+            path = posixpath.normpath(posixpath.join(directory, str(out["path"])))
+            found[path] = Recorded(str(out["md5"]), size if isinstance(size, int) else None)
+
+
 def lock_outputs(root: Path, commit: str | None) -> dict[str, str]:
     """Every stage output the root ``dvc.lock`` records, ``{path: md5}``, at ``commit`` (None:
-    the workspace's); ``{}`` when there is none or it can't be read (then nothing matches)."""
-    raw = _Reader(root, commit).read(["dvc.lock"])["dvc.lock"]
-    found: dict[str, str] = {}
-    if isinstance(raw, bytes):
-        with contextlib.suppress(Exception):  # an unreadable lock: no outputs to look anything up by
-            for stage in (dvc_compat.load_values("dvc.lock", raw).get("stages") or {}).values():
-                for out in (stage or {}).get("outs") or []:
-                    if out.get("md5"):
-                        found[posixpath.normpath(str(out.get("path")))] = str(out["md5"])
-    return found
+    the workspace's)."""
+    return {path: r.md5 for path, r in recorded_outputs(root, commit, dvc_files=False).items()}
 
 
 def output_hashes(root: Path, commit: str, paths: list[str]) -> dict[str, str]:
     """The DVC hash each of ``paths`` has at ``commit``: from a stage output in ``dvc.lock``
-    or from the ``PATH.dvc`` file beside it (paths without one are left out)."""
-    files = git_adapter.blobs(root, commit, [f"{p}.dvc" for p in paths], max_bytes=MAX_FILE_BYTES)
-    outputs = lock_outputs(root, commit)
-    found = {p: outputs[p] for p in paths if p in outputs}
-    for path in paths:
-        raw = files[f"{path}.dvc"]
-        if path in found or not isinstance(raw, bytes):
-            continue
-        with contextlib.suppress(Exception):
-            outs = dvc_compat.load_values(f"{path}.dvc", raw).get("outs") or []
-            if len(outs) == 1 and outs[0].get("md5"):
-                found[path] = str(outs[0]["md5"])
-    return found
+    or from a ``.dvc`` file (paths neither records are left out)."""
+    outputs = recorded_outputs(root, commit)
+    return {p: outputs[p].md5 for p in paths if p in outputs}
 
 
 def dvc_sides(root: Path, base: str, head: str | None) -> tuple[Side, Side]:
