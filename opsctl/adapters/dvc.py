@@ -798,7 +798,7 @@ def _sizes_at(repo, rev: str | None):
     pass of DVC's brancher), a workspace file's own, else its object's in the cache (a file
     inside a tracked directory)."""
     from opsctl.adapters import git
-    from opsctl.adapters.dvc_compare import recorded_outputs
+    from opsctl.adapters.dvc_records import recorded_outputs
 
     root = Path(repo.root_dir)
     commit = git.resolve_commit(root, rev) if rev is not None else None

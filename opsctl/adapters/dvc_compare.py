@@ -15,7 +15,6 @@ DVC. tests/adapters/test_dvc_compare.py holds both paths to ``Repo.params.diff``
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 from collections.abc import Iterator
@@ -24,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from opsctl.adapters import dvc_compat
-from opsctl.adapters import git as git_adapter
-from opsctl.adapters.dvc_plots import interpolated
+from opsctl.adapters.dvc_compat import interpolated
+from opsctl.adapters.dvc_records import FileReader, recorded_outputs
 
-MAX_FILE_BYTES = 16 << 20  # a params, metrics, dvc.yaml or dvc.lock file; larger is an error, never read whole
 DEFAULT_PARAMS = "params.yaml"  # DVC's ParamsDependency.DEFAULT_PARAMS_FILE: always compared when it exists
 
 
@@ -45,40 +43,10 @@ class Side:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-class _Reader:
-    """Files of one side: the workspace (``commit`` None) or a commit, bounded in size."""
-
-    def __init__(self, root: Path, commit: str | None) -> None:
-        self.root = root
-        self.commit = commit
-
-    def read(self, paths: list[str]) -> dict[str, bytes | OSError]:
-        if self.commit is not None:
-            return git_adapter.blobs(self.root, self.commit, paths, max_bytes=MAX_FILE_BYTES)
-        found: dict[str, bytes | OSError] = {}
-        for path in paths:
-            full = self.root / path
-            try:
-                if full.is_dir():
-                    raise IsADirectoryError(path)
-                size = full.stat().st_size
-                if size > MAX_FILE_BYTES:
-                    raise git_adapter.BlobTooLarge(f"{path}: {size:,} bytes, over {MAX_FILE_BYTES:,}")
-                found[path] = full.read_bytes()
-            except OSError as exc:
-                found[path] = exc
-        return found
-
-    def dvc_yaml_files(self) -> list[str] | None:
-        if self.commit is not None:
-            return git_adapter.files_at(self.root, self.commit, ("dvc.yaml",))
-        return git_adapter.files_named(self.root, "dvc.yaml")
-
-
 def read_side(root: Path, commit: str | None) -> Side:
     """Params and metrics of the workspace (``commit`` None) or of ``commit``, read without
     DVC; :class:`NeedsDvc` when ``dvc.yaml`` needs DVC's index to be understood."""
-    reader = _Reader(root, commit)
+    reader = FileReader(root, commit)
     dvc_yamls = reader.dvc_yaml_files()
     if dvc_yamls is None:
         raise NeedsDvc("Git can't list the work tree")
@@ -206,7 +174,7 @@ def _paths(entries: Any, what: str) -> list[str]:
     return [posixpath.normpath(e) for e in entries]
 
 
-def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
+def _cached_metrics(root: Path, reader: FileReader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
     """Metric files the side doesn't have as files, read from the DVC cache by the md5 its
     ``dvc.lock`` records (a cached metric output is in Git only as that md5)."""
     if not paths or not isinstance(lock, dict):
@@ -224,50 +192,6 @@ def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) ->
 
     found = read_cached(root, list(md5s.values()))
     return {path: found[md5] for path, md5 in md5s.items()}
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """An output as ``dvc.lock`` or a ``.dvc`` file records it."""
-
-    md5: str  # a directory's ends in .dir
-    size: int | None
-
-
-def recorded_outputs(root: Path, commit: str | None, *, dvc_files: bool = True) -> dict[str, Recorded]:
-    """Every output the root ``dvc.lock`` (and, with ``dvc_files``, every ``.dvc`` file) records
-    at ``commit`` (None: the workspace's files), by path; unreadable files record nothing."""
-    reader = _Reader(root, commit)
-    tracked: list[str] = []
-    if dvc_files:
-        listed = git_adapter.files_at(root, commit, ("*.dvc",)) if commit else git_adapter.files_named(root, "*.dvc")
-        tracked = listed or []
-    raw = reader.read(["dvc.lock", *tracked])
-    found: dict[str, Recorded] = {}
-    lock = raw.pop("dvc.lock")
-    if isinstance(lock, bytes):
-        with contextlib.suppress(Exception):  # an unreadable lock records nothing we could trust
-            for stage in (dvc_compat.load_values("dvc.lock", lock).get("stages") or {}).values():
-                _add_outs(found, "", (stage or {}).get("outs"))
-    for path, content in raw.items():
-        if isinstance(content, bytes):
-            with contextlib.suppress(Exception):
-                _add_outs(found, posixpath.dirname(path), dvc_compat.load_values(path, content).get("outs"))
-    return found
-
-
-def _add_outs(found: dict[str, Recorded], directory: str, outs: Any) -> None:
-    for out in outs or []:
-        if isinstance(out, dict) and out.get("md5") and out.get("path"):
-            size = out.get("size")
-            path = posixpath.normpath(posixpath.join(directory, str(out["path"])))
-            found[path] = Recorded(str(out["md5"]), size if isinstance(size, int) else None)
-
-
-def lock_outputs(root: Path, commit: str | None) -> dict[str, str]:
-    """Every stage output the root ``dvc.lock`` records, ``{path: md5}``, at ``commit`` (None:
-    the workspace's)."""
-    return {path: r.md5 for path, r in recorded_outputs(root, commit, dvc_files=False).items()}
 
 
 def output_hashes(root: Path, commit: str, paths: list[str]) -> dict[str, str]:

@@ -527,6 +527,17 @@ def plots_match(data: dict, templates_dir: str | None) -> list[tuple[Any, dict, 
 # them against the originals and against ``Repo.params.diff`` / ``Repo.metrics.diff``.
 
 
+def interpolated(value: Any) -> bool:
+    """Whether ``value`` (a part of dvc.yaml) holds a ``${}`` only DVC's templating resolves."""
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(interpolated(k) or interpolated(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(interpolated(v) for v in value)
+    return False
+
+
 class NotRestated(ValueError):
     """What only DVC's own code reads (a Python params file, a glob key): ask DVC."""
 

@@ -85,7 +85,7 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
         return None
     # `${}` in a command, a dep or an out doesn't change the plots (common: `python train.py ${train.lr}`);
     # in a plot definition or a stage's name it does, and only DVC resolves it.
-    if interpolated([top, *stages, *(s.get("plots") for s in stages.values() if isinstance(s, dict))]):
+    if dvc_compat.interpolated([top, *stages, *(s.get("plots") for s in stages.values() if isinstance(s, dict))]):
         return None
     result: dict[str, dict] = {}
     for plot_id, props in _top_level(top):
@@ -109,17 +109,6 @@ def fast_definitions(doc: Any, targets: list[str]) -> dict | None:
             if dvc_compat.plot_matches(targets, "dvc.yaml", path):  # DVC matches outputs against their dvc.yaml too
                 result.setdefault("", {"data": {}})["data"][posixpath.normpath(path)] = props
     return result
-
-
-def interpolated(value: Any) -> bool:
-    """Whether ``value`` (a part of dvc.yaml) holds a ``${}`` only DVC's templating resolves."""
-    if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, dict):
-        return any(interpolated(k) or interpolated(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(interpolated(v) for v in value)
-    return False
 
 
 def _top_level(entries: list) -> Iterator[tuple[str | None, dict]]:

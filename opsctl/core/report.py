@@ -326,7 +326,7 @@ def _head_run(project: Project, head: Side, store) -> str | None:
     """The run behind the head: the newest run of the head's commit (CI runs on a checkout),
     else the newest run that produced the outputs the head's ``dvc.lock`` records (a run made
     before its results were committed; lineage's producers)."""
-    from opsctl.adapters.dvc_compare import lock_outputs
+    from opsctl.adapters.dvc_records import lock_outputs
     from opsctl.store.runs import Filter
 
     found = store.list_runs(limit=1, filters=[Filter("git_commit", None, "=", head.commit)], metric_keys=[])
