@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import subprocess
+import uuid
 from importlib.resources import files
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ruamel.yaml import YAML
 
 from opsctl import __version__
 from tests.conftest import PYTHON, REPO, opsctl_inprocess, run
+from tests.e2e.test_run_docker import PROJECT_LABEL, _remove_project_images, python_image  # noqa: F401
 
 TEMPLATES = ("minimal", "data-pipeline", "ml-pipeline")
 GITHUB = ".github/workflows/opsctl.yml"
@@ -210,16 +212,16 @@ def origin(tmp_path_factory):
     """Per template, what CI clones: a Git origin whose main branch ran the pipeline and pushed its data
     to a shared DVC remote (a local directory, committed in .dvc/config as the README says), and a
     `feature` branch that changes a param, as a pull request does."""
-    made = {}
+    made: dict[tuple, Path] = {}
 
-    def make(template: str) -> Path:
-        if template in made:
-            return made[template]
+    def make(template: str, *data: str) -> Path:
+        if (template, data) in made:
+            return made[template, data]
         base = tmp_path_factory.mktemp(f"origin-{template}")
-        seed = render(base, template, "executor=local")
+        seed = render(base, template, *(data or ["executor=local"]))
         remote = base / "dvc-remote"
         opsctl_inprocess("data", "remote", "add", "shared", str(remote), "--default", cwd=seed, check=True)
-        opsctl_inprocess("run", cwd=seed, check=True)
+        opsctl_inprocess("run", "--executor", "local", cwd=seed, check=True)  # the developer's run, on the host
         opsctl_inprocess("data", "push", cwd=seed, check=True)
         run(["git", "add", "-A"], cwd=seed)
         run(["git", "commit", "-qm", "Shared remote; pipeline run"], cwd=seed)
@@ -231,7 +233,7 @@ def origin(tmp_path_factory):
         run(["git", "commit", "-qam", "Change a param"], cwd=seed)
         bare = base / "origin.git"
         run(["git", "clone", "-q", "--bare", str(seed), str(bare)])
-        made[template] = bare
+        made[template, data] = bare
         return bare
 
     return make
@@ -312,3 +314,18 @@ def test_the_scheduled_drift_jobs_run_in_order(tmp_path, origin, opsctl_shim):
     run_in_order(gitlab, gitlab_commands(load(gitlab / GITLAB)["drift"], gitlab, opsctl_shim), "ml-pipeline")
     for root in (github, gitlab):
         assert (root / REPORT).is_file()
+
+
+def test_the_github_workflow_runs_the_stages_in_docker(tmp_path, origin, opsctl_shim, python_image, docker_engine):  # noqa: F811
+    """The template's default executor, as on GitHub's ubuntu-latest (which has Docker): `opsctl run`
+    builds the project's image (here FROM the local test image, which has the requirements) and runs
+    the stages the pull request changed in it."""
+    name = f"ci{uuid.uuid4().hex[:10]}"
+    repo = origin("ml-pipeline", f"project_name={name}", f"base_image={python_image}", "install_requirements=false")
+    try:
+        root = checkout(repo, tmp_path / "ci", "feature")
+        assert yaml.safe_load((root / "opsctl.yaml").read_text())["executor"] == "docker"
+        run_in_order(root, github_commands(load(root / GITHUB)["jobs"]["pipeline"], opsctl_shim), "ml-pipeline")
+        assert docker_engine.images.list(filters={"label": f"{PROJECT_LABEL}={name}"})
+    finally:
+        _remove_project_images(docker_engine, name)
