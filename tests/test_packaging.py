@@ -24,6 +24,9 @@ def test_wheel_contains_templates_and_uses_them(tmp_path):
     for template in ("ml-pipeline", "data-pipeline", "minimal"):
         assert f"opsctl/templates/{template}/copier.yml" in names
         assert f"opsctl/templates/{template}/template.yml" in names
+        # The CI files: dot-directories and dotfiles are package data too.
+        assert f"opsctl/templates/{template}/project/.github/workflows/opsctl.yml.jinja" in names
+        assert f"opsctl/templates/{template}/project/.gitlab-ci.yml.jinja" in names
     assert "opsctl/templates/ml-pipeline/project/data/raw/churn.csv" in names
     assert "opsctl/templates/ml-pipeline/project/dvc.yaml" in names
     assert not any(n.startswith("templates/") for n in names)

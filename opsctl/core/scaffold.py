@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsctl import __version__
 from opsctl.core.config import CONFIG_FILE, parse_config
 from opsctl.core.project import STATE_DIR, find_git_root, find_root
 from opsctl.core.rollback import FileTransaction, ignoring_sigint
@@ -175,8 +176,9 @@ def init_project(
     answers = dict(data or {})
     if name:
         answers["project_name"] = name
-    # The directory's name is the offered default; the question is still asked on a terminal.
-    offered = {"project_name": slugify(dest.name)}
+    # Offered defaults (the question is still asked on a terminal): the directory's name, and the
+    # opsctl that CI installs (the templates' `opsctl_requirement`) pinned to this version.
+    offered = {"project_name": slugify(dest.name), "opsctl_requirement": f"opsctl=={__version__}"}
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Named before it exists, so that a Ctrl-C at any instant is cleaned up by `finally`.

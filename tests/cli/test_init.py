@@ -8,6 +8,7 @@ import time
 
 import yaml
 
+from opsctl import __version__
 from tests.conftest import BIN, opsctl_inprocess, run, tree
 
 
@@ -270,6 +271,9 @@ def test_prompts_on_a_terminal_without_defaults(tmp_path):
     for _ in range(4):  # description, base image, install requirements, executor: accept the defaults
         child.expect(r"\?")
         child.sendline("")
+    child.expect("pip requirement CI installs opsctl from")
+    child.expect(re.escape(f"opsctl=={__version__}"))  # offered: the opsctl that scaffolds the project
+    child.sendline("")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
@@ -277,6 +281,7 @@ def test_prompts_on_a_terminal_without_defaults(tmp_path):
     assert "Created asked-name" in screen
     assert "Adding..." not in screen and "files/s" not in screen  # no DVC progress bars leak through
     assert yaml.safe_load((tmp_path / "proj" / "opsctl.yaml").read_text())["project"] == "asked-name"
+    assert f"pip install 'opsctl=={__version__}'" in (tmp_path / "proj" / ".gitlab-ci.yml").read_text()
 
 
 def test_terminal_output_is_clean(tmp_path):
