@@ -23,7 +23,7 @@ again), copied into the project's .opsctl/opsctl.db and fsynced.
 
 Checked first (a fast wrong answer is no result): the JSON report's params are
 `dvc params diff base --json`'s (the same keys and values), its metrics `dvc metrics diff base
---json`'s (the same keys; old, new and delta within 1e-6, relative), its data lists the dataset as
+--json`'s (the same keys changed; old, new and delta within 1e-6, relative), its data lists the dataset as
 modified with the hashes and sizes of its .dvc file at base and in the workspace, and the
 Markdown names the changed param and the dataset.
 
@@ -213,7 +213,13 @@ def check_report(project: Path, report_json: dict, report_md: str, stages: int, 
 
     theirs = json_of([dvc, "metrics", "diff", "base", "--json"], cwd=project, env=env)
     want = {(f, k): v for f, keys in theirs.items() for k, v in keys.items()}
-    got = {(m["file"], m["key"]): m for m in report_json.get("metrics", [])}
+    rows = report_json.get("metrics", [])  # unchanged ones too, when marked "changed": false
+    got = {(m["file"], m["key"]): m for m in rows if m.get("changed", True)}
+    problems += [
+        f"metrics: {m['file']} {m['key']} is marked unchanged, but went {m.get('old')} -> {m.get('new')}"
+        for m in rows
+        if not m.get("changed", True) and not close(m.get("old"), m.get("new"))
+    ]
     if set(got) != set(want):
         problems.append(
             f"metrics: the report lists {len(got)} ({sorted(set(got) - set(want))[:5]} not in DVC's), "
@@ -251,8 +257,8 @@ def check_report(project: Path, report_json: dict, report_md: str, stages: int, 
     if problems:
         raise SystemExit("opsctl report disagrees with DVC:\n  " + "\n  ".join(problems))
     return (
-        f"params {len(report_json['params'])} changed ({param}), metrics {len(report_json['metrics'])} "
-        f"changed, data {len(report_json['data'])} listed ({DATASET} among them)"
+        f"params {len(report_json['params'])} changed ({param}), metrics {len(got)} changed of {len(rows)} "
+        f"listed, data {len(report_json['data'])} listed ({DATASET} among them)"
     )
 
 
