@@ -357,17 +357,22 @@ def project_with_store(work: Path, cached_db: Path) -> tuple[Path, Path]:
     generated store, fsynced. Returns (project, db)."""
     dvc_yaml = "stages:\n" + "".join(f"  {name}:\n    cmd: python src/{name}.py\n" for name in STAGES)
     project = pipeline_project(work / "project", dvc_yaml, env=ENV)
+    return project, install_store(project, cached_db)
+
+
+def install_store(project: Path, cached_db: Path) -> Path:
+    """A copy of the generated store as PROJECT's .opsctl/opsctl.db, fsynced; returns its path."""
     db = project / ".opsctl" / "opsctl.db"
-    db.parent.mkdir()
+    db.parent.mkdir(exist_ok=True)
     shutil.copyfile(cached_db, db)
     with db.open("rb+") as f:  # on disk now: else the first WAL checkpoint pays for the copy
         os.fsync(f.fileno())
-    return project, db
+    return db
 
 
-def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    """The generated store and where its project goes: this bench's and bench/ui.py's."""
-    parser.add_argument("--count", type=int, default=100_000, help="runs in the generated store")
+def add_store_arguments(parser: argparse.ArgumentParser, *, count: int = 100_000) -> None:
+    """The generated store and where its project goes: this bench's, bench/ui.py's and bench/report.py's."""
+    parser.add_argument("--count", type=int, default=count, help="runs in the generated store")
     parser.add_argument("--batch", type=int, default=5000, help="runs per record_runs transaction when generating")
     parser.add_argument("--fresh", action="store_true", help="generate the store again, even if cached")
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where to make the project")
