@@ -233,7 +233,8 @@ class RunSession:
                 graph = graph.subgraph(wanted)
             # DVC's own change detection: the same call as `dvc status [TARGET...]`.
             try:
-                status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
+                with dvc_compat.params_files_read_once():
+                    status = repo.status(targets=targets, with_deps=True) if targets else repo.status()
             except LockError:
                 # Only a read-only session gets here: `dvc repro` is writing a stage's outputs
                 # (DVC's rwlock names it), so their state is not known until it finishes.

@@ -155,7 +155,11 @@ def _md_trend(report: Report) -> list[str]:
     for key in trend.keys:
         values = [p.metrics.get(key) for p in trend.points]
         if sum(_num(v) for v in values) >= 2:
-            charts.append(mermaid_chart(key, labels, {key: [float(v) if isinstance(v, (int, float)) and _num(v) else None for v in values]}))
+            charts.append(
+                mermaid_chart(
+                    key, labels, {key: [float(v) if isinstance(v, (int, float)) and _num(v) else None for v in values]}
+                )
+            )
     if charts:  # the first key (a gated or moved metric) open; the others folded: a comment stays short
         lines += charts[0]
     if len(charts) > 1:
