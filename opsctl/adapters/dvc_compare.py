@@ -24,7 +24,7 @@ from typing import Any
 
 from opsctl.adapters import dvc_compat
 from opsctl.adapters.dvc_compat import interpolated
-from opsctl.adapters.dvc_records import FileReader, recorded_outputs
+from opsctl.adapters.dvc_records import FileReader, load_structure, recorded_outputs
 
 DEFAULT_PARAMS = "params.yaml"  # DVC's ParamsDependency.DEFAULT_PARAMS_FILE: always compared when it exists
 
@@ -52,9 +52,7 @@ def read_side(root: Path, commit: str | None) -> Side:
         raise NeedsDvc("Git can't list the work tree")
     if [p for p in dvc_yamls if p != "dvc.yaml"]:
         raise NeedsDvc("more than one dvc.yaml")
-    files = reader.read(["dvc.yaml", "dvc.lock"])
-    doc = _load(files["dvc.yaml"], "dvc.yaml", missing={})
-    lock = _load(files["dvc.lock"], "dvc.lock", missing={})
+    doc = _load(reader.read(["dvc.yaml"])["dvc.yaml"], "dvc.yaml", missing={})
     param_keys, metric_paths = _declared(doc)
 
     side = Side()
@@ -65,7 +63,7 @@ def read_side(root: Path, commit: str | None) -> Side:
     contents = reader.read([*param_keys, *metric_paths])
     for path, keys in param_keys.items():
         side.params[path] = _content(side, path, contents[path], lambda data, p=path, k=keys: _params(p, data, k))
-    cached = _cached_metrics(root, reader, lock, [p for p in metric_paths if isinstance(contents[p], OSError)])
+    cached = _cached_metrics(root, reader, [p for p in metric_paths if isinstance(contents[p], OSError)])
     for path in metric_paths:
         raw = cached.get(path, contents[path])
         if isinstance(raw, IsADirectoryError):
@@ -80,7 +78,7 @@ def _load(raw: bytes | OSError, path: str, *, missing: Any) -> Any:
     if isinstance(raw, OSError):
         raise NeedsDvc(f"{path}: {raw}")
     try:
-        return dvc_compat.load_values(path, raw)
+        return load_structure(path, raw)
     except Exception as exc:  # noqa: BLE001 — DVC will say what is wrong with it
         raise NeedsDvc(f"{path} can't be read here: {exc}") from None
 
@@ -174,16 +172,13 @@ def _paths(entries: Any, what: str) -> list[str]:
     return [posixpath.normpath(e) for e in entries]
 
 
-def _cached_metrics(root: Path, reader: FileReader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
+def _cached_metrics(root: Path, reader: FileReader, paths: list[str]) -> dict[str, bytes | OSError]:
     """Metric files the side doesn't have as files, read from the DVC cache by the md5 its
     ``dvc.lock`` records (a cached metric output is in Git only as that md5)."""
-    if not paths or not isinstance(lock, dict):
+    if not paths:
         return {}
-    md5s: dict[str, str] = {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in (stage or {}).get("outs") or []:
-            if isinstance(out, dict) and posixpath.normpath(str(out.get("path"))) in paths and out.get("md5"):
-                md5s[posixpath.normpath(str(out["path"]))] = str(out["md5"])
+    outputs = recorded_outputs(root, reader.commit, dvc_files=False)
+    md5s = {path: outputs[path].md5 for path in paths if path in outputs}
     if not md5s:
         return {}
     if any(md5.endswith(".dir") for md5 in md5s.values()):
