@@ -239,7 +239,7 @@ complete -c opsctl -n '__opsctl_at '\''plots show'\''' -l html -r -F -d 'Write o
 complete -c opsctl -n '__opsctl_at '\''plots show'\''' -l svg -r -F -d 'Write one SVG file per plot into DIR'
 complete -c opsctl -n '__opsctl_at '\''plots show'\''' -l help -s h -d 'Show help and exit.'
 complete -c opsctl -n '__opsctl_at '\''plots show'\''' -F
-complete -c opsctl -n '__opsctl_at '\''report'\''' -l base -r -F -d 'The revision to compare with (default: in CI the pull request'\''s base; else the merge base with the default branch; else HEAD~1)'
+complete -c opsctl -n '__opsctl_at '\''report'\''' -l base -r -F -d 'The revision to compare with (default: in CI the pull request'\''s base; else the merge base with the default branch; else HEAD~1, or HEAD when the workspace has uncommitted changes)'
 complete -c opsctl -n '__opsctl_at '\''report'\''' -l head -r -F -d 'Report on this revision instead of the workspace'
 complete -c opsctl -n '__opsctl_at '\''report'\''' -l format -r -F -d 'Markdown (default), JSON or HTML'
 complete -c opsctl -n '__opsctl_at '\''report'\''' -l output -s o -r -F -d 'Write the report to FILE (default: standard output)'

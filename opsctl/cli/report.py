@@ -24,7 +24,7 @@ def report(
         "--base",
         metavar="REV",
         help="The revision to compare with (default: in CI the pull request's base; else the merge base with "
-        "the default branch; else HEAD~1).",
+        "the default branch; else HEAD~1, or HEAD when the workspace has uncommitted changes).",
     ),
     head: Optional[str] = typer.Option(
         None, "--head", metavar="REV", help="Report on this revision instead of the workspace."

@@ -73,7 +73,7 @@ def _evaluate(gate: Gate, report: Report) -> GateResult:
     if gate.kind == "drift":
         drifted = [d for d in report.drift if d.drift]
         if drifted:
-            names = ", ".join(f"{d.path} ({len(d.drifted)} of {d.compared} columns)" for d in drifted)
+            names = ", ".join(f"{d.path} ({len(d.drifted)} of {d.compared} columns drifted)" for d in drifted)
             return GateResult(gate.text, True, f"drift: {names}")
         return GateResult(gate.text, False, f"no drift in {len(report.drift)} datasets checked")
     row, field = _metric(gate.name, report.metrics)

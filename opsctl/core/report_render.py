@@ -259,15 +259,13 @@ def _md_drift(report: Report) -> list[str]:
     if not report.drift:
         return []
     drifted = [r for r in report.drift if r.drift]
-    head = f"### Drift: ❌ {len(drifted)} datasets drifted" if drifted else "### Drift: none"
+    noun = "dataset" if len(drifted) == 1 else "datasets"
+    head = f"### Drift: ❌ {len(drifted)} {noun} drifted" if drifted else "### Drift: none"
     rows = []
     for r in report.drift:
         columns = ", ".join(r.drifted[:8]) + (f" and {len(r.drifted) - 8} more" if len(r.drifted) > 8 else "")
-        detail = (
-            f"{len(r.drifted)} of {r.compared} columns ({r.share:.0%} ≥ {r.threshold_share:.0%})"
-            if r.drift
-            else f"0 of {r.compared} columns"
-        )
+        sign = "≥" if r.drift else "<"
+        detail = f"{len(r.drifted)} of {r.compared} columns drifted ({r.share:.0%} {sign} {r.threshold_share:.0%})"
         if columns:
             detail += f": {columns}"
         rows.append(
