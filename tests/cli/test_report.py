@@ -239,7 +239,7 @@ def test_failed_checks_and_drift_fail_their_gates(project, tmp_path):
     assert data["checks"][0]["path"] == "data/raw.csv" and not data["checks"][0]["passed"]
     assert data["drift"][0]["drift"] and data["drift"][0]["drifted_columns"] == ["x"]
     md = _report(root, "--base", "base", "--fail-on", "checks").stdout
-    assert "### Data checks: ❌ 1 of 1 datasets failed" in md and "### Drift: ❌ 1 datasets drifted" in md
+    assert "### Data checks: ❌ 1 of 1 datasets failed" in md and "### Drift: ❌ 1 dataset drifted" in md
 
 
 def test_html_is_self_contained(project, tmp_path):
