@@ -81,6 +81,10 @@ step opsctl plots show --run "${runs[1]}" --run "${runs[0]}"   # the ROC curve a
 step opsctl plots show --html .opsctl/plots.html   # the same, exact, in one self-contained page (.opsctl/ is not in Git)
 step git add -A
 step git commit -qm "Train with 50 trees"
+# The review of that commit, as a pull request would get it: params, metrics with deltas and
+# their trend, the changed model, the checks on its data, both ROC curves; a gate on accuracy.
+step opsctl report --base HEAD~1 --fail-on 'metrics.accuracy.delta<-0.05' -o .opsctl/report.md
+step sed -n 1,30p .opsctl/report.md
 # A sweep: six experiments, each in its own work tree (this one is not touched), in parallel;
 # prepare and featurize have the same inputs in all six, so they are not run again.
 step opsctl exp run -S train.n_estimators=50,150 -S train.max_depth=4,6,8 -j 2 --name trees
@@ -125,6 +129,11 @@ if step opsctl monitor drift data/incoming/shifted.csv --reference churn@v0.0.1;
     echo "demo: the shifted batch did not drift" >&2; exit 1
 else code=$?; fi
 [ "$code" = 6 ] || { echo "demo: opsctl monitor drift exited $code, expected 6 (drift)" >&2; exit 1; }
+# A scheduled CI job would now fail on the report's drift gate (exit 6), the drifted batch at the top.
+if step opsctl report --fail-on drift --no-plots -o .opsctl/drift-report.md; then
+    echo "demo: the report's drift gate passed" >&2; exit 1
+else code=$?; fi
+[ "$code" = 6 ] || { echo "demo: opsctl report exited $code, expected 6 (a gate failed)" >&2; exit 1; }
 step opsctl monitor history
 step opsctl model show churn
 step opsctl lineage churn@v0.0.1

@@ -468,11 +468,13 @@ def _plots(project: Project, report: Report) -> None:
 def _plot_changed(plot: Any, base_rev: str, head_rev: str) -> bool:
     if plot.kind != "vega":  # an image: its bytes per revision
         return plot.sources.get(base_rev) != plot.sources.get(head_rev)
+    # Only what the plot draws counts: a file's other columns may change under an unchanged plot.
+    x, y = plot.props.get("x"), plot.props.get("y")
     rows: dict[str, list] = {base_rev: [], head_rev: []}
     for point in plot.datapoints:
         rev = point.get("rev")
         if rev in rows:
-            rows[rev].append(sorted((k, repr(v)) for k, v in point.items() if k != "rev"))
+            rows[rev].append((point.get("filename"), point.get("field"), repr(point.get(x)), repr(point.get(y))))
     return rows[base_rev] != rows[head_rev]
 
 

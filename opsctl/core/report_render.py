@@ -312,8 +312,10 @@ def _md_plots(report: Report, images: dict[str, str]) -> list[str]:
         plot = change.plot
         lines += [f"**{md_text(plot.props.get('title') or change.id)}**", ""]
         if plot.kind == "vega" and change.template in LINE_TEMPLATES:
-            order = {rev: i for i, rev in enumerate(change.revs)}  # the base's line first
-            series = sorted((s for s in series_of(plot) if s.ys), key=lambda s: order.get(s.label, len(order)))
+            order = {rev: i for i, rev in enumerate(change.revs)}  # the base's lines first
+            series = sorted(
+                (s for s in series_of(plot) if s.ys), key=lambda s: order.get(s.label.split(": ")[0], len(order))
+            )
             grid, resampled = _resampled(series)
             if grid:
                 labels = [f"{x:.3g}" for x in grid]

@@ -316,3 +316,39 @@ def test_comment_outside_a_pull_request_is_a_warning(project, tmp_path):
         assert result.returncode == 0
         assert "--comment: not a pull request (GITHUB_EVENT_NAME=push); nothing posted" in result.stderr
         assert forge.calls == []
+
+
+def test_changed_plots_as_mermaid_and_images_beside_the_report(tmp_path):
+    """Line plots whose data changed are Mermaid charts with both sides' lines (the base's
+    first); the others are SVGs in REPORT-plots/, linked from the report. Unchanged plots are
+    left out; the HTML has every changed plot inline."""
+    from tests.plots_project import make_plots_project
+
+    root = make_plots_project(tmp_path / "plots")
+    out = tmp_path / "out" / "review.md"
+    out.parent.mkdir()
+    result = _report(root, "--base", "v1", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    md = out.read_text()
+    assert "### Plots (" in md
+    train = md.split("**Train loss**", 1)[1].split("**", 1)[0]
+    assert train.count("    line [") == 2 and "| 1 | v1 |" in train and "| 2 | workspace |" in train
+    # The loss is halved in the workspace: the second line's first value is half the first's.
+    first, second = re.findall(r"line \[([^,\]]+)", train)
+    assert float(second) == pytest.approx(float(first) / 2)
+    svg = out.parent / "review-plots" / "confusion.svg"
+    assert "![confusion](review-plots/confusion.svg)" in md and svg.read_text().startswith("<svg")
+
+    data = json.loads(_report(root, "--base", "v1", "--format", "json").stdout)
+    changed = {p["id"] for p in data["plots"]}
+    assert "confusion" in changed and "plots/train.json" in changed and "bar_horizontal" in changed
+    assert "simple" not in changed  # its column (acc) is the same on both sides
+    assert all(p["revs"] == ["v1", "workspace"] for p in data["plots"])
+    page = tmp_path / "r.html"
+    assert _report(root, "--base", "v1", "--format", "html", "-o", str(page)).returncode == 0
+    assert page.read_text().count("<svg") >= len(changed)
+
+
+def test_output_into_a_directory_is_refused(project, tmp_path):
+    result = _report(project, "-o", str(tmp_path))
+    assert result.returncode == 2 and "is a directory" in result.stderr
