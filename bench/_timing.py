@@ -378,3 +378,32 @@ def mib(n: int) -> str:
 
 def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def cached_build(target: Path, fresh: bool, make, *, stale_glob: str) -> tuple[Path, dict]:
+    """``target`` (a file or directory under .bench/), made once by ``make(partial) -> info`` and kept
+    with what making it measured (``TARGET.json`` beside it); ``fresh`` makes it again. It is made
+    under a ``.partial`` name and renamed when whole; older builds matching ``stale_glob`` (made by
+    other code) are removed."""
+    info_path = target.with_suffix(".json")
+    if target.exists() and info_path.is_file() and not fresh:
+        return target, {**json.loads(info_path.read_text()), "cached": True}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm"), target):
+        _remove(leftover)
+    info = make(partial)
+    os.replace(partial, target)
+    for stale in target.parent.glob(stale_glob):
+        if stale.name not in (target.name, info_path.name):
+            _remove(stale)
+    info["made"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    info_path.write_text(json.dumps(info, indent=1))
+    return target, {**info, "cached": False}

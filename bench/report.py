@@ -56,7 +56,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import yaml
-from _timing import BIN, GIT_ID, compare, fresh_copy, json_of, pipeline_project, report, timed
+from _timing import BIN, GIT_ID, cached_build, compare, fresh_copy, json_of, pipeline_project, report, timed
 from noop import dvc_yaml
 from runs import ENV, REPO, add_store_arguments, generated_store, install_store
 
@@ -146,25 +146,15 @@ def build_digest(stages: int) -> str:
 
 def built_project(stages: int, rebuild: bool, env: dict) -> tuple[Path, dict]:
     """The pristine project (cached under .bench/report/) and what its build measured."""
-    cache = REPO / ".bench" / "report"
-    cache.mkdir(parents=True, exist_ok=True)
-    project = cache / f"project-s{stages}-{build_digest(stages)}"
-    info_path = project.with_suffix(".json")
-    if project.is_dir() and info_path.is_file() and not rebuild:
-        return project, {**json.loads(info_path.read_text()), "cached": True}
-    partial = project.with_name(project.name + ".partial")
-    for leftover in (partial, project):
-        shutil.rmtree(leftover, ignore_errors=True)
-    print(f"building the {stages}-stage project into {partial} (dvc repro, twice) ...", flush=True)
-    info = build(partial, stages, env)
-    check_project(partial, stages, env)
-    os.replace(partial, project)
-    for stale in cache.glob(f"project-s{stages}-*"):  # made by other code: of no more use
-        if stale.name not in (project.name, info_path.name):
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    info["made"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    info_path.write_text(json.dumps(info, indent=1))
-    return project, {**info, "cached": False}
+    project = REPO / ".bench" / "report" / f"project-s{stages}-{build_digest(stages)}"
+
+    def make(partial: Path) -> dict:
+        print(f"building the {stages}-stage project into {partial} (dvc repro, twice) ...", flush=True)
+        info = build(partial, stages, env)
+        check_project(partial, stages, env)
+        return info
+
+    return cached_build(project, rebuild, make, stale_glob=f"project-s{stages}-*")
 
 
 def check_project(project: Path, stages: int, env: dict) -> None:

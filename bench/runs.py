@@ -47,7 +47,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from _timing import BIN, median_call, median_wall, pipeline_project, report_limit_against, wall
+from _timing import BIN, cached_build, median_call, median_wall, pipeline_project, report_limit_against, wall
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run from anywhere: the opsctl being measured is this checkout's
@@ -295,38 +295,22 @@ def store_digest() -> str:
 
 def generated_store(count: int, batch: int, fresh: bool) -> tuple[Path, dict]:
     """The generated store (cached under .bench/) and what its generation measured."""
-    cache = REPO / ".bench" / "runs"
-    cache.mkdir(parents=True, exist_ok=True)
-    db = cache / f"store-n{count}-s{SEED}-g{GENERATOR}-v{LATEST_VERSION}-{store_digest()}.db"
-    info_path = db.with_suffix(".json")
-    if db.is_file() and info_path.is_file() and not fresh:
-        return db, {**json.loads(info_path.read_text()), "cached": True}
-    partial = db.with_name(db.name + ".partial")
-    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
-        leftover.unlink(missing_ok=True)
-    print(f"generating {count:,} runs into {partial} ({batch:,} per transaction) ...", flush=True)
-    started = time.perf_counter()
-    written = 0
-    with RunStore(partial) as store:
-        gen = records(count, SEED)
-        while written < count:
-            written += store.record_runs(islice(gen, batch))
-    seconds = time.perf_counter() - started  # closed: the WAL is checkpointed into the file
-    if written != count:
-        raise SystemExit(f"wrote {written} runs, expected {count}")
-    os.replace(partial, db)
-    for stale in cache.glob(f"store-n{count}-*"):  # made by other store code: of no more use
-        if stale.name not in (db.name, info_path.name):
-            stale.unlink()
-    info = {
-        "count": count,
-        "batch": batch,
-        "seconds": seconds,
-        "bytes": db.stat().st_size,
-        "made": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    info_path.write_text(json.dumps(info, indent=1))
-    return db, {**info, "cached": False}
+    db = REPO / ".bench" / "runs" / f"store-n{count}-s{SEED}-g{GENERATOR}-v{LATEST_VERSION}-{store_digest()}.db"
+
+    def make(partial: Path) -> dict:
+        print(f"generating {count:,} runs into {partial} ({batch:,} per transaction) ...", flush=True)
+        started = time.perf_counter()
+        written = 0
+        with RunStore(partial) as store:
+            gen = records(count, SEED)
+            while written < count:
+                written += store.record_runs(islice(gen, batch))
+        seconds = time.perf_counter() - started  # closed: the WAL is checkpointed into the file
+        if written != count:
+            raise SystemExit(f"wrote {written} runs, expected {count}")
+        return {"count": count, "batch": batch, "seconds": seconds, "bytes": partial.stat().st_size}
+
+    return cached_build(db, fresh, make, stale_glob=f"store-n{count}-*")
 
 
 def capture(cmd: list[str], cwd: Path, env: dict) -> str:

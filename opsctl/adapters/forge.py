@@ -140,6 +140,11 @@ class Forge:
         except ValueError:
             raise ForgeError(f"{self.name} answered {action} with something that is not JSON") from None
 
+    def _write(self, method: str, url: str, body: str) -> Comment:
+        """Create or update one comment (``{"body": ...}``), as the API answers it."""
+        data, _ = self.call(method, url, {"body": body})
+        return _comment(data, self, self._action(method, url))
+
     def _action(self, method: str, url: str) -> str:
         path = urllib.parse.urlsplit(url).path
         return f"{method} {self._mask(path)}"
@@ -261,14 +266,10 @@ class GitHub(Forge):
         return found
 
     def create_comment(self, number: int, body: str) -> Comment:
-        url = f"{self._repo_url}/issues/{number}/comments"
-        data, _ = self.call("POST", url, {"body": body})
-        return _comment(data, self, self._action("POST", url))
+        return self._write("POST", f"{self._repo_url}/issues/{number}/comments", body)
 
     def update_comment(self, number: int, comment_id: int, body: str) -> Comment:
-        url = f"{self._repo_url}/issues/comments/{comment_id}"
-        data, _ = self.call("PATCH", url, {"body": body})
-        return _comment(data, self, self._action("PATCH", url))
+        return self._write("PATCH", f"{self._repo_url}/issues/comments/{comment_id}", body)
 
     def refused(self, status: int, action: str, detail: str) -> ForgeAuthError:
         if status == 401:
@@ -331,14 +332,10 @@ class GitLab(Forge):
         return found
 
     def create_comment(self, number: int, body: str) -> Comment:
-        url = self._notes_url(number)
-        data, _ = self.call("POST", url, {"body": body})
-        return _comment(data, self, self._action("POST", url))
+        return self._write("POST", self._notes_url(number), body)
 
     def update_comment(self, number: int, comment_id: int, body: str) -> Comment:
-        url = f"{self._notes_url(number)}/{comment_id}"
-        data, _ = self.call("PUT", url, {"body": body})
-        return _comment(data, self, self._action("PUT", url))
+        return self._write("PUT", f"{self._notes_url(number)}/{comment_id}", body)
 
     def refused(self, status: int, action: str, detail: str) -> ForgeAuthError:
         hint = "add it as a masked CI/CD variable (Settings > CI/CD > Variables)"
