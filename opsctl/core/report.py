@@ -211,8 +211,15 @@ def resolve_sides(
         if commit is None:
             raise UsageError(f"--base {base}: no such Git revision", hint="a branch, tag or commit (fetch it in CI)")
         return Side(base, base, commit), head_side
-    if suggested_base and (commit := git.resolve_commit(root, suggested_base)):
-        return Side(suggested_base[:12], suggested_base, commit), head_side
+    if suggested_base:
+        commit = git.resolve_commit(root, suggested_base)
+        if commit:
+            return Side(suggested_base[:12], suggested_base, commit), head_side
+        # A shallow clone lacks it: say so rather than silently compare with something else.
+        raise UsageError(
+            f"the pull request's base {suggested_base[:12]} is not in this clone",
+            hint="fetch the whole history (actions/checkout with fetch-depth: 0; GitLab GIT_DEPTH: 0), or give --base",
+        )
     default = git.default_branch(root)
     if default is not None:
         fork = git.merge_base(root, head_side.commit, default)

@@ -352,3 +352,15 @@ def test_changed_plots_as_mermaid_and_images_beside_the_report(tmp_path):
 def test_output_into_a_directory_is_refused(project, tmp_path):
     result = _report(project, "-o", str(tmp_path))
     assert result.returncode == 2 and "is a directory" in result.stderr
+
+
+def test_in_a_pull_request_the_base_is_its_base_commit(project, tmp_path):
+    base = run(["git", "rev-parse", "base"], cwd=project).stdout.strip()
+    with FakeForge() as forge:
+        env = forge.github_env(tmp_path, base_sha=base)
+        data = json.loads(_report(project, "--format", "json", env=env).stdout)
+        assert data["base"]["commit"] == base and data["params"][0]["key"] == "train.threshold"
+        missing = _report(project, env=forge.github_env(tmp_path, base_sha="f" * 40))
+        assert missing.returncode == 2
+        assert "the pull request's base ffffffffffff is not in this clone" in missing.stderr
+        assert "fetch-depth: 0" in missing.stderr
