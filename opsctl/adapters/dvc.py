@@ -764,7 +764,7 @@ class DiffEntry:
 
 def diff(root: Path, a_rev: str | None, b_rev: str | None) -> list[DiffEntry]:
     """DVC's ``diff`` between two Git revisions (``b_rev`` None: the workspace), with sizes."""
-    with open_repo(root) as repo:
+    with open_repo(root) as repo, dvc_compat.status_spinners_off():
         raw = repo.diff(a_rev or "HEAD", b_rev)
         old_sizes = _sizes_at(repo, a_rev or "HEAD")
         new_sizes = _sizes_at(repo, b_rev) if b_rev else _sizes_at(repo, None)

@@ -235,6 +235,38 @@ def progress_bars_replaced(tqdm_class: type) -> Iterator[None]:
             ui.progress = original_progress
 
 
+class _Quiet:
+    """What ``Console.status`` returns, doing nothing (a spinner, update, stop)."""
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    start = stop = update
+
+
+@contextlib.contextmanager
+def status_spinners_off() -> Iterator[None]:
+    """Inside the block, DVC's own spinners (``dvc.ui.ui.status``, e.g. "Building workspace
+    index" in ``repo.diff``) draw nothing: opsctl's own status line is the one on screen."""
+    from dvc.ui import ui
+
+    original = ui.__dict__.get("status")
+    ui.status = lambda *a, **k: _Quiet()
+    try:
+        yield
+    finally:
+        if original is None:
+            del ui.status
+        else:
+            ui.status = original
+
+
 # -- moving objects by hash (remote executors) --------------------------------------------
 
 

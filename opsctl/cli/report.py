@@ -87,7 +87,7 @@ def report(
         write_atomically(output, text.encode("utf-8"))
         out.success(f"Wrote {output}")
     elif fmt == "md" and out.is_tty(sys.stdout):
-        out.markdown(text)
+        out.markdown(report_render.markdown(built, terminal=True))
     else:
         sys.stdout.write(text)
 

@@ -82,18 +82,34 @@ def title(report: Report) -> str:
 # --- Markdown -----------------------------------------------------------------------------------
 
 
-def markdown(report: Report, *, images: dict[str, str] | None = None) -> str:
+def markdown(report: Report, *, images: dict[str, str] | None = None, terminal: bool = False) -> str:
     """The report as Markdown. ``images``: plot id -> a path (relative to the report) of an
-    image written beside it, for the plots Mermaid can't draw."""
+    image written beside it, for the plots Mermaid can't draw. ``terminal``: for drawing in a
+    terminal, which renders neither Mermaid nor ``<details>``: the trend as its table, plots as
+    the command that draws them."""
     out: list[str] = [f"## {md_text(title(report))}", ""]
     out += [_md_headline(report), ""]
     for section in (_md_gates, _md_metrics, _md_params, _md_data, _md_checks, _md_drift, _md_pipeline):
         out += section(report)
-    out += _md_plots(report, images or {})
+    out += _md_plots(report, {} if terminal else images or {}, charts=not terminal)
     out += _md_registry(report)
     if report.notes:
         out += ["### Notes", "", *[f"- {md_text(n)}" for n in report.notes], ""]
+    if terminal:
+        out = [line for line in _without_charts(out) if not line.startswith(("<details>", "</details>"))]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _without_charts(lines: list[str]) -> list[str]:
+    kept, inside = [], False
+    for line in lines:
+        if line == "```mermaid":
+            inside = True
+        elif inside and line == "```":
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return kept
 
 
 def _md_headline(report: Report) -> str:
@@ -302,7 +318,7 @@ def _md_pipeline(report: Report) -> list[str]:
     return lines
 
 
-def _md_plots(report: Report, images: dict[str, str]) -> list[str]:
+def _md_plots(report: Report, images: dict[str, str], *, charts: bool = True) -> list[str]:
     if not report.plots:
         return []
     from opsctl.core.plot_text import series_of
@@ -311,7 +327,7 @@ def _md_plots(report: Report, images: dict[str, str]) -> list[str]:
     for change in report.plots:
         plot = change.plot
         lines += [f"**{md_text(plot.props.get('title') or change.id)}**", ""]
-        if plot.kind == "vega" and change.template in LINE_TEMPLATES:
+        if charts and plot.kind == "vega" and change.template in LINE_TEMPLATES:
             order = {rev: i for i, rev in enumerate(change.revs)}  # the base's lines first
             series = sorted(
                 (s for s in series_of(plot) if s.ys), key=lambda s: order.get(s.label.split(": ")[0], len(order))

@@ -364,3 +364,28 @@ def test_in_a_pull_request_the_base_is_its_base_commit(project, tmp_path):
         assert missing.returncode == 2
         assert "the pull request's base ffffffffffff is not in this clone" in missing.stderr
         assert "fetch-depth: 0" in missing.stderr
+
+
+def test_on_a_terminal_the_markdown_is_drawn_without_mermaid_or_details(project):
+    import os
+
+    import pexpect
+
+    from tests.conftest import BIN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
+    child = pexpect.spawn(
+        str(BIN / "python"),
+        ["-m", "opsctl", "report", "--base", "base"],
+        cwd=str(project),
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+        encoding="utf-8",
+        timeout=120,
+        dimensions=(60, 120),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert child.exitstatus == 0, shown
+    assert "train.threshold" in shown and "Trend over the last 2 runs" in shown
+    assert "xychart" not in shown and "<details>" not in shown and "##" not in shown  # drawn, not raw
