@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
 FIELDS = ("delta_pct", "delta")  # longest first: `.delta_pct` must not read as `.delta` + `_pct`
-_METRIC = re.compile(
-    r"^metrics\.(?P<name>.+?)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
+_METRIC = re.compile(  # a name holds no operator character: `metrics.a<<1` is not the metric `a<`
+    r"^metrics\.(?P<name>[^<>=!\s][^<>=!]*?)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
 )
 EXAMPLES = "metrics.accuracy<0.8, metrics.accuracy.delta<-0.01, metrics.loss.delta_pct>5, checks, drift"
 
