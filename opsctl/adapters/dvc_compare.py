@@ -89,10 +89,11 @@ def read_side(root: Path, commit: str | None) -> Side:
     param_keys, metric_paths = _declared(doc)
 
     side = Side()
-    if DEFAULT_PARAMS not in param_keys:
-        default = reader.read([DEFAULT_PARAMS])[DEFAULT_PARAMS]
-        if not isinstance(default, FileNotFoundError):
-            param_keys[DEFAULT_PARAMS] = []
+    # DVC adds params.yaml, when it exists, as a wholly tracked file: every key is compared,
+    # not only those the stages name (dvc.repo.params.show._collect_params).
+    default = reader.read([DEFAULT_PARAMS])[DEFAULT_PARAMS]
+    if not isinstance(default, FileNotFoundError):
+        param_keys[DEFAULT_PARAMS] = []
     contents = reader.read([*param_keys, *metric_paths])
     for path, keys in param_keys.items():
         side.params[path] = _content(side, path, contents[path], lambda data, p=path, k=keys: _params(p, data, k))
@@ -101,7 +102,7 @@ def read_side(root: Path, commit: str | None) -> Side:
         raw = cached.get(path, contents[path])
         if isinstance(raw, IsADirectoryError):
             raise NeedsDvc(f"{path} is a directory of metrics")
-        side.metrics[path] = _content(side, path, raw, lambda data, p=path: dvc_compat.load_values(p, data))
+        side.metrics[path] = _content(side, path, raw, lambda data, p=path: _metrics(p, data))
     return side
 
 
@@ -129,6 +130,10 @@ def _content(side: Side, path: str, raw: bytes | OSError, parse) -> Any:
     except Exception as exc:  # noqa: BLE001 — a corrupt file is DVC's {"error"}: counted as empty
         side.errors[path] = f"unreadable: {type(exc).__name__}"
         return {}
+
+
+def _metrics(path: str, data: bytes) -> Any:
+    return dvc_compat.metric_values(dvc_compat.load_values(path, data))
 
 
 def _params(path: str, data: bytes, keys: list[str]) -> Any:

@@ -541,10 +541,25 @@ def load_values(path: str, data: bytes) -> Any:
         raise NotRestated(f"{path}: {suffix} files are read by DVC itself")
     text = data.decode("utf-8")
     if suffix == ".json":
-        return json.loads(text)
+        return json.loads(text) or {}  # dvc.utils.serialize.parse_json: `0`, `[]`, `null`... read as {}
     from ruamel.yaml import YAML
 
     return YAML(typ="safe").load(text) or {}
+
+
+def metric_values(content: Any) -> Any:
+    """``dvc.repo.metrics.show._read_metric``'s keep: numbers, strings and booleans, in dicts
+    (emptied ones dropped); a list, a null or a date is no metric (a file of one reads as ``{}``)."""
+
+    def extract(value: Any) -> Any:
+        if isinstance(value, (int, float, str)):
+            return value
+        if not isinstance(value, dict):
+            return None
+        kept = {key: extract(val) for key, val in value.items()}
+        return {key: val for key, val in kept.items() if val not in (None, {})}
+
+    return extract(content) or {}
 
 
 def select_params(config: Any, key_paths: list[str]) -> Any:
