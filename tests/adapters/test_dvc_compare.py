@@ -1,0 +1,416 @@
+"""The report's params and metrics equal `dvc params diff` / `dvc metrics diff`: on real Git +
+DVC projects, ``diff_values`` of what :func:`read_side` reads at two revisions (and in a dirty
+workspace), and of what :func:`dvc_sides` reads through DVC, equal ``Repo.params.diff`` and
+``Repo.metrics.diff``; what only DVC's index resolves is left to it (NeedsDvc). Also the Git
+helpers the report stands on (``blobs``, ``merge_base``, ``default_branch``) and the diff and
+key selection restated from DVC, against DVC's own functions over generated values."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsctl.adapters import dvc_compare, dvc_compat
+from opsctl.adapters import git as git_adapter
+from opsctl.adapters.dvc_compare import NeedsDvc, dvc_sides, output_hashes, read_side
+from tests.conftest import git_dvc_project, run
+
+DVC = [sys.executable, "-m", "dvc"]
+
+
+class Project:
+    """A Git + DVC repository whose files a test writes and commits."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = git_dvc_project(root)
+
+    def write(self, files: dict[str, object | None]) -> None:
+        """Each file's content (a dict: YAML, or JSON by suffix; a str: as is); None deletes it."""
+        for name, content in files.items():
+            path = self.root / name
+            if content is None:
+                path.unlink(missing_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                path.write_text(content)
+            elif name.endswith(".json"):
+                path.write_text(json.dumps(content))
+            else:
+                path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+    def commit(self, files: dict[str, object | None] | None = None, message: str = "change") -> str:
+        self.write(files or {})
+        run(["git", "add", "-A"], cwd=self.root)
+        run(["git", "commit", "-q", "--allow-empty", "-m", message], cwd=self.root)
+        return run(["git", "rev-parse", "HEAD"], cwd=self.root).stdout.strip()
+
+    def dvc(self, *args: str) -> None:
+        run([*DVC, *args], cwd=self.root)
+
+
+def dvc_diffs(root: Path, a_rev: str, b_rev: str, monkeypatch) -> tuple[dict, dict]:
+    """DVC's own answer: ``Repo.params.diff`` and ``Repo.metrics.diff`` ``["diff"]`` (a diff
+    without changes has no "diff" key, or is ``{}`` altogether)."""
+    from dvc.repo import Repo
+
+    monkeypatch.chdir(root)  # DVC names files relative to the working directory
+    with Repo(str(root)) as repo:
+        params = repo.params.diff(a_rev=a_rev, b_rev=b_rev)
+        metrics = repo.metrics.diff(a_rev=a_rev, b_rev=b_rev)
+    return params.get("diff", {}), metrics.get("diff", {})
+
+
+def assert_same_as_dvc(root: Path, base: str, head: str | None, monkeypatch) -> tuple[dict, dict]:
+    """Both of opsctl's paths give DVC's diff between ``base`` and ``head`` (None: the workspace)."""
+    want_params, want_metrics = dvc_diffs(root, base, head or "workspace", monkeypatch)
+    old, new = read_side(root, base), read_side(root, head)
+    assert dvc_compat.diff_values(old.params, new.params) == want_params
+    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+    via_old, via_new = dvc_sides(root, base, head)
+    assert dvc_compat.diff_values(via_old.params, via_new.params) == want_params
+    assert dvc_compat.diff_values(via_old.metrics, via_new.metrics) == want_metrics
+    return want_params, want_metrics
+
+
+def assert_dvc_sides_only(root: Path, base: str, monkeypatch) -> tuple[dict, dict]:
+    """:func:`dvc_sides` alone gives DVC's diff between ``base`` and the workspace."""
+    want_params, want_metrics = dvc_diffs(root, base, "workspace", monkeypatch)
+    old, new = dvc_sides(root, base, None)
+    assert dvc_compat.diff_values(old.params, new.params) == want_params
+    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+    return want_params, want_metrics
+
+
+def stage(**fields) -> dict:
+    return {"cmd": "true", **fields}
+
+
+# --- the fast read equals DVC's diff ---------------------------------------------------------
+
+
+def test_params_yaml_keys_a_stage_names(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {"stages": {"train": stage(params=["lr", "train.epochs"])}}
+    params = {"lr": 0.1, "train": {"epochs": 10, "batch": 32}, "unused": "a"}
+    base = p.commit({"dvc.yaml": dvc_yaml, "params.yaml": params})
+    head = p.commit({"params.yaml": {"lr": 0.2, "train": {"epochs": 10, "batch": 64}, "unused": "b"}})
+    want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want["params.yaml"]["lr"] == {"old": 0.1, "new": 0.2, "diff": 0.1}
+    # the workspace, dirty: a key changed and one added
+    p.write({"params.yaml": {"lr": 0.3, "train": {"epochs": 12, "batch": 64}, "unused": "b", "new": 1}})
+    want, _ = assert_same_as_dvc(p.root, base, None, monkeypatch)
+    assert "train.epochs" in want["params.yaml"]
+    # nothing changed: DVC's diff is {} and so is ours
+    assert assert_same_as_dvc(p.root, head, head, monkeypatch) == ({}, {})
+
+
+def test_a_second_params_file_with_selected_keys_and_a_whole_file(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {
+        "stages": {
+            "prep": stage(params=[{"other.yaml": ["a.b", "d"]}, {"other.json": None}]),
+            "train": stage(params=[{"other.yaml": ["a.missing"]}]),
+        }
+    }
+    other = {"a": {"b": 1, "c": 2}, "d": [1, 2], "e": "not selected"}
+    base = p.commit({"dvc.yaml": dvc_yaml, "other.yaml": other, "other.json": {"x": 1, "y": {"z": [1]}}})
+    head = p.commit(
+        {
+            "other.yaml": {"a": {"b": 5, "c": 3}, "d": [1, 2, 3], "e": "changed"},
+            "other.json": {"x": 2, "y": {"z": [2]}, "w": True},
+        }
+    )
+    want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert set(want) == {"other.yaml", "other.json"}
+    assert set(want["other.yaml"]) == {"a.b", "d"}  # a.c and e aren't named by any stage
+    assert want["other.json"]["y.z"] == {"old": "[1]", "new": "[2]"}  # lists compare as their str()
+    p.write({"other.json": None})  # deleted in the workspace
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+
+
+def test_top_level_params_and_metrics_in_dvc_yaml(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {"params": ["config/hp.yaml", "extra.json"], "metrics": ["eval/scores.json", "summary.yaml"]}
+    base = p.commit(
+        {
+            "dvc.yaml": dvc_yaml,
+            "config/hp.yaml": {"depth": 3, "name": "rf"},
+            "extra.json": {"seed": 1},
+            "eval/scores.json": {"acc": 0.8, "per_class": {"a": 0.7, "b": 0.9}},
+            "summary.yaml": {"rows": 100},
+            "params.yaml": {"global": 1},
+        }
+    )
+    head = p.commit(
+        {
+            "config/hp.yaml": {"depth": 4, "name": "rf"},
+            "eval/scores.json": {"acc": 0.85, "per_class": {"a": 0.7, "b": 0.95}},
+            "summary.yaml": {"rows": 120},
+            "params.yaml": {"global": 2},
+        }
+    )
+    want_params, want_metrics = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert set(want_params) == {"config/hp.yaml", "params.yaml"}
+    assert set(want_metrics) == {"eval/scores.json", "summary.yaml"}
+    assert want_metrics["eval/scores.json"]["per_class.b"]["new"] == 0.95
+
+
+def test_a_cached_metric_read_from_the_dvc_cache_at_the_base(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {
+        "stages": {
+            "evaluate": {
+                "cmd": "cp src.json metrics.json",
+                "deps": ["src.json"],
+                "metrics": ["metrics.json"],  # cached: in Git only as dvc.lock's md5
+            }
+        }
+    }
+    p.write({"dvc.yaml": dvc_yaml, "src.json": {"acc": 0.5, "loss": {"train": 1.0, "test": 1.5}}})
+    p.dvc("repro", "-q")
+    base = p.commit()
+    assert git_adapter.blobs(p.root, base, ["metrics.json"], max_bytes=1000)["metrics.json"].__class__ is (
+        FileNotFoundError
+    )
+    p.write({"src.json": {"acc": 0.75, "loss": {"train": 0.5, "test": 1.5}}})
+    p.dvc("repro", "-q")
+    head = p.commit()
+    _, want = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want == {
+        "metrics.json": {
+            "acc": {"old": 0.5, "new": 0.75, "diff": 0.25},
+            "loss.train": {"old": 1.0, "new": 0.5, "diff": -0.5},
+        }
+    }
+    assert read_side(p.root, base).metrics["metrics.json"]["acc"] == 0.5
+    # the workspace after another run, not committed
+    p.write({"src.json": {"acc": 0.875, "loss": {"train": 0.5, "test": 1.5}}})
+    p.dvc("repro", "-q")
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+
+
+def test_a_metric_file_missing_on_one_side(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {"stages": {"eval": stage(metrics=[{"scores.json": {"cache": False}}, {"new.json": {"cache": False}}])}}
+    base = p.commit({"dvc.yaml": dvc_yaml, "scores.json": {"acc": 0.9}})
+    head = p.commit({"scores.json": None, "new.json": {"f1": 0.5}})
+    _, want = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want["scores.json"]["acc"] == {"old": 0.9, "new": None}
+    assert want["new.json"]["f1"] == {"old": None, "new": 0.5}
+    side = read_side(p.root, base)
+    assert side.errors == {"new.json": "not found"} and side.metrics["new.json"] == {}
+
+
+def test_nested_dicts_and_list_values(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {
+        "stages": {"train": stage(params=[{"params.yaml": None}], metrics=[{"m.yaml": {"cache": False}}])},
+    }
+    base = p.commit(
+        {
+            "dvc.yaml": dvc_yaml,
+            "params.yaml": {"model": {"layers": [64, 32], "opt": {"name": "adam", "betas": [0.9]}}, "tags": []},
+            "m.yaml": {"acc": 0.5, "curve": [0.1, 0.2], "by": {"x": {"y": 1}}, "one": [3], "none": None},
+        }
+    )
+    head = p.commit(
+        {
+            "params.yaml": {"model": {"layers": [64, 16], "opt": {"name": "sgd", "betas": [0.99]}}, "tags": ["a"]},
+            "m.yaml": {"acc": 0.6, "curve": [0.1, 0.3], "by": {"x": {"y": 2}, "z": {}}, "one": [4], "none": 1},
+        }
+    )
+    want_params, want_metrics = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want_params["params.yaml"]["model.layers"] == {"old": "[64, 32]", "new": "[64, 16]"}
+    p.write({"m.yaml": {"acc": [0.7], "curve": "flat", "by": {"x": 3}}})
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+
+
+def test_yaml_1_2_values_read_as_dvcs_ruamel_reads_them(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {"stages": {"train": stage(params=["flag", "n", "off"], metrics=[{"m.yaml": {"cache": False}}])}}
+    # YAML 1.1 (PyYAML) reads `yes` as True and `1e3` as a string; YAML 1.2 (ruamel, DVC) the other way round
+    base = p.commit({"dvc.yaml": dvc_yaml, "params.yaml": "flag: yes\nn: 1e3\noff: 0o10\n", "m.yaml": "acc: 1e-1\n"})
+    head = p.commit(
+        {"params.yaml": "flag: true\nn: 1000\noff: 010\n", "m.yaml": "acc: .inf\nmore: ~\nwhen: 2024-01-02\n"}
+    )
+    want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want["params.yaml"]["flag"] == {"old": "yes", "new": True}
+    assert "n" not in want["params.yaml"]  # 1e3 is the float 1000.0, equal to 1000
+    assert read_side(p.root, base).params["params.yaml"] == {"flag": "yes", "n": 1000.0, "off": 8}
+
+
+def test_a_corrupt_metrics_file(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {"metrics": ["m.json", "m.yaml"]}
+    base = p.commit({"dvc.yaml": dvc_yaml, "m.json": {"acc": 0.5}, "m.yaml": {"loss": 1}})
+    head = p.commit({"m.json": '{"acc": 0.6,', "m.yaml": "loss: [1\n"})
+    _, want = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    side = read_side(p.root, head)
+    assert set(side.errors) == {"m.json", "m.yaml"} and side.metrics == {"m.json": {}, "m.yaml": {}}
+    p.write({"m.json": b"\xff\xfe not utf-8".decode("latin-1"), "m.yaml": "- a list\n- of items\n"})
+    (p.root / "m.json").write_bytes(b'{"acc": "\xff"}')
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["0", "[]", '""', "false", "null", "[1, 2]", '"text"', "3.5", '{"a": []}', '{"a": null, "b": {}}'],
+)
+def test_a_json_metrics_file_of_any_shape(tmp_path, monkeypatch, content):
+    p = Project(tmp_path / "p")
+    base = p.commit({"dvc.yaml": {"metrics": ["m.json"]}, "m.json": content})
+    head = p.commit({"m.json": '{"a": 0.5}'})
+    assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert_same_as_dvc(p.root, head, base, monkeypatch)
+    p.write({"m.json": "0.5"})
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+
+
+# --- what only DVC resolves ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "why"),
+    [
+        ({"dvc.yaml": {"stages": {"s": {"foreach": [1, 2], "do": {"cmd": "echo ${item}"}}}}}, "foreach|vars"),
+        ({"dvc.yaml": {"stages": {"s": stage(wdir="sub", params=["lr"])}}, "sub/params.yaml": {"lr": 1}}, "wdir"),
+        ({"dvc.yaml": {"stages": {"s": stage()}}, "sub/dvc.yaml": {"stages": {"t": stage()}}}, "more than one"),
+        ({"dvc.yaml": {"stages": {"s": stage(params=[{"hp.toml": ["lr"]}])}}, "hp.toml": "lr = 1\n"}, ".toml"),
+        ({"dvc.yaml": {"stages": {"s": stage(params=[{"o.yaml": ["t.*"]}])}}, "o.yaml": {"t": {"a": 1}}}, "glob"),
+        ({"dvc.yaml": {"vars": [{"x": 1}], "stages": {"s": stage(cmd="echo ${x}")}}}, "vars"),
+        ({"dvc.yaml": {"metrics": ["mdir"]}, "mdir/a.json": {"acc": 1}}, "directory"),
+    ],
+    ids=["foreach", "wdir", "nested-dvc-yaml", "toml", "glob", "vars", "metrics-dir"],
+)
+def test_what_only_dvc_resolves_raises_needs_dvc_and_dvc_sides_still_agree(tmp_path, monkeypatch, files, why):
+    p = Project(tmp_path / "p")
+    base = p.commit(files)
+    with pytest.raises(NeedsDvc, match=why):
+        read_side(p.root, base)
+    with pytest.raises(NeedsDvc, match=why):
+        read_side(p.root, None)
+    assert_dvc_sides_only(p.root, base, monkeypatch)  # DVC's answer is still reached, through dvc_sides
+
+
+def test_dvc_sides_agrees_on_a_changed_foreach_project(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {
+        "stages": {
+            "train": {
+                "foreach": ["a", "b"],
+                "do": {"cmd": "true", "params": ["${item}.lr"], "metrics": [{"m_${item}.json": {"cache": False}}]},
+            }
+        }
+    }
+    base = p.commit({"dvc.yaml": dvc_yaml, "params.yaml": {"a": {"lr": 1}, "b": {"lr": 2}}, "m_a.json": {"x": 1}})
+    p.write({"params.yaml": {"a": {"lr": 3}, "b": {"lr": 2}}, "m_a.json": {"x": 2}, "m_b.json": {"x": 5}})
+    want_params, want_metrics = assert_dvc_sides_only(p.root, base, monkeypatch)
+    assert want_params["params.yaml"]["a.lr"]["new"] == 3
+    assert set(want_metrics) == {"m_a.json", "m_b.json"}
+
+
+# --- output hashes ---------------------------------------------------------------------------
+
+
+def test_output_hashes_of_a_dvc_tracked_file_and_a_stage_output(tmp_path):
+    p = Project(tmp_path / "p")
+    p.write({"data/raw.csv": "a,b\n1,2\n"})
+    p.dvc("add", "-q", "data/raw.csv")
+    p.write(
+        {
+            "dvc.yaml": {
+                "stages": {
+                    "prep": {
+                        "cmd": "cp data/raw.csv data/clean.csv",
+                        "deps": ["data/raw.csv"],
+                        "outs": ["data/clean.csv"],
+                    }
+                }
+            }
+        }
+    )
+    p.dvc("repro", "-q")
+    commit = p.commit()
+    raw_md5 = yaml.safe_load((p.root / "data/raw.csv.dvc").read_text())["outs"][0]["md5"]
+    lock = yaml.safe_load((p.root / "dvc.lock").read_text())
+    clean_md5 = lock["stages"]["prep"]["outs"][0]["md5"]
+    assert raw_md5 == clean_md5  # the same bytes
+    found = output_hashes(p.root, commit, ["data/raw.csv", "data/clean.csv", "data/untracked.csv"])
+    assert found == {"data/raw.csv": raw_md5, "data/clean.csv": clean_md5}
+    # a later change: the earlier commit still answers with its own hashes
+    p.write({"data/raw.csv": "a,b\n3,4\n"})
+    p.dvc("add", "-q", "data/raw.csv")
+    p.dvc("repro", "-q")
+    later = p.commit()
+    assert output_hashes(p.root, commit, ["data/raw.csv"]) == {"data/raw.csv": raw_md5}
+    assert output_hashes(p.root, later, ["data/raw.csv"])["data/raw.csv"] != raw_md5
+
+
+# --- the Git helpers -------------------------------------------------------------------------
+
+
+def test_blobs_skip_a_large_file_and_still_read_the_next(tmp_path):
+    p = Project(tmp_path / "p")
+    big = "x" * 5000 + "\n"
+    commit = p.commit({"big.txt": big, "small.txt": "hello\n", "dir/inner.txt": "in\n", "empty.txt": ""})
+    paths = ["big.txt", "small.txt", "dir", "missing.txt", "empty.txt", "dir/inner.txt", "big.txt"]
+    found = git_adapter.blobs(p.root, commit, paths, max_bytes=4096)
+    assert isinstance(found["big.txt"], git_adapter.BlobTooLarge) and "5,001 bytes" in str(found["big.txt"])
+    assert found["small.txt"] == b"hello\n"
+    assert isinstance(found["dir"], IsADirectoryError)
+    assert isinstance(found["missing.txt"], FileNotFoundError)
+    assert found["empty.txt"] == b""
+    assert found["dir/inner.txt"] == b"in\n"
+    assert git_adapter.blobs(p.root, commit, ["big.txt"], max_bytes=5001) == {"big.txt": big.encode()}
+    assert git_adapter.blobs(p.root, commit, [], max_bytes=1) == {}
+
+
+def test_the_workspace_reader_bounds_a_file_too(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    base = p.commit({"dvc.yaml": {"metrics": ["m.json"]}, "m.json": {"acc": 1, "pad": "x" * 40}})
+    monkeypatch.setattr(dvc_compare, "MAX_FILE_BYTES", 30)  # dvc.yaml (18 bytes) is read, m.json isn't
+    side = read_side(p.root, None)
+    assert side.metrics == {"m.json": {}} and "over" in side.errors["m.json"]
+    assert read_side(p.root, base).errors["m.json"].startswith("m.json: 61 bytes")
+
+
+def test_merge_base_and_default_branch_with_a_feature_branch(tmp_path):
+    p = Project(tmp_path / "p")
+    first = p.commit({"a.txt": "1"})
+    assert git_adapter.default_branch(p.root) == "main"
+    run(["git", "switch", "-q", "-c", "feature"], cwd=p.root)
+    feature = p.commit({"b.txt": "2"})
+    run(["git", "switch", "-q", "main"], cwd=p.root)
+    main_later = p.commit({"c.txt": "3"})
+    assert git_adapter.merge_base(p.root, "main", "feature") == first
+    assert git_adapter.merge_base(p.root, main_later, feature) == first
+    assert git_adapter.resolve_commit(p.root, "feature") == feature
+    assert git_adapter.resolve_commit(p.root, "feature~1") == first
+    assert git_adapter.resolve_commit(p.root, "nope") is None
+    assert git_adapter.resolve_commit(p.root, "--all") is None
+    run(["git", "switch", "-q", "--orphan", "other"], cwd=p.root)
+    lonely = p.commit({"d.txt": "4"})
+    assert git_adapter.merge_base(p.root, lonely, "main") is None  # unrelated histories
+    run(["git", "branch", "-q", "-m", "main", "trunk"], cwd=p.root)
+    assert git_adapter.default_branch(p.root) is None
+    run(["git", "branch", "-q", "master", "trunk"], cwd=p.root)
+    assert git_adapter.default_branch(p.root) == "master"
+    clone = tmp_path / "clone"
+    run(["git", "switch", "-q", "trunk"], cwd=p.root)
+    run(["git", "clone", "-q", str(p.root), str(clone)])
+    assert git_adapter.default_branch(clone) == "origin/trunk"  # the remote's HEAD wins
+
+
+def test_params_yaml_named_by_a_stage_but_missing_at_the_base(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    base = p.commit({"dvc.yaml": {"stages": {"train": stage(params=["lr"])}}})
+    assert read_side(p.root, base).errors == {"params.yaml": "not found"}
+    head = p.commit({"params.yaml": {"lr": 0.1, "other": 2}})
+    want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want == {"params.yaml": {"lr": {"old": None, "new": 0.1}, "other": {"old": None, "new": 2}}}
