@@ -565,11 +565,17 @@ def metric_values(content: Any) -> Any:
 def select_params(config: Any, key_paths: list[str]) -> Any:
     """``read_param_file(fs, path, key_paths)``'s selection: the sub-trees at ``key_paths``
     (dot-separated, as DVC writes them in a stage's ``params:``), or the whole file when none.
-    Raises NotRestated for what only dpath resolves here (a glob, a path through a list)."""
+    Raises NotRestated for what only dpath resolves here: a glob, a path through a list or
+    past a key that isn't a string (dpath matches ``1`` to ``"1"``), and overlapping paths
+    (``a`` and ``a.b``: dpath's merge puts a list under both in twice)."""
     if not key_paths:
         return config
+    unique = list(dict.fromkeys(key_paths))
+    for key_path in unique:
+        if outer := next((k for k in unique if key_path.startswith(f"{k}.")), None):
+            raise NotRestated(f"param keys {outer!r} and {key_path!r} overlap")
     selected: dict = {}
-    for key_path in dict.fromkeys(key_paths):
+    for key_path in unique:
         if any(c in key_path for c in "*?[]"):
             raise NotRestated(f"param key {key_path!r} is a glob")
         node: Any = config
@@ -577,6 +583,8 @@ def select_params(config: Any, key_paths: list[str]) -> Any:
         for part in parts:
             if isinstance(node, list):
                 raise NotRestated(f"param key {key_path!r} goes through a list")
+            if isinstance(node, dict) and not all(isinstance(k, str) for k in node):
+                raise NotRestated(f"param key {key_path!r} goes through keys that aren't strings")
             if not isinstance(node, dict) or part not in node:
                 node = KeyError
                 break
