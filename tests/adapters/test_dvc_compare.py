@@ -414,3 +414,147 @@ def test_params_yaml_named_by_a_stage_but_missing_at_the_base(tmp_path, monkeypa
     head = p.commit({"params.yaml": {"lr": 0.1, "other": 2}})
     want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
     assert want == {"params.yaml": {"lr": {"old": None, "new": 0.1}, "other": {"old": None, "new": 2}}}
+
+
+# --- the restated diff and selection against DVC's own functions -----------------------------
+
+KEYS = ["a", "b", "c", "d", 1, "p.q"]  # "p.q": a dotted key (no plain "p" key, so no flattened name collides)
+STRINGS = ["", "x", "1", "1.5", "[1]", "[1, 2]", '{"a": 1}', '{"a": {"b": [2]}}', "true", "null", "nan", "[]", "{}"]
+
+
+def gen_value(rng: random.Random, depth: int = 0):
+    roll = rng.random()
+    if depth < 3 and roll < 0.3:
+        return {rng.choice(KEYS): gen_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    if depth < 3 and roll < 0.42:
+        return [gen_value(rng, depth + 1) for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+    return rng.choice(
+        [
+            rng.randint(-3, 3),
+            rng.choice([0.5, -1.25, 2.0, 0.0, 1e-9, 3.0]),
+            rng.choice([True, False]),
+            None,
+            rng.choice(STRINGS),
+        ]
+    )
+
+
+def mutate(rng: random.Random, value):
+    """A near copy of ``value``: a few leaves changed, added or removed."""
+    if isinstance(value, dict):
+        out = {k: (mutate(rng, v) if rng.random() < 0.5 else v) for k, v in value.items() if rng.random() > 0.1}
+        if rng.random() < 0.2:
+            out[rng.choice(KEYS)] = gen_value(rng, 2)
+        return out
+    if isinstance(value, list) and value and rng.random() < 0.5:
+        return [mutate(rng, v) for v in value]
+    return gen_value(rng, 2) if rng.random() < 0.5 else value
+
+
+def gen_files(rng: random.Random) -> tuple[dict, dict]:
+    old, new = {}, {}
+    for name in rng.sample(["m.json", "n.yaml", "o.json"], rng.randint(1, 3)):
+        content = gen_value(rng) if rng.random() < 0.2 else {k: gen_value(rng, 1) for k in rng.sample(KEYS, 3)}
+        later = mutate(rng, content) if rng.random() < 0.8 else gen_value(rng)
+        if rng.random() < 0.05:  # a file of a one-element list: DVC compares what is inside
+            content, later = [gen_value(rng, 3)], [gen_value(rng, 3)]
+        if rng.random() < 0.9:
+            old[name] = content
+        if rng.random() < 0.9:
+            new[name] = later
+    return old, new
+
+
+def test_diff_values_equals_dvcs_diff_over_generated_values():
+    from dvc.utils.diff import diff, format_dict
+
+    rng = random.Random(17)
+    changed = 0
+    for _ in range(3000):
+        old, new = gen_files(rng)
+        want = diff(
+            format_dict({f: {"data": c} for f, c in old.items()}), format_dict({f: {"data": c} for f, c in new.items()})
+        )
+        assert dvc_compat.diff_values(old, new) == want, (old, new)
+        changed += bool(want)
+    assert changed > 1500  # the generated pairs mostly differ: the comparison is not of empty diffs
+
+
+def test_flat_values_and_metric_values_equal_dvcs_over_generated_values():
+    from dvc.repo.metrics.show import _extract_metrics
+    from dvc.utils.diff import _flatten, _parse, format_dict
+
+    rng = random.Random(18)
+    for _ in range(3000):
+        content = gen_value(rng)
+        shown = _flatten(_parse(format_dict({"data": content})["data"]))
+        expected = dict(shown) if shown.default_factory() is None else {}
+        assert dvc_compat.flat_values(content) == expected, content
+        assert dvc_compat.metric_values(content) == (_extract_metrics(content, "m.json") or {}), content
+
+
+@pytest.mark.parametrize(
+    ("config", "keys"),
+    [
+        ({"a": {"b": 1, "c": [1, 2]}, "d": 3}, ["a.b", "d"]),
+        ({"a": {"b": 1, "c": [1, 2]}, "d": 3}, ["a.c", "a.missing", "x", "d.e"]),
+        ({"a": {"b": {"c": {"d": 4}}, "e": 5}}, ["a.b.c", "a.e", "a.b.c"]),
+        ({"a": {"b": 1, "c": 2}, "ab": 3}, ["a", "ab"]),  # a prefix that is no parent
+        ({"a": None, "b": [], "c": {}, "d": ""}, ["a", "b", "c", "d"]),
+        ({"train": {"lr": 0.1, "epochs": 10}, "model": {"name": "rf"}}, []),
+    ],
+)
+def test_select_params_equals_read_param_file(tmp_path, config, keys):
+    from dvc.dependency.param import read_param_file
+    from dvc.fs import LocalFileSystem
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(config))
+    want = read_param_file(LocalFileSystem(), str(path), keys)
+    assert dvc_compat.select_params(dvc_compat.load_values("p.json", path.read_bytes()), keys) == want
+    # and through YAML, with ruamel's types
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(config))
+    want = read_param_file(LocalFileSystem(), str(path), keys)
+    assert dvc_compat.select_params(dvc_compat.load_values("p.yaml", path.read_bytes()), keys) == want
+
+
+# (a params file, the keys a stage names, what DVC's read_param_file answers: a plain walk of
+# the keys can't give it)
+DPATH_ONLY = [
+    ("a:\n  b: 1\n", ["a.*"], {"a": {"b": 1}}),
+    ("a:\n  b: 1\n", ["a.?"], {"a": {"b": 1}}),
+    ("a:\n  b: [1]\n", ["a.b[0]"], {}),
+    ("l: [1, 2]\n", ["l.0"], {"l": [1]}),
+    ("a:\n  b: 1\n  c: [1, 2]\n", ["a", "a.c"], {"a": {"b": 1, "c": [1, 2, 1, 2]}}),  # dpath's merge
+    ("a:\n  b: {c: [1]}\n", ["a.b.c", "a.b"], {"a": {"b": {"c": [1, 1]}}}),
+    ("a:\n  1: x\n", ["a.1"], {"a": {1: "x"}}),  # the int key 1 found by "1"
+    ("1:\n  2: x\n", ["1.2"], TypeError),  # DVC's read fails: an error entry
+]
+
+
+@pytest.mark.parametrize(("text", "keys", "dvc_answer"), DPATH_ONLY)
+def test_select_params_leaves_what_only_dpath_resolves_to_dvc(tmp_path, text, keys, dvc_answer):
+    from dvc.dependency.param import read_param_file
+    from dvc.fs import LocalFileSystem
+
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(dvc_compat.NotRestated):
+        dvc_compat.select_params(dvc_compat.load_values("p.yaml", text.encode()), keys)
+    if dvc_answer is TypeError:
+        with pytest.raises(TypeError):
+            read_param_file(LocalFileSystem(), str(path), keys)
+    else:
+        assert read_param_file(LocalFileSystem(), str(path), keys) == dvc_answer
+
+
+def test_a_stage_naming_overlapping_keys_is_left_to_dvc(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {"stages": {"a": stage(params=[{"hp.yaml": ["m"]}]), "b": stage(params=[{"hp.yaml": ["m.layers"]}])}}
+    base = p.commit({"dvc.yaml": dvc_yaml, "hp.yaml": {"m": {"layers": [1, 2], "x": 1}}})
+    p.write({"hp.yaml": {"m": {"layers": [1, 3], "x": 1}}})
+    with pytest.raises(NeedsDvc, match="overlap"):
+        read_side(p.root, base)
+    want, _ = assert_dvc_sides_only(p.root, base, monkeypatch)
+    assert want == {"hp.yaml": {"m.layers": {"old": "[1, 2, 1, 2]", "new": "[1, 3, 1, 3]"}}}  # DVC's merge
