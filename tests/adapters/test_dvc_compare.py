@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -192,6 +193,14 @@ def test_a_cached_metric_read_from_the_dvc_cache_at_the_base(tmp_path, monkeypat
     # the workspace after another run, not committed
     p.write({"src.json": {"acc": 0.875, "loss": {"train": 0.5, "test": 1.5}}})
     p.dvc("repro", "-q")
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+    # the output deleted from the workspace: DVC reads it from the cache by dvc.lock's md5, and so do we
+    (p.root / "metrics.json").unlink()
+    assert read_side(p.root, None).metrics["metrics.json"]["acc"] == 0.875
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+    # gone from the cache too (a fresh clone without `dvc pull`): no value, on both paths
+    shutil.rmtree(p.root / ".dvc" / "cache")
+    assert "metrics.json" in read_side(p.root, base).errors
     assert_same_as_dvc(p.root, base, None, monkeypatch)
 
 
@@ -558,3 +567,88 @@ def test_a_stage_naming_overlapping_keys_is_left_to_dvc(tmp_path, monkeypatch):
         read_side(p.root, base)
     want, _ = assert_dvc_sides_only(p.root, base, monkeypatch)
     assert want == {"hp.yaml": {"m.layers": {"old": "[1, 2, 1, 2]", "new": "[1, 3, 1, 3]"}}}  # DVC's merge
+
+
+# --- more layouts ----------------------------------------------------------------------------
+
+LAYOUTS = {
+    "no-dvc-yaml": (
+        {"params.yaml": {"lr": 1, "n": {"a": 1}}},
+        {"params.yaml": {"lr": 2, "n": {"a": 1, "b": 2}}},
+    ),
+    "empty-files": (
+        {"dvc.yaml": "", "params.yaml": ""},
+        {"dvc.yaml": {"metrics": ["m.yaml"]}, "params.yaml": "lr: 1\n", "m.yaml": ""},
+    ),
+    "a-file-named-twice": (
+        {
+            "dvc.yaml": {
+                "params": ["conf/p.yml"],
+                "metrics": ["./m.JSON", "m.JSON"],
+                "stages": {
+                    "s": stage(params=[{"conf/p.yml": ["a"]}, {"params.yaml": ["lr"]}], metrics=["m.JSON"]),
+                    "t": stage(metrics=[{"./m.JSON": {"cache": False}}]),
+                },
+            },
+            "conf/p.yml": {"a": 1, "b": 2},
+            "params.yaml": {"lr": 0.1, "x": 1},
+            "m.JSON": {"acc": 0.5},
+        },
+        {"conf/p.yml": {"a": 1, "b": 3}, "params.yaml": {"lr": 0.1, "x": 2}, "m.JSON": {"acc": 0.25}},
+    ),
+    "a-stage-added": (
+        {"dvc.yaml": {"stages": {"s": stage(params=[{"hp.yaml": ["a"]}])}}, "hp.yaml": {"a": 1, "b": 1}},
+        {
+            "dvc.yaml": {
+                "stages": {
+                    "s": stage(params=[{"hp.yaml": ["a"]}]),
+                    "t": stage(params=[{"hp.yaml": ["b"]}], metrics=[{"t.json": {"cache": False}}]),
+                }
+            },
+            "hp.yaml": {"a": 2, "b": 3},
+            "t.json": {"rows": 10},
+        },
+    ),
+    "lists-and-types": (
+        {"dvc.yaml": {"metrics": ["m.yaml"]}, "m.yaml": "a: [1]\nb: true\nc: 2024-01-02\nd: {e: null, f: []}\ng: 1\n"},
+        {"m.yaml": "a: 1\nb: false\nc: 2024-01-03\nd: {e: 1, f: [2]}\ng: '1'\n"},
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_more_layouts_equal_dvcs_diff(tmp_path, monkeypatch, layout):
+    before, after = LAYOUTS[layout]
+    p = Project(tmp_path / "p")
+    base = p.commit(before)
+    head = p.commit(after)
+    assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert_same_as_dvc(p.root, head, base, monkeypatch)
+    run(["git", "checkout", "-q", base, "--", "."], cwd=p.root)  # the workspace back at the base, dirty
+    for name in set(after) - set(before):
+        (p.root / name).unlink()
+    assert_same_as_dvc(p.root, head, None, monkeypatch)
+
+
+def test_a_dvc_project_in_a_subdirectory_of_the_repository(tmp_path, monkeypatch):
+    top = tmp_path / "repo"
+    top.mkdir()
+    run(["git", "init", "-q"], cwd=top)
+    (top / "params.yaml").write_text("outside: 1\n")  # the repository's, not the DVC project's
+    root = top / "ml"
+    root.mkdir()
+    run([*DVC, "init", "-q", "--subdir"], cwd=root)
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"metrics": ["m.json"], "stages": {"s": stage(params=["lr"])}}))
+    (root / "params.yaml").write_text("lr: 0.1\n")
+    (root / "m.json").write_text('{"acc": 0.5}')
+    run(["git", "add", "-A"], cwd=top)
+    run(["git", "commit", "-q", "-m", "base"], cwd=top)
+    base = run(["git", "rev-parse", "HEAD"], cwd=top).stdout.strip()
+    (root / "params.yaml").write_text("lr: 0.2\n")
+    (root / "m.json").write_text('{"acc": 0.75}')
+    (top / "params.yaml").write_text("outside: 2\n")
+    assert git_adapter.repository_prefix(root) == "ml"
+    assert read_side(root, base).params == {"params.yaml": {"lr": 0.1}}
+    want_params, want_metrics = assert_same_as_dvc(root, base, None, monkeypatch)
+    assert want_params == {"params.yaml": {"lr": {"old": 0.1, "new": 0.2, "diff": 0.1}}}
+    assert want_metrics == {"m.json": {"acc": {"old": 0.5, "new": 0.75, "diff": 0.25}}}
