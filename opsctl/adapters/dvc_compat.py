@@ -547,6 +547,19 @@ def load_values(path: str, data: bytes) -> Any:
     return YAML(typ="safe").load(text) or {}
 
 
+def dvc_yaml_problem(doc: Any) -> str | None:
+    """Why DVC's schema refuses ``doc`` as a ``dvc.yaml`` (an unknown field, a stage without
+    ``cmd``...), or None: DVC then fails the whole revision, and only it says how."""
+    from dvc.schema import COMPILED_MULTI_STAGE_SCHEMA
+    from voluptuous import Invalid
+
+    try:
+        COMPILED_MULTI_STAGE_SCHEMA(doc)
+    except Invalid as exc:
+        return str(exc)
+    return None
+
+
 def metric_values(content: Any) -> Any:
     """``dvc.repo.metrics.show._read_metric``'s keep: numbers, strings and booleans, in dicts
     (emptied ones dropped); a list, a null or a date is no metric (a file of one reads as ``{}``)."""
