@@ -652,3 +652,28 @@ def test_a_dvc_project_in_a_subdirectory_of_the_repository(tmp_path, monkeypatch
     want_params, want_metrics = assert_same_as_dvc(root, base, None, monkeypatch)
     assert want_params == {"params.yaml": {"lr": {"old": 0.1, "new": 0.2, "diff": 0.1}}}
     assert want_metrics == {"m.json": {"acc": {"old": 0.5, "new": 0.75, "diff": 0.25}}}
+
+
+@pytest.mark.parametrize(
+    "dvc_yaml",
+    [
+        "stages: [\n",  # not YAML
+        yaml.safe_dump({"stages": {"s": {"cmd": "true", "params": ["lr"], "bogus": 1}}}),  # not DVC's schema
+        yaml.safe_dump({"stages": {"s": {"params": ["lr"]}}}),  # a stage without cmd
+        yaml.safe_dump({"metrics": "m.json"}),  # not a list
+    ],
+    ids=["not-yaml", "unknown-field", "no-cmd", "metrics-not-a-list"],
+)
+def test_a_broken_dvc_yaml_at_the_base(tmp_path, monkeypatch, dvc_yaml):
+    p = Project(tmp_path / "p")
+    base = p.commit({"dvc.yaml": dvc_yaml, "params.yaml": {"lr": 1}, "m.json": {"acc": 1}})
+    p.write({"dvc.yaml": {"metrics": ["m.json"], "stages": {"s": stage(params=["lr"])}}, "params.yaml": {"lr": 2}})
+    want_params, want_metrics = dvc_diffs(p.root, base, "workspace", monkeypatch)
+    try:
+        old = read_side(p.root, base)
+    except NeedsDvc:
+        old, new = dvc_sides(p.root, base, None)
+    else:
+        new = read_side(p.root, None)
+    assert dvc_compat.diff_values(old.params, new.params) == want_params
+    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
