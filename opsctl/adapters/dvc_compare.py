@@ -86,8 +86,9 @@ def read_side(root: Path, commit: str | None) -> Side:
     files = reader.read(["dvc.yaml", "dvc.lock"])
     doc = _load(files["dvc.yaml"], "dvc.yaml", missing={})
     lock = _load(files["dvc.lock"], "dvc.lock", missing={})
-    if doc and (problem := dvc_compat.dvc_yaml_problem(doc)):
-        raise NeedsDvc(f"dvc.yaml doesn't pass DVC's schema: {problem}")
+    for name, content in (("dvc.yaml", doc), ("dvc.lock", lock)):
+        if content and (problem := dvc_compat.dvc_file_problem(content, lock=name == "dvc.lock")):
+            raise NeedsDvc(f"{name} doesn't pass DVC's schema: {problem}")
     param_keys, metric_paths = _declared(doc)
 
     side = Side()

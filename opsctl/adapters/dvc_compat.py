@@ -547,14 +547,15 @@ def load_values(path: str, data: bytes) -> Any:
     return YAML(typ="safe").load(text) or {}
 
 
-def dvc_yaml_problem(doc: Any) -> str | None:
-    """Why DVC's schema refuses ``doc`` as a ``dvc.yaml`` (an unknown field, a stage without
-    ``cmd``...), or None: DVC then fails the whole revision, and only it says how."""
-    from dvc.schema import COMPILED_MULTI_STAGE_SCHEMA
+def dvc_file_problem(doc: Any, *, lock: bool = False) -> str | None:
+    """Why DVC's schema refuses ``doc`` as a ``dvc.yaml`` (or, ``lock``, a ``dvc.lock``): an
+    unknown field, a stage without ``cmd``...; None when it passes. DVC then fails the whole
+    revision (params and metrics alike), and only it says how."""
+    from dvc.schema import COMPILED_LOCKFILE_SCHEMA, COMPILED_MULTI_STAGE_SCHEMA
     from voluptuous import Invalid
 
     try:
-        COMPILED_MULTI_STAGE_SCHEMA(doc)
+        (COMPILED_LOCKFILE_SCHEMA if lock else COMPILED_MULTI_STAGE_SCHEMA)(doc)
     except Invalid as exc:
         return str(exc)
     return None
