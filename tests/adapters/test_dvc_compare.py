@@ -677,3 +677,31 @@ def test_a_broken_dvc_yaml_at_the_base(tmp_path, monkeypatch, dvc_yaml):
         new = read_side(p.root, None)
     assert dvc_compat.diff_values(old.params, new.params) == want_params
     assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+
+
+@pytest.mark.parametrize(
+    "breaking",
+    [lambda lock: "stages: [\n", lambda lock: lock.replace("    cmd:", "    bogus: 1\n    cmd:")],
+    ids=["not-yaml", "unknown-field"],
+)
+def test_a_broken_dvc_lock_beside_a_cached_metric_at_the_base(tmp_path, monkeypatch, breaking):
+    p = Project(tmp_path / "p")
+    dvc_yaml = {
+        "stages": {"evaluate": {"cmd": "cp src.json metrics.json", "deps": ["src.json"], "metrics": ["metrics.json"]}}
+    }
+    p.write({"dvc.yaml": dvc_yaml, "src.json": {"acc": 0.5}})
+    p.dvc("repro", "-q")
+    good_lock = (p.root / "dvc.lock").read_text()
+    assert "    cmd:" in good_lock and "md5" in good_lock
+    base = p.commit({"dvc.lock": breaking(good_lock)})
+    p.write({"src.json": {"acc": 0.75}, "dvc.lock": good_lock})
+    p.dvc("repro", "-q")
+    want_params, want_metrics = dvc_diffs(p.root, base, "workspace", monkeypatch)
+    try:
+        old = read_side(p.root, base)
+    except NeedsDvc:
+        old, new = dvc_sides(p.root, base, None)
+    else:
+        new = read_side(p.root, None)
+    assert dvc_compat.diff_values(old.params, new.params) == want_params
+    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
