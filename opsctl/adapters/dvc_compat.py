@@ -579,8 +579,8 @@ def metric_values(content: Any) -> Any:
 def select_params(config: Any, key_paths: list[str]) -> Any:
     """``read_param_file(fs, path, key_paths)``'s selection: the sub-trees at ``key_paths``
     (dot-separated, as DVC writes them in a stage's ``params:``), or the whole file when none.
-    Raises NotRestated for what only dpath resolves here: a glob, a path through a list or
-    past a key that isn't a string (dpath matches ``1`` to ``"1"``), and overlapping paths
+    Raises NotRestated for what only dpath resolves here: a glob, an empty part, a path
+    through a list or past a key that isn't a string (dpath matches ``1`` to ``"1"``), and overlapping paths
     (``a`` and ``a.b``: dpath's merge puts a list under both in twice)."""
     if not key_paths:
         return config
@@ -592,6 +592,8 @@ def select_params(config: Any, key_paths: list[str]) -> Any:
     for key_path in unique:
         if any(c in key_path for c in "*?[]"):
             raise NotRestated(f"param key {key_path!r} is a glob")
+        if "" in key_path.split("."):
+            raise NotRestated(f"param key {key_path!r} has an empty part")  # dpath drops or refuses it
         node: Any = config
         parts = key_path.split(".")
         for part in parts:
