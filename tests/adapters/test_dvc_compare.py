@@ -79,10 +79,10 @@ def assert_same_as_dvc(root: Path, base: str, head: str | None, monkeypatch) -> 
     return want_params, want_metrics
 
 
-def assert_dvc_sides_only(root: Path, base: str, monkeypatch) -> tuple[dict, dict]:
-    """:func:`dvc_sides` alone gives DVC's diff between ``base`` and the workspace."""
-    want_params, want_metrics = dvc_diffs(root, base, "workspace", monkeypatch)
-    old, new = dvc_sides(root, base, None)
+def assert_dvc_sides_only(root: Path, base: str, monkeypatch, head: str | None = None) -> tuple[dict, dict]:
+    """:func:`dvc_sides` alone gives DVC's diff between ``base`` and ``head`` (None: the workspace)."""
+    want_params, want_metrics = dvc_diffs(root, base, head or "workspace", monkeypatch)
+    old, new = dvc_sides(root, base, head)
     assert dvc_compat.diff_values(old.params, new.params) == want_params
     assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
     return want_params, want_metrics
@@ -540,7 +540,8 @@ DPATH_ONLY = [
     ("a:\n  1: x\n", ["a.1"], {"a": {1: "x"}}),  # the int key 1 found by "1"
     ("1:\n  2: x\n", ["1.2"], Exception),  # DVC's read fails: an error entry
     ("a: 1\n", [".a"], {"a": 1}),  # an empty part: dpath drops a leading one...
-    ("a:\n  '': 1\n", ["a."], Exception),  # ...and refuses a trailing one
+    # ...and refuses a trailing one, unless DVC's plots code was imported (it allows empty keys)
+    ("a:\n  '': 1\n", ["a."], ...),
 ]
 
 
@@ -553,6 +554,8 @@ def test_select_params_leaves_what_only_dpath_resolves_to_dvc(tmp_path, text, ke
     path.write_text(text)
     with pytest.raises(dvc_compat.NotRestated):
         dvc_compat.select_params(dvc_compat.load_values("p.yaml", text.encode()), keys)
+    if dvc_answer is ...:
+        return
     if dvc_answer is Exception:
         with pytest.raises(Exception):  # whichever DVC raises, the file is an error entry
             read_param_file(LocalFileSystem(), str(path), keys)
@@ -707,3 +710,73 @@ def test_a_broken_dvc_lock_beside_a_cached_metric_at_the_base(tmp_path, monkeypa
         new = read_side(p.root, None)
     assert dvc_compat.diff_values(old.params, new.params) == want_params
     assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+
+
+# --- generated projects ----------------------------------------------------------------------
+
+PARAM_FILES = ["params.yaml", "conf/a.yaml", "b.json"]
+METRIC_FILES = ["m1.json", "eval/m2.yaml", "m3.json"]
+
+
+def gen_config(rng: random.Random) -> dict:
+    return {k: gen_value(rng, 1) for k in rng.sample(["a", "b", "c", "d"], rng.randint(1, 4))}
+
+
+def key_paths(config, prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in config.items():
+        if isinstance(key, str) and "." not in key:
+            paths.append(prefix + key)
+            if isinstance(value, dict):
+                paths.extend(key_paths(value, f"{prefix}{key}."))
+    return paths
+
+
+def gen_dvc_yaml(rng: random.Random, configs: dict) -> dict:
+    doc: dict = {"stages": {}}
+    for n in range(rng.randint(1, 3)):
+        entries: list = []
+        for file in rng.sample(PARAM_FILES, rng.randint(0, 2)):
+            if rng.random() < 0.3:
+                entries.append({file: None})
+            else:
+                known = key_paths(configs.get(file, {})) + ["missing"]
+                entries.append({file: rng.sample(known, min(len(known), rng.randint(1, 2)))})
+        metrics = [{m: {"cache": False}} for m in rng.sample(METRIC_FILES, rng.randint(0, 2))]
+        doc["stages"][f"s{n}"] = stage(params=entries, metrics=metrics)
+    if rng.random() < 0.3:
+        doc["params"] = rng.sample(PARAM_FILES[1:], 1)
+    if rng.random() < 0.3:
+        doc["metrics"] = rng.sample(METRIC_FILES, 1)
+    return doc
+
+
+def gen_revision(rng: random.Random, before: dict | None) -> dict:
+    files: dict = {}
+    for name in PARAM_FILES + METRIC_FILES:
+        if before is not None and name in before and rng.random() < 0.7:
+            files[name] = mutate(rng, before[name])
+        elif rng.random() < 0.8:
+            files[name] = gen_config(rng)
+    if before is not None and rng.random() < 0.7:
+        files["dvc.yaml"] = before["dvc.yaml"]
+    else:
+        files["dvc.yaml"] = gen_dvc_yaml(rng, files)
+    return files
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_generated_projects_equal_dvcs_diff(tmp_path, monkeypatch, seed):
+    """Random params files, stages naming keys or whole files, top-level entries and metrics
+    (seeded): the fast read and dvc_sides equal DVC's diff, between two commits both ways and
+    against a dirty workspace."""
+    rng = random.Random(seed)
+    p = Project(tmp_path / "p")
+    before = gen_revision(rng, None)
+    base = p.commit(before)
+    after = gen_revision(rng, before)
+    head = p.commit({name: after.get(name) for name in {*before, *after}})
+    dirty = gen_revision(rng, after)
+    p.write({name: dirty.get(name) for name in {*after, *dirty}})
+    for a, b in ((base, head), (head, base), (base, None)):
+        assert_same_as_dvc(p.root, a, b, monkeypatch)
