@@ -414,6 +414,11 @@ def test_merge_base_and_default_branch_with_a_feature_branch(tmp_path):
     run(["git", "switch", "-q", "trunk"], cwd=p.root)
     run(["git", "clone", "-q", str(p.root), str(clone)])
     assert git_adapter.default_branch(clone) == "origin/trunk"  # the remote's HEAD wins
+    run(["git", "remote", "set-head", "origin", "-d"], cwd=clone)
+    assert git_adapter.default_branch(clone) == "origin/master"  # no local main/master, no remote HEAD
+    when = run(["git", "show", "-s", "--format=%ct", first], cwd=p.root).stdout.strip()
+    assert git_adapter.commit_time(p.root, first) == float(when)
+    assert git_adapter.commit_time(p.root, "0" * 40) is None
 
 
 def test_params_yaml_named_by_a_stage_but_missing_at_the_base(tmp_path, monkeypatch):
