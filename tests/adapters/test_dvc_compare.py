@@ -785,3 +785,22 @@ def test_generated_projects_equal_dvcs_diff(tmp_path, monkeypatch, seed):
     p.write({name: dirty.get(name) for name in {*after, *dirty}})
     for a, b in ((base, head), (head, base), (base, None)):
         assert_same_as_dvc(p.root, a, b, monkeypatch)
+
+
+def test_number_keys_reach_the_report_as_text(tmp_path):
+    """A YAML key may be a number (`1: a`); the report sorts and names keys as text (a gate names them so)."""
+    from opsctl.core import report as core_report
+    from opsctl.core import report_gates
+    from opsctl.core.project import open_project
+
+    p = Project(tmp_path / "p")
+    (p.root / "opsctl.yaml").write_text("project: p\nexecutor: local\n")
+    p.commit({"dvc.yaml": {"metrics": ["m.yaml"]}, "params.yaml": "1: a\nlr: 1\n", "m.yaml": "2: 0.5\nacc: 1\n"})
+    p.write({"params.yaml": "1: b\nlr: 3\n", "m.yaml": "2: 0.75\nacc: 1\n"})
+    project = open_project(p.root)
+    sides = core_report.resolve_sides(project, "HEAD", None)
+    report = core_report.build_report(project, *sides, with_plots=False)
+    assert [(c.key, c.old, c.new) for c in report.params] == [("1", "a", "b"), ("lr", 1, 3)]
+    assert [(m.name, m.old, m.new) for m in report.metrics] == [("2", 0.5, 0.75), ("acc", 1, 1)]
+    (result,) = report_gates.evaluate([report_gates.parse_gate("metrics.2.delta>0.2")], report)
+    assert result.failed and result.detail == "2 Δ 0.25 > 0.2"
