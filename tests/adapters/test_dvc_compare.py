@@ -378,6 +378,12 @@ def test_blobs_skip_a_large_file_and_still_read_the_next(tmp_path):
     assert found["dir/inner.txt"] == b"in\n"
     assert git_adapter.blobs(p.root, commit, ["big.txt"], max_bytes=5001) == {"big.txt": big.encode()}
     assert git_adapter.blobs(p.root, commit, [], max_bytes=1) == {}
+    # a path with a line break (from a dvc.yaml) is no file, and doesn't shift the answers after it
+    found = git_adapter.blobs(
+        p.root, commit, ["small.txt\nempty.txt", "small.txt", "a\rb", "dir/inner.txt"], max_bytes=99
+    )
+    assert isinstance(found["small.txt\nempty.txt"], FileNotFoundError) and isinstance(found["a\rb"], FileNotFoundError)
+    assert (found["small.txt"], found["dir/inner.txt"]) == (b"hello\n", b"in\n")
 
 
 def test_the_workspace_reader_bounds_a_file_too(tmp_path, monkeypatch):
