@@ -438,7 +438,7 @@ def blobs(root: Path, commit: str, paths: list[str], *, max_bytes: int) -> dict[
                 found[path] = FileNotFoundError(f"{path!r}: not a path Git can be asked for")
                 continue
             header = proc.stdout.readline().split()
-            if len(header) != 3:  # "<name> missing"
+            if len(header) != 3 or not header[2].isdigit():  # "<name> missing" (a name may hold spaces)
                 found[path] = FileNotFoundError(f"{path}: not in {commit[:12]}")
                 continue
             size = int(header[2])
