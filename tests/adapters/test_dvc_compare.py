@@ -384,6 +384,11 @@ def test_blobs_skip_a_large_file_and_still_read_the_next(tmp_path):
     )
     assert isinstance(found["small.txt\nempty.txt"], FileNotFoundError) and isinstance(found["a\rb"], FileNotFoundError)
     assert (found["small.txt"], found["dir/inner.txt"]) == (b"hello\n", b"in\n")
+    # names with spaces, missing or not: "<name> missing" is told from "<sha> blob <size>"
+    spaced = p.commit({"my metrics.json": "{}", "a b c.txt": "abc"})
+    found = git_adapter.blobs(p.root, spaced, ["no such.json", "my metrics.json", "x 5", "a b c.txt"], max_bytes=99)
+    assert isinstance(found["no such.json"], FileNotFoundError) and isinstance(found["x 5"], FileNotFoundError)
+    assert (found["my metrics.json"], found["a b c.txt"]) == (b"{}", b"abc")
 
 
 def test_the_workspace_reader_bounds_a_file_too(tmp_path, monkeypatch):
@@ -624,6 +629,10 @@ LAYOUTS = {
             "hp.yaml": {"a": 2, "b": 3},
             "t.json": {"rows": 10},
         },
+    ),
+    "spaces-in-names": (
+        {"dvc.yaml": {"metrics": ["my metrics.json"], "params": ["my params.yaml"]}, "my params.yaml": {"a": 1}},
+        {"my metrics.json": {"acc": 1}, "my params.yaml": {"a": 2}},
     ),
     "lists-and-types": (
         {"dvc.yaml": {"metrics": ["m.yaml"]}, "m.yaml": "a: [1]\nb: true\nc: 2024-01-02\nd: {e: null, f: []}\ng: 1\n"},
