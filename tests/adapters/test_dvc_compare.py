@@ -95,7 +95,7 @@ def stage(**fields) -> dict:
 # --- the fast read equals DVC's diff ---------------------------------------------------------
 
 
-def test_params_yaml_keys_a_stage_names(tmp_path, monkeypatch):
+def test_params_yaml_is_compared_whole_even_when_stages_name_keys(tmp_path, monkeypatch):
     p = Project(tmp_path / "p")
     dvc_yaml = {"stages": {"train": stage(params=["lr", "train.epochs"])}}
     params = {"lr": 0.1, "train": {"epochs": 10, "batch": 32}, "unused": "a"}
@@ -103,6 +103,7 @@ def test_params_yaml_keys_a_stage_names(tmp_path, monkeypatch):
     head = p.commit({"params.yaml": {"lr": 0.2, "train": {"epochs": 10, "batch": 64}, "unused": "b"}})
     want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
     assert want["params.yaml"]["lr"] == {"old": 0.1, "new": 0.2, "diff": 0.1}
+    assert set(want["params.yaml"]) == {"lr", "train.batch", "unused"}  # DVC adds params.yaml as a whole file
     # the workspace, dirty: a key changed and one added
     p.write({"params.yaml": {"lr": 0.3, "train": {"epochs": 12, "batch": 64}, "unused": "b", "new": 1}})
     want, _ = assert_same_as_dvc(p.root, base, None, monkeypatch)
@@ -176,8 +177,8 @@ def test_a_cached_metric_read_from_the_dvc_cache_at_the_base(tmp_path, monkeypat
     p.write({"dvc.yaml": dvc_yaml, "src.json": {"acc": 0.5, "loss": {"train": 1.0, "test": 1.5}}})
     p.dvc("repro", "-q")
     base = p.commit()
-    assert git_adapter.blobs(p.root, base, ["metrics.json"], max_bytes=1000)["metrics.json"].__class__ is (
-        FileNotFoundError
+    assert isinstance(
+        git_adapter.blobs(p.root, base, ["metrics.json"], max_bytes=1000)["metrics.json"], FileNotFoundError
     )
     p.write({"src.json": {"acc": 0.75, "loss": {"train": 0.5, "test": 1.5}}})
     p.dvc("repro", "-q")
@@ -262,8 +263,8 @@ def test_a_corrupt_metrics_file(tmp_path, monkeypatch):
     _, want = assert_same_as_dvc(p.root, base, head, monkeypatch)
     side = read_side(p.root, head)
     assert set(side.errors) == {"m.json", "m.yaml"} and side.metrics == {"m.json": {}, "m.yaml": {}}
-    p.write({"m.json": b"\xff\xfe not utf-8".decode("latin-1"), "m.yaml": "- a list\n- of items\n"})
-    (p.root / "m.json").write_bytes(b'{"acc": "\xff"}')
+    p.write({"m.yaml": "- a list\n- of items\n"})  # YAML, but no metrics in it
+    (p.root / "m.json").write_bytes(b'{"acc": "\xff"}')  # not UTF-8
     assert_same_as_dvc(p.root, base, None, monkeypatch)
 
 
