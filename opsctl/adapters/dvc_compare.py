@@ -92,17 +92,17 @@ def read_side(root: Path, commit: str | None) -> Side:
     param_keys, metric_paths = _declared(doc)
 
     side = Side()
+    contents = reader.read(list(dict.fromkeys([DEFAULT_PARAMS, *param_keys, *metric_paths])))
+    missing = [p for p, raw in contents.items() if isinstance(raw, FileNotFoundError)]
+    contents.update(_cached_outputs(root, reader, lock, missing))
     # DVC adds params.yaml, when it exists, as a wholly tracked file: every key is compared,
     # not only those the stages name (dvc.repo.params.show._collect_params).
-    default = reader.read([DEFAULT_PARAMS])[DEFAULT_PARAMS]
-    if not isinstance(default, FileNotFoundError):
+    if not isinstance(contents[DEFAULT_PARAMS], FileNotFoundError):
         param_keys[DEFAULT_PARAMS] = []
-    contents = reader.read([*param_keys, *metric_paths])
     for path, keys in param_keys.items():
         side.params[path] = _content(side, path, contents[path], lambda data, p=path, k=keys: _params(p, data, k))
-    cached = _cached_metrics(root, reader, lock, [p for p in metric_paths if isinstance(contents[p], OSError)])
     for path in metric_paths:
-        raw = cached.get(path, contents[path])
+        raw = contents[path]
         if isinstance(raw, IsADirectoryError):
             raise NeedsDvc(f"{path} is a directory of metrics")
         side.metrics[path] = _content(side, path, raw, lambda data, p=path: _metrics(p, data))
@@ -218,48 +218,79 @@ def _interpolated(value: Any) -> bool:
     return False
 
 
-def _cached_metrics(root: Path, reader: _Reader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
-    """Metric files the side doesn't have as files, read from the DVC cache by the md5 its
-    ``dvc.lock`` records (a cached metric output is in Git only as that md5)."""
-    if not paths or not isinstance(lock, dict):
-        return {}
-    md5s: dict[str, str] = {}
+def _lock_outs(lock: Any) -> dict[str, str]:
+    """``{path: md5}`` of the stage outputs a ``dvc.lock`` records."""
+    found: dict[str, str] = {}
+    if not isinstance(lock, dict):
+        return found
     for stage in (lock.get("stages") or {}).values():
-        for out in (stage or {}).get("outs") or []:
-            if isinstance(out, dict) and posixpath.normpath(str(out.get("path"))) in paths and out.get("md5"):
-                md5s[posixpath.normpath(str(out["path"]))] = str(out["md5"])
+        if not isinstance(stage, dict):
+            continue
+        for out in stage.get("outs") or []:
+            if isinstance(out, dict) and out.get("path") and out.get("md5"):
+                found[posixpath.normpath(str(out["path"]))] = str(out["md5"])
+    return found
+
+
+def _dvc_file_md5(raw: bytes | OSError, name: str) -> str | None:
+    """The md5 of the one output a ``PATH.dvc`` file tracks."""
+    if not isinstance(raw, bytes):
+        return None
+    with contextlib.suppress(Exception):  # an unreadable .dvc file tracks nothing here
+        outs = dvc_compat.load_values(name, raw).get("outs") or []
+        if len(outs) == 1 and outs[0].get("md5"):
+            return str(outs[0]["md5"])
+    return None
+
+
+def _cached_outputs(root: Path, reader: _Reader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
+    """Declared files the side doesn't have as files but DVC tracks — a stage output in
+    ``dvc.lock`` or a ``PATH.dvc`` file's — read from the DVC cache by their md5 (such a file
+    is in Git only as that md5). One inside a tracked directory is left to DVC."""
+    if not paths:
+        return {}
+    outs = _lock_outs(lock)
+    md5s = {path: outs[path] for path in paths if path in outs}
+    for path in paths:
+        if holder := next((out for out in outs if path.startswith(f"{out}/")), None):
+            raise NeedsDvc(f"{path} is inside the tracked directory {holder}")
+    rest = [p for p in paths if p not in md5s]
+    parents = {f"{d}.dvc" for p in rest for d in _parents(p)}
+    dvc_files = reader.read([*(f"{p}.dvc" for p in rest), *parents]) if rest else {}
+    for name in parents:
+        if not isinstance(dvc_files[name], FileNotFoundError):
+            raise NeedsDvc(f"{name} tracks a directory holding a params or metrics file")
+    for path in rest:
+        if md5 := _dvc_file_md5(dvc_files[f"{path}.dvc"], f"{path}.dvc"):
+            md5s[path] = md5
     if not md5s:
         return {}
     if any(md5.endswith(".dir") for md5 in md5s.values()):
-        raise NeedsDvc("a metrics directory")
+        raise NeedsDvc("a params or metrics path is a tracked directory")
     from opsctl.adapters.dvc_plots import read_cached
 
     found = read_cached(root, list(md5s.values()))
     return {path: found[md5] for path, md5 in md5s.items()}
 
 
+def _parents(path: str) -> list[str]:
+    """``a/b/c.json`` -> ``["a", "a/b"]``."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
 def output_hashes(root: Path, commit: str, paths: list[str]) -> dict[str, str]:
     """The DVC hash each of ``paths`` has at ``commit``: from a stage output in ``dvc.lock``
     or from the ``PATH.dvc`` file beside it (paths without one are left out)."""
     files = git_adapter.blobs(root, commit, ["dvc.lock", *(f"{p}.dvc" for p in paths)], max_bytes=MAX_FILE_BYTES)
-    found: dict[str, str] = {}
-    wanted = set(paths)
-    lock = files["dvc.lock"]
-    if isinstance(lock, bytes):
+    outs: dict[str, str] = {}
+    if isinstance(files["dvc.lock"], bytes):
         with contextlib.suppress(Exception):  # an unreadable lock hashes nothing: the verdicts are just not found
-            for stage in (dvc_compat.load_values("dvc.lock", lock).get("stages") or {}).values():
-                for out in (stage or {}).get("outs") or []:
-                    path = posixpath.normpath(str(out.get("path")))
-                    if path in wanted and out.get("md5"):
-                        found[path] = str(out["md5"])
+            outs = _lock_outs(dvc_compat.load_values("dvc.lock", files["dvc.lock"]))
+    found: dict[str, str] = {}
     for path in paths:
-        raw = files[f"{path}.dvc"]
-        if path in found or not isinstance(raw, bytes):
-            continue
-        with contextlib.suppress(Exception):
-            outs = dvc_compat.load_values(f"{path}.dvc", raw).get("outs") or []
-            if len(outs) == 1 and outs[0].get("md5"):
-                found[path] = str(outs[0]["md5"])
+        if md5 := outs.get(posixpath.normpath(path)) or _dvc_file_md5(files[f"{path}.dvc"], f"{path}.dvc"):
+            found[path] = md5
     return found
 
 
