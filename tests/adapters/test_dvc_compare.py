@@ -820,3 +820,61 @@ def test_number_keys_reach_the_report_as_text(tmp_path):
     assert [(m.name, m.old, m.new) for m in report.metrics] == [("2", 0.5, 0.75), ("acc", 1, 1)]
     (result,) = report_gates.evaluate([report_gates.parse_gate("metrics.2.delta>0.2")], report)
     assert result.failed and result.detail == "2 Δ 0.25 > 0.2"
+
+
+def test_a_params_file_that_is_a_cached_stage_output(tmp_path, monkeypatch):
+    """A stage's output used as another's params (a tuning stage's best.yaml): in Git only as
+    dvc.lock's md5, read from the cache as DVC reads it."""
+    p = Project(tmp_path / "p")
+    dvc_yaml = {
+        "stages": {
+            "tune": {"cmd": "cp space.yaml best.yaml", "deps": ["space.yaml"], "outs": ["best.yaml"]},
+            "train": stage(params=[{"best.yaml": ["lr"]}]),
+        }
+    }
+    p.write({"dvc.yaml": dvc_yaml, "space.yaml": {"lr": 0.1, "depth": 3}})
+    p.dvc("repro", "-q", "tune")
+    base = p.commit()
+    p.write({"space.yaml": {"lr": 0.2, "depth": 4}})
+    p.dvc("repro", "-q", "tune")
+    head = p.commit()
+    want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want == {"best.yaml": {"lr": {"old": 0.1, "new": 0.2, "diff": 0.1}}}
+
+
+def test_a_params_file_tracked_by_a_dvc_file(tmp_path, monkeypatch):
+    p = Project(tmp_path / "p")
+    p.write({"dvc.yaml": {"stages": {"train": stage(params=[{"hp.yaml": ["lr"]}])}}, "hp.yaml": {"lr": 1, "x": 0}})
+    p.dvc("add", "-q", "hp.yaml")
+    base = p.commit()
+    p.write({"hp.yaml": {"lr": 2, "x": 1}})
+    p.dvc("add", "-q", "hp.yaml")
+    head = p.commit()
+    want, _ = assert_same_as_dvc(p.root, base, head, monkeypatch)
+    assert want == {"hp.yaml": {"lr": {"old": 1, "new": 2, "diff": 1}}}
+    (p.root / "hp.yaml").unlink()  # gone from the workspace: read from the cache, as DVC does
+    assert_same_as_dvc(p.root, base, None, monkeypatch)
+
+
+@pytest.mark.parametrize("tracked_by", ["stage", "dvc-add"])
+def test_a_metric_inside_a_tracked_directory_is_left_to_dvc(tmp_path, monkeypatch, tracked_by):
+    p = Project(tmp_path / "p")
+    p.write({"src/m.json": {"acc": 0.5}})
+    if tracked_by == "stage":
+        p.write(
+            {
+                "dvc.yaml": {
+                    "metrics": ["eval/m.json"],
+                    "stages": {"e": {"cmd": "cp -r src eval", "deps": ["src"], "outs": ["eval"]}},
+                }
+            }
+        )
+        p.dvc("repro", "-q")
+    else:
+        p.write({"dvc.yaml": {"metrics": ["eval/m.json"]}, "eval/m.json": {"acc": 0.5}})
+        p.dvc("add", "-q", "eval")
+    base = p.commit()
+    with pytest.raises(NeedsDvc, match="eval"):
+        read_side(p.root, base)
+    (p.root / "eval" / "m.json").write_text('{"acc": 0.75}')
+    assert_dvc_sides_only(p.root, base, monkeypatch)
