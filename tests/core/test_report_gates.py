@@ -119,6 +119,9 @@ def test_a_metric_is_named_by_its_file_and_key_when_several_files_have_it():
     assert caught.value.exit_code == EXIT_USAGE
     assert "eval/train.json" in str(caught.value) and "eval/test.json" in str(caught.value)
     assert caught.value.hint == "write FILE:KEY"
+    # a key only one of the files has is named by the key alone
+    rep = report(*rows, row("loss", 1.0, 2.0, file="eval/train.json", name="eval/train.json:loss"))
+    assert judge("metrics.loss>1.5", rep).detail == "eval/train.json:loss 2 > 1.5"
 
 
 def test_a_nested_key_and_a_key_ending_in_delta_resolve_to_the_metric_itself():
