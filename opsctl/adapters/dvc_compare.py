@@ -24,7 +24,7 @@ from typing import Any
 
 from opsctl.adapters import dvc_compat
 from opsctl.adapters.dvc_compat import interpolated
-from opsctl.adapters.dvc_records import FileReader, load_structure, recorded_outputs
+from opsctl.adapters.dvc_records import FileReader, load_structure, outs_of, recorded_outputs
 
 DEFAULT_PARAMS = "params.yaml"  # DVC's ParamsDependency.DEFAULT_PARAMS_FILE: always compared when it exists
 
@@ -52,23 +52,29 @@ def read_side(root: Path, commit: str | None) -> Side:
         raise NeedsDvc("Git can't list the work tree")
     if [p for p in dvc_yamls if p != "dvc.yaml"]:
         raise NeedsDvc("more than one dvc.yaml")
-    doc = _load(reader.read(["dvc.yaml"])["dvc.yaml"], "dvc.yaml", missing={})
+    files = reader.read(["dvc.yaml", "dvc.lock"])
+    doc = _load(files["dvc.yaml"], "dvc.yaml", missing={})
+    lock = _load(files["dvc.lock"], "dvc.lock", missing={})
+    for name, content in (("dvc.yaml", doc), ("dvc.lock", lock)):
+        if content and (problem := dvc_compat.dvc_file_problem(content, lock=name == "dvc.lock")):
+            raise NeedsDvc(f"{name} doesn't pass DVC's schema: {problem}")
     param_keys, metric_paths = _declared(doc)
 
     side = Side()
-    if DEFAULT_PARAMS not in param_keys:
-        default = reader.read([DEFAULT_PARAMS])[DEFAULT_PARAMS]
-        if not isinstance(default, FileNotFoundError):
-            param_keys[DEFAULT_PARAMS] = []
-    contents = reader.read([*param_keys, *metric_paths])
+    contents = reader.read(list(dict.fromkeys([DEFAULT_PARAMS, *param_keys, *metric_paths])))
+    missing = [p for p, raw in contents.items() if isinstance(raw, FileNotFoundError)]
+    contents.update(_cached_outputs(root, reader, lock, missing))
+    # DVC adds params.yaml, when it exists, as a wholly tracked file: every key is compared,
+    # not only those the stages name (dvc.repo.params.show._collect_params).
+    if not isinstance(contents[DEFAULT_PARAMS], FileNotFoundError):
+        param_keys[DEFAULT_PARAMS] = []
     for path, keys in param_keys.items():
         side.params[path] = _content(side, path, contents[path], lambda data, p=path, k=keys: _params(p, data, k))
-    cached = _cached_metrics(root, reader, [p for p in metric_paths if isinstance(contents[p], OSError)])
     for path in metric_paths:
-        raw = cached.get(path, contents[path])
+        raw = contents[path]
         if isinstance(raw, IsADirectoryError):
             raise NeedsDvc(f"{path} is a directory of metrics")
-        side.metrics[path] = _content(side, path, raw, lambda data, p=path: dvc_compat.load_values(p, data))
+        side.metrics[path] = _content(side, path, raw, lambda data, p=path: _metrics(p, data))
     return side
 
 
@@ -96,6 +102,10 @@ def _content(side: Side, path: str, raw: bytes | OSError, parse) -> Any:
     except Exception as exc:  # noqa: BLE001 — a corrupt file is DVC's {"error"}: counted as empty
         side.errors[path] = f"unreadable: {type(exc).__name__}"
         return {}
+
+
+def _metrics(path: str, data: bytes) -> Any:
+    return dvc_compat.metric_values(dvc_compat.load_values(path, data))
 
 
 def _params(path: str, data: bytes, keys: list[str]) -> Any:
@@ -172,21 +182,57 @@ def _paths(entries: Any, what: str) -> list[str]:
     return [posixpath.normpath(e) for e in entries]
 
 
-def _cached_metrics(root: Path, reader: FileReader, paths: list[str]) -> dict[str, bytes | OSError]:
-    """Metric files the side doesn't have as files, read from the DVC cache by the md5 its
-    ``dvc.lock`` records (a cached metric output is in Git only as that md5)."""
+def _lock_outs(lock: Any) -> dict[str, str]:
+    """``{path: md5}`` of the stage outputs a parsed ``dvc.lock`` records."""
+    return {path: r.md5 for path, r in outs_of(lock).items()}
+
+
+def _dvc_file_md5(raw: bytes | OSError, name: str) -> str | None:
+    """The md5 of the output a ``PATH.dvc`` file tracks at ``PATH``."""
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        outs = outs_of(load_structure(name, raw), posixpath.dirname(name))
+    except Exception:  # noqa: BLE001 — an unreadable .dvc file tracks nothing here
+        return None
+    entry = outs.get(name[: -len(".dvc")])
+    return entry.md5 if entry is not None and len(outs) == 1 else None
+
+
+def _cached_outputs(root: Path, reader: FileReader, lock: Any, paths: list[str]) -> dict[str, bytes | OSError]:
+    """Declared files the side doesn't have as files but DVC tracks — a stage output in
+    ``dvc.lock`` or a ``PATH.dvc`` file's — read from the DVC cache by their md5 (such a file
+    is in Git only as that md5). One inside a tracked directory is left to DVC."""
     if not paths:
         return {}
-    outputs = recorded_outputs(root, reader.commit, dvc_files=False)
-    md5s = {path: outputs[path].md5 for path in paths if path in outputs}
+    outs = _lock_outs(lock)
+    md5s = {path: outs[path] for path in paths if path in outs}
+    for path in paths:
+        if holder := next((out for out in outs if path.startswith(f"{out}/")), None):
+            raise NeedsDvc(f"{path} is inside the tracked directory {holder}")
+    rest = [p for p in paths if p not in md5s]
+    parents = {f"{d}.dvc" for p in rest for d in _parents(p)}
+    dvc_files = reader.read([*(f"{p}.dvc" for p in rest), *parents]) if rest else {}
+    for name in parents:
+        if not isinstance(dvc_files[name], FileNotFoundError):
+            raise NeedsDvc(f"{name} tracks a directory holding a params or metrics file")
+    for path in rest:
+        if md5 := _dvc_file_md5(dvc_files[f"{path}.dvc"], f"{path}.dvc"):
+            md5s[path] = md5
     if not md5s:
         return {}
     if any(md5.endswith(".dir") for md5 in md5s.values()):
-        raise NeedsDvc("a metrics directory")
+        raise NeedsDvc("a params or metrics path is a tracked directory")
     from opsctl.adapters.dvc_plots import read_cached
 
     found = read_cached(root, list(md5s.values()))
     return {path: found[md5] for path, md5 in md5s.items()}
+
+
+def _parents(path: str) -> list[str]:
+    """``a/b/c.json`` -> ``["a", "a/b"]``."""
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def output_hashes(root: Path, commit: str, paths: list[str]) -> dict[str, str]:

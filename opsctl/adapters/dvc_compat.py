@@ -584,27 +584,66 @@ def load_values(path: str, data: bytes) -> Any:
         raise NotRestated(f"{path}: {suffix} files are read by DVC itself")
     text = data.decode("utf-8")
     if suffix == ".json":
-        return json.loads(text)
+        return json.loads(text) or {}  # dvc.utils.serialize.parse_json: `0`, `[]`, `null`... read as {}
     from ruamel.yaml import YAML
 
     return YAML(typ="safe").load(text) or {}
 
 
+def dvc_file_problem(doc: Any, *, lock: bool = False) -> str | None:
+    """Why DVC's schema refuses ``doc`` as a ``dvc.yaml`` (or, ``lock``, a ``dvc.lock``): an
+    unknown field, a stage without ``cmd``...; None when it passes. DVC then fails the whole
+    revision (params and metrics alike), and only it says how."""
+    from dvc.schema import COMPILED_LOCKFILE_SCHEMA, COMPILED_MULTI_STAGE_SCHEMA
+    from voluptuous import Invalid
+
+    try:
+        (COMPILED_LOCKFILE_SCHEMA if lock else COMPILED_MULTI_STAGE_SCHEMA)(doc)
+    except Invalid as exc:
+        return str(exc)
+    return None
+
+
+def metric_values(content: Any) -> Any:
+    """``dvc.repo.metrics.show._read_metric``'s keep: numbers, strings and booleans, in dicts
+    (emptied ones dropped); a list, a null or a date is no metric (a file of one reads as ``{}``)."""
+
+    def extract(value: Any) -> Any:
+        if isinstance(value, (int, float, str)):
+            return value
+        if not isinstance(value, dict):
+            return None
+        kept = {key: extract(val) for key, val in value.items()}
+        return {key: val for key, val in kept.items() if val not in (None, {})}
+
+    return extract(content) or {}
+
+
 def select_params(config: Any, key_paths: list[str]) -> Any:
     """``read_param_file(fs, path, key_paths)``'s selection: the sub-trees at ``key_paths``
     (dot-separated, as DVC writes them in a stage's ``params:``), or the whole file when none.
-    Raises NotRestated for what only dpath resolves here (a glob, a path through a list)."""
+    Raises NotRestated for what only dpath resolves here: a glob, an empty part, a path
+    through a list or past a key that isn't a string (dpath matches ``1`` to ``"1"``), and overlapping paths
+    (``a`` and ``a.b``: dpath's merge puts a list under both in twice)."""
     if not key_paths:
         return config
+    unique = list(dict.fromkeys(key_paths))
+    for key_path in unique:
+        if outer := next((k for k in unique if key_path.startswith(f"{k}.")), None):
+            raise NotRestated(f"param keys {outer!r} and {key_path!r} overlap")
     selected: dict = {}
-    for key_path in dict.fromkeys(key_paths):
+    for key_path in unique:
         if any(c in key_path for c in "*?[]"):
             raise NotRestated(f"param key {key_path!r} is a glob")
+        if "" in key_path.split("."):
+            raise NotRestated(f"param key {key_path!r} has an empty part")  # dpath drops or refuses it
         node: Any = config
         parts = key_path.split(".")
         for part in parts:
             if isinstance(node, list):
                 raise NotRestated(f"param key {key_path!r} goes through a list")
+            if isinstance(node, dict) and not all(isinstance(k, str) for k in node):
+                raise NotRestated(f"param key {key_path!r} goes through keys that aren't strings")
             if not isinstance(node, dict) or part not in node:
                 node = KeyError
                 break

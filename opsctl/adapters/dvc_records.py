@@ -75,24 +75,28 @@ def recorded_outputs(root: Path, commit: str | None, *, dvc_files: bool = True) 
         tracked = listed or []
     raw = reader.read(["dvc.lock", *tracked])
     found: dict[str, Recorded] = {}
-    lock = raw.pop("dvc.lock")
-    if isinstance(lock, bytes):
-        with contextlib.suppress(Exception):  # an unreadable lock records nothing we could trust
-            for stage in (load_structure("dvc.lock", lock).get("stages") or {}).values():
-                _add_outs(found, "", (stage or {}).get("outs"))
     for path, content in raw.items():
         if isinstance(content, bytes):
-            with contextlib.suppress(Exception):
-                _add_outs(found, posixpath.dirname(path), load_structure(path, content).get("outs"))
+            with contextlib.suppress(Exception):  # an unreadable file records nothing we could trust
+                found.update(outs_of(load_structure(path, content), posixpath.dirname(path)))
     return found
 
 
-def _add_outs(found: dict[str, Recorded], directory: str, outs: Any) -> None:
-    for out in outs or []:
-        if isinstance(out, dict) and out.get("md5") and out.get("path"):
-            size = out.get("size")
-            path = posixpath.normpath(posixpath.join(directory, str(out["path"])))
-            found[path] = Recorded(str(out["md5"]), size if isinstance(size, int) else None)
+def outs_of(content: Any, directory: str = "") -> dict[str, Recorded]:
+    """The outputs a parsed ``dvc.lock`` (its stages' ``outs``) or ``.dvc`` file (its ``outs``)
+    records, by path relative to the project (``directory``: where the file is)."""
+    if not isinstance(content, dict):
+        return {}
+    found: dict[str, Recorded] = {}
+    stages = content.get("stages")
+    groups = [s.get("outs") for s in stages.values() if isinstance(s, dict)] if isinstance(stages, dict) else []
+    for outs in [*groups, content.get("outs")]:
+        for out in outs if isinstance(outs, list) else []:
+            if isinstance(out, dict) and out.get("md5") and out.get("path"):
+                size = out.get("size")
+                path = posixpath.normpath(posixpath.join(directory, str(out["path"])))
+                found[path] = Recorded(str(out["md5"]), size if isinstance(size, int) else None)
+    return found
 
 
 def lock_outputs(root: Path, commit: str | None) -> dict[str, str]:

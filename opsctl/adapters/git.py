@@ -428,12 +428,17 @@ def blobs(root: Path, commit: str, paths: list[str], *, max_bytes: int) -> dict[
         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
-        # Written whole before reading: a few paths, far below a pipe's buffer per line.
-        proc.stdin.write(b"".join(f"{commit}:./{p}\n".encode() for p in paths))
+        # Written whole before reading: a few paths, far below a pipe's buffer per line. A path
+        # with a line break would be two queries and shift every answer after it: never asked.
+        asked = [p for p in paths if "\n" not in p and "\r" not in p]
+        proc.stdin.write(b"".join(f"{commit}:./{p}\n".encode() for p in asked))
         proc.stdin.close()
         for path in paths:
+            if path not in asked:
+                found[path] = FileNotFoundError(f"{path!r}: not a path Git can be asked for")
+                continue
             header = proc.stdout.readline().split()
-            if len(header) != 3:  # "<name> missing"
+            if len(header) != 3 or not header[2].isdigit():  # "<name> missing" (a name may hold spaces)
                 found[path] = FileNotFoundError(f"{path}: not in {commit[:12]}")
                 continue
             size = int(header[2])

@@ -282,15 +282,16 @@ def _params_and_metrics(project: Project, report: Report) -> None:
         for path, why in side.errors.items():
             report.notes.append(f"{path}: {why} ({_where(label)})")
     for path, changes in sorted(dvc_compat.diff_values(old.params, new.params).items()):
-        for key, change in sorted(changes.items()):
-            report.params.append(ParamChange(path, key, change.get("old"), change.get("new")))
+        # a YAML key may be a number (`1: a`): keys are shown, sorted and named as text
+        for key, change in sorted(changes.items(), key=lambda item: str(item[0])):
+            report.params.append(ParamChange(path, str(key), change.get("old"), change.get("new")))
     files = list(dict.fromkeys([*new.metrics, *old.metrics]))
     for path in files:
         before = dvc_compat.flat_values(old.metrics.get(path, {}))
         after = dvc_compat.flat_values(new.metrics.get(path, {}))
         for key in dict.fromkeys([*after, *before]):
-            name = key if len(files) == 1 else f"{path}:{key}"
-            report.metrics.append(MetricRow(path, key, name, before.get(key), after.get(key)))
+            name = str(key) if len(files) == 1 else f"{path}:{key}"
+            report.metrics.append(MetricRow(path, str(key), name, before.get(key), after.get(key)))
 
 
 def _where(label: str) -> str:

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 OPERATORS = ("<=", ">=", "==", "!=", "<", ">")
 FIELDS = ("delta_pct", "delta")  # longest first: `.delta_pct` must not read as `.delta` + `_pct`
-_METRIC = re.compile(
-    r"^metrics\.(?P<name>.+?)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
+_METRIC = re.compile(  # a name holds no operator character: `metrics.a<<1` is not the metric `a<`
+    r"^metrics\.(?P<name>[^<>=!\s][^<>=!]*?)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+    r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$"
 )
 EXAMPLES = "metrics.accuracy<0.8, metrics.accuracy.delta<-0.01, metrics.loss.delta_pct>5, checks, drift"
 
@@ -77,14 +78,15 @@ def _evaluate(gate: Gate, report: Report) -> GateResult:
             return GateResult(gate.text, True, f"drift: {names}")
         return GateResult(gate.text, False, f"no drift in {len(report.drift)} datasets checked")
     row, field = _metric(gate.name, report.metrics)
+    if not _number(row.new):  # gone, NaN or text: a gate that names it can't hold it to anything
+        return GateResult(gate.text, True, f"{row.name} has no numeric value in {report.head.label}")
     if field == "value":
         value = row.new
-        if not _number(value):
-            return GateResult(gate.text, True, f"{row.name} has no numeric value in {report.head.label}")
     else:
         value = row.delta if field == "delta" else row.delta_pct
         if value is None:
-            return GateResult(gate.text, False, f"{row.name}: no base value to compare with")
+            why = "no base value to compare with" if not _number(row.old) else "the base value is 0 (no percent change)"
+            return GateResult(gate.text, False, f"{row.name}: {why}")
     assert isinstance(value, (int, float))
     hit = _compare(float(value), gate.op, gate.threshold)
     what = row.name if field == "value" else f"{row.name} {'Δ' if field == 'delta' else 'Δ%'}"
