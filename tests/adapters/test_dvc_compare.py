@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from opsctl.adapters import dvc_compare, dvc_compat
+from opsctl.adapters import dvc_compat, dvc_records
 from opsctl.adapters import git as git_adapter
 from opsctl.adapters.dvc_compare import NeedsDvc, dvc_sides, output_hashes, read_side
 from tests.conftest import git_dvc_project, run
@@ -395,7 +395,7 @@ def test_blobs_skip_a_large_file_and_still_read_the_next(tmp_path):
 def test_the_workspace_reader_bounds_a_file_too(tmp_path, monkeypatch):
     p = Project(tmp_path / "p")
     base = p.commit({"dvc.yaml": {"metrics": ["m.json"]}, "m.json": {"acc": 1, "pad": "x" * 40}})
-    monkeypatch.setattr(dvc_compare, "MAX_FILE_BYTES", 30)  # dvc.yaml (18 bytes) is read, m.json isn't
+    monkeypatch.setattr(dvc_records, "MAX_FILE_BYTES", 30)  # dvc.yaml (18 bytes) is read, m.json isn't
     side = read_side(p.root, None)
     assert side.metrics == {"m.json": {}} and "over" in side.errors["m.json"]
     assert read_side(p.root, base).errors["m.json"].startswith("m.json: 61 bytes")

@@ -211,7 +211,7 @@ def test_the_drift_gate_fails_when_any_dataset_drifted():
     assert not passed.failed and passed.detail == "no drift in 1 datasets checked"
     failed = judge("drift", report(drift=[drift_record("data/b.csv", ["age", "income"], 7), *calm]))
     assert failed.failed
-    assert failed.detail == "drift: data/b.csv (2 of 7 columns)"
+    assert failed.detail == "drift: data/b.csv (2 of 7 columns drifted)"
 
 
 def test_several_gates_are_judged_each_in_order():
