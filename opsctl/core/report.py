@@ -495,7 +495,8 @@ def _registry(project: Project, report: Report) -> None:
     since = commit_time(project.root, report.base.commit)
     if since is None:
         return
-    events = [e for e in all_history(project) if e.at.timestamp() > since]
+    # Git keeps seconds: an event in the base commit's second counts as after it (the base is made first).
+    events = [e for e in all_history(project) if e.at.timestamp() >= since]
     report.registry = sorted(events, key=lambda e: e.at)
 
 

@@ -389,3 +389,18 @@ def test_on_a_terminal_the_markdown_is_drawn_without_mermaid_or_details(project)
     assert child.exitstatus == 0, shown
     assert "train.threshold" in shown and "Trend over the last 2 runs" in shown
     assert "xychart" not in shown and "<details>" not in shown and "##" not in shown  # drawn, not raw
+
+
+def test_registry_events_since_the_base(project, tmp_path):
+    root = _copy(project, tmp_path)
+    opsctl_inprocess("model", "register", "thresh", "model.txt", cwd=root, check=True)
+    opsctl_inprocess("model", "promote", "thresh", "0.0.1", "--to", "prod", cwd=root, check=True)
+    data = json.loads(_report(root, "--base", "base", "--format", "json", "--no-plots").stdout)
+    assert [(e["event"], e["name"], e["version"]) for e in data["registry"]] == [
+        ("registration", "thresh", "v0.0.1"),
+        ("promotion", "thresh", "v0.0.1"),
+    ]
+    md = _report(root, "--base", "base", "--no-plots").stdout
+    rows = tables(md)["Model registry"]
+    assert [(r["Event"], r["Model"]) for r in rows] == [("registration", "thresh"), ("promotion", "thresh")]
+    assert rows[1]["What"] == "prod: — → v0.0.1"
