@@ -194,32 +194,41 @@ def test_head_rev_and_default_base(project):
     assert default["base"]["commit"] == run(["git", "rev-parse", "base"], cwd=project).stdout.strip()
 
 
-@pytest.mark.parametrize(
-    ("gate", "fails"),
-    [
-        ("metrics.accuracy<0.76", True),
-        ("metrics.accuracy<0.74", False),
-        ("metrics.accuracy>=0.75", True),
-        ("metrics.accuracy>0.75", False),
-        ("metrics.accuracy.delta>0.24", True),
-        ("metrics.accuracy.delta>0.26", False),
-        ("metrics.accuracy.delta_pct>=50", True),
-        ("metrics.accuracy.delta_pct>50.1", False),
-        ("metrics.rows.delta<21", True),
-        ("metrics.rows.delta<19", False),
-        ("checks", False),
-        ("drift", False),
-    ],
-)
-def test_each_gate_form_on_both_sides_of_its_threshold(project, tmp_path, gate, fails):
+GATES = [  # (gate, fails): each form just either side of its threshold (accuracy 0.5 -> 0.75, rows 100 -> 120)
+    ("metrics.accuracy<0.76", True),
+    ("metrics.accuracy<0.74", False),
+    ("metrics.accuracy>=0.75", True),
+    ("metrics.accuracy>0.75", False),
+    ("metrics.accuracy.delta>0.24", True),
+    ("metrics.accuracy.delta>0.26", False),
+    ("metrics.accuracy.delta_pct>=50", True),
+    ("metrics.accuracy.delta_pct>50.1", False),
+    ("metrics.rows.delta<21", True),
+    ("metrics.rows.delta<19", False),
+    ("checks", False),
+    ("drift", False),
+]
+
+
+def test_each_gate_form_on_both_sides_of_its_threshold(project, tmp_path):
+    """All the gates in one report (each judged on its own), then the passing ones alone: exit 0."""
     out = tmp_path / "report.md"
-    result = _report(project, "--base", "base", "--fail-on", gate, "-o", str(out))
-    assert result.returncode == (6 if fails else 0), result.stderr
-    md = out.read_text()
-    assert md.splitlines()[4].startswith("### ❌ 1 of 1 gates failed" if fails else "### ✅ All gates passed")
-    if fails:
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and f"gates failed: {gate}" in errors[0]
+    args = [arg for gate, _ in GATES for arg in ("--fail-on", gate)]
+    result = _report(project, "--base", "base", *args, "--format", "json")
+    assert result.returncode == 6
+    judged = json.loads(result.stdout)["gates"]
+    assert [(g["gate"], g["failed"]) for g in judged] == GATES
+    failing = [gate for gate, fails in GATES if fails]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {len(failing)} of {len(GATES)} gates failed: ")
+    assert all(gate in errors[0] for gate in failing)
+
+    passing = [arg for gate, fails in GATES if not fails for arg in ("--fail-on", gate)]
+    result = _report(project, "--base", "base", *passing, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines()[4] == "### ✅ All gates passed"
+    one = _report(project, "--base", "base", "--fail-on", failing[0], "-o", str(out))
+    assert one.returncode == 6 and out.read_text().splitlines()[4] == "### ❌ 1 of 1 gates failed"
 
 
 def test_failed_checks_and_drift_fail_their_gates(project, tmp_path):
