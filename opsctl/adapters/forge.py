@@ -95,8 +95,31 @@ class Forge:
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def list_comments(self, number: int) -> list[Comment]:
+    def first_page(self, number: int) -> str:
+        """The URL of the first page of comments on ``number``."""
         raise NotImplementedError
+
+    def next_page(self, url: str, first: str, headers: Mapping[str, str]) -> str | None:
+        """The next page's URL from a page's answer (None: that was the last)."""
+        raise NotImplementedError
+
+    def kept(self, item: Mapping[str, Any]) -> bool:
+        """Whether a listed item is a comment someone wrote (not the forge's own)."""
+        return True
+
+    def list_comments(self, number: int) -> list[Comment]:
+        """Every comment on ``number``, oldest first, paging at most MAX_PAGES times."""
+        first = self.first_page(number)
+        url: str | None = first
+        found: list[Comment] = []
+        for _ in range(MAX_PAGES):
+            if url is None:
+                break
+            action = self._action("GET", url)
+            data, headers = self.call("GET", url)
+            found += [_comment(item, self, action) for item in _comments(data, self, action) if self.kept(item)]
+            url = self.next_page(url, first, headers)
+        return found
 
     def create_comment(self, number: int, body: str) -> Comment:
         raise NotImplementedError
@@ -252,18 +275,12 @@ class GitHub(Forge):
             "X-GitHub-Api-Version": "2022-11-28",
         }
 
-    def list_comments(self, number: int) -> list[Comment]:
-        url: str | None = f"{self._repo_url}/issues/{number}/comments?per_page={PER_PAGE}"
-        found: list[Comment] = []
-        for _ in range(MAX_PAGES):
-            if url is None:
-                break
-            action = self._action("GET", url)
-            data, headers = self.call("GET", url)
-            found += [_comment(item, self, action) for item in _comments(data, self, action)]
-            link = _NEXT_LINK.search(headers.get("Link") or "")
-            url = urllib.parse.urljoin(url, link.group(1)) if link else None
-        return found
+    def first_page(self, number: int) -> str:
+        return f"{self._repo_url}/issues/{number}/comments?per_page={PER_PAGE}"
+
+    def next_page(self, url: str, first: str, headers: Mapping[str, str]) -> str | None:
+        link = _NEXT_LINK.search(headers.get("Link") or "")
+        return urllib.parse.urljoin(url, link.group(1)) if link else None
 
     def create_comment(self, number: int, body: str) -> Comment:
         return self._write("POST", f"{self._repo_url}/issues/{number}/comments", body)
@@ -316,20 +333,15 @@ class GitLab(Forge):
     def _notes_url(self, number: int) -> str:
         return f"{self._project_url}/merge_requests/{number}/notes"
 
-    def list_comments(self, number: int) -> list[Comment]:
-        first = f"{self._notes_url(number)}?per_page={PER_PAGE}&sort=asc"
-        url: str | None = first
-        found: list[Comment] = []
-        for _ in range(MAX_PAGES):
-            if url is None:
-                break
-            action = self._action("GET", url)
-            data, headers = self.call("GET", url)
-            items = _comments(data, self, action)
-            found += [_comment(item, self, action) for item in items if not item.get("system")]
-            following = (headers.get("X-Next-Page") or "").strip()
-            url = f"{first}&page={following}" if following.isdigit() else None
-        return found
+    def first_page(self, number: int) -> str:
+        return f"{self._notes_url(number)}?per_page={PER_PAGE}&sort=asc"
+
+    def next_page(self, url: str, first: str, headers: Mapping[str, str]) -> str | None:
+        following = (headers.get("X-Next-Page") or "").strip()
+        return f"{first}&page={following}" if following.isdigit() else None
+
+    def kept(self, item: Mapping[str, Any]) -> bool:
+        return not item.get("system")  # GitLab's own notes ("added 1 commit")
 
     def create_comment(self, number: int, body: str) -> Comment:
         return self._write("POST", self._notes_url(number), body)

@@ -87,6 +87,20 @@ def assert_dvc_sides_only(root: Path, base: str, monkeypatch, head: str | None =
     return want_params, want_metrics
 
 
+def assert_as_report_reads_it(root: Path, base: str, monkeypatch) -> None:
+    """What the report does (the fast read, or DVC when the fast read steps aside) gives DVC's
+    diff between ``base`` and the workspace."""
+    want_params, want_metrics = dvc_diffs(root, base, "workspace", monkeypatch)
+    try:
+        old = read_side(root, base)
+    except NeedsDvc:
+        old, new = dvc_sides(root, base, None)
+    else:
+        new = read_side(root, None)
+    assert dvc_compat.diff_values(old.params, new.params) == want_params
+    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+
+
 def stage(**fields) -> dict:
     return {"cmd": "true", **fields}
 
@@ -693,15 +707,7 @@ def test_a_broken_dvc_yaml_at_the_base(tmp_path, monkeypatch, dvc_yaml):
     p = Project(tmp_path / "p")
     base = p.commit({"dvc.yaml": dvc_yaml, "params.yaml": {"lr": 1}, "m.json": {"acc": 1}})
     p.write({"dvc.yaml": {"metrics": ["m.json"], "stages": {"s": stage(params=["lr"])}}, "params.yaml": {"lr": 2}})
-    want_params, want_metrics = dvc_diffs(p.root, base, "workspace", monkeypatch)
-    try:
-        old = read_side(p.root, base)
-    except NeedsDvc:
-        old, new = dvc_sides(p.root, base, None)
-    else:
-        new = read_side(p.root, None)
-    assert dvc_compat.diff_values(old.params, new.params) == want_params
-    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+    assert_as_report_reads_it(p.root, base, monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -721,15 +727,7 @@ def test_a_broken_dvc_lock_beside_a_cached_metric_at_the_base(tmp_path, monkeypa
     base = p.commit({"dvc.lock": breaking(good_lock)})
     p.write({"src.json": {"acc": 0.75}, "dvc.lock": good_lock})
     p.dvc("repro", "-q")
-    want_params, want_metrics = dvc_diffs(p.root, base, "workspace", monkeypatch)
-    try:
-        old = read_side(p.root, base)
-    except NeedsDvc:
-        old, new = dvc_sides(p.root, base, None)
-    else:
-        new = read_side(p.root, None)
-    assert dvc_compat.diff_values(old.params, new.params) == want_params
-    assert dvc_compat.diff_values(old.metrics, new.metrics) == want_metrics
+    assert_as_report_reads_it(p.root, base, monkeypatch)
 
 
 # --- generated projects ----------------------------------------------------------------------
