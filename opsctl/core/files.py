@@ -20,3 +20,14 @@ def write_atomically(path: Path, data: bytes | str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def file_md5(path: Path) -> str:
+    """A file's md5 (DVC's content hash, not security), read in 1 MiB blocks; OSError as it comes."""
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from opsctl.core.files import file_md5
 from opsctl.core.formatting import verdict_text
 from opsctl.core.project import Project
 from opsctl.errors import UsageError
@@ -116,7 +117,7 @@ def lineage(project: Project, target: str, *, model_version=None) -> Lineage:
         if path in outputs:
             digest = outputs[path].hash
         elif _inside_tracked_dir(path, outputs) and (project.root / path).is_file():
-            digest = _md5(project.root / path)  # a file of a tracked directory: DVC's md5 is the content's
+            digest = file_md5(project.root / path)  # a file of a tracked directory: DVC's md5 is the content's
         else:
             close = [p for p in outputs if p.startswith(path)] or sorted(outputs)[:5]
             raise UsageError(
@@ -343,16 +344,6 @@ class _Builder:
 
 def _inside_tracked_dir(path: str, outputs: dict) -> bool:
     return any(o.isdir and path.startswith(p.rstrip("/") + "/") for p, o in outputs.items())
-
-
-def _md5(path) -> str:
-    import hashlib
-
-    digest = hashlib.md5()  # noqa: S324 — DVC's content hash, not security
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _loads(text):

@@ -11,13 +11,13 @@ since the base. Rendering is core/report_render.py; gates are core/report_gates.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsctl.core.files import file_md5
 from opsctl.core.project import Project
 from opsctl.errors import UsageError
 
@@ -424,7 +424,10 @@ def _dataset_hashes(project: Project, head: Side, paths: list[str]) -> dict[str,
         if known:
             found[path] = known
         elif stat is not None and stat[0] <= MAX_HASHED_BYTES:
-            digest = _md5_of(full)
+            try:
+                digest: str | None = file_md5(full)
+            except OSError:
+                digest = None
             if digest is not None and data_hashes.signature(full) == stat:
                 found[path] = digest
                 remembered[path] = (stat, digest)
@@ -437,17 +440,6 @@ def _dataset_hashes(project: Project, head: Side, paths: list[str]) -> dict[str,
 
         found.update({p: h for p, h in dataset_hashes(project.root, others).items() if h})
     return found
-
-
-def _md5_of(path: Path) -> str | None:
-    digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _plots(project: Project, report: Report) -> None:
