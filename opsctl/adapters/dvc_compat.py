@@ -775,3 +775,51 @@ def params_files_read_once() -> Iterator[None]:
         yield
     finally:
         param_module.load_path = original
+
+
+@contextlib.contextmanager
+def walk_recorded(repo: Any) -> Iterator[list[str] | None]:
+    """The directories DVC walks while the block builds ``repo.index`` (``collect_files`` walks
+    through ``repo.dvcignore.walk``, DVC 3.50-3.67), in the list yielded; None when the index was
+    already built (nothing to learn then). A directory hashed as a dep is walked the same way and
+    is listed too: a superset, which only makes the fast path more careful."""
+    if "index" in vars(repo):  # dvc.utils.objects.cached_property keeps its value there
+        yield None
+        return
+    ignore = repo.dvcignore
+    original = ignore.walk
+    roots: list[str] = []
+
+    def walk(fs: Any, path: str, **kwargs: Any) -> Iterator[Any]:
+        for item in original(fs, path, **kwargs):
+            if getattr(fs, "protocol", None) == "local":
+                roots.append(item[0])
+            yield item
+
+    ignore.walk = walk  # an instance attribute: the class's method is untouched
+    try:
+        yield roots
+    finally:
+        del ignore.walk
+
+
+def cache_object_paths(out: Any) -> list[str]:
+    """The cache files a cached output's status checks (``Output.changed_cache``: the object,
+    and for a directory its ``.dir`` list and every file in it; DVC 3.50-3.67, dvc-data 3)."""
+    from dvc_data.hashfile.tree import Tree
+
+    cache = out.cache
+    value = str(out.hash_info.value)
+    paths = [cache.oid_to_path(value)]
+    if out.hash_info.isdir:
+        try:
+            tree = Tree.load(cache, out.hash_info)
+        except Exception:  # noqa: BLE001 — missing or unreadable: its path above is watched
+            return paths
+        paths += [cache.oid_to_path(entry.value) for _key, (_meta, entry) in tree.iteritems() if entry and entry.value]
+    return paths
+
+
+def config_files(repo: Any) -> list[str]:
+    """DVC's config files at every level (system, global, repo, local): ``Config.files``."""
+    return [str(path) for path in repo.config.files.values()]

@@ -83,6 +83,30 @@ def lock_holder(lockfile: str) -> LockHolder | None:
     return LockHolder(pid, _argv_of(pid) if pid else ())
 
 
+def run_in_progress(root: Path) -> bool:
+    """Whether a DVC or opsctl command holds the project at ``root`` now, or ``dvc repro`` is in
+    one of its stage commands (a live pid in DVC's rwlock), asked without DVC. Unsure (the rwlock
+    half-written, a lock that is not an ``flock``) counts as yes: the caller then asks DVC."""
+    import json
+
+    tmp = root / ".dvc" / "tmp"
+    if lock_holder(str(tmp / "lock")) is not None:
+        return True
+    try:
+        with open(tmp / "rwlock", encoding="utf-8") as f:
+            data = json.loads(f.read(1 << 20))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    if not isinstance(data, dict):
+        return True
+    infos = list((data.get("write") or {}).values())
+    for readers in (data.get("read") or {}).values():
+        infos += readers if isinstance(readers, list) else [readers]
+    return any(isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) for info in infos)
+
+
 def stage_running(repo) -> LockHolder | None:
     """A DVC process running a stage's command. ``dvc repro`` holds the repository lock
     except while a stage's command runs; then its stage's outs and deps are entries of

@@ -44,6 +44,7 @@ from opsctl.adapters.dvc import (
     project_root_cwd,
 )
 from opsctl.adapters.dvc_lock import LockHolder, lock_holder, stage_running
+from opsctl.adapters.dvc_watch import WatchList
 from opsctl.errors import DvcError, ProjectBusyError, RepoLockedError, UsageError
 
 # What ``prepare`` decided for a stage.
@@ -132,6 +133,8 @@ class RunSession:
         self.data_source_outs: dict[str, tuple[str, ...]] = {}  # .dvc file -> its paths (from the project root)
         self._planned: dict[str, Any] = {}  # name -> DVC stage object, set by plan()
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
+        # What the last whole-pipeline plan() depended on (adapters/dvc_watch.py); None when unknown.
+        self.watch: WatchList | None = None
 
     def _must_write(self) -> None:
         if self.read_only:
@@ -222,7 +225,10 @@ class RunSession:
         from dvc.lock import LockError
         from dvc.stage import PipelineStage as DvcPipelineStage
 
-        with self._locked() as repo:
+        from opsctl.adapters.dvc_watch import watch_list
+
+        self.watch = None
+        with self._locked() as repo, dvc_compat.walk_recorded(repo) as walked:
             graph = repo.index.graph  # edges: stage -> the stages it depends on
             if targets:
                 by_name = {s.addressing: s for s in graph if isinstance(s, DvcPipelineStage)}
@@ -254,6 +260,8 @@ class RunSession:
                 and not s.is_import
                 and s.addressing in status
             )
+            if walked is not None and not targets:
+                self.watch = watch_list(repo, walked, status)
             root = Path(repo.root_dir)
             self.data_source_outs = {
                 s.relpath: _local_paths(root, s.outs)

@@ -1,5 +1,6 @@
 """A typer-free way in for the read-only commands that scripts and dashboards poll,
-`opsctl runs list` and `opsctl runs show`, and for `opsctl ui`.
+`opsctl runs list` and `opsctl runs show`, for `opsctl ui`, and for `opsctl status` and
+`opsctl run` (the latter only when the pipeline is up to date: anything to do goes to typer).
 
 Importing typer, and the click it vendors, takes ~0.12 s on a 2-core machine,
 more than all the rest of `opsctl runs list --json` on a 100,000-run store
@@ -33,6 +34,9 @@ class Grammar(NamedTuple):
     integers: frozenset[str] = frozenset()
     floats: dict[str, float] = {}  # parameter -> its minimum (typer's min=)
     positionals: tuple[str, ...] = ()
+    # Only some uses of the command are answered here (its other options, and its positionals,
+    # go to typer, as does any use the handler declines): the grammar is a subset of typer's.
+    partial: bool = False
 
 
 # The root callback's options that may come before the command (cli/main.py).
@@ -55,6 +59,15 @@ COMMANDS: dict[tuple[str, ...], Grammar] = {
     ("runs", "show"): Grammar(flags={"--json": "as_json"}, values={}, positionals=("run",)),
     # The dashboard: typer's import is an eighth of its start-up (bench/ui.py).
     ("ui",): Grammar(flags={}, values={"--refresh": "refresh"}, floats={"refresh": 0.2}),
+    # The commands typed most, answered by the no-op fast path (core/plan_cache.py) when the
+    # pipeline is unchanged: typer's import would be most of their time (bench/noop.py).
+    ("status",): Grammar(flags={"--json": "as_json"}, values={}),
+    ("run",): Grammar(
+        flags={"--json": "as_json"},
+        values={"--jobs": "jobs", "-j": "jobs", "--executor": "executor"},
+        integers=frozenset({"jobs"}),
+        partial=True,
+    ),
 }
 
 
@@ -148,10 +161,32 @@ def _run_ui(params: dict) -> int:
     return start_dashboard(refresh=params.get("refresh", 1.0))
 
 
+class TyperNeeded(Exception):
+    """A handler found it can't answer alone (``opsctl run`` with something to do): typer runs
+    the command, from the start."""
+
+
+def _status(params: dict) -> None:
+    from opsctl.cli.status_view import print_status
+
+    print_status(as_json=params.get("as_json", False))
+
+
+def _run_if_up_to_date(params: dict) -> None:
+    from opsctl.cli.run_view import answer_if_up_to_date
+
+    if not answer_if_up_to_date(
+        executor=params.get("executor"), jobs=params.get("jobs"), as_json=params.get("as_json", False)
+    ):
+        raise TyperNeeded
+
+
 HANDLERS: dict[tuple[str, ...], Callable[[dict], int | None]] = {
     ("runs", "list"): _run_list,
     ("runs", "show"): _run_show,
     ("ui",): _run_ui,
+    ("status",): _status,
+    ("run",): _run_if_up_to_date,
 }
 
 
@@ -169,5 +204,7 @@ def try_fast_path(args: list[str]) -> int | None:
     out.quiet = global_flags.get("quiet", False)
     try:
         return HANDLERS[command](params) or 0
+    except TyperNeeded:
+        return None
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
         return report_failure(exc, show_traceback=traceback_wanted(args))

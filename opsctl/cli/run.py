@@ -13,6 +13,7 @@ import typer
 
 from opsctl.cli.output import Styled, out
 from opsctl.cli.pipeline import showing_build_log_tail
+from opsctl.cli.run_view import is_number, print_up_to_date, report_json
 from opsctl.executors.registry import choices_text
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def run(
         if partial is not None:
             stopped = [s.name for s in partial.stages if s.status in ("interrupted", "failed")]
             if as_json:
-                out.json(_report_json(partial, "interrupted"))
+                out.json(report_json(partial, "interrupted"))
             out.warn(
                 f"run {partial.run_id} interrupted; stopped: {', '.join(stopped) or 'nothing was running'}; "
                 "their containers are removed and dvc.lock keeps only finished stages"
@@ -125,14 +126,11 @@ def run(
         _print_plan(report, as_json)
         return
     if not report.plan.to_run:
-        if as_json:
-            out.json(_report_json(report, "up to date"))
-        else:
-            out.success("Everything is up to date; nothing to run.")
+        print_up_to_date(report, as_json)
         return
     failed = report.failed
     if as_json:
-        out.json(_report_json(report, "failed" if failed else "succeeded"))
+        out.json(report_json(report, "failed" if failed else "succeeded"))
     elapsed = (report.finished or time.time()) - report.started
     summary = (
         f"run {report.run_id}: {report.count('ran')} ran, {report.count('cached')} cached"
@@ -206,16 +204,12 @@ def _print_metrics(report) -> None:
     for key, value in sorted(report.metrics.items())[:8]:
         text = f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
         before = report.previous_metrics.get(key)
-        if _is_number(value) and _is_number(before):
+        if is_number(value) and is_number(before):
             delta = value - before
             text += f" ({delta:+.4g})" if delta else " (=)"
         parts.append(text)
     against = f"  (Δ vs run {report.previous_run_id[:8]})" if report.previous_run_id else ""
     out.info("metrics: " + ", ".join(parts) + against)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _print_plan(report, as_json: bool) -> None:
@@ -266,43 +260,6 @@ def _action(step) -> str:
     if not step.stale:
         return "up to date"
     return "restore" if step.restorable else "run"
-
-
-def _report_json(report, status: str) -> dict:
-    return {
-        "run_id": report.run_id,
-        "status": status,
-        "executor": report.executor,
-        "jobs": report.jobs,
-        "started": report.started,
-        "finished": report.finished,
-        "logs": str(report.logs_dir) if report.logs_dir else None,
-        "stages": [
-            {
-                "stage": s.name,
-                "status": s.status,
-                "detail": s.detail,
-                "duration": s.duration,
-                "exit_code": s.exit_code,
-                "log": str(s.log_path) if s.log_path else None,
-                "image": s.image_ref,
-                "image_id": s.image_id,
-                "worker": s.worker,
-                "attempts": s.attempts,
-            }
-            for s in report.stages
-        ],
-        "up_to_date": [s.name for s in report.plan.steps if not s.stale],
-        "recorded": report.recorded,
-        "metrics": report.metrics,
-        "previous_run": report.previous_run_id,
-        "plots_notes": report.plots_notes,
-        "metric_deltas": {
-            k: v - report.previous_metrics[k]
-            for k, v in report.metrics.items()
-            if _is_number(v) and _is_number(report.previous_metrics.get(k))
-        },
-    }
 
 
 def _rel(root, path) -> str:

@@ -53,7 +53,7 @@ def inputs_hash(project: Project, spec: ImageSpec) -> str:
     """sha256 of everything a build depends on (not timestamps: a fresh clone agrees)."""
     from opsctl.adapters.docker import context_files
 
-    context, dockerfile = _paths(project, spec)
+    context, dockerfile = build_paths(project, spec)
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
@@ -63,7 +63,7 @@ def inputs_hash(project: Project, spec: ImageSpec) -> str:
     digest.update(dockerfile.read_bytes())
     for rel in context_files(str(context), os.path.relpath(dockerfile, context)):
         path = context / rel
-        if _is_state(project, path):
+        if is_project_state(project, path):
             continue
         digest.update(rel.encode() + b"\0")
         digest.update(b"link:" + os.readlink(path).encode() if path.is_symlink() else _file_digest(path))
@@ -71,7 +71,7 @@ def inputs_hash(project: Project, spec: ImageSpec) -> str:
     return digest.hexdigest()
 
 
-def _paths(project: Project, spec: ImageSpec) -> tuple[Path, Path]:
+def build_paths(project: Project, spec: ImageSpec) -> tuple[Path, Path]:
     """The build context, and the Dockerfile (relative to the context, as in Docker Compose).
 
     Both must be inside the project once symlinks are resolved: a context of /usr would
@@ -99,7 +99,7 @@ def _paths(project: Project, spec: ImageSpec) -> tuple[Path, Path]:
     return context, dockerfile
 
 
-def _is_state(project: Project, path: Path) -> bool:
+def is_project_state(project: Project, path: Path) -> bool:
     """opsctl's and Git's own state never counts as a build input (it changes with every
     build and commit); projects keep both out of the context with .dockerignore."""
     try:
@@ -161,7 +161,7 @@ def build_images(
             continue
         if on_start:
             on_start(spec.name)
-        context, dockerfile = _paths(project, spec)
+        context, dockerfile = build_paths(project, spec)
         latest = tag.rsplit(":", 1)[0] + ":latest"
         try:
             built_id = docker_adapter.build_image(

@@ -9,12 +9,17 @@ outs, command, never run), when its image changed since it last ran (from
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opsctl.core.gates import Gate, plan_drift_gates, plan_gates
 from opsctl.core.project import Project
 from opsctl.core.stagelock import StageImage
 from opsctl.executors.registry import runs_in_containers
+
+if TYPE_CHECKING:
+    from opsctl.core.plan_cache import Stats as PlanCacheStats
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class Plan:
     steps: list[PlanStep] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # for the front end to show (core never prints)
     gates: list[Gate] = field(default_factory=list)  # the data checks of every stage (core/gates.py)
+    changed_data_sources: list[str] = field(default_factory=list)  # .dvc data changed in the workspace
+    cached: bool = False  # answered by the no-op fast path (core/plan_cache.py), without DVC
 
     @property
     def to_run(self) -> list[PlanStep]:
@@ -87,19 +94,27 @@ def make_plan(
     force: bool,
     session=None,
     check_run_cache: bool = False,
+    fast: bool = True,
 ) -> Plan:
     """What ``opsctl run TARGET...`` would do. ``session``: an open RunSession to reuse;
     without one the plan is read without taking the project's lock, so it answers while a
-    run holds the project (what it reads is only ever replaced whole)."""
-    from opsctl.adapters.dvc_run import RunSession
+    run holds the project (what it reads is only ever replaced whole) — and, when nothing it
+    depends on changed since the last full plan, from that plan (:func:`cached_plan`) unless
+    ``fast`` is False."""
     from opsctl.core.stagelock import read_lock
 
     executor = executor or project.config.executor
     if session is None:
+        cached = cached_plan(project, targets, executor=executor, force=force) if fast else None
+        if cached is not None:
+            return cached
+        from opsctl.adapters.dvc_run import RunSession
+
         with RunSession(project.root, read_only=True) as own:
             return make_plan(
                 project, targets, executor=executor, force=force, session=own, check_run_cache=check_run_cache
             )
+    started_ns = time.time_ns()
     stages = session.plan(targets)
     lock = read_lock(project.root)
     # Only a stage that last ran in an image can have had that image change; asking for
@@ -111,6 +126,16 @@ def make_plan(
         if (s.name in lock and runs_in_containers(lock[s.name].executor)) or _uses_ref_image(project, s.name)
     ]
     images = stage_images(project, compared) if runs_in_containers(executor) and compared else {}
+    if session.watch is not None:  # a whole-pipeline plan: keep it for the next no-op check
+        _remember(project, executor, stages, images, session, started_ns)
+    plan = _finish_plan(project, targets, executor, force, stages, images, lock)
+    plan.changed_data_sources = list(session.changed_data_sources)
+    if check_run_cache:
+        plan.steps = [_with_restorable(session, s) for s in plan.steps]
+    return plan
+
+
+def _finish_plan(project: Project, targets: list[str], executor: str, force: bool, stages, images, lock) -> Plan:
     plan = Plan(executor, plan_steps(stages, images, lock, force=force))
     if not targets:  # only the whole pipeline says which stages dvc.yaml has
         plan.warnings = unknown_stage_warnings(project, [s.name for s in stages])
@@ -118,9 +143,145 @@ def make_plan(
         plan.gates = plan_gates(project.config.checks, [(s.name, s.deps, s.outs) for s in plan.steps])
     if project.config.drift:
         plan.gates += plan_drift_gates(project.config.drift, [(s.name, s.deps, s.outs) for s in plan.steps])
-    if check_run_cache:
-        plan.steps = [_with_restorable(session, s) for s in plan.steps]
     return plan
+
+
+# -- the no-op fast path (core/plan_cache.py; docs/architecture.md, "The no-op fast path") --------
+
+
+@dataclass(frozen=True)
+class _KeptChange:
+    kind: str
+    path: str | None
+    change: str
+
+
+@dataclass(frozen=True)
+class _KeptStage:
+    """A stage of a kept verdict: the fields of adapters/dvc.py's PipelineStage the plan reads."""
+
+    name: str
+    cmd: str
+    wdir: str
+    upstream: tuple[str, ...]
+    changes: tuple[_KeptChange, ...]
+    dep_paths: tuple[str, ...]
+    out_paths: tuple[str, ...]
+
+
+def cached_plan(
+    project: Project, targets: list[str], *, executor: str, force: bool, stats: PlanCacheStats | None = None
+) -> Plan | None:
+    """The plan from the last full one, when nothing it depends on changed since; else None.
+    ``stats``: filled with whether it hit, why not, and how long the check took."""
+    from opsctl.core import plan_cache
+    from opsctl.core.stagelock import read_lock
+
+    verdict = plan_cache.load(project, _cache_key(executor), stats=stats)
+    if verdict is None:
+        return None
+    stages = [
+        _KeptStage(
+            s["name"],
+            s["cmd"],
+            s["wdir"],
+            tuple(s["upstream"]),
+            tuple(_KeptChange(*c) for c in s["changes"]),
+            tuple(s["dep_paths"]),
+            tuple(s["out_paths"]),
+        )
+        for s in verdict["stages"]
+    ]
+    if targets:
+        by_name = {s.name: s for s in stages}
+        if any(t not in by_name for t in targets):
+            return None  # the full plan says what is wrong with the name
+        wanted: set[str] = set()
+        todo = list(targets)
+        while todo:
+            name = todo.pop()
+            if name not in wanted:
+                wanted.add(name)
+                todo += by_name[name].upstream
+        stages = [s for s in stages if s.name in wanted]
+    images = {name: StageImageUse(**use) if use else None for name, use in verdict["images"].items()}
+    plan = _finish_plan(project, targets, executor, force, stages, images, read_lock(project.root))
+    plan.changed_data_sources = list(verdict["changed_data_sources"])
+    plan.cached = True
+    return plan
+
+
+def nothing_to_run(project: Project, targets: list[str], executor: str) -> Plan | None:
+    """The plan of a pipeline with nothing to do, from the no-op fast path: nothing stale, no
+    changed data to commit, no other run holding the project. None whenever a run has anything
+    to do, or might: then DVC plans it, under the project's lock."""
+    from opsctl.adapters.dvc_lock import run_in_progress
+
+    plan = cached_plan(project, targets, executor=executor, force=False)
+    if plan is None or plan.to_run or plan.changed_data_sources or run_in_progress(project.root):
+        return None
+    return plan
+
+
+def _cache_key(executor: str) -> dict:
+    return {"executor": executor}
+
+
+def _remember(project: Project, executor: str, stages, images, session, started_ns: int) -> None:
+    from dataclasses import asdict
+
+    from opsctl.core import plan_cache
+    from opsctl.core.config import CONFIG_FILE
+    from opsctl.core.stagelock import LOCK_FILE
+
+    watch = session.watch
+    if watch.incomplete:
+        plan_cache.forget(project)
+        return
+    watched = plan_cache.Watched(
+        content=watch.content | {str(project.root / CONFIG_FILE), str(project.root / LOCK_FILE)},
+        data=watch.data | watch.cache_objects,
+        collected=watch.walked,
+        md5=dict(watch.md5),
+        refs={use.ref: use.identity for use in images.values() if use is not None and not use.built},
+    )
+    for use in images.values():
+        if use is not None and use.built:
+            _watch_build_inputs(project, project.config.images[use.image], watched)
+    verdict = {
+        "stages": [
+            {
+                "name": s.name,
+                "cmd": s.cmd,
+                "wdir": s.wdir,
+                "upstream": list(s.upstream),
+                "changes": [[c.kind, c.path, c.change] for c in s.changes],
+                "dep_paths": list(s.dep_paths),
+                "out_paths": list(s.out_paths),
+            }
+            for s in stages
+        ],
+        "changed_data_sources": list(session.changed_data_sources),
+        "images": {name: asdict(use) if use else None for name, use in images.items()},
+    }
+    if not plan_cache.save(project, _cache_key(executor), verdict, watched, started_ns):
+        plan_cache.forget(project)
+
+
+def _watch_build_inputs(project: Project, spec, watched) -> None:
+    """A built image's identity is the hash of its build inputs (core/images.py): its
+    Dockerfile's bytes and every file of its context, whose directories are listed whole."""
+    import os
+    from pathlib import Path
+
+    from opsctl.core.images import build_paths, is_project_state
+
+    context, dockerfile = build_paths(project, spec)
+    watched.content.add(str(dockerfile))
+    for top, dirs, files in os.walk(context):
+        dirs[:] = [d for d in dirs if not is_project_state(project, Path(top, d))]
+        watched.listed.add(top)
+        watched.data |= {os.path.join(top, f) for f in files}
 
 
 def _uses_ref_image(project: Project, stage: str) -> bool:

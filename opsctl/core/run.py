@@ -23,6 +23,7 @@ from opsctl.core.gates import AFTER, BEFORE, DRIFT
 from opsctl.core.pipeline import Plan, make_plan
 from opsctl.core.project import Project
 from opsctl.core.quarantine import MAX_QUARANTINE_ROWS
+from opsctl.core.run_report import RunReport, StageRun
 from opsctl.core.runs import RUNS_DIR, RunRecorder
 from opsctl.core.scheduler import CACHED, FAILED, RAN, SchedulerInterrupted, StageReport, StageTask, run_stages
 from opsctl.errors import ConfigError, OpsctlError, UsageError
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from opsctl.adapters.dvc_run import RunSession
     from opsctl.core.checks import DatasetVerdict
     from opsctl.core.shared_stages import SharedStages
-
-LOG_TAIL = 20
 
 
 @dataclass(frozen=True)
@@ -59,61 +58,6 @@ class RunOptions:
     branch: str | None = None  # recorded as the run's branch (an experiment's work tree is detached)
     record_noop: bool = False  # record a run even when nothing is stale (an experiment is always a run)
     check_out: bool = False  # first check out every output the cache has (a new work tree has none)
-
-
-@dataclass
-class StageRun:
-    """How one stage of a run went."""
-
-    name: str
-    status: str  # ran | cached | failed | skipped | interrupted
-    detail: str
-    cmd: str
-    duration: float | None = None
-    exit_code: int | None = None
-    log_path: Path | None = None
-    image: str | None = None  # name in opsctl.yaml
-    image_ref: str | None = None
-    image_id: str | None = None
-    started: float | None = None  # unix time
-    hashes: tuple = ()  # PathHash of every dep, param and out, as dvc.lock records them
-    worker: str | None = None  # a remote executor's worker it ran on (the address Dask names)
-    attempts: int = 1  # more when a remote executor ran it again (its worker died mid-stage)
-
-    def log_tail(self, lines: int = LOG_TAIL) -> list[str]:
-        if self.log_path is None or not self.log_path.is_file():
-            return []
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read().splitlines()[-lines:]
-
-
-@dataclass
-class RunReport:
-    run_id: str
-    plan: Plan
-    executor: str
-    jobs: int
-    started: float
-    finished: float | None = None
-    stages: list[StageRun] = field(default_factory=list)
-    interrupted: bool = False
-    committed_data: list[str] = field(default_factory=list)  # .dvc files committed first, as dvc repro does
-    params_changed: list[str] = field(default_factory=list)  # files -S wrote to
-    logs_dir: Path | None = None
-    recorded: bool = False  # in the run store
-    record_error: str | None = None  # the store could not be written (the run itself is unaffected)
-    params: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    previous_run_id: str | None = None  # the last finished run on the same branch, for metric deltas
-    previous_metrics: dict = field(default_factory=dict)
-    plots_notes: list[str] = field(default_factory=list)  # plot data the run could not keep, one line each
-
-    @property
-    def failed(self) -> list[StageRun]:
-        return [s for s in self.stages if s.status == FAILED]
-
-    def count(self, status: str) -> int:
-        return sum(s.status == status for s in self.stages)
 
 
 class RunEvents:
@@ -202,6 +146,12 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
     overrides = parse_overrides(options.overrides, project.root)
     run_id = secrets.token_hex(6)
     report = RunReport(run_id, Plan(executor_name), executor_name, jobs, time.time())
+    noop = _up_to_date_without_dvc(project, options, executor_name)
+    if noop is not None:
+        report.plan = noop
+        events.planned(noop)
+        report.finished = time.time()
+        return report
 
     # One run at a time: the session holds DVC's repository lock (the one `dvc repro` holds)
     # until the run is over, and it is taken before anything is touched, -S params included.
@@ -260,6 +210,16 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
                 report.recorded = recorder.error is None
                 report.record_error = str(recorder.error) if recorder.error else None
     return report
+
+
+def _up_to_date_without_dvc(project: Project, options: RunOptions, executor: str) -> Plan | None:
+    """:func:`opsctl.core.pipeline.nothing_to_run`, for a run that does only what its plan says
+    (no -S, --force, forced record or checkout first)."""
+    from opsctl.core.pipeline import nothing_to_run
+
+    if options.force or options.overrides or options.record_noop or options.check_out or options.shared:
+        return None
+    return nothing_to_run(project, options.targets, executor)
 
 
 def _record_plots(project: Project, recorder: RunRecorder, report: RunReport) -> None:

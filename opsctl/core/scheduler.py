@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-T = TypeVar("T")
+from opsctl.core.run_report import CACHED, FAILED, INTERRUPTED, RAN, SKIPPED
 
-RAN, CACHED, FAILED, SKIPPED, INTERRUPTED = "ran", "cached", "failed", "skipped", "interrupted"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,13 @@ def test_outside_a_project_exit_3_as_typer(tmp_path, monkeypatch, capsys):
         ["--version"],
         ["--help"],
         ["-q", "--version"],
-        ["status"],
+        ["status", "--verbose"],
+        ["status", "x"],
+        ["run", "train"],
+        ["run", "--force"],
+        ["run", "-S", "a=1"],
+        ["run", "--dry-run"],
+        ["run", "-j", "x"],
         [],
         ["ui", "--help"],
         ["ui", "--refresh", "0.1"],
@@ -166,13 +172,23 @@ def test_known_options_are_the_typer_commands_options():
             for opt in p.opts
         }
         positionals = tuple(p.name for p in command.params if p.param_type_name == "argument")
+        params = {p.name: p for p in command.params}
+        repeatable = {n for n, p in params.items() if getattr(p, "multiple", False)}
+        integers = {n for n, p in params.items() if p.type.name in ("int", "integer")}
+        floats = {n: p.type.min for n, p in params.items() if p.type.name in ("float", "float range")}
+        if grammar.partial:  # a subset, each option of the same kind as typer's, no positionals
+            known = set(grammar.flags.values()) | set(grammar.values.values())
+            assert set(grammar.flags) <= flags and set(grammar.values) <= values, words
+            assert grammar.positionals == (), words
+            assert set(grammar.repeatable) == repeatable & known, words
+            assert set(grammar.integers) == integers & known, words
+            assert grammar.floats == {n: m for n, m in floats.items() if n in known}, words
+            continue
         assert set(grammar.flags) == flags - {"--help", "-h"}, words
         assert set(grammar.values) == values, words
         assert grammar.positionals == positionals, words
-        params = {p.name: p for p in command.params}
-        assert {n for n in grammar.repeatable} == {n for n, p in params.items() if getattr(p, "multiple", False)}
-        assert {n for n in grammar.integers} == {n for n, p in params.items() if p.type.name in ("int", "integer")}
-        floats = {n: p.type.min for n, p in params.items() if p.type.name in ("float", "float range")}
+        assert set(grammar.repeatable) == repeatable
+        assert set(grammar.integers) == integers
         assert grammar.floats == floats, words
     root_flags = {opt for p in root.params if getattr(p, "is_flag", False) for opt in p.opts}
     assert set(GLOBAL_FLAGS) <= root_flags
