@@ -46,6 +46,7 @@ MAX_CONTENT_BYTES = 16 << 20  # a pipeline file larger than this is not one DVC 
 # A change made after the check began has a ctime no more than one clock tick (<= 10 ms) before
 # that moment on Linux; 100 ms leaves room for coarser clocks.
 RACY_NS = 100_000_000
+DISABLE_ENV = "OPSCTL_NO_PLAN_CACHE"  # set to 1 to always ask DVC (and keep nothing)
 ENV_PREFIXES = ("DVC_", "GIT_", "DOCKER_")  # environment that changes what DVC or the engine answers
 ENV_NAMES = ("HOME", "XDG_CONFIG_HOME")
 
@@ -160,6 +161,8 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
     """Keep ``verdict`` (JSON) under ``key`` (what else it was made for: executor, ...) with the
     fingerprint of ``watched``. Not saved (False) when a path changed after ``started_ns`` (the
     check may not have seen it) or the record would be too large. Never raises for I/O."""
+    if os.environ.get(DISABLE_ENV) == "1":
+        return False
     try:
         project.state_dir.mkdir(exist_ok=True)  # before the listings: the directory is here from now on
         data = _data_paths(watched)
@@ -207,6 +210,9 @@ def load(
     a ``ref:`` image's id now (default: asked of the Docker engine)."""
     started = time.perf_counter()
     stats = stats if stats is not None else Stats()
+    if os.environ.get(DISABLE_ENV) == "1":
+        stats.hit, stats.reason = False, f"{DISABLE_ENV}=1"
+        return None
     try:
         record, reason = _read(project, key)
         if record is not None:
