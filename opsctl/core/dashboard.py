@@ -18,6 +18,7 @@ from opsctl.core.project import Project
 from opsctl.errors import UsageError
 
 if TYPE_CHECKING:  # (importing the store costs start-up time)
+    from opsctl.core.pipeline import PlanWatcher
     from opsctl.store import RunDetail
 
 STATUSES = ("running", "succeeded", "failed", "interrupted")
@@ -117,6 +118,10 @@ class Dashboard:
 
     def __init__(self, project: Project) -> None:
         self.project = project
+        self._plan_watcher: PlanWatcher | None = None  # pipeline_changes(): made on first use
+        # Whether the last pipeline() read was kept for the fast path (Plan.kept): False means
+        # a file changed while it was read, and a read a moment later will be kept.
+        self.pipeline_kept: bool | None = None
 
     @property
     def name(self) -> str:
@@ -251,30 +256,51 @@ class Dashboard:
         return lineage(self.project, target, model_version=model_version_lookup(self.project))
 
     def pipeline(self) -> list[PipelineStageView]:
-        """The stage DAG, each stage up to date or stale (from DVC, as `opsctl status`),
-        or running / failed (from the newest run in the store)."""
-        from opsctl.core.pipeline import pipeline_graph, pipeline_status
+        """The stage DAG, each stage up to date or stale (as `opsctl status` says: the no-op
+        fast path, else DVC), or running / failed (from the newest run in the store)."""
+        from opsctl.core.pipeline import make_plan
+
+        plan = make_plan(self.project, [], executor=None, force=False)
+        self.pipeline_kept = plan.kept
+        return self._stage_views(plan)
+
+    def pipeline_changes(self) -> tuple[tuple[str, ...], list[PipelineStageView] | None] | None:
+        """What changed since the pipeline was last checked (stat only: cheap enough to ask every
+        50 ms): the changed paths, and the stages as those changes make them look before DVC
+        confirms it (a stage whose dep or out changed is stale, and every stage below it; None
+        when no stage's files changed, e.g. dvc.yaml itself). None without a kept check."""
+        from opsctl.core.pipeline import PlanWatcher
+
+        if self._plan_watcher is None:
+            self._plan_watcher = PlanWatcher(self.project)
+        changes = self._plan_watcher.changes()
+        if changes is None:
+            return None
+        if not changes:
+            return changes, None
+        plan = self._plan_watcher.provisional(changes)
+        return changes, self._stage_views(plan) if plan is not None else None
+
+    def _stage_views(self, plan) -> list[PipelineStageView]:
         from opsctl.core.runs import last_workers
 
-        status = {s.name: s for s in pipeline_status(self.project)}
         running, failed = self._stages_of_newest_run()
-        graph = pipeline_graph(self.project)
-        workers = last_workers(self.project, [node.name for node in graph])
+        workers = last_workers(self.project, [s.name for s in plan.steps])
+        layers: dict[str, int] = {}
         views = []
-        for node in graph:
-            state = status.get(node.name)
-            reasons = list(state.reasons) if state else []
-            if node.name in running:
+        for step in plan.steps:  # upstream first
+            layer = layers[step.name] = 1 + max((layers[u] for u in step.upstream if u in layers), default=0)
+            if step.name in running:
                 label = "running"
-            elif node.name in failed and (state is None or state.stale):
+            elif step.name in failed and step.stale:
                 label = "failed"
-            elif state is not None and state.stale:
+            elif step.stale:
                 label = "stale"
             else:
                 label = "up to date"
             views.append(
                 PipelineStageView(
-                    node.name, node.layer, list(node.upstream), label, reasons, node.cmd, workers.get(node.name)
+                    step.name, layer, list(step.upstream), label, list(step.reasons), step.cmd, workers.get(step.name)
                 )
             )
         return views

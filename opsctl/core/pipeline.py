@@ -61,6 +61,9 @@ class Plan:
     gates: list[Gate] = field(default_factory=list)  # the data checks of every stage (core/gates.py)
     changed_data_sources: list[str] = field(default_factory=list)  # .dvc data changed in the workspace
     cached: bool = False  # answered by the no-op fast path (core/plan_cache.py), without DVC
+    # A full plan of the whole pipeline kept for that fast path: True; False: not this time (a
+    # file changed while DVC looked: the next check can be kept); None: not asked, or never.
+    kept: bool | None = None
 
     @property
     def to_run(self) -> list[PlanStep]:
@@ -126,9 +129,11 @@ def make_plan(
         if (s.name in lock and runs_in_containers(lock[s.name].executor)) or _uses_ref_image(project, s.name)
     ]
     images = stage_images(project, compared) if runs_in_containers(executor) and compared else {}
+    kept = None
     if session.watch is not None:  # a whole-pipeline plan: keep it for the next no-op check
-        _remember(project, executor, stages, images, session, started_ns)
+        kept = _remember(project, executor, stages, images, session, started_ns)
     plan = _finish_plan(project, targets, executor, force, stages, images, lock)
+    plan.kept = kept
     plan.changed_data_sources = list(session.changed_data_sources)
     if check_run_cache:
         plan.steps = [_with_restorable(session, s) for s in plan.steps]
@@ -175,11 +180,16 @@ def cached_plan(
     """The plan from the last full one, when nothing it depends on changed since; else None.
     ``stats``: filled with whether it hit, why not, and how long the check took."""
     from opsctl.core import plan_cache
-    from opsctl.core.stagelock import read_lock
 
     verdict = plan_cache.load(project, _cache_key(executor), stats=stats)
     if verdict is None:
         return None
+    return _plan_from_verdict(project, targets, executor, force, verdict)
+
+
+def _plan_from_verdict(project: Project, targets: list[str], executor: str, force: bool, verdict: dict) -> Plan | None:
+    from opsctl.core.stagelock import read_lock
+
     stages = [
         _KeptStage(
             s["name"],
@@ -211,6 +221,69 @@ def cached_plan(
     return plan
 
 
+class PlanWatcher:
+    """The dashboard's eye on the pipeline between full plans: which files the kept plan
+    depended on changed since (stat only, cheap enough to ask every 50 ms), and the plan as
+    those changes make it look before DVC confirms it — a stage whose dep or out changed is
+    stale, and so is every stage below it."""
+
+    def __init__(self, project: Project) -> None:
+        from opsctl.core import plan_cache
+
+        self.project = project
+        executor = project.config.executor
+        self._executor = executor
+        self._watcher = plan_cache.Watcher(project, _cache_key(executor))
+        self._data_changes: set[str] = set()  # of the last changes(): deps, outs (not params files)
+
+    def changes(self) -> tuple[str, ...] | None:
+        """Changed paths (relative to the project when inside it); None without a kept plan."""
+        import os
+
+        found = self._watcher.changes()
+        if found is None:
+            return None
+        root = str(self.project.root)
+        self._data_changes = {
+            os.path.relpath(p, root) for p in found if p.startswith(root + os.sep) and not self._watcher.is_content(p)
+        }
+        return tuple(os.path.relpath(p, root) if p.startswith(root + os.sep) else p for p in found)
+
+    def provisional(self, changes: tuple[str, ...]) -> Plan | None:
+        """The kept plan (as of the last :meth:`changes`) with ``changes`` applied as described
+        above; None without one, or when no stage's dep or out is among them. A params file is
+        not a stage's data here: whether a stage's own keys changed is for DVC to say."""
+        from dataclasses import replace
+
+        verdict = self._watcher.verdict()
+        plan = _plan_from_verdict(self.project, [], self._executor, False, verdict) if verdict else None
+        if plan is None:
+            return None
+        stale: set[str] = set()
+        steps = []
+        touched_any = False
+        for step in plan.steps:
+            paths = [*(("dep", d) for d in step.deps), *(("out", o) for o in step.outs)]
+            touched = [
+                f"{kind} {path} changed (checking with DVC…)"
+                for kind, path in paths
+                if any(c == path or c.startswith(path.rstrip("/") + "/") for c in changes if c in self._data_changes)
+            ]
+            touched_any = touched_any or bool(touched)
+            upstream = [f"upstream {u} is stale" for u in step.upstream if u in stale and not step.stale]
+            if touched or upstream or step.stale:
+                stale.add(step.name)
+            if touched or upstream:
+                step = replace(
+                    step, reasons=[*step.reasons, *touched, *upstream], own_change=step.own_change or bool(touched)
+                )
+            steps.append(step)
+        if not touched_any:
+            return None
+        plan.steps = steps
+        return plan
+
+
 def nothing_to_run(project: Project, targets: list[str], executor: str) -> Plan | None:
     """The plan of a pipeline with nothing to do, from the no-op fast path: nothing stale, no
     changed data to commit, no other run holding the project. None whenever a run has anything
@@ -227,7 +300,8 @@ def _cache_key(executor: str) -> dict:
     return {"executor": executor}
 
 
-def _remember(project: Project, executor: str, stages, images, session, started_ns: int) -> None:
+def _remember(project: Project, executor: str, stages, images, session, started_ns: int) -> bool | None:
+    """Keep the plan for the no-op fast path: see plan_cache.save for what the result means."""
     from dataclasses import asdict
 
     from opsctl.core import plan_cache
@@ -237,7 +311,7 @@ def _remember(project: Project, executor: str, stages, images, session, started_
     watch = session.watch
     if watch.incomplete:
         plan_cache.forget(project)
-        return
+        return None
     watched = plan_cache.Watched(
         content=watch.content | {str(project.root / CONFIG_FILE), str(project.root / LOCK_FILE)},
         data=watch.data | watch.cache_objects,
@@ -264,8 +338,10 @@ def _remember(project: Project, executor: str, stages, images, session, started_
         "changed_data_sources": list(session.changed_data_sources),
         "images": {name: asdict(use) if use else None for name, use in images.items()},
     }
-    if not plan_cache.save(project, _cache_key(executor), verdict, watched, started_ns):
-        plan_cache.forget(project)
+    kept = plan_cache.save(project, _cache_key(executor), verdict, watched, started_ns)
+    if not kept:
+        plan_cache.forget(project)  # what is there no longer holds
+    return kept
 
 
 def _watch_build_inputs(project: Project, spec, watched) -> None:

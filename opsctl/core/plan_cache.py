@@ -32,7 +32,7 @@ import json
 import os
 import stat as stat_module
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,12 +157,13 @@ def _data_paths(watched: Watched) -> dict[str, Signature | None]:
     return found
 
 
-def save(project: Project, key: dict, verdict: dict, watched: Watched, started_ns: int) -> bool:
+def save(project: Project, key: dict, verdict: dict, watched: Watched, started_ns: int) -> bool | None:
     """Keep ``verdict`` (JSON) under ``key`` (what else it was made for: executor, ...) with the
-    fingerprint of ``watched``. Not saved (False) when a path changed after ``started_ns`` (the
-    check may not have seen it) or the record would be too large. Never raises for I/O."""
+    fingerprint of ``watched``: True. False: not now, a path changed after ``started_ns`` (the
+    check may not have seen it; a check a moment later can be kept). None: not at all (too
+    large, not writable, turned off). Never raises for I/O."""
     if os.environ.get(DISABLE_ENV) == "1":
-        return False
+        return None
     try:
         project.state_dir.mkdir(exist_ok=True)  # before the listings: the directory is here from now on
         data = _data_paths(watched)
@@ -174,10 +175,11 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
         collected_dirs = sorted(watched.collected - watched.listed)
         sigs = [s for s in data.values() if s] + [c[0] for c in content.values() if c[0]]
         sigs += [entry[0] for entry in listings.values() if entry[0]]
-        if any(sig[3] >= started_ns - RACY_NS for sig in sigs):
+        if any(int(sig[3]) >= started_ns - RACY_NS for sig in sigs):
             return False  # something changed while the check ran (or just before): ask DVC next time
         record = {
             "format": FORMAT,
+            "root": str(project.root),
             "install": install_key(),
             "environment": environment_key(),
             "key": key,
@@ -191,11 +193,11 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
         }
         text = json.dumps(record, separators=(",", ":"))
         if len(text) > MAX_CACHE_BYTES:
-            return False
+            return None
         write_atomically(project.state_dir / CACHE_FILE, text)
         return True
     except OSError:
-        return False
+        return None
 
 
 def forget(project: Project) -> None:
@@ -240,6 +242,8 @@ def _read(project: Project, key: dict) -> tuple[dict | None, str | None]:
     record = json.loads(raw)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         return None, "another cache format"
+    if record["root"] != str(project.root):
+        return None, "made for another copy of the project"  # its paths are the other copy's
     if record["key"] != key:
         return None, "made for another plan"
     if record["install"] != json.loads(json.dumps(install_key())):
@@ -251,40 +255,107 @@ def _read(project: Project, key: dict) -> tuple[dict | None, str | None]:
 
 def _changed(record: dict, engine_id: Callable[[str], str | None], state_dir: str) -> str | None:
     """Why the record no longer holds (None: it holds). Refreshes the stats of paths found
-    equal by content, marking the record ``_dirty``. ``state_dir`` (``.opsctl/``, walked by DVC
-    in a project that doesn't git-ignore it) changes with every save of this record: its listing
-    is compared, but a new stat there is no reason to save again."""
+    equal by content, marking the record ``_dirty``."""
+    return next(_differences(record, engine_id, state_dir, refresh=True), None)
+
+
+def _differences(
+    record: dict,
+    engine_id: Callable[[str], str | None],
+    state_dir: str,
+    *,
+    refresh: bool,
+    memo: dict | None = None,
+) -> Iterator[str]:
+    """Each path (or ``image REF``) that is not as the record has it. ``refresh``: keep the new
+    stats of paths found equal by content in the record, marking it ``_dirty``. ``state_dir``
+    (``.opsctl/``, walked by DVC in a project that doesn't git-ignore it) changes with every save
+    of this record: its listing is compared, but a new stat there is no reason to save again.
+    ``memo``: hashes already computed, by path and stat (a poller asks about the same file often)."""
+    memo = memo if memo is not None else {}
+
+    def hashed(how: Callable[[str], str | None], path: str, now: Signature) -> str | None:
+        key = (how.__name__, path, tuple(now))
+        if key not in memo:
+            memo[key] = how(path)
+        return memo[key]
+
     for path, (sig, digest) in record["content"].items():
         now = signature(path)
         if now == sig:
             continue
-        if now is None or sig is None or _digest(path) != digest or digest is None:
-            return f"{path} changed"
-        record["content"][path][0] = now
-        record["_dirty"] = True
+        if now is None or sig is None or digest is None or hashed(_digest, path, now) != digest:
+            yield path
+        elif refresh:
+            record["content"][path][0] = now
+            record["_dirty"] = True
     md5 = record["md5"]
     for path, sig in record["data"].items():
         now = signature(path)
         if now == sig:
             continue
-        if now is None or sig is None or now[4] != "f" or path not in md5 or _md5(path) != md5[path]:
-            return f"{path} changed"
-        record["data"][path] = now
-        record["_dirty"] = True
+        if now is None or sig is None or now[4] != "f" or path not in md5 or hashed(_md5, path, now) != md5[path]:
+            yield path
+        elif refresh:
+            record["data"][path] = now
+            record["_dirty"] = True
     collected = set(record["collected"])
     for path, (sig, names) in record["listings"].items():
         now = signature(path)
         if now == sig:
             continue
         if now is None or _listing(path, path in collected) != names:
-            return f"{path}: entries added or removed"
-        if path != state_dir:
+            yield path
+        elif refresh and path != state_dir:
             record["listings"][path][0] = now
             record["_dirty"] = True
     for ref, identity in record["refs"].items():
         if engine_id(ref) != identity:
-            return f"image {ref} changed"
-    return None
+            yield f"image {ref}"
+
+
+class Watcher:
+    """What changed since the kept plan, asked again and again (the dashboard polls it): the
+    record is parsed once and again only when the cache file itself changes. Nothing is
+    written, and the engine is not asked (a ``ref:`` image is checked by the next full plan)."""
+
+    def __init__(self, project: Project, key: dict) -> None:
+        self.project = project
+        self.key = key
+        self._record: dict | None = None
+        self._seen: Signature | None = None
+        self._memo: dict = {}
+
+    def is_content(self, path: str) -> bool:
+        """Whether ``path`` (absolute) is watched for its bytes (a pipeline, params or config file)
+        rather than as data (a dep, an out, a cache object)."""
+        return self._record is not None and path in self._record["content"]
+
+    def verdict(self) -> dict | None:
+        """The kept verdict, as of the last :meth:`changes` (None: no usable record)."""
+        return self._record["verdict"] if self._record is not None else None
+
+    def changes(self) -> tuple[str, ...] | None:
+        """The changed paths (absolute), sorted; ``()``: nothing changed; None: no usable record."""
+        path = self.project.state_dir / CACHE_FILE
+        sig = signature(str(path))
+        if sig is None:
+            self._record = self._seen = None
+            return None
+        try:
+            if sig != self._seen:
+                self._record, _ = _read(self.project, self.key)
+                self._seen = sig
+            if self._record is None:
+                return None
+            refs = self._record["refs"]
+            if len(self._memo) > 10_000:
+                self._memo.clear()
+            found = _differences(self._record, refs.get, "", refresh=False, memo=self._memo)
+            return tuple(sorted(set(found)))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            self._record = None
+            return None
 
 
 def _save_refreshed(project: Project, record: dict) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -358,14 +359,16 @@ def test_pipeline_reloads_on_r_and_when_a_run_is_recorded(project, tmp_path):
         screen = await open_pipeline(app, pilot)
         assert statuses(app) == {"prepare": "up to date", "train": "up to date", "evaluate": "stale"}
         await pilot.press("down")  # on train: the cursor stays on it across reloads
+        # a file the pipeline reads changed: the screen sees it (a stat every 50 ms) and reads again
+        loads = screen.loads
         set_param(root, "train", "lr", 0.5)
-        # the store did not change: the poll leaves the statuses as they were read
-        for _ in range(6):
-            await pilot.pause(0.1)
-        assert screen.loads == 1 and statuses(app)["train"] == "up to date"
+        await until(pilot, lambda: screen.loads > loads, "the file watch re-read the statuses")
+        await pilot.pause()
+        assert statuses(app) == {"prepare": "up to date", "train": "stale", "evaluate": "stale"}
 
+        loads = screen.loads
         await pilot.press("r")
-        await until(pilot, lambda: screen.loads == 2, "r reloaded")
+        await until(pilot, lambda: screen.loads > loads, "r reloaded")
         await pilot.pause()
         assert statuses(app) == {"prepare": "up to date", "train": "stale", "evaluate": "stale"}
         assert summary(app) == "3 stages in 3 layers · 2 stale"
@@ -423,3 +426,51 @@ def test_pipeline_without_stages_says_how_to_add_them(tmp_path):
         assert empty.display and "add stages to dvc.yaml" in str(empty.render())
 
     drive(root, scenario)
+
+
+class HeldPipelineReads(Dashboard):
+    """The real services, except that once ``hold`` is set a full read of the pipeline (DVC's)
+    waits until the test lets it go: what the screen shows meanwhile is the file watch's."""
+
+    def __init__(self, project) -> None:
+        super().__init__(project)
+        self.hold = False
+        self.release = threading.Event()
+
+    def pipeline(self):
+        if self.hold:
+            self.release.wait(timeout=60)
+        return super().pipeline()
+
+
+def test_pipeline_shows_a_changed_dep_stale_before_dvc_confirms_it(project, tmp_path):
+    root = copy_project(project["root"], tmp_path / "p")
+    services = HeldPipelineReads(open_project(root))
+
+    async def scenario(app, pilot):
+        screen = await open_pipeline(app, pilot)
+        # The first read was kept for the fast path once its files are old enough to trust.
+        await until(pilot, lambda: services.pipeline_changes() == ((), None) and not screen._loading, "a kept read")
+        loads = screen.loads
+        services.hold = True
+        assert statuses(app) == {"prepare": "up to date", "train": "up to date", "evaluate": "stale"}
+        with open(root / "src" / "prep.py", "a") as f:
+            f.write("# a change\n")
+        await until(pilot, lambda: statuses(app)["prepare"] == "stale", "the changed dep shown stale")
+        assert statuses(app) == {"prepare": "stale", "train": "stale", "evaluate": "stale"}
+        assert "checking with DVC" in summary(app)
+        detail = str(screen.query_one("#pipeline-detail", Static).render())
+        assert "dep src/prep.py changed (checking with DVC…)" in detail
+        assert screen.loads == loads  # DVC's read is still held
+        services.release.set()
+        await until(pilot, lambda: screen.loads > loads, "DVC's read landed")
+        await pilot.pause()
+        assert statuses(app) == {"prepare": "stale", "train": "stale", "evaluate": "stale"}
+        assert "checking" not in summary(app)
+        detail = str(screen.query_one("#pipeline-detail", Static).render())
+        assert "dep src/prep.py modified" in detail and "checking" not in detail
+
+    try:
+        drive(root, scenario, services=services)
+    finally:
+        services.release.set()

@@ -282,6 +282,9 @@ class FixedAnswers(Dashboard):
             graph.link(src, dst, rel)
         return graph
 
+    def pipeline_changes(self):
+        return None  # no file watch: the fixed answers stay
+
     def pipeline(self) -> list[PipelineStageView]:
         rows = [
             ("prepare", 1, [], "up to date", []),

@@ -1,12 +1,17 @@
 """The pipeline: every stage of dvc.yaml in layers, as `opsctl dag` prints it, each with
 its status (up to date / stale from DVC, running / failed from the newest run).
 
-Reading the statuses imports DVC and takes a second or two, so it happens in a thread
-worker; the screen re-reads when the run store changes (a cheap stat, polled).
+Reading the statuses asks the no-op fast path first (a few milliseconds when nothing changed)
+and DVC otherwise (a second or two), so it happens in a thread worker; the screen re-reads
+when the run store changes (a cheap stat, polled). Between reads it also polls, every 50 ms,
+whether any file the last read depended on changed (core/pipeline.py, PlanWatcher): a stage
+whose dep or out changed shows as stale at once ("checking with DVC…"), and a full read
+confirms it.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from rich.text import Text
@@ -38,13 +43,24 @@ NO_REASON = {
 
 EMPTY = "No pipeline stages yet: add stages to dvc.yaml (or `dvc stage add`)."
 
+FILES_POLL = 0.05  # seconds between looks at the pipeline's files (a stat of each)
+RECHECK_AFTER = 0.5  # a read not kept for the fast path: read again this much later
+
 
 class PipelineLoaded(Message):
-    def __init__(self, stages: list[PipelineStageView], marker: tuple, generation: int) -> None:
+    def __init__(self, stages: list[PipelineStageView], marker: tuple, generation: int, read_again: bool) -> None:
         super().__init__()
         self.stages = stages
         self.marker = marker  # the store as it was just before the statuses were read
         self.generation = generation
+        self.read_again = read_again  # a file changed while DVC read: read once more, a moment later
+
+
+class PipelineFilesChanged(Message):
+    def __init__(self, changes: tuple[str, ...], stages: list[PipelineStageView] | None) -> None:
+        super().__init__()
+        self.changes = changes  # the files the last read depended on that changed since
+        self.stages = stages  # the stages as those changes make them look, or None (no stage's file)
 
 
 class PipelineFailed(Message):
@@ -91,6 +107,9 @@ class PipelineScreen(StoreWatchingScreen):
         self._generation = 0  # of the newest load asked for; older answers are dropped
         self._loading = False
         self._again = False  # asked to reload while a load ran: one more when it ends
+        self._files_seen: tuple[str, ...] | None = ()  # the changes last acted on
+        self._files_checking = False
+        self._files_quiet_until = 0.0  # a slow look (a huge pipeline) spaces the next ones out
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -109,6 +128,46 @@ class PipelineScreen(StoreWatchingScreen):
         self.query_one("#summary", Static).update("Reading the pipeline…")
         self.load(quiet=False)
         self.watch_store()
+        self._files_poll = self.set_interval(FILES_POLL, self._tick_files)
+
+    def on_screen_suspend(self) -> None:
+        super().on_screen_suspend()
+        self._files_poll.pause()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._files_poll.resume()
+
+    # -- watching the pipeline's files ---------------------------------------------------
+    def _tick_files(self) -> None:
+        if self.stages is not None and not self._files_checking and time.monotonic() >= self._files_quiet_until:
+            self._files_checking = True
+            self._watch_files()
+
+    @work(thread=True, exclusive=True, group="pipeline-files")
+    def _watch_files(self) -> None:
+        started = time.monotonic()
+        try:
+            found = self.services.pipeline_changes()
+        except Exception:  # noqa: BLE001 - a passing stat failure: the next tick looks again
+            found = None
+        took = time.monotonic() - started
+        changes, stages = found if found is not None else ((), None)
+        self.post_message(PipelineFilesChanged(changes, stages))
+        self._files_quiet_until = time.monotonic() + 10 * took  # at most a tenth of a core
+
+    def on_pipeline_files_changed(self, message: PipelineFilesChanged) -> None:
+        self._files_checking = False
+        if message.changes == self._files_seen:
+            return
+        self._files_seen = message.changes
+        if not message.changes:
+            return
+        if message.stages is not None and not self._loading:
+            self.stages = message.stages
+            self._render_stages(message.stages)
+            self.query_one("#summary", Static).update(f"{summary(message.stages)} · checking with DVC…")
+        self.load(quiet=True)
 
     # -- loading -----------------------------------------------------------------------
     def load(self, *, quiet: bool) -> None:
@@ -132,7 +191,8 @@ class PipelineScreen(StoreWatchingScreen):
         except Exception as exc:  # noqa: BLE001 - a toast; the screen stays usable
             self.post_message(PipelineFailed(exc, marker, generation))
             return
-        self.post_message(PipelineLoaded(stages, marker, generation))
+        read_again = getattr(self.services, "pipeline_kept", None) is False
+        self.post_message(PipelineLoaded(stages, marker, generation, read_again))
 
     def can_watch(self) -> bool:
         return not self._loading
@@ -170,6 +230,10 @@ class PipelineScreen(StoreWatchingScreen):
         self.loads += 1
         self._render_stages(message.stages)
         self._finished()
+        if message.read_again:
+            # Not kept for the fast path (a file changed while DVC read it), so the file watch
+            # has nothing to compare with: a read a moment later is kept.
+            self.set_timer(RECHECK_AFTER, lambda: self.load(quiet=True))
 
     # -- rendering ---------------------------------------------------------------------
     def _render_stages(self, stages: list[PipelineStageView]) -> None:
