@@ -58,6 +58,7 @@ def watch_list(repo: Any, walked: list[str], status: dict) -> WatchList:
 
     watch = WatchList(walked=set(walked))
     root = repo.root_dir
+    parsed: dict[str, Any] = {}  # dvc.yaml path -> its content (each file parsed once)
     for directory in walked:
         try:
             with os.scandir(directory) as entries:
@@ -72,7 +73,9 @@ def watch_list(repo: Any, walked: list[str], status: dict) -> WatchList:
             directory = os.path.dirname(stage.path)
             watch.content.add(os.path.join(directory, "dvc.lock"))
             watch.content.add(os.path.join(directory, "params.yaml"))
-            watch.content |= _vars_files(stage.path, directory, stage.wdir)
+            if stage.path not in parsed:
+                parsed[stage.path] = _parsed(stage.path)
+            watch.content |= _vars_files(parsed[stage.path], directory, stage.wdir)
         if stage.is_import or getattr(stage, "is_repo_import", False):
             watch.incomplete = f"{stage.addressing} is an import (its status asks the source)"
         up_to_date = stage.addressing not in status
@@ -109,18 +112,21 @@ def _add_data(watch: WatchList, item: Any, up_to_date: bool) -> None:
         watch.md5[item.fs_path] = str(hash_info.value)
 
 
-def _vars_files(dvc_yaml: str, directory: str, stage_wdir: str) -> set[str]:
-    """The files ``vars:`` entries name, relative to the ``dvc.yaml`` and to the stage's wdir."""
+def _parsed(dvc_yaml: str) -> Any:
     from opsctl.adapters.dvc_records import MAX_FILE_BYTES, load_structure
 
     try:
-        size = os.path.getsize(dvc_yaml)
-        if size > MAX_FILE_BYTES:
-            return set()
+        if os.path.getsize(dvc_yaml) > MAX_FILE_BYTES:
+            return None
         with open(dvc_yaml, "rb") as f:
-            doc = load_structure(dvc_yaml, f.read())
+            return load_structure(dvc_yaml, f.read())
     except Exception:  # noqa: BLE001 — DVC read it a moment ago; unreadable now is a change the stat sees
-        return set()
+        return None
+
+
+def _vars_files(doc: Any, directory: str, stage_wdir: str) -> set[str]:
+    """The files ``vars:`` entries of a parsed ``dvc.yaml`` name, relative to the file's
+    directory and to the stage's wdir."""
     if not isinstance(doc, dict):
         return set()
     entries = list(doc.get("vars") or []) if isinstance(doc.get("vars"), list) else []
