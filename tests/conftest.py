@@ -92,6 +92,7 @@ def opsctl_inprocess(
 
     from opsctl.cli import main as cli_main
     from opsctl.cli.fastpath import try_fast_path
+    from opsctl.cli.help_cache import serve as serve_help
     from opsctl.cli.output import out
 
     assert threading.current_thread() is threading.main_thread(), "process-wide state: only from the main thread"
@@ -119,7 +120,9 @@ def opsctl_inprocess(
         for handler in dvc_handlers:
             handler.stream = stderr if handler.level >= logging.WARNING else stdout
         try:
-            code = try_fast_path(argv)
+            code = serve_help(argv)
+            if code is None:
+                code = try_fast_path(argv)
             if code is None:
                 code = cli_main.main_with_exit_code(argv)
         except SystemExit as exc:

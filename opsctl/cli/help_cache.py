@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import sys
+from stat import S_ISREG  # (imported by site already)
 
 from opsctl import __version__
 
@@ -51,8 +52,11 @@ VERSION_ARGS = ["--version"]
 MAGIC = b"opsctl-help-cache 1"
 MAX_BYTES = 256 * 1024  # the key lists ~200 files (~20 KB), the help ~2 KB: anything bigger is not ours
 MAX_ENTRIES = 16
+# What click, typer and rich read from the environment (rich only renders typer's rich help, off today;
+# should cli/main.py turn it on, the edit itself misses and these keep later hits right).
 _ENV_NAMES = (
     "COLUMNS LINES NO_COLOR FORCE_COLOR PY_COLORS TERM COLORTERM TERMINAL_WIDTH GITHUB_ACTIONS "
+    "JUPYTER_COLUMNS JUPYTER_LINES TTY_COMPATIBLE TTY_INTERACTIVE DATABRICKS_RUNTIME_VERSION "
     "LANGUAGE LC_ALL LC_MESSAGES LANG"
 ).split()
 _ENV_PREFIXES = ("TYPER_", "_TYPER_", "OPSCTL_")
@@ -167,7 +171,10 @@ def read_entry(key: str) -> str | None:
     import zlib
 
     try:
-        with open(_entry_path(key), "rb") as f:
+        fd = os.open(_entry_path(key), os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put there must not block
+        with open(fd, "rb") as f:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                return None
             data = f.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
             return None
@@ -208,14 +215,22 @@ def write_entry(key: str, text: str) -> None:
 
 
 def _prune(directory: str) -> None:
+    """Keep the newest ``MAX_ENTRIES`` entries; remove temporary files an hour old (a writer killed)."""
+    import time
+
     entries = []
-    for entry in os.scandir(directory):
-        if entry.name.startswith("help-") and entry.name.endswith(".txt"):
+    stale = []
+    with os.scandir(directory) as found:
+        for entry in found:
             try:
-                entries.append((entry.stat().st_mtime_ns, entry.path))
+                mtime = entry.stat(follow_symlinks=False).st_mtime_ns
             except OSError:
                 continue
-    for _, path in sorted(entries, reverse=True)[MAX_ENTRIES:]:
+            if entry.name.startswith("help-") and entry.name.endswith(".txt"):
+                entries.append((mtime, entry.path))
+            elif entry.name.startswith(".help-") and mtime < (time.time() - 3600) * 1e9:
+                stale.append((mtime, entry.path))
+    for _, path in sorted(entries, reverse=True)[MAX_ENTRIES:] + stale:
         try:
             os.unlink(path)
         except OSError:

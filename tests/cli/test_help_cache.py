@@ -124,6 +124,9 @@ def test_recorded_help_is_typers_on_a_terminal(tmp_path, columns, extra):
     hit = run_on_terminal(["--help"], env, columns)
     assert miss[:2] == hit[:2] == reference[:2]
     assert "typer" in miss[2] and "typer" not in hit[2]
+    resized = run_on_terminal(["--help"], env, columns - 7)  # the terminal's size is part of the key
+    assert "typer" in resized[2]
+    assert resized[:2] == run_on_terminal(["--help"], {**env, help_cache.DISABLE_ENV: "1"}, columns - 7)[:2]
     pipe = run_help(["--help"], env)  # the same settings on a pipe: a different key (no terminal)
     assert "typer" in pipe[2]
 
@@ -144,6 +147,11 @@ def test_every_part_of_the_key_misses(monkeypatch, tmp_path):
         ("COLORTERM", "truecolor"),
         ("TERMINAL_WIDTH", "90"),
         ("GITHUB_ACTIONS", "true"),
+        ("JUPYTER_COLUMNS", "70"),
+        ("JUPYTER_LINES", "20"),
+        ("TTY_COMPATIBLE", "1"),
+        ("TTY_INTERACTIVE", "0"),
+        ("DATABRICKS_RUNTIME_VERSION", "1"),
         ("TYPER_USE_RICH", "0"),
         ("_TYPER_FORCE_DISABLE_TERMINAL", "1"),
         ("OPSCTL_DEBUG", "1"),
@@ -160,7 +168,7 @@ def test_every_part_of_the_key_misses(monkeypatch, tmp_path):
     with monkeypatch.context() as m:
         m.setattr(help_cache, "__version__", "99.0")
         keys.add(help_cache.cache_key(["--help"]))
-    assert len(keys) == 16 + 2 + 1 + 1
+    assert len(keys) == 21 + 2 + 1 + 1
 
     # A package's files: an edit, a new file, a removed one (here a stand-in for typer on sys.path).
     package = tmp_path / "standin_pkg"
@@ -217,10 +225,36 @@ def test_a_broken_entry_falls_back_to_typer(tmp_path, damage):
 
         broken = b"%s %d %08x\n%s\n%s" % (help_cache.MAGIC, len(body), zlib.crc32(body), key, body)
     entry.write_bytes(broken)
+    _falls_back_and_heals(env, expected)
+
+
+def _falls_back_and_heals(env: dict[str, str], expected: bytes) -> None:
     code, out, loaded, stderr = run_help(["--help"], env)
     assert (code, out, stderr) == (0, expected, "") and "typer" in loaded
     code, out, loaded, _ = run_help(["--help"], env)  # the fall-back wrote a good entry again
     assert (code, out) == (0, expected) and "typer" not in loaded
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "dangling-symlink"])
+def test_an_entry_that_is_no_file_falls_back_to_typer(tmp_path, kind):
+    """A FIFO (reading it must not block), a directory, a symlink to nothing where the entry would be."""
+    env = _env(tmp_path / "cache")
+    expected = typer_text(["--help"], env)
+    run_help(["--help"], env)
+    [entry] = entries(tmp_path / "cache")
+    entry.unlink()
+    if kind == "fifo":
+        os.mkfifo(entry)
+    elif kind == "directory":
+        entry.mkdir()
+    else:
+        entry.symlink_to(tmp_path / "nowhere")
+    if kind == "directory":  # stays in the way of a new entry: typer every time, silently
+        for _ in range(2):
+            code, out, loaded, stderr = run_help(["--help"], env)
+            assert (code, out, stderr) == (0, expected, "") and "typer" in loaded
+    else:
+        _falls_back_and_heals(env, expected)
 
 
 def test_an_entry_for_another_key_is_not_served(tmp_path):
@@ -255,6 +289,19 @@ def test_entries_are_bounded(tmp_path, monkeypatch):
     assert help_cache.read_entry("key 0") is None and help_cache.read_entry("key 2") is None
     assert not list((cache / "opsctl").glob(".help-*"))  # no temporary file left behind
     assert help_cache.read_entry(f"key {help_cache.MAX_ENTRIES + 2}") == f"text {help_cache.MAX_ENTRIES + 2}\n"
+
+
+def test_a_killed_writers_leftovers_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    directory = tmp_path / "cache" / "opsctl"
+    directory.mkdir(parents=True)
+    old, recent = directory / ".help-old.partial", directory / ".help-recent.partial"
+    for partial in (old, recent):
+        partial.write_bytes(b"half an entry")
+    os.utime(old, (1, 1))
+    help_cache.write_entry("key", "text\n")
+    assert not old.exists() and recent.exists()  # (another writer may still be busy with a recent one)
+    assert help_cache.read_entry("key") == "text\n"
 
 
 def test_no_fast_path_means_typer(tmp_path):
