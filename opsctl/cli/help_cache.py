@@ -19,16 +19,17 @@ made of everything the output depends on:
   ``PYTHONPATH`` misses;
 - what decides the width (``COLUMNS``, ``LINES`` and the size of the terminal on stdout, as
   ``shutil.get_terminal_size`` reads them), whether stdout is a terminal, its encoding and errors;
-- the colour and markup switches (``NO_COLOR``, ``FORCE_COLOR``, ``PY_COLORS``, ``TERM``,
-  ``COLORTERM``, ``TERMINAL_WIDTH``, ``GITHUB_ACTIONS``, every ``TYPER_*``/``_TYPER_*`` and
-  ``OPSCTL_*`` variable) and the locale (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``: click's
-  messages go through gettext).
+- the colour and markup switches click, typer and rich read (``NO_COLOR``, ``FORCE_COLOR``, ``TERM``,
+  ``COLORTERM``, ... in ``_ENV_NAMES``; every ``TYPER_*``/``_TYPER_*`` and ``OPSCTL_*`` variable) and
+  the locale (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``: click's messages go through gettext).
 
-Later runs with the same key print the recorded text: ~0.03 s, the interpreter and this module. A
-missing, truncated, corrupt (checksum), oversized or unreadable entry, a stdout that is not UTF-8, or a
-cache directory that cannot be written all fall back silently to typer. At most ``MAX_ENTRIES`` entries
-are kept (one per terminal width in use, typically). ``OPSCTL_NO_FAST_PATH=1`` always goes to typer and
-neither reads nor writes the cache. `opsctl --version` prints the same line the typer callback prints.
+Later runs with the same key print the recorded text: ~0.035 s, the interpreter and this module. A
+missing, truncated, corrupt (checksum), oversized or unreadable entry (or no regular file: a FIFO must not
+block), a stdout that is not UTF-8, or a cache directory that cannot be written all fall back silently to
+typer. At most ``MAX_ENTRIES`` entries are kept (one per terminal width in use, typically).
+``OPSCTL_NO_FAST_PATH=1`` always goes to typer and neither reads nor writes the cache. `opsctl --version`
+prints the line the typer callback prints. Anything else (`opsctl -q --help`, `opsctl run --help`) is
+typer's, as before.
 
 tests/cli/test_help_cache.py checks the recorded text against typer's, byte for byte, on a pipe, with a
 forced width and on a terminal of several sizes; that each part of the key misses; that a broken entry
