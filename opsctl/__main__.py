@@ -7,9 +7,13 @@ import sys
 def run() -> None:
     code = 130  # EXIT_INTERRUPTED, unless the command returns its own code
     try:
-        from opsctl.cli.fastpath import try_fast_path
+        from opsctl.cli.help_cache import serve
 
-        fast_code = try_fast_path(sys.argv[1:])
+        fast_code = serve(sys.argv[1:])  # --help, no arguments, --version: typer's recorded text
+        if fast_code is None:
+            from opsctl.cli.fastpath import try_fast_path
+
+            fast_code = try_fast_path(sys.argv[1:])
         if fast_code is None:
             from opsctl.cli.main import main_with_exit_code
 

@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory):
-    """No test reads the developer's ~/.gitconfig; every subprocess sees the venv first on PATH."""
+    """No test reads the developer's ~/.gitconfig or writes to their ~/.cache; every subprocess sees the
+    venv first on PATH."""
     home = tmp_path_factory.mktemp("home")
     gitconfig = home / ".gitconfig"
     gitconfig.write_text(
@@ -45,6 +46,7 @@ def _isolated_environment(tmp_path_factory):
     mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
     mp.setenv("DVC_NO_ANALYTICS", "1")
     mp.setenv("COPIER_SETTINGS_PATH", str(home / "copier-settings.yml"))
+    mp.setenv("XDG_CACHE_HOME", str(home / "cache"))  # `opsctl --help`'s recorded text (cli/help_cache.py)
     mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     mp.delenv("NO_COLOR", raising=False)
     mp.delenv("OPSCTL_DEBUG", raising=False)
@@ -90,6 +92,7 @@ def opsctl_inprocess(
 
     from opsctl.cli import main as cli_main
     from opsctl.cli.fastpath import try_fast_path
+    from opsctl.cli.help_cache import serve as serve_help
     from opsctl.cli.output import out
 
     assert threading.current_thread() is threading.main_thread(), "process-wide state: only from the main thread"
@@ -117,7 +120,9 @@ def opsctl_inprocess(
         for handler in dvc_handlers:
             handler.stream = stderr if handler.level >= logging.WARNING else stdout
         try:
-            code = try_fast_path(argv)
+            code = serve_help(argv)
+            if code is None:
+                code = try_fast_path(argv)
             if code is None:
                 code = cli_main.main_with_exit_code(argv)
         except SystemExit as exc:

@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import NamedTuple
 
-DISABLE_ENV = "OPSCTL_NO_FAST_PATH"  # set to 1 to always go through typer (tests compare the two)
+from opsctl.cli.help_cache import DISABLE_ENV  # =1: always through typer (tests compare the two)
 
 
 class Grammar(NamedTuple):

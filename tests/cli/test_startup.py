@@ -60,3 +60,16 @@ def test_messages_off_a_terminal_do_not_import_rich(tmp_path):
     assert report["code"] == 3
     assert "error: not an opsctl project" in result.stderr
     assert not any(m == "rich" or m.startswith("rich.") for m in report["modules"])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], [], ["--version"]])
+def test_recorded_help_and_version_import_no_typer(tmp_path, args):
+    """From the second `opsctl --help` on (the first records typer's text, cli/help_cache.py), and for
+    `--version` always: none of typer, click, rich nor the heavy libraries is imported."""
+    from tests.cli.test_help_cache import _env, run_help
+
+    env = _env(tmp_path / "cache")
+    run_help(args, env)
+    code, out, loaded, _ = run_help(args, env)
+    assert code == 0 and out
+    assert not loaded & {*HEAVY, "typer", "click", "rich", "yaml", "dataclasses"}, sorted(loaded)
