@@ -174,24 +174,35 @@ def cached_plan(
 ) -> Plan | None:
     """The plan from the last full one, when nothing it depends on changed since; else None.
     ``stats``: filled with whether it hit, why not, and how long the check took."""
+    from opsctl.adapters.dvc_lock import stage_being_written
     from opsctl.core import plan_cache
     from opsctl.core.stagelock import read_lock
 
+    stats = stats if stats is not None else plan_cache.Stats()
     verdict = plan_cache.load(project, _cache_key(executor), stats=stats)
     if verdict is None:
         return None
-    stages = [
-        _KeptStage(
-            s["name"],
-            s["cmd"],
-            s["wdir"],
-            tuple(s["upstream"]),
-            tuple(_KeptChange(*c) for c in s["changes"]),
-            tuple(s["dep_paths"]),
-            tuple(s["out_paths"]),
-        )
-        for s in verdict["stages"]
-    ]
+    if stage_being_written(project.root):  # the full check refuses then, naming the run: so must this
+        stats.hit, stats.reason = False, "dvc repro is writing a stage's outputs"
+        return None
+    try:
+        stages = [
+            _KeptStage(
+                s["name"],
+                s["cmd"],
+                s["wdir"],
+                tuple(s["upstream"]),
+                tuple(_KeptChange(*c) for c in s["changes"]),
+                tuple(s["dep_paths"]),
+                tuple(s["out_paths"]),
+            )
+            for s in verdict["stages"]
+        ]
+        images = {name: StageImageUse(**use) if use else None for name, use in verdict["images"].items()}
+        changed_data_sources = [str(path) for path in verdict["changed_data_sources"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a record edited by hand: ask DVC
+        stats.hit, stats.reason = False, f"unreadable verdict ({type(exc).__name__})"
+        return None
     if targets:
         by_name = {s.name: s for s in stages}
         if any(t not in by_name for t in targets):
@@ -204,9 +215,8 @@ def cached_plan(
                 wanted.add(name)
                 todo += by_name[name].upstream
         stages = [s for s in stages if s.name in wanted]
-    images = {name: StageImageUse(**use) if use else None for name, use in verdict["images"].items()}
     plan = _finish_plan(project, targets, executor, force, stages, images, read_lock(project.root))
-    plan.changed_data_sources = list(verdict["changed_data_sources"])
+    plan.changed_data_sources = changed_data_sources
     plan.cached = True
     return plan
 
