@@ -372,9 +372,9 @@ def test_run_while_another_process_holds_the_project_is_refused_as_before(pipeli
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         env = {"OPSCTL_LOCK_TIMEOUT": "1"}
         results = [
-            run_opsctl("run", cwd=root, env=env, timeout=60),
-            run_opsctl("run", "--json", cwd=root, env=env, timeout=60),
-            run_opsctl("run", cwd=root, env={**env, NO_PLAN_CACHE: "1"}, timeout=60),
+            opsctl_inprocess("run", cwd=root, env=env),
+            opsctl_inprocess("run", "--json", cwd=root, env=env),
+            opsctl_inprocess("run", cwd=root, env={**env, NO_PLAN_CACHE: "1"}),
         ]
     finally:
         holder.kill()
@@ -385,4 +385,4 @@ def test_run_while_another_process_holds_the_project_is_refused_as_before(pipeli
         assert result.stderr.startswith(refusal) and result.stdout == "", result.stderr
     assert results[0].stderr == results[1].stderr == results[2].stderr
     recorded(root)  # once it is gone, the fast path answers again
-    assert run_opsctl("run", cwd=root, timeout=60).stderr == "✓ Everything is up to date; nothing to run.\n"
+    assert opsctl_inprocess("run", cwd=root).stderr == "✓ Everything is up to date; nothing to run.\n"

@@ -64,6 +64,8 @@ def check(project, stats: plan_cache.Stats | None = None) -> Plan | None:
 def fresh_copy(base: Path, dest: Path, scenario: Scenario | None = None):
     """A copy of the base project whose own first full plan is recorded, and checked to hit."""
     root = copy_project(base, dest)
+    # The copy is a project of its own: its own cache, and outputs DVC copied there (no links to the base).
+    assert not any(p.is_symlink() for p in (root / ".dvc" / "cache", root / "model.txt", root / "prepared" / "raw.csv"))
     if scenario is not None and scenario.prepare is not None:
         scenario.prepare(root)
     past_racy_window()
