@@ -114,7 +114,7 @@ def make_plan(
             return make_plan(
                 project, targets, executor=executor, force=force, session=own, check_run_cache=check_run_cache
             )
-    started_ns = time.time_ns()
+    started_ns = getattr(session, "opened_ns", None) or time.time_ns()  # when DVC began to read the project
     stages = session.plan(targets)
     lock = read_lock(project.root)
     # Only a stage that last ran in an image can have had that image change; asking for

@@ -152,3 +152,19 @@ def test_a_stage_dvc_repro_is_writing_is_not_answered_from_the_record(base, tmp_
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_config_changed_after_dvc_read_it_is_not_kept(base, tmp_path):
+    """DVC reads its config when the repo opens: a run that waited for the lock plans later.
+    A config changed in between may not be in the plan, so no record is kept of that plan."""
+    from opsctl.adapters.dvc_run import RunSession
+
+    root, project = fresh_copy(base, tmp_path / "p")
+    with RunSession(root, read_only=True) as session:
+        past_racy_window()
+        with open(root / ".dvc" / "config", "a") as f:
+            f.write("[core]\n    autostage = true\n")
+        past_racy_window()
+        make_plan(project, [], executor=None, force=False, session=session)
+    stats = plan_cache.Stats()
+    assert check(project, stats) is None and stats.reason == "no cache"
