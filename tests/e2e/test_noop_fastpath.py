@@ -16,6 +16,7 @@ from opsctl.core import plan_cache
 from opsctl.core.pipeline import Plan, cached_plan, make_plan
 from opsctl.core.project import open_project
 from tests.cli.test_runs import copy_project, shared_project
+from tests.conftest import run
 from tests.noop_matrix import FALL_BACK, HIT, SCENARIOS, Scenario, build, dvc
 
 pytestmark = pytest.mark.docker
@@ -168,3 +169,43 @@ def test_a_config_changed_after_dvc_read_it_is_not_kept(base, tmp_path):
         make_plan(project, [], executor=None, force=False, session=session)
     stats = plan_cache.Stats()
     assert check(project, stats) is None and stats.reason == "no cache"
+
+
+def test_git_ignore_rules_above_the_project_and_those_of_a_linked_work_tree_are_watched(tmp_path):
+    """DVC skips a `dvc.yaml` Git ignores: in a project in a subdirectory of its Git work tree
+    (`dvc init --subdir`) the `.gitignore` files above it count too. A linked work tree
+    (`git worktree add`) keeps its Git config and `info/exclude` in the main repository: watched
+    there (DVC 3 does not apply that `info/exclude` itself; the answer is DVC's either way)."""
+    top = tmp_path / "repo"
+    top.mkdir()
+    run(["git", "init", "-q"], cwd=top)
+    proj = top / "proj"
+    (proj / "sub").mkdir(parents=True)
+    dvc("init", "-q", "--subdir", cwd=proj)
+    (proj / "opsctl.yaml").write_text("project: sub\nexecutor: local\n")
+    (proj / "dvc.yaml").write_text("stages:\n  top:\n    cmd: echo top > top.txt\n    outs: [top.txt]\n")
+    (proj / "sub" / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hi > hi.txt\n    outs: [hi.txt]\n")
+    run(["git", "add", "-A"], cwd=top)
+    run(["git", "commit", "-qm", "a project in a subdirectory"], cwd=top)
+    run(["git", "worktree", "add", "-q", str(tmp_path / "linked")], cwd=top)
+
+    for root, ignore in [(proj, top / ".gitignore"), (tmp_path / "linked" / "proj", top / ".git" / "info" / "exclude")]:
+        project = open_project(root)
+        # A project's first check keeps no record: DVC makes `.dvc/tmp/` and opsctl `.opsctl/` while
+        # it runs, in directories DVC walked. The next one does.
+        make_plan(project, [], executor=None, force=False)
+        past_racy_window()
+        plan = make_plan(project, [], executor=None, force=False)
+        assert [s.name for s in plan.steps] == ["top", "sub/dvc.yaml:hello"]
+        stats = plan_cache.Stats()
+        assert check(project, stats) is not None, stats.reason
+        with open(ignore, "a") as f:
+            f.write("proj/sub/\n")
+        past_racy_window()
+        stats = plan_cache.Stats()
+        assert check(project, stats) is None, f"{ignore} is not watched"
+        assert stats.reason == f"{ignore} changed"
+        after = make_plan(project, [], executor=None, force=False)
+        assert verdict(after) == verdict(make_plan(project, [], executor=None, force=False, fast=False))
+        if root == proj:
+            assert [s.name for s in after.steps] == ["top"]
