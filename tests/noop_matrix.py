@@ -176,9 +176,15 @@ def _foreach_item_added(root: Path) -> None:
 
 
 def _source_updated_and_added(root: Path) -> None:
+    """`dvc add` again, through DVC's Python API (what the command calls, without its start-up)."""
+    import contextlib
+
+    from dvc.repo import Repo
+
     with open(root / "data" / "raw.csv", "a") as f:
         f.write("5,6\n")
-    dvc("add", "-q", "data/raw.csv", cwd=root)
+    with contextlib.chdir(root), Repo(str(root)) as repo:
+        repo.add("data/raw.csv")
 
 
 def _source_changed_not_added(root: Path) -> None:
