@@ -16,9 +16,9 @@ by DVC's side (adapters/dvc_watch.py) plus the images' build inputs and ``ref:``
 :func:`load` stats all of that. Equal everywhere: the verdict is DVC's answer now, and no DVC
 is imported. Anything else — a changed or new file, an unknown path, a different DVC or opsctl,
 an unreadable cache, a record made for the project at another path (copied or moved with its
-``.opsctl/``: the paths it stats are the original's) — is a miss, and the caller asks DVC and saves again. A stat is
-(inode, size, mtime, ctime, type); DVC's own state trusts (inode, size, mtime), so ours is
-stricter, and ctime catches a file rewritten with its old mtime put back.
+``.opsctl/``: the paths it stats are the original's) — is a miss, and the caller asks DVC and
+saves again. A stat is (inode, size, mtime, ctime, type); DVC's own state trusts (inode, size,
+mtime), so ours is stricter, and ctime catches a file rewritten with its old mtime put back.
 
 A record is saved only when every path it stats last changed before the full check began
 (by ctime, which no one can set back), so nothing that changed while DVC looked can hide
