@@ -87,13 +87,22 @@ def run_in_progress(root: Path) -> bool:
     """Whether a DVC or opsctl command holds the project at ``root`` now, or ``dvc repro`` is in
     one of its stage commands (a live pid in DVC's rwlock), asked without DVC. Unsure (the rwlock
     half-written, a lock that is not an ``flock``) counts as yes: the caller then asks DVC."""
+    if lock_holder(str(root / ".dvc" / "tmp" / "lock")) is not None:
+        return True
+    return _rwlock_live(root, readers=True)
+
+
+def stage_being_written(root: Path) -> bool:
+    """Whether ``dvc repro`` is writing a stage's outputs now (a live writer in DVC's rwlock):
+    then a read-only plan refuses to answer (adapters/dvc_run.py). Unsure counts as yes."""
+    return _rwlock_live(root, readers=False)
+
+
+def _rwlock_live(root: Path, *, readers: bool) -> bool:
     import json
 
-    tmp = root / ".dvc" / "tmp"
-    if lock_holder(str(tmp / "lock")) is not None:
-        return True
     try:
-        with open(tmp / "rwlock", encoding="utf-8") as f:
+        with open(root / ".dvc" / "tmp" / "rwlock", encoding="utf-8") as f:
             data = json.loads(f.read(1 << 20))
     except FileNotFoundError:
         return False
@@ -102,8 +111,8 @@ def run_in_progress(root: Path) -> bool:
     if not isinstance(data, dict):
         return True
     infos = list((data.get("write") or {}).values())
-    for readers in (data.get("read") or {}).values():
-        infos += readers if isinstance(readers, list) else [readers]
+    for entries in (data.get("read") or {}).values() if readers else ():
+        infos += entries if isinstance(entries, list) else [entries]
     return any(isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) for info in infos)
 
 

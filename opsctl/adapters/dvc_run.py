@@ -95,6 +95,9 @@ class RunSession:
         pipeline): it takes no lock, so it answers while a run holds the project — what it
         reads, ``dvc.lock`` included, is only ever replaced whole. It must not prepare,
         record or commit anything."""
+        # DVC reads its config as the repo opens, maybe long before the plan (a run waiting for
+        # the lock): the no-op fast path keeps no record of anything that changed since.
+        self.opened_ns = time.time_ns()
         _prepare_dvc()
         from dvc.exceptions import NotDvcRepoError
         from dvc.repo import Repo

@@ -142,29 +142,36 @@ def _vars_files(doc: Any, directory: str, stage_wdir: str) -> set[str]:
 
 
 def _git_files(root: str) -> set[str]:
-    """Git's config and ignore files: which directories DVC walks depends on them."""
-    import subprocess
-
+    """Git's config and ignore files: which directories DVC walks depends on them. Found where
+    Git keeps them: a linked work tree's are in the main repository, and a DVC project in a
+    subdirectory of its Git work tree (``dvc init --subdir``) is ignored by the ``.gitignore``
+    files above it too."""
     home = Path.home()
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    files = {
-        os.path.join(root, ".git", "config"),
-        os.path.join(root, ".git", "info", "exclude"),
-        str(home / ".gitconfig"),
-        str(xdg / "git" / "config"),
-        str(xdg / "git" / "ignore"),
-        "/etc/gitconfig",
-    }
-    try:
-        excludes = subprocess.run(
-            ["git", "config", "--path", "--get", "core.excludesFile"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        excludes = ""
+    files = {str(home / ".gitconfig"), str(xdg / "git" / "config"), str(xdg / "git" / "ignore"), "/etc/gitconfig"}
+    where = _git("rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir", cwd=root)
+    if len(where) == 3:
+        top, git_dir, common_dir = (Path(line) for line in where)
+        files |= {str(Path(common_dir, "config")), str(Path(common_dir, "info", "exclude"))}
+        files.add(str(Path(git_dir, "config.worktree")))
+        here = Path(root)
+        while here != top and top in here.parents:
+            here = here.parent
+            files.add(str(here / ".gitignore"))
+    else:  # an older Git: where they are when the project is a Git work tree's top
+        files |= {os.path.join(root, ".git", "config"), os.path.join(root, ".git", "info", "exclude")}
+    excludes = _git("config", "--path", "--get", "core.excludesFile", cwd=root)
     if excludes:
-        files.add(os.path.join(root, excludes))
+        files.add(os.path.join(root, excludes[0]))
     return files
+
+
+def _git(*args: str, cwd: str) -> list[str]:
+    """The lines ``git ARGS`` prints; none when it fails."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return result.stdout.splitlines() if result.returncode == 0 else []

@@ -117,7 +117,7 @@ def make_plan(
             return make_plan(
                 project, targets, executor=executor, force=force, session=own, check_run_cache=check_run_cache
             )
-    started_ns = time.time_ns()
+    started_ns = getattr(session, "opened_ns", None) or time.time_ns()  # when DVC began to read the project
     stages = session.plan(targets)
     lock = read_lock(project.root)
     # Only a stage that last ran in an image can have had that image change; asking for
@@ -179,15 +179,26 @@ def cached_plan(
 ) -> Plan | None:
     """The plan from the last full one, when nothing it depends on changed since; else None.
     ``stats``: filled with whether it hit, why not, and how long the check took."""
+    from opsctl.adapters.dvc_lock import stage_being_written
     from opsctl.core import plan_cache
 
+    stats = stats if stats is not None else plan_cache.Stats()
     verdict = plan_cache.load(project, _cache_key(executor), stats=stats)
     if verdict is None:
         return None
-    return _plan_from_verdict(project, targets, executor, force, verdict)
+    if stage_being_written(project.root):  # the full check refuses then, naming the run: so must this
+        stats.hit, stats.reason = False, "dvc repro is writing a stage's outputs"
+        return None
+    try:
+        return _plan_from_verdict(project, targets, executor, force, verdict)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a record edited by hand: ask DVC
+        stats.hit, stats.reason = False, f"unreadable verdict ({type(exc).__name__})"
+        return None
 
 
 def _plan_from_verdict(project: Project, targets: list[str], executor: str, force: bool, verdict: dict) -> Plan | None:
+    """The plan a kept verdict says (None for a target it doesn't know); KeyError, TypeError, ...
+    for a verdict of the wrong shape."""
     from opsctl.core.stagelock import read_lock
 
     stages = [
@@ -202,6 +213,8 @@ def _plan_from_verdict(project: Project, targets: list[str], executor: str, forc
         )
         for s in verdict["stages"]
     ]
+    images = {name: StageImageUse(**use) if use else None for name, use in verdict["images"].items()}
+    changed_data_sources = [str(path) for path in verdict["changed_data_sources"]]
     if targets:
         by_name = {s.name: s for s in stages}
         if any(t not in by_name for t in targets):
@@ -214,9 +227,8 @@ def _plan_from_verdict(project: Project, targets: list[str], executor: str, forc
                 wanted.add(name)
                 todo += by_name[name].upstream
         stages = [s for s in stages if s.name in wanted]
-    images = {name: StageImageUse(**use) if use else None for name, use in verdict["images"].items()}
     plan = _finish_plan(project, targets, executor, force, stages, images, read_lock(project.root))
-    plan.changed_data_sources = list(verdict["changed_data_sources"])
+    plan.changed_data_sources = changed_data_sources
     plan.cached = True
     return plan
 
@@ -256,7 +268,10 @@ class PlanWatcher:
         from dataclasses import replace
 
         verdict = self._watcher.verdict()
-        plan = _plan_from_verdict(self.project, [], self._executor, False, verdict) if verdict else None
+        try:
+            plan = _plan_from_verdict(self.project, [], self._executor, False, verdict) if verdict else None
+        except (KeyError, TypeError, ValueError, AttributeError):  # a record edited by hand: DVC's read says
+            return None
         if plan is None:
             return None
         stale: set[str] = set()

@@ -15,13 +15,15 @@ by DVC's side (adapters/dvc_watch.py) plus the images' build inputs and ``ref:``
 
 :func:`load` stats all of that. Equal everywhere: the verdict is DVC's answer now, and no DVC
 is imported. Anything else — a changed or new file, an unknown path, a different DVC or opsctl,
-an unreadable cache — is a miss, and the caller asks DVC and saves again. A stat is
-(inode, size, mtime, ctime, type); DVC's own state trusts (inode, size, mtime), so ours is
-stricter, and ctime catches a file rewritten with its old mtime put back.
+an unreadable cache, a record made for the project at another path (copied or moved with its
+``.opsctl/``: the paths it stats are the original's) — is a miss, and the caller asks DVC and
+saves again. A stat is (inode, size, mtime, ctime, type); DVC's own state trusts (inode, size,
+mtime), so ours is stricter, and ctime catches a file rewritten with its old mtime put back.
 
 A record is saved only when every path it stats last changed before the full check began
 (by ctime, which no one can set back), so nothing that changed while DVC looked can hide
-behind the record.
+behind the record; each stat is taken after the bytes or names kept with it were read, so a
+change in between shows in the stat.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from opsctl.core.files import write_atomically
 from opsctl.core.project import Project
 
 CACHE_FILE = "plan-cache.json"
-FORMAT = 1
+FORMAT = 2  # 2: the project's root is recorded (a copied or moved project has a record of another's files)
 MAX_CACHE_BYTES = 64 << 20  # a project with ~300,000 watched files; larger is not recorded
 MAX_CONTENT_BYTES = 16 << 20  # a pipeline file larger than this is not one DVC reads whole either
 # A change made after the check began has a ctime no more than one clock tick (<= 10 ms) before
@@ -167,10 +169,12 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
     try:
         project.state_dir.mkdir(exist_ok=True)  # before the listings: the directory is here from now on
         data = _data_paths(watched)
-        content = {path: [signature(path), _digest(path)] for path in sorted(watched.content)}
+        # Bytes and names first, their stat after: a change in between then shows in the stat
+        # (a ctime too recent to keep), never as a new stat beside the old bytes.
+        content = {path: _after(_digest(path), path) for path in sorted(watched.content)}
         listings = {
-            **{path: [signature(path), _listing(path, True)] for path in sorted(watched.collected)},
-            **{path: [signature(path), _listing(path, False)] for path in sorted(watched.listed)},
+            **{path: _after(_listing(path, True), path) for path in sorted(watched.collected)},
+            **{path: _after(_listing(path, False), path) for path in sorted(watched.listed)},
         }
         collected_dirs = sorted(watched.collected - watched.listed)
         sigs = [s for s in data.values() if s] + [c[0] for c in content.values() if c[0]]
@@ -200,6 +204,11 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
         return None
 
 
+def _after(read: object, path: str) -> list:
+    """[the stat of ``path``, what was read of it just before]."""
+    return [signature(path), read]
+
+
 def forget(project: Project) -> None:
     with contextlib.suppress(OSError):
         (project.state_dir / CACHE_FILE).unlink()
@@ -219,7 +228,7 @@ def load(
         record, reason = _read(project, key)
         if record is not None:
             reason = _changed(record, engine_id or _engine_image_id, str(project.state_dir))
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         record, reason = None, f"unreadable cache ({type(exc).__name__})"
     stats.seconds = time.perf_counter() - started
     stats.hit, stats.reason = reason is None, reason or ""
@@ -243,7 +252,7 @@ def _read(project: Project, key: dict) -> tuple[dict | None, str | None]:
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         return None, "another cache format"
     if record["root"] != str(project.root):
-        return None, "made for another copy of the project"  # its paths are the other copy's
+        return None, "made for a project elsewhere (copied or moved)"  # its paths are the other copy's
     if record["key"] != key:
         return None, "made for another plan"
     if record["install"] != json.loads(json.dumps(install_key())):

@@ -1,13 +1,18 @@
 """The typer-free way in for `opsctl runs list` and `opsctl runs show` (cli/fastpath.py):
 same output and exit code as the typer commands, the same options, anything unusual
-left to typer, and none of typer, rich, YAML or dataclasses imported on the way."""
+left to typer, and none of typer, rich, YAML or dataclasses imported on the way. And for
+`opsctl status` and `opsctl run` on an up-to-date pipeline (the no-op fast path): what typer
+and DVC's full check print, without DVC, Git, Docker or typer; a run with anything to do, or
+a project another command holds, goes to typer as before."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,7 @@ from opsctl.cli.fastpath import (
 )
 from opsctl.cli.main import app, main_with_exit_code
 from opsctl.store import ArtifactRecord, NewRun, RunRecord, RunStore, StageRecord
-from tests.conftest import git_dvc_project, run_opsctl
+from tests.conftest import git_dvc_project, opsctl_inprocess, run, run_opsctl
 
 RUN_IDS = ["a1b2c3d4e5f6", "a1b2c3d4ffff", "0f0f0f0f0f0f"]
 
@@ -231,3 +236,153 @@ def test_the_opsctl_command_takes_it_and_can_be_told_not_to(project):
             [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, env={**os.environ, **env}
         )
         assert result.stderr.strip().splitlines()[-1] == typer_loaded, result.stderr
+
+
+# -- `opsctl status` and `opsctl run` on an up-to-date pipeline (the no-op fast path) -------------
+
+UP_TO_DATE_ARGS = [["status"], ["status", "--json"], ["run"], ["run", "--json"], ["-q", "run"]]
+NOOP_STAGES = {
+    "make": {"cmd": "cp src.txt made.txt", "deps": ["src.txt"], "outs": ["made.txt"]},
+    "use": {"cmd": "cat made.txt made.txt > used.txt", "deps": ["made.txt"], "outs": ["used.txt"]},
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    """A real Git + DVC project whose two-stage pipeline ran (local executor) and is up to date."""
+    from tests.cli.test_run import make_project
+
+    root = make_project(tmp_path_factory.mktemp("noop") / "p", NOOP_STAGES, files={"src.txt": "source\n"})
+    (root / "opsctl.yaml").write_text("project: noop\nexecutor: local\n")
+    (root / ".gitignore").write_text(".opsctl/\n")
+    opsctl_inprocess("run", cwd=root, check=True)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "commit", "-qm", "ran"], cwd=root)
+    return root
+
+
+def recorded(root: Path) -> None:
+    """The plan kept for the no-op fast path, made now if it is not there (or no longer holds)."""
+    from opsctl.core import plan_cache
+    from opsctl.core.pipeline import cached_plan, make_plan
+    from opsctl.core.project import open_project
+
+    project = open_project(root)
+    if cached_plan(project, [], executor="local", force=False) is None:
+        time.sleep(plan_cache.RACY_NS / 1e9 + 0.02)  # past the window in which a new record is refused
+        make_plan(project, [], executor=None, force=False)
+    stats = plan_cache.Stats()
+    assert cached_plan(project, [], executor="local", force=False, stats=stats) is not None, stats.reason
+
+
+def masked(text: str, args: list[str]) -> str:
+    """`run --json` without what differs between two runs (their id and times)."""
+    if "run" not in args or "--json" not in args:
+        return text
+    report = json.loads(text)
+    return json.dumps({**report, "run_id": "-", "started": "-", "finished": "-"})
+
+
+@pytest.mark.parametrize("args", UP_TO_DATE_ARGS, ids=" ".join)
+def test_an_up_to_date_pipeline_is_answered_without_typer_as_typer_answers(pipeline, args, monkeypatch, capsys):
+    from opsctl.cli.output import out
+    from opsctl.core.plan_cache import DISABLE_ENV as NO_PLAN_CACHE
+
+    monkeypatch.setattr(out, "quiet", out.quiet)  # put back after `-q`
+    monkeypatch.chdir(pipeline)
+    recorded(pipeline)
+    capsys.readouterr()
+    fast = try_fast_path(args)
+    fast_out = capsys.readouterr()
+    typer_code = main_with_exit_code(args)
+    typer_out = capsys.readouterr()
+    monkeypatch.setenv(NO_PLAN_CACHE, "1")  # DVC's full check, as before the fast path
+    full_code = main_with_exit_code(args)
+    full_out = capsys.readouterr()
+    assert fast == 0, fast_out.err
+    answers = [(code, masked(o.out, args), o.err) for code, o in ((fast, fast_out), (typer_code, typer_out))]
+    assert answers[0] == answers[1] == (full_code, masked(full_out.out, args), full_out.err)
+    if args == ["-q", "run"]:
+        assert fast_out.out == fast_out.err == ""
+    elif "--json" not in args:
+        assert "Everything is up to date" in fast_out.err
+
+
+NOOP_PROBE = """
+import json, sys
+from opsctl.cli.fastpath import try_fast_path
+from opsctl.core import plan_cache
+stats = plan_cache.Stats()
+load = plan_cache.load
+plan_cache.load = lambda *a, **k: load(*a, **{{**k, "stats": stats}})
+code = try_fast_path({args!r})
+print(json.dumps({{"code": code, "hit": stats.hit, "modules": sorted(sys.modules)}}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["status", "--json"], ["run", "--json"]], ids=" ".join)
+def test_an_up_to_date_pipeline_is_answered_without_dvc_git_docker_or_typer(pipeline, args):
+    """What bench/noop.py's figure rests on: none of DVC, GitPython, the docker SDK or typer."""
+    recorded(pipeline)
+    result = subprocess.run(
+        [sys.executable, "-c", NOOP_PROBE.format(args=args)], cwd=pipeline, capture_output=True, text=True
+    )
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0 and report["hit"], result.stderr
+    assert json.loads(result.stdout)
+    loaded = {m.split(".")[0] for m in report["modules"]}
+    assert not loaded & {"typer", "click", "dvc", "dvc_data", "dvc_objects", "git", "docker"}
+
+
+def test_a_stale_pipeline_is_run_by_typer(pipeline, tmp_path, monkeypatch, capsys):
+    """The record says a stage is stale: the typer-free way in declines `opsctl run` (typer runs it)."""
+    from opsctl.core.pipeline import cached_plan
+    from opsctl.core.project import open_project
+
+    root = shutil.copytree(pipeline, tmp_path / "p", symlinks=True)
+    (root / "src.txt").write_text("changed\n")
+    recorded(root)
+    plan = cached_plan(open_project(root), [], executor="local", force=False)
+    assert plan is not None and [s.name for s in plan.to_run] == ["make", "use"]
+    monkeypatch.chdir(root)
+    assert try_fast_path(["run"]) is None
+    assert try_fast_path(["run", "--json"]) is None
+    assert (root / "made.txt").read_text() == "source\n"  # nothing ran
+    assert try_fast_path(["status"]) == 0  # status answers from the record
+    assert "2 of 2 stages stale" in capsys.readouterr().err
+
+
+def test_run_while_another_process_holds_the_project_is_refused_as_before(pipeline, tmp_path):
+    """The record says there is nothing to do, but a DVC or opsctl command holds the project's
+    lock: `opsctl run` must not answer "up to date" past it, and is refused exactly as without
+    the fast path (after OPSCTL_LOCK_TIMEOUT, exit 1, naming the holder)."""
+    from opsctl.core.plan_cache import DISABLE_ENV as NO_PLAN_CACHE
+    from tests.cli.test_run_lock import HOLD_LOCK
+
+    root = shutil.copytree(pipeline, tmp_path / "p", symlinks=True)
+    recorded(root)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(root / ".dvc" / "tmp" / "lock"), "60"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        env = {"OPSCTL_LOCK_TIMEOUT": "1"}
+        results = [
+            opsctl_inprocess("run", cwd=root, env=env),
+            opsctl_inprocess("run", "--json", cwd=root, env=env),
+            opsctl_inprocess("run", cwd=root, env={**env, NO_PLAN_CACHE: "1"}),
+        ]
+    finally:
+        holder.kill()
+        holder.communicate()
+    refusal = f"error: another DVC or opsctl command holds this project's lock (waited 1 s): pid {holder.pid} ("
+    for result in results:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stderr.startswith(refusal) and result.stdout == "", result.stderr
+    assert results[0].stderr == results[1].stderr == results[2].stderr
+    recorded(root)  # once it is gone, the fast path answers again
+    assert opsctl_inprocess("run", cwd=root).stderr == "✓ Everything is up to date; nothing to run.\n"
