@@ -265,7 +265,8 @@ def _read(project: Project, key: dict) -> tuple[dict | None, str | None]:
 def _changed(record: dict, engine_id: Callable[[str], str | None], state_dir: str) -> str | None:
     """Why the record no longer holds (None: it holds). Refreshes the stats of paths found
     equal by content, marking the record ``_dirty``."""
-    return next(_differences(record, engine_id, state_dir, refresh=True), None)
+    found = next(_differences(record, engine_id, state_dir, refresh=True), None)
+    return f"{found} changed" if found is not None else None
 
 
 def _differences(
