@@ -288,8 +288,9 @@ _stage_client_lock = threading.Lock()
 
 
 def _stage_client():
-    """One client shared by the stage threads of a run: a client per container would ask
-    the engine for its API version each time, and parallel stages would each open a pool."""
+    """One client shared by the stage threads of a run (and the image checks before them): a
+    client per call would ask the engine for its API version each time, and parallel stages
+    would each open a pool."""
     global _stage_client_instance
     with _stage_client_lock:
         if _stage_client_instance is None:
@@ -478,15 +479,15 @@ def image_id(ref: str) -> str | None:
     """The local image id (``sha256:...``) of ``ref``, or None when it is not here. Never pulls."""
     from docker.errors import DockerException, ImageNotFound
 
-    client = _client()
+    # The shared client: a run asks this while planning and again before its stages start;
+    # a client of its own would ask the engine for its API version each time.
+    api = _stage_client().api
     try:
-        return client.images.get(ref).id
+        return str(api.inspect_image(ref)["Id"])
     except ImageNotFound:
         return None
     except DockerException as exc:
         raise EngineUnavailableError(f"Docker engine error: {_short_reason(str(exc))}", hint=START_HINT) from None
-    finally:
-        client.close()
 
 
 def build_image(
