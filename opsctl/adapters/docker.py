@@ -108,7 +108,7 @@ class ContainerSpec:
     pids: int | None = None  # at most this many processes at once
 
 
-def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
+def run_container(spec: ContainerSpec, on_line, network_ready=None, on_started=None) -> int:
     """Run ``spec`` to completion, streaming its output lines to ``on_line``; return its exit code.
 
     The container is always removed afterwards — on success, failure or Ctrl-C
@@ -120,6 +120,7 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     ``network_ready``: for ``spec.network`` ``container:<id>`` of a sandbox still
     starting, called between create and start; it waits and says whether the
     sandbox runs — if not, the container is made again with network ``none``.
+    ``on_started``: called once the container has started.
     """
     from docker.errors import DockerException, ImageNotFound, NotFound
     from docker.types import DeviceRequest
@@ -176,6 +177,8 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
         container_id = create("none")
     try:
         start_container(lambda: api.start(container_id))
+        if on_started is not None:
+            on_started()
         pending = b""
         for chunk in api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
             pending += chunk

@@ -470,6 +470,7 @@ def _execute(
                 run_id=report.run_id,
                 container=container,
                 remote=work,
+                on_started=lambda: settled(name),
             )
             outcome = executor.run(invocation, on_line=events.stage_line)
         except OpsctlError as exc:  # e.g. a remote stage's data or placement: that stage's failure, said plainly
@@ -514,7 +515,24 @@ def _execute(
         record_stage(project.root, name, lock_entry)
         return StageReport(RAN, "")
 
+    unsettled = {s.name for s in plan.to_run}  # stages that may still start a container
+    unsettled_lock = threading.Lock()
+
+    def settled(name: str) -> None:
+        """``name`` started its container, or ended: once no stage can start one any more,
+        the docker executor stops the run's network sandbox while the last ones run."""
+        with unsettled_lock:
+            if name not in unsettled:
+                return
+            unsettled.discard(name)
+            if unsettled:
+                return
+        release = getattr(executor, "release_network", None)
+        if release is not None:
+            release(report.run_id)
+
     def on_finish(result) -> None:
+        settled(result.name)
         stage = by_name.get(result.name) or StageRun(result.name, result.status, result.detail, steps[result.name].cmd)
         stage.status, stage.detail = result.status, result.detail
         by_name[result.name] = stage
