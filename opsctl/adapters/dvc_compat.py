@@ -135,12 +135,14 @@ def hash_and_cache_outputs(repo: Any, stage: Any) -> None:
 
     Thread-safe because it touches no shared DVC object that is not: the stage's own outputs
     (no two stages share a path), the local filesystem (stateless ``os`` calls), the state
-    database (diskcache: one SQLite connection per thread), and the content-addressed cache
-    (an object is written to a unique temporary name, then renamed into place — DVC's own
-    transfers call ``add`` from a thread pool). It does not use ``repo.dvcignore``, whose
-    pattern trie is filled lazily (not thread-safe): a file of an output directory that DVC
-    ignores is hashed and cached for nothing, never recorded. Outputs with another hash name
-    (a legacy ``md5-dos2unix`` entry) are left to DVC."""
+    database (a diskcache Cache, documented thread-safe: one SQLite connection per thread),
+    and the content-addressed cache (an object is copied to a unique temporary name, then
+    renamed into place; DVC itself hashes files and copies objects in from worker threads).
+    It does not use ``repo.dvcignore``, whose pattern trie is filled lazily (not thread-safe):
+    a file of an output directory that DVC ignores is hashed and cached for nothing, never
+    recorded. Nothing here decides what is recorded: DVC's ``save`` under the mutex does,
+    and a hash it does not find in the state database it computes again. Outputs with
+    another hash name (a legacy ``md5-dos2unix`` entry) are left to DVC."""
     from dvc_data.hashfile.hash import hash_file
 
     for out in stage.outs:
