@@ -108,7 +108,7 @@ class ContainerSpec:
     pids: int | None = None  # at most this many processes at once
 
 
-def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
+def run_container(spec: ContainerSpec, on_line, network_ready=None, on_started=None) -> int:
     """Run ``spec`` to completion, streaming its output lines to ``on_line``; return its exit code.
 
     The container is always removed afterwards — on success, failure or Ctrl-C
@@ -120,6 +120,7 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
     ``network_ready``: for ``spec.network`` ``container:<id>`` of a sandbox still
     starting, called between create and start; it waits and says whether the
     sandbox runs — if not, the container is made again with network ``none``.
+    ``on_started``: called once the container has started.
     """
     from docker.errors import DockerException, ImageNotFound, NotFound
     from docker.types import DeviceRequest
@@ -176,6 +177,8 @@ def run_container(spec: ContainerSpec, on_line, network_ready=None) -> int:
         container_id = create("none")
     try:
         start_container(lambda: api.start(container_id))
+        if on_started is not None:
+            on_started()
         pending = b""
         for chunk in api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
             pending += chunk
@@ -288,8 +291,9 @@ _stage_client_lock = threading.Lock()
 
 
 def _stage_client():
-    """One client shared by the stage threads of a run: a client per container would ask
-    the engine for its API version each time, and parallel stages would each open a pool."""
+    """One client shared by the stage threads of a run (and the image checks before them): a
+    client per call would ask the engine for its API version each time, and parallel stages
+    would each open a pool."""
     global _stage_client_instance
     with _stage_client_lock:
         if _stage_client_instance is None:
@@ -478,15 +482,15 @@ def image_id(ref: str) -> str | None:
     """The local image id (``sha256:...``) of ``ref``, or None when it is not here. Never pulls."""
     from docker.errors import DockerException, ImageNotFound
 
-    client = _client()
+    # The shared client: a run asks this while planning and again before its stages start;
+    # a client of its own would ask the engine for its API version each time.
+    api = _stage_client().api
     try:
-        return client.images.get(ref).id
+        return str(api.inspect_image(ref)["Id"])
     except ImageNotFound:
         return None
     except DockerException as exc:
         raise EngineUnavailableError(f"Docker engine error: {_short_reason(str(exc))}", hint=START_HINT) from None
-    finally:
-        client.close()
 
 
 def build_image(

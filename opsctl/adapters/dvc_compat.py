@@ -126,6 +126,43 @@ def dataset_hash(repo: Any, path: str) -> str:
     return str(obj.hash_info.value)
 
 
+def hash_and_cache_outputs(repo: Any, stage: Any) -> None:
+    """Read a finished stage's outputs once, outside the session's mutex: each file's md5 into
+    DVC's state database and, for a cached output, its object into the cache — the slow part
+    of ``stage.save()`` + ``stage.commit()``, which then find both there and only do their
+    bookkeeping. ``dvc_data.hashfile.hash.hash_file(path, fs, "md5", state=)`` and
+    ``HashFileDB.add(path, fs, oid, hardlink=)`` (dvc-data 3.x, DVC 3.50-3.67).
+
+    Thread-safe because it touches no shared DVC object that is not: the stage's own outputs
+    (no two stages share a path), the local filesystem (stateless ``os`` calls), the state
+    database (a diskcache Cache, documented thread-safe: one SQLite connection per thread),
+    and the content-addressed cache (an object is copied to a unique temporary name, then
+    renamed into place; DVC itself hashes files and copies objects in from worker threads).
+    It does not use ``repo.dvcignore``, whose pattern trie is filled lazily (not thread-safe):
+    a file of an output directory that DVC ignores is hashed and cached for nothing, never
+    recorded. Nothing here decides what is recorded: DVC's ``save`` under the mutex does,
+    and a hash it does not find in the state database it computes again. Outputs with
+    another hash name (a legacy ``md5-dos2unix`` entry) are left to DVC."""
+    from dvc_data.hashfile.hash import hash_file
+
+    for out in stage.outs:
+        if out.hash_name != "md5" or not out.is_in_repo:
+            continue
+        odb = out.cache if out.use_cache else None
+        hardlink = odb is not None and next(iter(odb.cache_types), None) == "hardlink"  # as Output.commit
+        root = out.fs_path
+        if os.path.isdir(root) and not os.path.islink(root):
+            paths = [os.path.join(top, name) for top, _dirs, files in os.walk(root) for name in files]
+        elif os.path.isfile(root):
+            paths = [root]
+        else:
+            continue
+        for path in paths:
+            _meta, info = hash_file(path, out.fs, "md5", state=repo.state)
+            if odb is not None and info.value:
+                odb.add(path, out.fs, info.value, hardlink=hardlink)
+
+
 # -- dvc.lock ------------------------------------------------------------------------------
 
 

@@ -138,6 +138,9 @@ class RunSession:
         self._lock_cache: dict[str, tuple] = {}  # dvc.lock path -> (stat signature, parsed data)
         # What the last whole-pipeline plan() depended on (adapters/dvc_watch.py); None when unknown.
         self.watch: WatchList | None = None
+        self._lock_file_mutex = threading.Lock()  # one dvc.lock writer at a time (see _write_lock_entries)
+        self._lock_pending_mutex = threading.Lock()
+        self._lock_pending: dict[int, Any] = {}  # id -> saved stage whose dvc.lock entry is not written yet
 
     def _must_write(self) -> None:
         if self.read_only:
@@ -350,20 +353,37 @@ class RunSession:
     def record(self, name: str) -> RecordedStage:
         """After a command exited 0: hash deps and outs, commit outs, save the run-cache
         entry, write the ``dvc.lock`` entry. StageOutputMissing when an output is absent
-        (nothing written for the stage then)."""
+        (nothing written for the stage then).
+
+        Parallel stages finish together, so the slow part — reading each output to hash it
+        and copy it into the cache — runs outside the mutex, on this stage's own files and
+        the thread-safe parts of DVC only (``dvc_compat.hash_and_cache_outputs`` says why it
+        is safe). Under the mutex DVC's own ``save``/``commit`` then find every hash and
+        object there and do the bookkeeping that touches shared repo objects (Git's ignore
+        files, the run cache). The ``dvc.lock`` entry is written last, together with those
+        of stages that finished meanwhile (:meth:`_write_lock_entries`); the call returns
+        once this stage's entry is on disk."""
         self._must_write()
         from dvc.output import OutputDoesNotExistError
 
-        with self._locked():
-            stage = self._stages.pop(name)
-            missing = [str(o.def_path) for o in stage.outs if not o.exists]
-            if missing:
-                raise StageOutputMissing(", ".join(missing))
-            try:
-                self._save(stage)
-            except OutputDoesNotExistError as exc:
-                raise StageOutputMissing(str(exc)) from None
-            return RecordedStage(name, _hashes(stage))
+        # Without the mutex: the entry is this stage's own (only its thread adds and removes
+        # it), and a dict's pop is atomic.
+        stage = self._stages.pop(name)
+        try:
+            with _translate():
+                missing = [str(o.def_path) for o in stage.outs if not os.path.lexists(o.fs_path)]
+                if missing:
+                    raise StageOutputMissing(", ".join(missing))
+                dvc_compat.hash_and_cache_outputs(self._repo, stage)
+            with self._locked():
+                missing = [str(o.def_path) for o in stage.outs if not o.exists]  # DVC's view (.dvcignore)
+                if missing:
+                    raise StageOutputMissing(", ".join(missing))
+                self._save(stage, write_lock=False)
+        except OutputDoesNotExistError as exc:
+            raise StageOutputMissing(str(exc)) from None
+        self._write_lock_entries(stage)
+        return RecordedStage(name, _hashes(stage))
 
     # -- a stage run away from the project (a remote executor) ---------------------------
 
@@ -413,7 +433,7 @@ class RunSession:
                     raise StageOutputMissing(path)
                 md5, size, nfiles = outputs[path]
                 dvc_compat.set_output_hash(out, md5, size, nfiles)
-            self._write_lock_entry(stage)
+            self._write_lock_entries(stage)
             return RecordedStage(name, _hashes(stage))
 
     def push_objects(self, md5s: list[str], remote: str | None) -> int:
@@ -473,23 +493,50 @@ class RunSession:
     def _stage(self, repo, name: str):
         return self._planned.get(name) or _find(repo, name)
 
-    def _save(self, stage) -> None:
+    def _save(self, stage, *, write_lock: bool = True) -> None:
         # Stage.run's tail: outs without cache (metrics, plots) keep the stage out of the run cache.
         no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
         stage.save(run_cache=not no_cache_outs)
         stage.commit()
-        self._write_lock_entry(stage)
+        if write_lock:
+            self._write_lock_entries(stage)
 
-    def _write_lock_entry(self, stage) -> None:
-        """``stage.dump(update_pipeline=False)`` — DVC's Lockfile.dump_stages — with two
-        differences: the parsed dvc.lock is kept between stages (DVC re-parses it for
-        every stage, which grows with the pipeline) unless the file changed on disk,
-        and the file is replaced whole (DVC rewrites it in place, so a kill mid-write
+    def _write_lock_entries(self, stage) -> None:
+        """Put ``stage``'s entry into ``dvc.lock``, with those of other stages waiting to be
+        written at that moment: stages that finish together cost one write, not one each.
+        Returns once ``stage``'s entry is on disk (by this thread or by the one that wrote the
+        batch it was in). Only the stage objects (each saved and committed, no longer touched
+        by DVC) and the lock file itself are used, so this needs no repo mutex: its own lock
+        keeps one writer at a time, which DVC's repository lock, held by the session, makes
+        the only writer of ``dvc.lock``."""
+        with self._lock_pending_mutex:
+            self._lock_pending[id(stage)] = stage
+        with self._lock_file_mutex:
+            with self._lock_pending_mutex:
+                if id(stage) not in self._lock_pending:
+                    return  # another thread wrote it (with the file mutex held: it is on disk)
+                batch, self._lock_pending = list(self._lock_pending.values()), {}
+            try:
+                with _translate():
+                    by_file: dict[str, list] = {}
+                    for each in batch:
+                        by_file.setdefault(dvc_compat.lockfile_path(each), []).append(each)
+                    for path, stages in by_file.items():
+                        self._write_lock_file(Path(path), stages)
+            except BaseException:
+                with self._lock_pending_mutex:  # the others write their own, or fail in turn
+                    self._lock_pending.update({id(s): s for s in batch if s is not stage})
+                raise
+
+    def _write_lock_file(self, path: Path, stages: list) -> None:
+        """``stage.dump(update_pipeline=False)`` — DVC's Lockfile.dump_stages — for ``stages``
+        at once, with two differences: the parsed dvc.lock is kept between stages (DVC
+        re-parses it for every stage, which grows with the pipeline) unless the file changed
+        on disk, and the file is replaced whole (DVC rewrites it in place, so a kill mid-write
         leaves half a dvc.lock). The bytes written are DVC's: same serializer, same dumper."""
         from dvc.stage import serialize
         from dvc.utils.serialize import parse_yaml_for_update
 
-        path = Path(dvc_compat.lockfile_path(stage))
         signature = _signature(path)
         cached = self._lock_cache.get(str(path))
         if cached is not None and cached[0] == signature:
@@ -501,7 +548,8 @@ class RunSession:
         if not data:
             data.update({"schema": "2.0"})
         data["stages"] = data.get("stages", {})
-        data["stages"].update(serialize.to_lockfile(stage))
+        for stage in stages:
+            data["stages"].update(serialize.to_lockfile(stage))
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as fd:
             dvc_compat.dump_yaml(data, fd)

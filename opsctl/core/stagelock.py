@@ -25,7 +25,9 @@ HEADER = (
     "# a stage whose image changed since is stale.\n"
 )
 
-_write_lock = threading.Lock()
+_write_lock = threading.Lock()  # one writer of opsctl.lock at a time in this process
+_pending_lock = threading.Lock()
+_pending: dict[tuple[str, str], StageImage] = {}  # (root, stage) -> entry not written yet
 
 
 @dataclass(frozen=True)
@@ -62,17 +64,33 @@ def _text(value: object) -> str | None:
 
 
 def record_stage(root: Path, stage: str, image: StageImage) -> None:
-    """Set one stage's entry; the file is replaced whole (never half-written)."""
+    """Set one stage's entry; the file is replaced whole (never half-written). Entries of
+    stages recorded at the same moment by other threads go into the same write (parallel
+    stages finish together); each call returns once its own entry is on disk."""
     import yaml
 
+    key = (str(root), stage)
+    with _pending_lock:
+        _pending[key] = image
     with _write_lock:
-        current = read_lock(root)
-        current[stage] = image
-        doc = {
-            "schema": SCHEMA,
-            "stages": {
-                name: {k: v for k, v in asdict(entry).items() if v is not None}
-                for name, entry in sorted(current.items())
-            },
-        }
-        write_atomically(root / LOCK_FILE, HEADER + yaml.safe_dump(doc, sort_keys=False))
+        with _pending_lock:
+            if key not in _pending:
+                return  # written by the thread that held _write_lock before us
+            batch = {name: entry for (where, name), entry in _pending.items() if where == str(root)}
+            for name in batch:
+                del _pending[(str(root), name)]
+        try:
+            current = read_lock(root)
+            current.update(batch)
+            doc = {
+                "schema": SCHEMA,
+                "stages": {
+                    name: {k: v for k, v in asdict(entry).items() if v is not None}
+                    for name, entry in sorted(current.items())
+                },
+            }
+            write_atomically(root / LOCK_FILE, HEADER + yaml.safe_dump(doc, sort_keys=False))
+        except BaseException:
+            with _pending_lock:  # the others write their own, or fail in turn
+                _pending.update({(str(root), name): entry for name, entry in batch.items() if name != stage})
+            raise

@@ -89,6 +89,8 @@ class StageInvocation:
     container: ContainerSettings | None = None  # required by the docker executor
     root: Path | None = None  # the project root (mounted at /workspace by the docker executor); default: workdir
     remote: RemoteWork | None = None  # for an executor whose stages run away from the project
+    # Called once the stage's container has started (the docker executor; others never call it).
+    on_started: Callable[[], None] | None = None
 
     @property
     def project_root(self) -> Path:

@@ -83,7 +83,7 @@ class DockerExecutor:
                 if on_line is not None:
                     on_line(invocation.stage, line)
 
-            exit_code = run_container(spec, emit, network_ready=network_ready)
+            exit_code = run_container(spec, emit, network_ready=network_ready, on_started=invocation.on_started)
         return StageOutcome(invocation.stage, exit_code, time.monotonic() - started, invocation.log_path)
 
     def cancel(self, run_id: str) -> None:
@@ -97,10 +97,18 @@ class DockerExecutor:
             run = self._runs.pop(run_id, None)
         if run is None:
             return
-        run.sandbox.running.wait()
-        if run.sandbox.ok and run.sandbox.container_id is not None:
-            stop_network_sandbox(run.sandbox.container_id)
+        run.sandbox.stop()
         run.reaper.close()
+
+    def release_network(self, run_id: str) -> None:
+        """No stage of the run will start a container any more (each has started one, or
+        ended): stop the network sandbox now, in the background, instead of at the end.
+        The stages still running keep the namespace — the kernel holds it while a process
+        is in it — and the engine lets them run on; :meth:`close` waits for the stop."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is not None:
+            run.sandbox.stop_in_background()
 
     def _labels(self, run_id: str | None, stage: str | None) -> dict:
         labels = {RUN_LABEL: run_id or "", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
@@ -148,6 +156,8 @@ class _Sandbox:
         self.running = threading.Event()
         self.container_id: str | None = None
         self.ok = False
+        self._stop_lock = threading.Lock()
+        self._stopping: threading.Thread | None = None  # the thread stopping it, once one does
 
     def start(self, image: str, labels: dict) -> None:
         try:
@@ -172,3 +182,26 @@ class _Sandbox:
     def wait_running(self) -> bool:
         self.running.wait()
         return self.ok
+
+    def stop(self) -> None:
+        """Remove the sandbox (once it has started, or failed to); when a background stop
+        was begun, wait for that one instead."""
+        with self._stop_lock:
+            stopping = self._stopping
+            self._stopping = self._stopping or threading.current_thread()
+        if stopping is None:
+            self._stop()
+        elif stopping is not threading.current_thread():
+            stopping.join()
+
+    def stop_in_background(self) -> None:
+        with self._stop_lock:
+            if self._stopping is not None:
+                return
+            self._stopping = threading.Thread(target=self._stop, name="opsctl-sandbox-stop")
+            self._stopping.start()
+
+    def _stop(self) -> None:
+        self.running.wait()
+        if self.ok and self.container_id is not None:
+            stop_network_sandbox(self.container_id)

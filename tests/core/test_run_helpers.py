@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
+from opsctl.core import stagelock
 from opsctl.core.run import parse_overrides
 from opsctl.core.stagelock import LOCK_FILE, StageImage, read_lock, record_stage
 from opsctl.errors import UsageError
@@ -52,3 +56,20 @@ def test_stagelock_round_trip_and_replace(tmp_path):
 def test_unreadable_stagelock_counts_as_empty(tmp_path):
     (tmp_path / LOCK_FILE).write_text("stages: [unclosed\n")
     assert read_lock(tmp_path) == {}
+
+
+def test_stagelock_records_at_once_keep_every_entry(tmp_path):
+    writers = 4
+    images = {f"s{i}": StageImage("docker", "tools", f"img:{i}", f"sha256:{i}") for i in range(writers)}
+    with stagelock._write_lock:  # a write in progress: the others queue and go in one write
+        threads = [threading.Thread(target=record_stage, args=(tmp_path, n, image)) for n, image in images.items()]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(stagelock._pending) < writers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(stagelock._pending) == writers
+    for thread in threads:
+        thread.join(timeout=30)
+    assert read_lock(tmp_path) == images
+    assert not stagelock._pending

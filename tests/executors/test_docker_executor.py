@@ -334,3 +334,62 @@ def test_a_ctrl_c_at_the_terminal_does_not_reach_the_reaper(busybox_image, docke
             container.remove(force=True)
         except Exception:
             pass
+
+
+def test_the_sandbox_goes_once_every_stage_started_and_the_stages_run_on(tmp_path, busybox_image, docker_engine):
+    """release_network: no stage will join any more, so the sandbox is stopped while the
+    stages still run; they keep its (loopback-only) namespace and finish normally."""
+    import threading
+
+    run_id = "run-release-ns"
+    executor = DockerExecutor()
+    started = threading.Semaphore(0)
+    outcomes = {}
+    seen = []
+
+    def stage(name: str, cmd: str) -> None:
+        invocation = StageInvocation(
+            stage=name,
+            cmd=cmd,
+            workdir=tmp_path,
+            log_path=tmp_path / f"{name}.log",
+            run_id=run_id,
+            container=ContainerSettings(image=IMAGE),
+            on_started=started.release,
+        )
+        outcomes[name] = executor.run(invocation, on_line=lambda s, line: seen.append((s, line.strip())))
+
+    def sandboxes() -> list:
+        return [
+            c
+            for c in docker_engine.api.containers(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+            if STAGE_LABEL not in (c.get("Labels") or {})
+        ]
+
+    # Each stage waits (bounded) for a file the test writes once the sandbox is gone.
+    go = "i=0; while [ ! -e go ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"
+    threads = [
+        threading.Thread(target=stage, args=(name, f"{go}; ip -o link | cut -d: -f2; echo {name}"))
+        for name in ("a", "b")
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for _ in threads:
+            assert started.acquire(timeout=60), "a stage's container did not start"
+        assert len(sandboxes()) == 1
+        executor.release_network(run_id)
+        deadline = time.monotonic() + 30
+        while sandboxes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandboxes() == []  # gone while both stages still run
+        assert all(thread.is_alive() for thread in threads)
+        (tmp_path / "go").write_text("")
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        (tmp_path / "go").write_text("")
+        executor.close(run_id)
+    assert {name: o.exit_code for name, o in outcomes.items()} == {"a": 0, "b": 0}
+    assert sorted(line for _, line in seen) == ["a", "b", "lo", "lo"]  # still loopback only
+    assert containers_labelled(RUN_LABEL, run_id) == []
