@@ -79,7 +79,7 @@ def test_ctrl_c_inside_an_exec_still_exits_130_under_python_m(tmp_path):
     (probe / "__init__.py").write_text("")
     (probe / "__main__.py").write_text(
         textwrap.dedent("""
-        import os, signal
+        import os, signal, sys
         import opsctl.__main__ as entry
         import opsctl.cli.fastpath as fastpath
 
@@ -87,6 +87,7 @@ def test_ctrl_c_inside_an_exec_still_exits_130_under_python_m(tmp_path):
             exec("import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nsum(range(100_000))")
 
         fastpath.try_fast_path = interrupted_in_exec
+        sys.argv = ["opsctl", "status"]  # a command: not the recorded help (cli/help_cache.py)
         entry.run()
     """)
     )
@@ -114,6 +115,7 @@ def test_ctrl_c_while_the_cli_is_still_importing_exits_130(tmp_path):
 
         fastpath.try_fast_path = lambda args: None
         sys.modules["opsctl.cli.main"] = InterruptedImport()
+        sys.argv = ["opsctl", "status"]  # a command: not the recorded help (cli/help_cache.py)
         entry.run()
     """)
     )
