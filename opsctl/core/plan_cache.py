@@ -124,17 +124,25 @@ def environment_key() -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
+# What decides a status besides the project: DVC and the libraries it hashes and ignores with.
+STATUS_PACKAGES = ("dvc", "dvc_data", "dvc_objects", "scmrepo", "dulwich", "pathspec")
+
+
 def install_key() -> list:
-    """opsctl's and DVC's installed versions, without importing DVC: the stat of their files."""
+    """The installed opsctl and DVC (with the libraries DVC's status rests on), without importing
+    them: opsctl's version and the stat of the modules that decide what a record means, and of
+    each package's ``__init__.py`` (an upgrade or reinstall writes it anew)."""
     import importlib.util
 
     from opsctl import __version__
 
-    key: list = [__version__, signature(__file__)]
-    spec = importlib.util.find_spec("dvc")
-    origin = spec.origin if spec else None
-    if origin:
-        key += [signature(origin), signature(os.path.join(os.path.dirname(origin), "_dvc_version.py"))]
+    here = os.path.dirname(os.path.abspath(__file__))
+    adapters = os.path.join(os.path.dirname(here), "adapters")
+    key: list = [__version__, signature(__file__), signature(os.path.join(here, "pipeline.py"))]
+    key += [signature(os.path.join(adapters, name)) for name in ("dvc_watch.py", "dvc_compat.py")]
+    for package in STATUS_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        key.append([package, signature(spec.origin) if spec and spec.origin else None])
     return key
 
 

@@ -236,3 +236,28 @@ def test_the_environment_dvc_and_git_read_is_part_of_the_record(project, monkeyp
     assert saved(project)
     monkeypatch.setenv("DVC_SITE_CACHE_DIR", "/elsewhere")
     assert load(project)[1].reason == "environment changed"
+
+
+@pytest.mark.parametrize("package", plan_cache.STATUS_PACKAGES)
+def test_an_upgrade_of_dvc_or_a_library_its_status_rests_on_misses(project, tmp_path, monkeypatch, package):
+    """Each package is stood in for by a module file of its own; rewriting it (what pip does on
+    an upgrade or a reinstall) misses."""
+    import importlib.machinery
+    import importlib.util
+
+    stand_in = tmp_path / f"{package}__init__.py"
+    stand_in.write_text("# 1\n")
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        if name == package:
+            return importlib.machinery.ModuleSpec(name, None, origin=str(stand_in))
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    past_racy_window()
+    assert saved(project)
+    assert load(project)[1].hit
+    stand_in.unlink()
+    stand_in.write_text("# 2\n")  # a new file: a new inode, as pip writes it
+    assert load(project)[1].reason == "opsctl or DVC changed"
