@@ -312,14 +312,10 @@ def _lock_entries(stage) -> set[str]:
     """Names of the stages recorded in the dvc.lock beside ``stage``'s dvc.yaml. Read with
     libyaml (adapters/dvc_records.py): DVC's own reader parses it again with ruamel's pure-Python
     parser, 0.7 s for a 50-stage lock, only for the names."""
-    from opsctl.adapters.dvc_records import MAX_FILE_BYTES, load_structure
+    from opsctl.adapters.dvc_records import load_structure_file
 
-    path = dvc_compat.lockfile_path(stage)
     try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
-            return set()
-        with open(path, "rb") as f:
-            lock = load_structure(path, f.read())
+        lock = load_structure_file(dvc_compat.lockfile_path(stage))
     except Exception:  # noqa: BLE001 — a missing or unreadable lock means "never ran" for our purpose
         return set()
     stages = lock.get("stages") if isinstance(lock, dict) else None

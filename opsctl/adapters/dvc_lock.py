@@ -110,10 +110,16 @@ def _rwlock_live(root: Path, *, readers: bool) -> bool:
         return True
     if not isinstance(data, dict):
         return True
+    infos = _rwlock_entries(data, readers=readers)
+    return any(isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) for info in infos)
+
+
+def _rwlock_entries(data: dict, *, readers: bool) -> list:
+    """The entries (pid and command) of DVC's rwlock file: its writers, and its readers too."""
     infos = list((data.get("write") or {}).values())
     for entries in (data.get("read") or {}).values() if readers else ():
         infos += entries if isinstance(entries, list) else [entries]
-    return any(isinstance(info, dict) and isinstance(info.get("pid"), int) and pid_alive(info["pid"]) for info in infos)
+    return infos
 
 
 def stage_running(repo) -> LockHolder | None:
@@ -136,9 +142,7 @@ def stage_running(repo) -> LockHolder | None:
         with make_lock(os.path.join(tmp_dir, RWLOCK_LOCK), tmp_dir=tmp_dir, hardlink_lock=hardlink):
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
-        infos = list((data.get("write") or {}).values())
-        for readers in (data.get("read") or {}).values():
-            infos += readers if isinstance(readers, list) else [readers]
+        infos = _rwlock_entries(data, readers=True)
     except FileNotFoundError:
         return None
     except Exception:  # noqa: BLE001 — unreadable or malformed: DVC itself reports that when it gets there

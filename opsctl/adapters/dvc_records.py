@@ -5,6 +5,7 @@ comparison (adapters/dvc_compare.py) and the sizes of ``opsctl data diff`` (adap
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,15 @@ def load_structure(path: str, data: bytes) -> Any:
 
 
 MAX_FILE_BYTES = 16 << 20  # a params, metrics, dvc.yaml, dvc.lock or .dvc file; larger is an error, never read whole
+
+
+def load_structure_file(path: str) -> Any:
+    """:func:`load_structure` of a file on disk; ``BlobTooLarge`` (an OSError) over MAX_FILE_BYTES."""
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise git_adapter.BlobTooLarge(f"{path}: {size:,} bytes, over {MAX_FILE_BYTES:,}")
+    with open(path, "rb") as f:
+        return load_structure(path, f.read())
 
 
 class FileReader:

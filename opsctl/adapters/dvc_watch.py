@@ -113,13 +113,10 @@ def _add_data(watch: WatchList, item: Any, up_to_date: bool) -> None:
 
 
 def _parsed(dvc_yaml: str) -> Any:
-    from opsctl.adapters.dvc_records import MAX_FILE_BYTES, load_structure
+    from opsctl.adapters.dvc_records import load_structure_file
 
     try:
-        if os.path.getsize(dvc_yaml) > MAX_FILE_BYTES:
-            return None
-        with open(dvc_yaml, "rb") as f:
-            return load_structure(dvc_yaml, f.read())
+        return load_structure_file(dvc_yaml)
     except Exception:  # noqa: BLE001 — DVC read it a moment ago; unreadable now is a change the stat sees
         return None
 

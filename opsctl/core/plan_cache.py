@@ -34,7 +34,7 @@ import json
 import os
 import stat as stat_module
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,9 @@ RACY_NS = 100_000_000
 DISABLE_ENV = "OPSCTL_NO_PLAN_CACHE"  # set to 1 to always ask DVC (and keep nothing)
 ENV_PREFIXES = ("DVC_", "GIT_", "DOCKER_")  # environment that changes what DVC or the engine answers
 ENV_NAMES = ("HOME", "XDG_CONFIG_HOME")
+
+# What a garbage record (bad JSON, a wrong shape, nesting too deep) raises on the way: a miss.
+UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
 
 Signature = list  # [inode, size, mtime_ns, ctime_ns, type]; None for a missing path
 
@@ -69,10 +72,10 @@ class Watched:
 
 @dataclass
 class Stats:
-    """What :func:`load` found: every path it stat-ed or hashed, and how long it took."""
+    """What :func:`load` found: whether the record held, why not, and how long the check took."""
 
     hit: bool = False
-    reason: str = ""  # why it missed (for --debug output and the tests)
+    reason: str = ""  # why it missed (for the tests and the benches)
     seconds: float = 0.0
 
 
@@ -185,9 +188,7 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
             **{path: _after(_listing(path, False), path) for path in sorted(watched.listed)},
         }
         collected_dirs = sorted(watched.collected - watched.listed)
-        sigs = [s for s in data.values() if s] + [c[0] for c in content.values() if c[0]]
-        sigs += [entry[0] for entry in listings.values() if entry[0]]
-        if any(int(sig[3]) >= started_ns - RACY_NS for sig in sigs):
+        if _changed_since(started_ns - RACY_NS, data, content, listings):
             return False  # something changed while the check ran (or just before): ask DVC next time
         record = {
             "format": FORMAT,
@@ -210,6 +211,13 @@ def save(project: Project, key: dict, verdict: dict, watched: Watched, started_n
         return True
     except OSError:
         return None
+
+
+def _changed_since(moment_ns: int, data: dict, content: dict, listings: dict) -> bool:
+    """Whether any path of a record (``data``: path -> stat; ``content`` and ``listings``:
+    path -> [stat, what was read]) changed at or after ``moment_ns``, by its ctime."""
+    stats = [*data.values(), *(entry[0] for entry in (*content.values(), *listings.values()))]
+    return any(sig is not None and int(sig[3]) >= moment_ns for sig in stats)
 
 
 def _after(read: object, path: str) -> list:
@@ -236,7 +244,7 @@ def load(
         record, reason = _read(project, key)
         if record is not None:
             reason = _changed(record, engine_id or _engine_image_id, str(project.state_dir))
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+    except UNREADABLE as exc:
         record, reason = None, f"unreadable cache ({type(exc).__name__})"
     stats.seconds = time.perf_counter() - started
     stats.hit, stats.reason = reason is None, reason or ""
@@ -371,7 +379,7 @@ class Watcher:
                 self._memo.clear()
             found = _differences(self._record, refs.get, "", refresh=False, memo=self._memo)
             return tuple(sorted(set(found)))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        except UNREADABLE:
             self._record = None
             return None
 
@@ -379,10 +387,7 @@ class Watcher:
 def _save_refreshed(project: Project, record: dict) -> None:
     """Keep the new stats of files that were touched but found equal, unless one of them is so
     recent that a change in the same clock tick could still follow unseen."""
-    now = time.time_ns()
-    sigs: Iterable = [*record["data"].values(), *(c[0] for c in record["content"].values())]
-    sigs = [*sigs, *(entry[0] for entry in record["listings"].values())]
-    if any(sig and sig[3] >= now - RACY_NS for sig in sigs):
+    if _changed_since(time.time_ns() - RACY_NS, record["data"], record["content"], record["listings"]):
         return
     with contextlib.suppress(OSError):
         write_atomically(project.state_dir / CACHE_FILE, json.dumps(record, separators=(",", ":")))
