@@ -224,8 +224,10 @@ def one_stage_run(run_id: str, started: float, n: int, *, params: dict, metrics:
 def tree(path: Path) -> dict[str, bytes]:
     """Every file under ``path`` with its content: a snapshot to prove nothing changed."""
 
-    def scratch(rel: Path) -> bool:  # Git's internals and DVC's own scratch space (lock, caches of its indexes)
-        return ".git" in rel.parts or rel.parts[:2] == (".dvc", "tmp")
+    def scratch(rel: Path) -> bool:
+        # Git's internals, DVC's own scratch space (lock, caches of its indexes), and opsctl's
+        # record of its last full check, which any `status` may keep or refresh (a cache, not data).
+        return ".git" in rel.parts or rel.parts[:2] == (".dvc", "tmp") or rel.parts == (".opsctl", "plan-cache.json")
 
     return {
         str(p.relative_to(path)): p.read_bytes()
