@@ -1,5 +1,6 @@
 """One question to the Docker engine without the docker SDK: a ``ref:`` image's id, for the
-no-op fast path (core/plan_cache.py). Importing the SDK (requests, urllib3, paramiko checks)
+no-op fast path (core/plan_cache.py), or whether an image is there at all (core/run.py opens a
+run's executor early with one). Importing the SDK (requests, urllib3, paramiko checks)
 costs ~0.15 s; this is one HTTP request on the engine's Unix socket with the standard library.
 
 Only the engines the SDK would reach the same way are asked here: ``DOCKER_HOST`` unset (the
@@ -53,27 +54,38 @@ def _connection() -> http.client.HTTPConnection | None:
 def image_id_quickly(ref: str) -> str | None:
     """The local id (``sha256:...``) of image ``ref``, None when the engine doesn't have it; never
     pulls. Asks through the SDK when this engine can't be asked directly."""
-    connection = _connection()
-    if connection is None:
-        from opsctl.adapters.docker import image_id
-
-        return image_id(ref)
-    try:
-        connection.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
-        response = connection.getresponse()
-        body = response.read(MAX_RESPONSE_BYTES)
-        status = response.status
-    except OSError:
+    answer = _inspect_image(ref)
+    if answer is None or answer[0] not in (200, 404):
         from opsctl.adapters.docker import image_id
 
         return image_id(ref)  # says why the engine can't be reached, as every other command does
-    finally:
-        connection.close()
+    status, body = answer
     if status == 404:
         return None
-    if status != 200:
-        from opsctl.adapters.docker import image_id
-
-        return image_id(ref)
     identity = json.loads(body).get("Id")
     return str(identity) if identity else None
+
+
+def image_here(ref: str) -> bool | None:
+    """Whether the engine, asked directly, has image ``ref``: True or False as it answers, None
+    when it can't be asked this way or gives no clear answer. For callers that get ready early
+    only when they can, and otherwise leave the asking (and the reporting) to the normal path."""
+    answer = _inspect_image(ref)
+    if answer is None or answer[0] not in (200, 404):
+        return None
+    return answer[0] == 200
+
+
+def _inspect_image(ref: str) -> tuple[int, bytes] | None:
+    """The engine's answer (status, body) to inspecting ``ref``; None when it can't be asked directly."""
+    connection = _connection()
+    if connection is None:
+        return None
+    try:
+        connection.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
+        response = connection.getresponse()
+        return response.status, response.read(MAX_RESPONSE_BYTES)
+    except OSError:
+        return None
+    finally:
+        connection.close()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opsctl.core.gates import AFTER, BEFORE, DRIFT
 from opsctl.core.pipeline import Plan, make_plan
@@ -157,7 +157,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
 
     # One run at a time: the session holds DVC's repository lock (the one `dvc repro` holds)
     # until the run is over, and it is taken before anything is touched, -S params included.
-    with _open_session(project, options, events) as session:
+    with _open_session(project, options, events) as session, _executor_opened_early(project, options, run_id) as early:
         if options.dry_run and overrides:
             return _dry_run_with_overrides(project, session, options, overrides, report, events)
         if options.check_out:
@@ -175,6 +175,8 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
         )
         report.plan = plan
         events.planned(plan)
+        if early is not None and not plan.to_run:
+            early.release_network(run_id)  # nothing will join it: stopped while the run ends
         gates = DataGates(project, session, run_id, events, plan)
         if session.changed_data_sources and not options.dry_run:
             # The plan already counts their stages as stale (their deps changed). Data that
@@ -192,7 +194,7 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
         recorder = RunRecorder(project, branch=options.branch)
         status = "failed"
         try:
-            _execute(project, session, plan, options, jobs, report, events, recorder, gates)
+            _execute(project, session, plan, options, jobs, report, events, recorder, gates, early)
             status = "failed" if report.failed else "succeeded"
         except KeyboardInterrupt:  # SchedulerInterrupted included
             status = "interrupted"
@@ -222,6 +224,59 @@ def _up_to_date_without_dvc(project: Project, options: RunOptions, executor: str
     if options.force or options.overrides or options.record_noop or options.check_out or options.shared:
         return None
     return nothing_to_run(project, options.targets, executor)
+
+
+@contextlib.contextmanager
+def _executor_opened_early(project: Project, options: RunOptions, run_id: str) -> Iterator[Any]:
+    """The run's executor, opened before DVC is asked for the plan when it safely can be
+    (docs/architecture.md, "Containers").
+
+    Opening the docker executor starts, in the engine, the run's network sandbox, which every
+    stage container waits for (~0.3 s of the engine's time): started here, it runs while DVC
+    opens and plans on this side, instead of after. The sandbox needs an image, and a stage's
+    may still have to be built; so only an image the engine clearly says it has is used — a
+    ``ref:`` image of opsctl.yaml, or one a stage of this project last ran in (opsctl.lock).
+    Otherwise (another executor, a dry run, no such image, an engine that doesn't answer) this
+    yields None and the executor opens after the images are built, as it always did.
+
+    Closed on the way out, whatever happens; closing twice is harmless."""
+    spec = executor_spec(options.executor or project.config.executor)
+    executor = None
+    if spec.containers and not spec.remote and not options.dry_run:
+        from opsctl.adapters.engine_api import image_here
+
+        image = None
+        for ref in _images_already_here_maybe(project):
+            here = image_here(ref)
+            if here is None:  # no engine to ask (or not this way): one timeout at most, not one a ref
+                break
+            if here:
+                image = ref
+                break
+        if image is not None:
+            executor = spec.create(_executor_settings(project, spec.name, options))
+            executor.open(run_id, image)
+    try:
+        yield executor
+    finally:
+        if executor is not None:
+            executor.close(run_id)
+
+
+def _images_already_here_maybe(project: Project) -> Iterator[str]:
+    """Images of this project that are likely in the engine: ``ref:`` images first, then the
+    ones its stages last ran in (only for image names it still configures)."""
+    from opsctl.core.stagelock import read_lock
+
+    yield from (image.ref for image in project.config.images.values() if image.ref)
+    for recorded in read_lock(project.root).values():
+        if recorded.ref and recorded.image in project.config.images:
+            yield recorded.ref
+
+
+def _executor_settings(project: Project, executor: str, options: RunOptions) -> dict:
+    """opsctl.yaml's ``executors.<name>`` settings, with the command line's on top."""
+    return {**project.config.executors.get(executor, {}), **options.executor_settings}
 
 
 def _record_plots(project: Project, recorder: RunRecorder, report: RunReport) -> None:
@@ -295,6 +350,7 @@ def _execute(
     events: RunEvents,
     recorder: RunRecorder,
     gates: DataGates,
+    opened: Any = None,
 ) -> None:
     from opsctl.adapters.dvc_run import EXECUTE, RESTORED, UP_TO_DATE, StageOutputMissing
     from opsctl.core.stagelock import StageImage, record_stage
@@ -308,8 +364,8 @@ def _execute(
         on_host = check_stage_networks(project.config, steps)
         if on_host:
             events.warning(host_network_warning([f"stage {name}" for name in on_host]))
-    executor_settings = {**project.config.executors.get(plan.executor, {}), **options.executor_settings}
-    executor = spec.create(executor_settings)
+    # Opened before the plan when it could be (_executor_opened_early); opening again is a no-op.
+    executor = opened or spec.create(_executor_settings(project, plan.executor, options))
     remote = None
     needed_here: set[str] = set()
     if spec.remote:
