@@ -20,6 +20,13 @@ empty network namespace, started once before the timed runs and removed after â€
 opsctl's docker executor shares one per run (executors/docker.py), except that opsctl
 starts its own inside the time measured.
 
+A second floor, "shaped", runs the same containers shaped as opsctl shapes a stage's
+(adapters/docker.py, taken from that module so the two cannot drift apart): the project
+bound at /workspace with the pipeline's own files read-only on top and .opsctl hidden
+under a tmpfs, no capabilities, no-new-privileges, a pids limit, the invoking uid:gid.
+It is printed beside the plain floor, without a target: what the safety rules cost the
+engine, so that the rest of the gap is opsctl's own.
+
 The disks are synced before each command and the three alternate which goes first.
 One untimed warm-up of each first (imports, the engine). Median of RUNS; target:
 opsctl <= 1.15x the floor (the exit status); `dvc repro` is shown alongside, with
@@ -54,7 +61,7 @@ from _timing import (
 ENV = {"DVC_NO_ANALYTICS": "1"}
 TARGET = 1.15  # opsctl against the floor
 DVC_TARGET = 0.35  # opsctl against dvc repro
-TOOLS = ("opsctl", "floor", "dvc")
+TOOLS = ("opsctl", "floor", "shaped", "dvc")
 
 
 def dvc_yaml(stages: int, sleep: float) -> str:
@@ -82,9 +89,27 @@ def start_sandbox() -> str:
     return proc.stdout.strip()
 
 
-def floor(sandbox: str, stages: int, sleep: float) -> float:
+def shaped_options(workspace: Path) -> tuple[str, ...]:
+    """`docker run` options giving a container the shape of an opsctl stage's in ``workspace``."""
+    from opsctl.adapters.docker import HIDDEN_PATHS, _workspace_binds
+    from opsctl.executors.base import DEFAULT_PIDS
+
+    binds, _absent = _workspace_binds(str(workspace))
+    options = [f"--volume={source}:{bind['bind']}:{bind['mode']}" for source, bind in binds.items()]
+    options += [f"--tmpfs=/workspace/{path}:ro,nosuid,nodev,noexec,size=4k" for path in HIDDEN_PATHS]
+    return (
+        *options,
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        f"--pids-limit={DEFAULT_PIDS}",
+        f"--user={os.getuid()}:{os.getgid()}",
+        "--workdir=/workspace",
+    )
+
+
+def floor(sandbox: str, stages: int, sleep: float, options: tuple[str, ...] = ()) -> float:
     """``stages`` concurrent `docker run`s joining ``sandbox``'s namespace: wall time until all exit."""
-    cmd = ["docker", "run", "--rm", "--network", f"container:{sandbox}", BUSYBOX_IMAGE, "sleep", f"{sleep:g}"]
+    cmd = ["docker", "run", "--rm", "--network", f"container:{sandbox}", *options, BUSYBOX_IMAGE, "sleep", f"{sleep:g}"]
     started = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(stages)]
     outputs = [proc.communicate()[0] for proc in procs]
@@ -122,8 +147,11 @@ def main() -> int:
             flush=True,
         )
         sandbox = start_sandbox()
+        shaped_workspace = fresh_copy(template, work / "shaped")  # the shaped floor's containers write nothing
+        shaped = shaped_options(shaped_workspace)
 
         floor(sandbox, args.stages, args.sleep)  # warm-up: bytecode, page cache, the engine
+        floor(sandbox, args.stages, args.sleep, shaped)
         for tool, cmd in commands.items():
             warm = fresh_copy(template, work / f"warm-{tool}")
             timed(cmd, cwd=warm, env=ENV)
@@ -138,6 +166,8 @@ def main() -> int:
                 os.sync()
                 if tool == "floor":
                     times[tool].append(floor(sandbox, args.stages, args.sleep))
+                elif tool == "shaped":
+                    times[tool].append(floor(sandbox, args.stages, args.sleep, shaped))
                 else:
                     times[tool].append(timed(commands[tool], cwd=projects[tool], env=ENV))
             locks = {tool: check_outputs(projects[tool], args.stages) for tool in commands}
@@ -158,6 +188,12 @@ def main() -> int:
             f"{args.stages} x docker run (floor)",
             statistics.median(times["floor"]),
             TARGET,
+        )
+        shaped_floor = statistics.median(times["shaped"])
+        print(
+            f"{'  the floor, shaped as opsctl':<28} {shaped_floor:7.3f} s   "
+            f"(+{shaped_floor - statistics.median(times['floor']):.3f} s: the safety rules' cost to the engine); "
+            f"opsctl / shaped floor {opsctl / shaped_floor:.2f}x"
         )
         ok_dvc = report(
             f"opsctl run -j {args.stages} (docker)",
