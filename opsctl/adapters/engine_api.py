@@ -85,7 +85,7 @@ def _inspect_image(ref: str) -> tuple[int, bytes] | None:
         connection.request("GET", f"/images/{quote(ref, safe='/:@')}/json")
         response = connection.getresponse()
         return response.status, response.read(MAX_RESPONSE_BYTES)
-    except OSError:
+    except (OSError, http.client.HTTPException):  # no engine there, or something else than an engine
         return None
     finally:
         connection.close()

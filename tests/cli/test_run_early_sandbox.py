@@ -165,3 +165,22 @@ def test_image_here_says_yes_no_or_cannot_ask(monkeypatch):
     assert image_here(BUSYBOX) is None
     monkeypatch.setenv("DOCKER_HOST", "ssh://user@example.invalid")  # the SDK's to ask, never this module's
     assert image_here(BUSYBOX) is None
+
+
+def test_image_here_is_no_answer_from_something_else_than_an_engine(tmp_path, monkeypatch):
+    import socketserver
+    import threading
+
+    from opsctl.adapters.engine_api import image_here
+
+    class NotAnEngine(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n")  # a line, but no HTTP status line
+
+    path = str(tmp_path / "s.sock")
+    with socketserver.ThreadingUnixStreamServer(path, NotAnEngine) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        assert image_here(BUSYBOX) is None
+        server.shutdown()
