@@ -264,14 +264,13 @@ def _executor_opened_early(project: Project, options: RunOptions, run_id: str) -
 
 
 def _images_already_here_maybe(project: Project) -> Iterator[str]:
-    """Images of this project that are likely in the engine: ``ref:`` images first, then the
-    ones its stages last ran in (only for image names it still configures)."""
+    """Images of this project that are likely in the engine, each once: ``ref:`` images first,
+    then the ones its stages last ran in (only for image names it still configures)."""
     from opsctl.core.stagelock import read_lock
 
-    yield from (image.ref for image in project.config.images.values() if image.ref)
-    for recorded in read_lock(project.root).values():
-        if recorded.ref and recorded.image in project.config.images:
-            yield recorded.ref
+    refs = [image.ref for image in project.config.images.values() if image.ref]
+    refs += [r.ref for r in read_lock(project.root).values() if r.ref and r.image in project.config.images]
+    yield from dict.fromkeys(refs)
 
 
 def _executor_settings(project: Project, executor: str, options: RunOptions) -> dict:

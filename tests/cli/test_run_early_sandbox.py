@@ -148,6 +148,7 @@ def test_the_early_image_is_a_ref_or_one_a_configured_image_last_ran_as(tmp_path
     (root / "opsctl.lock").write_text(
         "schema: 1\nstages:\n"
         "  train: {executor: docker, image: built, ref: 'opsctl/p-built:abc', identity: 'inputs:1'}\n"
+        "  test: {executor: docker, image: built, ref: 'opsctl/p-built:abc', identity: 'inputs:1'}\n"
         "  old: {executor: docker, image: gone, ref: 'example/gone:1', identity: 'inputs:2'}\n"
         "  host: {executor: local}\n"
     )
