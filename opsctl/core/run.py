@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opsctl.adapters.dvc_run import RunSession
     from opsctl.core.checks import DatasetVerdict
     from opsctl.core.shared_stages import SharedStages
+    from opsctl.executors.registry import ExecutorSpec
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,10 @@ def run_pipeline(project: Project, options: RunOptions, events: RunEvents | None
 
     # One run at a time: the session holds DVC's repository lock (the one `dvc repro` holds)
     # until the run is over, and it is taken before anything is touched, -S params included.
-    with _open_session(project, options, events) as session, _executor_opened_early(project, options, run_id) as early:
+    with (
+        _open_session(project, options, events) as session,
+        _executor_opened_early(project, spec, options, run_id) as early,
+    ):
         if options.dry_run and overrides:
             return _dry_run_with_overrides(project, session, options, overrides, report, events)
         if options.check_out:
@@ -227,7 +231,7 @@ def _up_to_date_without_dvc(project: Project, options: RunOptions, executor: str
 
 
 @contextlib.contextmanager
-def _executor_opened_early(project: Project, options: RunOptions, run_id: str) -> Iterator[Any]:
+def _executor_opened_early(project: Project, spec: ExecutorSpec, options: RunOptions, run_id: str) -> Iterator[Any]:
     """The run's executor, opened before DVC is asked for the plan when it safely can be
     (docs/architecture.md, "Containers").
 
@@ -240,7 +244,6 @@ def _executor_opened_early(project: Project, options: RunOptions, run_id: str) -
     yields None and the executor opens after the images are built, as it always did.
 
     Closed on the way out, whatever happens; closing twice is harmless."""
-    spec = executor_spec(options.executor or project.config.executor)
     executor = None
     if spec.containers and not spec.remote and not options.dry_run:
         from opsctl.adapters.engine_api import image_here

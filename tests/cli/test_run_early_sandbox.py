@@ -17,6 +17,7 @@ import pytest
 import opsctl.core.run as core_run
 from opsctl.core.project import open_project
 from opsctl.executors.docker import OWNER_LABEL, STAGE_LABEL
+from opsctl.executors.registry import executor_spec
 from tests.cli.test_bad_input import project
 from tests.conftest import opsctl_inprocess
 from tests.e2e.test_run_docker import BUSYBOX, busybox_image  # noqa: F401  (a fixture)
@@ -125,7 +126,9 @@ def test_without_the_image_the_executor_opens_after_the_plan_as_before(tmp_path,
 def test_an_engine_that_does_not_answer_opens_nothing_early(tmp_path, monkeypatch, engine):
     root = docker_project(tmp_path / "p")
     monkeypatch.setenv("DOCKER_HOST", engine)
-    with core_run._executor_opened_early(open_project(root), core_run.RunOptions(), "0123456789ab") as early:
+    with core_run._executor_opened_early(
+        open_project(root), executor_spec("docker"), core_run.RunOptions(), "0123456789ab"
+    ) as early:
         assert early is None
 
 
@@ -134,7 +137,9 @@ def test_an_engine_that_does_not_answer_opens_nothing_early(tmp_path, monkeypatc
 @pytest.mark.parametrize("options", [core_run.RunOptions(dry_run=True), core_run.RunOptions(executor="local")])
 def test_a_dry_run_or_a_host_run_opens_nothing_early(tmp_path, docker_engine, options):
     root = docker_project(tmp_path / "p")
-    with core_run._executor_opened_early(open_project(root), options, "0123456789ab") as early:
+    with core_run._executor_opened_early(
+        open_project(root), executor_spec(options.executor or "docker"), options, "0123456789ab"
+    ) as early:
         assert early is None
         assert containers_of_this_process(docker_engine) == []
 
